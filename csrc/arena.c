@@ -1,0 +1,263 @@
+/*
+ * arena.c - physical memory, page descriptors, zones and watermarks.
+ *
+ * Physical memory is one anonymous MAP_NORESERVE mapping: pfn 0 is mem[0],
+ * and a page nobody wrote costs the host nothing.  The descriptor array is a
+ * second such mapping, 16 bytes a page, all zero until touched.  Boot writes
+ * nothing per page or per block: each zone's whole order-10 blocks stay
+ * *pristine*, counted as free on the order-10 Movable list but not linked
+ * into it.  Boot frees memory to the list tails in ascending pfn order, so the
+ * pristine blocks are, virtually, that list's tail; buddy.c materialises one
+ * when the list's real part is empty.  The only per-block array is the
+ * pageblock migratetype map (one byte per 2 MiB), filled with Movable at boot
+ * as memmap_init_zone does.
+ *
+ * Zones follow x86-64: DMA below 16 MiB, DMA32 below 4 GiB, Normal above;
+ * Movable and Device are always empty.  Every page is present and managed.
+ *
+ * Watermarks follow mm/page_alloc.c: min_free_kbytes = clamp(sqrt(lowmem_kB *
+ * 16), 128, 262144); each zone's min is its managed share of min_free_kbytes/4;
+ * low and high add max(min/4, managed * 10 / 10000) each; lowmem_reserve uses
+ * the ratios 256/256/32 with the 6.6/6.18 rule (an empty upper zone adds 0
+ * but does not zero the entry).
+ */
+#include <string.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#include "internal.h"
+
+static const uint32_t lowmem_reserve_ratio[PA_MAX_NR_ZONES] = {256, 256, 32, 0, 0};
+#define WATERMARK_SCALE_FACTOR 10
+
+int pa_abi_version(void)
+{
+    return PA_ABI_VERSION;
+}
+
+static uint64_t int_sqrt(uint64_t x)
+{
+    uint64_t r = 0, bit = 1ull << 62;
+
+    while (bit > x)
+        bit >>= 2;
+    while (bit) {
+        if (x >= r + bit) {
+            x -= r + bit;
+            r = (r >> 1) + bit;
+        } else {
+            r >>= 1;
+        }
+        bit >>= 2;
+    }
+    return r;
+}
+
+static uint64_t mult_frac(uint64_t x, uint64_t n, uint64_t d)
+{
+    return (x / d) * n + ((x % d) * n) / d;
+}
+
+static uint64_t lowmem_managed(const pa_machine *m)
+{
+    uint64_t sum = 0;
+
+    for (int z = 0; z < ZONE_MOVABLE; z++)
+        sum += m->zones[z].managed;
+    return sum;
+}
+
+void arena_setup_watermarks(pa_machine *m)
+{
+    uint64_t pages_min = m->min_free_kbytes >> (PA_PAGE_SHIFT - 10);
+    uint64_t lowmem = lowmem_managed(m);
+
+    for (int i = 0; i < PA_MAX_NR_ZONES; i++) {
+        struct pa_zone *z = &m->zones[i];
+        if (!z->managed) {
+            memset(z->wmark, 0, sizeof(z->wmark));
+            continue;
+        }
+        uint64_t wmin = pages_min * z->managed / lowmem;
+        uint64_t tmp = mult_frac(z->managed, WATERMARK_SCALE_FACTOR, 10000);
+        if (wmin >> 2 > tmp)
+            tmp = wmin >> 2;
+        z->wmark[0] = wmin;
+        z->wmark[1] = wmin + tmp;
+        z->wmark[2] = wmin + 2 * tmp;
+        z->wmark[3] = wmin + 3 * tmp;
+    }
+    for (int i = 0; i < PA_MAX_NR_ZONES; i++) {
+        struct pa_zone *z = &m->zones[i];
+        uint64_t above = 0;
+        for (int j = i + 1; j < PA_MAX_NR_ZONES; j++) {
+            above += m->zones[j].managed;
+            z->lowmem_reserve[j] = (lowmem_reserve_ratio[i] && z->managed)
+                                   ? above / lowmem_reserve_ratio[i] : 0;
+        }
+    }
+}
+
+static void *map_noreserve(size_t len)
+{
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void zone_init(struct pa_zone *z, uint64_t start, uint64_t end)
+{
+    memset(z, 0, sizeof(*z));
+    memset(z->head, 0xff, sizeof(z->head));
+    memset(z->tail, 0xff, sizeof(z->tail));
+    if (end <= start)
+        return;
+    uint64_t n = end - start;
+    uint64_t block = 1ull << PA_MAX_PAGE_ORDER;
+    z->start_pfn = start;
+    z->end_pfn = end;
+    z->managed = n;
+    z->pristine_next = start;
+    z->pristine_end = start + n / block * block;
+    uint64_t pristine = z->pristine_end - start;
+    z->pageblocks[MIGRATE_MOVABLE] = (n + PAGEBLOCK_NR_PAGES - 1) >> PA_PAGEBLOCK_ORDER;
+    z->nr_free[PA_MAX_PAGE_ORDER][MIGRATE_MOVABLE] = pristine >> PA_MAX_PAGE_ORDER;
+    z->nr_free_pages = pristine;
+    z->nr_free_mt_pages[MIGRATE_MOVABLE] = pristine;
+    z->nr_free_blocks_pages = pristine;
+}
+
+int pa_machine_new(int64_t nr_pages, int64_t cpus, int64_t min_free_kbytes, pa_machine **out)
+{
+    if (!out)
+        return PA_EINVAL;
+    *out = NULL;
+    if (nr_pages < PA_MIN_PAGES || nr_pages > PA_MAX_PAGES || cpus < 1 || cpus > 4096
+        || min_free_kbytes < -1 || min_free_kbytes > (int64_t)1 << 40)
+        return PA_EINVAL;
+
+    pa_machine *m = calloc(1, sizeof(*m));
+    if (!m)
+        return PA_ENOMEM;
+    uint64_t n = (uint64_t)nr_pages;
+    m->nr_pages = n;
+    m->cpus = (uint32_t)cpus;
+    m->nr_pageblocks = (n + PAGEBLOCK_NR_PAGES - 1) >> PA_PAGEBLOCK_ORDER;
+    m->mem = map_noreserve(n << PA_PAGE_SHIFT);
+    m->pages = map_noreserve(n * sizeof(struct pa_page));
+    m->pageblock_mt = malloc(m->nr_pageblocks);
+    if (!m->mem || !m->pages || !m->pageblock_mt) {
+        pa_machine_free(m);
+        return PA_ENOMEM;
+    }
+    memset(m->pageblock_mt, MIGRATE_MOVABLE, m->nr_pageblocks);
+
+    zone_init(&m->zones[ZONE_DMA], 0, n < DMA_END_PFN ? n : DMA_END_PFN);
+    zone_init(&m->zones[ZONE_DMA32], DMA_END_PFN, n < DMA32_END_PFN ? n : DMA32_END_PFN);
+    zone_init(&m->zones[ZONE_NORMAL], DMA32_END_PFN, n);
+    zone_init(&m->zones[ZONE_MOVABLE], 0, 0);
+    zone_init(&m->zones[ZONE_DEVICE], 0, 0);
+
+    if (min_free_kbytes < 0) {
+        /* the watermarks are still 0 at first boot: lowmem is all of it */
+        uint64_t kb = int_sqrt(lowmem_managed(m) * (PA_PAGE_SIZE / 1024) * 16);
+        min_free_kbytes = (int64_t)(kb < 128 ? 128 : kb > 262144 ? 262144 : kb);
+    }
+    m->min_free_kbytes = (uint64_t)min_free_kbytes;
+    arena_setup_watermarks(m);
+    buddy_free_boot_tail(m);
+    *out = m;
+    return PA_OK;
+}
+
+void pa_machine_free(pa_machine *m)
+{
+    if (!m)
+        return;
+    if (m->mem)
+        munmap(m->mem, m->nr_pages << PA_PAGE_SHIFT);
+    if (m->pages)
+        munmap(m->pages, m->nr_pages * sizeof(struct pa_page));
+    free(m->pageblock_mt);
+    free(m);
+}
+
+/* -- memory access through physical addresses ------------------------------ */
+
+static bool phys_range_ok(const pa_machine *m, int64_t phys, int64_t n)
+{
+    uint64_t size = m->nr_pages << PA_PAGE_SHIFT;
+    return phys >= 0 && n >= 0 && (uint64_t)phys <= size && (uint64_t)n <= size - (uint64_t)phys;
+}
+
+int pa_read(pa_machine *m, int64_t phys, int64_t n, unsigned char *out)
+{
+    if (!m || (!out && n))
+        return PA_EINVAL;
+    if (!phys_range_ok(m, phys, n))
+        return PA_EFAULT;
+    memcpy(out, m->mem + phys, (size_t)n);
+    return PA_OK;
+}
+
+int pa_write(pa_machine *m, int64_t phys, const unsigned char *data, int64_t n)
+{
+    if (!m || (!data && n))
+        return PA_EINVAL;
+    if (!phys_range_ok(m, phys, n))
+        return PA_EFAULT;
+    memcpy(m->mem + phys, data, (size_t)n);
+    return PA_OK;
+}
+
+int pa_memset(pa_machine *m, int64_t phys, int64_t byte, int64_t n)
+{
+    if (!m || byte < 0 || byte > 255)
+        return PA_EINVAL;
+    if (!phys_range_ok(m, phys, n))
+        return PA_EFAULT;
+    memset(m->mem + phys, (int)byte, (size_t)n);
+    return PA_OK;
+}
+
+/* -- counters ------------------------------------------------------------------ */
+
+int pa_zone_info(pa_machine *m, int64_t zid, struct pa_zone_info *out)
+{
+    if (!m || !out || zid < 0 || zid >= PA_MAX_NR_ZONES)
+        return PA_EINVAL;
+    const struct pa_zone *z = &m->zones[zid];
+    memset(out, 0, sizeof(*out));
+    out->start_pfn = z->start_pfn;
+    out->spanned = out->present = out->managed = z->managed;
+    memcpy(out->wmark, z->wmark, sizeof(out->wmark));
+    memcpy(out->lowmem_reserve, z->lowmem_reserve, sizeof(out->lowmem_reserve));
+    out->nr_free_pages = z->nr_free_pages;
+    out->nr_free_blocks_pages = z->nr_free_blocks_pages;
+    out->nr_reserved_highatomic = z->nr_reserved_highatomic;
+    memcpy(out->nr_free, z->nr_free, sizeof(out->nr_free));
+    memcpy(out->pageblocks, z->pageblocks, sizeof(out->pageblocks));
+    out->pgalloc = z->pgalloc;
+    out->numa_hit = z->numa_hit;
+    return PA_OK;
+}
+
+int pa_vm_info(pa_machine *m, struct pa_vm_info *out)
+{
+    if (!m || !out)
+        return PA_EINVAL;
+    out->nr_pages = m->nr_pages;
+    out->min_free_kbytes = m->min_free_kbytes;
+    out->pgfree = m->pgfree;
+    out->ticks = m->ticks;
+    out->slowpath_entries = m->slowpath_entries;
+    return PA_OK;
+}
+
+int pa_check(pa_machine *m, char *msg, int64_t msglen)
+{
+    if (!m || !msg || msglen < 1)
+        return PA_EINVAL;
+    msg[0] = 0;
+    return buddy_check(m, msg, (size_t)msglen);
+}

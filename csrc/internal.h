@@ -1,0 +1,119 @@
+/*
+ * internal.h - types and cross-file functions of the pyalloc core.
+ *
+ * Glossary (see also pyalloc.h): NIL = no pfn (end of a list); pristine =
+ * whole order-10 blocks never touched since boot, free but not linked (see
+ * arena.c); kind = which free function may release a live allocation.
+ */
+#ifndef PYALLOC_INTERNAL_H
+#define PYALLOC_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+
+#include "pyalloc.h"
+
+#define PA_NIL UINT32_MAX
+#define PAGEBLOCK_NR_PAGES (1u << PA_PAGEBLOCK_ORDER)
+#define PAGE_ALLOC_COSTLY_ORDER 3
+
+#define pa_likely(x) __builtin_expect(!!(x), 1)
+#define pa_unlikely(x) __builtin_expect(!!(x), 0)
+
+enum { MIGRATE_UNMOVABLE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE };
+#define MIGRATE_PCPTYPES 3
+enum { ZONE_DMA, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, ZONE_DEVICE };
+#define DMA_END_PFN (1u << 12)
+#define DMA32_END_PFN (1u << 20)
+
+/* alloc_flags, as mm/internal.h numbers them */
+#define ALLOC_WMARK_MIN 0x00
+#define ALLOC_WMARK_LOW 0x01
+#define ALLOC_NO_WATERMARKS 0x04
+#define ALLOC_WMARK_MASK (ALLOC_NO_WATERMARKS - 1)
+#define ALLOC_OOM 0x08
+#define ALLOC_NON_BLOCK 0x10
+#define ALLOC_MIN_RESERVE 0x20
+#define ALLOC_CPUSET 0x40
+#define ALLOC_HIGHATOMIC 0x200
+#define ALLOC_KSWAPD 0x800
+#define ALLOC_RESERVES (ALLOC_NON_BLOCK | ALLOC_MIN_RESERVE | ALLOC_HIGHATOMIC | ALLOC_OOM)
+
+/* the gfp bits the core reads (include/linux/gfp_types.h) */
+#define GFP_HIGH_BIT 0x20u
+#define GFP_ZERO_BIT 0x100u
+#define GFP_DIRECT_RECLAIM_BIT 0x400u
+#define GFP_KSWAPD_RECLAIM_BIT 0x800u
+#define GFP_RETRY_MAYFAIL_BIT 0x4000u
+#define GFP_NOFAIL_BIT 0x8000u
+#define GFP_MEMALLOC_BIT 0x20000u
+#define GFP_COMP_BIT 0x40000u
+#define GFP_NOMEMALLOC_BIT 0x80000u
+#define GFP_THISNODE_BIT 0x200000u
+#define GFP_BITS_MASK 0x1ffffffu
+
+/* One page descriptor: 16 bytes; all zero means "never touched". */
+struct pa_page {
+    uint32_t next;      /* free-list links, as pfns (PA_NIL ends a list) */
+    uint32_t prev;
+    uint8_t flags;      /* PA_PG_* */
+    uint8_t order;      /* order of the free block or live allocation it heads */
+    uint8_t kind;       /* PA_KIND_* of a live allocation */
+    uint8_t unused;
+    uint32_t priv;      /* owner-specific word (slab, vmalloc) */
+};
+
+struct pa_zone {
+    uint64_t start_pfn, end_pfn;        /* [start, end); both 0 when empty */
+    uint64_t managed;
+    uint64_t pristine_next, pristine_end;   /* untouched whole order-10 blocks */
+    uint32_t head[PA_NR_PAGE_ORDERS][PA_MIGRATE_TYPES];   /* free_area[o].free_list[mt] */
+    uint32_t tail[PA_NR_PAGE_ORDERS][PA_MIGRATE_TYPES];
+    uint64_t nr_free[PA_NR_PAGE_ORDERS][PA_MIGRATE_TYPES]; /* blocks, pristine included */
+    uint64_t nr_free_mt_pages[PA_MIGRATE_TYPES];
+    uint64_t nr_free_pages;
+    uint64_t nr_free_blocks_pages;      /* pages in free blocks >= pageblock order */
+    uint64_t nr_reserved_highatomic;
+    uint64_t wmark[4];                  /* min, low, high, promo */
+    uint64_t lowmem_reserve[PA_MAX_NR_ZONES];
+    uint64_t pageblocks[PA_MIGRATE_TYPES];
+    uint64_t pgalloc, numa_hit;
+};
+
+struct pa_machine {
+    uint64_t nr_pages;
+    uint32_t cpus;
+    uint64_t min_free_kbytes;
+    unsigned char *mem;                 /* the simulated bytes, phys 0 at mem[0] */
+    struct pa_page *pages;              /* one descriptor per pfn, lazily touched */
+    uint8_t *pageblock_mt;              /* migratetype per pageblock */
+    uint64_t nr_pageblocks;
+    struct pa_zone zones[PA_MAX_NR_ZONES];
+    uint64_t pgfree;
+    uint64_t ticks;
+    uint64_t slowpath_entries;
+};
+
+static inline struct pa_zone *pa_zone_of(pa_machine *m, uint64_t pfn)
+{
+    if (pfn < DMA_END_PFN)
+        return &m->zones[ZONE_DMA];
+    if (pfn < DMA32_END_PFN)
+        return &m->zones[ZONE_DMA32];
+    return &m->zones[ZONE_NORMAL];
+}
+
+static inline unsigned get_pageblock_mt(const pa_machine *m, uint64_t pfn)
+{
+    return m->pageblock_mt[pfn >> PA_PAGEBLOCK_ORDER];
+}
+
+/* "arena.c" */
+void arena_setup_watermarks(pa_machine *m);
+
+/* "buddy.c" */
+void buddy_free_boot_tail(pa_machine *m);
+int buddy_check(pa_machine *m, char *msg, size_t msglen);
+
+#endif

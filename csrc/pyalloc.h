@@ -1,0 +1,124 @@
+/*
+ * pyalloc.h - the whole C API of the pyalloc core, as cffi sees it.
+ *
+ * The region between the PA_CDEF markers is fed to cffi's cdef() verbatim,
+ * so it holds only plain declarations: no #if, no macros with expressions.
+ * Constants are enums so the compiler, not cffi, supplies every number.
+ *
+ * Conventions: every function takes the machine first and answers with a
+ * status (PA_OK or a negative code) or, for allocators, a non-negative result
+ * or a negative status.  Every argument is validated here: the caller is
+ * never trusted, and nothing here prints, aborts or calls back.
+ *
+ * Glossary: pfn = page frame number (physical address >> 12); order = log2 of
+ * a block's size in pages; mt = migratetype; zid = zone index;
+ * wmark = watermark; gfp = the kernel's allocation flags (a 32-bit mask).
+ */
+#ifndef PYALLOC_H
+#define PYALLOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* PA_CDEF_BEGIN */
+typedef struct pa_machine pa_machine;
+
+enum {
+    PA_ABI_VERSION = 1
+};
+
+/* status codes: errno values where Linux has one */
+enum pa_status {
+    PA_OK = 0,
+    PA_E2BIG = -7,          /* larger than the allocator can ever serve */
+    PA_ENOMEM = -12,        /* cannot be met now */
+    PA_EFAULT = -14,        /* access outside mapped memory */
+    PA_EBUSY = -16,         /* still in use */
+    PA_EINVAL = -22,        /* bad argument */
+    PA_EDOUBLEFREE = -1001, /* freeing something that is free right now */
+    PA_EINVALFREE = -1002,  /* freeing something that is not a live allocation's start */
+    PA_ECORRUPT = -1003     /* debug checks found damage */
+};
+
+enum {
+    PA_PAGE_SHIFT = 12,
+    PA_PAGE_SIZE = 4096,
+    PA_MAX_PAGE_ORDER = 10,
+    PA_NR_PAGE_ORDERS = 11,
+    PA_PAGEBLOCK_ORDER = 9,
+    PA_MIGRATE_TYPES = 5,
+    PA_MAX_NR_ZONES = 5,
+    PA_MIN_PAGES = 256,
+    PA_MAX_PAGES = 1073741824
+};
+
+/* page_state() answers */
+enum {
+    PA_PAGE_STATE_ALLOCATED = 1,
+    PA_PAGE_STATE_INTERIOR = 2,
+    PA_PAGE_STATE_FREE = 3,
+    PA_PAGE_STATE_OUT_OF_RANGE = 4
+};
+
+/* page descriptor flags */
+enum {
+    PA_PG_BUDDY = 0x01,
+    PA_PG_ALLOC = 0x02,
+    PA_PG_HEAD = 0x04,
+    PA_PG_FREED = 0x08,
+    PA_PG_MOVABLE = 0x10
+};
+
+enum {
+    PA_KIND_PAGES = 1
+};
+
+struct pa_page_state {
+    int32_t state;      /* PA_PAGE_STATE_* */
+    int64_t head;       /* first pfn of the block that holds the page */
+    int32_t order;      /* that block's order */
+    int32_t kind;       /* PA_KIND_* of a live allocation */
+    int32_t flags;      /* PA_PG_* of the page itself (FREE) or of the head */
+};
+
+/* one zone's counters, copied out for /proc */
+struct pa_zone_info {
+    uint64_t start_pfn, spanned, present, managed;
+    uint64_t wmark[4];                  /* min, low, high, promo */
+    uint64_t lowmem_reserve[5];
+    uint64_t nr_free_pages;
+    uint64_t nr_free_blocks_pages;      /* free pages in blocks >= pageblock order */
+    uint64_t nr_reserved_highatomic;
+    uint64_t nr_free[11][5];            /* free blocks per order and migratetype */
+    uint64_t pageblocks[5];             /* pageblocks per migratetype */
+    uint64_t pgalloc;                   /* pages handed out from this zone */
+    uint64_t numa_hit;                  /* allocations served by this zone */
+};
+
+/* machine-wide counters */
+struct pa_vm_info {
+    uint64_t nr_pages;
+    uint64_t min_free_kbytes;
+    uint64_t pgfree;                    /* pages freed */
+    uint64_t ticks;                     /* operations done: the simulated clock */
+    uint64_t slowpath_entries;          /* allocations that missed the fast path */
+};
+
+int pa_abi_version(void);
+int pa_machine_new(int64_t nr_pages, int64_t cpus, int64_t min_free_kbytes, pa_machine **out);
+void pa_machine_free(pa_machine *m);
+
+int64_t pa_alloc_pages(pa_machine *m, int64_t gfp, int64_t order);
+int pa_free_pages(pa_machine *m, int64_t pfn, int64_t order);
+int pa_page_state(pa_machine *m, int64_t pfn, struct pa_page_state *out);
+
+int pa_read(pa_machine *m, int64_t phys, int64_t n, unsigned char *out);
+int pa_write(pa_machine *m, int64_t phys, const unsigned char *data, int64_t n);
+int pa_memset(pa_machine *m, int64_t phys, int64_t byte, int64_t n);
+
+int pa_zone_info(pa_machine *m, int64_t zid, struct pa_zone_info *out);
+int pa_vm_info(pa_machine *m, struct pa_vm_info *out);
+int pa_check(pa_machine *m, char *msg, int64_t msglen);
+/* PA_CDEF_END */
+
+#endif

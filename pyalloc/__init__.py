@@ -1,0 +1,30 @@
+"""pyalloc: the Linux 6.18 kernel's memory allocators, simulated in user space.
+
+    >>> import pyalloc
+    >>> m = pyalloc.Machine(mem="1G", backend="model")
+    >>> pfn = m.alloc_pages("GFP_KERNEL", order=0)
+
+Two interchangeable backends: ``backend="c"`` (the compiled core, default) and
+``backend="model"`` (the pure-Python reference).  ``PYALLOC_BACKEND`` sets the
+default for a whole run.
+"""
+
+from .errors import (
+    PyallocError, KernelBug, OutOfMemory, GFPError, InvalidArgument, PageFault,
+    MachineClosed, DoubleFree, InvalidFree, SlabCorruption, CacheInUse, InvariantBroken,
+)
+from .gfp import GFP
+from .machine import (
+    Machine, PAGE_SIZE, PAGE_SHIFT, PAGE_OFFSET, VMALLOC_START, VMALLOC_END, ZERO_SIZE_PTR,
+    MAX_PAGE_ORDER,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Machine", "GFP",
+    "PyallocError", "KernelBug", "OutOfMemory", "GFPError", "InvalidArgument", "PageFault",
+    "MachineClosed", "DoubleFree", "InvalidFree", "SlabCorruption", "CacheInUse", "InvariantBroken",
+    "PAGE_SIZE", "PAGE_SHIFT", "PAGE_OFFSET", "VMALLOC_START", "VMALLOC_END", "ZERO_SIZE_PTR",
+    "MAX_PAGE_ORDER",
+]

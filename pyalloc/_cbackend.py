@@ -1,0 +1,115 @@
+"""The C core behind the common backend interface: the only module that touches ffi/lib.
+
+Each public attribute of :class:`CCore` is either a bound cffi function (the
+hot paths: one C call, no Python frame in between) or a small method for the
+cold paths.  :class:`pyalloc.model.ModelCore` has the same attributes with the
+same meaning, so the shared layer cannot tell them apart.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from . import errors
+
+try:
+    from ._core import ffi, lib
+except ImportError as exc:  # pragma: no cover - exercised only without a build
+    raise ImportError(
+        "pyalloc's C core is not built: install the package (python -m pip install -e '.[test]') "
+        "or build in place with `python pyalloc/_build.py`; or use Machine(backend='model')"
+    ) from exc
+
+if lib.pa_abi_version() != lib.PA_ABI_VERSION:  # pragma: no cover
+    raise ImportError("pyalloc._core is stale: rebuild it")
+
+INT64_MAX = (1 << 63) - 1
+
+
+def clamp64(x):
+    """An int that cffi accepts and the core judges exactly as it would judge *x*.
+
+    Every range check in the core is against bounds far inside int64, so a
+    value past them is as out of range clamped as it was unclamped.
+    """
+    if not isinstance(x, int):
+        return x            # let cffi raise its TypeError
+    return -1 if x < 0 else min(x, INT64_MAX)
+
+
+class CCore:
+    name = "c"
+
+    def __init__(self, nr_pages: int, cpus: int, min_free_kbytes: int) -> None:
+        out = ffi.new("pa_machine **")
+        rc = lib.pa_machine_new(nr_pages, cpus, min_free_kbytes, out)
+        if rc:
+            if rc == errors.ENOMEM:
+                raise MemoryError(f"cannot map {nr_pages} pages of simulated memory")
+            errors.raise_for(rc, f"bad machine parameters: pages={nr_pages} cpus={cpus}")
+        self._m = ffi.gc(out[0], lib.pa_machine_free)
+        m = self._m
+        # hot paths: bound C functions
+        self.alloc_pages = partial(lib.pa_alloc_pages, m)
+        self.free_pages = partial(lib.pa_free_pages, m)
+        self._state = ffi.new("struct pa_page_state *")
+        self._zone = ffi.new("struct pa_zone_info *")
+        self._vm = ffi.new("struct pa_vm_info *")
+
+    # -- cold paths -----------------------------------------------------------
+
+    def alloc_pages_wide(self, gfp: int, order: int) -> int:
+        return lib.pa_alloc_pages(self._m, clamp64(gfp), clamp64(order))
+
+    def free_pages_wide(self, pfn: int, order: int) -> int:
+        return lib.pa_free_pages(self._m, clamp64(pfn), clamp64(order))
+
+    def page_state(self, pfn: int):
+        st = self._state
+        lib.pa_page_state(self._m, clamp64(pfn), st)
+        return st.state, st.head, st.order, st.kind, st.flags
+
+    def read(self, phys: int, n: int):
+        if not isinstance(n, int) or n < 0:
+            return errors.EINVAL
+        if n > 1 << 40:
+            return errors.EFAULT
+        buf = bytearray(n)
+        rc = lib.pa_read(self._m, clamp64(phys), n, ffi.from_buffer(buf))
+        return rc if rc else bytes(buf)
+
+    def write(self, phys: int, data) -> int:
+        return lib.pa_write(self._m, clamp64(phys), ffi.from_buffer(data), len(data))
+
+    def memset(self, phys: int, byte: int, n: int) -> int:
+        return lib.pa_memset(self._m, clamp64(phys), clamp64(byte), clamp64(n))
+
+    def zone_info(self, zid: int) -> dict:
+        z = self._zone
+        lib.pa_zone_info(self._m, zid, z)
+        return {
+            "start_pfn": z.start_pfn, "spanned": z.spanned, "present": z.present,
+            "managed": z.managed, "wmark": tuple(z.wmark),
+            "lowmem_reserve": list(z.lowmem_reserve),
+            "nr_free_pages": z.nr_free_pages, "nr_free_pages_blocks": z.nr_free_blocks_pages,
+            "nr_reserved_highatomic": z.nr_reserved_highatomic,
+            "free_area": [list(row) for row in z.nr_free],
+            "pageblocks": list(z.pageblocks), "pgalloc": z.pgalloc, "numa_hit": z.numa_hit,
+        }
+
+    def vm_info(self) -> dict:
+        v = self._vm
+        lib.pa_vm_info(self._m, v)
+        return {"nr_pages": v.nr_pages, "min_free_kbytes": v.min_free_kbytes, "pgfree": v.pgfree,
+                "ticks": v.ticks, "slowpath_entries": v.slowpath_entries}
+
+    def check(self):
+        msg = ffi.new("char[]", 512)
+        rc = lib.pa_check(self._m, msg, 512)
+        return ffi.string(msg).decode() if rc else None
+
+    def close(self) -> None:
+        m, self._m = self._m, None
+        self.alloc_pages = self.free_pages = None
+        if m is not None:
+            ffi.release(m)      # runs pa_machine_free now, not at garbage collection

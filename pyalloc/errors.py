@@ -1,0 +1,98 @@
+"""Exceptions, and the one table that turns a core status code into one.
+
+Both backends answer with the same integer status codes (defined once, in
+``csrc/pyalloc.h``; the model keeps a copy in ``pyalloc/model/status.py`` that a
+test compares with the compiled enum).  The shared layer calls :func:`raise_for`
+with the code and a message it built from the call's own arguments, so the
+exception type *and* text are identical on both backends.
+"""
+
+from __future__ import annotations
+
+# Status codes.  errno-valued where Linux has an errno for the situation.
+OK = 0
+E2BIG = -7          # request larger than the allocator can ever serve: NULL + WARN
+ENOMEM = -12        # request cannot be met now: NULL (+ warn_alloc)
+EFAULT = -14        # access to an address that is not mapped
+EBUSY = -16         # object still in use (cache with live objects)
+EINVAL = -22        # bad argument
+EDOUBLEFREE = -1001  # free of something that is free right now
+EINVALFREE = -1002   # free of something that is not the start of a live allocation
+ECORRUPT = -1003     # slub_debug found a damaged red zone, poison or free pointer
+
+STATUS_NAMES = {
+    OK: "PA_OK", E2BIG: "PA_E2BIG", ENOMEM: "PA_ENOMEM", EFAULT: "PA_EFAULT",
+    EBUSY: "PA_EBUSY", EINVAL: "PA_EINVAL", EDOUBLEFREE: "PA_EDOUBLEFREE",
+    EINVALFREE: "PA_EINVALFREE", ECORRUPT: "PA_ECORRUPT",
+}
+
+
+class PyallocError(Exception):
+    """Base of every pyalloc error; never raised directly."""
+
+
+class KernelBug(PyallocError):
+    """The simulated kernel code did something a real kernel reports as a bug.
+
+    Raising one also writes the kernel-style report to ``Machine.dmesg()``.
+    """
+
+
+class OutOfMemory(PyallocError, MemoryError):
+    """A __GFP_NOFAIL request that nothing can satisfy (the kernel would loop forever)."""
+
+
+class GFPError(PyallocError, ValueError):
+    """A GFP mask the kernel cannot interpret."""
+
+
+class InvalidArgument(PyallocError, ValueError):
+    """A bad size, order, alignment, pfn range, cache or name."""
+
+
+class PageFault(PyallocError):
+    """Access to an address that is not mapped (or to ZERO_SIZE_PTR, or a guard page)."""
+
+
+class InvariantBroken(PyallocError, AssertionError):
+    """Machine.check() found a broken invariant: a bug in pyalloc itself."""
+
+
+class MachineClosed(PyallocError, RuntimeError):
+    """Any call on a machine after close()."""
+
+
+class DoubleFree(KernelBug):
+    """Free of an allocation that is free right now."""
+
+
+class InvalidFree(KernelBug):
+    """Free of an address that is not the start of a live allocation."""
+
+
+class SlabCorruption(KernelBug):
+    """slub_debug found an overwritten red zone, poison or free pointer."""
+
+
+class CacheInUse(KernelBug):
+    """kmem_cache_destroy of a cache that still has objects."""
+
+
+# status code -> exception class.  ENOMEM and E2BIG are not errors: the caller
+# turns them into None (NULL), as the kernel does.
+EXCEPTIONS = {
+    EFAULT: PageFault,
+    EBUSY: CacheInUse,
+    EINVAL: InvalidArgument,
+    EDOUBLEFREE: DoubleFree,
+    EINVALFREE: InvalidFree,
+    ECORRUPT: SlabCorruption,
+}
+
+
+def raise_for(status: int, message: str) -> None:
+    """Raise the exception that *status* stands for, with *message*."""
+    cls = EXCEPTIONS.get(status)
+    if cls is None:
+        raise PyallocError(f"unexpected status {status} ({STATUS_NAMES.get(status, '?')}): {message}")
+    raise cls(message)

@@ -1,0 +1,455 @@
+"""pyalloc.Machine: one simulated machine, the public API over either backend.
+
+The per-call path is kept short: a cached GFP lookup, one call into the core
+(a bound cffi function for the C core), a sign test.  Everything that only
+happens on failure -- error messages, kernel reports, warnings -- lives in the
+``_slow`` helpers below, shared by both backends, so the two cannot differ in
+what they say.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from . import errors, gfp as gfpmod, procfs
+from .errors import (
+    InvalidArgument, MachineClosed, OutOfMemory, PageFault, DoubleFree, InvalidFree,
+)
+from .printk import KernelLog, warn_alloc_text, warn_text
+from . import reports
+
+PAGE_SHIFT = 12
+PAGE_SIZE = 1 << PAGE_SHIFT
+PAGE_OFFSET = 0xffff888000000000
+DIRECT_MAP_SIZE = 64 << 40                  # 64 TiB of direct map on 4-level paging
+VMALLOC_START = 0xffffc90000000000
+VMALLOC_SIZE = 32 << 40
+VMALLOC_END = VMALLOC_START + VMALLOC_SIZE
+ZERO_SIZE_PTR = 0x10
+MAX_PAGE_ORDER = 10
+
+# page_state() answers (pyalloc.h PA_PAGE_STATE_*)
+_ALLOCATED, _INTERIOR, _FREE, _OUT_OF_RANGE = 1, 2, 3, 4
+_PG_BUDDY, _PG_HEAD = 0x01, 0x04
+
+_NOWARN = gfpmod.GFP_NOWARN
+_NOFAIL = gfpmod.GFP_NOFAIL
+_DIRECT_RECLAIM = gfpmod.GFP_DIRECT_RECLAIM
+_parse_gfp = gfpmod.parse
+
+COMM = "pyalloc"        # the simulated current task
+PID = 1
+NS_PER_TICK = 1000      # the simulated clock: one microsecond per core operation
+
+_SIZE_RE = re.compile(r"\s*(\d+)\s*([kmgt]?)(?:i?b)?\s*\Z", re.IGNORECASE)
+_SIZE_SHIFT = {"": 0, "k": 10, "m": 20, "g": 30, "t": 40}
+
+
+def parse_size(value, what: str = "mem") -> int:
+    """Bytes from an int or a string such as "512M", "4G", "1GiB"."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise InvalidArgument(f"{what}: expected bytes as an int or a string like '1G', got {value!r}")
+    if isinstance(value, int):
+        return value
+    m = _SIZE_RE.match(value)
+    if not m:
+        raise InvalidArgument(f"{what}: cannot read size {value!r} (use e.g. '512M', '4G')")
+    return int(m.group(1)) << _SIZE_SHIFT[m.group(2).lower()]
+
+
+def _load_core(backend: str):
+    if backend == "c":
+        from ._cbackend import CCore
+        return CCore
+    if backend == "model":
+        from .model import ModelCore
+        return ModelCore
+    raise InvalidArgument(f"backend must be 'c' or 'model', not {backend!r}")
+
+
+def _closed(*args, **kwargs):
+    raise MachineClosed("this Machine has been closed")
+
+
+class _ClosedCore:
+    def __getattr__(self, name):
+        raise MachineClosed("this Machine has been closed")
+
+
+class Machine:
+    """A simulated x86-64 machine running Linux 6.18's allocators.
+
+    >>> import pyalloc
+    >>> with pyalloc.Machine(mem="64M", backend="model") as m:
+    ...     pfn = m.alloc_pages("GFP_KERNEL", order=2)
+    ...     m.free_pages(pfn, order=2)
+    """
+
+    def __init__(self, mem="1G", cpus: int = 2, backend: str | None = None,
+                 min_free_kbytes: int | None = None, slub_debug: str = "", swap=0,
+                 slab_merge: bool = False) -> None:
+        self._closed = True
+        if backend is None:
+            backend = os.environ.get("PYALLOC_BACKEND", "c")
+        size = parse_size(mem, "mem")
+        if size <= 0 or size % PAGE_SIZE:
+            raise InvalidArgument(f"mem must be a positive multiple of {PAGE_SIZE} bytes, not {size}")
+        nr_pages = size >> PAGE_SHIFT
+        if not 256 <= nr_pages <= 1 << 30:
+            raise InvalidArgument(f"mem must be between 1M and 4T, not {mem!r}")
+        if isinstance(cpus, bool) or not isinstance(cpus, int) or not 1 <= cpus <= 4096:
+            raise InvalidArgument(f"cpus must be an int from 1 to 4096, not {cpus!r}")
+        if min_free_kbytes is None:
+            min_free_kbytes = -1
+        elif isinstance(min_free_kbytes, bool) or not isinstance(min_free_kbytes, int) \
+                or not 0 <= min_free_kbytes <= 1 << 40:
+            raise InvalidArgument(f"min_free_kbytes must be a non-negative int, not {min_free_kbytes!r}")
+        swap_bytes = parse_size(swap, "swap")
+        if swap_bytes < 0:
+            raise InvalidArgument(f"swap must not be negative, not {swap!r}")
+        if not isinstance(slub_debug, str):
+            raise InvalidArgument(f"slub_debug must be a string, not {slub_debug!r}")
+
+        self.backend = backend
+        self.mem = size
+        self.nr_pages = nr_pages
+        self.cpus = cpus
+        self.swap = swap_bytes
+        self.slub_debug = slub_debug
+        self.slab_merge = bool(slab_merge)
+        self._core = _load_core(backend)(nr_pages, cpus, min_free_kbytes)
+        self._alloc_pages = self._core.alloc_pages
+        self._free_pages = self._core.free_pages
+        self._log = KernelLog()
+        self._warned_once: set[str] = set()
+        self._closed = False
+        self._boot_messages()
+
+    # -- life cycle ------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the arena.  Every later call raises MachineClosed."""
+        if self._closed:
+            return
+        self._closed = True
+        core, self._core = self._core, _ClosedCore()
+        self._alloc_pages = self._free_pages = _closed
+        core.close()
+
+    def __enter__(self) -> "Machine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"{self.mem >> 20} MiB, {self.cpus} CPUs"
+        return f"<pyalloc.Machine backend={self.backend!r} {state}>"
+
+    def _live(self) -> None:
+        if self._closed:
+            raise MachineClosed("this Machine has been closed")
+
+    # -- pages -----------------------------------------------------------------
+
+    def alloc_pages(self, gfp, order: int = 0):
+        """alloc_pages(): the pfn of a new 2**order block, or None."""
+        flags = _parse_gfp(gfp)
+        if flags & _NOFAIL:
+            return self._alloc_pages_nofail(flags, order)
+        try:
+            r = self._alloc_pages(flags, order)
+        except OverflowError:
+            r = self._core.alloc_pages_wide(flags, order)
+        if r >= 0:
+            return r
+        return self._alloc_failed_slow(r, flags, order)
+
+    def free_pages(self, pfn: int, order: int = 0) -> None:
+        """__free_pages(): give a block from alloc_pages back."""
+        try:
+            r = self._free_pages(pfn, order)
+        except OverflowError:
+            r = self._core.free_pages_wide(pfn, order)
+        if r:
+            self._free_failed_slow(r, pfn, order, "__free_pages")
+
+    def get_free_pages(self, gfp, order: int = 0):
+        """__get_free_pages(): the direct-map address of a new block, or None."""
+        pfn = self.alloc_pages(_parse_gfp(gfp) & ~gfpmod.GFP_HIGHMEM, order)
+        return None if pfn is None else PAGE_OFFSET + (pfn << PAGE_SHIFT)
+
+    def get_zeroed_page(self, gfp):
+        """get_zeroed_page(): one zeroed page's address, or None."""
+        return self.get_free_pages(_parse_gfp(gfp) | gfpmod.GFP_ZERO, 0)
+
+    def free_pages_addr(self, addr, order: int = 0) -> None:
+        """free_pages(): free by address; 0 or None does nothing, as in the kernel."""
+        self._live()
+        if addr is None or addr == 0:
+            return
+        phys = self._direct_map_phys(addr, "free_pages")
+        if phys & (PAGE_SIZE - 1):
+            self._report_bad_free(phys >> PAGE_SHIFT, order, "free_pages",
+                                  f"free_pages({addr:#x}): address is not page aligned", None)
+        self.free_pages(phys >> PAGE_SHIFT, order)
+
+    # -- address arithmetic ----------------------------------------------------
+
+    def page_address(self, pfn: int) -> int:
+        self._live()
+        if isinstance(pfn, bool) or not isinstance(pfn, int) or not 0 <= pfn < DIRECT_MAP_SIZE >> PAGE_SHIFT:
+            raise InvalidArgument(f"page_address: pfn {pfn!r} is outside the direct map")
+        return PAGE_OFFSET + (pfn << PAGE_SHIFT)
+
+    def virt_to_phys(self, addr: int) -> int:
+        self._live()
+        return self._direct_map_phys(addr, "virt_to_phys")
+
+    def virt_to_page(self, addr: int) -> int:
+        self._live()
+        return self._direct_map_phys(addr, "virt_to_page") >> PAGE_SHIFT
+
+    def phys_to_virt(self, phys: int) -> int:
+        self._live()
+        if isinstance(phys, bool) or not isinstance(phys, int) or not 0 <= phys < DIRECT_MAP_SIZE:
+            raise InvalidArgument(f"phys_to_virt: {phys!r} is not a physical address the direct map covers")
+        return PAGE_OFFSET + phys
+
+    def _direct_map_phys(self, addr, what: str) -> int:
+        if isinstance(addr, bool) or not isinstance(addr, int):
+            raise TypeError(f"{what}: an address must be an int, not {type(addr).__name__}")
+        phys = addr - PAGE_OFFSET
+        if not 0 <= phys < DIRECT_MAP_SIZE:
+            raise InvalidArgument(f"{what}: {addr:#x} is not a direct-map address")
+        return phys
+
+    # -- memory access ---------------------------------------------------------
+
+    def read(self, addr, n: int) -> bytes:
+        """Read n bytes at a kernel virtual address."""
+        phys = self._phys_for_access(addr, n, False)
+        r = self._core.read(phys, n)
+        if type(r) is int:
+            self._access_failed_slow(r, addr, n, False)
+        return r
+
+    def write(self, addr, data) -> None:
+        """Write bytes at a kernel virtual address."""
+        try:
+            n = memoryview(data).nbytes
+        except TypeError:
+            raise TypeError(f"write: data must be bytes-like, not {type(data).__name__}") from None
+        phys = self._phys_for_access(addr, n, True)
+        r = self._core.write(phys, data)
+        if r:
+            self._access_failed_slow(r, addr, n, True)
+
+    def memset(self, addr, byte: int, n: int) -> None:
+        """Fill n bytes at a kernel virtual address with one byte value."""
+        if isinstance(byte, bool) or not isinstance(byte, int) or not 0 <= byte <= 255:
+            raise InvalidArgument(f"memset: byte must be an int from 0 to 255, not {byte!r}")
+        phys = self._phys_for_access(addr, n, True)
+        r = self._core.memset(phys, byte, n)
+        if r:
+            self._access_failed_slow(r, addr, n, True)
+
+    def _phys_for_access(self, addr, n, write: bool) -> int:
+        self._live()
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise TypeError(f"size must be an int, not {type(n).__name__}")
+        if n < 0:
+            raise InvalidArgument(f"size {n} is negative")
+        if addr is None:
+            addr = 0
+        if isinstance(addr, bool) or not isinstance(addr, int):
+            raise TypeError(f"an address must be an int, not {type(addr).__name__}")
+        phys = addr - PAGE_OFFSET
+        if 0 <= phys < DIRECT_MAP_SIZE:
+            end = phys + n
+            limit = self.nr_pages << PAGE_SHIFT
+            if end > limit or phys >= limit:
+                self._fault(max(addr, PAGE_OFFSET + limit) if phys < limit else addr, write,
+                            f"{n} bytes at {addr:#x} run past the end of memory")
+            return phys
+        if addr <= ZERO_SIZE_PTR:
+            self._fault(addr, write, "NULL or ZERO_SIZE_PTR dereference")
+        self._fault(addr, write, f"{addr:#x} is not mapped")
+
+    def _access_failed_slow(self, r: int, addr, n, write: bool):
+        if r == errors.EFAULT:
+            self._fault(addr, write, f"{n} bytes at {addr:#x} are not mapped")
+        errors.raise_for(r, f"{'write' if write else 'read'} of {n} bytes at {addr:#x}")
+
+    def _fault(self, addr: int, write: bool, why: str):
+        addr &= (1 << 64) - 1
+        self._log.emit(self._clock_ns(), reports.page_fault_text(COMM, PID, 0, addr, write, why))
+        raise PageFault(f"page fault at {addr:#x} ({'write' if write else 'read'}): {why}")
+
+    # -- views -----------------------------------------------------------------
+
+    def snapshot(self) -> dict:
+        """Every counter the /proc views print, as one dict (identical on both backends)."""
+        core = self._core
+        vm = core.vm_info()
+        zones = []
+        for zid, name in enumerate(gfpmod.ZONE_NAMES):
+            z = core.zone_info(zid)
+            z["name"] = name
+            z["boost"] = 0
+            zones.append(z)
+        return {
+            "nr_cpus": self.cpus,
+            "total_pages": vm["nr_pages"],
+            "min_free_kbytes": vm["min_free_kbytes"],
+            "zones": zones,
+            "vm": {
+                "pgfree": vm["pgfree"],
+                "nr_slab_reclaimable": 0, "nr_slab_unreclaimable": 0,
+                "nr_page_table_pages": 0, "nr_kernel_stack_kb": 0,
+                "vmalloc_pages": 0,
+                "swap_total_pages": self.swap >> PAGE_SHIFT,
+                "swap_free_pages": self.swap >> PAGE_SHIFT,
+            },
+        }
+
+    def proc(self, name: str) -> str:
+        """The text of /proc/<name>, in the kernel's exact format."""
+        self._live()
+        if not isinstance(name, str):
+            raise InvalidArgument(f"proc: name must be a string, not {name!r}")
+        return procfs.render(name, self.snapshot())
+
+    def dmesg(self) -> list[str]:
+        """The kernel log lines this machine has printed."""
+        self._live()
+        return self._log.lines()
+
+    def check(self) -> None:
+        """Walk every structure; raise InvariantBroken if any invariant is broken."""
+        self._live()
+        msg = self._core.check()
+        if msg is not None:
+            raise errors.InvariantBroken(f"{self.backend} core: {msg}")
+
+    # -- slow paths ----------------------------------------------------------------
+
+    def _clock_ns(self) -> int:
+        return self._core.vm_info()["ticks"] * NS_PER_TICK
+
+    def _warn_once(self, key: str, flags: int, location: str, function: str) -> None:
+        """WARN_ON_ONCE_GFP: once per machine, and never under __GFP_NOWARN."""
+        if flags & _NOWARN or key in self._warned_once:
+            return
+        self._warned_once.add(key)
+        self._log.emit(self._clock_ns(), warn_text(0, PID, COMM, location, function))
+
+    def _warn_alloc(self, flags: int, what: str) -> None:
+        if flags & _NOWARN:
+            return
+        text = warn_alloc_text(COMM, PID, 0, what, flags, gfpmod.format_pGg(flags), self.snapshot())
+        self._log.emit(self._clock_ns(), text)
+
+    def _alloc_failed_slow(self, r: int, flags: int, order):
+        if r == errors.ENOMEM:
+            if flags & _NOFAIL and not flags & _DIRECT_RECLAIM:
+                # the kernel warns that NOFAIL cannot be honoured without reclaim, then fails
+                self._warn_once("nofail-noreclaim", flags, "mm/page_alloc.c:4631",
+                                "__alloc_pages_slowpath.constprop.0")
+            self._warn_alloc(flags, f"page allocation failure: order:{order}")
+            return None
+        if r == errors.E2BIG:
+            self._warn_once("order", flags, "mm/page_alloc.c:5017", "__alloc_pages_noprof")
+            return None
+        if r == errors.EINVAL:
+            if not isinstance(order, int):
+                raise TypeError(f"order must be an int, not {type(order).__name__}")
+            raise InvalidArgument(f"alloc_pages: order {order} is negative" if order < 0
+                                  else f"alloc_pages: bad gfp mask {flags:#x}")
+        errors.raise_for(r, f"alloc_pages(order={order})")
+
+    def _alloc_pages_nofail(self, flags: int, order):
+        before = self._core.vm_info()["slowpath_entries"] if isinstance(order, int) else 0
+        try:
+            r = self._alloc_pages(flags, order)
+        except OverflowError:
+            r = self._core.alloc_pages_wide(flags, order)
+        if isinstance(order, int) and 1 < order <= MAX_PAGE_ORDER \
+                and self._core.vm_info()["slowpath_entries"] != before:
+            # __alloc_pages_slowpath: NOFAIL is only promised up to order 1
+            self._warn_once("nofail-order", 0, "mm/page_alloc.c:4616",
+                            "__alloc_pages_slowpath.constprop.0")
+        if r >= 0:
+            return r
+        if r == errors.ENOMEM and flags & _DIRECT_RECLAIM:
+            self._log.emit(self._clock_ns(), (
+                f"{COMM}: __GFP_NOFAIL allocation of order:{order}, mode:{flags:#x}"
+                f"({gfpmod.format_pGg(flags)}) cannot be satisfied: the kernel would retry forever"))
+            raise OutOfMemory(f"alloc_pages(order={order}, {gfpmod.format_pGg(flags)}): "
+                              "__GFP_NOFAIL request that nothing can satisfy (the kernel would loop forever)")
+        return self._alloc_failed_slow(r, flags, order)
+
+    def _free_failed_slow(self, r: int, pfn, order, fn: str):
+        if r == errors.EINVAL:
+            if not isinstance(order, int):
+                raise TypeError(f"order must be an int, not {type(order).__name__}")
+            raise InvalidArgument(f"{fn}: order {order} is outside 0..{MAX_PAGE_ORDER}")
+        if r in (errors.EINVALFREE, errors.EDOUBLEFREE):
+            self._report_bad_free(pfn, order, fn, None, r)
+        errors.raise_for(r, f"{fn}(pfn={pfn:#x}, order={order})")
+
+    def _report_bad_free(self, pfn: int, order: int, fn: str, message, status) -> None:
+        """Describe a refused free in dmesg and raise DoubleFree or InvalidFree."""
+        state, head, horder, kind, pflags = self._core.page_state(pfn)
+        zone = 0 if pfn < 1 << 12 else 1 if pfn < 1 << 20 else 2
+        flags_text = f"0x{zone << 62:x}(node=0|zone={zone})"
+        if pflags & _PG_HEAD:
+            flags_text = f"0x{(zone << 62) | 0x40:x}(head|node=0|zone={zone})"
+        call = f"{fn}(pfn={pfn:#x}, order={order})"
+        frames = [f"{fn}+0x3c/0x60"]
+        if message is None:
+            if status == errors.EDOUBLEFREE:
+                message = f"{call}: double free: the block at pfn {pfn:#x} was freed and is free now"
+            elif state == _OUT_OF_RANGE:
+                message = f"{call}: pfn {pfn:#x} is outside memory (0..{self.nr_pages - 1:#x})"
+            elif state == _ALLOCATED and horder != order:
+                message = f"{call}: wrong order: the block at pfn {pfn:#x} was allocated with order {horder}"
+            elif state == _ALLOCATED:
+                message = f"{call}: pfn {pfn:#x} was not allocated by alloc_pages (wrong free function)"
+            elif state == _INTERIOR:
+                what = "a tail page of the compound page" if pflags & _PG_HEAD else "inside the block"
+                message = f"{call}: pfn {pfn:#x} is {what} allocated at pfn {head:#x} (order {horder})"
+            else:
+                message = f"{call}: pfn {pfn:#x} was never allocated (it is free, in the block at pfn {head:#x})"
+        if state != _OUT_OF_RANGE:
+            clock = self._clock_ns()
+            if status == errors.EDOUBLEFREE:
+                text = reports.vm_bug_on_page_text(
+                    COMM, PID, 0, pfn, flags_text, "f0000000(buddy)" if pflags & _PG_BUDDY else "",
+                    "page_ref_count(page) == 0", "include/linux/mm.h:1150", frames)
+            else:
+                reason = ("nonzero _refcount" if state == _INTERIOR
+                          else "PAGE_FLAGS_CHECK_AT_FREE flag(s) set")
+                text = reports.bad_page_text(COMM, PID, 0, pfn, 0 if state != _ALLOCATED else 1,
+                                             flags_text, "", reason, frames)
+            self._log.emit(clock, text)
+        raise (DoubleFree if status == errors.EDOUBLEFREE else InvalidFree)(message)
+
+    def _boot_messages(self) -> None:
+        snap = self.snapshot()
+        lines = [f"Linux version {reports.KERNEL_RELEASE} (pyalloc) #1 SMP PREEMPT_DYNAMIC",
+                 "Zone ranges:"]
+        for z in snap["zones"][:3]:
+            if z["managed"]:
+                lo = z["start_pfn"] << PAGE_SHIFT
+                hi = ((z["start_pfn"] + z["spanned"]) << PAGE_SHIFT) - 1
+                lines.append(f"  {z['name']:<8} [mem {lo:#018x}-{hi:#018x}]")
+            else:
+                lines.append(f"  {z['name']:<8} empty")
+        lines.append("  Device   empty")
+        lines.append(f"Built 1 zonelists, mobility grouping on.  Total pages: {self.nr_pages}")
+        kb = self.nr_pages << (PAGE_SHIFT - 10)
+        lines.append(f"Memory: {kb}K/{kb}K available")
+        lines.append(f"min_free_kbytes: {snap['min_free_kbytes']}")
+        self._log.emit(0, "\n".join(lines))

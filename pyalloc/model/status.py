@@ -1,0 +1,83 @@
+"""The model's copy of the C core's constants (csrc/pyalloc.h).
+
+A test compares every value here with the compiled ``lib`` so the two cannot
+drift apart.  Status codes themselves live in :mod:`pyalloc.errors`.
+"""
+
+from ..errors import (  # noqa: F401  (re-exported for the model's modules)
+    OK, E2BIG, ENOMEM, EFAULT, EBUSY, EINVAL, EDOUBLEFREE, EINVALFREE, ECORRUPT,
+)
+
+PAGE_SHIFT = 12
+PAGE_SIZE = 1 << PAGE_SHIFT
+MAX_PAGE_ORDER = 10
+NR_PAGE_ORDERS = MAX_PAGE_ORDER + 1
+PAGEBLOCK_ORDER = 9
+PAGEBLOCK_NR_PAGES = 1 << PAGEBLOCK_ORDER
+PAGE_ALLOC_COSTLY_ORDER = 3
+
+# migrate types, in the kernel's enum order
+MIGRATE_UNMOVABLE = 0
+MIGRATE_MOVABLE = 1
+MIGRATE_RECLAIMABLE = 2
+MIGRATE_HIGHATOMIC = 3
+MIGRATE_ISOLATE = 4
+MIGRATE_TYPES = 5
+MIGRATE_PCPTYPES = 3
+
+# zones, in the kernel's enum order on x86-64
+ZONE_DMA = 0
+ZONE_DMA32 = 1
+ZONE_NORMAL = 2
+ZONE_MOVABLE = 3
+ZONE_DEVICE = 4
+MAX_NR_ZONES = 5
+DMA_END_PFN = 1 << 12     # 16 MiB
+DMA32_END_PFN = 1 << 20   # 4 GiB
+
+# smallest and largest machine (in pages)
+MIN_PAGES = 256           # 1 MiB
+MAX_PAGES = 1 << 30       # 4 TiB
+
+# alloc_flags of mm/internal.h
+ALLOC_WMARK_MIN = 0
+ALLOC_WMARK_LOW = 1
+ALLOC_WMARK_HIGH = 2
+ALLOC_NO_WATERMARKS = 0x04
+ALLOC_WMARK_MASK = ALLOC_NO_WATERMARKS - 1
+ALLOC_OOM = 0x08
+ALLOC_NON_BLOCK = 0x10
+ALLOC_MIN_RESERVE = 0x20
+ALLOC_CPUSET = 0x40
+ALLOC_HIGHATOMIC = 0x200
+ALLOC_KSWAPD = 0x800
+ALLOC_RESERVES = ALLOC_NON_BLOCK | ALLOC_MIN_RESERVE | ALLOC_HIGHATOMIC | ALLOC_OOM
+
+# page descriptor flags (pyalloc's own; named after the kernel's page flags)
+PG_BUDDY = 0x01      # head of a free block on a free list (PageBuddy)
+PG_ALLOC = 0x02      # head of a live allocation
+PG_HEAD = 0x04       # the live allocation is a compound page (__GFP_COMP, order > 0)
+PG_FREED = 0x08      # head of a block that was freed and not handed out since
+PG_MOVABLE = 0x10    # allocated with a movable migratetype (counts as movable for fallback)
+
+# what a live allocation belongs to: which free function may release it
+KIND_PAGES = 1
+
+# page_state() answers, for error messages
+PAGE_STATE_ALLOCATED = 1    # head of a live allocation (order, kind)
+PAGE_STATE_INTERIOR = 2     # inside a live allocation that starts at head
+PAGE_STATE_FREE = 3         # inside a free block that starts at head
+PAGE_STATE_OUT_OF_RANGE = 4
+
+# bit names of gfp the core reads (values from include/linux/gfp_types.h)
+GFP_HIGH = 0x20
+GFP_ZERO = 0x100
+GFP_DIRECT_RECLAIM = 0x400
+GFP_KSWAPD_RECLAIM = 0x800
+GFP_RETRY_MAYFAIL = 0x4000
+GFP_NOFAIL = 0x8000
+GFP_MEMALLOC = 0x20000
+GFP_COMP = 0x40000
+GFP_NOMEMALLOC = 0x80000
+GFP_THISNODE = 0x200000
+GFP_BITS_MASK = 0x1ffffff
