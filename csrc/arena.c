@@ -16,8 +16,10 @@
  * Movable and Device are always empty.  Every page is present and managed.
  *
  * Watermarks follow mm/page_alloc.c: min_free_kbytes = clamp(sqrt(lowmem_kB *
- * 16), 128, 262144); each zone's min is its managed share of min_free_kbytes/4;
- * low and high add max(min/4, managed * 10 / 10000) each; lowmem_reserve uses
+ * 16), 128, 262144); each lowmem zone's min is its managed share of
+ * min_free_kbytes/4 (the Movable zone's is clamp(managed/1024, 32, 128), 32
+ * when empty, as 6.18 shows); low, high and promo add max(share/4, managed *
+ * 10 / 10000) each; lowmem_reserve uses
  * the ratios 256/256/32 with the 6.6/6.18 rule (an empty upper zone adds 0
  * but does not zero the entry).
  */
@@ -74,14 +76,16 @@ void arena_setup_watermarks(pa_machine *m)
 
     for (int i = 0; i < PA_MAX_NR_ZONES; i++) {
         struct pa_zone *z = &m->zones[i];
-        if (!z->managed) {
-            memset(z->wmark, 0, sizeof(z->wmark));
-            continue;
+        uint64_t share = pages_min * z->managed / lowmem;
+        uint64_t wmin = share;
+        if (i == ZONE_MOVABLE) {
+            /* not lowmem: a small fixed reserve, even for an empty zone */
+            wmin = z->managed / 1024;
+            wmin = wmin < 32 ? 32 : wmin > 128 ? 128 : wmin;
         }
-        uint64_t wmin = pages_min * z->managed / lowmem;
         uint64_t tmp = mult_frac(z->managed, WATERMARK_SCALE_FACTOR, 10000);
-        if (wmin >> 2 > tmp)
-            tmp = wmin >> 2;
+        if (share >> 2 > tmp)
+            tmp = share >> 2;
         z->wmark[0] = wmin;
         z->wmark[1] = wmin + tmp;
         z->wmark[2] = wmin + 2 * tmp;

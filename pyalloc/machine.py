@@ -16,7 +16,7 @@ from . import errors, gfp as gfpmod, procfs
 from .errors import (
     InvalidArgument, MachineClosed, OutOfMemory, PageFault, DoubleFree, InvalidFree,
 )
-from .printk import KernelLog, warn_alloc_text, warn_text
+from .printk import KERNEL_RELEASE, KernelLog, warn_alloc_text, warn_text
 from . import reports
 
 PAGE_SHIFT = 12
@@ -407,7 +407,7 @@ class Machine:
         if pflags & _PG_HEAD:
             flags_text = f"0x{(zone << 62) | 0x40:x}(head|node=0|zone={zone})"
         call = f"{fn}(pfn={pfn:#x}, order={order})"
-        frames = [f"{fn}+0x3c/0x60"]
+        frames = [fn]
         if message is None:
             if status == errors.EDOUBLEFREE:
                 message = f"{call}: double free: the block at pfn {pfn:#x} was freed and is free now"
@@ -438,7 +438,7 @@ class Machine:
 
     def _boot_messages(self) -> None:
         snap = self.snapshot()
-        lines = [f"Linux version {reports.KERNEL_RELEASE} (pyalloc) #1 SMP PREEMPT_DYNAMIC",
+        lines = [f"Linux version {KERNEL_RELEASE} (pyalloc) #1 SMP PREEMPT_DYNAMIC",
                  "Zone ranges:"]
         for z in snap["zones"][:3]:
             if z["managed"]:

@@ -7,20 +7,10 @@ The formats follow the kernel's ``bad_page()``, ``dump_page()``,
 
 from __future__ import annotations
 
-from .printk import KERNEL_RELEASE, KERNEL_VERSION, PREEMPT_MODEL, HARDWARE_NAME
+from .printk import HARDWARE_NAME, KERNEL_RELEASE, cpu_line, dump_stack_lines
 
 VMEMMAP_START = 0xffffea0000000000
 STRUCT_PAGE_SIZE = 64
-
-
-def _cpu_line(cpu: int, pid: int, comm: str, taint: str) -> str:
-    tainted = f"Tainted: {taint}" if taint else "Not tainted"
-    return (f"CPU: {cpu} UID: 0 PID: {pid} Comm: {comm} {tainted} {KERNEL_RELEASE} "
-            f"{KERNEL_VERSION.split(' ')[0]} {PREEMPT_MODEL}")
-
-
-def _stack(frames) -> list[str]:
-    return ["Call Trace:", " <TASK>", *(f" {f}" for f in frames), " </TASK>"]
 
 
 def dump_page_lines(pfn: int, refcount: int, flags_text: str, page_type: str, reason: str) -> list[str]:
@@ -41,9 +31,9 @@ def bad_page_text(comm: str, pid: int, cpu: int, pfn: int, refcount: int, flags_
     """bad_page(): "BUG: Bad page state" for a free the page allocator refuses."""
     lines = [f"BUG: Bad page state in process {comm}  pfn:{pfn:05x}"]
     lines += dump_page_lines(pfn, refcount, flags_text, page_type, reason)
-    lines += ["Modules linked in:", _cpu_line(cpu, pid, comm, "G    B"),
-              f"Hardware name: {HARDWARE_NAME}"]
-    lines += _stack(["dump_stack_lvl+0x5d/0x80", "bad_page+0x70/0x110", *frames])
+    lines.append("Modules linked in:")
+    lines += dump_stack_lines(cpu, pid, comm, ["dump_stack_lvl", "bad_page", *frames],
+                              "G    B              ")
     lines.append("Disabling lock debugging due to kernel taint")
     return "\n".join(lines)
 
@@ -53,9 +43,8 @@ def vm_bug_on_page_text(comm: str, pid: int, cpu: int, pfn: int, flags_text: str
     """VM_BUG_ON_PAGE (a DEBUG_VM kernel): dump the page, then an oops."""
     lines = dump_page_lines(pfn, 0, flags_text, page_type, f"VM_BUG_ON_PAGE({condition})")
     lines += ["------------[ cut here ]------------", f"kernel BUG at {where}!",
-              "Oops: invalid opcode: 0000 [#1] SMP NOPTI", _cpu_line(cpu, pid, comm, ""),
-              f"Hardware name: {HARDWARE_NAME}"]
-    lines += _stack(frames)
+              "Oops: invalid opcode: 0000 [#1] SMP NOPTI"]
+    lines += dump_stack_lines(cpu, pid, comm, frames)
     return "\n".join(lines)
 
 
@@ -70,9 +59,9 @@ def page_fault_text(comm: str, pid: int, cpu: int, address: int, write: bool, wh
         first,
         f"#PF: supervisor {access} access in kernel mode",
         f"#PF: error_code(0x{2 if write else 0:04x}) - not-present page",
-        f"PGD 0 P4D 0 ",
+        "PGD 0 P4D 0 ",
         "Oops: Oops: 0000 [#1] SMP NOPTI" if not write else "Oops: Oops: 0002 [#1] SMP NOPTI",
-        _cpu_line(cpu, pid, comm, ""),
+        cpu_line(cpu, pid, comm),
         f"Hardware name: {HARDWARE_NAME}",
         f"RIP: 0010:pyalloc_{access}+0x0/0x0",
         f"pyalloc: {why}",

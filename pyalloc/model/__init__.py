@@ -8,18 +8,9 @@ from __future__ import annotations
 from functools import partial
 
 from . import buddy
-from .arena import Arena
+from .arena import Arena, c_int as _as_c_int
 from .status import EINVAL, MAX_PAGES, MIN_PAGES
 
-INT64_MIN = -(1 << 63)
-INT64_MAX = (1 << 63) - 1
-
-
-def _as_c_int(x):
-    """Accept what cffi accepts for an int64_t argument, and refuse the rest alike."""
-    if isinstance(x, int):
-        return int(x)
-    raise TypeError(f"an integer is required, not {type(x).__name__}")
 
 
 class ModelCore:

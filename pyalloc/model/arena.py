@@ -35,6 +35,19 @@ LOWMEM_RESERVE_RATIO = (256, 256, 32, 0, 0)
 WATERMARK_SCALE_FACTOR = 10
 
 
+def c_int(x) -> int:
+    """Convert an argument as cffi converts one for an int64_t parameter.
+
+    cffi takes ints (bools too) and objects with __int__, and refuses floats,
+    strings and everything else with TypeError; the model must answer alike.
+    """
+    if isinstance(x, int):
+        return int(x)
+    if isinstance(x, float) or not hasattr(type(x), "__int__"):
+        raise TypeError("an integer is required")
+    return int(x)
+
+
 class Page:
     """One page descriptor (the part of struct page the allocator needs)."""
 
@@ -165,11 +178,12 @@ class Arena:
         pages_min = self.min_free_kbytes >> (PAGE_SHIFT - 10)
         lowmem_pages = sum(z.managed for z in self.zones[:ZONE_MOVABLE])
         for z in self.zones:
-            if not z.managed:
-                z.wmark = [0, 0, 0, 0]
-                continue
-            wmin = pages_min * z.managed // lowmem_pages
-            tmp = max(wmin >> 2, _mult_frac(z.managed, WATERMARK_SCALE_FACTOR, 10000))
+            share = pages_min * z.managed // lowmem_pages
+            wmin = share
+            if z.zid == ZONE_MOVABLE:
+                # not lowmem: a small fixed reserve, even for an empty zone
+                wmin = min(max(z.managed // 1024, 32), 128)
+            tmp = max(share >> 2, _mult_frac(z.managed, WATERMARK_SCALE_FACTOR, 10000))
             z.wmark = [wmin, wmin + tmp, wmin + 2 * tmp, wmin + 3 * tmp]
 
     def setup_per_zone_lowmem_reserve(self) -> None:

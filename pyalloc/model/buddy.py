@@ -28,7 +28,7 @@ the watermarks fails).
 
 from __future__ import annotations
 
-from .arena import NIL, Arena, Zone
+from .arena import NIL, Arena, Zone, c_int
 from .status import (
     ALLOC_CPUSET, ALLOC_HIGHATOMIC, ALLOC_KSWAPD, ALLOC_MIN_RESERVE,
     ALLOC_NO_WATERMARKS, ALLOC_NON_BLOCK, ALLOC_OOM, ALLOC_RESERVES,
@@ -424,7 +424,7 @@ def prep_new_page(a: Arena, pfn: int, order: int, gfp: int, mt: int) -> None:
 def alloc_pages(a: Arena, gfp: int, order: int) -> int:
     """pfn of a new block, or a negative status (ENOMEM, E2BIG, EINVAL)."""
     if type(order) is not int or type(gfp) is not int:
-        raise TypeError("an integer is required")
+        order, gfp = c_int(order), c_int(gfp)
     if not 0 <= order <= MAX_PAGE_ORDER:
         return EINVAL if order < 0 else E2BIG
     if not 0 <= gfp < 1 << 32:
@@ -510,7 +510,7 @@ def allocation_containing(a: Arena, pfn: int):
 def free_pages(a: Arena, pfn: int, order: int, kind: int = KIND_PAGES) -> int:
     """__free_pages(): 0, or EINVAL / EINVALFREE / EDOUBLEFREE with nothing changed."""
     if type(order) is not int or type(pfn) is not int:
-        raise TypeError("an integer is required")
+        order, pfn = c_int(order), c_int(pfn)
     if not 0 <= order <= MAX_PAGE_ORDER:
         return EINVAL
     if not 0 <= pfn < a.nr_pages:

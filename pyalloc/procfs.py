@@ -1,0 +1,579 @@
+"""The kernel's /proc text views, built from a plain data snapshot.
+
+Both backends hand the same snapshot dict to these functions (``Machine.snapshot()``:
+nr_cpus, total_pages, min_free_kbytes, five zone dicts and the vm counters), so
+every view is a pure function of the snapshot: same snapshot, same bytes.
+
+The formats are Linux 6.18's, x86-64, one NUMA node, 4 KiB pages, checked line by
+line against real samples (``shared/fixtures/``):
+
+* ``buddyinfo``, ``pagetypeinfo``, ``zoneinfo`` and ``vmstat`` follow
+  ``mm/vmstat.c``; ``meminfo`` follows ``fs/proc/meminfo.c`` plus
+  ``hugetlb_report_meminfo`` and x86's ``arch_report_meminfo``;
+* :func:`show_mem` is ``__show_mem()`` / ``show_free_areas()`` of
+  ``mm/show_mem.c``, the ``Mem-Info:`` block after a page allocation failure.
+
+pyalloc models free memory, the buddy lists, watermarks, slab, page tables,
+kernel stacks and vmalloc.  It does not model the page cache, anonymous memory,
+LRU lists, swap traffic, per-cpu page lists, THP or hugetlb pools: every line
+the kernel prints for those is printed here too, with the value 0.
+
+Snapshot conventions:
+
+* ``zone["wmark"]`` holds the raw ``_watermark[]`` (min, low, high, promo);
+  the kernel's ``*_wmark_pages()`` add ``watermark_boost``, and so do we wherever
+  the kernel prints or uses them (zoneinfo, show_mem, MemAvailable, reserves).
+* A zone is populated when ``present > 0`` (the kernel's ``populated_zone``).
+
+To add a view (slabinfo, vmallocinfo), put its function in :data:`RENDERERS`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from pyalloc.errors import InvalidArgument
+
+PAGE_SHIFT = 12
+PAGE_SIZE = 1 << PAGE_SHIFT
+NR_PAGE_ORDERS = 11             # orders 0..MAX_PAGE_ORDER (10)
+PAGEBLOCK_ORDER = 9
+MAX_NR_ZONES = 5
+ZONE_NAMES = ("DMA", "DMA32", "Normal", "Movable", "Device")
+ZONE_MOVABLE = 3
+MIGRATETYPE_NAMES = ("Unmovable", "Movable", "Reclaimable", "HighAtomic", "Isolate")
+# show_migration_types(): one letter per migratetype with a non-empty free
+# list; CONFIG_CMA is off in the captured config, so Isolate is bit 4, 'I'.
+MIGRATETYPE_LETTERS = "UMEHI"
+
+VMALLOC_TOTAL_KB = ((32 << 40) - 1) >> 10   # 32 TiB vmalloc range minus one byte (34359738367)
+HPAGE_PMD_KB = 2048
+HPAGE_PUD_KB = 1 << 20
+VM_DIRTY_RATIO = 20                 # /proc/sys/vm/dirty_ratio default
+DIRTY_BACKGROUND_RATIO = 10         # /proc/sys/vm/dirty_background_ratio default
+OVERCOMMIT_RATIO = 50               # /proc/sys/vm/overcommit_ratio default
+MIN_PERCPU_PAGELIST_HIGH_FRACTION = 8
+
+# --------------------------------------------------------------------------
+# Counter names, in the order 6.18 prints them (include/linux/mmzone.h enums,
+# vmstat_text[] in mm/vmstat.c, for the captured config).
+
+ZONE_STAT_ITEMS = (
+    "nr_free_pages", "nr_free_pages_blocks",
+    "nr_zone_inactive_anon", "nr_zone_active_anon", "nr_zone_inactive_file",
+    "nr_zone_active_file", "nr_zone_unevictable", "nr_zone_write_pending",
+    "nr_mlock", "nr_zspages", "nr_free_cma",
+)
+NUMA_STAT_ITEMS = ("numa_hit", "numa_miss", "numa_foreign", "numa_interleave",
+                   "numa_local", "numa_other")
+NODE_STAT_ITEMS = (
+    "nr_inactive_anon", "nr_active_anon", "nr_inactive_file", "nr_active_file",
+    "nr_unevictable", "nr_slab_reclaimable", "nr_slab_unreclaimable",
+    "nr_isolated_anon", "nr_isolated_file",
+    "workingset_nodes", "workingset_refault_anon", "workingset_refault_file",
+    "workingset_activate_anon", "workingset_activate_file",
+    "workingset_restore_anon", "workingset_restore_file", "workingset_nodereclaim",
+    "nr_anon_pages", "nr_mapped", "nr_file_pages", "nr_dirty", "nr_writeback",
+    "nr_shmem", "nr_shmem_hugepages", "nr_shmem_pmdmapped", "nr_file_hugepages",
+    "nr_file_pmdmapped", "nr_anon_transparent_hugepages",
+    "nr_vmscan_write", "nr_vmscan_immediate_reclaim", "nr_dirtied", "nr_written",
+    "nr_throttled_written", "nr_kernel_misc_reclaimable",
+    "nr_foll_pin_acquired", "nr_foll_pin_released",
+    "nr_kernel_stack", "nr_page_table_pages", "nr_sec_page_table_pages",
+    "nr_iommu_pages", "nr_swapcached",
+    "pgpromote_success", "pgpromote_candidate", "pgpromote_candidate_nrl",
+    "pgdemote_kswapd", "pgdemote_direct", "pgdemote_khugepaged", "pgdemote_proactive",
+    "nr_hugetlb", "nr_balloon_pages", "nr_kernel_file_pages",
+)
+DIRTY_THRESHOLD_ITEMS = ("nr_dirty_threshold", "nr_dirty_background_threshold")
+MEMMAP_STAT_ITEMS = ("nr_memmap_pages", "nr_memmap_boot_pages")
+_PER_ZONE_EVENTS = tuple(f"{event}_{zone.lower()}" for event in ("pgalloc", "allocstall", "pgskip")
+                         for zone in ZONE_NAMES)
+VM_EVENT_ITEMS = (
+    "pgpgin", "pgpgout", "pswpin", "pswpout",
+    *_PER_ZONE_EVENTS,
+    "pgfree", "pgactivate", "pgdeactivate", "pglazyfree", "pgfault", "pgmajfault",
+    "pglazyfreed", "pgrefill", "pgreuse",
+    "pgsteal_kswapd", "pgsteal_direct", "pgsteal_khugepaged", "pgsteal_proactive",
+    "pgscan_kswapd", "pgscan_direct", "pgscan_khugepaged", "pgscan_proactive",
+    "pgscan_direct_throttle", "pgscan_anon", "pgscan_file", "pgsteal_anon", "pgsteal_file",
+    "zone_reclaim_success", "zone_reclaim_failed",
+    "pginodesteal", "slabs_scanned", "kswapd_inodesteal",
+    "kswapd_low_wmark_hit_quickly", "kswapd_high_wmark_hit_quickly", "pageoutrun",
+    "pgrotated", "drop_pagecache", "drop_slab", "oom_kill",
+    "numa_pte_updates", "numa_huge_pte_updates", "numa_hint_faults",
+    "numa_hint_faults_local", "numa_pages_migrated",
+    "pgmigrate_success", "pgmigrate_fail",
+    "thp_migration_success", "thp_migration_fail", "thp_migration_split",
+    "compact_migrate_scanned", "compact_free_scanned", "compact_isolated",
+    "compact_stall", "compact_fail", "compact_success", "compact_daemon_wake",
+    "compact_daemon_migrate_scanned", "compact_daemon_free_scanned",
+    "htlb_buddy_alloc_success", "htlb_buddy_alloc_fail",
+    "unevictable_pgs_culled", "unevictable_pgs_scanned", "unevictable_pgs_rescued",
+    "unevictable_pgs_mlocked", "unevictable_pgs_munlocked", "unevictable_pgs_cleared",
+    "unevictable_pgs_stranded",
+    "thp_fault_alloc", "thp_fault_fallback", "thp_fault_fallback_charge",
+    "thp_collapse_alloc", "thp_collapse_alloc_failed",
+    "thp_file_alloc", "thp_file_fallback", "thp_file_fallback_charge", "thp_file_mapped",
+    "thp_split_page", "thp_split_page_failed", "thp_deferred_split_page",
+    "thp_underused_split_page", "thp_split_pmd",
+    "thp_scan_exceed_none_pte", "thp_scan_exceed_swap_pte", "thp_scan_exceed_share_pte",
+    "thp_split_pud", "thp_zero_page_alloc", "thp_zero_page_alloc_failed",
+    "thp_swpout", "thp_swpout_fallback",
+    "balloon_inflate", "balloon_deflate", "balloon_migrate",
+    "swap_ra", "swap_ra_hit", "swpin_zero", "swpout_zero", "ksm_swpin_copy", "cow_ksm",
+    "zswpin", "zswpout", "zswpwb",
+    "direct_map_level2_splits", "direct_map_level3_splits",
+    "direct_map_level2_collapses", "direct_map_level3_collapses",
+)
+# /proc/vmstat ends with the legacy "nr_unstable" line (always 0).
+VMSTAT_ITEMS = (ZONE_STAT_ITEMS + NUMA_STAT_ITEMS + NODE_STAT_ITEMS + DIRTY_THRESHOLD_ITEMS
+                + MEMMAP_STAT_ITEMS + VM_EVENT_ITEMS + ("nr_unstable",))
+
+
+# --------------------------------------------------------------------------
+# Derived values (each mirrors one kernel function; see its docstring).
+
+def _populated(zone: dict) -> bool:
+    return zone["present"] > 0
+
+
+def _wmark(zone: dict, i: int) -> int:
+    """wmark_pages(): _watermark[i] + watermark_boost (0 min, 1 low, 2 high, 3 promo)."""
+    return zone["wmark"][i] + zone["boost"]
+
+
+def _fls(x: int) -> int:
+    return x.bit_length()
+
+
+def _rounddown_pow_of_two(x: int) -> int:
+    return 1 << (x.bit_length() - 1)
+
+
+def zone_batchsize(zone: dict) -> int:
+    """The pcp batch: ~0.1% of the zone or 1 MiB, /4, clamped to 2^n - 1, at least 1.
+
+    mm/page_alloc.c zone_batchsize(), then zone_set_pageset_high_and_batch()'s max(1, ...).
+    """
+    batch = min(zone["managed"] >> 10, (1 << 20) // PAGE_SIZE) // 4
+    batch = max(batch, 1)
+    batch = _rounddown_pow_of_two(batch + batch // 2) - 1
+    return max(1, batch)
+
+
+def zone_highsize(zone: dict, batch: int, nr_cpus: int, high_fraction: int) -> int:
+    """mm/page_alloc.c zone_highsize(): the low watermark (or managed/fraction) split
+    across the node's CPUs (all CPUs are on node 0), at least batch*4."""
+    if high_fraction:
+        total = zone["managed"] // high_fraction
+    else:
+        total = _wmark(zone, 1)
+    high = total // max(nr_cpus, 1)
+    return max(high, batch << 2)
+
+
+def calculate_normal_threshold(zone: dict, nr_cpus: int) -> int:
+    """mm/vmstat.c: 2 * fls(cpus) * (1 + fls(managed in 128 MiB units)), at most 125."""
+    mem = zone["managed"] >> (27 - PAGE_SHIFT)
+    return min(125, 2 * _fls(nr_cpus) * (1 + _fls(mem)))
+
+
+def totalreserve_pages(snap: dict) -> int:
+    """calculate_totalreserve_pages(): per zone max(lowmem_reserve[i..]) + high
+    watermark, capped at the zone's managed pages."""
+    total = 0
+    for i, zone in enumerate(snap["zones"]):
+        reserve = max([0] + list(zone["lowmem_reserve"][i:])) + _wmark(zone, 2)
+        total += min(reserve, zone["managed"])
+    return total
+
+
+def _total_free(snap: dict) -> int:
+    return sum(z["nr_free_pages"] for z in snap["zones"])
+
+
+def _totalram(snap: dict) -> int:
+    return sum(z["managed"] for z in snap["zones"])
+
+
+def si_mem_available(snap: dict) -> int:
+    """mm/show_mem.c si_mem_available(): free - totalreserve + the part of the page
+    cache and reclaimable slab above the low watermarks (no page cache here)."""
+    wmark_low = sum(_wmark(z, 1) for z in snap["zones"])
+    available = _total_free(snap) - totalreserve_pages(snap)
+    pagecache = 0
+    available += pagecache - min(pagecache // 2, wmark_low)
+    reclaimable = snap["vm"]["nr_slab_reclaimable"]    # + NR_KERNEL_MISC_RECLAIMABLE (0)
+    available += reclaimable - min(reclaimable // 2, wmark_low)
+    return max(available, 0)
+
+
+def global_dirty_limits(snap: dict) -> tuple[int, int]:
+    """mm/page-writeback.c global_dirty_limits() with the default sysctls
+    (dirty_ratio 20, dirty_background_ratio 10, no *_bytes): returns
+    (nr_dirty_threshold, nr_dirty_background_threshold) in pages.
+
+    global_dirtyable_memory() = free - min(free, totalreserve) + file LRU (0) + 1.
+    The ratios are kept per PAGE_SIZE for precision, as the kernel does.
+    """
+    free = _total_free(snap)
+    available = free - min(free, totalreserve_pages(snap)) + 1
+    ratio = VM_DIRTY_RATIO * PAGE_SIZE // 100
+    bg_ratio = DIRTY_BACKGROUND_RATIO * PAGE_SIZE // 100
+    thresh = ratio * available // PAGE_SIZE
+    bg_thresh = bg_ratio * available // PAGE_SIZE
+    if bg_thresh >= thresh:
+        bg_thresh = thresh // 2
+    return thresh, bg_thresh
+
+
+def direct_map_kb(snap: dict) -> tuple[int, int, int]:
+    """(DirectMap4k, DirectMap2M, DirectMap1G) in kB.
+
+    Approximation: the kernel reports how the direct map was really built (the
+    first 2 MiB and holes around firmware ranges use 4k pages).  pyalloc has one
+    contiguous RAM range from physical 0, so it maps the whole GiBs with 1G pages,
+    what remains with 2M pages and the last partial 2 MiB with 4k pages.
+    """
+    total_kb = snap["total_pages"] << (PAGE_SHIFT - 10)
+    gb = total_kb // HPAGE_PUD_KB * HPAGE_PUD_KB
+    mb2 = (total_kb - gb) // HPAGE_PMD_KB * HPAGE_PMD_KB
+    return total_kb - gb - mb2, mb2, gb
+
+
+def gfp_zone(gfp_mask: int) -> int:
+    """include/linux/gfp.h gfp_zone() for x86-64 (no HIGHMEM): the highest zone a
+    mask may use, from its zone modifiers __GFP_DMA 0x1, __GFP_HIGHMEM 0x2,
+    __GFP_DMA32 0x4, __GFP_MOVABLE 0x8 (stable low bits of every 6.x kernel)."""
+    bits = gfp_mask & 0xF
+    if bits & 0x1:
+        return 0
+    if bits & 0x4:
+        return 1
+    if bits & 0x8 and bits & 0x2:
+        return ZONE_MOVABLE
+    return 2
+
+
+# --------------------------------------------------------------------------
+# The views.
+
+def render_buddyinfo(snap: dict) -> str:
+    """/proc/buddyinfo: populated zones, "Node %d, zone %8s " + 11 x "%6lu " + "\\n"."""
+    out = []
+    for zone in snap["zones"]:
+        if not _populated(zone):
+            continue
+        counts = "".join("%6d " % sum(per_type) for per_type in zone["free_area"])
+        out.append("Node 0, zone %8s %s\n" % (zone["name"], counts))
+    return "".join(out)
+
+
+def render_pagetypeinfo(snap: dict) -> str:
+    """/proc/pagetypeinfo: pagetypeinfo_showfree() then pagetypeinfo_showblockcount()
+    (mixed block counts need PAGE_OWNER, which is off)."""
+    out = ["Page block order: %d\n" % PAGEBLOCK_ORDER,
+           "Pages per block:  %d\n" % (1 << PAGEBLOCK_ORDER),
+           "\n",
+           "%-43s " % "Free pages count per migrate type at order"]
+    out.extend("%6d " % order for order in range(NR_PAGE_ORDERS))
+    out.append("\n")
+    zones = [z for z in snap["zones"] if _populated(z)]
+    for zone in zones:
+        for mt, mt_name in enumerate(MIGRATETYPE_NAMES):
+            out.append("Node %4d, zone %8s, type %12s " % (0, zone["name"], mt_name))
+            for order in range(NR_PAGE_ORDERS):
+                count = zone["free_area"][order][mt]
+                # The kernel stops counting a list at 100000 entries and prints ">".
+                out.append(">%6d " % 100000 if count >= 100000 else "%6d " % count)
+            out.append("\n")
+    out.append("\n%-23s" % "Number of blocks type ")
+    out.extend("%12s " % name for name in MIGRATETYPE_NAMES)
+    out.append("\n")
+    for zone in zones:
+        out.append("Node %d, zone %8s " % (0, zone["name"]))
+        out.extend("%12d " % n for n in zone["pageblocks"])
+        out.append("\n")
+    return "".join(out)
+
+
+def _node_stats(snap: dict) -> dict:
+    """Node counters pyalloc has; every other node counter is 0."""
+    vm = snap["vm"]
+    return {
+        "nr_slab_reclaimable": vm["nr_slab_reclaimable"],
+        "nr_slab_unreclaimable": vm["nr_slab_unreclaimable"],
+        "nr_kernel_stack": vm["nr_kernel_stack_kb"],       # NR_KERNEL_STACK_KB: in kB
+        "nr_page_table_pages": vm["nr_page_table_pages"],
+    }
+
+
+def _zone_stats(zone: dict) -> dict:
+    return {"nr_free_pages": zone["nr_free_pages"],
+            "nr_free_pages_blocks": zone["nr_free_pages_blocks"]}
+
+
+def _numa_stats(zone: dict) -> dict:
+    # One node, no mempolicy: every allocation is a local hit.
+    return {"numa_hit": zone["numa_hit"], "numa_local": zone["numa_hit"]}
+
+
+def pageset(zone: dict, nr_cpus: int) -> dict:
+    """What zoneinfo prints for each CPU's per_cpu_pages.
+
+    batch, high_min and high_max are the kernel's formulas.  pyalloc keeps no
+    per-cpu page lists, so count is 0.  The kernel's current "high" is tuned at
+    run time between high_min and high_max; a pcp that has never been used stays
+    at its boot value 0, and after activity it decays back to high_min.  pyalloc
+    prints 0 for a zone nothing was allocated from and high_min otherwise.
+    """
+    batch = zone_batchsize(zone)
+    high_min = zone_highsize(zone, batch, nr_cpus, 0)
+    high_max = zone_highsize(zone, batch, nr_cpus, MIN_PERCPU_PAGELIST_HIGH_FRACTION)
+    return {"count": 0, "high": high_min if zone["pgalloc"] else 0, "batch": batch,
+            "high_min": high_min, "high_max": high_max}
+
+
+def render_zoneinfo(snap: dict) -> str:
+    """/proc/zoneinfo: every zone (zoneinfo_show_print() in mm/vmstat.c, 6.18 layout)."""
+    nr_cpus = snap["nr_cpus"]
+    node = _node_stats(snap)
+    first_populated = next((i for i, z in enumerate(snap["zones"]) if _populated(z)), None)
+    out = []
+    for idx, zone in enumerate(snap["zones"]):
+        out.append("Node %d, zone %8s" % (0, zone["name"]))
+        if idx == first_populated:
+            out.append("\n  per-node stats")
+            out.extend("\n      %-12s %d" % (name, node.get(name, 0)) for name in NODE_STAT_ITEMS)
+        out.append(
+            "\n  pages free     %d"
+            "\n        boost    %d"
+            "\n        min      %d"
+            "\n        low      %d"
+            "\n        high     %d"
+            "\n        promo    %d"
+            "\n        spanned  %d"
+            "\n        present  %d"
+            "\n        managed  %d"
+            "\n        cma      %d"
+            % (zone["nr_free_pages"], zone["boost"], _wmark(zone, 0), _wmark(zone, 1),
+               _wmark(zone, 2), _wmark(zone, 3), zone["spanned"], zone["present"],
+               zone["managed"], 0))
+        out.append("\n        protection: (%s)" % ", ".join(str(r) for r in zone["lowmem_reserve"]))
+        if not _populated(zone):
+            out.append("\n")
+            continue
+        stats = _zone_stats(zone)
+        out.extend("\n      %-12s %d" % (name, stats.get(name, 0)) for name in ZONE_STAT_ITEMS)
+        numa = _numa_stats(zone)
+        out.extend("\n      %-12s %d" % (name, numa.get(name, 0)) for name in NUMA_STAT_ITEMS)
+        out.append("\n  pagesets")
+        pcp = pageset(zone, nr_cpus)
+        threshold = calculate_normal_threshold(zone, nr_cpus)
+        for cpu in range(nr_cpus):
+            out.append(
+                "\n    cpu: %d"
+                "\n              count:    %d"
+                "\n              high:     %d"
+                "\n              batch:    %d"
+                "\n              high_min: %d"
+                "\n              high_max: %d"
+                "\n  vm stats threshold: %d"
+                % (cpu, pcp["count"], pcp["high"], pcp["batch"], pcp["high_min"],
+                   pcp["high_max"], threshold))
+        out.append("\n  node_unreclaimable:  %d"
+                   "\n  start_pfn:           %d\n" % (0, zone["start_pfn"]))
+    return "".join(out)
+
+
+def _kb(pages: int) -> int:
+    return pages << (PAGE_SHIFT - 10)
+
+
+def meminfo_values(snap: dict) -> dict:
+    """The /proc/meminfo numbers in kB (HugePages_* are counts), keyed by label."""
+    vm = snap["vm"]
+    totalram = _totalram(snap)
+    sreclaimable = vm["nr_slab_reclaimable"]
+    sunreclaim = vm["nr_slab_unreclaimable"]
+    d4k, d2m, d1g = direct_map_kb(snap)
+    # vm_commit_limit(): (totalram - hugetlb) * overcommit_ratio / 100 + swap.
+    commit_limit = totalram * OVERCOMMIT_RATIO // 100 + vm["swap_total_pages"]
+    values = {label: 0 for label in MEMINFO_LABELS}
+    values.update({
+        "MemTotal": _kb(totalram),
+        "MemFree": _kb(_total_free(snap)),
+        "MemAvailable": _kb(si_mem_available(snap)),
+        "SwapTotal": _kb(vm["swap_total_pages"]),
+        "SwapFree": _kb(vm["swap_free_pages"]),
+        "KReclaimable": _kb(sreclaimable),     # + NR_KERNEL_MISC_RECLAIMABLE (0)
+        "Slab": _kb(sreclaimable + sunreclaim),
+        "SReclaimable": _kb(sreclaimable),
+        "SUnreclaim": _kb(sunreclaim),
+        "KernelStack": vm["nr_kernel_stack_kb"],
+        "PageTables": _kb(vm["nr_page_table_pages"]),
+        "CommitLimit": _kb(commit_limit),
+        "VmallocTotal": VMALLOC_TOTAL_KB,
+        "VmallocUsed": _kb(vm["vmalloc_pages"]),
+        "VmallocChunk": 0,
+        "Hugepagesize": HPAGE_PMD_KB,
+        "DirectMap4k": d4k,
+        "DirectMap2M": d2m,
+        "DirectMap1G": d1g,
+    })
+    return values
+
+
+# Label order of 6.18's meminfo_proc_show() for the captured config (ZSWAP=y,
+# THP=y, HUGETLB=y; no HIGHMEM, CMA, MEMORY_FAILURE, UNACCEPTED_MEMORY).
+MEMINFO_LABELS = (
+    "MemTotal", "MemFree", "MemAvailable", "Buffers", "Cached", "SwapCached",
+    "Active", "Inactive", "Active(anon)", "Inactive(anon)", "Active(file)",
+    "Inactive(file)", "Unevictable", "Mlocked", "SwapTotal", "SwapFree",
+    "Zswap", "Zswapped", "Dirty", "Writeback", "AnonPages", "Mapped", "Shmem",
+    "KReclaimable", "Slab", "SReclaimable", "SUnreclaim", "KernelStack",
+    "PageTables", "SecPageTables", "NFS_Unstable", "Bounce", "WritebackTmp",
+    "CommitLimit", "Committed_AS", "VmallocTotal", "VmallocUsed", "VmallocChunk",
+    "Percpu", "AnonHugePages", "ShmemHugePages", "ShmemPmdMapped",
+    "FileHugePages", "FilePmdMapped", "Balloon",
+    "HugePages_Total", "HugePages_Free", "HugePages_Rsvd", "HugePages_Surp",
+    "Hugepagesize", "Hugetlb", "DirectMap4k", "DirectMap2M", "DirectMap1G",
+)
+# hugetlb_report_meminfo() prints the pool counts without a unit, "%5lu" after
+# a label padded with spaces to 19 columns.
+_MEMINFO_COUNTS = ("HugePages_Total", "HugePages_Free", "HugePages_Rsvd", "HugePages_Surp")
+
+
+def render_meminfo(snap: dict) -> str:
+    """/proc/meminfo: "%-16s%8lu kB" per line (show_val_kb(); the lines with their
+    own seq_printf use the same widths), HugePages_* as "%-19s%5lu"."""
+    values = meminfo_values(snap)
+    out = []
+    for label in MEMINFO_LABELS:
+        if label in _MEMINFO_COUNTS:
+            out.append("%-19s%5d\n" % (label + ":", values[label]))
+        else:
+            out.append("%-16s%8d kB\n" % (label + ":", values[label]))
+    return "".join(out)
+
+
+def vmstat_values(snap: dict) -> dict:
+    """Every /proc/vmstat counter, by name."""
+    zones = snap["zones"]
+    values = dict.fromkeys(VMSTAT_ITEMS, 0)
+    values.update(_node_stats(snap))
+    for zone in zones:
+        for name, v in _zone_stats(zone).items():
+            values[name] += v
+        for name, v in _numa_stats(zone).items():
+            values[name] += v
+    for zone_name, zone in zip(ZONE_NAMES, zones):
+        values["pgalloc_" + zone_name.lower()] = zone["pgalloc"]
+    values["pgalloc_device"] = 0
+    values["pgfree"] = snap["vm"]["pgfree"]
+    values["nr_dirty_threshold"], values["nr_dirty_background_threshold"] = global_dirty_limits(snap)
+    return values
+
+
+def render_vmstat(snap: dict) -> str:
+    """/proc/vmstat: "%s %lu" per counter, in vmstat_text[] order."""
+    values = vmstat_values(snap)
+    return "".join("%s %d\n" % (name, values[name]) for name in VMSTAT_ITEMS)
+
+
+RENDERERS: dict[str, Callable[[dict], str]] = {
+    "buddyinfo": render_buddyinfo,
+    "pagetypeinfo": render_pagetypeinfo,
+    "zoneinfo": render_zoneinfo,
+    "meminfo": render_meminfo,
+    "vmstat": render_vmstat,
+}
+
+
+def render(name: str, snap: dict) -> str:
+    """The text of /proc/<name> for this snapshot."""
+    try:
+        renderer = RENDERERS[name]
+    except (KeyError, TypeError):
+        raise InvalidArgument(
+            f"unknown /proc view {name!r}; known: {', '.join(sorted(RENDERERS))}") from None
+    return renderer(snap)
+
+
+# --------------------------------------------------------------------------
+# show_mem(): the Mem-Info block of warn_alloc and the OOM report.
+
+def show_mem(snap: dict, max_zone_idx: int = MAX_NR_ZONES - 1) -> list[str]:
+    """The lines __show_mem(0, NULL, max_zone_idx) prints (6.18 mm/show_mem.c).
+
+    warn_alloc passes gfp_zone(gfp_mask) as max_zone_idx: zones above it are left
+    out of the per-zone lines.  Config as captured: THP=y, ZSMALLOC=y,
+    HUGETLB=y with 1G and 2M page sizes, no CMA, no MEMORY_FAILURE,
+    no SHADOW_CALL_STACK, no MEM_ALLOC_PROFILING.
+    """
+    vm = snap["vm"]
+    zones = snap["zones"]
+    shown = [z for i, z in enumerate(zones) if _populated(z) and i <= max_zone_idx]
+    free = _total_free(snap)
+    lines = ["Mem-Info:"]
+    lines += [
+        "active_anon:0 inactive_anon:0 isolated_anon:0",
+        " active_file:0 inactive_file:0 isolated_file:0",
+        " unevictable:0 dirty:0 writeback:0",
+        " slab_reclaimable:%d slab_unreclaimable:%d"
+        % (vm["nr_slab_reclaimable"], vm["nr_slab_unreclaimable"]),
+        " mapped:0 shmem:0 pagetables:%d" % vm["nr_page_table_pages"],
+        " sec_pagetables:0 bounce:0",
+        " kernel_misc_reclaimable:0",
+        " free:%d free_pcp:0 free_cma:0" % free,
+    ]
+    if any(z["managed"] for z in zones[:max_zone_idx + 1]):     # node_has_managed_zones()
+        lines.append(
+            "Node 0 active_anon:0kB inactive_anon:0kB active_file:0kB inactive_file:0kB"
+            " unevictable:0kB isolated(anon):0kB isolated(file):0kB mapped:0kB dirty:0kB"
+            " writeback:0kB shmem:0kB shmem_thp:0kB shmem_pmdmapped:0kB anon_thp:0kB"
+            " kernel_stack:%dkB pagetables:%dkB sec_pagetables:0kB"
+            " all_unreclaimable? no Balloon:0kB"
+            % (vm["nr_kernel_stack_kb"], _kb(vm["nr_page_table_pages"])))
+    for zone in shown:
+        free_highatomic = sum(zone["free_area"][o][3] << o for o in range(NR_PAGE_ORDERS))
+        lines.append(
+            "Node 0 %s free:%dkB boost:%dkB min:%dkB low:%dkB high:%dkB"
+            " reserved_highatomic:%dKB free_highatomic:%dKB"
+            " active_anon:0kB inactive_anon:0kB active_file:0kB inactive_file:0kB"
+            " unevictable:0kB writepending:0kB zspages:0kB present:%dkB managed:%dkB"
+            " mlocked:0kB bounce:0kB free_pcp:0kB local_pcp:0kB free_cma:0kB"
+            % (zone["name"], _kb(zone["nr_free_pages"]), _kb(zone["boost"]),
+               _kb(_wmark(zone, 0)), _kb(_wmark(zone, 1)), _kb(_wmark(zone, 2)),
+               _kb(zone["nr_reserved_highatomic"]), _kb(free_highatomic),
+               _kb(zone["present"]), _kb(zone["managed"])))
+        lines.append("lowmem_reserve[]: " + " ".join(str(r) for r in zone["lowmem_reserve"]))
+    for zone in shown:
+        parts = ["Node 0 %s: " % zone["name"]]
+        total = 0
+        for order in range(NR_PAGE_ORDERS):
+            per_type = zone["free_area"][order]
+            nr = sum(per_type)
+            total += nr << order
+            parts.append("%d*%dkB " % (nr, 4 << order))
+            if nr:
+                letters = "".join(MIGRATETYPE_LETTERS[mt] for mt, n in enumerate(per_type) if n)
+                parts.append("(%s) " % letters)
+        parts.append("= %dkB" % _kb(total))
+        lines.append("".join(parts))
+    # hugetlb_show_meminfo_node(): one line per hstate, 1G registered first on x86.
+    for size_kb in (HPAGE_PUD_KB, HPAGE_PMD_KB):
+        lines.append("Node 0 hugepages_total=0 hugepages_free=0 hugepages_surp=0"
+                     " hugepages_size=%dkB" % size_kb)
+    lines.append("0 total pagecache pages")
+    # show_swap_cache_info()
+    lines.append("0 pages in swap cache")
+    lines.append("Free swap  = %dkB" % _kb(vm["swap_free_pages"]))
+    lines.append("Total swap = %dkB" % _kb(vm["swap_total_pages"]))
+    present = sum(z["present"] for z in zones if _populated(z))
+    reserved = sum(z["present"] - z["managed"] for z in zones if _populated(z))
+    lines.append("%d pages RAM" % present)
+    lines.append("0 pages HighMem/MovableOnly")
+    lines.append("%d pages reserved" % reserved)
+    return lines

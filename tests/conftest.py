@@ -1,0 +1,55 @@
+"""The backend fixture: every behaviour test runs on the C core and on the model.
+
+Set PYALLOC_REQUIRE_C=1 (CI does) to make a missing C build an error instead of
+a skip, so a broken build can never pass as "model only".
+"""
+
+import os
+
+import pytest
+
+import pyalloc
+
+BACKENDS = ["c", "model"]
+
+
+def c_core_available() -> bool:
+    try:
+        import pyalloc._cbackend  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    if request.param == "c" and not c_core_available():
+        if os.environ.get("PYALLOC_REQUIRE_C"):
+            pytest.fail("PYALLOC_REQUIRE_C is set but pyalloc._core is not built")
+        pytest.skip("the C core is not built")
+    return request.param
+
+
+@pytest.fixture
+def machine(backend):
+    """A 1 GiB, 2-CPU machine: zones DMA and DMA32, the usual test bench."""
+    with pyalloc.Machine(mem="1G", cpus=2, backend=backend) as m:
+        yield m
+        if not m._closed:
+            m.check()
+
+
+@pytest.fixture
+def make_machine(backend):
+    """Build machines of other shapes on the current backend; all are closed after the test."""
+    made = []
+
+    def make(**kwargs):
+        kwargs.setdefault("backend", backend)
+        m = pyalloc.Machine(**kwargs)
+        made.append(m)
+        return m
+
+    yield make
+    for m in made:
+        m.close()

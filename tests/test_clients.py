@@ -1,0 +1,256 @@
+"""Real /proc readers parse pyalloc's text, as they would on a real machine.
+
+* procps ``free`` and ``vmstat -s`` read fixed paths (/proc/meminfo,
+  /proc/vmstat): the test bind-mounts our text over them inside a private mount
+  namespace (``unshare --mount --propagation private``, which needs root).
+* Prometheus node_exporter reads a whole procfs tree from ``--path.procfs``: the
+  test lays our files out in a temporary directory, scrapes /metrics once and
+  compares the numbers.
+
+``.ci/install-tools.sh`` installs the tools; a test skips, naming the reason,
+only where a tool is missing or the sandbox forbids the mount.
+The text comes from ``procfs.render`` on synthetic snapshots (test_procfs's
+``example_snapshot``); a variant over a real Machine belongs with the Machine.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from pyalloc import procfs
+
+try:                                    # tests/ on sys.path (pytest's default rootdir import)
+    from test_procfs import example_snapshot
+except ImportError:                     # tests/ as a package
+    from tests.test_procfs import example_snapshot
+
+SNAPSHOTS = {
+    "1G-2cpu": lambda: example_snapshot(),
+    "8G-4cpu": lambda: example_snapshot(1 << 21, 4, reserved=300, boost=64, highatomic=3),
+}
+
+
+@pytest.fixture(params=sorted(SNAPSHOTS))
+def snap(request):
+    return SNAPSHOTS[request.param]()
+
+
+def _meminfo_kb(snap) -> dict[str, int]:
+    return procfs.meminfo_values(snap)
+
+
+# --------------------------------------------------------------------------
+# procps, through a bind mount in a private mount namespace
+
+def _require_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not installed (run .ci/install-tools.sh)")
+    return path
+
+
+_unshare_ok: tuple[bool, str] | None = None
+
+
+def _require_unshare() -> None:
+    """Skip unless this process may create a mount namespace and bind-mount there."""
+    global _unshare_ok
+    if _unshare_ok is None:
+        if shutil.which("unshare") is None or shutil.which("mount") is None:
+            _unshare_ok = (False, "unshare or mount (util-linux) is not installed")
+        else:
+            probe = subprocess.run(
+                ["unshare", "--mount", "--propagation", "private",
+                 "sh", "-c", "mount --bind /proc/meminfo /proc/meminfo"],
+                capture_output=True, text=True, timeout=30)
+            if probe.returncode == 0:
+                _unshare_ok = (True, "")
+            else:
+                _unshare_ok = (False, "cannot bind-mount over /proc in a private mount namespace "
+                               f"(needs root or CAP_SYS_ADMIN): {probe.stderr.strip()}")
+    if not _unshare_ok[0]:
+        pytest.skip(_unshare_ok[1])
+
+
+def _run_with_proc_files(files: dict[str, str], argv: list[str], tmp_path: Path) -> str:
+    """Run argv with our text bind-mounted over /proc/<name> for each name in files."""
+    mounts = []
+    for name, text in files.items():
+        path = tmp_path / name
+        path.write_text(text)
+        mounts.append(f"mount --bind {path} /proc/{name}")
+    script = " && ".join(mounts + ['exec "$@"'])
+    result = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *argv],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "LC_ALL": "C"})
+    assert result.returncode == 0, f"{argv} failed: {result.stderr}"
+    return result.stdout
+
+
+def test_free_reads_our_meminfo(snap, tmp_path):
+    free = _require_tool("free")
+    _require_unshare()
+    out = _run_with_proc_files({"meminfo": procfs.render("meminfo", snap)}, [free, "-k", "-w"],
+                               tmp_path)
+    header, mem, swap = out.splitlines()[:3]
+    assert header.split() == ["total", "used", "free", "shared", "buffers", "cache", "available"]
+    fields = mem.split()
+    assert fields[0] == "Mem:"
+    total, used, free_kb, shared, buffers, cache, available = map(int, fields[1:])
+    m = _meminfo_kb(snap)
+    assert total == m["MemTotal"]
+    assert free_kb == m["MemFree"]
+    assert available == m["MemAvailable"]
+    # procps counts reclaimable slab as cache.  "used" is total - available
+    # since procps-ng 4.0.1, total - free - buffers - cache before.
+    assert cache == m["Cached"] + m["SReclaimable"]
+    assert used in (total - available, total - free_kb - buffers - cache)
+    assert swap.split() == ["Swap:", str(m["SwapTotal"]), str(m["SwapTotal"] - m["SwapFree"]),
+                            str(m["SwapFree"])]
+
+
+def test_vmstat_s_reads_our_files(snap, tmp_path):
+    vmstat = _require_tool("vmstat")
+    _require_unshare()
+    files = {"meminfo": procfs.render("meminfo", snap), "vmstat": procfs.render("vmstat", snap)}
+    out = _run_with_proc_files(files, [vmstat, "-s", "-S", "K"], tmp_path)
+    stats = {}
+    for line in out.splitlines():
+        m = re.fullmatch(r"\s*(\d+)\s+(.*)", line)
+        assert m, line
+        stats[m[2]] = int(m[1])
+    mem = _meminfo_kb(snap)
+    assert stats["K total memory"] == mem["MemTotal"]
+    assert stats["K free memory"] == mem["MemFree"]
+    assert stats["K total swap"] == mem["SwapTotal"]
+    assert stats["K free swap"] == mem["SwapFree"]
+    # From /proc/vmstat: pyalloc has no paging, so these are our zeros, not the host's.
+    # (pgpgin/pgpgout are printed in the -S unit, "K paged in"; older procps says "pages".)
+    paging = {k: v for k, v in stats.items()
+              if re.fullmatch(r"(K|pages) (paged|swapped) (in|out)", k)}
+    assert len(paging) == 4, stats
+    assert set(paging.values()) == {0}, paging
+
+
+def test_bind_mount_really_replaces_the_file(tmp_path):
+    """The procps tests only mean something if the mount hides the host's file."""
+    _require_unshare()
+    cat = _require_tool("cat")
+    out = _run_with_proc_files({"meminfo": "MemTotal:             4 kB\n"}, [cat, "/proc/meminfo"],
+                               tmp_path)
+    assert out == "MemTotal:             4 kB\n"
+
+
+# --------------------------------------------------------------------------
+# Prometheus node_exporter over a procfs tree in a temporary directory
+
+NODE_EXPORTER = "prometheus-node-exporter"
+COLLECTORS = ("buddyinfo", "zoneinfo", "meminfo", "vmstat")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _parse_metrics(text: str) -> dict[str, float]:
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        key, value = line.rsplit(" ", 1)
+        out[key] = float(value)
+    return out
+
+
+def _scrape_node_exporter(procdir: Path, tmp_path: Path) -> dict[str, float]:
+    binary = shutil.which(NODE_EXPORTER) or (
+        "/usr/bin/" + NODE_EXPORTER if os.access("/usr/bin/" + NODE_EXPORTER, os.X_OK) else None)
+    if binary is None:
+        pytest.skip(f"{NODE_EXPORTER} is not installed (Debian package prometheus-node-exporter; "
+                    "run .ci/install-tools.sh)")
+    last_error = None
+    for _attempt in range(3):                      # a new port if another process took ours
+        port = _free_port()
+        log = open(tmp_path / f"node_exporter.{port}.log", "w")
+        proc = subprocess.Popen(
+            [binary, f"--path.procfs={procdir}", f"--path.sysfs={tmp_path / 'sys'}",
+             "--collector.disable-defaults",
+             *(f"--collector.{c}" for c in COLLECTORS),
+             # Export the vmstat counters pyalloc fills in, not only the default subset.
+             "--collector.vmstat.fields=^(nr_free_pages|pgfree|pgalloc_.*|numa_hit|oom_kill)$",
+             f"--web.listen-address=127.0.0.1:{port}"],
+            stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                if proc.poll() is not None:
+                    break
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                        return _parse_metrics(r.read().decode())
+                except (urllib.error.URLError, ConnectionError, OSError) as e:
+                    last_error = e
+                    time.sleep(0.1)
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            log.close()
+        last_error = (tmp_path / f"node_exporter.{port}.log").read_text()[-2000:] or last_error
+    pytest.fail(f"node_exporter did not serve /metrics: {last_error}")
+
+
+def test_node_exporter_parses_our_procfs(snap, tmp_path):
+    procdir = tmp_path / "proc"
+    procdir.mkdir()
+    for name in COLLECTORS:
+        (procdir / name).write_text(procfs.render(name, snap))
+    metrics = _scrape_node_exporter(procdir, tmp_path)
+
+    for collector in COLLECTORS:
+        assert metrics.get(f'node_scrape_collector_success{{collector="{collector}"}}') == 1, collector
+
+    mem = procfs.meminfo_values(snap)
+    assert metrics["node_memory_MemTotal_bytes"] == mem["MemTotal"] * 1024
+    assert metrics["node_memory_MemFree_bytes"] == mem["MemFree"] * 1024
+    assert metrics["node_memory_MemAvailable_bytes"] == mem["MemAvailable"] * 1024
+    assert metrics["node_memory_Slab_bytes"] == mem["Slab"] * 1024
+    assert metrics["node_memory_HugePages_Total"] == 0
+
+    populated = [z for z in snap["zones"] if z["present"]]
+    for zone in populated:
+        for order in (0, 10):
+            key = f'node_buddyinfo_blocks{{node="0",size="{order}",zone="{zone["name"]}"}}'
+            assert metrics[key] == sum(zone["free_area"][order]), key
+        labels = f'{{node="0",zone="{zone["name"]}"}}'
+        assert metrics["node_zoneinfo_nr_free_pages" + labels] == zone["nr_free_pages"]
+        assert metrics["node_zoneinfo_managed_pages" + labels] == zone["managed"]
+        assert metrics["node_zoneinfo_min_pages" + labels] == zone["wmark"][0] + zone["boost"]
+        assert metrics["node_zoneinfo_high_pages" + labels] == zone["wmark"][2] + zone["boost"]
+        assert metrics["node_zoneinfo_numa_hit_total" + labels] == zone["numa_hit"]
+        for i, reserve in enumerate(zone["lowmem_reserve"]):
+            assert metrics[f"node_zoneinfo_protection_{i}" + labels] == reserve
+    # Buddyinfo has no line for an empty zone.
+    assert not any(k.startswith("node_buddyinfo_blocks") and 'zone="Movable"' in k for k in metrics)
+
+    vm = procfs.vmstat_values(snap)
+    assert metrics["node_vmstat_pgfree"] == vm["pgfree"]
+    assert metrics["node_vmstat_nr_free_pages"] == vm["nr_free_pages"]
+    assert metrics["node_vmstat_pgalloc_dma32"] == vm["pgalloc_dma32"]
+    assert metrics["node_vmstat_oom_kill"] == 0
