@@ -478,6 +478,7 @@ int64_t pa_alloc_pages(pa_machine *m, int64_t gfp, int64_t order)
 {
     if (pa_unlikely(!m))
         return PA_EINVAL;
+    m->ticks++;
     if (pa_unlikely((uint64_t)order > PA_MAX_PAGE_ORDER))
         return order < 0 ? PA_EINVAL : PA_E2BIG;
     if (pa_unlikely(gfp < 0 || gfp > (int64_t)UINT32_MAX))
@@ -487,7 +488,6 @@ int64_t pa_alloc_pages(pa_machine *m, int64_t gfp, int64_t order)
     if (pa_unlikely(highest < 0))
         return PA_EINVAL;
     unsigned mt = (mask >> 3) & 3;
-    m->ticks++;
     uint64_t pfn = get_page_from_freelist(m, (unsigned)order, ALLOC_WMARK_LOW, (unsigned)highest, mt);
     if (pa_unlikely(pfn == PA_NIL)) {
         pfn = alloc_pages_slowpath(m, mask, (unsigned)order, (unsigned)highest, mt);
@@ -576,11 +576,13 @@ static uint64_t allocation_containing(const pa_machine *m, uint64_t pfn, unsigne
 
 static int free_pages_kind(pa_machine *m, int64_t pfn, int64_t order, unsigned kind)
 {
-    if (pa_unlikely(!m || (uint64_t)order > PA_MAX_PAGE_ORDER))
+    if (pa_unlikely(!m))
+        return PA_EINVAL;
+    m->ticks++;
+    if (pa_unlikely((uint64_t)order > PA_MAX_PAGE_ORDER))
         return PA_EINVAL;
     if (pa_unlikely(pfn < 0 || (uint64_t)pfn >= m->nr_pages))
         return PA_EINVALFREE;
-    m->ticks++;
     struct pa_page *p = &m->pages[pfn];
     if (pa_unlikely(!(p->flags & PA_PG_ALLOC))) {
         unsigned o;

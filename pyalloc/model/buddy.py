@@ -425,11 +425,11 @@ def alloc_pages(a: Arena, gfp: int, order: int) -> int:
     """pfn of a new block, or a negative status (ENOMEM, E2BIG, EINVAL)."""
     if type(order) is not int or type(gfp) is not int:
         order, gfp = c_int(order), c_int(gfp)
+    a.ticks += 1
     if not 0 <= order <= MAX_PAGE_ORDER:
         return EINVAL if order < 0 else E2BIG
     if not 0 <= gfp < 1 << 32:
         return EINVAL
-    a.ticks += 1
     gfp &= GFP_BITS_MASK
     highest = GFP_ZONE_TABLE[gfp & 0xf]
     if highest < 0:
@@ -511,11 +511,11 @@ def free_pages(a: Arena, pfn: int, order: int, kind: int = KIND_PAGES) -> int:
     """__free_pages(): 0, or EINVAL / EINVALFREE / EDOUBLEFREE with nothing changed."""
     if type(order) is not int or type(pfn) is not int:
         order, pfn = c_int(order), c_int(pfn)
+    a.ticks += 1
     if not 0 <= order <= MAX_PAGE_ORDER:
         return EINVAL
     if not 0 <= pfn < a.nr_pages:
         return EINVALFREE
-    a.ticks += 1
     p = a.pages.get(pfn)
     if p is None or not p.flags & PG_ALLOC:
         if p is not None and p.flags & PG_FREED and page_is_free(a, pfn) is not None:
