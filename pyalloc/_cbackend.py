@@ -1,14 +1,12 @@
 """The C core behind the common backend interface: the only module that touches ffi/lib.
 
-Each public attribute of :class:`CCore` is either a bound cffi function (the
-hot paths: one C call, no Python frame in between) or a small method for the
-cold paths.  :class:`pyalloc.model.ModelCore` has the same attributes with the
+The hot paths are exposed as ``hot_*`` (a cffi function) plus ``handle`` (the
+machine pointer it takes first), so the shared layer makes one C call with no
+Python frame in between; the cold paths are small methods.  :class:`pyalloc.model.ModelCore` has the same attributes with the
 same meaning, so the shared layer cannot tell them apart.
 """
 
 from __future__ import annotations
-
-from functools import partial
 
 from . import errors
 
@@ -49,9 +47,10 @@ class CCore:
             errors.raise_for(rc, f"bad machine parameters: pages={nr_pages} cpus={cpus}")
         self._m = ffi.gc(out[0], lib.pa_machine_free)
         m = self._m
-        # hot paths: bound C functions
-        self.alloc_pages = partial(lib.pa_alloc_pages, m)
-        self.free_pages = partial(lib.pa_free_pages, m)
+        # hot paths: the shared layer calls these with the handle as first argument
+        self.handle = m
+        self.hot_alloc_pages = lib.pa_alloc_pages
+        self.hot_free_pages = lib.pa_free_pages
         self._state = ffi.new("struct pa_page_state *")
         self._zone = ffi.new("struct pa_zone_info *")
         self._vm = ffi.new("struct pa_vm_info *")
@@ -110,6 +109,6 @@ class CCore:
 
     def close(self) -> None:
         m, self._m = self._m, None
-        self.alloc_pages = self.free_pages = None
+        self.handle = None
         if m is not None:
             ffi.release(m)      # runs pa_machine_free now, not at garbage collection

@@ -77,8 +77,47 @@ class _ClosedCore:
         raise MachineClosed("this Machine has been closed")
 
 
+def _hot_paths(machine: "Machine", core):
+    """alloc_pages and free_pages as closures over one machine's core.
+
+    They are the per-call path, so everything they need is a local: a cached
+    GFP lookup, one core call (a cffi function for the C core), a sign test.
+    All else (failures, warnings, __GFP_NOFAIL) is in Machine's slow helpers.
+    """
+    alloc, free, handle = core.hot_alloc_pages, core.hot_free_pages, core.handle
+    parse, alloc_failed, free_failed = _parse_gfp, machine._alloc_failed_slow, machine._free_failed_slow
+    alloc_nofail, nofail = machine._alloc_pages_nofail, _NOFAIL
+
+    def alloc_pages(gfp, order=0):
+        """alloc_pages(): the pfn of a new 2**order block, or None (NULL)."""
+        flags = parse(gfp)
+        if flags & nofail:
+            return alloc_nofail(flags, order)
+        try:
+            r = alloc(handle, flags, order)
+        except OverflowError:
+            r = core.alloc_pages_wide(flags, order)
+        if r >= 0:
+            return r
+        return alloc_failed(r, flags, order)
+
+    def free_pages(pfn, order=0):
+        """__free_pages(): give back a block from alloc_pages (same pfn, same order)."""
+        try:
+            r = free(handle, pfn, order)
+        except OverflowError:
+            r = core.free_pages_wide(pfn, order)
+        if r:
+            free_failed(r, pfn, order)
+
+    return alloc_pages, free_pages
+
+
 class Machine:
     """A simulated x86-64 machine running Linux 6.18's allocators.
+
+    ``alloc_pages(gfp, order=0)`` and ``free_pages(pfn, order=0)`` are set per
+    instance (see :func:`_hot_paths`); every other operation is a method below.
 
     >>> import pyalloc
     >>> with pyalloc.Machine(mem="64M", backend="model") as m:
@@ -119,8 +158,7 @@ class Machine:
         self.slub_debug = slub_debug
         self.slab_merge = bool(slab_merge)
         self._core = _load_core(backend)(nr_pages, cpus, min_free_kbytes)
-        self._alloc_pages = self._core.alloc_pages
-        self._free_pages = self._core.free_pages
+        self.alloc_pages, self.free_pages = _hot_paths(self, self._core)
         self._log = KernelLog()
         self._warned_once: set[str] = set()
         self._closed = False
@@ -134,7 +172,7 @@ class Machine:
             return
         self._closed = True
         core, self._core = self._core, _ClosedCore()
-        self._alloc_pages = self._free_pages = _closed
+        self.alloc_pages = self.free_pages = _closed
         core.close()
 
     def __enter__(self) -> "Machine":
@@ -152,28 +190,6 @@ class Machine:
             raise MachineClosed("this Machine has been closed")
 
     # -- pages -----------------------------------------------------------------
-
-    def alloc_pages(self, gfp, order: int = 0):
-        """alloc_pages(): the pfn of a new 2**order block, or None."""
-        flags = _parse_gfp(gfp)
-        if flags & _NOFAIL:
-            return self._alloc_pages_nofail(flags, order)
-        try:
-            r = self._alloc_pages(flags, order)
-        except OverflowError:
-            r = self._core.alloc_pages_wide(flags, order)
-        if r >= 0:
-            return r
-        return self._alloc_failed_slow(r, flags, order)
-
-    def free_pages(self, pfn: int, order: int = 0) -> None:
-        """__free_pages(): give a block from alloc_pages back."""
-        try:
-            r = self._free_pages(pfn, order)
-        except OverflowError:
-            r = self._core.free_pages_wide(pfn, order)
-        if r:
-            self._free_failed_slow(r, pfn, order, "__free_pages")
 
     def get_free_pages(self, gfp, order: int = 0):
         """__get_free_pages(): the direct-map address of a new block, or None."""
@@ -372,7 +388,7 @@ class Machine:
     def _alloc_pages_nofail(self, flags: int, order):
         before = self._core.vm_info()["slowpath_entries"] if isinstance(order, int) else 0
         try:
-            r = self._alloc_pages(flags, order)
+            r = self._core.hot_alloc_pages(self._core.handle, flags, order)
         except OverflowError:
             r = self._core.alloc_pages_wide(flags, order)
         if isinstance(order, int) and 1 < order <= MAX_PAGE_ORDER \
@@ -390,7 +406,8 @@ class Machine:
                               "__GFP_NOFAIL request that nothing can satisfy (the kernel would loop forever)")
         return self._alloc_failed_slow(r, flags, order)
 
-    def _free_failed_slow(self, r: int, pfn, order, fn: str):
+    def _free_failed_slow(self, r: int, pfn, order, fn: str = "__free_pages"):
+        pfn = int(pfn)
         if r == errors.EINVAL:
             if not isinstance(order, int):
                 raise TypeError(f"order must be an int, not {type(order).__name__}")

@@ -5,8 +5,6 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 from . import buddy
 from .arena import Arena, c_int as _as_c_int
 from .status import EINVAL, MAX_PAGES, MIN_PAGES
@@ -22,8 +20,9 @@ class ModelCore:
             raise_for(EINVAL, f"bad machine parameters: pages={nr_pages} cpus={cpus}")
         self._a = a = Arena(nr_pages, cpus, min_free_kbytes)
         buddy.free_boot_tail(a)
-        self.alloc_pages = partial(buddy.alloc_pages, a)
-        self.free_pages = partial(buddy.free_pages, a)
+        self.handle = a
+        self.hot_alloc_pages = buddy.alloc_pages
+        self.hot_free_pages = buddy.free_pages
 
     def alloc_pages_wide(self, gfp: int, order: int) -> int:
         return buddy.alloc_pages(self._a, _as_c_int(gfp), _as_c_int(order))
@@ -66,5 +65,4 @@ class ModelCore:
         return buddy.check(self._a)
 
     def close(self) -> None:
-        self._a = None
-        self.alloc_pages = self.free_pages = None
+        self._a = self.handle = None

@@ -1,0 +1,51 @@
+"""The built-in mixed workload that ``pyalloc demo`` runs.
+
+Deterministic (a fixed seed drives the choices), so two runs print the same
+text on either backend.  It allocates pages of several orders and migrate
+types, then frees a scattered subset -- every block whose index is not a
+multiple of three -- so that the survivors pin pageblocks apart and the free
+lists show fragmentation: many low-order blocks, fewer order-10 ones, and
+pageblocks converted to Unmovable and Reclaimable.
+"""
+
+from __future__ import annotations
+
+import random
+
+# (gfp, weight): what a small kernel does most: movable user pages, unmovable
+# kernel allocations, reclaimable caches, a few atomic ones
+MIX = (
+    ("GFP_HIGHUSER_MOVABLE", 5),
+    ("GFP_KERNEL", 3),
+    ("GFP_KERNEL|__GFP_RECLAIMABLE", 1),
+    ("GFP_ATOMIC|__GFP_NOWARN", 1),
+)
+ORDERS = (0, 0, 0, 0, 1, 1, 2, 3, 4)
+
+
+def run_pages(m, fraction: float = 0.25, seed: int = 2026) -> dict:
+    """Fill about *fraction* of memory, then free two blocks in three.
+
+    Returns counts of what was done.
+    """
+    rnd = random.Random(seed)
+    gfps = [g for g, w in MIX for _ in range(w)]
+    target = int(m.nr_pages * fraction)
+    live = []
+    used = failed = 0
+    while used < target:
+        gfp, order = rnd.choice(gfps), rnd.choice(ORDERS)
+        pfn = m.alloc_pages(gfp, order)
+        if pfn is None:
+            failed += 1
+            if failed > 64:
+                break
+            continue
+        live.append((pfn, order))
+        used += 1 << order
+    kept = live[::3]
+    for i, (pfn, order) in enumerate(live):
+        if i % 3:
+            m.free_pages(pfn, order)
+    return {"allocated": len(live), "freed": len(live) - len(kept), "kept": len(kept),
+            "failed": failed}
