@@ -10,7 +10,8 @@
 ``.ci/install-tools.sh`` installs the tools; a test skips, naming the reason,
 only where a tool is missing or the sandbox forbids the mount.
 The text comes from ``procfs.render`` on synthetic snapshots (test_procfs's
-``example_snapshot``); a variant over a real Machine belongs with the Machine.
+``example_snapshot``) and on the snapshots of real Machines, on both backends,
+after the built-in workload has fragmented them.
 """
 
 from __future__ import annotations
@@ -34,9 +35,21 @@ try:                                    # tests/ on sys.path (pytest's default r
 except ImportError:                     # tests/ as a package
     from tests.test_procfs import example_snapshot
 
+def machine_snapshot(backend: str, mem: str, cpus: int) -> dict:
+    import pyalloc
+    from pyalloc import workload
+    if backend == "c":
+        pytest.importorskip("pyalloc._core")
+    with pyalloc.Machine(mem=mem, cpus=cpus, backend=backend) as m:
+        workload.run_pages(m, fraction=0.1)
+        return m.snapshot()
+
+
 SNAPSHOTS = {
     "1G-2cpu": lambda: example_snapshot(),
     "8G-4cpu": lambda: example_snapshot(1 << 21, 4, reserved=300, boost=64, highatomic=3),
+    "machine-c-6G": lambda: machine_snapshot("c", "6G", 2),
+    "machine-model-512M": lambda: machine_snapshot("model", "512M", 4),
 }
 
 

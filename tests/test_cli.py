@@ -1,0 +1,48 @@
+"""The pyalloc command line, on both backends."""
+
+import subprocess
+import sys
+
+import pytest
+
+from pyalloc import cli
+
+
+def run(capsys, *argv):
+    rc = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_demo_prints_three_views(backend, capsys):
+    rc, out, _ = run(capsys, "demo", "--mem", "64M", "--backend", backend)
+    assert rc == 0
+    assert "$ cat /proc/buddyinfo\nNode 0, zone      DMA " in out
+    assert "$ cat /proc/pagetypeinfo\nPage block order: 9\n" in out
+    assert "\n$ cat /proc/meminfo\nMemTotal:          65536 kB\n" in out
+    # the workload fragments memory: low orders are populated after it
+    buddy = out.split("$ cat /proc/buddyinfo\n")[1].split("\n")[1]
+    assert sum(int(x) for x in buddy.split()[4:8]) > 0
+
+
+def test_demo_is_the_same_on_both_backends(capsys):
+    pytest.importorskip("pyalloc._core")
+    outs = [run(capsys, "demo", "--mem", "32M", "--backend", b)[1].split("\n", 1)[1] for b in ("c", "model")]
+    assert outs[0] == outs[1]
+
+
+def test_proc_command(backend, capsys):
+    rc, out, _ = run(capsys, "proc", "zoneinfo", "--mem", "16M", "--backend", backend, "--workload")
+    assert rc == 0 and out.startswith("Node 0, zone      DMA\n  per-node stats\n")
+
+
+def test_bad_size_is_a_clean_error(backend, capsys):
+    rc, _, err = run(capsys, "demo", "--mem", "1.5G", "--backend", backend)
+    assert rc == 2 and "cannot read size" in err
+
+
+def test_python_dash_m():
+    r = subprocess.run([sys.executable, "-m", "pyalloc", "proc", "buddyinfo", "--mem", "16M", "--backend", "model"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0
+    assert r.stdout == "Node 0, zone      DMA      0      0      0      0      0      0      0      0      0      0      4 \n"
