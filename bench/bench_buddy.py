@@ -109,45 +109,27 @@ def test_reference_two_cffi_calls(benchmark):
     assert benchmark(two_calls) == lib.PA_ABI_VERSION
 
 
-@pytest.mark.benchmark(group="pair-order0-1G", **WARM)
-def test_reference_bare_c_pair(benchmark, make_machine):
+@pytest.mark.benchmark(**WARM)
+@pytest.mark.parametrize("order", [0, 3])
+def test_reference_bare_c_pair(benchmark, make_machine, order):
     """lib.pa_alloc_pages + lib.pa_free_pages on the machine's handle: the C work plus cffi."""
     pytest.importorskip("pyalloc._cbackend")
     from pyalloc._core import lib
+    benchmark.group = f"pair-order{order}-1G"
     m = make_machine("1G", "c")
-    h = m._core._m
+    h = m._core.handle
     alloc, free = lib.pa_alloc_pages, lib.pa_free_pages
     flags = pyalloc.gfp.parse(GFP)
 
     def pair():
-        pfn = alloc(h, flags, 0)
-        free(h, pfn, 0)
+        pfn = alloc(h, flags, order)
+        free(h, pfn, order)
         return pfn
 
     before = counters(m)
     pfn = benchmark(pair)
     assert isinstance(pfn, int) and pfn >= 0
-    assert_fast_pairs(benchmark, before, counters(m), 0)
-
-
-@pytest.mark.benchmark(group="pair-order3-1G", **WARM)
-def test_reference_bare_c_pair_order3(benchmark, make_machine):
-    pytest.importorskip("pyalloc._cbackend")
-    from pyalloc._core import lib
-    m = make_machine("1G", "c")
-    h = m._core._m
-    alloc, free = lib.pa_alloc_pages, lib.pa_free_pages
-    flags = pyalloc.gfp.parse(GFP)
-
-    def pair():
-        pfn = alloc(h, flags, 3)
-        free(h, pfn, 3)
-        return pfn
-
-    before = counters(m)
-    pfn = benchmark(pair)
-    assert isinstance(pfn, int) and pfn >= 0
-    assert_fast_pairs(benchmark, before, counters(m), 3)
+    assert_fast_pairs(benchmark, before, counters(m), order)
 
 
 # -- machine start -------------------------------------------------------------------------

@@ -541,18 +541,16 @@ static void free_one_page(pa_machine *m, struct pa_zone *z, uint64_t pfn, unsign
     add_to_free_list(m, z, pfn, order, mt, to_tail);
 }
 
-/* the free block that holds pfn: its head, or PA_NIL */
-static uint64_t page_is_free(const pa_machine *m, uint64_t pfn, unsigned *order)
+/* The head of the block whose head page carries flag (PA_PG_BUDDY: a free
+ * block, PA_PG_ALLOC: a live allocation) and that holds pfn, or PA_NIL.  A
+ * block of order o is 2^o-aligned, so its head is pfn with the low o bits
+ * cleared: eleven candidates at most. */
+static uint64_t block_containing(const pa_machine *m, uint64_t pfn, uint8_t flag, unsigned *order)
 {
-    const struct pa_zone *z = pa_zone_of((pa_machine *)m, pfn);
-    if (pfn >= z->pristine_next && pfn < z->pristine_end) {
-        *order = PA_MAX_PAGE_ORDER;
-        return pfn & ~((1ull << PA_MAX_PAGE_ORDER) - 1);
-    }
     for (unsigned o = 0; o < PA_NR_PAGE_ORDERS; o++) {
         uint64_t head = pfn & ~((1ull << o) - 1);
         const struct pa_page *p = &m->pages[head];
-        if ((p->flags & PA_PG_BUDDY) && p->order >= o) {
+        if ((p->flags & flag) && p->order >= o) {
             *order = p->order;
             return head;
         }
@@ -560,18 +558,15 @@ static uint64_t page_is_free(const pa_machine *m, uint64_t pfn, unsigned *order)
     return PA_NIL;
 }
 
-/* the live allocation that holds pfn: its head, or PA_NIL */
-static uint64_t allocation_containing(const pa_machine *m, uint64_t pfn, unsigned *order)
+/* the free block that holds pfn, pristine blocks included */
+static uint64_t page_is_free(const pa_machine *m, uint64_t pfn, unsigned *order)
 {
-    for (unsigned o = 0; o < PA_NR_PAGE_ORDERS; o++) {
-        uint64_t head = pfn & ~((1ull << o) - 1);
-        const struct pa_page *p = &m->pages[head];
-        if ((p->flags & PA_PG_ALLOC) && p->order >= o) {
-            *order = p->order;
-            return head;
-        }
+    const struct pa_zone *z = pa_zone_of((pa_machine *)m, pfn);
+    if (pfn >= z->pristine_next && pfn < z->pristine_end) {
+        *order = PA_MAX_PAGE_ORDER;
+        return pfn & ~((1ull << PA_MAX_PAGE_ORDER) - 1);
     }
-    return PA_NIL;
+    return block_containing(m, pfn, PA_PG_BUDDY, order);
 }
 
 static int free_pages_kind(pa_machine *m, int64_t pfn, int64_t order, unsigned kind)
@@ -616,7 +611,7 @@ int pa_page_state(pa_machine *m, int64_t pfn, struct pa_page_state *out)
         return PA_OK;
     }
     unsigned order = 0;
-    uint64_t head = allocation_containing(m, (uint64_t)pfn, &order);
+    uint64_t head = block_containing(m, (uint64_t)pfn, PA_PG_ALLOC, &order);
     if (head != PA_NIL) {
         const struct pa_page *hp = &m->pages[head];
         out->state = head == (uint64_t)pfn ? PA_PAGE_STATE_ALLOCATED : PA_PAGE_STATE_INTERIOR;

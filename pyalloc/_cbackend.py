@@ -52,7 +52,6 @@ class CCore:
         self.hot_alloc_pages = lib.pa_alloc_pages
         self.hot_free_pages = lib.pa_free_pages
         self._state = ffi.new("struct pa_page_state *")
-        self._zone = ffi.new("struct pa_zone_info *")
         self._vm = ffi.new("struct pa_vm_info *")
 
     # -- cold paths -----------------------------------------------------------
@@ -83,18 +82,11 @@ class CCore:
     def memset(self, phys: int, byte: int, n: int) -> int:
         return lib.pa_memset(self._m, clamp64(phys), clamp64(byte), clamp64(n))
 
-    def zone_info(self, zid: int) -> dict:
-        z = self._zone
+    def zone_info(self, zid: int):
+        """The zone's counters (struct pa_zone_info; the same field names as the model's Zone)."""
+        z = ffi.new("struct pa_zone_info *")
         lib.pa_zone_info(self._m, zid, z)
-        return {
-            "start_pfn": z.start_pfn, "spanned": z.spanned, "present": z.present,
-            "managed": z.managed, "wmark": tuple(z.wmark),
-            "lowmem_reserve": list(z.lowmem_reserve),
-            "nr_free_pages": z.nr_free_pages, "nr_free_pages_blocks": z.nr_free_blocks_pages,
-            "nr_reserved_highatomic": z.nr_reserved_highatomic,
-            "free_area": [list(row) for row in z.nr_free],
-            "pageblocks": list(z.pageblocks), "pgalloc": z.pgalloc, "numa_hit": z.numa_hit,
-        }
+        return z
 
     def vm_info(self) -> dict:
         v = self._vm

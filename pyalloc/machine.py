@@ -77,6 +77,19 @@ class _ClosedCore:
         raise MachineClosed("this Machine has been closed")
 
 
+def _zone_dict(z, name: str) -> dict:
+    """One zone of the snapshot, from either core's zone record (same field names)."""
+    return {
+        "name": name, "start_pfn": z.start_pfn, "spanned": z.spanned, "present": z.present,
+        "managed": z.managed, "wmark": tuple(z.wmark), "boost": 0,
+        "lowmem_reserve": list(z.lowmem_reserve),
+        "nr_free_pages": z.nr_free_pages, "nr_free_pages_blocks": z.nr_free_blocks_pages,
+        "nr_reserved_highatomic": z.nr_reserved_highatomic,
+        "free_area": [list(row) for row in z.nr_free],
+        "pageblocks": list(z.pageblocks), "pgalloc": z.pgalloc, "numa_hit": z.numa_hit,
+    }
+
+
 def _hot_paths(machine: "Machine", core):
     """alloc_pages and free_pages as closures over one machine's core.
 
@@ -311,10 +324,7 @@ class Machine:
         vm = core.vm_info()
         zones = []
         for zid, name in enumerate(gfpmod.ZONE_NAMES):
-            z = core.zone_info(zid)
-            z["name"] = name
-            z["boost"] = 0
-            zones.append(z)
+            zones.append(_zone_dict(core.zone_info(zid), name))
         return {
             "nr_cpus": self.cpus,
             "total_pages": vm["nr_pages"],

@@ -8,26 +8,16 @@ import os
 
 import pytest
 
+from pyalloc._testing import c_core_available, require_backend  # noqa: F401
+
 import pyalloc
 
 BACKENDS = ["c", "model"]
 
 
-def c_core_available() -> bool:
-    try:
-        import pyalloc._cbackend  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 @pytest.fixture(params=BACKENDS)
 def backend(request):
-    if request.param == "c" and not c_core_available():
-        if os.environ.get("PYALLOC_REQUIRE_C"):
-            pytest.fail("PYALLOC_REQUIRE_C is set but pyalloc._core is not built")
-        pytest.skip("the C core is not built")
-    return request.param
+    return require_backend(pytest, request.param)
 
 
 @pytest.fixture

@@ -481,30 +481,25 @@ def free_one_page(a: Arena, z: Zone, pfn: int, order: int, mt: int, to_tail: boo
     add_to_free_list(a, z, pfn, order, mt, to_tail)
 
 
+def block_containing(a: Arena, pfn: int, flag: int):
+    """(head, order) of the block whose head carries *flag* (PG_BUDDY: free,
+    PG_ALLOC: live) and that holds pfn, or None.  A block of order o is
+    2^o-aligned, so its head is pfn with the low o bits cleared."""
+    pages = a.pages
+    for o in range(NR_PAGE_ORDERS):
+        head = pfn & ~((1 << o) - 1)
+        p = pages.get(head)
+        if p is not None and p.flags & flag and p.order >= o:
+            return head, p.order
+    return None
+
+
 def page_is_free(a: Arena, pfn: int):
-    """(head, order) of the free block that contains pfn, or None."""
+    """(head, order) of the free block that holds pfn, pristine blocks included, or None."""
     z = a.zone_of(pfn)
     if z.pristine_next <= pfn < z.pristine_end:
-        head = pfn & ~((1 << MAX_PAGE_ORDER) - 1)
-        return head, MAX_PAGE_ORDER
-    pages = a.pages
-    for o in range(NR_PAGE_ORDERS):
-        head = pfn & ~((1 << o) - 1)
-        p = pages.get(head)
-        if p is not None and p.flags & PG_BUDDY and p.order >= o:
-            return head, p.order
-    return None
-
-
-def allocation_containing(a: Arena, pfn: int):
-    """(head, order) of the live allocation that contains pfn, or None."""
-    pages = a.pages
-    for o in range(NR_PAGE_ORDERS):
-        head = pfn & ~((1 << o) - 1)
-        p = pages.get(head)
-        if p is not None and p.flags & PG_ALLOC and p.order >= o:
-            return head, p.order
-    return None
+        return pfn & ~((1 << MAX_PAGE_ORDER) - 1), MAX_PAGE_ORDER
+    return block_containing(a, pfn, PG_BUDDY)
 
 
 def free_pages(a: Arena, pfn: int, order: int, kind: int = KIND_PAGES) -> int:
@@ -535,7 +530,7 @@ def page_state(a: Arena, pfn: int):
     """(state, head, order, kind, flags) of a pfn, for error messages."""
     if not 0 <= pfn < a.nr_pages:
         return PAGE_STATE_OUT_OF_RANGE, -1, 0, 0, 0
-    found = allocation_containing(a, pfn)
+    found = block_containing(a, pfn, PG_ALLOC)
     if found is not None:
         head, order = found
         hp = a.pages[head]
