@@ -467,6 +467,7 @@ static void prep_new_page(pa_machine *m, uint64_t pfn, unsigned order, uint32_t 
     p->flags = flags;
     p->order = (uint8_t)order;
     p->kind = PA_KIND_PAGES;
+    p->refcount = 1;
     /* the block is handed out again: none of its pages counts as freed now */
     for (uint64_t q = pfn + 1; q < pfn + (1ull << order); q++)
         m->pages[q].flags &= (uint8_t)~PA_PG_FREED;
@@ -589,6 +590,7 @@ static int free_pages_kind(pa_machine *m, int64_t pfn, int64_t order, unsigned k
         return PA_EINVALFREE;
     p->flags = PA_PG_FREED;
     p->kind = 0;
+    p->refcount = 0;
     free_one_page(m, pa_zone_of(m, (uint64_t)pfn), (uint64_t)pfn, (unsigned)order,
                   get_pageblock_mt(m, (uint64_t)pfn), false);
     m->pgfree += 1ull << order;
@@ -619,6 +621,7 @@ int pa_page_state(pa_machine *m, int64_t pfn, struct pa_page_state *out)
         out->order = (int32_t)order;
         out->kind = hp->kind;
         out->flags = hp->flags;
+        out->refcount = hp->refcount;
         return PA_OK;
     }
     head = page_is_free(m, (uint64_t)pfn, &order);
@@ -738,6 +741,8 @@ int buddy_check(pa_machine *m, char *msg, size_t msglen)
                     FAIL("zone %s: pfn %#llx is neither free nor allocated (lost page)", zn, (unsigned long long)pfn);
                 if ((p->flags & PA_PG_BUDDY) && (p->flags & PA_PG_ALLOC))
                     FAIL("pfn %#llx is both free and allocated", (unsigned long long)pfn);
+                if (p->refcount != ((p->flags & PA_PG_ALLOC) ? 1 : 0))
+                    FAIL("pfn %#llx has refcount %u", (unsigned long long)pfn, p->refcount);
                 uint64_t size = 1ull << p->order;
                 if ((pfn & (size - 1)) || pfn + size > hi)
                     FAIL("block at pfn %#llx order %u is misaligned or crosses its range",

@@ -53,15 +53,16 @@ enum { ZONE_DMA, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, ZONE_DEVICE };
 #define GFP_THISNODE_BIT 0x200000u
 #define GFP_BITS_MASK 0x1ffffffu
 
-/* One page descriptor: 16 bytes; all zero means "never touched". */
+/* One page descriptor: 16 bytes; all zero means "never touched".  The zone
+ * is not stored: as the kernel's page_zonenum(), it follows from the pfn. */
 struct pa_page {
     uint32_t next;      /* free-list links, as pfns (PA_NIL ends a list) */
     uint32_t prev;
+    uint32_t priv;      /* owner-specific word (slab, vmalloc) */
     uint8_t flags;      /* PA_PG_* */
     uint8_t order;      /* order of the free block or live allocation it heads */
     uint8_t kind;       /* PA_KIND_* of a live allocation */
-    uint8_t unused;
-    uint32_t priv;      /* owner-specific word (slab, vmalloc) */
+    uint8_t refcount;   /* 1 on the head of a live allocation, else 0 (no get_page yet) */
 };
 
 struct pa_zone {

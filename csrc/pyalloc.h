@@ -79,6 +79,7 @@ struct pa_page_state {
     int32_t order;      /* that block's order */
     int32_t kind;       /* PA_KIND_* of a live allocation */
     int32_t flags;      /* PA_PG_* of the page itself (FREE) or of the head */
+    int32_t refcount;   /* the head's reference count */
 };
 
 /* one zone's counters, copied out for /proc */

@@ -65,7 +65,7 @@ class CCore:
     def page_state(self, pfn: int):
         st = self._state
         lib.pa_page_state(self._m, clamp64(pfn), st)
-        return st.state, st.head, st.order, st.kind, st.flags
+        return st.state, st.head, st.order, st.kind, st.flags, st.refcount
 
     def read(self, phys: int, n: int):
         if not isinstance(n, int) or n < 0:

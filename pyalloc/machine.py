@@ -428,7 +428,7 @@ class Machine:
 
     def _report_bad_free(self, pfn: int, order: int, fn: str, message, status) -> None:
         """Describe a refused free in dmesg and raise DoubleFree or InvalidFree."""
-        state, head, horder, kind, pflags = self._core.page_state(pfn)
+        state, head, horder, kind, pflags, refcount = self._core.page_state(pfn)
         zone = 0 if pfn < 1 << 12 else 1 if pfn < 1 << 20 else 2
         flags_text = f"0x{zone << 62:x}(node=0|zone={zone})"
         if pflags & _PG_HEAD:
@@ -458,7 +458,7 @@ class Machine:
             else:
                 reason = ("nonzero _refcount" if state == _INTERIOR
                           else "PAGE_FLAGS_CHECK_AT_FREE flag(s) set")
-                text = reports.bad_page_text(COMM, PID, 0, pfn, 0 if state != _ALLOCATED else 1,
+                text = reports.bad_page_text(COMM, PID, 0, pfn, refcount if state == _ALLOCATED else 0,
                                              flags_text, "", reason, frames)
             self._log.emit(clock, text)
         raise (DoubleFree if status == errors.EDOUBLEFREE else InvalidFree)(message)

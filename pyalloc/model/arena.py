@@ -51,9 +51,10 @@ def c_int(x) -> int:
 class Page:
     """One page descriptor (the part of struct page the allocator needs)."""
 
-    __slots__ = ("flags", "order", "kind", "next", "prev")
+    __slots__ = ("flags", "order", "kind", "refcount", "next", "prev")
 
     def __init__(self) -> None:
+        self.refcount = 0   # 1 on the head of a live allocation (no get_page yet)
         self.flags = 0      # PG_* bits
         self.order = 0      # order of the free block (PG_BUDDY) or allocation (PG_ALLOC)
         self.kind = 0       # KIND_* of a live allocation

@@ -411,6 +411,7 @@ def prep_new_page(a: Arena, pfn: int, order: int, gfp: int, mt: int) -> None:
     p.flags = flags
     p.order = order
     p.kind = KIND_PAGES
+    p.refcount = 1
     # the block is handed out again: no page in it is "freed" any more
     pages = a.pages
     for q in range(pfn + 1, pfn + (1 << order)):
@@ -520,6 +521,7 @@ def free_pages(a: Arena, pfn: int, order: int, kind: int = KIND_PAGES) -> int:
         return EINVALFREE
     p.flags = PG_FREED
     p.kind = 0
+    p.refcount = 0
     z = a.zone_of(pfn)
     free_one_page(a, z, pfn, order, get_pageblock_mt(a, pfn), to_tail=False)
     a.pgfree += 1 << order
@@ -527,18 +529,18 @@ def free_pages(a: Arena, pfn: int, order: int, kind: int = KIND_PAGES) -> int:
 
 
 def page_state(a: Arena, pfn: int):
-    """(state, head, order, kind, flags) of a pfn, for error messages."""
+    """(state, head, order, kind, flags, refcount) of a pfn, for error messages."""
     if not 0 <= pfn < a.nr_pages:
-        return PAGE_STATE_OUT_OF_RANGE, -1, 0, 0, 0
+        return PAGE_STATE_OUT_OF_RANGE, -1, 0, 0, 0, 0
     found = block_containing(a, pfn, PG_ALLOC)
     if found is not None:
         head, order = found
         hp = a.pages[head]
         st = PAGE_STATE_ALLOCATED if head == pfn else PAGE_STATE_INTERIOR
-        return st, head, order, hp.kind, hp.flags
+        return st, head, order, hp.kind, hp.flags, hp.refcount
     head, order = page_is_free(a, pfn)
     p = a.pages.get(pfn)
-    return PAGE_STATE_FREE, head, order, 0, p.flags if p is not None else 0
+    return PAGE_STATE_FREE, head, order, 0, p.flags if p is not None else 0, 0
 
 
 # -- boot ------------------------------------------------------------------------------
@@ -635,6 +637,8 @@ def check(a: Arena):
                 p = a.pages[pfn]
                 if p.flags & PG_BUDDY and p.flags & PG_ALLOC:
                     return f"pfn {pfn:#x} is both free and allocated"
+                if p.refcount != (1 if p.flags & PG_ALLOC else 0):
+                    return f"pfn {pfn:#x} has refcount {p.refcount}"
                 if pfn & ((1 << p.order) - 1) or pfn + (1 << p.order) > hi:
                     return f"block at pfn {pfn:#x} order {p.order} is misaligned or crosses its range"
                 if p.flags & PG_ALLOC:
