@@ -168,6 +168,13 @@ int pa_machine_new(int64_t nr_pages, int64_t cpus, int64_t min_free_kbytes, pa_m
         min_free_kbytes = (int64_t)(kb < 128 ? 128 : kb > 262144 ? 262144 : kb);
     }
     m->min_free_kbytes = (uint64_t)min_free_kbytes;
+    m->last_cache = -1;
+    memset(m->kmalloc_caches, 0xff, sizeof(m->kmalloc_caches));
+    m->caches = calloc(PA_MAX_CACHES, sizeof(*m->caches));
+    if (!m->caches) {
+        pa_machine_free(m);
+        return PA_ENOMEM;
+    }
     arena_setup_watermarks(m);
     buddy_free_boot_tail(m);
     *out = m;
@@ -178,6 +185,7 @@ void pa_machine_free(pa_machine *m)
 {
     if (!m)
         return;
+    slab_machine_free(m);
     if (m->mem)
         munmap(m->mem, m->nr_pages << PA_PAGE_SHIFT);
     if (m->pages)
@@ -224,6 +232,22 @@ int pa_memset(pa_machine *m, int64_t phys, int64_t byte, int64_t n)
     return PA_OK;
 }
 
+int pa_set_cpu(pa_machine *m, int64_t cpu)
+{
+    if (!m || cpu < 0 || cpu >= m->cpus)
+        return PA_EINVAL;
+    m->cpu = (uint32_t)cpu;
+    return PA_OK;
+}
+
+int pa_set_slab_merge(pa_machine *m, int64_t on)
+{
+    if (!m)
+        return PA_EINVAL;
+    m->slab_merge = on != 0;
+    return PA_OK;
+}
+
 /* -- counters ------------------------------------------------------------------ */
 
 int pa_zone_info(pa_machine *m, int64_t zid, struct pa_zone_info *out)
@@ -255,6 +279,12 @@ int pa_vm_info(pa_machine *m, struct pa_vm_info *out)
     out->pgfree = m->pgfree;
     out->ticks = m->ticks;
     out->slowpath_entries = m->slowpath_entries;
+    out->nr_slab_reclaimable = m->nr_slab_reclaimable;
+    out->nr_slab_unreclaimable = m->nr_slab_unreclaimable;
+    out->gfp_fixups = m->gfp_fixups;
+    out->last_cache = m->last_cache;
+    out->slab_fallback_gfp = m->slab_fallback_gfp;
+    out->cpu = m->cpu;
     return PA_OK;
 }
 
@@ -263,5 +293,6 @@ int pa_check(pa_machine *m, char *msg, int64_t msglen)
     if (!m || !msg || msglen < 1)
         return PA_EINVAL;
     msg[0] = 0;
-    return buddy_check(m, msg, (size_t)msglen);
+    int rc = buddy_check(m, msg, (size_t)msglen);
+    return rc ? rc : slab_check(m, msg, (size_t)msglen);
 }

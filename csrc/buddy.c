@@ -546,7 +546,7 @@ static void free_one_page(pa_machine *m, struct pa_zone *z, uint64_t pfn, unsign
  * block, PA_PG_ALLOC: a live allocation) and that holds pfn, or PA_NIL.  A
  * block of order o is 2^o-aligned, so its head is pfn with the low o bits
  * cleared: eleven candidates at most. */
-static uint64_t block_containing(const pa_machine *m, uint64_t pfn, uint8_t flag, unsigned *order)
+uint64_t buddy_block_containing(const pa_machine *m, uint64_t pfn, uint8_t flag, unsigned *order)
 {
     for (unsigned o = 0; o < PA_NR_PAGE_ORDERS; o++) {
         uint64_t head = pfn & ~((1ull << o) - 1);
@@ -560,17 +560,17 @@ static uint64_t block_containing(const pa_machine *m, uint64_t pfn, uint8_t flag
 }
 
 /* the free block that holds pfn, pristine blocks included */
-static uint64_t page_is_free(const pa_machine *m, uint64_t pfn, unsigned *order)
+uint64_t buddy_page_is_free(const pa_machine *m, uint64_t pfn, unsigned *order)
 {
     const struct pa_zone *z = pa_zone_of((pa_machine *)m, pfn);
     if (pfn >= z->pristine_next && pfn < z->pristine_end) {
         *order = PA_MAX_PAGE_ORDER;
         return pfn & ~((1ull << PA_MAX_PAGE_ORDER) - 1);
     }
-    return block_containing(m, pfn, PA_PG_BUDDY, order);
+    return buddy_block_containing(m, pfn, PA_PG_BUDDY, order);
 }
 
-static int free_pages_kind(pa_machine *m, int64_t pfn, int64_t order, unsigned kind)
+int buddy_free_pages(pa_machine *m, int64_t pfn, int64_t order, unsigned kind)
 {
     if (pa_unlikely(!m))
         return PA_EINVAL;
@@ -582,7 +582,7 @@ static int free_pages_kind(pa_machine *m, int64_t pfn, int64_t order, unsigned k
     struct pa_page *p = &m->pages[pfn];
     if (pa_unlikely(!(p->flags & PA_PG_ALLOC))) {
         unsigned o;
-        if ((p->flags & PA_PG_FREED) && page_is_free(m, (uint64_t)pfn, &o) != PA_NIL)
+        if ((p->flags & PA_PG_FREED) && buddy_page_is_free(m, (uint64_t)pfn, &o) != PA_NIL)
             return PA_EDOUBLEFREE;
         return PA_EINVALFREE;
     }
@@ -599,7 +599,7 @@ static int free_pages_kind(pa_machine *m, int64_t pfn, int64_t order, unsigned k
 
 int pa_free_pages(pa_machine *m, int64_t pfn, int64_t order)
 {
-    return free_pages_kind(m, pfn, order, PA_KIND_PAGES);
+    return buddy_free_pages(m, pfn, order, PA_KIND_PAGES);
 }
 
 int pa_page_state(pa_machine *m, int64_t pfn, struct pa_page_state *out)
@@ -613,7 +613,7 @@ int pa_page_state(pa_machine *m, int64_t pfn, struct pa_page_state *out)
         return PA_OK;
     }
     unsigned order = 0;
-    uint64_t head = block_containing(m, (uint64_t)pfn, PA_PG_ALLOC, &order);
+    uint64_t head = buddy_block_containing(m, (uint64_t)pfn, PA_PG_ALLOC, &order);
     if (head != PA_NIL) {
         const struct pa_page *hp = &m->pages[head];
         out->state = head == (uint64_t)pfn ? PA_PAGE_STATE_ALLOCATED : PA_PAGE_STATE_INTERIOR;
@@ -624,7 +624,7 @@ int pa_page_state(pa_machine *m, int64_t pfn, struct pa_page_state *out)
         out->refcount = hp->refcount;
         return PA_OK;
     }
-    head = page_is_free(m, (uint64_t)pfn, &order);
+    head = buddy_page_is_free(m, (uint64_t)pfn, &order);
     out->state = PA_PAGE_STATE_FREE;
     out->head = (int64_t)head;
     out->order = (int32_t)order;
@@ -655,7 +655,7 @@ void buddy_free_boot_tail(pa_machine *m)
 
 /* -- invariants ------------------------------------------------------------------------------ */
 
-#define FAIL(...) do { snprintf(msg, msglen, __VA_ARGS__); return PA_ECORRUPT; } while (0)
+#define FAIL(...) do { snprintf(msg, msglen, __VA_ARGS__); return PA_EINVARIANT; } while (0)
 
 static const char *const zone_names[PA_MAX_NR_ZONES] = {"DMA", "DMA32", "Normal", "Movable", "Device"};
 

@@ -82,6 +82,38 @@ struct pa_zone {
     uint64_t pgalloc, numa_hit;
 };
 
+#define SLOT_NIL 0xffffu
+
+struct pa_cpu_slab {
+    uint32_t slab;                      /* slab id of the active slab, or PA_NIL */
+    uint32_t freelist;                  /* first slot of the lockless freelist, or SLOT_NIL */
+};
+
+/* one slab: the kernel keeps this in the head page's struct slab */
+struct pa_slab {
+    uint32_t pfn;                       /* head page */
+    uint32_t cache;
+    uint16_t objects, inuse;
+    uint16_t freelist;                  /* first slot of the slab's own freelist */
+    uint8_t order, frozen, on_partial, used;
+    uint32_t prev, next;                /* partial list links (slab ids) */
+    uint16_t *chain;                    /* next free slot of each free slot */
+    uint8_t *state;                     /* OBJ_* per slot */
+};
+
+struct pa_cache {
+    uint32_t alive;
+    uint32_t flags;
+    uint32_t object_size, size, align, inuse, offset, red_left_pad;
+    uint32_t order, objects, min_order, min_objects, min_partial;
+    uint32_t refcount, allocflags;
+    uint64_t seq;                       /* creation order: merging prefers the oldest */
+    uint32_t partial_head, partial_tail;    /* node partial list (slab ids) */
+    uint64_t nr_partial;
+    uint64_t nr_slabs, total_objects, live;
+    struct pa_cpu_slab *cpu;            /* one per simulated CPU */
+};
+
 struct pa_machine {
     uint64_t nr_pages;
     uint32_t cpus;
@@ -94,6 +126,23 @@ struct pa_machine {
     uint64_t pgfree;
     uint64_t ticks;
     uint64_t slowpath_entries;
+    uint32_t cpu;                       /* the simulated current CPU */
+    /* slab.c */
+    uint32_t slab_merge;
+    struct pa_cache *caches;            /* by id */
+    uint32_t nr_caches;                 /* ids handed out so far */
+    uint64_t cache_seq;
+    int32_t kmalloc_caches[PA_NR_KMALLOC_TYPES][14];
+    struct pa_slab *slabs;              /* by slab id */
+    uint32_t nr_slab_ids, cap_slab_ids;
+    uint32_t *free_slab_ids;
+    uint32_t nr_free_slab_ids;
+    struct pa_slab_event events[PA_MAX_SLAB_EVENTS];
+    uint32_t nr_events;
+    uint64_t nr_slab_reclaimable, nr_slab_unreclaimable;
+    uint64_t gfp_fixups;
+    int64_t last_cache;
+    uint64_t slab_fallback_gfp;
 };
 
 static inline struct pa_zone *pa_zone_of(pa_machine *m, uint64_t pfn)
@@ -116,5 +165,12 @@ void arena_setup_watermarks(pa_machine *m);
 /* "buddy.c" */
 void buddy_free_boot_tail(pa_machine *m);
 int buddy_check(pa_machine *m, char *msg, size_t msglen);
+int buddy_free_pages(pa_machine *m, int64_t pfn, int64_t order, unsigned kind);
+uint64_t buddy_block_containing(const pa_machine *m, uint64_t pfn, uint8_t flag, unsigned *order);
+uint64_t buddy_page_is_free(const pa_machine *m, uint64_t pfn, unsigned *order);
+
+/* "slab.c" */
+void slab_machine_free(pa_machine *m);
+int slab_check(pa_machine *m, char *msg, size_t msglen);
 
 #endif

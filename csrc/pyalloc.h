@@ -24,7 +24,7 @@
 typedef struct pa_machine pa_machine;
 
 enum {
-    PA_ABI_VERSION = 1
+    PA_ABI_VERSION = 2
 };
 
 /* status codes: errno values where Linux has one */
@@ -70,7 +70,74 @@ enum {
 };
 
 enum {
-    PA_KIND_PAGES = 1
+    PA_KIND_PAGES = 1,
+    PA_KIND_SLAB = 2,
+    PA_KIND_LARGE_KMALLOC = 3
+};
+
+/* slab cache flags: pyalloc's own values, the kernel's names */
+enum {
+    PA_SLAB_HWCACHE_ALIGN = 0x1,
+    PA_SLAB_POISON = 0x2,
+    PA_SLAB_RED_ZONE = 0x4,
+    PA_SLAB_STORE_USER = 0x8,
+    PA_SLAB_RECLAIM_ACCOUNT = 0x10,
+    PA_SLAB_ACCOUNT = 0x20,
+    PA_SLAB_CACHE_DMA = 0x40,
+    PA_SLAB_CACHE_DMA32 = 0x80,
+    PA_SLAB_PANIC = 0x100,
+    PA_SLAB_CONSISTENCY_CHECKS = 0x200,
+    PA_SLAB_TRACE = 0x400,
+    PA_SLAB_KMALLOC = 0x800,
+    PA_SLAB_NO_MERGE = 0x1000,
+    PA_OBJECT_POISON = 0x2000
+};
+
+enum {
+    PA_KMALLOC_MAX_CACHE_SIZE = 8192,
+    PA_KMALLOC_MAX_SIZE = 4194304,
+    PA_NR_KMALLOC_TYPES = 4,
+    PA_MAX_CACHES = 4096,
+    PA_MAX_CPUS = 4096,
+    PA_TRACK_SIZE = 32,
+    PA_MAX_SLAB_EVENTS = 16,
+    PA_ZERO_SIZE_STATUS = -2000,
+    PA_EINVARIANT = -1004
+};
+
+/* why a slab report is printed */
+enum {
+    PA_SLAB_ERR_LEFT_REDZONE = 1,
+    PA_SLAB_ERR_RIGHT_REDZONE = 2,
+    PA_SLAB_ERR_KMALLOC_REDZONE = 3,
+    PA_SLAB_ERR_POISON = 4,
+    PA_SLAB_ERR_END_POISON = 5,
+    PA_SLAB_ERR_OBJECT_PADDING = 6,
+    PA_SLAB_ERR_ALIGN_PADDING = 7,
+    PA_SLAB_ERR_SLAB_PADDING = 8,
+    PA_SLAB_ERR_FREEPOINTER = 9,
+    PA_SLAB_ERR_ALREADY_FREE = 10,
+    PA_SLAB_ERR_INVALID_POINTER = 11,
+    PA_SLAB_ERR_WRONG_CACHE = 12,
+    PA_SLAB_ERR_NOT_SLAB = 13,
+    PA_SLAB_ERR_OBJECTS_REMAINING = 14,
+    PA_SLAB_ERR_NEVER_ALLOCATED = 15
+};
+
+struct pa_slab_event {
+    int32_t reason;     /* PA_SLAB_ERR_* */
+    int32_t cache;      /* cache id, or -1 */
+    int64_t slab;       /* phys address of the slab, 0 if none */
+    int64_t object;     /* phys address of the object or pointer concerned */
+    int64_t start, end; /* damaged bytes [start, end), phys */
+    int32_t expected, found;
+};
+
+struct pa_cache_info {
+    uint32_t flags, object_size, size, align, order, objects, offset, inuse, red_left_pad, min_order;
+    uint64_t nr_slabs, total_objects, active_objects;
+    uint32_t refcount, allocflags;
+    uint64_t live;
 };
 
 struct pa_page_state {
@@ -103,6 +170,12 @@ struct pa_vm_info {
     uint64_t pgfree;                    /* pages freed */
     uint64_t ticks;                     /* operations done: the simulated clock */
     uint64_t slowpath_entries;          /* allocations that missed the fast path */
+    uint64_t nr_slab_reclaimable;       /* pages */
+    uint64_t nr_slab_unreclaimable;     /* pages, kmalloc_large included */
+    uint64_t gfp_fixups;                /* slab requests whose gfp had to be fixed up */
+    int64_t last_cache;                 /* cache of the last slab allocation (-1: kmalloc_large) */
+    uint64_t slab_fallback_gfp;         /* gfp of the last min-order slab page attempt */
+    int64_t cpu;                        /* the simulated current CPU */
 };
 
 int pa_abi_version(void);
@@ -116,6 +189,22 @@ int pa_page_state(pa_machine *m, int64_t pfn, struct pa_page_state *out);
 int pa_read(pa_machine *m, int64_t phys, int64_t n, unsigned char *out);
 int pa_write(pa_machine *m, int64_t phys, const unsigned char *data, int64_t n);
 int pa_memset(pa_machine *m, int64_t phys, int64_t byte, int64_t n);
+
+int pa_set_cpu(pa_machine *m, int64_t cpu);
+int pa_set_slab_merge(pa_machine *m, int64_t on);
+
+int64_t pa_kmem_cache_create(pa_machine *m, int64_t size, int64_t align, int64_t flags);
+int pa_kmalloc_register(pa_machine *m, int64_t type, int64_t index, int64_t cache);
+int64_t pa_kmem_cache_alloc(pa_machine *m, int64_t cache, int64_t gfp, int64_t caller);
+int pa_kmem_cache_free(pa_machine *m, int64_t cache, int64_t phys, int64_t caller);
+int pa_kmem_cache_shrink(pa_machine *m, int64_t cache);
+int pa_kmem_cache_destroy(pa_machine *m, int64_t cache);
+int pa_cache_info(pa_machine *m, int64_t cache, struct pa_cache_info *out);
+int64_t pa_kmalloc(pa_machine *m, int64_t size, int64_t gfp, int64_t caller);
+int pa_kfree(pa_machine *m, int64_t phys, int64_t caller);
+int64_t pa_ksize(pa_machine *m, int64_t phys);
+int pa_take_events(pa_machine *m, struct pa_slab_event *out, int64_t max);
+int pa_slab_info(pa_machine *m, int64_t slab_phys, int64_t *out4);
 
 int pa_zone_info(pa_machine *m, int64_t zid, struct pa_zone_info *out);
 int pa_vm_info(pa_machine *m, struct pa_vm_info *out);

@@ -9,6 +9,8 @@ same meaning, so the shared layer cannot tell them apart.
 from __future__ import annotations
 
 from . import errors
+from .model.arena import clamp64
+from .model.status import CACHE_INFO_FIELDS
 
 try:
     from ._core import ffi, lib
@@ -20,20 +22,6 @@ except ImportError as exc:  # pragma: no cover - exercised only without a build
 
 if lib.pa_abi_version() != lib.PA_ABI_VERSION:  # pragma: no cover
     raise ImportError("pyalloc._core is stale: rebuild it")
-
-INT64_MAX = (1 << 63) - 1
-
-
-def clamp64(x):
-    """An int that cffi accepts and the core judges exactly as it would judge *x*.
-
-    Every range check in the core is against bounds far inside int64, so a
-    value past them is as out of range clamped as it was unclamped.
-    """
-    if not isinstance(x, int):
-        return x            # let cffi raise its TypeError
-    return -1 if x < 0 else min(x, INT64_MAX)
-
 
 class CCore:
     name = "c"
@@ -51,6 +39,10 @@ class CCore:
         self.handle = m
         self.hot_alloc_pages = lib.pa_alloc_pages
         self.hot_free_pages = lib.pa_free_pages
+        self.hot_kmalloc = lib.pa_kmalloc
+        self.hot_kfree = lib.pa_kfree
+        self.hot_kmem_cache_alloc = lib.pa_kmem_cache_alloc
+        self.hot_kmem_cache_free = lib.pa_kmem_cache_free
         self._state = ffi.new("struct pa_page_state *")
         self._vm = ffi.new("struct pa_vm_info *")
 
@@ -92,12 +84,60 @@ class CCore:
         v = self._vm
         lib.pa_vm_info(self._m, v)
         return {"nr_pages": v.nr_pages, "min_free_kbytes": v.min_free_kbytes, "pgfree": v.pgfree,
-                "ticks": v.ticks, "slowpath_entries": v.slowpath_entries}
+                "ticks": v.ticks, "slowpath_entries": v.slowpath_entries,
+                "nr_slab_reclaimable": v.nr_slab_reclaimable, "nr_slab_unreclaimable": v.nr_slab_unreclaimable,
+                "gfp_fixups": v.gfp_fixups, "last_cache": v.last_cache,
+                "slab_fallback_gfp": v.slab_fallback_gfp, "cpu": v.cpu}
 
     def check(self):
+        """None, a message naming a broken invariant, or ECORRUPT (damage reported as events)."""
         msg = ffi.new("char[]", 512)
         rc = lib.pa_check(self._m, msg, 512)
-        return ffi.string(msg).decode() if rc else None
+        if rc == lib.PA_EINVARIANT:
+            return ffi.string(msg).decode()
+        if rc == lib.PA_ENOMEM:
+            raise MemoryError("check(): out of host memory")
+        return rc or None
+
+    # -- slab ---------------------------------------------------------------------
+
+    def set_cpu(self, cpu: int) -> int:
+        return lib.pa_set_cpu(self._m, clamp64(cpu))
+
+    def set_slab_merge(self, on: bool) -> int:
+        return lib.pa_set_slab_merge(self._m, 1 if on else 0)
+
+    def kmem_cache_create(self, size: int, align: int, flags: int) -> int:
+        return lib.pa_kmem_cache_create(self._m, clamp64(size), clamp64(align), clamp64(flags))
+
+    def kmalloc_register(self, ktype: int, index: int, cid: int) -> int:
+        return lib.pa_kmalloc_register(self._m, ktype, index, cid)
+
+    def kmem_cache_shrink(self, cid: int) -> int:
+        return lib.pa_kmem_cache_shrink(self._m, clamp64(cid))
+
+    def kmem_cache_destroy(self, cid: int) -> int:
+        return lib.pa_kmem_cache_destroy(self._m, clamp64(cid))
+
+    def cache_info(self, cid: int):
+        c = ffi.new("struct pa_cache_info *")
+        if lib.pa_cache_info(self._m, clamp64(cid), c):
+            return None
+        return {name: getattr(c, name) for name in CACHE_INFO_FIELDS}
+
+    def ksize(self, phys: int) -> int:
+        return lib.pa_ksize(self._m, clamp64(phys))
+
+    def slab_info(self, slab_phys: int):
+        out = ffi.new("int64_t[4]")
+        if lib.pa_slab_info(self._m, clamp64(slab_phys), out):
+            return None
+        return tuple(out)
+
+    def take_events(self) -> list:
+        ev = ffi.new("struct pa_slab_event[]", lib.PA_MAX_SLAB_EVENTS)
+        n = lib.pa_take_events(self._m, ev, lib.PA_MAX_SLAB_EVENTS)
+        return [(e.reason, e.cache, e.slab, e.object, e.start, e.end, e.expected, e.found) for e in ev[0:n]]
 
     def close(self) -> None:
         m, self._m = self._m, None

@@ -18,6 +18,7 @@ from .errors import (
 )
 from .printk import KERNEL_RELEASE, KernelLog, warn_alloc_text, warn_text
 from . import reports
+from .slab import SlabAPI
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
@@ -126,7 +127,7 @@ def _hot_paths(machine: "Machine", core):
     return alloc_pages, free_pages
 
 
-class Machine:
+class Machine(SlabAPI):
     """A simulated x86-64 machine running Linux 6.18's allocators.
 
     ``alloc_pages(gfp, order=0)`` and ``free_pages(pfn, order=0)`` are set per
@@ -161,7 +162,7 @@ class Machine:
         if swap_bytes < 0:
             raise InvalidArgument(f"swap must not be negative, not {swap!r}")
         if not isinstance(slub_debug, str):
-            raise InvalidArgument(f"slub_debug must be a string, not {slub_debug!r}")
+            raise InvalidArgument(f"slub_debug must be a string like 'FZPU', not {slub_debug!r}")
 
         self.backend = backend
         self.mem = size
@@ -174,8 +175,11 @@ class Machine:
         self.alloc_pages, self.free_pages = _hot_paths(self, self._core)
         self._log = KernelLog()
         self._warned_once: set[str] = set()
+        self._comm, self._pid = COMM, PID
+        self._slab_tainted = False
         self._closed = False
         self._boot_messages()
+        self._slab_boot(slub_debug, bool(slab_merge))
 
     # -- life cycle ------------------------------------------------------------
 
@@ -186,6 +190,7 @@ class Machine:
         self._closed = True
         core, self._core = self._core, _ClosedCore()
         self.alloc_pages = self.free_pages = _closed
+        self.kmalloc = self.kfree = self.kmem_cache_alloc = self.kmem_cache_free = _closed
         core.close()
 
     def __enter__(self) -> "Machine":
@@ -330,9 +335,11 @@ class Machine:
             "total_pages": vm["nr_pages"],
             "min_free_kbytes": vm["min_free_kbytes"],
             "zones": zones,
+            "slab_caches": self.slab_snapshot(),
             "vm": {
                 "pgfree": vm["pgfree"],
-                "nr_slab_reclaimable": 0, "nr_slab_unreclaimable": 0,
+                "nr_slab_reclaimable": vm["nr_slab_reclaimable"],
+                "nr_slab_unreclaimable": vm["nr_slab_unreclaimable"],
                 "nr_page_table_pages": 0, "nr_kernel_stack_kb": 0,
                 "vmalloc_pages": 0,
                 "swap_total_pages": self.swap >> PAGE_SHIFT,
@@ -356,6 +363,9 @@ class Machine:
         """Walk every structure; raise InvariantBroken if any invariant is broken."""
         self._live()
         msg = self._core.check()
+        if msg == errors.ECORRUPT:
+            self._report_events(self._core.take_events(), "validate_slab_cache", caller=None)
+            raise errors.SlabCorruption("check(): slub_debug validation found damaged objects (see dmesg)")
         if msg is not None:
             raise errors.InvariantBroken(f"{self.backend} core: {msg}")
 
@@ -464,7 +474,8 @@ class Machine:
         raise (DoubleFree if status == errors.EDOUBLEFREE else InvalidFree)(message)
 
     def _boot_messages(self) -> None:
-        snap = self.snapshot()
+        snap = {"zones": [_zone_dict(self._core.zone_info(zid), name) for zid, name in enumerate(gfpmod.ZONE_NAMES)],
+                "min_free_kbytes": self._core.vm_info()["min_free_kbytes"]}
         lines = [f"Linux version {KERNEL_RELEASE} (pyalloc) #1 SMP PREEMPT_DYNAMIC",
                  "Zone ranges:"]
         for z in snap["zones"][:3]:

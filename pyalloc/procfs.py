@@ -25,7 +25,11 @@ Snapshot conventions:
   the kernel prints or uses them (zoneinfo, show_mem, MemAvailable, reserves).
 * A zone is populated when ``present > 0`` (the kernel's ``populated_zone``).
 
-To add a view (slabinfo, vmallocinfo), put its function in :data:`RENDERERS`.
+* ``slabinfo`` follows ``mm/slab_common.c`` (print_slabinfo_header(),
+  cache_show()), version 2.1 (:func:`render_slabinfo`); the rows come from
+  ``snap["slab_caches"]`` (a snapshot without that key has no caches).
+
+To add a view (vmallocinfo), put its function in :data:`RENDERERS`.
 """
 
 from __future__ import annotations
@@ -482,12 +486,46 @@ def render_vmstat(snap: dict) -> str:
     return "".join("%s %d\n" % (name, values[name]) for name in VMSTAT_ITEMS)
 
 
+# --------------------------------------------------------------------------
+# /proc/slabinfo
+
+SLABINFO_HEADER = (
+    "slabinfo - version: 2.1\n"
+    "# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab>"
+    " : tunables <limit> <batchcount> <sharedfactor>"
+    " : slabdata <active_slabs> <num_slabs> <sharedavail>\n"
+)
+
+
+def slabinfo_row(cache: dict) -> str:
+    """One cache's line, cache_show() in mm/slab_common.c (6.18):
+
+    ``"%-17s %6lu %6lu %6u %4u %4d"`` (name, active_objs, num_objs, s->size,
+    objects per slab, pages per slab), ``" : tunables %4u %4u %4u"`` (SLUB has
+    no tunables: 0 0 0), ``" : slabdata %6lu %6lu %6lu"`` (active_slabs,
+    num_slabs, shared_avail = 0).  ``%-17s`` pads but never truncates: a longer
+    name pushes the rest of the row to the right, as on a real machine.
+    """
+    return ("%-17s %6d %6d %6d %4d %4d : tunables %4d %4d %4d : slabdata %6d %6d %6d\n"
+            % (cache["name"], cache["active_objs"], cache["num_objs"], cache["objsize"],
+               cache["objperslab"], cache["pagesperslab"], 0, 0, 0,
+               cache["active_slabs"], cache["num_slabs"], 0))
+
+
+def render_slabinfo(snap: dict) -> str:
+    """/proc/slabinfo: the two header lines, then one row per cache in the order
+    of ``snap["slab_caches"]`` (the Machine lists them as the kernel walks
+    slab_caches: newest first).  Merged aliases have no row of their own."""
+    return SLABINFO_HEADER + "".join(slabinfo_row(c) for c in snap.get("slab_caches") or ())
+
+
 RENDERERS: dict[str, Callable[[dict], str]] = {
     "buddyinfo": render_buddyinfo,
     "pagetypeinfo": render_pagetypeinfo,
     "zoneinfo": render_zoneinfo,
     "meminfo": render_meminfo,
     "vmstat": render_vmstat,
+    "slabinfo": render_slabinfo,
 }
 
 

@@ -267,3 +267,94 @@ def test_node_exporter_parses_our_procfs(snap, tmp_path):
     assert metrics["node_vmstat_nr_free_pages"] == vm["nr_free_pages"]
     assert metrics["node_vmstat_pgalloc_dma32"] == vm["pgalloc_dma32"]
     assert metrics["node_vmstat_oom_kill"] == 0
+
+
+# --------------------------------------------------------------------------
+# procps slabtop over our /proc/slabinfo
+
+# kmalloc caches of a 2-CPU 6.18 boot: (size, objects per slab, pages per slab).
+KMALLOC_GEOMETRY = ((8, 512, 1), (16, 256, 1), (32, 128, 1), (64, 64, 1), (96, 42, 1),
+                    (128, 32, 1), (192, 21, 1), (256, 16, 1), (512, 16, 2), (1024, 16, 4),
+                    (2048, 16, 8), (4096, 8, 8), (8192, 4, 8))
+
+
+def _kmalloc_name(prefix: str, size: int) -> str:
+    return f"{prefix}{size // 1024}k" if size >= 1024 else f"{prefix}{size}"
+
+
+def slab_snapshot() -> dict:
+    """example_snapshot() plus slab_caches: a few named caches and the 39 kmalloc
+    rows (normal, reclaimable, cgroup; 13 sizes each), newest first."""
+    caches = []
+    n = 0
+    for prefix in ("kmalloc-", "kmalloc-rcl-", "kmalloc-cg-"):       # creation order
+        for size, per_slab, pages in KMALLOC_GEOMETRY:
+            n += 1
+            slabs = (n * 7) % 23 + (1 if prefix == "kmalloc-" else 0)
+            total = slabs * per_slab
+            active = total - (n % per_slab if slabs else 0)
+            caches.append({"name": _kmalloc_name(prefix, size), "active_objs": active,
+                           "num_objs": total, "objsize": size, "objperslab": per_slab,
+                           "pagesperslab": pages, "active_slabs": slabs, "num_slabs": slabs})
+    caches += [
+        {"name": "task_struct", "active_objs": 310, "num_objs": 336, "objsize": 9984,
+         "objperslab": 3, "pagesperslab": 8, "active_slabs": 112, "num_slabs": 112},
+        {"name": "pyalloc_test_cache_long_name", "active_objs": 1000, "num_objs": 1024,
+         "objsize": 200, "objperslab": 20, "pagesperslab": 1, "active_slabs": 52, "num_slabs": 52},
+        {"name": "empty_cache", "active_objs": 0, "num_objs": 0, "objsize": 4096,
+         "objperslab": 8, "pagesperslab": 8, "active_slabs": 0, "num_slabs": 0},
+    ]
+    snap = example_snapshot()
+    snap["slab_caches"] = caches[::-1]
+    return snap
+
+
+def test_slabtop_reads_our_slabinfo(tmp_path):
+    slabtop = _require_tool("slabtop")
+    _require_unshare()
+    snap = slab_snapshot()
+    caches = {c["name"]: c for c in snap["slab_caches"]}
+    assert len([n for n in caches if "kmalloc" in n]) == 39
+    text = procfs.render("slabinfo", snap)
+    out = _run_with_proc_files({"slabinfo": text}, [slabtop, "--once", "--sort=n"], tmp_path)
+    lines = out.splitlines()
+
+    summary = {}
+    for line in lines:
+        m = re.fullmatch(r"\s*(.+?)\s*:\s*(.+)", line)
+        if m and "/" in m[1]:
+            summary[m[1]] = m[2]
+    objs = sum(c["num_objs"] for c in caches.values())
+    active = sum(c["active_objs"] for c in caches.values())
+    assert summary["Active / Total Objects (% used)"].startswith(f"{active} / {objs} (")
+    slabs = sum(c["num_slabs"] for c in caches.values())
+    assert summary["Active / Total Slabs (% used)"].startswith(
+        f"{sum(c['active_slabs'] for c in caches.values())} / {slabs} (")
+    active_caches = sum(1 for c in caches.values() if c["active_objs"])
+    assert summary["Active / Total Caches (% used)"].startswith(f"{active_caches} / {len(caches)} (")
+    size = sum(c["num_objs"] * c["objsize"] for c in caches.values()) / 1024
+    active_size = sum(c["active_objs"] * c["objsize"] for c in caches.values()) / 1024
+    assert summary["Active / Total Size (% used)"].startswith(f"{active_size:.2f}K / {size:.2f}K (")
+
+    header = next(i for i, l in enumerate(lines) if l.split()[:2] == ["OBJS", "ACTIVE"])
+    assert lines[header].split() == ["OBJS", "ACTIVE", "USE", "OBJ", "SIZE", "SLABS", "OBJ/SLAB",
+                                     "CACHE", "SIZE", "NAME"]
+    rows = {}
+    for line in lines[header + 1:]:
+        if not line.strip():
+            continue
+        f = line.split()
+        assert len(f) == 8, line
+        rows[f[7]] = f
+    assert set(rows) == set(caches)                           # every cache, nothing else
+    assert list(rows) == sorted(rows)                         # --sort=n: by name
+    for name, c in caches.items():
+        f = rows[name]
+        assert int(f[0]) == c["num_objs"], f
+        assert int(f[1]) == c["active_objs"], f
+        use = c["active_objs"] * 100 // c["num_objs"] if c["num_objs"] else 0
+        assert f[2] == f"{use}%", f
+        assert f[3] == "%.2fK" % (c["objsize"] / 1024), f
+        assert int(f[4]) == c["num_slabs"], f
+        assert int(f[5]) == c["objperslab"], f
+        assert f[6] == "%dK" % (c["num_slabs"] * c["pagesperslab"] * 4), f

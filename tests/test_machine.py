@@ -212,7 +212,7 @@ def test_model_constants_match_the_c_enums():
             assert getattr(status, name) == value, name
         elif name.startswith("PAGE_STATE_") or name.startswith("KIND_"):
             assert getattr(status, name) == value, name
-        elif name.startswith("E") or name == "OK":
+        elif (name.startswith("E") or name == "OK") and hasattr(errors, name):
             assert getattr(errors, name) == value, name
             assert name == "OK" or value in errors.STATUS_NAMES
         else:

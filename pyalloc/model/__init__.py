@@ -5,9 +5,9 @@
 
 from __future__ import annotations
 
-from . import buddy
-from .arena import Arena, c_int as _as_c_int
-from .status import EINVAL, MAX_PAGES, MIN_PAGES
+from . import buddy, slab
+from .arena import Arena, clamp64
+from .status import CACHE_INFO_FIELDS, EINVAL, MAX_PAGES, MIN_PAGES
 
 
 
@@ -23,12 +23,16 @@ class ModelCore:
         self.handle = a
         self.hot_alloc_pages = buddy.alloc_pages
         self.hot_free_pages = buddy.free_pages
+        self.hot_kmalloc = slab.kmalloc
+        self.hot_kfree = slab.kfree
+        self.hot_kmem_cache_alloc = slab.kmem_cache_alloc
+        self.hot_kmem_cache_free = slab.kmem_cache_free
 
     def alloc_pages_wide(self, gfp: int, order: int) -> int:
-        return buddy.alloc_pages(self._a, _as_c_int(gfp), _as_c_int(order))
+        return buddy.alloc_pages(self._a, clamp64(gfp), clamp64(order))
 
     def free_pages_wide(self, pfn: int, order: int) -> int:
-        return buddy.free_pages(self._a, _as_c_int(pfn), _as_c_int(order))
+        return buddy.free_pages(self._a, clamp64(pfn), clamp64(order))
 
     def page_state(self, pfn: int):
         return buddy.page_state(self._a, pfn)
@@ -51,10 +55,51 @@ class ModelCore:
     def vm_info(self) -> dict:
         a = self._a
         return {"nr_pages": a.nr_pages, "min_free_kbytes": a.min_free_kbytes, "pgfree": a.pgfree,
-                "ticks": a.ticks, "slowpath_entries": a.slowpath_entries}
+                "ticks": a.ticks, "slowpath_entries": a.slowpath_entries,
+                "nr_slab_reclaimable": a.nr_slab_reclaimable, "nr_slab_unreclaimable": a.nr_slab_unreclaimable,
+                "gfp_fixups": a.gfp_fixups, "last_cache": a.last_cache,
+                "slab_fallback_gfp": a.slab_fallback_gfp, "cpu": a.cpu}
 
     def check(self):
-        return buddy.check(self._a)
+        """None, a message naming a broken invariant, or ECORRUPT (damage reported as events)."""
+        return buddy.check(self._a) or slab.check_slabs(self._a)
+
+    # -- slab ---------------------------------------------------------------------
+
+    def set_cpu(self, cpu: int) -> int:
+        if not 0 <= cpu < self._a.cpus:
+            return EINVAL
+        self._a.cpu = cpu
+        return 0
+
+    def set_slab_merge(self, on: bool) -> int:
+        self._a.slab_merge = bool(on)
+        return 0
+
+    def kmem_cache_create(self, size: int, align: int, flags: int) -> int:
+        return slab.kmem_cache_create(self._a, size, align, flags)
+
+    def kmalloc_register(self, ktype: int, index: int, cid: int) -> int:
+        return slab.kmalloc_register(self._a, ktype, index, cid)
+
+    def kmem_cache_shrink(self, cid: int) -> int:
+        return slab.kmem_cache_shrink(self._a, cid)
+
+    def kmem_cache_destroy(self, cid: int) -> int:
+        return slab.kmem_cache_destroy(self._a, cid)
+
+    def cache_info(self, cid: int):
+        info = slab.cache_info(self._a, cid)
+        return None if info is None else dict(zip(CACHE_INFO_FIELDS, info))
+
+    def ksize(self, phys: int) -> int:
+        return slab.ksize(self._a, phys)
+
+    def take_events(self) -> list:
+        return slab.take_events(self._a)
+
+    def slab_info(self, slab_phys: int):
+        return slab.slab_info(self._a, slab_phys)
 
     def close(self) -> None:
         self._a = self.handle = None

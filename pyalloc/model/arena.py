@@ -35,17 +35,36 @@ LOWMEM_RESERVE_RATIO = (256, 256, 32, 0, 0)
 WATERMARK_SCALE_FACTOR = 10
 
 
+INT64_MIN = -(1 << 63)
+INT64_MAX = (1 << 63) - 1
+
+
 def c_int(x) -> int:
     """Convert an argument as cffi converts one for an int64_t parameter.
 
-    cffi takes ints (bools too) and objects with __int__, and refuses floats,
-    strings and everything else with TypeError; the model must answer alike.
+    cffi takes ints (bools too) and objects with __int__, refuses floats,
+    strings and everything else with TypeError, and values outside int64 with
+    OverflowError; the model must answer alike, so the shared layer sees the
+    same exceptions from both backends.
     """
-    if isinstance(x, int):
-        return int(x)
-    if isinstance(x, float) or not hasattr(type(x), "__int__"):
+    if isinstance(x, float) or not (isinstance(x, int) or hasattr(type(x), "__int__")):
         raise TypeError("an integer is required")
-    return int(x)
+    x = int(x)
+    if not INT64_MIN <= x <= INT64_MAX:
+        raise OverflowError("int too big to convert")
+    return x
+
+
+def c_ints(*xs) -> tuple:
+    return tuple(c_int(x) for x in xs)
+
+
+def clamp64(x):
+    """An int64 the core judges exactly as it would judge *x*: every range
+    check in the cores is far inside int64, so clamping changes no answer."""
+    if not isinstance(x, int):
+        return x            # the call will raise its TypeError
+    return -1 if x < 0 else min(x, INT64_MAX)
 
 
 class Page:
@@ -138,6 +157,19 @@ class Arena:
         self.zones = [Zone(z, s, e) for z, (s, e) in enumerate(bounds)]
         self.pgfree = 0
         self.ticks = 0            # operations done: drives the simulated clock
+        self.cpu = 0              # the simulated current CPU
+        # slab state (slab.py)
+        self.slab_merge = False
+        self.caches: list = []            # by cache id; None marks a destroyed cache's slot
+        self.cache_order: list[int] = []  # ids, oldest first (slabinfo prints newest first)
+        self.kmalloc_caches = [[-1] * 14 for _ in range(4)]   # [type][kmalloc index] -> id
+        self.slabs: dict = {}             # head pfn -> Slab
+        self.slab_events: list = []
+        self.nr_slab_reclaimable = 0      # pages
+        self.nr_slab_unreclaimable = 0    # pages, kmalloc_large included
+        self.gfp_fixups = 0
+        self.last_cache = -1
+        self.slab_fallback_gfp = 0
         self.slowpath_entries = 0
         for z in self.zones:
             if not z.managed:

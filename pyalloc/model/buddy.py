@@ -28,7 +28,7 @@ the watermarks fails).
 
 from __future__ import annotations
 
-from .arena import NIL, Arena, Zone, c_int
+from .arena import INT64_MAX, INT64_MIN, NIL, Arena, Zone, c_ints
 from .status import (
     ALLOC_CPUSET, ALLOC_HIGHATOMIC, ALLOC_KSWAPD, ALLOC_MIN_RESERVE,
     ALLOC_NO_WATERMARKS, ALLOC_NON_BLOCK, ALLOC_OOM, ALLOC_RESERVES,
@@ -424,8 +424,8 @@ def prep_new_page(a: Arena, pfn: int, order: int, gfp: int, mt: int) -> None:
 
 def alloc_pages(a: Arena, gfp: int, order: int) -> int:
     """pfn of a new block, or a negative status (ENOMEM, E2BIG, EINVAL)."""
-    if type(order) is not int or type(gfp) is not int:
-        order, gfp = c_int(order), c_int(gfp)
+    if type(order) is not int or type(gfp) is not int or not INT64_MIN <= order <= INT64_MAX or not INT64_MIN <= gfp <= INT64_MAX:
+        order, gfp = c_ints(order, gfp)
     a.ticks += 1
     if not 0 <= order <= MAX_PAGE_ORDER:
         return EINVAL if order < 0 else E2BIG
@@ -505,8 +505,8 @@ def page_is_free(a: Arena, pfn: int):
 
 def free_pages(a: Arena, pfn: int, order: int, kind: int = KIND_PAGES) -> int:
     """__free_pages(): 0, or EINVAL / EINVALFREE / EDOUBLEFREE with nothing changed."""
-    if type(order) is not int or type(pfn) is not int:
-        order, pfn = c_int(order), c_int(pfn)
+    if type(order) is not int or type(pfn) is not int or not INT64_MIN <= order <= INT64_MAX or not INT64_MIN <= pfn <= INT64_MAX:
+        order, pfn = c_ints(order, pfn)
     a.ticks += 1
     if not 0 <= order <= MAX_PAGE_ORDER:
         return EINVAL

@@ -62,6 +62,69 @@ PG_MOVABLE = 0x10    # allocated with a movable migratetype (counts as movable f
 
 # what a live allocation belongs to: which free function may release it
 KIND_PAGES = 1
+KIND_SLAB = 2
+KIND_LARGE_KMALLOC = 3
+
+# slab cache flags (pyalloc's own values; the kernel's names)
+SLAB_HWCACHE_ALIGN = 0x1
+SLAB_POISON = 0x2
+SLAB_RED_ZONE = 0x4
+SLAB_STORE_USER = 0x8
+SLAB_RECLAIM_ACCOUNT = 0x10
+SLAB_ACCOUNT = 0x20
+SLAB_CACHE_DMA = 0x40
+SLAB_CACHE_DMA32 = 0x80
+SLAB_PANIC = 0x100
+SLAB_CONSISTENCY_CHECKS = 0x200
+SLAB_TRACE = 0x400
+SLAB_KMALLOC = 0x800          # internal: a kmalloc cache
+SLAB_NO_MERGE = 0x1000        # internal: never merge (the normal kmalloc caches under MEMCG)
+OBJECT_POISON = 0x2000        # internal: poison the object itself (POISON without RCU or ctor)
+SLAB_FLAGS_USER = 0x7ff       # what kmem_cache_create accepts
+SLAB_DEBUG_FLAGS = SLAB_POISON | SLAB_RED_ZONE | SLAB_STORE_USER | SLAB_CONSISTENCY_CHECKS | SLAB_TRACE
+SLAB_NEVER_MERGE = SLAB_RED_ZONE | SLAB_POISON | SLAB_STORE_USER | SLAB_TRACE | SLAB_NO_MERGE
+SLAB_MERGE_SAME = SLAB_RECLAIM_ACCOUNT | SLAB_CACHE_DMA | SLAB_CACHE_DMA32 | SLAB_ACCOUNT
+
+KMALLOC_MAX_CACHE_SIZE = 8192
+KMALLOC_MAX_SIZE = 4 << 20
+KMALLOC_SHIFT_HIGH = 13
+NR_KMALLOC_TYPES = 4          # normal, reclaim, dma, cgroup
+MAX_CACHES = 4096
+MAX_CPUS = 4096
+
+# byte values of include/linux/poison.h
+POISON_INUSE = 0x5a
+POISON_FREE = 0x6b
+POISON_END = 0xa5
+SLUB_RED_INACTIVE = 0xbb
+SLUB_RED_ACTIVE = 0xcc
+TRACK_SIZE = 32               # struct track with STACKDEPOT
+
+# slab object states (2 bits per 8-byte granule of memory)
+OBJ_NEVER = 0
+OBJ_LIVE = 1
+OBJ_FREED = 2
+
+# slab debug events (why a report is printed)
+SLAB_ERR_LEFT_REDZONE = 1
+SLAB_ERR_RIGHT_REDZONE = 2
+SLAB_ERR_KMALLOC_REDZONE = 3
+SLAB_ERR_POISON = 4
+SLAB_ERR_END_POISON = 5
+SLAB_ERR_OBJECT_PADDING = 6
+SLAB_ERR_ALIGN_PADDING = 7
+SLAB_ERR_SLAB_PADDING = 8
+SLAB_ERR_FREEPOINTER = 9
+SLAB_ERR_ALREADY_FREE = 10
+SLAB_ERR_INVALID_POINTER = 11
+SLAB_ERR_WRONG_CACHE = 12
+SLAB_ERR_NOT_SLAB = 13
+SLAB_ERR_OBJECTS_REMAINING = 14
+SLAB_ERR_NEVER_ALLOCATED = 15
+MAX_SLAB_EVENTS = 16
+
+ZERO_SIZE_STATUS = -2000      # kmalloc(0): the caller answers ZERO_SIZE_PTR
+EINVARIANT = -1004            # check(): an invariant is broken
 
 # page_state() answers, for error messages
 PAGE_STATE_ALLOCATED = 1    # head of a live allocation (order, kind)
@@ -81,3 +144,8 @@ GFP_COMP = 0x40000
 GFP_NOMEMALLOC = 0x80000
 GFP_THISNODE = 0x200000
 GFP_BITS_MASK = 0x1ffffff
+
+# the fields of a cache's counters, in struct pa_cache_info order
+CACHE_INFO_FIELDS = ("flags", "object_size", "size", "align", "order", "objects", "offset", "inuse",
+                     "red_left_pad", "min_order", "nr_slabs", "total_objects", "active_objects",
+                     "refcount", "allocflags", "live")

@@ -1,0 +1,1274 @@
+/*
+ * slab.c - SLUB: kmem_cache, slabs, per-cpu slabs, partial lists, kmalloc,
+ * slub_debug.  pyalloc/model/slab.py is the same algorithm, function for
+ * function; both follow mm/slub.c:
+ *
+ *  - a cache has a per-cpu active slab with its lockless freelist, and a node
+ *    partial list.  Allocation pops the cpu freelist (fast path); when empty,
+ *    slab_alloc_slow takes the slab's remote frees, else the FIRST slab of the
+ *    partial list, else a new slab (cache order with NOWARN|NORETRY first,
+ *    then the minimum order).  Per-cpu partial lists are left out.
+ *  - freeing to this cpu's active slab pushes onto the cpu freelist; other
+ *    frees go to the slab's own freelist.  A slab that was full goes to the
+ *    partial TAIL; one that becomes empty while min_partial slabs are already
+ *    partial goes back to the buddy allocator.
+ *  - a new slab's freelist runs in address order; frees push at the head.
+ *  - debug caches (POISON, RED_ZONE, STORE_USER, CONSISTENCY_CHECKS) take the
+ *    kernel's debug path: no cpu slab, one object at a time from the first
+ *    partial slab or a new one (which goes to the partial HEAD).
+ *
+ * Departures, on purpose: the freelist chain lives beside the slab
+ * (slab->chain), and the free pointer is only WRITTEN into the object, so a
+ * program scribbling on freed memory cannot derail the core; double frees and
+ * frees of non-objects are always caught (slab->state); a failed debug check
+ * on allocation restores the bytes and fails the call (the kernel marks the
+ * slab used and goes on).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+
+#include "internal.h"
+
+#define PAGE_OFFSET_VIRT 0xffff888000000000ull
+#define GFP_RECLAIM_MASK (0xc00u | 0x20u | 0x40u | 0x80u | 0x2000u | 0x4000u | 0x8000u | 0x10000u | 0x20000u | 0x80000u)
+#define GFP_CONSTRAINT_MASK (0x100000u | 0x200000u)
+#define GFP_SLAB_BUG_MASK (0x4u | 0x2u | ~GFP_BITS_MASK)
+#define GFP_DMA_BIT 0x1u
+#define GFP_DMA32_BIT 0x4u
+#define GFP_RECLAIMABLE_BIT 0x10u
+#define GFP_ACCOUNT_BIT 0x400000u
+#define GFP_NOWARN_BIT 0x2000u
+#define GFP_NORETRY_BIT 0x10000u
+#define MAX_OBJS_PER_PAGE 32767u
+#define MIN_PARTIAL 5u
+#define MAX_PARTIAL 10u
+#define SLUB_MAX_ORDER 3u
+#define CACHE_LINE_SIZE 64u
+#define SHRINK_PROMOTE_MAX 32
+
+#define POISON_INUSE 0x5a
+#define POISON_FREE 0x6b
+#define POISON_END 0xa5
+#define SLUB_RED_INACTIVE 0xbb
+#define SLUB_RED_ACTIVE 0xcc
+
+enum { OBJ_NEVER, OBJ_LIVE, OBJ_FREED };
+
+#define SLAB_DEBUG_FLAGS (PA_SLAB_POISON | PA_SLAB_RED_ZONE | PA_SLAB_STORE_USER | PA_SLAB_CONSISTENCY_CHECKS | PA_SLAB_TRACE)
+#define SLAB_NEVER_MERGE (PA_SLAB_RED_ZONE | PA_SLAB_POISON | PA_SLAB_STORE_USER | PA_SLAB_TRACE | PA_SLAB_NO_MERGE)
+#define SLAB_MERGE_SAME (PA_SLAB_RECLAIM_ACCOUNT | PA_SLAB_CACHE_DMA | PA_SLAB_CACHE_DMA32 | PA_SLAB_ACCOUNT)
+
+/* kmalloc_size_index[] for sizes 1..192, by (size - 1) / 8 */
+static const uint8_t size_index[24] = {3, 4, 5, 5, 6, 6, 6, 6, 1, 1, 1, 1, 7, 7, 7, 7, 2, 2, 2, 2, 2, 2, 2, 2};
+
+static unsigned fls64(uint64_t x)
+{
+    return x ? 64u - (unsigned)__builtin_clzll(x) : 0u;
+}
+
+static unsigned get_order(uint64_t size)
+{
+    return fls64((size - 1) >> PA_PAGE_SHIFT);
+}
+
+static unsigned kmalloc_index(uint64_t size)
+{
+    return size <= 192 ? size_index[(size - 1) / 8] : fls64(size - 1);
+}
+
+/* 0 normal, 1 reclaim, 2 dma, 3 cgroup: DMA beats RECLAIMABLE beats ACCOUNT */
+static unsigned kmalloc_type(uint32_t gfp)
+{
+    if (pa_likely(!(gfp & (GFP_DMA_BIT | GFP_RECLAIMABLE_BIT | GFP_ACCOUNT_BIT))))
+        return 0;
+    if (gfp & GFP_DMA_BIT)
+        return 2;
+    return (gfp & GFP_RECLAIMABLE_BIT) ? 1 : 3;
+}
+
+static inline bool valid_cache(const pa_machine *m, int64_t id)
+{
+    return id >= 0 && id < (int64_t)m->nr_caches && m->caches[id].alive;
+}
+
+static inline bool is_debug(const struct pa_cache *s)
+{
+    return s->flags & SLAB_DEBUG_FLAGS;
+}
+
+static inline bool debug_orig_size(const struct pa_cache *s)
+{
+    return (s->flags & PA_SLAB_STORE_USER) && (s->flags & PA_SLAB_KMALLOC);
+}
+
+/* -- creation --------------------------------------------------------------------- */
+
+static uint32_t calculate_alignment(uint32_t flags, uint32_t align, uint32_t size)
+{
+    if (flags & PA_SLAB_HWCACHE_ALIGN) {
+        uint32_t ralign = CACHE_LINE_SIZE;
+        while (size <= ralign / 2)
+            ralign /= 2;
+        if (ralign > align)
+            align = ralign;
+    }
+    if (align < 8)
+        align = 8;
+    return (align + 7) & ~7u;
+}
+
+static uint32_t order_objects(unsigned order, uint32_t size)
+{
+    return (uint32_t)((PA_PAGE_SIZE << order) / size);
+}
+
+static unsigned calc_slab_order(uint32_t size, unsigned min_order, unsigned max_order, unsigned fract)
+{
+    unsigned order;
+    for (order = min_order; order <= max_order; order++) {
+        uint64_t slab_size = (uint64_t)PA_PAGE_SIZE << order;
+        if (slab_size % size <= slab_size / fract)
+            break;
+    }
+    return order;
+}
+
+static unsigned calculate_order(uint32_t size, uint32_t cpus)
+{
+    uint32_t min_objects = 4 * (fls64(cpus) + 1);
+    uint32_t max_objects = order_objects(SLUB_MAX_ORDER, size);
+    if (max_objects < 1)
+        max_objects = 1;
+    if (min_objects > max_objects)
+        min_objects = max_objects;
+    unsigned min_order = get_order((uint64_t)min_objects * size);
+    if (order_objects(min_order, size) > MAX_OBJS_PER_PAGE)
+        return get_order((uint64_t)size * MAX_OBJS_PER_PAGE) - 1;
+    for (unsigned fraction = 16; fraction > 1; fraction /= 2) {
+        unsigned order = calc_slab_order(size, min_order, SLUB_MAX_ORDER, fraction);
+        if (order <= SLUB_MAX_ORDER)
+            return order;
+    }
+    return get_order(size);
+}
+
+static void calculate_sizes(struct pa_cache *s, uint32_t cpus)
+{
+    uint32_t flags = s->flags;
+    uint32_t size = (s->object_size + 7) & ~7u;
+
+    if (flags & PA_SLAB_POISON)
+        s->flags |= PA_OBJECT_POISON;
+    if ((flags & PA_SLAB_RED_ZONE) && size == s->object_size)
+        size += 8;
+    s->inuse = size;
+    if ((flags & PA_SLAB_POISON)
+        || ((flags & PA_SLAB_RED_ZONE) && (s->object_size < 8 || debug_orig_size(s)))) {
+        s->offset = size;           /* free pointer after the object */
+        size += 8;
+    } else {
+        s->offset = (s->object_size / 2) & ~7u;
+    }
+    if (flags & PA_SLAB_STORE_USER) {
+        size += 2 * PA_TRACK_SIZE;
+        if (flags & PA_SLAB_KMALLOC)
+            size += 4;
+    }
+    s->red_left_pad = 0;
+    if (flags & PA_SLAB_RED_ZONE) {
+        size += 8;
+        s->red_left_pad = (8 + s->align - 1) & ~(s->align - 1);
+        size += s->red_left_pad;
+    }
+    size = (size + s->align - 1) & ~(s->align - 1);
+    s->size = size;
+    s->order = calculate_order(size, cpus);
+    s->objects = order_objects(s->order, size);
+    s->min_order = get_order(size);
+    s->min_objects = order_objects(s->min_order, size);
+    s->allocflags = GFP_COMP_BIT;
+    if (flags & PA_SLAB_CACHE_DMA)
+        s->allocflags |= GFP_DMA_BIT;
+    if (flags & PA_SLAB_CACHE_DMA32)
+        s->allocflags |= GFP_DMA32_BIT;
+    if (flags & PA_SLAB_RECLAIM_ACCOUNT)
+        s->allocflags |= GFP_RECLAIMABLE_BIT;
+    uint32_t mp = (fls64(size) - 1) / 2;
+    s->min_partial = mp < MIN_PARTIAL ? MIN_PARTIAL : mp > MAX_PARTIAL ? MAX_PARTIAL : mp;
+}
+
+/* the oldest compatible cache, as the kernel's reverse walk of slab_caches */
+static int64_t find_mergeable(const pa_machine *m, uint32_t size, uint32_t align, uint32_t flags)
+{
+    if (!m->slab_merge || (flags & SLAB_NEVER_MERGE))
+        return -1;
+    size = (size + 7) & ~7u;
+    align = calculate_alignment(flags, align, size);
+    size = (size + align - 1) & ~(align - 1);
+    int64_t best = -1;
+    for (uint32_t id = 0; id < m->nr_caches; id++) {
+        const struct pa_cache *s = &m->caches[id];
+        if (!s->alive || (s->flags & SLAB_NEVER_MERGE) || size > s->size)
+            continue;
+        if ((flags & SLAB_MERGE_SAME) != (s->flags & SLAB_MERGE_SAME))
+            continue;
+        if ((s->size & ~(align - 1)) != s->size || s->size - size >= 8)
+            continue;
+        if (best < 0 || s->seq < m->caches[best].seq)
+            best = id;
+    }
+    return best;
+}
+
+int64_t pa_kmem_cache_create(pa_machine *m, int64_t size, int64_t align, int64_t flags)
+{
+    if (!m || size < 1 || size > PA_KMALLOC_MAX_SIZE || align < 0 || align > PA_PAGE_SIZE
+        || (align & (align - 1)) || flags < 0 || flags > 0x3fff
+        || (flags & (PA_SLAB_CACHE_DMA | PA_SLAB_CACHE_DMA32)) == (PA_SLAB_CACHE_DMA | PA_SLAB_CACHE_DMA32))
+        return PA_EINVAL;
+    uint32_t id;
+    for (id = 0; id < m->nr_caches; id++)
+        if (!m->caches[id].alive)
+            break;
+    if (id == PA_MAX_CACHES)
+        return PA_ENOMEM;
+    m->ticks++;
+    int64_t merged = find_mergeable(m, (uint32_t)size, (uint32_t)align, (uint32_t)flags);
+    if (merged >= 0) {
+        struct pa_cache *s = &m->caches[merged];
+        s->refcount++;
+        if ((uint32_t)size > s->object_size)
+            s->object_size = (uint32_t)size;
+        uint32_t in = ((uint32_t)size + 7) & ~7u;
+        if (in > s->inuse)
+            s->inuse = in;
+        return merged;
+    }
+    struct pa_cpu_slab *cpu = malloc(m->cpus * sizeof(*cpu));
+    if (!cpu)
+        return PA_ENOMEM;
+    for (uint32_t c = 0; c < m->cpus; c++) {
+        cpu[c].slab = PA_NIL;
+        cpu[c].freelist = SLOT_NIL;
+    }
+    struct pa_cache *s = &m->caches[id];
+    memset(s, 0, sizeof(*s));
+    s->flags = (uint32_t)flags;
+    s->object_size = (uint32_t)size;
+    s->align = calculate_alignment((uint32_t)flags, align ? (uint32_t)align : 8u, (uint32_t)size);
+    calculate_sizes(s, m->cpus);
+    s->refcount = 1;
+    s->seq = ++m->cache_seq;
+    s->partial_head = s->partial_tail = PA_NIL;
+    s->cpu = cpu;
+    s->alive = 1;
+    if (id == m->nr_caches)
+        m->nr_caches++;
+    return id;
+}
+
+int pa_kmalloc_register(pa_machine *m, int64_t type, int64_t index, int64_t cache)
+{
+    if (!m || type < 0 || type >= PA_NR_KMALLOC_TYPES || index < 1 || index > 13 || !valid_cache(m, cache))
+        return PA_EINVAL;
+    m->kmalloc_caches[type][index] = (int32_t)cache;
+    return PA_OK;
+}
+
+/* -- object helpers ------------------------------------------------------------------ */
+
+static inline uint64_t slab_base(const struct pa_slab *slab)
+{
+    return (uint64_t)slab->pfn << PA_PAGE_SHIFT;
+}
+
+static inline uint64_t obj_phys(const struct pa_cache *s, const struct pa_slab *slab, unsigned slot)
+{
+    return slab_base(slab) + (uint64_t)slot * s->size + s->red_left_pad;
+}
+
+static inline void put64(pa_machine *m, uint64_t phys, uint64_t v)
+{
+    memcpy(m->mem + phys, &v, 8);      /* x86-64 is little-endian, as the model writes */
+}
+
+static inline uint64_t get64(const pa_machine *m, uint64_t phys)
+{
+    uint64_t v;
+    memcpy(&v, m->mem + phys, 8);
+    return v;
+}
+
+/* link slot -> next in the chain, and write the pointer where SLUB keeps it */
+static inline void set_freepointer(pa_machine *m, const struct pa_cache *s, struct pa_slab *slab,
+                                   unsigned slot, unsigned next)
+{
+    slab->chain[slot] = (uint16_t)next;
+    put64(m, obj_phys(s, slab, slot) + s->offset,
+          next == SLOT_NIL ? 0 : PAGE_OFFSET_VIRT + obj_phys(s, slab, next));
+}
+
+static inline uint32_t get_info_end(const struct pa_cache *s)
+{
+    return s->offset >= s->inuse ? s->offset + 8 : s->inuse;
+}
+
+static void event(pa_machine *m, int reason, const struct pa_cache *s, const struct pa_slab *slab,
+                  uint64_t obj, uint64_t start, uint64_t end, int expected, int found)
+{
+    if (m->nr_events >= PA_MAX_SLAB_EVENTS)
+        return;
+    struct pa_slab_event *e = &m->events[m->nr_events++];
+    e->reason = reason;
+    e->cache = s ? (int32_t)(s - m->caches) : -1;
+    e->slab = slab ? (int64_t)slab_base(slab) : 0;
+    e->object = (int64_t)obj;
+    e->start = (int64_t)start;
+    e->end = (int64_t)end;
+    e->expected = expected;
+    e->found = found;
+}
+
+static bool check_bytes_and_report(pa_machine *m, const struct pa_cache *s, const struct pa_slab *slab,
+                                   uint64_t obj, int reason, uint64_t start, int value, int64_t n)
+{
+    if (n <= 0)
+        return true;
+    const unsigned char *p = m->mem + start;
+    int64_t i = 0;
+    while (i < n && p[i] == value)
+        i++;
+    if (i == n)
+        return true;
+    int64_t end = n;
+    while (end > i && p[end - 1] == value)
+        end--;
+    event(m, reason, s, slab, obj, start + (uint64_t)i, start + (uint64_t)end, value, p[i]);
+    memset(m->mem + start + i, value, (size_t)(end - i));     /* FIX: restoring */
+    return false;
+}
+
+static void init_object(pa_machine *m, const struct pa_cache *s, uint64_t obj, int val, uint32_t orig_size)
+{
+    uint32_t poison_size = s->object_size;
+    if (s->flags & PA_SLAB_RED_ZONE) {
+        memset(m->mem + obj - s->red_left_pad, val, s->red_left_pad);
+        if (debug_orig_size(s) && val == SLUB_RED_ACTIVE)
+            poison_size = orig_size;
+    }
+    if (s->flags & PA_OBJECT_POISON) {
+        memset(m->mem + obj, POISON_FREE, poison_size - 1);
+        m->mem[obj + poison_size - 1] = POISON_END;
+    }
+    if (s->flags & PA_SLAB_RED_ZONE)
+        memset(m->mem + obj + poison_size, val, s->inuse - poison_size);
+}
+
+static uint32_t orig_size_at(const pa_machine *m, const struct pa_cache *s, uint64_t obj)
+{
+    uint32_t v;
+    if (!debug_orig_size(s))
+        return s->object_size;
+    memcpy(&v, m->mem + obj + get_info_end(s) + 2 * PA_TRACK_SIZE, 4);
+    return v;
+}
+
+static void set_orig_size(pa_machine *m, const struct pa_cache *s, uint64_t obj, uint32_t orig_size)
+{
+    if (debug_orig_size(s))
+        memcpy(m->mem + obj + get_info_end(s) + 2 * PA_TRACK_SIZE, &orig_size, 4);
+}
+
+/* struct track {addr, handle, cpu, pid, when}; the caller is an id the shared layer interns */
+static void set_track(pa_machine *m, const struct pa_cache *s, uint64_t obj, unsigned which, uint64_t caller)
+{
+    if (!(s->flags & PA_SLAB_STORE_USER))
+        return;
+    unsigned char *t = m->mem + obj + get_info_end(s) + which * PA_TRACK_SIZE;
+    uint32_t cpu = m->cpu, pid = 1, zero = 0;
+    memcpy(t, &caller, 8);
+    memcpy(t + 8, &zero, 4);
+    memcpy(t + 12, &cpu, 4);
+    memcpy(t + 16, &pid, 4);
+    memcpy(t + 20, &zero, 4);
+    memcpy(t + 24, &m->ticks, 8);
+}
+
+static bool check_pad_bytes(pa_machine *m, const struct pa_cache *s, const struct pa_slab *slab, uint64_t obj)
+{
+    uint32_t off = get_info_end(s);
+    if (s->flags & PA_SLAB_STORE_USER)
+        off += 2 * PA_TRACK_SIZE + ((s->flags & PA_SLAB_KMALLOC) ? 4 : 0);
+    uint32_t size_from_object = s->size - s->red_left_pad;
+    if (size_from_object == off)
+        return true;
+    return check_bytes_and_report(m, s, slab, obj, PA_SLAB_ERR_OBJECT_PADDING, obj + off, POISON_INUSE,
+                                  (int64_t)size_from_object - off);
+}
+
+static bool check_object(pa_machine *m, const struct pa_cache *s, const struct pa_slab *slab, unsigned slot, int val)
+{
+    uint64_t obj = obj_phys(s, slab, slot);
+    bool ok = true;
+    if (s->flags & PA_SLAB_RED_ZONE) {
+        ok &= check_bytes_and_report(m, s, slab, obj, PA_SLAB_ERR_LEFT_REDZONE, obj - s->red_left_pad, val,
+                                     s->red_left_pad);
+        ok &= check_bytes_and_report(m, s, slab, obj, PA_SLAB_ERR_RIGHT_REDZONE, obj + s->object_size, val,
+                                     (int64_t)s->inuse - s->object_size);
+        if (debug_orig_size(s) && val == SLUB_RED_ACTIVE) {
+            uint32_t orig = orig_size_at(m, s, obj);
+            if (s->object_size > orig)
+                ok &= check_bytes_and_report(m, s, slab, obj, PA_SLAB_ERR_KMALLOC_REDZONE, obj + orig, val,
+                                             (int64_t)s->object_size - orig);
+        }
+    } else if ((s->flags & PA_SLAB_POISON) && s->object_size < s->inuse) {
+        ok &= check_bytes_and_report(m, s, slab, obj, PA_SLAB_ERR_ALIGN_PADDING, obj + s->object_size,
+                                     POISON_INUSE, (int64_t)s->inuse - s->object_size);
+    }
+    if (s->flags & PA_SLAB_POISON) {
+        if (val != SLUB_RED_ACTIVE && (s->flags & PA_OBJECT_POISON)) {
+            ok &= check_bytes_and_report(m, s, slab, obj, PA_SLAB_ERR_POISON, obj, POISON_FREE,
+                                         (int64_t)s->object_size - 1);
+            ok &= check_bytes_and_report(m, s, slab, obj, PA_SLAB_ERR_END_POISON, obj + s->object_size - 1,
+                                         POISON_END, 1);
+        }
+        ok &= check_pad_bytes(m, s, slab, obj);
+    }
+    if ((s->offset >= s->inuse || val != SLUB_RED_ACTIVE) && slab->state[slot] != OBJ_LIVE) {
+        /* the stored free pointer must be the chain's */
+        unsigned next = slab->chain[slot];
+        uint64_t want = next == SLOT_NIL ? 0 : PAGE_OFFSET_VIRT + obj_phys(s, slab, next);
+        if (get64(m, obj + s->offset) != want) {
+            event(m, PA_SLAB_ERR_FREEPOINTER, s, slab, obj, obj + s->offset, obj + s->offset + 8, 0, 0);
+            put64(m, obj + s->offset, want);
+            ok = false;
+        }
+    }
+    return ok;
+}
+
+/* -- slabs from and to the buddy allocator --------------------------------------------- */
+
+static void account_slab(pa_machine *m, const struct pa_cache *s, unsigned order, int sign)
+{
+    uint64_t pages = 1ull << order;
+    uint64_t *ctr = (s->flags & PA_SLAB_RECLAIM_ACCOUNT) ? &m->nr_slab_reclaimable : &m->nr_slab_unreclaimable;
+    *ctr = sign > 0 ? *ctr + pages : *ctr - pages;
+}
+
+static uint32_t slab_id_get(pa_machine *m)
+{
+    if (m->nr_free_slab_ids)
+        return m->free_slab_ids[--m->nr_free_slab_ids];
+    if (m->nr_slab_ids == m->cap_slab_ids) {
+        uint32_t cap = m->cap_slab_ids ? m->cap_slab_ids * 2 : 64;
+        struct pa_slab *ns = realloc(m->slabs, cap * sizeof(*ns));
+        if (!ns)
+            return PA_NIL;
+        m->slabs = ns;
+        uint32_t *nf = realloc(m->free_slab_ids, cap * sizeof(*nf));
+        if (!nf)
+            return PA_NIL;
+        m->free_slab_ids = nf;
+        m->cap_slab_ids = cap;
+    }
+    return m->nr_slab_ids++;
+}
+
+static struct pa_slab *allocate_slab(pa_machine *m, struct pa_cache *s, uint32_t gfp)
+{
+    uint32_t flags = (gfp & (GFP_RECLAIM_MASK | GFP_CONSTRAINT_MASK)) | s->allocflags;
+    unsigned order = s->order;
+    uint32_t objects = s->objects;
+    uint32_t first = (flags | GFP_NOWARN_BIT | GFP_NORETRY_BIT) & ~GFP_NOFAIL_BIT;
+    if ((first & GFP_DIRECT_RECLAIM_BIT) && s->order > s->min_order)
+        first = (first | GFP_NOMEMALLOC_BIT) & ~(GFP_DIRECT_RECLAIM_BIT | GFP_KSWAPD_RECLAIM_BIT);
+    int64_t pfn = pa_alloc_pages(m, first, order);
+    if (pfn < 0) {
+        order = s->min_order;
+        objects = s->min_objects;
+        m->slab_fallback_gfp = flags;
+        pfn = pa_alloc_pages(m, flags, order);
+        if (pfn < 0)
+            return NULL;
+    }
+    uint32_t id = slab_id_get(m);
+    uint16_t *chain = malloc(objects * sizeof(*chain));
+    uint8_t *state = calloc(objects, 1);
+    if (id == PA_NIL || !chain || !state) {
+        free(chain);
+        free(state);
+        if (id != PA_NIL)
+            m->free_slab_ids[m->nr_free_slab_ids++] = id;
+        buddy_free_pages(m, pfn, order, PA_KIND_PAGES);
+        return NULL;
+    }
+    struct pa_page *page = &m->pages[pfn];
+    page->kind = PA_KIND_SLAB;
+    page->priv = id;
+    struct pa_slab *slab = &m->slabs[id];
+    memset(slab, 0, sizeof(*slab));
+    slab->pfn = (uint32_t)pfn;
+    slab->cache = (uint32_t)(s - m->caches);
+    slab->order = (uint8_t)order;
+    slab->objects = (uint16_t)objects;
+    slab->chain = chain;
+    slab->state = state;
+    slab->used = 1;
+    slab->prev = slab->next = PA_NIL;
+    if (s->flags & PA_SLAB_POISON)
+        memset(m->mem + ((uint64_t)pfn << PA_PAGE_SHIFT), POISON_INUSE, (size_t)PA_PAGE_SIZE << order);
+    for (unsigned slot = 0; slot < objects; slot++) {
+        uint64_t obj = obj_phys(s, slab, slot);
+        if (s->flags & (PA_SLAB_STORE_USER | PA_SLAB_RED_ZONE | PA_OBJECT_POISON)) {
+            init_object(m, s, obj, SLUB_RED_INACTIVE, s->object_size);
+            if (s->flags & PA_SLAB_STORE_USER)
+                memset(m->mem + obj + get_info_end(s), 0, 2 * PA_TRACK_SIZE);
+        }
+    }
+    /* the freelist runs in address order */
+    for (unsigned slot = 0; slot < objects; slot++)
+        set_freepointer(m, s, slab, slot, slot + 1 < objects ? slot + 1 : SLOT_NIL);
+    slab->freelist = 0;
+    s->nr_slabs++;
+    s->total_objects += objects;
+    account_slab(m, s, order, 1);
+    return slab;
+}
+
+static struct pa_slab *new_slab(pa_machine *m, struct pa_cache *s, uint32_t gfp)
+{
+    if (gfp & GFP_SLAB_BUG_MASK) {
+        m->gfp_fixups++;
+        gfp &= ~GFP_SLAB_BUG_MASK;
+    }
+    return allocate_slab(m, s, gfp);
+}
+
+static void discard_slab(pa_machine *m, struct pa_cache *s, struct pa_slab *slab)
+{
+    uint32_t id = (uint32_t)(slab - m->slabs);
+    s->nr_slabs--;
+    s->total_objects -= slab->objects;
+    account_slab(m, s, slab->order, -1);
+    free(slab->chain);
+    free(slab->state);
+    slab->chain = NULL;
+    slab->state = NULL;
+    slab->used = 0;
+    m->pages[slab->pfn].priv = 0;
+    m->free_slab_ids[m->nr_free_slab_ids++] = id;
+    buddy_free_pages(m, slab->pfn, slab->order, PA_KIND_SLAB);
+}
+
+static void add_partial(pa_machine *m, struct pa_cache *s, struct pa_slab *slab, bool tail)
+{
+    uint32_t id = (uint32_t)(slab - m->slabs);
+    slab->on_partial = 1;
+    if (tail) {
+        slab->prev = s->partial_tail;
+        slab->next = PA_NIL;
+        if (s->partial_tail == PA_NIL)
+            s->partial_head = id;
+        else
+            m->slabs[s->partial_tail].next = id;
+        s->partial_tail = id;
+    } else {
+        slab->prev = PA_NIL;
+        slab->next = s->partial_head;
+        if (s->partial_head == PA_NIL)
+            s->partial_tail = id;
+        else
+            m->slabs[s->partial_head].prev = id;
+        s->partial_head = id;
+    }
+    s->nr_partial++;
+}
+
+static void remove_partial(pa_machine *m, struct pa_cache *s, struct pa_slab *slab)
+{
+    if (slab->prev == PA_NIL)
+        s->partial_head = slab->next;
+    else
+        m->slabs[slab->prev].next = slab->next;
+    if (slab->next == PA_NIL)
+        s->partial_tail = slab->prev;
+    else
+        m->slabs[slab->next].prev = slab->prev;
+    slab->prev = slab->next = PA_NIL;
+    slab->on_partial = 0;
+    s->nr_partial--;
+}
+
+/* -- allocation ------------------------------------------------------------------------- */
+
+static uint64_t take_object(pa_machine *m, struct pa_cache *s, struct pa_slab *slab, unsigned slot,
+                            uint32_t gfp, uint32_t orig_size, uint64_t caller)
+{
+    slab->state[slot] = OBJ_LIVE;
+    s->live++;
+    uint64_t obj = obj_phys(s, slab, slot);
+    if (pa_unlikely(is_debug(s))) {
+        set_track(m, s, obj, 0, caller);
+        set_orig_size(m, s, obj, orig_size);
+        init_object(m, s, obj, SLUB_RED_ACTIVE, orig_size);
+    }
+    if (gfp & GFP_ZERO_BIT)
+        memset(m->mem + obj, 0, s->object_size);
+    return obj;
+}
+
+static bool alloc_debug_checks(pa_machine *m, struct pa_cache *s, struct pa_slab *slab, unsigned slot)
+{
+    if (s->flags & PA_SLAB_CONSISTENCY_CHECKS)
+        return check_object(m, s, slab, slot, SLUB_RED_INACTIVE);
+    return true;
+}
+
+static unsigned alloc_single(struct pa_slab *slab)
+{
+    unsigned slot = slab->freelist;
+    slab->freelist = slab->chain[slot];
+    slab->inuse++;
+    return slot;
+}
+
+static void unpop(struct pa_slab *slab, unsigned slot)
+{
+    slab->freelist = (uint16_t)slot;
+    slab->inuse--;
+}
+
+static int64_t slab_alloc_debug(pa_machine *m, struct pa_cache *s, uint32_t gfp, uint32_t orig_size,
+                                uint64_t caller)
+{
+    if (s->partial_head != PA_NIL) {
+        struct pa_slab *slab = &m->slabs[s->partial_head];
+        unsigned slot = alloc_single(slab);
+        if (!alloc_debug_checks(m, s, slab, slot)) {
+            unpop(slab, slot);
+            return PA_ECORRUPT;
+        }
+        if (slab->inuse == slab->objects)
+            remove_partial(m, s, slab);
+        return (int64_t)take_object(m, s, slab, slot, gfp, orig_size, caller);
+    }
+    struct pa_slab *slab = new_slab(m, s, gfp);
+    if (!slab)
+        return PA_ENOMEM;
+    unsigned slot = alloc_single(slab);
+    if (!alloc_debug_checks(m, s, slab, slot)) {
+        unpop(slab, slot);
+        add_partial(m, s, slab, false);
+        return PA_ECORRUPT;
+    }
+    if (slab->inuse < slab->objects)
+        add_partial(m, s, slab, false);
+    return (int64_t)take_object(m, s, slab, slot, gfp, orig_size, caller);
+}
+
+/* unfreeze a cpu slab: splice the cpu freelist in front of the slab's own */
+static void deactivate_slab(pa_machine *m, struct pa_cache *s, struct pa_slab *slab, unsigned freelist)
+{
+    bool tail = slab->freelist != SLOT_NIL;     /* remote frees arrived */
+    if (freelist != SLOT_NIL) {
+        unsigned last = freelist, count = 1;
+        while (slab->chain[last] != SLOT_NIL) {
+            last = slab->chain[last];
+            count++;
+        }
+        set_freepointer(m, s, slab, last, slab->freelist);
+        slab->freelist = (uint16_t)freelist;
+        slab->inuse = (uint16_t)(slab->inuse - count);
+    }
+    slab->frozen = 0;
+    if (slab->inuse == 0 && s->nr_partial >= s->min_partial)
+        discard_slab(m, s, slab);
+    else if (slab->freelist != SLOT_NIL)
+        add_partial(m, s, slab, tail);
+}
+
+static unsigned freeze_slab(struct pa_slab *slab)
+{
+    unsigned freelist = slab->freelist;
+    slab->freelist = SLOT_NIL;
+    slab->inuse = slab->objects;
+    slab->frozen = 1;
+    return freelist;
+}
+
+static int64_t slab_alloc_slow(pa_machine *m, struct pa_cache *s, struct pa_cpu_slab *c, uint32_t gfp)
+{
+    struct pa_slab *slab;
+    if (c->slab != PA_NIL) {
+        slab = &m->slabs[c->slab];
+        unsigned freelist = slab->freelist;     /* get_freelist: the remote frees */
+        slab->freelist = SLOT_NIL;
+        slab->inuse = slab->objects;
+        if (freelist != SLOT_NIL) {
+            c->freelist = slab->chain[freelist];
+            return freelist;
+        }
+        slab->frozen = 0;                       /* full: no list holds it now */
+        c->slab = PA_NIL;
+    }
+    if (s->partial_head != PA_NIL) {
+        slab = &m->slabs[s->partial_head];
+        remove_partial(m, s, slab);
+    } else {
+        slab = new_slab(m, s, gfp);
+        if (!slab)
+            return PA_ENOMEM;
+    }
+    unsigned freelist = freeze_slab(slab);
+    c->slab = (uint32_t)(slab - m->slabs);
+    c->freelist = slab->chain[freelist];
+    return freelist;
+}
+
+static int64_t slab_alloc(pa_machine *m, struct pa_cache *s, uint32_t gfp, uint32_t orig_size, uint64_t caller)
+{
+    m->last_cache = s - m->caches;
+    if (pa_unlikely(is_debug(s)))
+        return slab_alloc_debug(m, s, gfp, orig_size, caller);
+    struct pa_cpu_slab *c = &s->cpu[m->cpu];
+    unsigned slot = c->freelist;
+    struct pa_slab *slab;
+    if (pa_likely(c->slab != PA_NIL && slot != SLOT_NIL)) {
+        slab = &m->slabs[c->slab];
+        c->freelist = slab->chain[slot];
+    } else {
+        int64_t r = slab_alloc_slow(m, s, c, gfp);
+        if (r < 0)
+            return r;
+        slot = (unsigned)r;
+        slab = &m->slabs[c->slab];
+    }
+    return (int64_t)take_object(m, s, slab, slot, gfp, orig_size, caller);
+}
+
+int64_t pa_kmem_cache_alloc(pa_machine *m, int64_t cache, int64_t gfp, int64_t caller)
+{
+    if (pa_unlikely(!m))
+        return PA_EINVAL;
+    m->ticks++;
+    if (pa_unlikely(!valid_cache(m, cache) || gfp < 0 || gfp > (int64_t)UINT32_MAX))
+        return PA_EINVAL;
+    struct pa_cache *s = &m->caches[cache];
+    return slab_alloc(m, s, (uint32_t)gfp, s->object_size, (uint64_t)caller);
+}
+
+static int64_t kmalloc_large(pa_machine *m, int64_t size, uint32_t gfp)
+{
+    if (gfp & GFP_SLAB_BUG_MASK) {
+        m->gfp_fixups++;
+        gfp &= ~GFP_SLAB_BUG_MASK;
+    }
+    unsigned order = get_order((uint64_t)size);
+    if (order > PA_MAX_PAGE_ORDER)
+        return PA_E2BIG;
+    int64_t pfn = pa_alloc_pages(m, gfp | GFP_COMP_BIT, order);
+    if (pfn < 0)
+        return pfn;
+    m->pages[pfn].kind = PA_KIND_LARGE_KMALLOC;
+    m->nr_slab_unreclaimable += 1ull << order;
+    return pfn << PA_PAGE_SHIFT;
+}
+
+int64_t pa_kmalloc(pa_machine *m, int64_t size, int64_t gfp, int64_t caller)
+{
+    if (pa_unlikely(!m))
+        return PA_EINVAL;
+    m->ticks++;
+    if (pa_unlikely(size < 0 || gfp < 0 || gfp > (int64_t)UINT32_MAX))
+        return PA_EINVAL;
+    if (pa_unlikely(size == 0))
+        return PA_ZERO_SIZE_STATUS;
+    if (pa_unlikely(size > PA_KMALLOC_MAX_CACHE_SIZE)) {
+        m->last_cache = -1;
+        return kmalloc_large(m, size, (uint32_t)gfp);
+    }
+    int32_t id = m->kmalloc_caches[kmalloc_type((uint32_t)gfp)][kmalloc_index((uint64_t)size)];
+    if (pa_unlikely(id < 0))
+        return PA_EINVAL;
+    return slab_alloc(m, &m->caches[id], (uint32_t)gfp, (uint32_t)size, (uint64_t)caller);
+}
+
+/* -- freeing ----------------------------------------------------------------------------- */
+
+/* the slab and slot of a live object's start; else a status, with an event */
+static int lookup_object(pa_machine *m, int64_t phys, struct pa_slab **slabp, unsigned *slotp)
+{
+    if (phys < 0 || (uint64_t)phys >= m->nr_pages << PA_PAGE_SHIFT) {
+        event(m, PA_SLAB_ERR_NOT_SLAB, NULL, NULL, (uint64_t)phys, 0, 0, 0, 0);
+        return PA_EINVALFREE;
+    }
+    unsigned order;
+    uint64_t head = buddy_block_containing(m, (uint64_t)phys >> PA_PAGE_SHIFT, PA_PG_ALLOC, &order);
+    if (head == PA_NIL || m->pages[head].kind != PA_KIND_SLAB) {
+        event(m, PA_SLAB_ERR_NOT_SLAB, NULL, NULL, (uint64_t)phys, 0, 0, 0, 0);
+        return PA_EINVALFREE;
+    }
+    struct pa_slab *slab = &m->slabs[m->pages[head].priv];
+    const struct pa_cache *s = &m->caches[slab->cache];
+    int64_t off = phys - (int64_t)slab_base(slab) - s->red_left_pad;
+    int64_t slot = off >= 0 ? off / s->size : -1;
+    if (off < 0 || off % s->size || slot >= slab->objects) {
+        event(m, PA_SLAB_ERR_INVALID_POINTER, s, slab, (uint64_t)phys, 0, 0, 0, 0);
+        return PA_EINVALFREE;
+    }
+    if (slab->state[slot] == OBJ_FREED) {
+        event(m, PA_SLAB_ERR_ALREADY_FREE, s, slab, (uint64_t)phys, 0, 0, 0, 0);
+        return PA_EDOUBLEFREE;
+    }
+    if (slab->state[slot] == OBJ_NEVER) {
+        event(m, PA_SLAB_ERR_NEVER_ALLOCATED, s, slab, (uint64_t)phys, 0, 0, 0, 0);
+        return PA_EINVALFREE;
+    }
+    *slabp = slab;
+    *slotp = (unsigned)slot;
+    return PA_OK;
+}
+
+static int slab_free_debug(pa_machine *m, struct pa_cache *s, struct pa_slab *slab, unsigned slot, uint64_t caller)
+{
+    uint64_t obj = obj_phys(s, slab, slot);
+    if ((s->flags & PA_SLAB_CONSISTENCY_CHECKS) && !check_object(m, s, slab, slot, SLUB_RED_ACTIVE))
+        return PA_ECORRUPT;     /* "Object at 0x... not freed" */
+    set_track(m, s, obj, 1, caller);
+    init_object(m, s, obj, SLUB_RED_INACTIVE, s->object_size);
+    slab->state[slot] = OBJ_FREED;
+    s->live--;
+    unsigned prior = slab->freelist;
+    slab->inuse--;
+    set_freepointer(m, s, slab, slot, prior);
+    slab->freelist = (uint16_t)slot;
+    bool empty = slab->inuse == 0 && s->nr_partial >= s->min_partial;
+    if (prior == SLOT_NIL) {
+        if (!empty)
+            add_partial(m, s, slab, true);
+    } else if (empty) {
+        remove_partial(m, s, slab);
+    }
+    if (empty)
+        discard_slab(m, s, slab);
+    return PA_OK;
+}
+
+static int slab_free(pa_machine *m, struct pa_cache *s, struct pa_slab *slab, unsigned slot, uint64_t caller)
+{
+    if (pa_unlikely(is_debug(s)))
+        return slab_free_debug(m, s, slab, slot, caller);
+    slab->state[slot] = OBJ_FREED;
+    s->live--;
+    struct pa_cpu_slab *c = &s->cpu[m->cpu];
+    if (pa_likely(c->slab == (uint32_t)(slab - m->slabs))) {
+        set_freepointer(m, s, slab, slot, c->freelist);
+        c->freelist = (uint32_t)slot;
+        return PA_OK;
+    }
+    unsigned prior = slab->freelist;
+    set_freepointer(m, s, slab, slot, prior);
+    slab->freelist = (uint16_t)slot;
+    slab->inuse--;
+    if (slab->frozen)
+        return PA_OK;
+    if (slab->inuse == 0 && s->nr_partial >= s->min_partial) {
+        if (prior != SLOT_NIL)
+            remove_partial(m, s, slab);
+        discard_slab(m, s, slab);
+    } else if (prior == SLOT_NIL) {
+        add_partial(m, s, slab, true);
+    }
+    return PA_OK;
+}
+
+int pa_kmem_cache_free(pa_machine *m, int64_t cache, int64_t phys, int64_t caller)
+{
+    if (pa_unlikely(!m))
+        return PA_EINVAL;
+    m->ticks++;
+    if (pa_unlikely(!valid_cache(m, cache)))
+        return PA_EINVAL;
+    struct pa_slab *slab;
+    unsigned slot;
+    int rc = lookup_object(m, phys, &slab, &slot);
+    if (pa_unlikely(rc))
+        return rc;
+    struct pa_cache *s = &m->caches[cache];
+    if (pa_unlikely(slab->cache != (uint32_t)cache)) {
+        event(m, PA_SLAB_ERR_WRONG_CACHE, s, slab, (uint64_t)phys, 0, 0, 0, (int)slab->cache);
+        return PA_EINVALFREE;
+    }
+    return slab_free(m, s, slab, slot, (uint64_t)caller);
+}
+
+int pa_kfree(pa_machine *m, int64_t phys, int64_t caller)
+{
+    if (pa_unlikely(!m))
+        return PA_EINVAL;
+    m->ticks++;
+    if (phys >= 0 && (uint64_t)phys < m->nr_pages << PA_PAGE_SHIFT && !(phys & (PA_PAGE_SIZE - 1))) {
+        uint64_t pfn = (uint64_t)phys >> PA_PAGE_SHIFT;
+        struct pa_page *p = &m->pages[pfn];
+        if ((p->flags & PA_PG_ALLOC) && p->kind == PA_KIND_LARGE_KMALLOC) {
+            unsigned order = p->order;
+            m->nr_slab_unreclaimable -= 1ull << order;
+            return buddy_free_pages(m, (int64_t)pfn, order, PA_KIND_LARGE_KMALLOC);
+        }
+        unsigned o;
+        if (!(p->flags & PA_PG_ALLOC) && (p->flags & PA_PG_FREED) && buddy_page_is_free(m, pfn, &o) != PA_NIL) {
+            /* a block freed and not handed out since: kfree'd twice */
+            event(m, PA_SLAB_ERR_ALREADY_FREE, NULL, NULL, (uint64_t)phys, 0, 0, 0, 0);
+            return PA_EDOUBLEFREE;
+        }
+    }
+    struct pa_slab *slab;
+    unsigned slot;
+    int rc = lookup_object(m, phys, &slab, &slot);
+    if (pa_unlikely(rc))
+        return rc;
+    return slab_free(m, &m->caches[slab->cache], slab, slot, (uint64_t)caller);
+}
+
+int64_t pa_ksize(pa_machine *m, int64_t phys)
+{
+    if (!m || phys < 0 || (uint64_t)phys >= m->nr_pages << PA_PAGE_SHIFT)
+        return PA_EINVAL;
+    unsigned order;
+    uint64_t head = buddy_block_containing(m, (uint64_t)phys >> PA_PAGE_SHIFT, PA_PG_ALLOC, &order);
+    if (head == PA_NIL)
+        return PA_EINVAL;
+    const struct pa_page *p = &m->pages[head];
+    if (p->kind == PA_KIND_LARGE_KMALLOC)
+        return (int64_t)PA_PAGE_SIZE << p->order;
+    if (p->kind != PA_KIND_SLAB)
+        return PA_EINVAL;
+    const struct pa_cache *s = &m->caches[m->slabs[p->priv].cache];
+    if (s->flags & (PA_SLAB_RED_ZONE | PA_SLAB_POISON))
+        return s->object_size;
+    if (s->flags & PA_SLAB_STORE_USER)
+        return s->inuse;
+    return s->size;
+}
+
+/* -- shrink, destroy, info ------------------------------------------------------------------ */
+
+static void flush_cpu_slabs(pa_machine *m, struct pa_cache *s)
+{
+    for (uint32_t c = 0; c < m->cpus; c++) {
+        struct pa_cpu_slab *cs = &s->cpu[c];
+        if (cs->slab != PA_NIL) {
+            struct pa_slab *slab = &m->slabs[cs->slab];
+            unsigned freelist = cs->freelist;
+            cs->slab = PA_NIL;
+            cs->freelist = SLOT_NIL;
+            deactivate_slab(m, s, slab, freelist);
+        }
+    }
+}
+
+int pa_kmem_cache_shrink(pa_machine *m, int64_t cache)
+{
+    if (!m)
+        return PA_EINVAL;
+    m->ticks++;
+    if (!valid_cache(m, cache))
+        return PA_EINVAL;
+    struct pa_cache *s = &m->caches[cache];
+    flush_cpu_slabs(m, s);
+    /* buckets by free count; list_move puts each at its list's head */
+    uint32_t promote_head[SHRINK_PROMOTE_MAX], discard_head = PA_NIL;
+    for (int i = 0; i < SHRINK_PROMOTE_MAX; i++)
+        promote_head[i] = PA_NIL;
+    uint32_t rest_head = PA_NIL, rest_tail = PA_NIL;
+    uint32_t id = s->partial_head;
+    while (id != PA_NIL) {
+        struct pa_slab *slab = &m->slabs[id];
+        uint32_t next = slab->next;
+        unsigned free = slab->objects - slab->inuse;
+        if (free == slab->objects) {
+            slab->next = discard_head;
+            discard_head = id;
+        } else if (free <= SHRINK_PROMOTE_MAX) {
+            slab->next = promote_head[free - 1];
+            promote_head[free - 1] = id;
+        } else {
+            slab->next = PA_NIL;
+            if (rest_tail == PA_NIL)
+                rest_head = id;
+            else
+                m->slabs[rest_tail].next = id;
+            rest_tail = id;
+        }
+        id = next;
+    }
+    /* rebuild: bucket 0 (fewest free) first ... bucket 31, then the rest */
+    s->partial_head = s->partial_tail = PA_NIL;
+    uint64_t nr = s->nr_partial;
+    s->nr_partial = 0;
+    for (int i = 0; i < SHRINK_PROMOTE_MAX; i++)
+        for (id = promote_head[i]; id != PA_NIL;) {
+            uint32_t next = m->slabs[id].next;
+            add_partial(m, s, &m->slabs[id], true);
+            id = next;
+        }
+    for (id = rest_head; id != PA_NIL;) {
+        uint32_t next = m->slabs[id].next;
+        add_partial(m, s, &m->slabs[id], true);
+        id = next;
+    }
+    (void)nr;
+    for (id = discard_head; id != PA_NIL;) {
+        struct pa_slab *slab = &m->slabs[id];
+        uint32_t next = slab->next;
+        slab->on_partial = 0;
+        slab->prev = slab->next = PA_NIL;
+        discard_slab(m, s, slab);
+        id = next;
+    }
+    return PA_OK;
+}
+
+int pa_kmem_cache_destroy(pa_machine *m, int64_t cache)
+{
+    if (!m)
+        return PA_EINVAL;
+    m->ticks++;
+    if (!valid_cache(m, cache))
+        return PA_EINVAL;
+    struct pa_cache *s = &m->caches[cache];
+    if (s->refcount > 1) {              /* an alias goes, the cache stays */
+        s->refcount--;
+        return PA_OK;
+    }
+    if (s->live) {
+        /* list the live objects, by address, as list_slab_objects does */
+        for (uint64_t pfn = 0; pfn < m->nr_pages && m->nr_events < PA_MAX_SLAB_EVENTS; pfn++) {
+            const struct pa_page *p = &m->pages[pfn];
+            if (!(p->flags & PA_PG_ALLOC)) {
+                continue;
+            }
+            if (p->kind == PA_KIND_SLAB && m->slabs[p->priv].cache == (uint32_t)cache) {
+                const struct pa_slab *slab = &m->slabs[p->priv];
+                for (unsigned i = 0; i < slab->objects; i++)
+                    if (slab->state[i] == OBJ_LIVE)
+                        event(m, PA_SLAB_ERR_OBJECTS_REMAINING, s, slab, obj_phys(s, slab, i), 0, 0, 0, 0);
+            }
+            pfn += (1ull << p->order) - 1;
+        }
+        return PA_EBUSY;
+    }
+    flush_cpu_slabs(m, s);
+    while (s->partial_head != PA_NIL) {
+        struct pa_slab *slab = &m->slabs[s->partial_head];
+        remove_partial(m, s, slab);
+        discard_slab(m, s, slab);
+    }
+    free(s->cpu);
+    s->cpu = NULL;
+    s->alive = 0;
+    for (int t = 0; t < PA_NR_KMALLOC_TYPES; t++)
+        for (int i = 0; i < 14; i++)
+            if (m->kmalloc_caches[t][i] == (int32_t)cache)
+                m->kmalloc_caches[t][i] = -1;
+    return PA_OK;
+}
+
+int pa_cache_info(pa_machine *m, int64_t cache, struct pa_cache_info *out)
+{
+    if (!m || !out || !valid_cache(m, cache))
+        return PA_EINVAL;
+    const struct pa_cache *s = &m->caches[cache];
+    uint64_t free_on_partial = 0;
+    for (uint32_t id = s->partial_head; id != PA_NIL; id = m->slabs[id].next)
+        free_on_partial += (uint64_t)(m->slabs[id].objects - m->slabs[id].inuse);
+    out->flags = s->flags;
+    out->object_size = s->object_size;
+    out->size = s->size;
+    out->align = s->align;
+    out->order = s->order;
+    out->objects = s->objects;
+    out->offset = s->offset;
+    out->inuse = s->inuse;
+    out->red_left_pad = s->red_left_pad;
+    out->min_order = s->min_order;
+    out->nr_slabs = s->nr_slabs;
+    out->total_objects = s->total_objects;
+    out->active_objects = s->total_objects - free_on_partial;
+    out->refcount = s->refcount;
+    out->allocflags = s->allocflags;
+    out->live = s->live;
+    return PA_OK;
+}
+
+int pa_take_events(pa_machine *m, struct pa_slab_event *out, int64_t max)
+{
+    if (!m || !out || max < 0)
+        return PA_EINVAL;
+    uint32_t n = m->nr_events < (uint64_t)max ? m->nr_events : (uint32_t)max;
+    memcpy(out, m->events, n * sizeof(*out));
+    m->nr_events = 0;
+    return (int)n;
+}
+
+/* order, objects, inuse and the freelist head (virtual, 0 = none) of the slab at slab_phys */
+int pa_slab_info(pa_machine *m, int64_t slab_phys, int64_t *out4)
+{
+    if (!m || !out4 || slab_phys < 0 || (uint64_t)slab_phys >= m->nr_pages << PA_PAGE_SHIFT)
+        return PA_EINVAL;
+    const struct pa_page *p = &m->pages[(uint64_t)slab_phys >> PA_PAGE_SHIFT];
+    if (!(p->flags & PA_PG_ALLOC) || p->kind != PA_KIND_SLAB)
+        return PA_EINVAL;
+    const struct pa_slab *slab = &m->slabs[p->priv];
+    const struct pa_cache *s = &m->caches[slab->cache];
+    out4[0] = slab->order;
+    out4[1] = slab->objects;
+    out4[2] = slab->inuse;
+    out4[3] = slab->freelist == SLOT_NIL ? 0 : (int64_t)(PAGE_OFFSET_VIRT + obj_phys(s, slab, slab->freelist));
+    return PA_OK;
+}
+
+void slab_machine_free(pa_machine *m)
+{
+    for (uint32_t id = 0; id < m->nr_slab_ids; id++)
+        if (m->slabs[id].used) {
+            free(m->slabs[id].chain);
+            free(m->slabs[id].state);
+        }
+    free(m->slabs);
+    free(m->free_slab_ids);
+    if (m->caches)
+        for (uint32_t id = 0; id < m->nr_caches; id++)
+            free(m->caches[id].cpu);
+    free(m->caches);
+}
+
+/* -- invariants and validation ------------------------------------------------------------------ */
+
+#define FAIL(...) do { snprintf(msg, msglen, __VA_ARGS__); return PA_EINVARIANT; } while (0)
+
+int slab_check(pa_machine *m, char *msg, size_t msglen)
+{
+    uint64_t pages_rec = 0, pages_unrec = 0, large = 0;
+    bool corrupt = false;
+    uint64_t *cnt = calloc((size_t)m->nr_caches * 3 + 1, sizeof(uint64_t));
+    uint8_t *seen = NULL;
+    if (!cnt)
+        return PA_ENOMEM;
+#undef FAIL
+#define FAIL(...) do { snprintf(msg, msglen, __VA_ARGS__); free(cnt); free(seen); return PA_EINVARIANT; } while (0)
+    for (uint64_t pfn = 0; pfn < m->nr_pages; pfn++) {
+        const struct pa_page *p = &m->pages[pfn];
+        if (!(p->flags & PA_PG_ALLOC))
+            continue;
+        uint64_t span = 1ull << p->order;
+        if (p->kind == PA_KIND_LARGE_KMALLOC)
+            large += span;
+        if (p->kind != PA_KIND_SLAB) {
+            pfn += span - 1;
+            continue;
+        }
+        if (p->priv >= m->nr_slab_ids || !m->slabs[p->priv].used || m->slabs[p->priv].pfn != pfn)
+            FAIL("slab page at pfn %#llx has no slab record", (unsigned long long)pfn);
+        struct pa_slab *slab = &m->slabs[p->priv];
+        if (slab->order != p->order || !valid_cache(m, slab->cache))
+            FAIL("slab at pfn %#llx is not a live slab page of a live cache", (unsigned long long)pfn);
+        struct pa_cache *s = &m->caches[slab->cache];
+        uint64_t *c3 = &cnt[slab->cache * 3];
+        c3[0]++;
+        c3[1] += slab->objects;
+        if (s->flags & PA_SLAB_RECLAIM_ACCOUNT)
+            pages_rec += span;
+        else
+            pages_unrec += span;
+        unsigned owners = 0;
+        struct pa_cpu_slab *owner = NULL;
+        for (uint32_t c = 0; c < m->cpus; c++)
+            if (s->cpu[c].slab == p->priv) {
+                owners++;
+                owner = &s->cpu[c];
+            }
+        if (owners > 1 || (owners == 1) != (slab->frozen != 0))
+            FAIL("slab at pfn %#llx: frozen=%u but %u cpus hold it", (unsigned long long)pfn, slab->frozen, owners);
+        free(seen);
+        seen = calloc(slab->objects, 1);
+        if (!seen) {
+            free(cnt);
+            return PA_ENOMEM;
+        }
+        unsigned heads[2] = {slab->freelist, owner ? owner->freelist : SLOT_NIL};
+        unsigned nseen = 0, nfree_own = 0;
+        for (int ci = 0; ci < 2; ci++) {
+            unsigned slot = heads[ci], n = 0;
+            while (slot != SLOT_NIL) {
+                if (slot >= slab->objects || seen[slot])
+                    FAIL("slab at pfn %#llx: freelist loops or leaves the slab", (unsigned long long)pfn);
+                if (slab->state[slot] == OBJ_LIVE)
+                    FAIL("slab at pfn %#llx: live object in slot %u is on a freelist", (unsigned long long)pfn, slot);
+                seen[slot] = 1;
+                n++;
+                slot = slab->chain[slot];
+            }
+            nseen += n;
+            if (ci == 0)
+                nfree_own = n;
+        }
+        unsigned live = 0;
+        for (unsigned i = 0; i < slab->objects; i++)
+            live += slab->state[i] == OBJ_LIVE;
+        c3[2] += live;
+        if (nseen + live != slab->objects)
+            FAIL("slab at pfn %#llx: %u free objects are on no freelist", (unsigned long long)pfn,
+                 slab->objects - nseen - live);
+        unsigned expect_inuse = slab->frozen ? slab->objects : slab->objects - nfree_own;
+        if (slab->inuse != expect_inuse)
+            FAIL("slab at pfn %#llx: inuse %u, expected %u", (unsigned long long)pfn, slab->inuse, expect_inuse);
+        bool listed = false;
+        for (uint32_t id = s->partial_head; id != PA_NIL; id = m->slabs[id].next)
+            if (id == p->priv)
+                listed = true;
+        if ((slab->on_partial != 0) != listed)
+            FAIL("slab at pfn %#llx: partial-list membership is wrong", (unsigned long long)pfn);
+        if (!slab->frozen && !slab->on_partial && nfree_own && !is_debug(s))
+            FAIL("slab at pfn %#llx has free objects but is on no list", (unsigned long long)pfn);
+        if (is_debug(s)) {
+            for (unsigned i = 0; i < slab->objects; i++)
+                if (!check_object(m, s, slab, i, slab->state[i] == OBJ_LIVE ? SLUB_RED_ACTIVE : SLUB_RED_INACTIVE))
+                    corrupt = true;
+            if (s->flags & PA_SLAB_POISON) {
+                uint64_t used = (uint64_t)slab->objects * s->size;
+                if (!check_bytes_and_report(m, s, slab, 0, PA_SLAB_ERR_SLAB_PADDING, slab_base(slab) + used,
+                                            POISON_INUSE, (int64_t)(((uint64_t)PA_PAGE_SIZE << slab->order) - used)))
+                    corrupt = true;
+            }
+        }
+        pfn += span - 1;
+    }
+    for (uint32_t id = 0; id < m->nr_caches; id++) {
+        const struct pa_cache *s = &m->caches[id];
+        if (!s->alive)
+            continue;
+        uint64_t *c3 = &cnt[id * 3];
+        if (c3[0] != s->nr_slabs || c3[1] != s->total_objects || c3[2] != s->live)
+            FAIL("cache %u: counters %llu/%llu/%llu but slabs say %llu/%llu/%llu", id,
+                 (unsigned long long)s->nr_slabs, (unsigned long long)s->total_objects, (unsigned long long)s->live,
+                 (unsigned long long)c3[0], (unsigned long long)c3[1], (unsigned long long)c3[2]);
+        uint64_t n = 0;
+        for (uint32_t sid = s->partial_head; sid != PA_NIL; sid = m->slabs[sid].next) {
+            if (!m->slabs[sid].used || m->slabs[sid].cache != id || ++n > s->nr_slabs)
+                FAIL("cache %u: partial list holds a slab that is not its own", id);
+        }
+        if (n != s->nr_partial)
+            FAIL("cache %u: nr_partial %llu but the list holds %llu", id, (unsigned long long)s->nr_partial,
+                 (unsigned long long)n);
+    }
+    if (pages_rec != m->nr_slab_reclaimable || pages_unrec + large != m->nr_slab_unreclaimable)
+        FAIL("slab pages %llu/%llu counted but %llu/%llu found", (unsigned long long)m->nr_slab_reclaimable,
+             (unsigned long long)m->nr_slab_unreclaimable, (unsigned long long)pages_rec,
+             (unsigned long long)(pages_unrec + large));
+    free(cnt);
+    free(seen);
+    return corrupt ? PA_ECORRUPT : PA_OK;
+}

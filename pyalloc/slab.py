@@ -1,0 +1,664 @@
+"""The slab allocator's public face, shared by both backends: kmem_cache_*,
+the kmalloc family, slub_debug options, and the kernel's reports.
+
+The cores (csrc/slab.c, pyalloc/model/slab.py) do the allocating; this layer
+names caches, creates the kmalloc caches at boot in the kernel's order, turns
+status codes and debug events into exceptions and dmesg reports, and composes
+what the kernel composes itself (krealloc, kcalloc, kvmalloc later).
+"""
+
+from __future__ import annotations
+
+import enum
+import sys
+from contextlib import contextmanager
+
+from . import errors, gfp as gfpmod, slub_report
+from .errors import InvalidArgument
+from .model import status as st
+
+PAGE_OFFSET = 0xffff888000000000
+PAGE_SIZE = 4096
+ZERO_SIZE_PTR = 0x10
+SIZE_MAX = (1 << 64) - 1
+DIRECT_MAP_SIZE = 64 << 40
+
+
+class SLAB(enum.IntFlag):
+    """kmem_cache_create() flags (pyalloc's own values, the kernel's names)."""
+    HWCACHE_ALIGN = st.SLAB_HWCACHE_ALIGN
+    POISON = st.SLAB_POISON
+    RED_ZONE = st.SLAB_RED_ZONE
+    STORE_USER = st.SLAB_STORE_USER
+    RECLAIM_ACCOUNT = st.SLAB_RECLAIM_ACCOUNT
+    ACCOUNT = st.SLAB_ACCOUNT
+    CACHE_DMA = st.SLAB_CACHE_DMA
+    CACHE_DMA32 = st.SLAB_CACHE_DMA32
+    PANIC = st.SLAB_PANIC
+    CONSISTENCY_CHECKS = st.SLAB_CONSISTENCY_CHECKS
+    TRACE = st.SLAB_TRACE
+
+
+SLAB_NAMES = {f"SLAB_{m.name}": int(m) for m in SLAB}
+SLAB_NAMES["SLAB_NONE"] = 0
+
+# slub_debug letters (mm/slub.c parse_slub_debug_flags)
+DEBUG_LETTERS = {"f": st.SLAB_CONSISTENCY_CHECKS, "z": st.SLAB_RED_ZONE, "p": st.SLAB_POISON,
+                 "u": st.SLAB_STORE_USER, "t": st.SLAB_TRACE, "a": 0, "o": 0}
+DEBUG_ALL = st.SLAB_CONSISTENCY_CHECKS | st.SLAB_RED_ZONE | st.SLAB_POISON | st.SLAB_STORE_USER
+
+# kmalloc cache families, in the kernel's creation order, with their flags and name stems
+KMALLOC_TYPES = ((0, "kmalloc-", st.SLAB_NO_MERGE), (1, "kmalloc-rcl-", st.SLAB_RECLAIM_ACCOUNT),
+                 (2, "dma-kmalloc-", st.SLAB_CACHE_DMA), (3, "kmalloc-cg-", st.SLAB_ACCOUNT))
+KMALLOC_INDICES = (1, 2) + tuple(range(3, 14))     # 96 and 192 first, then 8 .. 8k
+
+
+def kmalloc_suffix(index: int) -> str:
+    size = {1: 96, 2: 192}.get(index, 1 << index)
+    return f"{size >> 10}k" if size >= 1024 else str(size)
+
+
+def parse_slab_flags(flags) -> int:
+    """SLAB_* flags from an int, a SLAB member or the kernel's spelling ("SLAB_POISON|SLAB_RED_ZONE")."""
+    if isinstance(flags, bool):
+        raise InvalidArgument(f"slab flags cannot be a bool: {flags!r}")
+    if isinstance(flags, int):
+        if flags & ~st.SLAB_FLAGS_USER or flags < 0:
+            raise InvalidArgument(f"unknown slab flag bits {flags:#x}")
+        return int(flags)
+    if not isinstance(flags, str):
+        raise InvalidArgument(f"slab flags must be an int or a string, not {flags!r}")
+    value = 0
+    for part in flags.split("|"):
+        name = part.strip()
+        if name not in SLAB_NAMES:
+            raise InvalidArgument(f"unknown slab flag {name!r} in {flags!r}")
+        value |= SLAB_NAMES[name]
+    return value
+
+
+def parse_slub_debug(option: str):
+    """(flags, cache names or None for all, unknown letters) of a slub_debug= option."""
+    if not option:
+        return 0, None, ""
+    letters, _, names = option.partition(",")
+    flags, unknown = 0, ""
+    if letters == "" or letters == "-":
+        flags = 0 if letters == "-" else DEBUG_ALL
+    for ch in letters:
+        if ch == "-":
+            continue
+        bit = DEBUG_LETTERS.get(ch.lower())
+        if bit is None:
+            unknown += ch
+        else:
+            flags |= bit
+    cache_names = tuple(n for n in names.split(",") if n) if names else None
+    return flags, cache_names, unknown
+
+
+class Cache:
+    """A kmem_cache as kmem_cache_create() returns it."""
+
+    __slots__ = ("name", "_id", "_machine", "object_size", "size", "align", "order", "objects", "flags")
+
+    def __init__(self, machine, name: str, cid: int, info: dict) -> None:
+        self.name = name
+        self._id = cid
+        self._machine = machine
+        self.object_size = info["object_size"]
+        self.size = info["size"]
+        self.align = info["align"]
+        self.order = info["order"]
+        self.objects = info["objects"]
+        self.flags = info["flags"]
+
+    def __repr__(self) -> str:
+        state = "destroyed" if self._id < 0 else f"object_size={self.object_size} size={self.size}"
+        return f"<kmem_cache {self.name!r} {state}>"
+
+
+EVENT_WHAT = {
+    st.SLAB_ERR_LEFT_REDZONE: "Left Redzone", st.SLAB_ERR_RIGHT_REDZONE: "Right Redzone",
+    st.SLAB_ERR_KMALLOC_REDZONE: "kmalloc Redzone", st.SLAB_ERR_POISON: "Poison",
+    st.SLAB_ERR_END_POISON: "End Poison", st.SLAB_ERR_OBJECT_PADDING: "Object padding",
+    st.SLAB_ERR_ALIGN_PADDING: "Alignment padding", st.SLAB_ERR_SLAB_PADDING: "Padding",
+}
+
+
+def _slab_hot_paths(machine, core):
+    """kmalloc, kfree, kmem_cache_alloc and kmem_cache_free as closures over one core.
+
+    The common call (no cpu=/caller=, no caller tracking, an ordinary mask)
+    is a GFP lookup, one core call and a sign test; the rest is in SlabAPI.
+    """
+    kmalloc_c, kfree_c = core.hot_kmalloc, core.hot_kfree
+    alloc_c, free_c, handle = core.hot_kmem_cache_alloc, core.hot_kmem_cache_free, core.handle
+    parse, slow_mask, offset = gfpmod.parse, gfpmod.GFP_NOFAIL | _SLAB_BUG_MASK, PAGE_OFFSET
+    m = machine
+
+    def kmalloc(size, gfp, cpu=None, caller=None):
+        """kmalloc(): a new object's address, ZERO_SIZE_PTR for size 0, or None."""
+        flags = parse(gfp)
+        if flags & slow_mask or cpu is not None or caller is not None or m._track_callers:
+            return m._kmalloc_slow(size, flags, cpu, caller, sys._getframe(1))
+        try:
+            r = kmalloc_c(handle, size, flags, 0)
+        except OverflowError:
+            r = errors.E2BIG if isinstance(size, int) and size > 0 else errors.EINVAL
+        if r >= 0:
+            return r + offset
+        return m._kmalloc_failed(r, size, flags)
+
+    def kfree(addr, cpu=None, caller=None):
+        """kfree(): free a kmalloc object; None and ZERO_SIZE_PTR do nothing."""
+        if cpu is not None or caller is not None or m._track_callers:
+            return m._free_slow(addr, None, cpu, caller, sys._getframe(1))
+        try:
+            r = kfree_c(handle, addr - offset, 0)
+        except (TypeError, OverflowError):
+            return m._free_slow(addr, None, cpu, caller, None)
+        if r:
+            m._free_failed(r, addr, None)
+
+    def kmem_cache_alloc(cache, gfp, cpu=None, caller=None):
+        """kmem_cache_alloc(): a new object of the cache, or None."""
+        flags = parse(gfp)
+        try:
+            cid = cache._id
+        except AttributeError:
+            raise InvalidArgument(f"not a kmem_cache: {cache!r}") from None
+        if flags & slow_mask or cpu is not None or caller is not None or m._track_callers or cid < 0:
+            return m._cache_alloc_slow(cache, flags, cpu, caller, sys._getframe(1))
+        r = alloc_c(handle, cid, flags, 0)
+        if r >= 0:
+            return r + offset
+        return m._cache_alloc_failed(r, cache, flags)
+
+    def kmem_cache_free(cache, addr, cpu=None, caller=None):
+        """kmem_cache_free(): give an object back to its cache."""
+        try:
+            cid = cache._id
+        except AttributeError:
+            raise InvalidArgument(f"not a kmem_cache: {cache!r}") from None
+        if cpu is not None or caller is not None or m._track_callers or cid < 0:
+            return m._free_slow(addr, cache, cpu, caller, sys._getframe(1))
+        try:
+            r = free_c(handle, cid, addr - offset, 0)
+        except (TypeError, OverflowError):
+            return m._free_slow(addr, cache, cpu, caller, None)
+        if r:
+            m._free_failed(r, addr, cache)
+
+    return kmalloc, kfree, kmem_cache_alloc, kmem_cache_free
+
+
+_SLAB_BUG_MASK = gfpmod.GFP_DMA32 | gfpmod.GFP_HIGHMEM | (0xffffffff & ~gfpmod.GFP_BITS_MASK)
+
+
+class SlabAPI:
+    """The slab half of Machine (mixed into it)."""
+
+    # -- boot --------------------------------------------------------------------
+
+    def _slab_boot(self, slub_debug: str, slab_merge: bool) -> None:
+        if not isinstance(slub_debug, str):
+            raise InvalidArgument(f"slub_debug must be a string like 'FZPU', not {slub_debug!r}")
+        self._debug_flags, self._debug_names, unknown = parse_slub_debug(slub_debug)
+        for ch in unknown:
+            self._log.emit(0, f"slab_debug option '{ch}' unknown. skipped")
+        self._caches: dict[int, Cache] = {}       # id -> the cache's own (first) name
+        self._cache_order: list[int] = []         # ids, oldest first
+        self._callers: dict[str, int] = {}
+        self._caller_names: list[str] = []
+        self._track_callers = False
+        self.kmalloc, self.kfree, self.kmem_cache_alloc, self.kmem_cache_free = _slab_hot_paths(self, self._core)
+        for ktype, stem, tflags in KMALLOC_TYPES:
+            for index in KMALLOC_INDICES:
+                name = stem + kmalloc_suffix(index)
+                size = {1: 96, 2: 192}.get(index, 1 << index)
+                cache = self._create(name, size, 0, tflags | st.SLAB_KMALLOC)
+                self._core.kmalloc_register(ktype, index, cache._id)
+        self._core.set_slab_merge(slab_merge)
+
+    def _create(self, name: str, size: int, align: int, flags: int) -> Cache:
+        if self._debug_names is None or name in self._debug_names:
+            flags |= self._debug_flags
+        cid = self._core.kmem_cache_create(size, align, flags)
+        if cid < 0:
+            errors.raise_for(cid if cid != errors.ENOMEM else errors.EINVAL,
+                             f"kmem_cache_create({name!r}, {size}, align={align}): cannot create")
+        info = self._core.cache_info(cid)
+        cache = Cache(self, name, cid, info)
+        if cid not in self._caches:
+            self._caches[cid] = cache
+            self._cache_order.append(cid)
+        if info["flags"] & st.SLAB_STORE_USER:
+            self._track_callers = True
+        return cache
+
+    # -- caches ------------------------------------------------------------------
+
+    def kmem_cache_create(self, name: str, size: int, align: int = 0, flags=0) -> Cache:
+        """kmem_cache_create(): a new cache (or, with slab_merge, an alias of a compatible one)."""
+        self._live()
+        if not isinstance(name, str) or not 1 <= len(name) <= 64 or not name.isprintable() or " " in name:
+            raise InvalidArgument(f"kmem_cache_create: bad name {name!r} (1 to 64 printable characters, no spaces)")
+        for what, v in (("size", size), ("align", align)):
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise InvalidArgument(f"kmem_cache_create({name!r}): {what} must be an int, not {v!r}")
+        bits = parse_slab_flags(flags)
+        if not 1 <= size <= st.KMALLOC_MAX_SIZE:
+            self._log.emit(self._clock_ns(), f"kmem_cache_create({name}) integrity check failed")
+            raise InvalidArgument(f"kmem_cache_create({name!r}): size {size} is outside 1..{st.KMALLOC_MAX_SIZE}")
+        if align < 0 or align > PAGE_SIZE or align & (align - 1):
+            raise InvalidArgument(f"kmem_cache_create({name!r}): align {align} is not 0 or a power of two up to 4096")
+        if bits & st.SLAB_CACHE_DMA and bits & st.SLAB_CACHE_DMA32:
+            raise InvalidArgument(f"kmem_cache_create({name!r}): SLAB_CACHE_DMA and SLAB_CACHE_DMA32 together")
+        return self._create(name, size, align, bits & ~st.SLAB_PANIC)
+
+    def _cache_id(self, cache, what: str) -> int:
+        self._live()
+        cid = getattr(cache, "_id", None)
+        if not isinstance(cache, Cache) or cache._machine is not self:
+            raise InvalidArgument(f"{what}: not a kmem_cache of this machine: {cache!r}")
+        if cid < 0:
+            raise InvalidArgument(f"{what}: kmem_cache {cache.name!r} has been destroyed")
+        return cid
+
+    def kmem_cache_shrink(self, cache) -> None:
+        """kmem_cache_shrink(): flush the cpu slabs and give empty slabs back."""
+        r = self._core.kmem_cache_shrink(self._cache_id(cache, "kmem_cache_shrink"))
+        if r:
+            errors.raise_for(r, f"kmem_cache_shrink({cache.name})")
+
+    def kmem_cache_destroy(self, cache) -> None:
+        """kmem_cache_destroy(): CacheInUse (and the kernel's report) while objects are live."""
+        if cache is None:
+            return
+        cid = self._cache_id(cache, "kmem_cache_destroy")
+        r = self._core.kmem_cache_destroy(cid)
+        if r == errors.EBUSY:
+            self._report_events(self._core.take_events(), "kmem_cache_destroy", caller=None)
+            self._log.emit(self._clock_ns(), slub_report.destroy_warning(
+                self._caches[cid].name, "kmem_cache_destroy", self._comm, self._pid, self._cpu()))
+            raise errors.CacheInUse(f"kmem_cache_destroy({cache.name}): slab cache still has objects")
+        if r:
+            errors.raise_for(r, f"kmem_cache_destroy({cache.name})")
+        if self._core.cache_info(cid) is None:      # really gone, not just an alias
+            del self._caches[cid]
+            self._cache_order.remove(cid)
+        cache._id = -1
+
+    def kmem_cache_zalloc(self, cache, gfp, cpu=None, caller=None):
+        """kmem_cache_zalloc(): kmem_cache_alloc with __GFP_ZERO."""
+        return self.kmem_cache_alloc(cache, gfpmod.parse(gfp) | gfpmod.GFP_ZERO, cpu, caller or self._where(1))
+
+    # -- the kmalloc family ----------------------------------------------------------
+
+    def kzalloc(self, size, gfp, cpu=None, caller=None):
+        """kzalloc(): kmalloc with __GFP_ZERO."""
+        return self.kmalloc(size, gfpmod.parse(gfp) | gfpmod.GFP_ZERO, cpu, caller or self._where(1))
+
+    def kmalloc_array(self, n, size, gfp, cpu=None, caller=None):
+        """kmalloc_array(): NULL without a warning when n * size overflows."""
+        for what, v in (("n", n), ("size", size)):
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise TypeError(f"kmalloc_array: {what} must be an int, not {type(v).__name__}")
+            if v < 0:
+                raise InvalidArgument(f"kmalloc_array: {what} {v} is negative")
+        flags = gfpmod.parse(gfp)
+        self._live()
+        if n * size > SIZE_MAX:
+            return None
+        return self.kmalloc(n * size, flags, cpu, caller or self._where(1))
+
+    def kcalloc(self, n, size, gfp, cpu=None, caller=None):
+        """kcalloc(): kmalloc_array with __GFP_ZERO."""
+        return self.kmalloc_array(n, size, gfpmod.parse(gfp) | gfpmod.GFP_ZERO, cpu, caller or self._where(1))
+
+    def ksize(self, addr) -> int:
+        """ksize(): how many bytes the object at addr really has (0 for NULL/ZERO_SIZE_PTR)."""
+        self._live()
+        if addr is None or (isinstance(addr, int) and 0 <= addr <= ZERO_SIZE_PTR):
+            return 0
+        if isinstance(addr, bool) or not isinstance(addr, int):
+            raise TypeError(f"ksize: an address must be an int, not {type(addr).__name__}")
+        phys = addr - PAGE_OFFSET
+        r = self._core.ksize(phys) if 0 <= phys < DIRECT_MAP_SIZE else errors.EINVAL
+        if r < 0:
+            raise InvalidArgument(f"ksize({addr:#x}): not a slab object or kmalloc allocation")
+        return r
+
+    def krealloc(self, addr, size, gfp, cpu=None, caller=None):
+        """krealloc(): resize in place while it fits ksize, else allocate, copy and free."""
+        flags = gfpmod.parse(gfp)
+        caller = caller or self._where(1)
+        if isinstance(size, bool) or not isinstance(size, int):
+            raise TypeError(f"krealloc: size must be an int, not {type(size).__name__}")
+        if size < 0:
+            raise InvalidArgument(f"krealloc: size {size} is negative")
+        if size == 0:
+            self.kfree(addr, cpu, caller)
+            return ZERO_SIZE_PTR
+        ks = self.ksize(addr)
+        if ks >= size:
+            if flags & gfpmod.GFP_ZERO:
+                self.memset(addr + size, 0, ks - size)
+            return addr
+        new = self.kmalloc(size, flags, cpu, caller)
+        if new is not None and ks:
+            self.write(new, self.read(addr, ks))
+            self.kfree(addr, cpu, caller)
+        return new
+
+    @contextmanager
+    def on_cpu(self, cpu: int):
+        """Run the block as simulated CPU `cpu` (per-cpu slabs follow it)."""
+        self._live()
+        old = self._cpu()
+        self._set_cpu(cpu)
+        try:
+            yield self
+        finally:
+            if not self._closed:
+                self._core.set_cpu(old)
+
+    # -- slow paths ---------------------------------------------------------------------
+
+    def _cpu(self) -> int:
+        return self._core.vm_info()["cpu"]
+
+    def _set_cpu(self, cpu) -> None:
+        if isinstance(cpu, bool) or not isinstance(cpu, int) or not 0 <= cpu < self.cpus:
+            raise InvalidArgument(f"cpu must be an int from 0 to {self.cpus - 1}, not {cpu!r}")
+        self._core.set_cpu(cpu)
+
+    def _where(self, depth: int) -> str | None:
+        if not self._track_callers:
+            return None
+        f = sys._getframe(depth + 1)
+        return f"{f.f_code.co_filename.rsplit('/', 1)[-1]}:{f.f_lineno}"
+
+    def _caller_id(self, caller, frame) -> int:
+        if caller is None:
+            if not self._track_callers or frame is None:
+                return 0
+            caller = f"{frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno}"
+        if not isinstance(caller, str):
+            raise InvalidArgument(f"caller must be a string, not {caller!r}")
+        cid = self._callers.get(caller)
+        if cid is None:
+            self._caller_names.append(caller)
+            cid = self._callers[caller] = len(self._caller_names)
+        return cid
+
+    @contextmanager
+    def _as_cpu(self, cpu):
+        if cpu is None:
+            yield
+            return
+        old = self._cpu()
+        self._set_cpu(cpu)
+        try:
+            yield
+        finally:
+            self._core.set_cpu(old)
+
+    def _gfp_fixup(self, flags: int, before: int) -> None:
+        if self._core.vm_info()["gfp_fixups"] != before:
+            bad, fixed = flags & _SLAB_BUG_MASK, flags & ~_SLAB_BUG_MASK
+            self._log.emit(self._clock_ns(), (
+                f"Unexpected gfp: {bad:#x} ({gfpmod.format_pGg(bad)}). Fixing up to gfp: "
+                f"{fixed:#x} ({gfpmod.format_pGg(fixed)}). Fix your code!"))
+
+    def _kmalloc_slow(self, size, flags, cpu, caller, frame):
+        self._live()
+        cid = self._caller_id(caller, frame)
+        before = self._core.vm_info()["gfp_fixups"]
+        with self._as_cpu(cpu):
+            try:
+                r = self._core.hot_kmalloc(self._core.handle, size, flags, cid)
+            except OverflowError:
+                r = errors.E2BIG if isinstance(size, int) and size > 0 else errors.EINVAL
+        self._gfp_fixup(flags, before)
+        if r >= 0:
+            return r + PAGE_OFFSET
+        return self._kmalloc_failed(r, size, flags)
+
+    def _cache_alloc_slow(self, cache, flags, cpu, caller, frame):
+        cid = self._cache_id(cache, "kmem_cache_alloc")
+        who = self._caller_id(caller, frame)
+        before = self._core.vm_info()["gfp_fixups"]
+        with self._as_cpu(cpu):
+            r = self._core.hot_kmem_cache_alloc(self._core.handle, cid, flags, who)
+        self._gfp_fixup(flags, before)
+        if r >= 0:
+            return r + PAGE_OFFSET
+        return self._cache_alloc_failed(r, cache, flags)
+
+    def _free_slow(self, addr, cache, cpu, caller, frame):
+        self._live()
+        if cache is not None:
+            cid = self._cache_id(cache, "kmem_cache_free")
+        if addr is None or (cache is None and isinstance(addr, int) and 0 <= addr <= ZERO_SIZE_PTR):
+            return None        # kfree(NULL), kfree(ZERO_SIZE_PTR)
+        if isinstance(addr, bool) or not isinstance(addr, int):
+            raise TypeError(f"an address must be an int, not {type(addr).__name__}")
+        who = self._caller_id(caller, frame)
+        phys = addr - PAGE_OFFSET
+        if not 0 <= phys < 1 << 62:
+            phys = -1
+        with self._as_cpu(cpu):
+            if cache is None:
+                r = self._core.hot_kfree(self._core.handle, phys, who)
+            else:
+                r = self._core.hot_kmem_cache_free(self._core.handle, cid, phys, who)
+        if r:
+            self._free_failed(r, addr, cache)
+
+    def _kmalloc_failed(self, r, size, flags):
+        if r == st.ZERO_SIZE_STATUS:
+            return ZERO_SIZE_PTR
+        if r == errors.E2BIG:
+            # kmalloc_large: get_order(size) > MAX_PAGE_ORDER, which alloc_pages warns about
+            self._warn_once("order", flags, "mm/page_alloc.c:5017", "__alloc_pages_noprof")
+            return None
+        if r == errors.EINVAL:
+            if isinstance(size, int) and size < 0:
+                raise InvalidArgument(f"kmalloc: size {size} is negative")
+            raise InvalidArgument(f"kmalloc({size}): bad arguments")
+        return self._slab_alloc_failed(r, flags, f"kmalloc({size})", size)
+
+    def _cache_alloc_failed(self, r, cache, flags):
+        if r == errors.EINVAL:
+            self._cache_id(cache, "kmem_cache_alloc")
+            raise InvalidArgument(f"kmem_cache_alloc({cache.name}): bad arguments")
+        return self._slab_alloc_failed(r, flags, f"kmem_cache_alloc({cache.name})")
+
+    def _slab_alloc_failed(self, r, flags, what, size=0):
+        if r == errors.ECORRUPT:
+            self._report_events(self._core.take_events(), what, caller=None)
+            raise errors.SlabCorruption(f"{what}: slub_debug found a damaged free object (see dmesg)")
+        if r != errors.ENOMEM:
+            errors.raise_for(r, what)
+        if flags & gfpmod.GFP_NOFAIL and flags & gfpmod.GFP_DIRECT_RECLAIM:
+            self._log.emit(self._clock_ns(), f"{self._comm}: __GFP_NOFAIL {what} cannot be satisfied: "
+                                             "the kernel would retry forever")
+            raise errors.OutOfMemory(f"{what}: __GFP_NOFAIL request that nothing can satisfy")
+        vm = self._core.vm_info()
+        cid = vm["last_cache"]
+        if cid < 0:      # kmalloc_large: the page allocator's own failure report
+            order = max(0, (size - 1) >> 12).bit_length()
+            return self._alloc_failed_slow(r, (flags & ~_SLAB_BUG_MASK) | gfpmod.GFP_COMP, order)
+        info = self._core.cache_info(cid)
+        page_gfp = vm["slab_fallback_gfp"]
+        self._warn_alloc(page_gfp, f"page allocation failure: order:{info['min_order']}")
+        if not flags & gfpmod.GFP_NOWARN:
+            name = self._caches[cid].name
+            self._log.emit(self._clock_ns(), "\n".join([
+                f"SLUB: Unable to allocate memory on node -1, gfp={flags:#x}({gfpmod.format_pGg(flags)})",
+                f"  cache: {name}, object size: {info['object_size']}, buffer size: {info['size']}, "
+                f"default order: {info['order']}, min order: {info['min_order']}",
+                f"  node 0: slabs: {info['nr_slabs']}, objs: {info['total_objects']}, "
+                f"free: {info['total_objects'] - info['live']}"]))
+        return None
+
+    def _free_failed(self, r, addr, cache):
+        events = self._core.take_events()
+        fn = "kfree" if cache is None else f"kmem_cache_free({cache.name})"
+        if r == errors.EINVAL:
+            if cache is not None:
+                self._cache_id(cache, "kmem_cache_free")
+            raise InvalidArgument(f"{fn}: bad arguments")
+        self._report_events(events, fn, caller=fn)
+        reason = events[0][0] if events else 0
+        text = {
+            st.SLAB_ERR_NOT_SLAB: "is not a slab object or kmalloc allocation",
+            st.SLAB_ERR_INVALID_POINTER: "is not the start of an object",
+            st.SLAB_ERR_ALREADY_FREE: "was freed and is free now (double free)",
+            st.SLAB_ERR_NEVER_ALLOCATED: "is an object that was never allocated",
+            st.SLAB_ERR_WRONG_CACHE: "belongs to another cache",
+        }.get(reason, "failed the debug checks; the object was not freed")
+        msg = f"{fn}({addr:#x}): {text}"
+        if r == errors.ECORRUPT:
+            raise errors.SlabCorruption(msg)
+        errors.raise_for(r, msg)
+
+    # -- reports --------------------------------------------------------------------------
+
+    def _slab_dict(self, slab_phys: int) -> dict | None:
+        info = self._core.slab_info(slab_phys)
+        if info is None:
+            return None
+        order, objects, inuse, fp = info
+        return {"slab_addr": slub_report.slab_struct_addr(slab_phys >> 12), "objects": objects,
+                "inuse": inuse, "slab_fp": fp, "order": order, "zone": self._zone_of(slab_phys >> 12)}
+
+    @staticmethod
+    def _zone_of(pfn: int) -> int:
+        return 0 if pfn < 1 << 12 else 1 if pfn < 1 << 20 else 2
+
+    def _tracks(self, info: dict, obj: int):
+        if not info["flags"] & st.SLAB_STORE_USER:
+            return None, None
+        base = obj + (info["offset"] + 8 if info["offset"] >= info["inuse"] else info["inuse"])
+        now = self._core.vm_info()["ticks"]
+        out = []
+        for which in (0, 1):
+            raw = self._core.read(base + which * st.TRACK_SIZE, st.TRACK_SIZE)
+            caller = int.from_bytes(raw[0:8], "little")
+            if caller == 0 and raw[24:32] == bytes(8):
+                out.append(None)
+                continue
+            name = self._caller_names[caller - 1] if 1 <= caller <= len(self._caller_names) else f"{caller:#x}"
+            when = int.from_bytes(raw[24:32], "little")
+            out.append((name, max(0, now - when), int.from_bytes(raw[12:16], "little"),
+                        int.from_bytes(raw[16:20], "little")))
+        return out[0], out[1]
+
+    def _sections(self, info: dict, obj: int, slab_phys: int):
+        rd = self._core.read
+        secs = []
+        rlp, osz, inuse = info["red_left_pad"], info["object_size"], info["inuse"]
+        if info["flags"] & st.SLAB_RED_ZONE:
+            secs.append((slub_report.LABEL_REDZONE, PAGE_OFFSET + obj - rlp, rd(obj - rlp, rlp)))
+        elif obj - slab_phys >= 16:
+            secs.append((slub_report.LABEL_BYTES_B4, PAGE_OFFSET + obj - 16, rd(obj - 16, 16)))
+        secs.append((slub_report.LABEL_OBJECT, PAGE_OFFSET + obj, rd(obj, min(osz, PAGE_SIZE))))
+        if info["flags"] & st.SLAB_RED_ZONE:
+            secs.append((slub_report.LABEL_REDZONE, PAGE_OFFSET + obj + osz, rd(obj + osz, inuse - osz)))
+        off = info["offset"] + 8 if info["offset"] >= inuse else inuse
+        if info["flags"] & st.SLAB_STORE_USER:
+            off += 2 * st.TRACK_SIZE + (4 if info["flags"] & st.SLAB_KMALLOC else 0)
+        size_from_object = info["size"] - rlp
+        if off != size_from_object:
+            secs.append((slub_report.LABEL_PADDING, PAGE_OFFSET + obj + off, rd(obj + off, size_from_object - off)))
+        return secs
+
+    def _report_events(self, events, fn: str, caller) -> None:
+        """Print the kernel's report for each event a core recorded."""
+        tainted = self._slab_tainted
+        shutdown: dict = {}
+        for reason, cid, slab_phys, obj, start, end, expected, found in events:
+            cache = self._caches[cid].name if cid in self._caches else "<unknown>"
+            info = self._core.cache_info(cid) if cid >= 0 else None
+            slab = self._slab_dict(slab_phys) if slab_phys else None
+            clock = self._clock_ns()
+            common = dict(comm=self._comm, pid=self._pid, cpu=self._cpu())
+            if reason == st.SLAB_ERR_OBJECTS_REMAINING:
+                shutdown.setdefault(slab_phys, (cache, slab, []))[2].append(PAGE_OFFSET + obj)
+                continue
+            if reason in EVENT_WHAT and info is not None and slab is not None:
+                what = EVENT_WHAT[reason]
+                offset = start - slab_phys
+                first = slub_report.overwrite_line(what, PAGE_OFFSET + start, PAGE_OFFSET + end - 1, offset,
+                                                   found, expected)
+                if reason == st.SLAB_ERR_SLAB_PADDING:
+                    text = slub_report.slab_err_report(
+                        cache, f"Padding overwritten. 0x{PAGE_OFFSET + start:016x}-0x{PAGE_OFFSET + end - 1:016x} "
+                        f"@offset={offset}", tainted=tainted, **slab, **common)
+                else:
+                    alloc_t, free_t = self._tracks(info, obj)
+                    text = slub_report.object_report(
+                        cache, "Object corrupt", tainted=tainted, obj_addr=PAGE_OFFSET + obj,
+                        obj_offset=obj - slab_phys, obj_fp=self._stored_fp(info, obj),
+                        sections=self._sections(info, obj, slab_phys), alloc_track=alloc_t, free_track=free_t,
+                        first_line=first, **slab, **common)
+                text += "\n" + slub_report.restore_line(cache, what, PAGE_OFFSET + start, PAGE_OFFSET + end - 1,
+                                                        expected)
+            elif reason == st.SLAB_ERR_FREEPOINTER and info is not None and slab is not None:
+                alloc_t, free_t = self._tracks(info, obj)
+                text = slub_report.object_report(
+                    cache, "Freepointer corrupt", tainted=tainted, obj_addr=PAGE_OFFSET + obj,
+                    obj_offset=obj - slab_phys, obj_fp=self._stored_fp(info, obj),
+                    sections=self._sections(info, obj, slab_phys), alloc_track=alloc_t, free_track=free_t,
+                    first_line=None, **slab, **common)
+                text += "\n" + slub_report.fix_line(cache, "Isolate corrupted freechain")
+            else:
+                text = self._free_error_text(reason, cache, info, slab, slab_phys, obj, found, caller or fn, common)
+            self._log.emit(clock, text)
+            tainted = True
+        for slab_phys, (cache, slab, live) in shutdown.items():
+            self._log.emit(self._clock_ns(), slub_report.shutdown_report(
+                cache, tainted=tainted, slab_base=PAGE_OFFSET + slab_phys, live=live,
+                **{k: v for k, v in slab.items()}, comm=self._comm, pid=self._pid, cpu=self._cpu()))
+            tainted = True
+        self._slab_tainted = tainted
+
+    def _stored_fp(self, info: dict, obj: int) -> int:
+        return int.from_bytes(self._core.read(obj + info["offset"], 8), "little")
+
+    def _free_error_text(self, reason, cache, info, slab, slab_phys, obj, found, caller, common) -> str:
+        debug_f = info is not None and info["flags"] & st.SLAB_CONSISTENCY_CHECKS
+        kinds = {
+            st.SLAB_ERR_ALREADY_FREE: slub_report.FREE_ALREADY_FREE if debug_f else slub_report.FREE_DOUBLE,
+            st.SLAB_ERR_NEVER_ALLOCATED: slub_report.FREE_ALREADY_FREE,
+            st.SLAB_ERR_INVALID_POINTER: slub_report.FREE_INVALID_POINTER,
+            st.SLAB_ERR_WRONG_CACHE: slub_report.FREE_WRONG_CACHE,
+            st.SLAB_ERR_NOT_SLAB: slub_report.FREE_NOT_KMALLOC if caller == "kfree" else slub_report.FREE_NOT_SLAB,
+        }
+        kind = kinds.get(reason, slub_report.FREE_INVALID_POINTER)
+        extra = {}
+        other = None
+        if reason == st.SLAB_ERR_WRONG_CACHE:
+            other = self._caches[found].name if found in self._caches else None
+        if slab is not None and info is not None and reason != st.SLAB_ERR_INVALID_POINTER:
+            alloc_t, free_t = self._tracks(info, obj)
+            extra = dict(alloc_track=alloc_t, free_track=free_t, sections=self._sections(info, obj, slab_phys),
+                         obj_offset=obj - slab_phys, obj_fp=self._stored_fp(info, obj))
+        return slub_report.free_error(cache, kind, PAGE_OFFSET + obj, tainted=self._slab_tainted,
+                                      caller=caller.split("(")[0], other_cache=other, slab=slab,
+                                      pfn=obj >> 12 if reason == st.SLAB_ERR_NOT_SLAB and obj >= 0 else None,
+                                      **extra, **common)
+
+    def slab_snapshot(self) -> list[dict]:
+        """slabinfo rows, newest cache first."""
+        rows = []
+        for cid in reversed(self._cache_order):
+            info = self._core.cache_info(cid)
+            rows.append({"name": self._caches[cid].name, "active_objs": info["active_objects"],
+                         "num_objs": info["total_objects"], "objsize": info["size"],
+                         "objperslab": info["objects"], "pagesperslab": 1 << info["order"],
+                         "active_slabs": info["nr_slabs"], "num_slabs": info["nr_slabs"]})
+        return rows
