@@ -132,7 +132,7 @@ class CCore:
         out = ffi.new("int64_t[4]")
         if lib.pa_slab_info(self._m, clamp64(slab_phys), out):
             return None
-        return tuple(out)
+        return out[0], out[1], out[2], out[3] & 0xffffffffffffffff   # a virtual address, unsigned
 
     def take_events(self) -> list:
         ev = ffi.new("struct pa_slab_event[]", lib.PA_MAX_SLAB_EVENTS)

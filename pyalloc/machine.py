@@ -367,7 +367,7 @@ class Machine(SlabAPI):
             self._report_events(self._core.take_events(), "validate_slab_cache", caller=None)
             raise errors.SlabCorruption("check(): slub_debug validation found damaged objects (see dmesg)")
         if msg is not None:
-            raise errors.InvariantBroken(f"{self.backend} core: {msg}")
+            raise errors.InvariantBroken(f"check(): {msg}")
 
     # -- slow paths ----------------------------------------------------------------
 

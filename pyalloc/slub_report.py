@@ -171,7 +171,8 @@ def bug_header(cache: str, reason: str, tainted) -> list[str]:
 
 def track_line(kind: str, caller: str, age: int, cpu: int, pid: int) -> str:
     """print_track(): ``"%s in %pS age=%lu cpu=%u pid=%d"``; kind is "Allocated" or "Freed"."""
-    return "%s in %s age=%d cpu=%d pid=%d" % (kind, symbol_offset(caller), age, cpu, pid)
+    where = caller if ("+" in caller or ":" in caller) else symbol_offset(caller)
+    return "%s in %s age=%d cpu=%d pid=%d" % (kind, where, age, cpu, pid)
 
 
 def _track_lines(kind: str, track) -> list[str]:
@@ -192,7 +193,8 @@ def _track_lines(kind: str, track) -> list[str]:
         frames = (entry, caller)
     lines = [track_line(kind, caller, age, cpu, pid)]
     if frames:
-        lines += [" " + symbol_offset(f) for f in frames]
+        # a caller that already reads like %pS (or a file:line) is printed as given
+        lines += [" " + (f if ("+" in f or ":" in f) else symbol_offset(f)) for f in frames]
     else:
         lines.append("object allocation/free stack trace missing")
     return lines

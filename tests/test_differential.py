@@ -24,7 +24,13 @@ GFPS = [
     "GFP_KERNEL|__GFP_HIGH", "GFP_KERNEL|__GFP_NOFAIL", "GFP_ATOMIC|__GFP_NOFAIL",
     "GFP_KERNEL|__GFP_RETRY_MAYFAIL", "GFP_KERNEL_ACCOUNT", "GFP_TRANSHUGE",
 ]
-VIEWS = ("buddyinfo", "pagetypeinfo", "zoneinfo", "meminfo", "vmstat")
+VIEWS = ("buddyinfo", "pagetypeinfo", "zoneinfo", "meminfo", "vmstat", "slabinfo")
+KGFPS = ["GFP_KERNEL", "GFP_KERNEL|__GFP_ZERO", "GFP_KERNEL_ACCOUNT", "GFP_KERNEL|__GFP_RECLAIMABLE",
+         "GFP_KERNEL|GFP_DMA", "GFP_ATOMIC", "GFP_KERNEL|__GFP_NOWARN", "GFP_KERNEL|GFP_DMA32",
+         "GFP_NOWAIT", "GFP_KERNEL|__GFP_NOFAIL"]
+KSIZES = [0, 1, 8, 24, 64, 96, 100, 192, 200, 1000, 3000, 4096, 8192, 9000, 70000, 5 << 20]
+CACHE_FLAGS = ["0", "SLAB_HWCACHE_ALIGN", "SLAB_RED_ZONE", "SLAB_POISON", "SLAB_RED_ZONE|SLAB_POISON",
+               "SLAB_CONSISTENCY_CHECKS|SLAB_RED_ZONE|SLAB_POISON|SLAB_STORE_USER", "SLAB_RECLAIM_ACCOUNT"]
 MEM = (16 << 20) + (8 << 20) + 3 * 4096       # DMA full, a small DMA32 with an unaligned end
 
 
@@ -38,15 +44,95 @@ def outcome(fn, *args):
 class TwoBackends(RuleBasedStateMachine):
     blocks = Bundle("blocks")
     freed = Bundle("freed")
+    objects = Bundle("objects")
+    caches = Bundle("caches")
+    SLUB_DEBUG = ""
 
     def __init__(self):
         super().__init__()
-        self.c = pyalloc.Machine(mem=MEM, backend="c")
-        self.py = pyalloc.Machine(mem=MEM, backend="model")
+        self.c = pyalloc.Machine(mem=MEM, backend="c", cpus=2, slub_debug=self.SLUB_DEBUG)
+        self.py = pyalloc.Machine(mem=MEM, backend="model", cpus=2, slub_debug=self.SLUB_DEBUG)
+
+    def both_with(self, name, pair, *args, **kw):
+        """Call a method whose first argument differs per machine (a Cache)."""
+        a, b = (outcome(lambda: getattr(m, name)(cache, *args, **kw)) for m, cache in zip((self.c, self.py), pair))
+        assert a == b, f"{name}{args}: c={a!r} model={b!r}"
+        return a
+
+    # -- slab ------------------------------------------------------------------
+
+    @rule(target=objects, size=st.sampled_from(KSIZES), gfp=st.sampled_from(KGFPS), cpu=st.sampled_from([None, 0, 1]))
+    def kmalloc(self, size, gfp, cpu):
+        r = self.both("kmalloc", size, gfp, cpu)
+        return (None, r[1] if r[0] == "ok" else None)
+
+    @rule(target=objects, pair=caches, gfp=st.sampled_from(KGFPS[:3]), cpu=st.sampled_from([None, 1]))
+    def cache_alloc(self, pair, gfp, cpu):
+        r = self.both_with("kmem_cache_alloc", pair, gfp, cpu=cpu)
+        return (pair, r[1] if r[0] == "ok" else None)
+
+    @rule(obj=objects, cpu=st.sampled_from([None, 0, 1]), twice=st.booleans())
+    def free_object(self, obj, cpu, twice):
+        pair, addr = obj
+        for _ in range(2 if twice else 1):
+            if pair is None:
+                self.both("kfree", addr, cpu)
+            else:
+                self.both_with("kmem_cache_free", pair, addr, cpu=cpu)
+
+    @rule(obj=objects, pair=caches)
+    def free_to_wrong_cache(self, obj, pair):
+        self.both_with("kmem_cache_free", pair, obj[1])
+
+    @rule(obj=objects, delta=st.integers(-16, 16))
+    def kfree_near(self, obj, delta):
+        if obj[1] is not None:
+            self.both("kfree", obj[1] + delta)
+
+    @rule(target=objects, obj=objects, size=st.sampled_from(KSIZES[:12]), gfp=st.sampled_from(KGFPS[:3]))
+    def krealloc(self, obj, size, gfp):
+        if obj[0] is not None:
+            return obj
+        r = self.both("krealloc", obj[1], size, gfp)
+        return (None, r[1] if r[0] == "ok" else None)
+
+    @rule(obj=objects, offset=st.integers(-16, 300), data=st.binary(min_size=1, max_size=24))
+    def scribble(self, obj, offset, data):
+        # writes into, around and past objects: red zones, poison, free pointers
+        if obj[1] is not None and obj[1] > pyalloc.ZERO_SIZE_PTR:
+            self.both("write", obj[1] + offset, data)
+            self.both("read", obj[1] + offset, len(data))
+
+    @rule(target=caches, size=st.integers(1, 600), align=st.sampled_from([0, 8, 64]),
+          flags=st.sampled_from(CACHE_FLAGS), name=st.sampled_from(["a", "b", "dup", "x" * 20]))
+    def create_cache(self, size, align, flags, name):
+        a = outcome(self.c.kmem_cache_create, name, size, align, flags)
+        b = outcome(self.py.kmem_cache_create, name, size, align, flags)
+        assert (a[0], a[0] == "ok" or a[1:]) == (b[0], b[0] == "ok" or b[1:])
+        if a[0] == "ok":
+            ca, cb = a[1], b[1]
+            assert (ca.size, ca.objects, ca.order, ca.align) == (cb.size, cb.objects, cb.order, cb.align)
+            return (ca, cb)
+        return (None, None)
+
+    @rule(pair=caches)
+    def shrink(self, pair):
+        if pair[0] is not None:
+            self.both_with("kmem_cache_shrink", pair)
+
+    @rule(pair=caches)
+    def destroy(self, pair):
+        if pair[0] is not None:
+            self.both_with("kmem_cache_destroy", pair)
+
+    @rule()
+    def check_both(self):
+        a, b = outcome(self.c.check), outcome(self.py.check)
+        assert a == b
 
     def both(self, name, *args):
-        a = outcome(getattr(self.c, name), *args)
-        b = outcome(getattr(self.py, name), *args)
+        # one call site for both machines: with caller tracking on, the caller is this line
+        a, b = (outcome(getattr(m, name), *args) for m in (self.c, self.py))
         assert a == b or ALLOWED_DIFFERENCES.get(name), f"{name}{args}: c={a!r} model={b!r}"
         return a
 
@@ -104,8 +190,11 @@ class TwoBackends(RuleBasedStateMachine):
         for view in VIEWS:
             assert self.c.proc(view) == self.py.proc(view), view
         assert self.c.dmesg() == self.py.dmesg()
-        self.c.check()
-        self.py.check()
+        a, b = outcome(self.c.check), outcome(self.py.check)
+        assert a == b
+        la, lb = self.c.dmesg(), self.py.dmesg()
+        diff = next(((x, y) for x, y in zip(la, lb) if x != y), (len(la), len(lb)))
+        assert la == lb, f"dmesg differs: c={diff[0]!r} model={diff[1]!r}"
 
     def teardown(self):
         self.c.close()
@@ -117,6 +206,14 @@ TwoBackends.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 test_two_backends_agree = TwoBackends.TestCase
+
+
+class TwoBackendsDebug(TwoBackends):
+    SLUB_DEBUG = "FZPU"
+
+
+TwoBackendsDebug.TestCase.settings = TwoBackends.TestCase.settings
+test_two_backends_agree_slub_debug = TwoBackendsDebug.TestCase
 
 
 def test_long_mixed_workload_agrees():

@@ -934,7 +934,8 @@ def check_slabs(a: Arena):
         cnt[2] += live
         if sum(seen) + live != slab.objects:
             return f"slab at pfn {pfn:#x}: {slab.objects - sum(seen) - live} free objects are on no freelist"
-        expect_inuse = slab.objects if slab.frozen else slab.objects - nfree_own
+        # a frozen slab counts its cpu freelist as in use; remote frees lower inuse
+        expect_inuse = slab.objects - nfree_own
         if slab.inuse != expect_inuse:
             return f"slab at pfn {pfn:#x}: inuse {slab.inuse}, expected {expect_inuse}"
         if slab.on_partial != (pfn in s.partial):
