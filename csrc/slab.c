@@ -209,7 +209,8 @@ static int64_t find_mergeable(const pa_machine *m, uint32_t size, uint32_t align
     int64_t best = -1;
     for (uint32_t id = 0; id < m->nr_caches; id++) {
         const struct pa_cache *s = &m->caches[id];
-        if (!s->alive || (s->flags & SLAB_NEVER_MERGE) || size > s->size)
+        /* kmalloc caches carry a usercopy region (HARDENED_USERCOPY): never a target */
+        if (!s->alive || (s->flags & (SLAB_NEVER_MERGE | PA_SLAB_KMALLOC)) || size > s->size)
             continue;
         if ((flags & SLAB_MERGE_SAME) != (s->flags & SLAB_MERGE_SAME))
             continue;
@@ -223,7 +224,7 @@ static int64_t find_mergeable(const pa_machine *m, uint32_t size, uint32_t align
 
 int64_t pa_kmem_cache_create(pa_machine *m, int64_t size, int64_t align, int64_t flags)
 {
-    if (!m || size < 1 || size > PA_KMALLOC_MAX_SIZE || align < 0 || align > PA_PAGE_SIZE
+    if (!m || size < 1 || size > PA_KMALLOC_MAX_SIZE || align < 0 || align > PA_KMALLOC_MAX_CACHE_SIZE
         || (align & (align - 1)) || flags < 0 || flags > 0x3fff
         || (flags & (PA_SLAB_CACHE_DMA | PA_SLAB_CACHE_DMA32)) == (PA_SLAB_CACHE_DMA | PA_SLAB_CACHE_DMA32))
         return PA_EINVAL;

@@ -14,6 +14,7 @@ from .errors import (
     MachineClosed, DoubleFree, InvalidFree, SlabCorruption, CacheInUse, InvariantBroken,
 )
 from .gfp import GFP
+from .slab import SLAB, Cache
 from .machine import (
     Machine, PAGE_SIZE, PAGE_SHIFT, PAGE_OFFSET, VMALLOC_START, VMALLOC_END, ZERO_SIZE_PTR,
     MAX_PAGE_ORDER,
@@ -22,7 +23,7 @@ from .machine import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "Machine", "GFP",
+    "Machine", "GFP", "SLAB", "Cache",
     "PyallocError", "KernelBug", "OutOfMemory", "GFPError", "InvalidArgument", "PageFault",
     "MachineClosed", "DoubleFree", "InvalidFree", "SlabCorruption", "CacheInUse", "InvariantBroken",
     "PAGE_SIZE", "PAGE_SHIFT", "PAGE_OFFSET", "VMALLOC_START", "VMALLOC_END", "ZERO_SIZE_PTR",

@@ -217,7 +217,8 @@ class SlabAPI:
             for index in KMALLOC_INDICES:
                 name = stem + kmalloc_suffix(index)
                 size = {1: 96, 2: 192}.get(index, 1 << index)
-                cache = self._create(name, size, 0, tflags | st.SLAB_KMALLOC)
+                # create_boot_cache: kmalloc caches align to the largest power of two dividing the size
+                cache = self._create(name, size, size & -size, tflags | st.SLAB_KMALLOC)
                 self._core.kmalloc_register(ktype, index, cache._id)
         self._core.set_slab_merge(slab_merge)
 

@@ -216,7 +216,8 @@ def find_mergeable(a: Arena, size: int, align: int, flags: int) -> int:
     size = (size + align - 1) & ~(align - 1)
     for cid in a.cache_order:       # oldest first, as list_for_each_entry_reverse walks
         s = a.caches[cid]
-        if s.flags & SLAB_NEVER_MERGE or size > s.size:
+        # kmalloc caches carry a usercopy region (HARDENED_USERCOPY): never a target
+        if s.flags & (SLAB_NEVER_MERGE | SLAB_KMALLOC) or size > s.size:
             continue
         if flags & SLAB_MERGE_SAME != s.flags & SLAB_MERGE_SAME:
             continue
@@ -228,7 +229,7 @@ def find_mergeable(a: Arena, size: int, align: int, flags: int) -> int:
 
 def kmem_cache_create(a: Arena, size: int, align: int, flags: int) -> int:
     """A new cache id (or an existing one it merged into), or EINVAL."""
-    if not 1 <= size <= 4 << 20 or align < 0 or align > PAGE_SIZE or align & (align - 1):
+    if not 1 <= size <= 4 << 20 or align < 0 or align > KMALLOC_MAX_CACHE_SIZE or align & (align - 1):
         return EINVAL
     if flags & ~0x3fff or flags & (SLAB_CACHE_DMA | SLAB_CACHE_DMA32) == SLAB_CACHE_DMA | SLAB_CACHE_DMA32:
         return EINVAL
