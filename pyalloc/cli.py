@@ -9,19 +9,21 @@ from . import workload
 from .errors import PyallocError
 from .machine import Machine
 
-VIEWS = ("buddyinfo", "pagetypeinfo", "zoneinfo", "meminfo", "vmstat")
+VIEWS = ("buddyinfo", "pagetypeinfo", "zoneinfo", "meminfo", "vmstat", "slabinfo")
 
 
 def _machine(args) -> Machine:
-    return Machine(mem=args.mem, cpus=args.cpus, backend=args.backend)
+    return Machine(mem=args.mem, cpus=args.cpus, backend=args.backend, slub_debug=args.slub_debug)
 
 
 def cmd_demo(args) -> int:
     with _machine(args) as m:
         done = workload.run_pages(m, seed=args.seed)
+        slab = workload.run_slab(m, seed=args.seed)
         print(f"# pyalloc demo: {args.mem} machine, backend {m.backend}: "
-              f"{done['allocated']} page blocks allocated, {done['freed']} freed, {done['kept']} kept")
-        for view in ("buddyinfo", "pagetypeinfo", "meminfo"):
+              f"{done['allocated']} page blocks allocated, {done['freed']} freed, {done['kept']} kept; "
+              f"{slab['objects']} slab objects in {slab['caches']} caches and kmalloc, {slab['freed']} freed")
+        for view in ("buddyinfo", "pagetypeinfo", "meminfo", "slabinfo"):
             print(f"\n$ cat /proc/{view}")
             print(m.proc(view), end="")
         m.check()
@@ -32,6 +34,7 @@ def cmd_proc(args) -> int:
     with _machine(args) as m:
         if args.workload:
             workload.run_pages(m, seed=args.seed)
+            workload.run_slab(m, seed=args.seed)
         print(m.proc(args.name), end="")
     return 0
 
@@ -46,8 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--backend", choices=("c", "model"), default=None,
                         help="c (compiled core, default) or model (pure Python)")
         sp.add_argument("--seed", type=int, default=2026, help="seed of the built-in workload")
+        sp.add_argument("--slub-debug", default="", help="slub_debug letters, e.g. FZPU (default off)")
 
-    d = sub.add_parser("demo", help="run the built-in workload and print buddyinfo, pagetypeinfo, meminfo")
+    d = sub.add_parser("demo", help="run the built-in workloads and print buddyinfo, pagetypeinfo, meminfo, slabinfo")
     machine_args(d)
     d.set_defaults(func=cmd_demo)
     pr = sub.add_parser("proc", help="print one /proc file of a machine")

@@ -1,4 +1,4 @@
-"""The built-in mixed workload that ``pyalloc demo`` runs.
+"""The built-in mixed workloads that ``pyalloc demo`` runs.
 
 Deterministic (a fixed seed drives the choices), so two runs print the same
 text on either backend.  It allocates pages of several orders and migrate
@@ -49,3 +49,38 @@ def run_pages(m, fraction: float = 0.25, seed: int = 2026) -> dict:
             m.free_pages(pfn, order)
     return {"allocated": len(live), "freed": len(live) - len(kept), "kept": len(kept),
             "failed": failed}
+
+
+# (name, object size, flags): caches shaped like a few a real kernel creates
+CACHES = (
+    ("task_struct", 4248, "SLAB_HWCACHE_ALIGN|SLAB_ACCOUNT"),
+    ("dentry", 192, "SLAB_HWCACHE_ALIGN|SLAB_RECLAIM_ACCOUNT"),
+    ("buffer_head", 104, "SLAB_RECLAIM_ACCOUNT"),
+    ("vm_area_struct", 176, "SLAB_HWCACHE_ALIGN|SLAB_ACCOUNT"),
+)
+KMALLOC_SIZES = (8, 16, 24, 32, 64, 96, 100, 128, 192, 256, 500, 1000, 2048, 3000, 5000, 12000)
+KMALLOC_GFPS = ("GFP_KERNEL", "GFP_KERNEL", "GFP_KERNEL_ACCOUNT", "GFP_KERNEL|__GFP_RECLAIMABLE",
+                "GFP_ATOMIC|__GFP_NOWARN")
+
+
+def run_slab(m, objects: int = 6000, seed: int = 2026) -> dict:
+    """Create a few caches, allocate objects from them and from kmalloc, free two in three."""
+    rnd = random.Random(seed)
+    caches = [m.kmem_cache_create(name, size, 0, flags) for name, size, flags in CACHES]
+    live = []
+    for _ in range(objects):
+        if rnd.random() < 0.4:
+            cache = rnd.choice(caches)
+            addr = m.kmem_cache_alloc(cache, "GFP_KERNEL")
+        else:
+            cache = None
+            addr = m.kmalloc(rnd.choice(KMALLOC_SIZES), rnd.choice(KMALLOC_GFPS))
+        if addr is not None:
+            live.append((cache, addr))
+    for i, (cache, addr) in enumerate(live):
+        if i % 3:
+            if cache is None:
+                m.kfree(addr)
+            else:
+                m.kmem_cache_free(cache, addr)
+    return {"objects": len(live), "freed": len(live) - len(live[::3]), "caches": len(caches)}
