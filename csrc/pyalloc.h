@@ -127,7 +127,7 @@ enum {
 struct pa_slab_event {
     int32_t reason;     /* PA_SLAB_ERR_* */
     int32_t cache;      /* cache id, or -1 */
-    int64_t slab;       /* phys address of the slab, 0 if none */
+    int64_t slab;       /* phys address of the slab, -1 if none */
     int64_t object;     /* phys address of the object or pointer concerned */
     int64_t start, end; /* damaged bytes [start, end), phys */
     int32_t expected, found;

@@ -323,7 +323,7 @@ static void event(pa_machine *m, int reason, const struct pa_cache *s, const str
     struct pa_slab_event *e = &m->events[m->nr_events++];
     e->reason = reason;
     e->cache = s ? (int32_t)(s - m->caches) : -1;
-    e->slab = slab ? (int64_t)slab_base(slab) : 0;
+    e->slab = slab ? (int64_t)slab_base(slab) : -1;
     e->object = (int64_t)obj;
     e->start = (int64_t)start;
     e->end = (int64_t)end;

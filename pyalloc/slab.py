@@ -13,7 +13,7 @@ import enum
 import sys
 from contextlib import contextmanager
 
-from . import errors, gfp as gfpmod, slub_report
+from . import errors, gfp as gfpmod, reports, slub_report
 from .errors import InvalidArgument
 from .model import status as st
 
@@ -584,7 +584,7 @@ class SlabAPI:
         for reason, cid, slab_phys, obj, start, end, expected, found in events:
             cache = self._caches[cid].name if cid in self._caches else "<unknown>"
             info = self._core.cache_info(cid) if cid >= 0 else None
-            slab = self._slab_dict(slab_phys) if slab_phys else None
+            slab = self._slab_dict(slab_phys) if slab_phys >= 0 else None
             clock = self._clock_ns()
             common = dict(comm=self._comm, pid=self._pid, cpu=self._cpu())
             if reason == st.SLAB_ERR_OBJECTS_REMAINING:
@@ -616,6 +616,11 @@ class SlabAPI:
                     sections=self._sections(info, obj, slab_phys), alloc_track=alloc_t, free_track=free_t,
                     first_line=None, **slab, **common)
                 text += "\n" + slub_report.fix_line(cache, "Isolate corrupted freechain")
+            elif reason == st.SLAB_ERR_NOT_SLAB and not 0 <= obj < self.mem:
+                # virt_to_folio() of an address outside memory: the kernel faults
+                text = reports.page_fault_text(self._comm, self._pid, common["cpu"],
+                                               (PAGE_OFFSET + obj) & (2 ** 64 - 1), False,
+                                               f"{fn} of an address outside memory")
             else:
                 text = self._free_error_text(reason, cache, info, slab, slab_phys, obj, found, caller or fn, common)
             self._log.emit(clock, text)

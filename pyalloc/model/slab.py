@@ -305,7 +305,7 @@ def event(a: Arena, reason: int, s: Cache | None, slab: Slab | None, obj: int,
           start: int = 0, end: int = 0, expected: int = 0, found: int = 0) -> None:
     if len(a.slab_events) < MAX_SLAB_EVENTS:
         a.slab_events.append((reason, s.id if s is not None else -1,
-                              slab_base(slab) if slab is not None else 0, obj, start, end, expected, found))
+                              slab_base(slab) if slab is not None else -1, obj, start, end, expected, found))
 
 
 def check_bytes_and_report(a: Arena, s: Cache, slab: Slab, obj: int, reason: int,
