@@ -970,14 +970,20 @@ static void flush_cpu_slabs(pa_machine *m, struct pa_cache *s)
     }
 }
 
-int pa_kmem_cache_shrink(pa_machine *m, int64_t cache)
+/* the cache an operation names, or NULL; every call counts as one tick */
+static struct pa_cache *cache_op(pa_machine *m, int64_t cache)
 {
     if (!m)
-        return PA_EINVAL;
+        return NULL;
     m->ticks++;
-    if (!valid_cache(m, cache))
+    return valid_cache(m, cache) ? &m->caches[cache] : NULL;
+}
+
+int pa_kmem_cache_shrink(pa_machine *m, int64_t cache)
+{
+    struct pa_cache *s = cache_op(m, cache);
+    if (!s)
         return PA_EINVAL;
-    struct pa_cache *s = &m->caches[cache];
     flush_cpu_slabs(m, s);
     /* buckets by free count; list_move puts each at its list's head */
     uint32_t promote_head[SHRINK_PROMOTE_MAX], discard_head = PA_NIL;
@@ -1034,12 +1040,9 @@ int pa_kmem_cache_shrink(pa_machine *m, int64_t cache)
 
 int pa_kmem_cache_destroy(pa_machine *m, int64_t cache)
 {
-    if (!m)
+    struct pa_cache *s = cache_op(m, cache);
+    if (!s)
         return PA_EINVAL;
-    m->ticks++;
-    if (!valid_cache(m, cache))
-        return PA_EINVAL;
-    struct pa_cache *s = &m->caches[cache];
     if (s->refcount > 1) {              /* an alias goes, the cache stays */
         s->refcount--;
         return PA_OK;

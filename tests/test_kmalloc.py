@@ -18,6 +18,7 @@ from pyalloc import (
     PAGE_OFFSET, PAGE_SIZE, ZERO_SIZE_PTR, DoubleFree, InvalidArgument, InvalidFree, PageFault,
     SlabCorruption,
 )
+from procview import meminfo, phys, vmstat
 
 MEM = "64M"
 MiB = 1 << 20
@@ -86,16 +87,6 @@ def row(m, name: str) -> dict:
     return found[0]
 
 
-def meminfo(m) -> dict:
-    return {line.split(":")[0]: int(line.split()[1]) for line in m.proc("meminfo").splitlines()}
-
-
-def vmstat(m) -> dict:
-    return {k: int(v) for k, v in (line.split() for line in m.proc("vmstat").splitlines())}
-
-
-def phys(addr: int) -> int:
-    return addr - PAGE_OFFSET
 
 
 @pytest.fixture
