@@ -285,6 +285,9 @@ int pa_vm_info(pa_machine *m, struct pa_vm_info *out)
     out->last_cache = m->last_cache;
     out->slab_fallback_gfp = m->slab_fallback_gfp;
     out->cpu = m->cpu;
+    out->nr_page_table_pages = m->nr_page_table_pages;
+    out->nr_pgtable_pages_all = m->nr_pgtable_pages_all;
+    out->vmalloc_pages = m->vmalloc_pages;
     return PA_OK;
 }
 
@@ -294,5 +297,7 @@ int pa_check(pa_machine *m, char *msg, int64_t msglen)
         return PA_EINVAL;
     msg[0] = 0;
     int rc = buddy_check(m, msg, (size_t)msglen);
+    if (!rc)
+        rc = pgt_check(m, msg, (size_t)msglen);
     return rc ? rc : slab_check(m, msg, (size_t)msglen);
 }

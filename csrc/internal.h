@@ -143,6 +143,9 @@ struct pa_machine {
     uint64_t gfp_fixups;
     int64_t last_cache;
     uint64_t slab_fallback_gfp;
+    /* pgtable.c: init_mm's PGD lives here (swapper_pg_dir is not a buddy page) */
+    uint64_t pgd[512];
+    uint64_t nr_page_table_pages, nr_pgtable_pages_all, vmalloc_pages;
 };
 
 static inline struct pa_zone *pa_zone_of(pa_machine *m, uint64_t pfn)
@@ -168,6 +171,9 @@ int buddy_check(pa_machine *m, char *msg, size_t msglen);
 int buddy_free_pages(pa_machine *m, int64_t pfn, int64_t order, unsigned kind);
 uint64_t buddy_block_containing(const pa_machine *m, uint64_t pfn, uint8_t flag, unsigned *order);
 uint64_t buddy_page_is_free(const pa_machine *m, uint64_t pfn, unsigned *order);
+
+/* "pgtable.c" */
+int pgt_check(pa_machine *m, char *msg, size_t msglen);
 
 /* "slab.c" */
 void slab_machine_free(pa_machine *m);

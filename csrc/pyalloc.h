@@ -24,7 +24,7 @@
 typedef struct pa_machine pa_machine;
 
 enum {
-    PA_ABI_VERSION = 2
+    PA_ABI_VERSION = 3
 };
 
 /* status codes: errno values where Linux has one */
@@ -72,7 +72,15 @@ enum {
 enum {
     PA_KIND_PAGES = 1,
     PA_KIND_SLAB = 2,
-    PA_KIND_LARGE_KMALLOC = 3
+    PA_KIND_LARGE_KMALLOC = 3,
+    PA_KIND_VMALLOC = 4,
+    PA_KIND_PGTABLE = 5
+};
+
+/* x86-64 page table entry bits and the protections vmalloc uses */
+enum {
+    PA_PTE_PRESENT = 0x1,
+    PA_KERNPG_TABLE = 0x63
 };
 
 /* slab cache flags: pyalloc's own values, the kernel's names */
@@ -176,6 +184,9 @@ struct pa_vm_info {
     int64_t last_cache;                 /* cache of the last slab allocation (-1: kmalloc_large) */
     uint64_t slab_fallback_gfp;         /* gfp of the last min-order slab page attempt */
     int64_t cpu;                        /* the simulated current CPU */
+    uint64_t nr_page_table_pages;       /* PUD and PMD pages (kernel PTE pages are not counted) */
+    uint64_t nr_pgtable_pages_all;      /* every table page taken from the buddy allocator */
+    uint64_t vmalloc_pages;             /* pages mapped by vmalloc */
 };
 
 int pa_abi_version(void);
@@ -205,6 +216,14 @@ int pa_kfree(pa_machine *m, int64_t phys, int64_t caller);
 int64_t pa_ksize(pa_machine *m, int64_t phys);
 int pa_take_events(pa_machine *m, struct pa_slab_event *out, int64_t max);
 int pa_slab_info(pa_machine *m, int64_t slab_phys, int64_t *out4);
+
+/* 4-level page tables of init_mm (pgtable.c); vaddr is a kernel virtual
+ * address given as its two's-complement int64 */
+int pa_vmalloc_pages(pa_machine *m, int64_t vaddr, int64_t nr_pages, int64_t gfp, int64_t *pfns);
+int pa_vmap_pages(pa_machine *m, int64_t vaddr, int64_t nr_pages, const int64_t *pfns);
+int pa_vunmap_pages(pa_machine *m, int64_t vaddr, int64_t nr_pages, int64_t free_pages);
+int64_t pa_walk(pa_machine *m, int64_t vaddr);
+int64_t pa_pte(pa_machine *m, int64_t vaddr);
 
 int pa_zone_info(pa_machine *m, int64_t zid, struct pa_zone_info *out);
 int pa_vm_info(pa_machine *m, struct pa_vm_info *out);

@@ -23,6 +23,12 @@ except ImportError as exc:  # pragma: no cover - exercised only without a build
 if lib.pa_abi_version() != lib.PA_ABI_VERSION:  # pragma: no cover
     raise ImportError("pyalloc._core is stale: rebuild it")
 
+def _signed(va: int) -> int:
+    """A kernel virtual address as the int64 the C core takes."""
+    va &= (1 << 64) - 1
+    return va - (1 << 64) if va >> 63 else va
+
+
 class CCore:
     name = "c"
 
@@ -87,7 +93,9 @@ class CCore:
                 "ticks": v.ticks, "slowpath_entries": v.slowpath_entries,
                 "nr_slab_reclaimable": v.nr_slab_reclaimable, "nr_slab_unreclaimable": v.nr_slab_unreclaimable,
                 "gfp_fixups": v.gfp_fixups, "last_cache": v.last_cache,
-                "slab_fallback_gfp": v.slab_fallback_gfp, "cpu": v.cpu}
+                "slab_fallback_gfp": v.slab_fallback_gfp, "cpu": v.cpu,
+                "nr_page_table_pages": v.nr_page_table_pages, "nr_pgtable_pages_all": v.nr_pgtable_pages_all,
+                "vmalloc_pages": v.vmalloc_pages}
 
     def check(self):
         """None, a message naming a broken invariant, or ECORRUPT (damage reported as events)."""
@@ -133,6 +141,27 @@ class CCore:
         if lib.pa_slab_info(self._m, clamp64(slab_phys), out):
             return None
         return out[0], out[1], out[2], out[3] & 0xffffffffffffffff   # a virtual address, unsigned
+
+    # -- page tables ------------------------------------------------------------------
+
+    def vmalloc_pages(self, vaddr: int, nr: int, gfp: int):
+        """(status, pfns), or (status, pages obtained before the failure)."""
+        out = ffi.new("int64_t[]", max(nr, 1))
+        rc = lib.pa_vmalloc_pages(self._m, _signed(vaddr), nr, gfp, out)
+        return rc, (list(out[0:nr]) if rc == 0 else out[0])
+
+    def vmap_pages(self, vaddr: int, pfns) -> int:
+        arr = ffi.new("int64_t[]", [clamp64(p) for p in pfns] or [0])
+        return lib.pa_vmap_pages(self._m, _signed(vaddr), len(pfns), arr)
+
+    def vunmap_pages(self, vaddr: int, nr: int, free_pages: bool) -> int:
+        return lib.pa_vunmap_pages(self._m, _signed(vaddr), nr, 1 if free_pages else 0)
+
+    def walk(self, vaddr: int) -> int:
+        return lib.pa_walk(self._m, _signed(vaddr))
+
+    def pte(self, vaddr: int) -> int:
+        return lib.pa_pte(self._m, _signed(vaddr))
 
     def take_events(self) -> list:
         ev = ffi.new("struct pa_slab_event[]", lib.PA_MAX_SLAB_EVENTS)

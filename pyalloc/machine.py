@@ -19,6 +19,7 @@ from .errors import (
 from .printk import KERNEL_RELEASE, KernelLog, warn_alloc_text, warn_text
 from . import reports
 from .slab import SlabAPI
+from .vmalloc import VmallocAPI, is_vmalloc_addr
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
@@ -127,7 +128,7 @@ def _hot_paths(machine: "Machine", core):
     return alloc_pages, free_pages
 
 
-class Machine(SlabAPI):
+class Machine(SlabAPI, VmallocAPI):
     """A simulated x86-64 machine running Linux 6.18's allocators.
 
     ``alloc_pages(gfp, order=0)`` and ``free_pages(pfn, order=0)`` are set per
@@ -180,6 +181,7 @@ class Machine(SlabAPI):
         self._closed = False
         self._boot_messages()
         self._slab_boot(slub_debug, bool(slab_merge))
+        self._vmalloc_boot()
 
     # -- life cycle ------------------------------------------------------------
 
@@ -262,34 +264,46 @@ class Machine(SlabAPI):
     # -- memory access ---------------------------------------------------------
 
     def read(self, addr, n: int) -> bytes:
-        """Read n bytes at a kernel virtual address."""
-        phys = self._phys_for_access(addr, n, False)
-        r = self._core.read(phys, n)
-        if type(r) is int:
-            self._access_failed_slow(r, addr, n, False)
-        return r
+        """Read n bytes at a kernel virtual address (direct map or vmalloc range)."""
+        chunks = self._access_chunks(addr, n, False)
+        if len(chunks) == 1:
+            r = self._core.read(chunks[0][0], n)
+            if type(r) is int:
+                self._access_failed_slow(r, addr, n, False)
+            return r
+        out = []
+        for phys, length in chunks:
+            r = self._core.read(phys, length)
+            if type(r) is int:
+                self._access_failed_slow(r, addr, n, False)
+            out.append(r)
+        return b"".join(out)
 
     def write(self, addr, data) -> None:
-        """Write bytes at a kernel virtual address."""
+        """Write bytes at a kernel virtual address (all of it, or nothing on a fault)."""
         try:
-            n = memoryview(data).nbytes
+            view = memoryview(data).cast("B")
         except TypeError:
             raise TypeError(f"write: data must be bytes-like, not {type(data).__name__}") from None
-        phys = self._phys_for_access(addr, n, True)
-        r = self._core.write(phys, data)
-        if r:
-            self._access_failed_slow(r, addr, n, True)
+        chunks = self._access_chunks(addr, view.nbytes, True)
+        pos = 0
+        for phys, length in chunks:
+            r = self._core.write(phys, view[pos:pos + length])
+            if r:
+                self._access_failed_slow(r, addr, view.nbytes, True)
+            pos += length
 
     def memset(self, addr, byte: int, n: int) -> None:
         """Fill n bytes at a kernel virtual address with one byte value."""
         if isinstance(byte, bool) or not isinstance(byte, int) or not 0 <= byte <= 255:
             raise InvalidArgument(f"memset: byte must be an int from 0 to 255, not {byte!r}")
-        phys = self._phys_for_access(addr, n, True)
-        r = self._core.memset(phys, byte, n)
-        if r:
-            self._access_failed_slow(r, addr, n, True)
+        for phys, length in self._access_chunks(addr, n, True):
+            r = self._core.memset(phys, byte, length)
+            if r:
+                self._access_failed_slow(r, addr, n, True)
 
-    def _phys_for_access(self, addr, n, write: bool) -> int:
+    def _access_chunks(self, addr, n, write: bool):
+        """[(phys, length)] covering [addr, addr+n), or a PageFault before anything is touched."""
         self._live()
         if isinstance(n, bool) or not isinstance(n, int):
             raise TypeError(f"size must be an int, not {type(n).__name__}")
@@ -301,13 +315,14 @@ class Machine(SlabAPI):
             raise TypeError(f"an address must be an int, not {type(addr).__name__}")
         phys = addr - PAGE_OFFSET
         if 0 <= phys < DIRECT_MAP_SIZE:
-            end = phys + n
             limit = self.nr_pages << PAGE_SHIFT
-            if end > limit or phys >= limit:
+            if phys + n > limit or phys >= limit:
                 self._fault(max(addr, PAGE_OFFSET + limit) if phys < limit else addr, write,
                             f"{n} bytes at {addr:#x} run past the end of memory")
-            return phys
-        if addr <= ZERO_SIZE_PTR:
+            return [(phys, n)]
+        if is_vmalloc_addr(addr) and n <= 1 << 40:
+            return self._vmalloc_chunks(addr, n, write) or [(0, 0)]
+        if 0 <= addr <= ZERO_SIZE_PTR:
             self._fault(addr, write, "NULL or ZERO_SIZE_PTR dereference")
         self._fault(addr, write, f"{addr:#x} is not mapped")
 
@@ -336,12 +351,13 @@ class Machine(SlabAPI):
             "min_free_kbytes": vm["min_free_kbytes"],
             "zones": zones,
             "slab_caches": self.slab_snapshot(),
+            "vmalloc": self.vmalloc_snapshot(),
             "vm": {
                 "pgfree": vm["pgfree"],
                 "nr_slab_reclaimable": vm["nr_slab_reclaimable"],
                 "nr_slab_unreclaimable": vm["nr_slab_unreclaimable"],
-                "nr_page_table_pages": 0, "nr_kernel_stack_kb": 0,
-                "vmalloc_pages": 0,
+                "nr_page_table_pages": vm["nr_page_table_pages"], "nr_kernel_stack_kb": 0,
+                "vmalloc_pages": vm["vmalloc_pages"],
                 "swap_total_pages": self.swap >> PAGE_SHIFT,
                 "swap_free_pages": self.swap >> PAGE_SHIFT,
             },

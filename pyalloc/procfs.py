@@ -29,7 +29,12 @@ Snapshot conventions:
   cache_show()), version 2.1 (:func:`render_slabinfo`); the rows come from
   ``snap["slab_caches"]`` (a snapshot without that key has no caches).
 
-To add a view (vmallocinfo), put its function in :data:`RENDERERS`.
+* ``vmallocinfo`` follows ``vmalloc_info_show()`` / ``show_purge_info()`` of
+  ``mm/vmalloc.c`` (:func:`render_vmallocinfo`); the areas come from
+  ``snap["vmalloc"]`` (a snapshot without that key renders an empty file), whose
+  ``used_pages`` is also meminfo's VmallocUsed.
+
+To add a view, put its function in :data:`RENDERERS`.
 """
 
 from __future__ import annotations
@@ -395,6 +400,16 @@ def _kb(pages: int) -> int:
     return pages << (PAGE_SHIFT - 10)
 
 
+def vmalloc_used_pages(snap: dict) -> int:
+    """vmalloc_nr_pages(): the pages vmalloc allocated for its areas (not vmap'ed or
+    ioremap'ed ranges, not guard pages).  ``snap["vmalloc"]["used_pages"]`` when the
+    snapshot has the vmalloc view, else the older ``snap["vm"]["vmalloc_pages"]``."""
+    vmalloc = snap.get("vmalloc")
+    if vmalloc and "used_pages" in vmalloc:
+        return vmalloc["used_pages"]
+    return snap["vm"].get("vmalloc_pages", 0)
+
+
 def meminfo_values(snap: dict) -> dict:
     """The /proc/meminfo numbers in kB (HugePages_* are counts), keyed by label."""
     vm = snap["vm"]
@@ -419,7 +434,7 @@ def meminfo_values(snap: dict) -> dict:
         "PageTables": _kb(vm["nr_page_table_pages"]),
         "CommitLimit": _kb(commit_limit),
         "VmallocTotal": VMALLOC_TOTAL_KB,
-        "VmallocUsed": _kb(vm["vmalloc_pages"]),
+        "VmallocUsed": _kb(vmalloc_used_pages(snap)),
         "VmallocChunk": 0,
         "Hugepagesize": HPAGE_PMD_KB,
         "DirectMap4k": d4k,
@@ -519,6 +534,68 @@ def render_slabinfo(snap: dict) -> str:
     return SLABINFO_HEADER + "".join(slabinfo_row(c) for c in snap.get("slab_caches") or ())
 
 
+# --------------------------------------------------------------------------
+# /proc/vmallocinfo
+
+# vmalloc_info_show() prints these words in this order, one per vm->flags bit
+# (VM_IOREMAP, VM_SPARSE, VM_ALLOC, VM_MAP, VM_USERMAP, VM_DMA_COHERENT), then
+# " vpages" when the area's pages array is itself vmalloc'ed.
+VMALLOCINFO_FLAGS = ("ioremap", "sparse", "vmalloc", "vmap", "user", "dma-coherent", "vpages")
+
+
+def _kptr(addr: int) -> str:
+    """%pK / %pa as pyalloc prints them: the raw value, 16 hex digits (a real
+    machine with kptr_restrict=0 hashes %pK, but keeps the width)."""
+    return "%016x" % addr
+
+
+def vmallocinfo_area(area: dict) -> str:
+    """One vm_struct's line of vmalloc_info_show() (6.18 mm/vmalloc.c):
+
+    ``"0x%pK-0x%pK %7ld"`` (addr, addr + size, size; size includes the guard
+    page), then `` %pS`` caller (if any), `` pages=%d`` (if nr_pages),
+    `` phys=%pa`` (if phys_addr), the flag words in :data:`VMALLOCINFO_FLAGS`
+    order, show_numa_info()'s `` N%u=%u`` for each node with pages, ``\n``.
+    """
+    start, size = area["start"], area["size"]
+    out = ["0x%s-0x%s %7d" % (_kptr(start), _kptr(start + size), size)]
+    if area.get("caller"):
+        out.append(" %s" % area["caller"])
+    if area.get("nr_pages"):
+        out.append(" pages=%d" % area["nr_pages"])
+    if area.get("phys_addr"):
+        out.append(" phys=0x%s" % _kptr(area["phys_addr"]))
+    flags = tuple(area.get("flags") or ())
+    unknown = [f for f in flags if f not in VMALLOCINFO_FLAGS]
+    if unknown:
+        raise InvalidArgument(f"unknown vmallocinfo flag(s) {unknown!r}; known: "
+                              f"{', '.join(VMALLOCINFO_FLAGS)}")
+    out.extend(" " + word for word in VMALLOCINFO_FLAGS if word in flags)
+    nodes = area.get("nodes") or {}
+    out.extend(" N%d=%d" % (nid, nodes[nid]) for nid in sorted(nodes) if nodes[nid])
+    out.append("\n")
+    return "".join(out)
+
+
+def vmallocinfo_unpurged(va: dict) -> str:
+    """show_purge_info(): a lazily freed area not yet purged."""
+    start, size = va["start"], va["size"]
+    return "0x%s-0x%s %7d unpurged vm_area\n" % (_kptr(start), _kptr(start + size), size)
+
+
+def render_vmallocinfo(snap: dict) -> str:
+    """/proc/vmallocinfo: one line per busy area in the order of
+    ``snap["vmalloc"]["areas"]``, then the lazy (unpurged) areas in the order of
+    ``snap["vmalloc"]["unpurged"]``.  The order is the snapshot's: the kernel
+    walks each vmap node's sorted busy list in turn (kernel-facts §5.3), which is
+    globally sorted only with a single vmap node."""
+    vmalloc = snap.get("vmalloc")
+    if not vmalloc:
+        return ""
+    return ("".join(vmallocinfo_area(a) for a in vmalloc.get("areas") or ())
+            + "".join(vmallocinfo_unpurged(va) for va in vmalloc.get("unpurged") or ()))
+
+
 RENDERERS: dict[str, Callable[[dict], str]] = {
     "buddyinfo": render_buddyinfo,
     "pagetypeinfo": render_pagetypeinfo,
@@ -526,6 +603,7 @@ RENDERERS: dict[str, Callable[[dict], str]] = {
     "meminfo": render_meminfo,
     "vmstat": render_vmstat,
     "slabinfo": render_slabinfo,
+    "vmallocinfo": render_vmallocinfo,
 }
 
 

@@ -309,6 +309,24 @@ def slab_snapshot() -> dict:
     return snap
 
 
+SLABINFO_FIELDS = ("active_objs", "num_objs", "objsize", "objperslab", "pagesperslab")
+
+
+def parse_slabinfo(text: str) -> list[dict]:
+    """The rows of a /proc/slabinfo text (version 2.1), in file order."""
+    lines = text.splitlines()
+    assert lines[0] == "slabinfo - version: 2.1", lines[0]
+    assert lines[1].startswith("# name "), lines[1]
+    rows = []
+    for line in lines[2:]:
+        f = line.split()
+        assert len(f) == 16 and f[6] == ":" and f[7] == "tunables" and f[11:13] == [":", "slabdata"], line
+        row = {"name": f[0], **dict(zip(SLABINFO_FIELDS, map(int, f[1:6])))}
+        row["active_slabs"], row["num_slabs"] = int(f[13]), int(f[14])
+        rows.append(row)
+    return rows
+
+
 def test_slabtop_reads_our_slabinfo(tmp_path):
     slabtop = _require_tool("slabtop")
     _require_unshare()
@@ -316,6 +334,67 @@ def test_slabtop_reads_our_slabinfo(tmp_path):
     caches = {c["name"]: c for c in snap["slab_caches"]}
     assert len([n for n in caches if "kmalloc" in n]) == 39
     text = procfs.render("slabinfo", snap)
+    assert parse_slabinfo(text) == snap["slab_caches"]
+    _check_slabtop(slabtop, text, caches, tmp_path)
+
+
+# A small slab workload: (cache name, object size) created, then kmalloc sizes that
+# land in several size classes (96 and 192 included, 3000 in kmalloc-4k, 5000 in 8k).
+WORKLOAD_CACHES = (("pyalloc_test_inode", 600), ("pyalloc_test_dentry", 192), ("pyalloc_tiny", 24))
+WORKLOAD_KMALLOC_SIZES = (8, 20, 64, 72, 100, 128, 150, 256, 500, 1000, 2048, 3000, 5000)
+
+
+def machine_slabinfo(backend: str) -> tuple[str, dict, list]:
+    """/proc/slabinfo of a 1 GiB machine after the workload, its caches' live counts and
+    the machine's own slabinfo rows (Machine.slab_snapshot)."""
+    import pyalloc
+    with pyalloc.Machine(mem="1G", cpus=2, backend=backend) as m:
+        caches = [m.kmem_cache_create(name, size) for name, size in WORKLOAD_CACHES]
+        objs = []
+        for i in range(300):                                   # kmalloc, several sizes
+            objs.append((None, m.kmalloc(WORKLOAD_KMALLOC_SIZES[i % len(WORKLOAD_KMALLOC_SIZES)],
+                                         "GFP_KERNEL")))
+        for i in range(150):                                   # the named caches
+            cache = caches[i % len(caches)]
+            objs.append((cache, m.kmem_cache_alloc(cache, "GFP_KERNEL")))
+        with m.on_cpu(1):                                      # the other cpu's slabs too
+            for i in range(40):
+                objs.append((None, m.kmalloc(WORKLOAD_KMALLOC_SIZES[i % 5], "GFP_KERNEL")))
+        assert all(isinstance(addr, int) for _, addr in objs)
+        for i, (cache, addr) in enumerate(objs):
+            if i % 4 == 1 or i % 7 == 0:            # every cache keeps some
+                if cache is None:
+                    m.kfree(addr)
+                else:
+                    m.kmem_cache_free(cache, addr)
+        m.check()
+        live = {c.name: m._core.cache_info(c._id)["live"] for c in caches}
+        return m.proc("slabinfo"), live, m.slab_snapshot()
+
+
+def test_slabtop_reads_machine_slabinfo(backend, tmp_path):
+    """slabtop over the slabinfo of a real Machine after a small workload, on each backend."""
+    slabtop = _require_tool("slabtop")
+    _require_unshare()
+    text, live, snapshot_rows = machine_slabinfo(backend)
+    rows = parse_slabinfo(text)
+    assert rows == snapshot_rows                                        # the text is the machine's
+    caches = {c["name"]: c for c in rows}
+    assert len(caches) == len(rows), "a cache name twice in slabinfo"
+    assert len([n for n in caches if "kmalloc-" in n]) == 52           # 4 families x 13 sizes
+    for name, size in WORKLOAD_CACHES:                                  # the workload is visible
+        c = caches[name]
+        assert 0 < live[name] <= c["active_objs"] <= c["num_objs"], c
+        assert c["num_slabs"] > 0 and c["num_objs"] == c["num_slabs"] * c["objperslab"], c
+    for size in (8, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192):
+        c = caches[_kmalloc_name("kmalloc-", size)]
+        assert c["num_slabs"] > 0 and c["active_objs"] > 0, c
+    assert caches["kmalloc-cg-64"]["num_objs"] == 0                    # untouched families
+    _check_slabtop(slabtop, text, caches, tmp_path)
+
+
+def _check_slabtop(slabtop: str, text: str, caches: dict, tmp_path) -> None:
+    """Run slabtop --once over text and compare its summary and rows with caches."""
     out = _run_with_proc_files({"slabinfo": text}, [slabtop, "--once", "--sort=n"], tmp_path)
     lines = out.splitlines()
 

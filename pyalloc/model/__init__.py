@@ -5,10 +5,16 @@
 
 from __future__ import annotations
 
-from . import buddy, slab
+from . import buddy, pgtable, slab
 from .arena import Arena, clamp64
 from .status import CACHE_INFO_FIELDS, EINVAL, MAX_PAGES, MIN_PAGES
 
+
+
+def _signed(va: int) -> int:
+    """A kernel virtual address as the int64 the C core receives."""
+    va &= (1 << 64) - 1
+    return va - (1 << 64) if va >> 63 else va
 
 
 class ModelCore:
@@ -58,11 +64,13 @@ class ModelCore:
                 "ticks": a.ticks, "slowpath_entries": a.slowpath_entries,
                 "nr_slab_reclaimable": a.nr_slab_reclaimable, "nr_slab_unreclaimable": a.nr_slab_unreclaimable,
                 "gfp_fixups": a.gfp_fixups, "last_cache": a.last_cache,
-                "slab_fallback_gfp": a.slab_fallback_gfp, "cpu": a.cpu}
+                "slab_fallback_gfp": a.slab_fallback_gfp, "cpu": a.cpu,
+                "nr_page_table_pages": a.nr_page_table_pages, "nr_pgtable_pages_all": a.nr_pgtable_pages_all,
+                "vmalloc_pages": a.vmalloc_pages}
 
     def check(self):
         """None, a message naming a broken invariant, or ECORRUPT (damage reported as events)."""
-        return buddy.check(self._a) or slab.check_slabs(self._a)
+        return buddy.check(self._a) or pgtable.check(self._a) or slab.check_slabs(self._a)
 
     # -- slab ---------------------------------------------------------------------
 
@@ -100,6 +108,26 @@ class ModelCore:
 
     def slab_info(self, slab_phys: int):
         return slab.slab_info(self._a, slab_phys)
+
+    # -- page tables ------------------------------------------------------------------
+
+    def vmalloc_pages(self, vaddr: int, nr: int, gfp: int):
+        """(status, pfns), or (status, pages obtained before the failure)."""
+        pfns = [0] * max(nr, 1)
+        rc = pgtable.vmalloc_pages(self._a, _signed(vaddr), nr, gfp, pfns)
+        return rc, (pfns[:nr] if rc == 0 else pfns[0])
+
+    def vmap_pages(self, vaddr: int, pfns) -> int:
+        return pgtable.vmap_pages(self._a, _signed(vaddr), len(pfns), list(pfns))
+
+    def vunmap_pages(self, vaddr: int, nr: int, free_pages: bool) -> int:
+        return pgtable.vunmap_pages(self._a, _signed(vaddr), nr, free_pages)
+
+    def walk(self, vaddr: int) -> int:
+        return pgtable.walk(self._a, _signed(vaddr))
+
+    def pte(self, vaddr: int) -> int:
+        return pgtable.pte_value(self._a, _signed(vaddr))
 
     def close(self) -> None:
         self._a = self.handle = None

@@ -170,6 +170,11 @@ class Arena:
         self.gfp_fixups = 0
         self.last_cache = -1
         self.slab_fallback_gfp = 0
+        # page tables (pgtable.py): init_mm's PGD is part of the kernel image
+        self.pgd = [0] * 512
+        self.nr_page_table_pages = 0      # PUD and PMD pages
+        self.nr_pgtable_pages_all = 0
+        self.vmalloc_pages = 0
         self.slowpath_entries = 0
         for z in self.zones:
             if not z.managed:

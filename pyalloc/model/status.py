@@ -64,6 +64,10 @@ PG_MOVABLE = 0x10    # allocated with a movable migratetype (counts as movable f
 KIND_PAGES = 1
 KIND_SLAB = 2
 KIND_LARGE_KMALLOC = 3
+KIND_VMALLOC = 4
+KIND_PGTABLE = 5
+PTE_PRESENT = 0x1
+KERNPG_TABLE = 0x63
 
 # slab cache flags (pyalloc's own values; the kernel's names)
 SLAB_HWCACHE_ALIGN = 0x1
