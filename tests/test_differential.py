@@ -24,7 +24,8 @@ GFPS = [
     "GFP_KERNEL|__GFP_HIGH", "GFP_KERNEL|__GFP_NOFAIL", "GFP_ATOMIC|__GFP_NOFAIL",
     "GFP_KERNEL|__GFP_RETRY_MAYFAIL", "GFP_KERNEL_ACCOUNT", "GFP_TRANSHUGE",
 ]
-VIEWS = ("buddyinfo", "pagetypeinfo", "zoneinfo", "meminfo", "vmstat", "slabinfo")
+VIEWS = ("buddyinfo", "pagetypeinfo", "zoneinfo", "meminfo", "vmstat", "slabinfo", "vmallocinfo")
+VSIZES = [0, 1, 4096, 4097, 3 * 4096, 64 << 10, 600 * 4096, 30 << 20]
 KGFPS = ["GFP_KERNEL", "GFP_KERNEL|__GFP_ZERO", "GFP_KERNEL_ACCOUNT", "GFP_KERNEL|__GFP_RECLAIMABLE",
          "GFP_KERNEL|GFP_DMA", "GFP_ATOMIC", "GFP_KERNEL|__GFP_NOWARN", "GFP_KERNEL|GFP_DMA32",
          "GFP_NOWAIT", "GFP_KERNEL|__GFP_NOFAIL"]
@@ -46,6 +47,7 @@ class TwoBackends(RuleBasedStateMachine):
     freed = Bundle("freed")
     objects = Bundle("objects")
     caches = Bundle("caches")
+    vobjects = Bundle("vobjects")
     SLUB_DEBUG = ""
 
     def __init__(self):
@@ -124,6 +126,46 @@ class TwoBackends(RuleBasedStateMachine):
     def destroy(self, pair):
         if pair[0] is not None:
             self.both_with("kmem_cache_destroy", pair)
+
+    # -- vmalloc -----------------------------------------------------------------
+
+    @rule(target=vobjects, size=st.sampled_from(VSIZES), zero=st.booleans(),
+          gfp=st.sampled_from(["GFP_KERNEL", "GFP_KERNEL|__GFP_NOWARN", "GFP_ATOMIC"]))
+    def vmalloc(self, size, zero, gfp):
+        r = self.both("vzalloc" if zero else "vmalloc", size, gfp, "differential+0x0/0x1")
+        return ("v", r[1] if r[0] == "ok" else None)
+
+    @rule(target=vobjects, size=st.sampled_from(VSIZES[:7] + [5 << 20]))
+    def kvmalloc(self, size):
+        r = self.both("kvmalloc", size, "GFP_KERNEL", "differential+0x0/0x1")
+        return ("kv", r[1] if r[0] == "ok" else None)
+
+    @rule(obj=vobjects, twice=st.booleans())
+    def vfree_like(self, obj, twice):
+        kind, addr = obj
+        fn = "kvfree" if kind == "kv" else "vfree"
+        for _ in range(2 if twice else 1):
+            self.both(fn, addr)
+
+    @rule(target=vobjects, blocks=st.lists(blocks, min_size=1, max_size=4))
+    def vmap(self, blocks):
+        pfns = [pfn for pfn, order in blocks if pfn is not None]
+        r = self.both("vmap", pfns, "differential+0x0/0x1")
+        return ("vmap", r[1] if r[0] == "ok" else None)
+
+    @rule(obj=vobjects)
+    def vunmap(self, obj):
+        self.both("vunmap", obj[1])
+
+    @rule(obj=vobjects, offset=st.integers(-8, 70 << 10), n=st.integers(0, 9000))
+    def vaccess(self, obj, offset, n):
+        # reads and writes across page boundaries, past the end, into guard pages
+        if obj[1] is None or obj[1] <= pyalloc.ZERO_SIZE_PTR:
+            return
+        addr = obj[1] + offset
+        self.both("read", addr, n)
+        self.both("memset", addr, (offset & 0xff), n)
+        self.both("vmalloc_to_page", addr)
 
     @rule()
     def check_both(self):
