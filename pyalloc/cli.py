@@ -9,7 +9,7 @@ from . import workload
 from .errors import PyallocError
 from .machine import Machine
 
-VIEWS = ("buddyinfo", "pagetypeinfo", "zoneinfo", "meminfo", "vmstat", "slabinfo")
+VIEWS = ("buddyinfo", "pagetypeinfo", "zoneinfo", "meminfo", "vmstat", "slabinfo", "vmallocinfo")
 
 
 def _machine(args) -> Machine:
@@ -20,10 +20,12 @@ def cmd_demo(args) -> int:
     with _machine(args) as m:
         done = workload.run_pages(m, seed=args.seed)
         slab = workload.run_slab(m, seed=args.seed)
+        vm = workload.run_vmalloc(m, seed=args.seed)
         print(f"# pyalloc demo: {args.mem} machine, backend {m.backend}: "
               f"{done['allocated']} page blocks allocated, {done['freed']} freed, {done['kept']} kept; "
-              f"{slab['objects']} slab objects in {slab['caches']} caches and kmalloc, {slab['freed']} freed")
-        for view in ("buddyinfo", "pagetypeinfo", "meminfo", "slabinfo"):
+              f"{slab['objects']} slab objects in {slab['caches']} caches and kmalloc, {slab['freed']} freed; "
+              f"{vm['areas']} vmalloc/vmap areas, {vm['freed']} freed")
+        for view in ("buddyinfo", "pagetypeinfo", "meminfo", "slabinfo", "vmallocinfo"):
             print(f"\n$ cat /proc/{view}")
             print(m.proc(view), end="")
         m.check()
@@ -35,6 +37,7 @@ def cmd_proc(args) -> int:
         if args.workload:
             workload.run_pages(m, seed=args.seed)
             workload.run_slab(m, seed=args.seed)
+            workload.run_vmalloc(m, seed=args.seed)
         print(m.proc(args.name), end="")
     return 0
 
@@ -51,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--seed", type=int, default=2026, help="seed of the built-in workload")
         sp.add_argument("--slub-debug", default="", help="slub_debug letters, e.g. FZPU (default off)")
 
-    d = sub.add_parser("demo", help="run the built-in workloads and print buddyinfo, pagetypeinfo, meminfo, slabinfo")
+    d = sub.add_parser("demo", help="run the built-in workloads and print buddyinfo, pagetypeinfo, meminfo, slabinfo, vmallocinfo")
     machine_args(d)
     d.set_defaults(func=cmd_demo)
     pr = sub.add_parser("proc", help="print one /proc file of a machine")

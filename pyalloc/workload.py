@@ -84,3 +84,24 @@ def run_slab(m, objects: int = 6000, seed: int = 2026) -> dict:
             else:
                 m.kmem_cache_free(cache, addr)
     return {"objects": len(live), "freed": len(live) - len(live[::3]), "caches": len(caches)}
+
+
+def run_vmalloc(m, seed: int = 2026) -> dict:
+    """A few vmalloc areas of several sizes (one large enough for a vmalloc'ed page
+    array), a vmap of scattered pages, kvmalloc both ways; some freed again."""
+    rnd = random.Random(seed)
+    areas = []
+    for size in (4096, 3 * 4096 + 100, 16 << 10, 64 << 10, 600 << 12, 8192):
+        areas.append(m.vmalloc(size, caller=rnd.choice(CALLERS)))
+    pfns = [m.alloc_pages("GFP_KERNEL") for _ in range(4)]
+    mapped = m.vmap([p for p in pfns if p is not None][::-1], caller="demo_vmap_init+0x2c/0x90")
+    big = m.kvmalloc(6 << 20, caller="demo_kvmalloc+0x18/0x60")      # past KMALLOC_MAX_SIZE: vmalloc
+    small = m.kvmalloc(2048, caller="demo_kvmalloc+0x18/0x60")       # kmalloc
+    for addr in areas[1::2]:
+        m.vfree(addr)
+    m.kvfree(small)
+    return {"areas": len(areas) + 2, "freed": len(areas[1::2]), "vmap": mapped is not None, "kvmalloc": big}
+
+
+CALLERS = ("alloc_large_system_hash+0x1a0/0x2f0", "bpf_prog_alloc_no_stats+0x4d/0x230",
+           "module_alloc+0x3e/0x60", "kernel_clone+0xb8/0x400")

@@ -20,10 +20,13 @@ def test_demo_prints_three_views(backend, capsys):
     assert "$ cat /proc/buddyinfo\nNode 0, zone      DMA " in out
     assert "$ cat /proc/pagetypeinfo\nPage block order: 9\n" in out
     assert "\n$ cat /proc/meminfo\nMemTotal:          65536 kB\n" in out
-    slab = out.split("$ cat /proc/slabinfo\n")[1]
+    slab = out.split("$ cat /proc/slabinfo\n")[1].split("\n\n$ cat")[0]
     assert slab.startswith("slabinfo - version: 2.1\n")
     rows = {line.split()[0]: line.split() for line in slab.splitlines()[2:]}
     assert int(rows["task_struct"][2]) > 0 and int(rows["dentry"][1]) > 0
+    vmi = out.split("$ cat /proc/vmallocinfo\n")[1].splitlines()
+    assert vmi[0].startswith("0xffffc90000000000-0xffffc90000002000    8192 ")
+    assert any(line.endswith(" vmap") for line in vmi) and any(" vpages " in line for line in vmi)
     # the workload fragments memory: low orders are populated after it
     buddy = out.split("$ cat /proc/buddyinfo\n")[1].split("\n")[1]
     assert sum(int(x) for x in buddy.split()[4:8]) > 0
