@@ -615,8 +615,12 @@ static uint64_t take_object(pa_machine *m, struct pa_cache *s, struct pa_slab *s
         set_orig_size(m, s, obj, orig_size);
         init_object(m, s, obj, SLUB_RED_ACTIVE, orig_size);
     }
-    if (gfp & GFP_ZERO_BIT)
-        memset(m->mem + obj, 0, s->object_size);
+    if (gfp & GFP_ZERO_BIT) {
+        /* a debug kmalloc object keeps its kmalloc red zone past the requested size */
+        uint32_t zero = ((s->flags & (PA_SLAB_STORE_USER | PA_SLAB_RED_ZONE)) && (s->flags & PA_SLAB_KMALLOC))
+                        ? orig_size : s->object_size;
+        memset(m->mem + obj, 0, zero);
+    }
     return obj;
 }
 

@@ -44,6 +44,18 @@ def calls(m, cache):
     yield from ((f"on_cpu({w!r})", lambda w=w: m.on_cpu(w).__enter__()) for w in WEIRD)
     yield from ((f"kmalloc(8, cpu={w!r})", lambda w=w: m.kmalloc(8, "GFP_KERNEL", cpu=w)) for w in WEIRD)
     yield from ((f"kmalloc(8, caller={w!r})", lambda w=w: m.kmalloc(8, "GFP_KERNEL", caller=w)) for w in WEIRD)
+    yield from ((f"vmalloc({w!r})", lambda w=w: m.vmalloc(w)) for w in WEIRD)
+    yield from ((f"vmalloc(4096, {w!r})", lambda w=w: m.vmalloc(4096, w)) for w in WEIRD)
+    yield from ((f"vmalloc_node(4096, {w!r})", lambda w=w: m.vmalloc_node(4096, w)) for w in WEIRD)
+    yield from ((f"vfree({w!r})", lambda w=w: m.vfree(w)) for w in WEIRD)
+    yield from ((f"vunmap({w!r})", lambda w=w: m.vunmap(w)) for w in WEIRD)
+    yield from ((f"vmap([{w!r}])", lambda w=w: m.vmap([w])) for w in WEIRD)
+    yield from ((f"vmap({w!r})", lambda w=w: m.vmap(w)) for w in WEIRD)
+    yield from ((f"vmalloc_to_page({w!r})", lambda w=w: m.vmalloc_to_page(w)) for w in WEIRD)
+    yield from ((f"kvmalloc({w!r})", lambda w=w: m.kvmalloc(w)) for w in WEIRD)
+    yield from ((f"kvfree({w!r})", lambda w=w: m.kvfree(w)) for w in WEIRD)
+    yield from ((f"read(vmalloc + {w!r})", lambda w=w: m.read(pyalloc.VMALLOC_START + w, 8)) for w in WEIRD
+                if isinstance(w, int))
 
 
 def outcomes(backend, slub_debug):
@@ -51,6 +63,7 @@ def outcomes(backend, slub_debug):
     with pyalloc.Machine(mem="64M", backend=backend, cpus=2, slub_debug=slub_debug) as m:
         cache = m.kmem_cache_create("victim", 40)
         keep = m.kmem_cache_alloc(cache, "GFP_KERNEL")
+        m.vmalloc(3 * 4096, caller="victim+0x0/0x1")
         for name, call in calls(m, cache):
             try:
                 result = call()

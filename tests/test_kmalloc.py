@@ -567,3 +567,13 @@ def test_debug_double_and_invalid_kfree_reports(dbg):
     new = refused(dbg, DoubleFree, dbg.kfree, p)
     assert any(re.fullmatch(r"BUG kmalloc-128 \(.*\): Object already free", line) for line in new)
     dbg.kfree(q)
+
+
+def test_kzalloc_keeps_the_kmalloc_redzone_under_debug(make_machine):
+    # slab_post_alloc_hook zeroes only the requested size of a debug kmalloc object:
+    # [orig_size, object_size) stays the 0xcc kmalloc red zone, and validation passes
+    m = make_machine(mem="64M", slub_debug="FZPU")
+    p = m.kzalloc(24, "GFP_KERNEL")
+    assert m.read(p, 24) == bytes(24)
+    assert m.read(p + 24, 8) == b"\xcc" * 8
+    m.check()

@@ -495,7 +495,9 @@ def take_object(a: Arena, s: Cache, slab: Slab, slot: int, gfp: int, orig_size: 
         set_orig_size(a, s, obj, orig_size)
         init_object(a, s, obj, SLUB_RED_ACTIVE, orig_size)
     if gfp & GFP_ZERO:
-        a.memset(obj, 0, s.object_size)
+        # a debug kmalloc object keeps its kmalloc red zone past the requested size
+        zero = orig_size if s.flags & (SLAB_STORE_USER | SLAB_RED_ZONE) and s.flags & SLAB_KMALLOC else s.object_size
+        a.memset(obj, 0, zero)
     return obj
 
 
