@@ -43,19 +43,31 @@ static inline uint64_t *table(pa_machine *m, uint64_t entry)
     return (uint64_t *)(m->mem + (entry & PTE_PFN_MASK));
 }
 
-/* the next level's table for entry *e, allocating it if empty; NULL on ENOMEM */
+/* the table an entry points at, or NULL when it points at anything but a live
+ * table page: the tables sit in simulated memory, where a program writing
+ * through the direct map can scribble on them, so no entry is trusted */
+static uint64_t *table_of(pa_machine *m, uint64_t entry)
+{
+    uint64_t pfn = (entry & PTE_PFN_MASK) >> PA_PAGE_SHIFT;
+    if (pfn >= m->nr_pages || !(m->pages[pfn].flags & PA_PG_ALLOC) || m->pages[pfn].kind != PA_KIND_PGTABLE)
+        return NULL;
+    return table(m, entry);
+}
+
+/* the next level's table for entry *e, allocating it if empty; NULL on ENOMEM
+ * or when the entry is damaged */
 static uint64_t *next_table(pa_machine *m, uint64_t *e, bool counted)
 {
-    if (!(*e & PA_PTE_PRESENT)) {
-        int64_t pfn = pa_alloc_pages(m, GFP_PGTABLE_KERNEL, 0);
-        if (pfn < 0)
-            return NULL;
-        m->pages[pfn].kind = PA_KIND_PGTABLE;
-        m->nr_pgtable_pages_all++;
-        if (counted)
-            m->nr_page_table_pages++;
-        *e = ((uint64_t)pfn << PA_PAGE_SHIFT) | PA_KERNPG_TABLE;
-    }
+    if (*e & PA_PTE_PRESENT)
+        return table_of(m, *e);
+    int64_t pfn = pa_alloc_pages(m, GFP_PGTABLE_KERNEL, 0);
+    if (pfn < 0)
+        return NULL;
+    m->pages[pfn].kind = PA_KIND_PGTABLE;
+    m->nr_pgtable_pages_all++;
+    if (counted)
+        m->nr_page_table_pages++;
+    *e = ((uint64_t)pfn << PA_PAGE_SHIFT) | PA_KERNPG_TABLE;
     return table(m, *e);
 }
 
@@ -141,24 +153,34 @@ int pa_vmap_pages(pa_machine *m, int64_t vaddr, int64_t nr_pages, const int64_t 
     return map_pages(m, (uint64_t)vaddr, nr_pages, pfns);
 }
 
-int pa_vunmap_pages(pa_machine *m, int64_t vaddr, int64_t nr_pages, int64_t free_pages)
+/* clear the PTEs of a range; the pages themselves are the owner's business
+ * (vfree frees its own page list, as the kernel frees area->pages) */
+int pa_vunmap_pages(pa_machine *m, int64_t vaddr, int64_t nr_pages)
 {
     if (!m || !range_ok(m, vaddr, nr_pages))
         return PA_EINVAL;
     uint64_t va = (uint64_t)vaddr;
-    for (int64_t i = 0; i < nr_pages; i++) {    /* all present, or nothing changes */
-        uint64_t *pte = pte_slot(m, va + ((uint64_t)i << PA_PAGE_SHIFT), false);
-        if (!pte || !(*pte & PA_PTE_PRESENT))
-            return PA_EFAULT;
-    }
     for (int64_t i = 0; i < nr_pages; i++) {
         uint64_t *pte = pte_slot(m, va + ((uint64_t)i << PA_PAGE_SHIFT), false);
-        int64_t pfn = (int64_t)((*pte & PTE_PFN_MASK) >> PA_PAGE_SHIFT);
-        *pte = 0;
-        if (free_pages) {
-            buddy_free_pages(m, pfn, 0, PA_KIND_VMALLOC);
-            m->vmalloc_pages--;
-        }
+        if (pte)
+            *pte = 0;
+    }
+    return PA_OK;
+}
+
+/* give back the pages vmalloc took (all of them, or none on a bad pfn) */
+int pa_free_vmalloc_pages(pa_machine *m, const int64_t *pfns, int64_t nr_pages)
+{
+    if (!m || (!pfns && nr_pages) || nr_pages < 0)
+        return PA_EINVAL;
+    for (int64_t i = 0; i < nr_pages; i++) {
+        const struct pa_page *p = pfns[i] >= 0 && (uint64_t)pfns[i] < m->nr_pages ? &m->pages[pfns[i]] : NULL;
+        if (!p || !(p->flags & PA_PG_ALLOC) || p->kind != PA_KIND_VMALLOC || p->order)
+            return PA_EINVALFREE;
+    }
+    for (int64_t i = 0; i < nr_pages; i++) {
+        buddy_free_pages(m, pfns[i], 0, PA_KIND_VMALLOC);
+        m->vmalloc_pages--;
     }
     return PA_OK;
 }
@@ -170,7 +192,7 @@ int64_t pa_walk(pa_machine *m, int64_t vaddr)
     if (!canonical_kernel((uint64_t)vaddr))
         return PA_EFAULT;
     uint64_t *pte = pte_slot(m, (uint64_t)vaddr, false);
-    if (!pte || !(*pte & PA_PTE_PRESENT))
+    if (!pte || !(*pte & PA_PTE_PRESENT) || ((*pte & PTE_PFN_MASK) >> PA_PAGE_SHIFT) >= m->nr_pages)
         return PA_EFAULT;
     return (int64_t)((*pte & PTE_PFN_MASK) >> PA_PAGE_SHIFT);
 }
@@ -195,8 +217,9 @@ int pgt_check(pa_machine *m, char *msg, size_t msglen)
         if (!(e1 & PA_PTE_PRESENT))
             continue;
         uint64_t pud_pfn = (e1 & PTE_PFN_MASK) >> PA_PAGE_SHIFT;
-        if (pud_pfn >= m->nr_pages || m->pages[pud_pfn].kind != PA_KIND_PGTABLE) {
-            snprintf(msg, msglen, "pgd[%u] points at pfn %#llx, not a table page", i, (unsigned long long)pud_pfn);
+        if (!table_of(m, e1)) {
+            snprintf(msg, msglen, "page table entry %u points at pfn %#llx, not a table page", i,
+                     (unsigned long long)pud_pfn);
             return PA_EINVARIANT;
         }
         tables++;
@@ -206,8 +229,8 @@ int pgt_check(pa_machine *m, char *msg, size_t msglen)
             if (!(pud[j] & PA_PTE_PRESENT))
                 continue;
             uint64_t pmd_pfn = (pud[j] & PTE_PFN_MASK) >> PA_PAGE_SHIFT;
-            if (pmd_pfn >= m->nr_pages || m->pages[pmd_pfn].kind != PA_KIND_PGTABLE) {
-                snprintf(msg, msglen, "pud entry %u/%u points at pfn %#llx, not a table page", i, j,
+            if (!table_of(m, pud[j])) {
+                snprintf(msg, msglen, "page table entry %u/%u points at pfn %#llx, not a table page", i, j,
                          (unsigned long long)pmd_pfn);
                 return PA_EINVARIANT;
             }
@@ -218,8 +241,8 @@ int pgt_check(pa_machine *m, char *msg, size_t msglen)
                 if (!(pmd[k] & PA_PTE_PRESENT))
                     continue;
                 uint64_t pte_pfn = (pmd[k] & PTE_PFN_MASK) >> PA_PAGE_SHIFT;
-                if (pte_pfn >= m->nr_pages || m->pages[pte_pfn].kind != PA_KIND_PGTABLE) {
-                    snprintf(msg, msglen, "pmd entry %u/%u/%u points at pfn %#llx, not a table page", i, j, k,
+                if (!table_of(m, pmd[k])) {
+                    snprintf(msg, msglen, "page table entry %u/%u/%u points at pfn %#llx, not a table page", i, j, k,
                              (unsigned long long)pte_pfn);
                     return PA_EINVARIANT;
                 }

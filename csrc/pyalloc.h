@@ -221,7 +221,8 @@ int pa_slab_info(pa_machine *m, int64_t slab_phys, int64_t *out4);
  * address given as its two's-complement int64 */
 int pa_vmalloc_pages(pa_machine *m, int64_t vaddr, int64_t nr_pages, int64_t gfp, int64_t *pfns);
 int pa_vmap_pages(pa_machine *m, int64_t vaddr, int64_t nr_pages, const int64_t *pfns);
-int pa_vunmap_pages(pa_machine *m, int64_t vaddr, int64_t nr_pages, int64_t free_pages);
+int pa_vunmap_pages(pa_machine *m, int64_t vaddr, int64_t nr_pages);
+int pa_free_vmalloc_pages(pa_machine *m, const int64_t *pfns, int64_t nr_pages);
 int64_t pa_walk(pa_machine *m, int64_t vaddr);
 int64_t pa_pte(pa_machine *m, int64_t vaddr);
 

@@ -154,8 +154,12 @@ class CCore:
         arr = ffi.new("int64_t[]", [clamp64(p) for p in pfns] or [0])
         return lib.pa_vmap_pages(self._m, _signed(vaddr), len(pfns), arr)
 
-    def vunmap_pages(self, vaddr: int, nr: int, free_pages: bool) -> int:
-        return lib.pa_vunmap_pages(self._m, _signed(vaddr), nr, 1 if free_pages else 0)
+    def vunmap_pages(self, vaddr: int, nr: int) -> int:
+        return lib.pa_vunmap_pages(self._m, _signed(vaddr), nr)
+
+    def free_vmalloc_pages(self, pfns) -> int:
+        arr = ffi.new("int64_t[]", [clamp64(p) for p in pfns] or [0])
+        return lib.pa_free_vmalloc_pages(self._m, arr, len(pfns))
 
     def walk(self, vaddr: int) -> int:
         return lib.pa_walk(self._m, _signed(vaddr))

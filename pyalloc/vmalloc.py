@@ -179,9 +179,12 @@ class VmallocAPI:
 
     def _vfree_area(self, area: VmArea, how: str) -> None:
         if area.mapped:
-            rc = self._core.vunmap_pages(area.start, area.mapped, True)
+            # clear the PTEs, then free the area's own page list (area->pages), never
+            # whatever the PTEs may say now: page tables live in writable memory
+            self._core.vunmap_pages(area.start, area.mapped)
+            rc = self._core.free_vmalloc_pages(area.pfns)
             if rc:
-                errors.raise_for(rc, f"vfree({area.start:#x}): the area's mapping is damaged")
+                errors.raise_for(rc, f"vfree({area.start:#x}): the area's pages were freed behind its back")
         self._free_pages_array(area)
         self._release_range(area)
         self._remember_freed(area.start, how)
@@ -245,9 +248,7 @@ class VmallocAPI:
         if addr is None:
             return
         area = self._vm_area_for_free(addr, "vunmap", VM_MAP)
-        rc = self._core.vunmap_pages(area.start, area.mapped, False)
-        if rc:
-            errors.raise_for(rc, f"vunmap({addr:#x}): the area's mapping is damaged")
+        self._core.vunmap_pages(area.start, area.mapped)
         self._release_range(area)
         self._remember_freed(area.start, "vunmap")
 

@@ -120,8 +120,11 @@ class ModelCore:
     def vmap_pages(self, vaddr: int, pfns) -> int:
         return pgtable.vmap_pages(self._a, _signed(vaddr), len(pfns), list(pfns))
 
-    def vunmap_pages(self, vaddr: int, nr: int, free_pages: bool) -> int:
-        return pgtable.vunmap_pages(self._a, _signed(vaddr), nr, free_pages)
+    def vunmap_pages(self, vaddr: int, nr: int) -> int:
+        return pgtable.vunmap_pages(self._a, _signed(vaddr), nr)
+
+    def free_vmalloc_pages(self, pfns) -> int:
+        return pgtable.free_vmalloc_pages(self._a, list(pfns))
 
     def walk(self, vaddr: int) -> int:
         return pgtable.walk(self._a, _signed(vaddr))

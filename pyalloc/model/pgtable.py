@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from . import buddy
 from .arena import Arena, INT64_MAX, INT64_MIN, c_ints
-from .status import EBUSY, EFAULT, EINVAL, ENOMEM, GFP_ZERO, KIND_PGTABLE, KIND_VMALLOC, OK, PAGE_SHIFT
+from .status import (
+    EBUSY, EFAULT, EINVAL, EINVALFREE, ENOMEM, GFP_ZERO, KIND_PGTABLE, KIND_VMALLOC, OK, PAGE_SHIFT, PG_ALLOC,
+)
 
 PAGE_KERNEL = 0x8000000000000163
 KERNPG_TABLE = 0x63
@@ -52,19 +54,32 @@ class Slot:
             _set(self.a, self.phys, value)
 
 
+def table_of(a: Arena, entry: int) -> int | None:
+    """The phys address of the table an entry points at, or None when it points at
+    anything but a live table page: the tables sit in simulated memory, where a
+    program writing through the direct map can scribble on them."""
+    pfn = (entry & PTE_PFN_MASK) >> PAGE_SHIFT
+    p = a.pages.get(pfn) if pfn < a.nr_pages else None
+    if p is None or not p.flags & PG_ALLOC or p.kind != KIND_PGTABLE:
+        return None
+    return entry & PTE_PFN_MASK
+
+
 def next_table(a: Arena, e: Slot, counted: bool) -> int | None:
-    """The phys address of the next level's table, allocating it if empty."""
+    """The phys address of the next level's table, allocating it if empty
+    (None on ENOMEM or when the entry is damaged)."""
     v = e.get()
-    if not v & PTE_PRESENT:
-        pfn = buddy.alloc_pages(a, GFP_PGTABLE_KERNEL, 0)
-        if pfn < 0:
-            return None
-        a.pages[pfn].kind = KIND_PGTABLE
-        a.nr_pgtable_pages_all += 1
-        if counted:
-            a.nr_page_table_pages += 1
-        v = (pfn << PAGE_SHIFT) | KERNPG_TABLE
-        e.set(v)
+    if v & PTE_PRESENT:
+        return table_of(a, v)
+    pfn = buddy.alloc_pages(a, GFP_PGTABLE_KERNEL, 0)
+    if pfn < 0:
+        return None
+    a.pages[pfn].kind = KIND_PGTABLE
+    a.nr_pgtable_pages_all += 1
+    if counted:
+        a.nr_page_table_pages += 1
+    v = (pfn << PAGE_SHIFT) | KERNPG_TABLE
+    e.set(v)
     return v & PTE_PFN_MASK
 
 
@@ -131,19 +146,27 @@ def vmap_pages(a: Arena, vaddr: int, nr: int, pfns) -> int:
     return map_pages(a, vaddr & U64, nr, pfns)
 
 
-def vunmap_pages(a: Arena, vaddr: int, nr: int, free_pages: bool) -> int:
+def vunmap_pages(a: Arena, vaddr: int, nr: int) -> int:
+    """Clear the PTEs of a range; the pages are their owner's business."""
     if not range_ok(vaddr, nr):
         return EINVAL
     va = vaddr & U64
-    slots = [pte_slot(a, va + (i << PAGE_SHIFT), False) for i in range(nr)]
-    if any(s is None or not s.get() & PTE_PRESENT for s in slots):
-        return EFAULT
-    for s in slots:
-        pfn = (s.get() & PTE_PFN_MASK) >> PAGE_SHIFT
-        s.set(0)
-        if free_pages:
-            buddy.free_pages(a, pfn, 0, KIND_VMALLOC)
-            a.vmalloc_pages -= 1
+    for i in range(nr):
+        pte = pte_slot(a, va + (i << PAGE_SHIFT), False)
+        if pte is not None:
+            pte.set(0)
+    return OK
+
+
+def free_vmalloc_pages(a: Arena, pfns) -> int:
+    """Give back the pages vmalloc took (all of them, or none on a bad pfn)."""
+    for pfn in pfns:
+        p = a.pages.get(pfn) if 0 <= pfn < a.nr_pages else None
+        if p is None or not p.flags & PG_ALLOC or p.kind != KIND_VMALLOC or p.order:
+            return EINVALFREE
+    for pfn in pfns:
+        buddy.free_pages(a, pfn, 0, KIND_VMALLOC)
+        a.vmalloc_pages -= 1
     return OK
 
 
@@ -151,7 +174,7 @@ def walk(a: Arena, vaddr: int) -> int:
     if not canonical_kernel(vaddr):
         return EFAULT
     pte = pte_slot(a, vaddr & U64, False)
-    if pte is None or not pte.get() & PTE_PRESENT:
+    if pte is None or not pte.get() & PTE_PRESENT or (pte.get() & PTE_PFN_MASK) >> PAGE_SHIFT >= a.nr_pages:
         return EFAULT
     return (pte.get() & PTE_PFN_MASK) >> PAGE_SHIFT
 
@@ -164,30 +187,37 @@ def pte_value(a: Arena, vaddr: int) -> int:
     return v - (1 << 64) if v >> 63 else v        # as the C core's int64 answer
 
 
+def _entries(a: Arena, table_phys: int):
+    raw = a.read(table_phys, 4096)
+    for k in range(512):
+        v = int.from_bytes(raw[k * 8:k * 8 + 8], "little")
+        if v & PTE_PRESENT:
+            yield k, v
+
+
 def check(a: Arena):
+    """The same walk as pgt_check in C: the same order, the same words."""
     tables = counted = 0
     for i, e1 in enumerate(a.pgd):
         if not e1 & PTE_PRESENT:
             continue
-        levels = [(e1, f"pgd[{i}]", True)]
-        while levels:
-            entry, where, count = levels.pop()
-            pfn = (entry & PTE_PFN_MASK) >> PAGE_SHIFT
-            p = a.pages.get(pfn)
-            if pfn >= a.nr_pages or p is None or p.kind != KIND_PGTABLE:
-                return f"{where} points at pfn {pfn:#x}, not a table page"
+        pud = table_of(a, e1)
+        if pud is None:
+            return f"page table entry {i} points at pfn {(e1 & PTE_PFN_MASK) >> PAGE_SHIFT:#x}, not a table page"
+        tables += 1
+        counted += 1
+        for j, e2 in _entries(a, pud):
+            pmd = table_of(a, e2)
+            if pmd is None:
+                return (f"page table entry {i}/{j} points at pfn {(e2 & PTE_PFN_MASK) >> PAGE_SHIFT:#x}, "
+                        "not a table page")
             tables += 1
-            counted += 1 if count else 0
-            depth = where.count("/")
-            base = entry & PTE_PFN_MASK
-            raw = a.read(base, 4096)
-            for k in range(512):
-                v = int.from_bytes(raw[k * 8:k * 8 + 8], "little")
-                if not v & PTE_PRESENT:
-                    continue
-                # a leaf may map a page its owner freed: the kernel allows that use-after-free too
-                if depth < 2:
-                    levels.append((v, f"{where}/{k}", depth == 0))
+            counted += 1
+            for k, e3 in _entries(a, pmd):
+                if table_of(a, e3) is None:
+                    return (f"page table entry {i}/{j}/{k} points at pfn {(e3 & PTE_PFN_MASK) >> PAGE_SHIFT:#x}, "
+                            "not a table page")
+                tables += 1
     if (tables, counted) != (a.nr_pgtable_pages_all, a.nr_page_table_pages):
         return (f"{tables} table pages ({counted} counted) found, counters say "
                 f"{a.nr_pgtable_pages_all} ({a.nr_page_table_pages})")
