@@ -13,6 +13,7 @@ from __future__ import annotations
 import pytest
 
 import pyalloc
+from conftest import bench_two_cffi_calls
 
 GFP = "GFP_KERNEL"      # the common user spelling: a string, parsed from the cache
 # Warm the interpreter and caches before timing: without it the first benchmark of a
@@ -97,16 +98,7 @@ def test_pair_order0_method_lookup(benchmark, backend, make_machine):
 
 @pytest.mark.benchmark(group="pair-order0-1G", **WARM)
 def test_reference_two_cffi_calls(benchmark):
-    """Two bare cffi calls that do nothing: the floor the C pair is measured against."""
-    pytest.importorskip("pyalloc._cbackend")
-    from pyalloc._core import lib
-    abi = lib.pa_abi_version
-
-    def two_calls():
-        abi()
-        return abi()
-
-    assert benchmark(two_calls) == lib.PA_ABI_VERSION
+    bench_two_cffi_calls(benchmark)
 
 
 @pytest.mark.benchmark(**WARM)

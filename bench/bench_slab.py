@@ -19,6 +19,7 @@ from __future__ import annotations
 import pytest
 
 import pyalloc
+from conftest import bench_two_cffi_calls
 
 GFP = "GFP_KERNEL"      # the common user spelling: a string, parsed from the cache
 GFP_KERNEL = 0xcc0      # its value, for the bare cffi reference
@@ -163,16 +164,7 @@ def test_kmem_cache_pair_128(benchmark, backend, slab_machine):
 
 @pytest.mark.benchmark(group="slab-kmalloc64", **WARM)
 def test_reference_two_cffi_calls(benchmark):
-    """Two bare cffi calls that do nothing: the floor the C pair is measured against."""
-    pytest.importorskip("pyalloc._cbackend")
-    from pyalloc._core import lib
-    abi = lib.pa_abi_version
-
-    def two_calls():
-        abi()
-        return abi()
-
-    assert benchmark(two_calls) == lib.PA_ABI_VERSION
+    bench_two_cffi_calls(benchmark)
 
 
 @pytest.mark.benchmark(group="slab-kmalloc64", **WARM)

@@ -73,3 +73,16 @@ def make_machine():
         if not m._closed:
             m.check()
             m.close()
+
+
+def bench_two_cffi_calls(benchmark) -> None:
+    """Two bare cffi calls that do nothing: the floor a C pair is measured against."""
+    pytest.importorskip("pyalloc._cbackend")
+    from pyalloc._core import lib
+    abi = lib.pa_abi_version
+
+    def two_calls():
+        abi()
+        return abi()
+
+    assert benchmark(two_calls) == lib.PA_ABI_VERSION

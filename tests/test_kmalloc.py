@@ -18,7 +18,7 @@ from pyalloc import (
     PAGE_OFFSET, PAGE_SIZE, ZERO_SIZE_PTR, DoubleFree, InvalidArgument, InvalidFree, PageFault,
     SlabCorruption,
 )
-from procview import meminfo, phys, vmstat
+from procview import log, meminfo, phys, slabinfo, vmstat
 
 MEM = "64M"
 MiB = 1 << 20
@@ -60,25 +60,6 @@ def get_order(n: int) -> int:
 
 def suffix(size: int) -> str:
     return str(size) if size < 1024 else f"{size // 1024}k"
-
-
-_STAMP = re.compile(r"^\[[ \d.]+\] ?")
-
-
-def log(m, since: int = 0) -> list[str]:
-    """dmesg lines without the "[    0.000000] " timestamps."""
-    return [_STAMP.sub("", line) for line in m.dmesg()[since:]]
-
-
-def slabinfo(m) -> list[dict]:
-    rows = []
-    for line in m.proc("slabinfo").splitlines()[2:]:
-        f = line.split()
-        assert len(f) == 16, line                    # §3.5: every row has exactly 16 fields
-        rows.append({"name": f[0], "active": int(f[1]), "num": int(f[2]), "objsize": int(f[3]),
-                     "per_slab": int(f[4]), "pages": int(f[5]), "active_slabs": int(f[13]),
-                     "num_slabs": int(f[14])})
-    return rows
 
 
 def row(m, name: str) -> dict:

@@ -18,7 +18,7 @@ import pyalloc
 from pyalloc import (
     PAGE_OFFSET, PAGE_SIZE, CacheInUse, DoubleFree, InvalidArgument, InvalidFree, SlabCorruption,
 )
-from procview import meminfo, phys, vmstat
+from procview import log, meminfo, phys, slabinfo, vmstat
 
 MEM = "64M"
 MiB = 1 << 20
@@ -26,25 +26,6 @@ KMALLOC_MAX_SIZE = 4 * MiB                  # §2.1
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 ROW_FMT = "%-17s %6d %6d %6d %4d %4d : tunables %4d %4d %4d : slabdata %6d %6d %6d"   # §3.5
 FULL_DEBUG = "SLAB_RED_ZONE|SLAB_POISON|SLAB_STORE_USER"
-
-_STAMP = re.compile(r"^\[[ \d.]+\] ?")
-
-
-def log(m, since: int = 0) -> list[str]:
-    """dmesg lines without the "[    0.000000] " timestamps."""
-    return [_STAMP.sub("", line) for line in m.dmesg()[since:]]
-
-
-def slabinfo(m) -> list[dict]:
-    rows = []
-    for line in m.proc("slabinfo").splitlines()[2:]:
-        f = line.split()
-        assert len(f) == 16, line
-        rows.append({"name": f[0], "active": int(f[1]), "num": int(f[2]), "objsize": int(f[3]),
-                     "per_slab": int(f[4]), "pages": int(f[5]), "active_slabs": int(f[13]),
-                     "num_slabs": int(f[14]), "line": line})
-    return rows
-
 
 def rows_named(m, name: str) -> list[dict]:
     return [r for r in slabinfo(m) if r["name"] == name]
