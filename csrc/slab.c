@@ -1017,7 +1017,6 @@ int pa_kmem_cache_shrink(pa_machine *m, int64_t cache)
     }
     /* rebuild: bucket 0 (fewest free) first ... bucket 31, then the rest */
     s->partial_head = s->partial_tail = PA_NIL;
-    uint64_t nr = s->nr_partial;
     s->nr_partial = 0;
     for (int i = 0; i < SHRINK_PROMOTE_MAX; i++)
         for (id = promote_head[i]; id != PA_NIL;) {
@@ -1030,7 +1029,6 @@ int pa_kmem_cache_shrink(pa_machine *m, int64_t cache)
         add_partial(m, s, &m->slabs[id], true);
         id = next;
     }
-    (void)nr;
     for (id = discard_head; id != PA_NIL;) {
         struct pa_slab *slab = &m->slabs[id];
         uint32_t next = slab->next;

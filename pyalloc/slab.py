@@ -53,6 +53,11 @@ KMALLOC_TYPES = ((0, "kmalloc-", st.SLAB_NO_MERGE), (1, "kmalloc-rcl-", st.SLAB_
 KMALLOC_INDICES = (1, 2) + tuple(range(3, 14))     # 96 and 192 first, then 8 .. 8k
 
 
+def frame_caller(frame) -> str:
+    """The caller pyalloc records for an allocation: the Python file:line it came from."""
+    return f"{frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno}"
+
+
 def kmalloc_suffix(index: int) -> str:
     size = {1: 96, 2: 192}.get(index, 1 << index)
     return f"{size >> 10}k" if size >= 1024 else str(size)
@@ -378,14 +383,13 @@ class SlabAPI:
     def _where(self, depth: int) -> str | None:
         if not self._track_callers:
             return None
-        f = sys._getframe(depth + 1)
-        return f"{f.f_code.co_filename.rsplit('/', 1)[-1]}:{f.f_lineno}"
+        return frame_caller(sys._getframe(depth + 1))
 
     def _caller_id(self, caller, frame) -> int:
         if caller is None:
             if not self._track_callers or frame is None:
                 return 0
-            caller = f"{frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno}"
+            caller = frame_caller(frame)
         if not isinstance(caller, str):
             raise InvalidArgument(f"caller must be a string, not {caller!r}")
         cid = self._callers.get(caller)

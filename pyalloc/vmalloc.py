@@ -19,10 +19,12 @@ list is sorted by address), and the kmalloc'ed vm_struct / vmap_area records.
 
 from __future__ import annotations
 
+import sys
 from collections import OrderedDict
 
 from . import errors, gfp as gfpmod
-from .errors import DoubleFree, InvalidArgument, InvalidFree, PageFault
+from .errors import DoubleFree, InvalidArgument, InvalidFree
+from .slab import frame_caller
 from .vmap_area import VmapAreas
 
 PAGE_SHIFT = 12
@@ -323,9 +325,7 @@ class VmallocAPI:
         return out
 
     def _where_always(self, depth: int) -> str:
-        import sys
-        f = sys._getframe(depth + 1)
-        return f"{f.f_code.co_filename.rsplit('/', 1)[-1]}:{f.f_lineno}"
+        return frame_caller(sys._getframe(depth + 1))
 
     def vmalloc_snapshot(self) -> dict:
         areas = []
