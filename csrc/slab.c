@@ -224,7 +224,7 @@ static int64_t find_mergeable(const pa_machine *m, uint32_t size, uint32_t align
 
 int64_t pa_kmem_cache_create(pa_machine *m, int64_t size, int64_t align, int64_t flags)
 {
-    if (!m || size < 1 || size > PA_KMALLOC_MAX_SIZE || align < 0 || align > PA_KMALLOC_MAX_CACHE_SIZE
+    if (!m || size < 1 || size > PA_KMALLOC_MAX_SIZE || align < 0 || align > PA_KMALLOC_MAX_SIZE
         || (align & (align - 1)) || flags < 0 || flags > 0x3fff
         || (flags & (PA_SLAB_CACHE_DMA | PA_SLAB_CACHE_DMA32)) == (PA_SLAB_CACHE_DMA | PA_SLAB_CACHE_DMA32))
         return PA_EINVAL;
@@ -246,6 +246,13 @@ int64_t pa_kmem_cache_create(pa_machine *m, int64_t size, int64_t align, int64_t
             s->inuse = in;
         return merged;
     }
+    struct pa_cache probe = {0};
+    probe.flags = (uint32_t)flags;
+    probe.object_size = (uint32_t)size;
+    probe.align = calculate_alignment((uint32_t)flags, align ? (uint32_t)align : 8u, (uint32_t)size);
+    calculate_sizes(&probe, m->cpus);
+    if (probe.min_order > PA_MAX_PAGE_ORDER)
+        return PA_EINVAL;       /* calculate_sizes() fails: no slab order can hold one object */
     struct pa_cpu_slab *cpu = malloc(m->cpus * sizeof(*cpu));
     if (!cpu)
         return PA_ENOMEM;

@@ -233,7 +233,9 @@ class SlabAPI:
         cid = self._core.kmem_cache_create(size, align, flags)
         if cid < 0:
             errors.raise_for(cid if cid != errors.ENOMEM else errors.EINVAL,
-                             f"kmem_cache_create({name!r}, {size}, align={align}): cannot create")
+                             f"kmem_cache_create({name!r}, {size}, align={align}): the object cannot be laid "
+                             "out in a slab of order 10 or less" if cid == errors.EINVAL else
+                             f"kmem_cache_create({name!r}): too many caches")
         info = self._core.cache_info(cid)
         cache = Cache(self, name, cid, info)
         if cid not in self._caches:
@@ -257,8 +259,8 @@ class SlabAPI:
         if not 1 <= size <= st.KMALLOC_MAX_SIZE:
             self._log.emit(self._clock_ns(), f"kmem_cache_create({name}) integrity check failed")
             raise InvalidArgument(f"kmem_cache_create({name!r}): size {size} is outside 1..{st.KMALLOC_MAX_SIZE}")
-        if align < 0 or align > PAGE_SIZE or align & (align - 1):
-            raise InvalidArgument(f"kmem_cache_create({name!r}): align {align} is not 0 or a power of two up to 4096")
+        if align < 0 or align > st.KMALLOC_MAX_SIZE or align & (align - 1):
+            raise InvalidArgument(f"kmem_cache_create({name!r}): align {align} is not 0 or a power of two")
         if bits & st.SLAB_CACHE_DMA and bits & st.SLAB_CACHE_DMA32:
             raise InvalidArgument(f"kmem_cache_create({name!r}): SLAB_CACHE_DMA and SLAB_CACHE_DMA32 together")
         return self._create(name, size, align, bits & ~st.SLAB_PANIC)

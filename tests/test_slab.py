@@ -151,7 +151,8 @@ def test_flag_spellings_are_equivalent(make_machine):
 @pytest.mark.parametrize("name,size,align,flags", [
     ("bad", 0, 0, 0), ("bad", -1, 0, 0), ("bad", KMALLOC_MAX_SIZE + 1, 0, 0), ("bad", "64", 0, 0),
     ("bad", 64.0, 0, 0), ("bad", None, 0, 0),
-    ("bad", 64, 3, 0), ("bad", 64, 24, 0), ("bad", 64, -8, 0), ("bad", 64, 8192, 0), ("bad", 64, 4097, 0),
+    ("bad", 64, 3, 0), ("bad", 64, 24, 0), ("bad", 64, -8, 0), ("bad", 64, 8 << 20, 0), ("bad", 64, 4097, 0),
+    ("bad", 64, 4 << 20, "SLAB_RED_ZONE"),      # the red-left pad doubles the slot: beyond an order-10 slab
     ("", 64, 0, 0), ("x" * 65, 64, 0, 0), ("a b", 64, 0, 0), ("tab\there", 64, 0, 0), ("bell\x07", 64, 0, 0),
     (None, 64, 0, 0),
     ("bad", 64, 0, "SLAB_BOGUS"), ("bad", 64, 0, "SLAB_POISON|SLAB_NOPE"), ("bad", 64, 0, "GFP_KERNEL"),

@@ -229,7 +229,7 @@ def find_mergeable(a: Arena, size: int, align: int, flags: int) -> int:
 
 def kmem_cache_create(a: Arena, size: int, align: int, flags: int) -> int:
     """A new cache id (or an existing one it merged into), or EINVAL."""
-    if not 1 <= size <= 4 << 20 or align < 0 or align > KMALLOC_MAX_CACHE_SIZE or align & (align - 1):
+    if not 1 <= size <= 4 << 20 or align < 0 or align > 4 << 20 or align & (align - 1):
         return EINVAL
     if flags & ~0x3fff or flags & (SLAB_CACHE_DMA | SLAB_CACHE_DMA32) == SLAB_CACHE_DMA | SLAB_CACHE_DMA32:
         return EINVAL
@@ -248,6 +248,8 @@ def kmem_cache_create(a: Arena, size: int, align: int, flags: int) -> int:
     s.object_size = size
     s.align = calculate_alignment(flags, align if align else 8, size)
     calculate_sizes(s, a.cpus)
+    if s.min_order > MAX_PAGE_ORDER:
+        return EINVAL           # calculate_sizes() fails: no slab order can hold one object
     s.refcount = 1
     s.live = 0
     s.partial = []
