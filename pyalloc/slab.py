@@ -53,6 +53,15 @@ KMALLOC_TYPES = ((0, "kmalloc-", st.SLAB_NO_MERGE), (1, "kmalloc-rcl-", st.SLAB_
 KMALLOC_INDICES = (1, 2) + tuple(range(3, 14))     # 96 and 192 first, then 8 .. 8k
 
 
+def check_size(value, fn: str, what: str = "size") -> int:
+    """A byte count or element count from the caller: an int (not a bool), not negative."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{fn}: {what} must be an int, not {type(value).__name__}")
+    if value < 0:
+        raise InvalidArgument(f"{fn}: {what} {value} is negative")
+    return value
+
+
 def frame_caller(frame) -> str:
     """The caller pyalloc records for an allocation: the Python file:line it came from."""
     return f"{frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno}"
@@ -310,11 +319,8 @@ class SlabAPI:
 
     def kmalloc_array(self, n, size, gfp, cpu=None, caller=None):
         """kmalloc_array(): NULL without a warning when n * size overflows."""
-        for what, v in (("n", n), ("size", size)):
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise TypeError(f"kmalloc_array: {what} must be an int, not {type(v).__name__}")
-            if v < 0:
-                raise InvalidArgument(f"kmalloc_array: {what} {v} is negative")
+        check_size(n, "kmalloc_array", "n")
+        check_size(size, "kmalloc_array")
         flags = gfpmod.parse(gfp)
         self._live()
         if n * size > SIZE_MAX:
@@ -342,10 +348,7 @@ class SlabAPI:
         """krealloc(): resize in place while it fits ksize, else allocate, copy and free."""
         flags = gfpmod.parse(gfp)
         caller = caller or self._where(1)
-        if isinstance(size, bool) or not isinstance(size, int):
-            raise TypeError(f"krealloc: size must be an int, not {type(size).__name__}")
-        if size < 0:
-            raise InvalidArgument(f"krealloc: size {size} is negative")
+        check_size(size, "krealloc")
         if size == 0:
             self.kfree(addr, cpu, caller)
             return ZERO_SIZE_PTR
@@ -364,22 +367,21 @@ class SlabAPI:
     def on_cpu(self, cpu: int):
         """Run the block as simulated CPU `cpu` (per-cpu slabs follow it)."""
         self._live()
-        old = self._cpu()
-        self._set_cpu(cpu)
-        try:
+        self._check_cpu(cpu)
+        with self._as_cpu(cpu):
             yield self
-        finally:
-            if not self._closed:
-                self._core.set_cpu(old)
 
     # -- slow paths ---------------------------------------------------------------------
 
     def _cpu(self) -> int:
         return self._core.vm_info()["cpu"]
 
-    def _set_cpu(self, cpu) -> None:
+    def _check_cpu(self, cpu) -> None:
         if isinstance(cpu, bool) or not isinstance(cpu, int) or not 0 <= cpu < self.cpus:
             raise InvalidArgument(f"cpu must be an int from 0 to {self.cpus - 1}, not {cpu!r}")
+
+    def _set_cpu(self, cpu) -> None:
+        self._check_cpu(cpu)
         self._core.set_cpu(cpu)
 
     def _where(self, depth: int) -> str | None:
@@ -410,7 +412,8 @@ class SlabAPI:
         try:
             yield
         finally:
-            self._core.set_cpu(old)
+            if not self._closed:        # the block may have closed the machine
+                self._core.set_cpu(old)
 
     def _gfp_fixup(self, flags: int, before: int) -> None:
         if self._core.vm_info()["gfp_fixups"] != before:

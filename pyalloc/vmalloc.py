@@ -24,7 +24,7 @@ from collections import OrderedDict
 
 from . import errors, gfp as gfpmod
 from .errors import DoubleFree, InvalidArgument, InvalidFree
-from .slab import frame_caller
+from .slab import check_size, frame_caller
 from .vmap_area import VmapAreas
 
 PAGE_SHIFT = 12
@@ -86,10 +86,7 @@ class VmallocAPI:
 
     def _vmalloc_node_range(self, size, align, flags, caller, node, vm_flags=0):
         self._live()
-        if isinstance(size, bool) or not isinstance(size, int):
-            raise TypeError(f"vmalloc: size must be an int, not {type(size).__name__}")
-        if size < 0:
-            raise InvalidArgument(f"vmalloc: size {size} is negative")
+        check_size(size, "vmalloc")
         if isinstance(node, bool) or not isinstance(node, int) or node not in (-1, 0):
             raise InvalidArgument(f"vmalloc: node {node!r} does not exist (the machine has node 0)")
         if size == 0:
@@ -276,10 +273,7 @@ class VmallocAPI:
         self._live()
         flags = gfpmod.parse(gfp)
         caller = caller or self._where_always(1)
-        if isinstance(size, bool) or not isinstance(size, int):
-            raise TypeError(f"kvmalloc: size must be an int, not {type(size).__name__}")
-        if size < 0:
-            raise InvalidArgument(f"kvmalloc: size {size} is negative")
+        check_size(size, "kvmalloc")
         kflags = flags
         if size > PAGE_SIZE:
             kflags |= gfpmod.GFP_NOWARN
