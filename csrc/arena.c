@@ -102,11 +102,16 @@ void arena_setup_watermarks(pa_machine *m)
     }
 }
 
-static void *map_noreserve(size_t len)
+void *pa_map_noreserve(size_t len)
 {
     void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     return p == MAP_FAILED ? NULL : p;
+}
+
+void pa_unmap(void *p, size_t len)
+{
+    munmap(p, len);
 }
 
 static void zone_init(struct pa_zone *z, uint64_t start, uint64_t end)
@@ -147,8 +152,8 @@ int pa_machine_new(int64_t nr_pages, int64_t cpus, int64_t min_free_kbytes, pa_m
     m->nr_pages = n;
     m->cpus = (uint32_t)cpus;
     m->nr_pageblocks = (n + PAGEBLOCK_NR_PAGES - 1) >> PA_PAGEBLOCK_ORDER;
-    m->mem = map_noreserve(n << PA_PAGE_SHIFT);
-    m->pages = map_noreserve(n * sizeof(struct pa_page));
+    m->mem = pa_map_noreserve(n << PA_PAGE_SHIFT);
+    m->pages = pa_map_noreserve(n * sizeof(struct pa_page));
     m->pageblock_mt = malloc(m->nr_pageblocks);
     if (!m->mem || !m->pages || !m->pageblock_mt) {
         pa_machine_free(m);
@@ -169,6 +174,7 @@ int pa_machine_new(int64_t nr_pages, int64_t cpus, int64_t min_free_kbytes, pa_m
     }
     m->min_free_kbytes = (uint64_t)min_free_kbytes;
     m->last_cache = -1;
+    memset(m->lru, 0xff, sizeof(m->lru));
     memset(m->kmalloc_caches, 0xff, sizeof(m->kmalloc_caches));
     m->caches = calloc(PA_MAX_CACHES, sizeof(*m->caches));
     if (!m->caches) {
@@ -186,6 +192,7 @@ void pa_machine_free(pa_machine *m)
     if (!m)
         return;
     slab_machine_free(m);
+    reclaim_machine_free(m);
     if (m->mem)
         munmap(m->mem, m->nr_pages << PA_PAGE_SHIFT);
     if (m->pages)
@@ -267,6 +274,8 @@ int pa_zone_info(pa_machine *m, int64_t zid, struct pa_zone_info *out)
     memcpy(out->pageblocks, z->pageblocks, sizeof(out->pageblocks));
     out->pgalloc = z->pgalloc;
     out->numa_hit = z->numa_hit;
+    memcpy(out->nr_lru, z->nr_lru, sizeof(out->nr_lru));
+    out->nr_dirty = z->nr_dirty;
     return PA_OK;
 }
 
@@ -299,5 +308,7 @@ int pa_check(pa_machine *m, char *msg, int64_t msglen)
     int rc = buddy_check(m, msg, (size_t)msglen);
     if (!rc)
         rc = pgt_check(m, msg, (size_t)msglen);
+    if (!rc)
+        rc = reclaim_check(m, msg, (size_t)msglen);
     return rc ? rc : slab_check(m, msg, (size_t)msglen);
 }

@@ -23,8 +23,9 @@
  *    the low watermark (fast path), then at min with the reserves the mask
  *    earns (slow path), then without watermarks for __GFP_MEMALLOC.
  *
- * Left out: per-cpu page lists, watermark boosting, ALLOC_NOFRAGMENT,
- * reclaim, compaction, the OOM killer.
+ * Left out: per-cpu page lists, watermark boosting, ALLOC_NOFRAGMENT.
+ * Reclaim is reclaim.c, compaction compaction.c; the OOM killer is chosen
+ * and run by the Python layer when the slow path asks for it (PA_EOOM).
  *
  * Who may free what: the head of a live allocation carries PG_ALLOC, its
  * order and its kind; a free block's head carries PG_BUDDY and its order.
@@ -426,33 +427,164 @@ static unsigned gfp_to_alloc_flags(uint32_t gfp, unsigned order)
     return alloc_flags;
 }
 
+/* -- the slow path ------------------------------------------------------------------------ */
+
+#define MAX_RECLAIM_RETRIES 16
+
+/* cost[] describes the current allocating call: reset it on first use */
+static void cost_begin(pa_machine *m)
+{
+    if (m->cost[PA_COST_SEQ] != m->alloc_seq) {
+        memset(m->cost, 0, sizeof(m->cost));
+        m->cost[PA_COST_SEQ] = m->alloc_seq;
+    }
+}
+
+static uint64_t alloc_pages_direct_compact(pa_machine *m, uint32_t gfp, unsigned order, unsigned alloc_flags,
+                                           unsigned highest, unsigned mt, bool *progress)
+{
+    *progress = false;
+    if (!order || !try_to_compact_pages(m, gfp, order, highest, progress))
+        return PA_NIL;
+    uint64_t pfn = get_page_from_freelist(m, order, alloc_flags, highest, mt);
+    m->ctr[pfn != PA_NIL ? PA_CTR_COMPACT_SUCCESS : PA_CTR_COMPACT_FAIL]++;
+    return pfn;
+}
+
+/* should_reclaim_retry(): keep going while reclaim makes progress, and after
+ * MAX_RECLAIM_RETRIES rounds without any only if free plus reclaimable pages
+ * could still meet the min watermark somewhere */
+static bool should_reclaim_retry(pa_machine *m, uint32_t gfp, unsigned order, unsigned highest,
+                                 uint64_t progress, unsigned *no_progress_loops)
+{
+    if (progress)
+        *no_progress_loops = 0;
+    else
+        (*no_progress_loops)++;
+    if (*no_progress_loops > MAX_RECLAIM_RETRIES)
+        return false;
+    bool anon = m->ctr[PA_CTR_NR_SWAP_FREE] > 0;
+    for (int zid = (int)highest; zid >= 0; zid--) {
+        const struct pa_zone *z = &m->zones[zid];
+        if (!z->managed)
+            continue;
+        uint64_t reclaimable = z->nr_lru[LRU_INACTIVE_FILE] + z->nr_lru[LRU_ACTIVE_FILE];
+        if (anon)
+            reclaimable += z->nr_lru[LRU_INACTIVE_ANON] + z->nr_lru[LRU_ACTIVE_ANON];
+        int64_t available = (int64_t)(z->nr_free_pages + reclaimable) - (((int64_t)1 << order) - 1);
+        if (available > (int64_t)(z->wmark[0] + z->lowmem_reserve[highest]))
+            return true;
+    }
+    (void)gfp;
+    return false;
+}
+
+/* __alloc_pages_may_oom()'s gate: would the kernel call out_of_memory()? */
+static bool oom_allowed(uint32_t gfp, unsigned order, unsigned highest)
+{
+    return order <= PAGE_ALLOC_COSTLY_ORDER && !(gfp & (GFP_RETRY_MAYFAIL_BIT | GFP_THISNODE_BIT))
+           && highest >= ZONE_NORMAL;
+}
+
+/*
+ * __alloc_pages_slowpath(), as 6.18 orders it: wake kswapd; try at min with
+ * the reserves the mask earns; costly or unmovable high orders compact first;
+ * then, if the caller may sleep, rounds of direct reclaim and direct
+ * compaction, each followed by another attempt, until the retry rules give
+ * up; then the OOM killer.  The killer itself is the caller's: when it should
+ * run, this returns PA_NIL with cost[OOM_NEEDED] set, the public entry answers
+ * PA_EOOM, the Python layer picks and kills a victim (or finds none and calls
+ * again with oom_mode set) and repeats the call.
+ */
 static uint64_t alloc_pages_slowpath(pa_machine *m, uint32_t gfp, unsigned order,
                                      unsigned highest, unsigned mt)
 {
     m->slowpath_entries++;
+    cost_begin(m);
+    const bool can_direct_reclaim = gfp & GFP_DIRECT_RECLAIM_BIT;
+    const bool costly = order > PAGE_ALLOC_COSTLY_ORDER;
+    const bool pfmemalloc = (gfp & GFP_MEMALLOC_BIT) && !(gfp & GFP_NOMEMALLOC_BIT);
     unsigned alloc_flags = gfp_to_alloc_flags(gfp, order);
-    uint64_t pfn = get_page_from_freelist(m, order, alloc_flags, highest, mt);
+    unsigned no_progress_loops = 0;
+    bool compacted;
+    uint64_t pfn;
+
+    if (alloc_flags & ALLOC_KSWAPD)
+        wakeup_kswapd(m, order, highest);
+    pfn = get_page_from_freelist(m, order, alloc_flags, highest, mt);
     if (pfn != PA_NIL)
-        return pfn;
-    /* __gfp_pfmemalloc_flags: MEMALLOC ignores the watermarks, NOMEMALLOC wins */
-    if ((gfp & GFP_MEMALLOC_BIT) && !(gfp & GFP_NOMEMALLOC_BIT)) {
-        pfn = get_page_from_freelist(m, order, ALLOC_NO_WATERMARKS | (alloc_flags & ALLOC_KSWAPD),
-                                     highest, mt);
+        goto got_pg;
+
+    if (can_direct_reclaim && (costly || (order > 0 && mt != MIGRATE_MOVABLE)) && !pfmemalloc) {
+        pfn = alloc_pages_direct_compact(m, gfp, order, alloc_flags, highest, mt, &compacted);
         if (pfn != PA_NIL)
-            return pfn;
+            goto got_pg;
+        /* a costly NORETRY request gives up when compaction could not even start */
+        if (costly && (gfp & GFP_NORETRY_BIT) && !compacted)
+            goto nopage;
     }
-    if ((gfp & GFP_NOFAIL_BIT) && (gfp & GFP_DIRECT_RECLAIM_BIT)) {
-        /* With no reclaim the retry loop would see the same lists.  What it
-         * would still try: the OOM path gives a non-costly NOFAIL request the
-         * whole reserve, then the nopage loop half of the min reserve. */
-        if (order <= PAGE_ALLOC_COSTLY_ORDER && !(gfp & (GFP_RETRY_MAYFAIL_BIT | GFP_THISNODE_BIT))
-            && highest >= ZONE_NORMAL) {
+
+    for (;;) {
+        /* __gfp_pfmemalloc_flags: MEMALLOC ignores the watermarks, NOMEMALLOC wins */
+        unsigned flags = pfmemalloc ? ALLOC_NO_WATERMARKS | (alloc_flags & ALLOC_KSWAPD) : alloc_flags;
+        pfn = get_page_from_freelist(m, order, flags, highest, mt);
+        if (pfn != PA_NIL)
+            goto got_pg;
+        if (!can_direct_reclaim)
+            goto nopage;
+
+        uint64_t progress = try_to_free_pages(m, gfp, order, highest);
+        pfn = get_page_from_freelist(m, order, alloc_flags, highest, mt);
+        if (pfn != PA_NIL)
+            goto got_pg;
+        pfn = alloc_pages_direct_compact(m, gfp, order, alloc_flags, highest, mt, &compacted);
+        if (pfn != PA_NIL)
+            goto got_pg;
+
+        if (gfp & GFP_NORETRY_BIT)
+            goto nopage;
+        if (costly && !(gfp & GFP_RETRY_MAYFAIL_BIT))
+            goto nopage;
+        if (should_reclaim_retry(m, gfp, order, highest, progress || compacted, &no_progress_loops))
+            continue;
+        break;
+    }
+
+    if (oom_allowed(gfp, order, highest)) {
+        /* one last try at the high watermark, in case somebody freed memory */
+        pfn = get_page_from_freelist(m, order, ALLOC_WMARK_HIGH | ALLOC_CPUSET, highest, mt);
+        if (pfn != PA_NIL)
+            goto got_pg;
+        if (!(gfp & GFP_FS_BIT)) {
+            /* out_of_memory() kills nothing for !__GFP_FS and reports progress,
+             * so the kernel retries for ever; pyalloc stops here */
+            goto nopage;
+        }
+        if (!m->oom_mode) {
+            m->cost[PA_COST_OOM_NEEDED] = 1;
+            m->cost[PA_COST_OOM_GFP] = gfp;
+            m->cost[PA_COST_OOM_ORDER] = order;
+            return PA_NIL;
+        }
+    }
+nopage:
+    if ((gfp & GFP_NOFAIL_BIT) && can_direct_reclaim) {
+        /* The retry loop cannot free more.  What it would still try: the OOM
+         * path hands a non-costly NOFAIL request the whole reserve, then the
+         * nopage loop half the min reserve. */
+        if (oom_allowed(gfp, order, highest)) {
             pfn = get_page_from_freelist(m, order, ALLOC_NO_WATERMARKS, highest, mt);
             if (pfn != PA_NIL)
-                return pfn;
+                goto got_pg;
         }
         pfn = get_page_from_freelist(m, order, ALLOC_MIN_RESERVE, highest, mt);
+        if (pfn != PA_NIL)
+            goto got_pg;
     }
+    return PA_NIL;
+got_pg:
+    if (pa_zone_of(m, pfn)->nr_free_pages < pa_zone_of(m, pfn)->wmark[0])
+        m->cost[PA_COST_RESERVES] = 1;
     return pfn;
 }
 
@@ -475,10 +607,9 @@ static void prep_new_page(pa_machine *m, uint64_t pfn, unsigned order, uint32_t 
         memset(m->mem + (pfn << PA_PAGE_SHIFT), 0, (size_t)PA_PAGE_SIZE << order);
 }
 
-int64_t pa_alloc_pages(pa_machine *m, int64_t gfp, int64_t order)
+/* alloc_pages() for the core's own callers: no kswapd run at the end */
+int64_t buddy_alloc(pa_machine *m, int64_t gfp, int64_t order)
 {
-    if (pa_unlikely(!m))
-        return PA_EINVAL;
     m->ticks++;
     if (pa_unlikely((uint64_t)order > PA_MAX_PAGE_ORDER))
         return order < 0 ? PA_EINVAL : PA_E2BIG;
@@ -497,6 +628,52 @@ int64_t pa_alloc_pages(pa_machine *m, int64_t gfp, int64_t order)
     }
     prep_new_page(m, pfn, (unsigned)order, mask, mt);
     return (int64_t)pfn;
+}
+
+int64_t pa_alloc_pages(pa_machine *m, int64_t gfp, int64_t order)
+{
+    if (pa_unlikely(!m))
+        return PA_EINVAL;
+    m->alloc_seq++;
+    int64_t r = buddy_alloc(m, gfp, order);
+    return pa_call_end(m, r);
+}
+
+bool buddy_zone_watermark_ok(const struct pa_zone *z, unsigned order, int64_t mark, unsigned highest,
+                             unsigned alloc_flags)
+{
+    return zone_watermark_ok(z, order, mark, highest, alloc_flags);
+}
+
+/* Take one free page out of the free block that holds it, splitting the
+ * block (what compaction's free scanner does); the caller makes sure pfn is
+ * free and not pristine. */
+uint64_t buddy_take_free_page(pa_machine *m, struct pa_zone *z, uint64_t pfn)
+{
+    unsigned order;
+    uint64_t head = buddy_block_containing(m, pfn, PA_PG_BUDDY, &order);
+    if (head == PA_NIL)
+        return PA_NIL;
+    unsigned mt = get_pageblock_mt(m, head);
+    del_from_free_list(m, z, head, order, mt);
+    /* free every part of the block but pfn, largest first */
+    while (order > 0) {
+        order--;
+        uint64_t half = 1ull << order;
+        if (pfn >= head + half) {
+            add_to_free_list(m, z, head, order, mt, false);
+            head += half;
+        } else {
+            add_to_free_list(m, z, head + half, order, mt, false);
+        }
+    }
+    struct pa_page *p = &m->pages[pfn];
+    p->flags = (uint8_t)(PA_PG_ALLOC | (mt == MIGRATE_MOVABLE ? PA_PG_MOVABLE : 0));
+    p->order = 0;
+    p->kind = PA_KIND_PAGES;
+    p->refcount = 1;
+    z->pgalloc++;
+    return pfn;
 }
 
 /* -- freeing ------------------------------------------------------------------------------ */

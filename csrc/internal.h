@@ -30,6 +30,7 @@ enum { ZONE_DMA, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, ZONE_DEVICE };
 /* alloc_flags, as mm/internal.h numbers them */
 #define ALLOC_WMARK_MIN 0x00
 #define ALLOC_WMARK_LOW 0x01
+#define ALLOC_WMARK_HIGH 0x02
 #define ALLOC_NO_WATERMARKS 0x04
 #define ALLOC_WMARK_MASK (ALLOC_NO_WATERMARKS - 1)
 #define ALLOC_OOM 0x08
@@ -42,11 +43,14 @@ enum { ZONE_DMA, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, ZONE_DEVICE };
 
 /* the gfp bits the core reads (include/linux/gfp_types.h) */
 #define GFP_HIGH_BIT 0x20u
+#define GFP_IO_BIT 0x40u
+#define GFP_FS_BIT 0x80u
 #define GFP_ZERO_BIT 0x100u
 #define GFP_DIRECT_RECLAIM_BIT 0x400u
 #define GFP_KSWAPD_RECLAIM_BIT 0x800u
 #define GFP_RETRY_MAYFAIL_BIT 0x4000u
 #define GFP_NOFAIL_BIT 0x8000u
+#define GFP_NORETRY_BIT 0x10000u
 #define GFP_MEMALLOC_BIT 0x20000u
 #define GFP_COMP_BIT 0x40000u
 #define GFP_NOMEMALLOC_BIT 0x80000u
@@ -80,6 +84,8 @@ struct pa_zone {
     uint64_t lowmem_reserve[PA_MAX_NR_ZONES];
     uint64_t pageblocks[PA_MIGRATE_TYPES];
     uint64_t pgalloc, numa_hit;
+    uint64_t nr_lru[4];                 /* LRU pages in this zone, by enum lru_list */
+    uint64_t nr_dirty;
 };
 
 #define SLOT_NIL 0xffffu
@@ -114,6 +120,26 @@ struct pa_cache {
     struct pa_cpu_slab *cpu;            /* one per simulated CPU */
 };
 
+enum lru_list { LRU_INACTIVE_ANON, LRU_ACTIVE_ANON, LRU_INACTIVE_FILE, LRU_ACTIVE_FILE, NR_LRU_LISTS };
+
+/* an LRU list, threaded through the page descriptors' next/prev: new pages
+ * go to the head, reclaim takes from the tail (the oldest) */
+struct pa_lru {
+    uint32_t head, tail;
+};
+
+/* One process's anonymous memory, or one file's page cache: an array of
+ * entries, one per page (see reclaim.c for their encoding). */
+struct pa_mm {
+    uint8_t alive, is_file;
+    uint64_t nr_pages;                  /* process: pages touched; file: size in pages */
+    uint64_t size;                      /* file: bytes */
+    uint64_t cap;
+    uint64_t *ent;
+    uint8_t **disk;                     /* file: contents on the simulated disk, NULL = zeros */
+    uint64_t rss, swapents, nr_dirty;
+};
+
 struct pa_machine {
     uint64_t nr_pages;
     uint32_t cpus;
@@ -146,6 +172,21 @@ struct pa_machine {
     /* pgtable.c: init_mm's PGD lives here (swapper_pg_dir is not a buddy page) */
     uint64_t pgd[512];
     uint64_t nr_page_table_pages, nr_pgtable_pages_all, vmalloc_pages;
+    /* reclaim.c */
+    struct pa_lru lru[NR_LRU_LISTS];
+    uint32_t *pg_index;                 /* per pfn: page index inside its mm (LRU pages) */
+    struct pa_mm *mms;                  /* by id; a page's priv names its mm */
+    uint32_t nr_mms, cap_mms;
+    unsigned char *swap;                /* the swap device's bytes */
+    uint64_t swap_pages, swap_next;     /* slots handed out so far never reach swap_next */
+    uint32_t *swap_free;                /* freed slots, a stack */
+    uint64_t nr_swap_free_stack;
+    uint64_t ctr[PA_NR_CTRS];
+    uint64_t cost[PA_NR_COSTS];
+    uint64_t alloc_seq;                 /* allocating calls so far: cost[] belongs to one */
+    uint32_t kswapd_wanted, kswapd_order, kswapd_highest;
+    uint32_t oom_mode;                  /* 1: the OOM killer has no victim, do not ask again */
+    uint32_t in_reclaim;                /* no recursion into reclaim from reclaim */
 };
 
 static inline struct pa_zone *pa_zone_of(pa_machine *m, uint64_t pfn)
@@ -163,6 +204,8 @@ static inline unsigned get_pageblock_mt(const pa_machine *m, uint64_t pfn)
 }
 
 /* "arena.c" */
+void *pa_map_noreserve(size_t len);
+void pa_unmap(void *p, size_t len);
 void arena_setup_watermarks(pa_machine *m);
 
 /* "buddy.c" */
@@ -171,6 +214,43 @@ int buddy_check(pa_machine *m, char *msg, size_t msglen);
 int buddy_free_pages(pa_machine *m, int64_t pfn, int64_t order, unsigned kind);
 uint64_t buddy_block_containing(const pa_machine *m, uint64_t pfn, uint8_t flag, unsigned *order);
 uint64_t buddy_page_is_free(const pa_machine *m, uint64_t pfn, unsigned *order);
+
+int64_t buddy_alloc(pa_machine *m, int64_t gfp, int64_t order);
+bool buddy_zone_watermark_ok(const struct pa_zone *z, unsigned order, int64_t mark, unsigned highest,
+                             unsigned alloc_flags);
+uint64_t buddy_take_free_page(pa_machine *m, struct pa_zone *z, uint64_t pfn);
+
+/* "reclaim.c" */
+void reclaim_machine_free(pa_machine *m);
+int reclaim_check(pa_machine *m, char *msg, size_t msglen);
+uint64_t try_to_free_pages(pa_machine *m, uint32_t gfp, unsigned order, unsigned highest);
+void wakeup_kswapd(pa_machine *m, unsigned order, unsigned highest);
+void kswapd_run(pa_machine *m);
+bool reclaim_can_make_progress(pa_machine *m, uint32_t gfp);
+void reclaim_stall(pa_machine *m, uint64_t us);
+void lru_replace_page(pa_machine *m, uint64_t old_pfn, uint64_t new_pfn);
+
+/* end of a public call that may have woken kswapd: it runs now, while the
+ * machine is otherwise idle, so the outcome is deterministic */
+static inline void pa_call_done(pa_machine *m)
+{
+    if (pa_unlikely(m->kswapd_wanted))
+        kswapd_run(m);
+}
+
+/* the answer of a public allocating call: ENOMEM becomes EOOM when the slow
+ * path wants the OOM killer, and kswapd gets its turn */
+static inline int64_t pa_call_end(pa_machine *m, int64_t r)
+{
+    if (pa_unlikely(r < 0) && r == PA_ENOMEM && m->cost[PA_COST_OOM_NEEDED]
+        && m->cost[PA_COST_SEQ] == m->alloc_seq)
+        r = PA_EOOM;
+    pa_call_done(m);
+    return r;
+}
+
+/* "compaction.c" */
+uint64_t try_to_compact_pages(pa_machine *m, uint32_t gfp, unsigned order, unsigned highest, bool *progress);
 
 /* "pgtable.c" */
 int pgt_check(pa_machine *m, char *msg, size_t msglen);

@@ -60,7 +60,7 @@ static uint64_t *next_table(pa_machine *m, uint64_t *e, bool counted)
 {
     if (*e & PA_PTE_PRESENT)
         return table_of(m, *e);
-    int64_t pfn = pa_alloc_pages(m, GFP_PGTABLE_KERNEL, 0);
+    int64_t pfn = buddy_alloc(m, GFP_PGTABLE_KERNEL, 0);
     if (pfn < 0)
         return NULL;
     m->pages[pfn].kind = PA_KIND_PGTABLE;
@@ -119,13 +119,11 @@ static int map_pages(pa_machine *m, uint64_t va, int64_t nr, const int64_t *pfns
 }
 
 /* on failure pfns[0] holds how many pages were obtained (and given back) */
-int pa_vmalloc_pages(pa_machine *m, int64_t vaddr, int64_t nr_pages, int64_t gfp, int64_t *pfns)
+static int vmalloc_pages(pa_machine *m, int64_t vaddr, int64_t nr_pages, int64_t gfp, int64_t *pfns)
 {
-    if (!m || !pfns || !range_ok(m, vaddr, nr_pages) || gfp < 0 || gfp > (int64_t)UINT32_MAX)
-        return PA_EINVAL;
     int64_t got;
     for (got = 0; got < nr_pages; got++) {
-        int64_t pfn = pa_alloc_pages(m, gfp, 0);
+        int64_t pfn = buddy_alloc(m, gfp, 0);
         if (pfn < 0)
             break;
         m->pages[pfn].kind = PA_KIND_VMALLOC;
@@ -141,6 +139,14 @@ int pa_vmalloc_pages(pa_machine *m, int64_t vaddr, int64_t nr_pages, int64_t gfp
     }
     m->vmalloc_pages += (uint64_t)nr_pages;
     return PA_OK;
+}
+
+int pa_vmalloc_pages(pa_machine *m, int64_t vaddr, int64_t nr_pages, int64_t gfp, int64_t *pfns)
+{
+    if (!m || !pfns || !range_ok(m, vaddr, nr_pages) || gfp < 0 || gfp > (int64_t)UINT32_MAX)
+        return PA_EINVAL;
+    m->alloc_seq++;
+    return (int)pa_call_end(m, vmalloc_pages(m, vaddr, nr_pages, gfp, pfns));
 }
 
 int pa_vmap_pages(pa_machine *m, int64_t vaddr, int64_t nr_pages, const int64_t *pfns)

@@ -24,7 +24,7 @@
 typedef struct pa_machine pa_machine;
 
 enum {
-    PA_ABI_VERSION = 3
+    PA_ABI_VERSION = 4
 };
 
 /* status codes: errno values where Linux has one */
@@ -37,7 +37,8 @@ enum pa_status {
     PA_EINVAL = -22,        /* bad argument */
     PA_EDOUBLEFREE = -1001, /* freeing something that is free right now */
     PA_EINVALFREE = -1002,  /* freeing something that is not a live allocation's start */
-    PA_ECORRUPT = -1003     /* debug checks found damage */
+    PA_ECORRUPT = -1003,    /* debug checks found damage */
+    PA_EOOM = -1005         /* failed, and the OOM killer should run (the caller's job) */
 };
 
 enum {
@@ -66,7 +67,10 @@ enum {
     PA_PG_ALLOC = 0x02,
     PA_PG_HEAD = 0x04,
     PA_PG_FREED = 0x08,
-    PA_PG_MOVABLE = 0x10
+    PA_PG_MOVABLE = 0x10,
+    PA_PG_LRU = 0x20,
+    PA_PG_ACTIVE = 0x40,
+    PA_PG_REFERENCED = 0x80
 };
 
 enum {
@@ -74,7 +78,9 @@ enum {
     PA_KIND_SLAB = 2,
     PA_KIND_LARGE_KMALLOC = 3,
     PA_KIND_VMALLOC = 4,
-    PA_KIND_PGTABLE = 5
+    PA_KIND_PGTABLE = 5,
+    PA_KIND_ANON = 6,       /* a process's anonymous page, on an LRU list */
+    PA_KIND_FILE = 7        /* a page cache page, on an LRU list */
 };
 
 /* x86-64 page table entry bits and the protections vmalloc uses */
@@ -132,6 +138,98 @@ enum {
     PA_SLAB_ERR_NEVER_ALLOCATED = 15
 };
 
+/* reclaim counters and gauges, in the order of pyalloc/vmevents.py COUNTERS */
+enum {
+    PA_CTR_PGPGIN = 0,
+    PA_CTR_PGPGOUT,
+    PA_CTR_PSWPIN,
+    PA_CTR_PSWPOUT,
+    PA_CTR_PGFAULT,
+    PA_CTR_PGMAJFAULT,
+    PA_CTR_PGACTIVATE,
+    PA_CTR_PGDEACTIVATE,
+    PA_CTR_PGREFILL,
+    PA_CTR_PGROTATED,
+    PA_CTR_PGSTEAL_KSWAPD,
+    PA_CTR_PGSTEAL_DIRECT,
+    PA_CTR_PGSCAN_KSWAPD,
+    PA_CTR_PGSCAN_DIRECT,
+    PA_CTR_PGSCAN_ANON,
+    PA_CTR_PGSCAN_FILE,
+    PA_CTR_PGSTEAL_ANON,
+    PA_CTR_PGSTEAL_FILE,
+    PA_CTR_ALLOCSTALL_DMA,
+    PA_CTR_ALLOCSTALL_DMA32,
+    PA_CTR_ALLOCSTALL_NORMAL,
+    PA_CTR_ALLOCSTALL_MOVABLE,
+    PA_CTR_ALLOCSTALL_DEVICE,
+    PA_CTR_PAGEOUTRUN,
+    PA_CTR_KSWAPD_LOW_WMARK_HIT_QUICKLY,
+    PA_CTR_KSWAPD_HIGH_WMARK_HIT_QUICKLY,
+    PA_CTR_NR_WRITTEN,
+    PA_CTR_NR_DIRTIED,
+    PA_CTR_NR_VMSCAN_WRITE,
+    PA_CTR_DROP_PAGECACHE,
+    PA_CTR_COMPACT_MIGRATE_SCANNED,
+    PA_CTR_COMPACT_FREE_SCANNED,
+    PA_CTR_COMPACT_ISOLATED,
+    PA_CTR_COMPACT_STALL,
+    PA_CTR_COMPACT_FAIL,
+    PA_CTR_COMPACT_SUCCESS,
+    PA_CTR_PGMIGRATE_SUCCESS,
+    PA_CTR_OOM_KILL,
+    PA_CTR_WORKINGSET_REFAULT_ANON,
+    PA_CTR_WORKINGSET_REFAULT_FILE,
+    PA_CTR_NR_INACTIVE_ANON,
+    PA_CTR_NR_ACTIVE_ANON,
+    PA_CTR_NR_INACTIVE_FILE,
+    PA_CTR_NR_ACTIVE_FILE,
+    PA_CTR_NR_DIRTY,
+    PA_CTR_NR_SWAP_PAGES,
+    PA_CTR_NR_SWAP_FREE,
+    PA_CTR_PSI_TOTAL_US,
+    PA_CTR_PSI_PERIOD,
+    PA_CTR_PSI_PERIOD_STALL_US,
+    PA_CTR_PSI_AVG10,
+    PA_CTR_PSI_AVG60,
+    PA_CTR_PSI_AVG300,
+    PA_NR_CTRS
+};
+
+/* what the last allocating call cost, in the order of pyalloc/vmevents.py COSTS */
+enum {
+    PA_COST_SEQ = 0,
+    PA_COST_SLEPT,
+    PA_COST_SCANNED,
+    PA_COST_RECLAIMED,
+    PA_COST_WRITTEN_BACK,
+    PA_COST_SWAPPED_OUT,
+    PA_COST_COMPACTED,
+    PA_COST_RESERVES,
+    PA_COST_KSWAPD_WOKEN,
+    PA_COST_STALL_US,
+    PA_COST_OOM_NEEDED,
+    PA_COST_OOM_GFP,
+    PA_COST_OOM_ORDER,
+    PA_NR_COSTS
+};
+
+/* struct pa_mm_info: one process's or file's memory */
+struct pa_mm_info {
+    int32_t alive, is_file;
+    uint64_t nr_pages;      /* process: pages touched; file: size in pages */
+    uint64_t size;          /* file: size in bytes */
+    uint64_t rss;           /* pages in memory */
+    uint64_t swapents;      /* pages on swap (processes) */
+    uint64_t nr_dirty;      /* dirty pages in the cache (files) */
+    uint64_t pgtables_bytes;
+};
+
+/* pa_mm_fault() flags */
+enum {
+    PA_FAULT_WRITE = 1      /* the access dirties the page (file pages become dirty) */
+};
+
 struct pa_slab_event {
     int32_t reason;     /* PA_SLAB_ERR_* */
     int32_t cache;      /* cache id, or -1 */
@@ -169,6 +267,8 @@ struct pa_zone_info {
     uint64_t pageblocks[5];             /* pageblocks per migratetype */
     uint64_t pgalloc;                   /* pages handed out from this zone */
     uint64_t numa_hit;                  /* allocations served by this zone */
+    uint64_t nr_lru[4];                 /* LRU pages of this zone, by enum lru_list */
+    uint64_t nr_dirty;                  /* dirty file pages of this zone (write_pending) */
 };
 
 /* machine-wide counters */
@@ -225,6 +325,19 @@ int pa_vunmap_pages(pa_machine *m, int64_t vaddr, int64_t nr_pages);
 int pa_free_vmalloc_pages(pa_machine *m, const int64_t *pfns, int64_t nr_pages);
 int64_t pa_walk(pa_machine *m, int64_t vaddr);
 int64_t pa_pte(pa_machine *m, int64_t vaddr);
+
+/* reclaim.c: processes, files, swap, LRU, kswapd, the OOM killer's victims */
+int pa_set_swap(pa_machine *m, int64_t nr_pages);
+int64_t pa_mm_new(pa_machine *m, int64_t is_file);
+int pa_mm_release(pa_machine *m, int64_t id);
+int pa_mm_fault(pa_machine *m, int64_t id, int64_t start, int64_t nr, int64_t gfp, int64_t flags, int64_t *done);
+int pa_mm_rw(pa_machine *m, int64_t id, int64_t offset, int64_t n, unsigned char *buf, int64_t write, int64_t gfp);
+int pa_mm_info(pa_machine *m, int64_t id, struct pa_mm_info *out);
+int pa_sync(pa_machine *m);
+int64_t pa_drop_caches(pa_machine *m);
+int pa_counters(pa_machine *m, uint64_t *out, int64_t n);
+int pa_last_cost(pa_machine *m, uint64_t *out, int64_t n);
+int pa_set_oom_mode(pa_machine *m, int64_t mode);
 
 int pa_zone_info(pa_machine *m, int64_t zid, struct pa_zone_info *out);
 int pa_vm_info(pa_machine *m, struct pa_vm_info *out);

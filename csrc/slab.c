@@ -492,12 +492,12 @@ static struct pa_slab *allocate_slab(pa_machine *m, struct pa_cache *s, uint32_t
     uint32_t first = (flags | GFP_NOWARN_BIT | GFP_NORETRY_BIT) & ~GFP_NOFAIL_BIT;
     if ((first & GFP_DIRECT_RECLAIM_BIT) && s->order > s->min_order)
         first = (first | GFP_NOMEMALLOC_BIT) & ~(GFP_DIRECT_RECLAIM_BIT | GFP_KSWAPD_RECLAIM_BIT);
-    int64_t pfn = pa_alloc_pages(m, first, order);
+    int64_t pfn = buddy_alloc(m, first, order);
     if (pfn < 0) {
         order = s->min_order;
         objects = s->min_objects;
         m->slab_fallback_gfp = flags;
-        pfn = pa_alloc_pages(m, flags, order);
+        pfn = buddy_alloc(m, flags, order);
         if (pfn < 0)
             return NULL;
     }
@@ -768,7 +768,8 @@ int64_t pa_kmem_cache_alloc(pa_machine *m, int64_t cache, int64_t gfp, int64_t c
     if (pa_unlikely(!valid_cache(m, cache) || gfp < 0 || gfp > (int64_t)UINT32_MAX))
         return PA_EINVAL;
     struct pa_cache *s = &m->caches[cache];
-    return slab_alloc(m, s, (uint32_t)gfp, s->object_size, (uint64_t)caller);
+    m->alloc_seq++;
+    return pa_call_end(m, slab_alloc(m, s, (uint32_t)gfp, s->object_size, (uint64_t)caller));
 }
 
 static int64_t kmalloc_large(pa_machine *m, int64_t size, uint32_t gfp)
@@ -780,7 +781,7 @@ static int64_t kmalloc_large(pa_machine *m, int64_t size, uint32_t gfp)
     unsigned order = get_order((uint64_t)size);
     if (order > PA_MAX_PAGE_ORDER)
         return PA_E2BIG;
-    int64_t pfn = pa_alloc_pages(m, gfp | GFP_COMP_BIT, order);
+    int64_t pfn = buddy_alloc(m, gfp | GFP_COMP_BIT, order);
     if (pfn < 0)
         return pfn;
     m->pages[pfn].kind = PA_KIND_LARGE_KMALLOC;
@@ -797,14 +798,15 @@ int64_t pa_kmalloc(pa_machine *m, int64_t size, int64_t gfp, int64_t caller)
         return PA_EINVAL;
     if (pa_unlikely(size == 0))
         return PA_ZERO_SIZE_STATUS;
+    m->alloc_seq++;
     if (pa_unlikely(size > PA_KMALLOC_MAX_CACHE_SIZE)) {
         m->last_cache = -1;
-        return kmalloc_large(m, size, (uint32_t)gfp);
+        return pa_call_end(m, kmalloc_large(m, size, (uint32_t)gfp));
     }
     int32_t id = m->kmalloc_caches[kmalloc_type((uint32_t)gfp)][kmalloc_index((uint64_t)size)];
     if (pa_unlikely(id < 0))
         return PA_EINVAL;
-    return slab_alloc(m, &m->caches[id], (uint32_t)gfp, (uint32_t)size, (uint64_t)caller);
+    return pa_call_end(m, slab_alloc(m, &m->caches[id], (uint32_t)gfp, (uint32_t)size, (uint64_t)caller));
 }
 
 /* -- freeing ----------------------------------------------------------------------------- */

@@ -12,6 +12,8 @@ from . import errors
 from .model.arena import clamp64
 from .model.status import CACHE_INFO_FIELDS
 
+MM_INFO_FIELDS = ("alive", "is_file", "nr_pages", "size", "rss", "swapents", "nr_dirty", "pgtables_bytes")
+
 try:
     from ._core import ffi, lib
 except ImportError as exc:  # pragma: no cover - exercised only without a build
@@ -51,6 +53,8 @@ class CCore:
         self.hot_kmem_cache_free = lib.pa_kmem_cache_free
         self._state = ffi.new("struct pa_page_state *")
         self._vm = ffi.new("struct pa_vm_info *")
+        self._done = ffi.new("int64_t *")
+        self._ctr = ffi.new("uint64_t[]", lib.PA_NR_CTRS)
 
     # -- cold paths -----------------------------------------------------------
 
@@ -171,6 +175,60 @@ class CCore:
         ev = ffi.new("struct pa_slab_event[]", lib.PA_MAX_SLAB_EVENTS)
         n = lib.pa_take_events(self._m, ev, lib.PA_MAX_SLAB_EVENTS)
         return [(e.reason, e.cache, e.slab, e.object, e.start, e.end, e.expected, e.found) for e in ev[0:n]]
+
+    # -- reclaim ----------------------------------------------------------------------
+
+    def set_swap(self, nr_pages: int) -> int:
+        return lib.pa_set_swap(self._m, clamp64(nr_pages))
+
+    def mm_new(self, is_file: int) -> int:
+        return lib.pa_mm_new(self._m, is_file)
+
+    def mm_release(self, mid: int) -> int:
+        return lib.pa_mm_release(self._m, clamp64(mid))
+
+    def mm_fault(self, mid: int, start: int, nr: int, gfp: int, flags: int):
+        """(status, pages done)"""
+        done = self._done
+        rc = lib.pa_mm_fault(self._m, clamp64(mid), clamp64(start), clamp64(nr), clamp64(gfp), clamp64(flags), done)
+        return rc, done[0]
+
+    def mm_read(self, mid: int, offset: int, n: int, gfp: int):
+        """bytes, or a negative status"""
+        if not isinstance(n, int) or not 0 <= n <= 1 << 40:
+            return errors.EINVAL
+        buf = bytearray(n)
+        rc = lib.pa_mm_rw(self._m, clamp64(mid), clamp64(offset), n, ffi.from_buffer(buf), 0, clamp64(gfp))
+        return rc if rc else bytes(buf)
+
+    def mm_write(self, mid: int, offset: int, data, gfp: int) -> int:
+        return lib.pa_mm_rw(self._m, clamp64(mid), clamp64(offset), len(data), ffi.from_buffer(data), 1,
+                            clamp64(gfp))
+
+    def mm_info(self, mid: int):
+        info = ffi.new("struct pa_mm_info *")
+        if lib.pa_mm_info(self._m, clamp64(mid), info):
+            return None
+        return {name: getattr(info, name) for name in MM_INFO_FIELDS}
+
+    def sync(self) -> int:
+        return lib.pa_sync(self._m)
+
+    def drop_caches(self) -> int:
+        return lib.pa_drop_caches(self._m)
+
+    def counters(self) -> list:
+        out = self._ctr
+        lib.pa_counters(self._m, out, lib.PA_NR_CTRS)
+        return list(out)
+
+    def last_cost(self) -> list:
+        out = ffi.new("uint64_t[]", lib.PA_NR_COSTS)
+        lib.pa_last_cost(self._m, out, lib.PA_NR_COSTS)
+        return list(out)
+
+    def set_oom_mode(self, mode: int) -> int:
+        return lib.pa_set_oom_mode(self._m, mode)
 
     def close(self) -> None:
         m, self._m = self._m, None

@@ -20,6 +20,7 @@ from .printk import KERNEL_RELEASE, KernelLog, warn_alloc_text, warn_text
 from . import reports
 from .slab import SlabAPI
 from .vmalloc import VmallocAPI, is_vmalloc_addr
+from .reclaim import ReclaimAPI
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
@@ -128,7 +129,7 @@ def _hot_paths(machine: "Machine", core):
     return alloc_pages, free_pages
 
 
-class Machine(SlabAPI, VmallocAPI):
+class Machine(SlabAPI, VmallocAPI, ReclaimAPI):
     """A simulated x86-64 machine running Linux 6.18's allocators.
 
     ``alloc_pages(gfp, order=0)`` and ``free_pages(pfn, order=0)`` are set per
@@ -180,6 +181,7 @@ class Machine(SlabAPI, VmallocAPI):
         self._slab_tainted = False
         self._closed = False
         self._boot_messages()
+        self._reclaim_boot(swap_bytes)
         self._slab_boot(slub_debug, bool(slab_merge))
         self._vmalloc_boot()
 
@@ -342,6 +344,7 @@ class Machine(SlabAPI, VmallocAPI):
         """Every counter the /proc views print, as one dict (identical on both backends)."""
         core = self._core
         vm = core.vm_info()
+        reclaim = self._reclaim_snapshot()
         zones = []
         for zid, name in enumerate(gfpmod.ZONE_NAMES):
             zones.append(_zone_dict(core.zone_info(zid), name))
@@ -352,14 +355,15 @@ class Machine(SlabAPI, VmallocAPI):
             "zones": zones,
             "slab_caches": self.slab_snapshot(),
             "vmalloc": self.vmalloc_snapshot(),
+            "reclaim": reclaim,
             "vm": {
                 "pgfree": vm["pgfree"],
                 "nr_slab_reclaimable": vm["nr_slab_reclaimable"],
                 "nr_slab_unreclaimable": vm["nr_slab_unreclaimable"],
                 "nr_page_table_pages": vm["nr_page_table_pages"], "nr_kernel_stack_kb": 0,
                 "vmalloc_pages": vm["vmalloc_pages"],
-                "swap_total_pages": self.swap >> PAGE_SHIFT,
-                "swap_free_pages": self.swap >> PAGE_SHIFT,
+                "swap_total_pages": reclaim["nr_swap_pages"],
+                "swap_free_pages": reclaim["nr_swap_free"],
             },
         }
 
@@ -404,6 +408,10 @@ class Machine(SlabAPI, VmallocAPI):
         self._log.emit(self._clock_ns(), text)
 
     def _alloc_failed_slow(self, r: int, flags: int, order):
+        if r == errors.EOOM:
+            r = self._with_oom(lambda: self._core.alloc_pages_wide(flags, order))
+            if r >= 0:
+                return r
         if r == errors.ENOMEM:
             if flags & _NOFAIL and not flags & _DIRECT_RECLAIM:
                 # the kernel warns that NOFAIL cannot be honoured without reclaim, then fails
@@ -423,10 +431,7 @@ class Machine(SlabAPI, VmallocAPI):
 
     def _alloc_pages_nofail(self, flags: int, order):
         before = self._core.vm_info()["slowpath_entries"] if isinstance(order, int) else 0
-        try:
-            r = self._core.hot_alloc_pages(self._core.handle, flags, order)
-        except OverflowError:
-            r = self._core.alloc_pages_wide(flags, order)
+        r = self._with_oom(lambda: self._core.alloc_pages_wide(flags, order))
         if isinstance(order, int) and 1 < order <= MAX_PAGE_ORDER \
                 and self._core.vm_info()["slowpath_entries"] != before:
             # __alloc_pages_slowpath: NOFAIL is only promised up to order 1

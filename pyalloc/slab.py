@@ -431,6 +431,8 @@ class SlabAPI:
                 r = self._core.hot_kmalloc(self._core.handle, size, flags, cid)
             except OverflowError:
                 r = errors.E2BIG if isinstance(size, int) and size > 0 else errors.EINVAL
+            if r == errors.EOOM:
+                r = self._with_oom(lambda: self._core.hot_kmalloc(self._core.handle, size, flags, cid))
         self._gfp_fixup(flags, before)
         if r >= 0:
             return r + PAGE_OFFSET
@@ -442,6 +444,8 @@ class SlabAPI:
         before = self._core.vm_info()["gfp_fixups"]
         with self._as_cpu(cpu):
             r = self._core.hot_kmem_cache_alloc(self._core.handle, cid, flags, who)
+            if r == errors.EOOM:
+                r = self._with_oom(lambda: self._core.hot_kmem_cache_alloc(self._core.handle, cid, flags, who))
         self._gfp_fixup(flags, before)
         if r >= 0:
             return r + PAGE_OFFSET
@@ -467,7 +471,20 @@ class SlabAPI:
         if r:
             self._free_failed(r, addr, cache)
 
+    def _reclaimable_cache_names(self) -> set:
+        """Caches created with SLAB_RECLAIM_ACCOUNT (their slabs count as SReclaimable)."""
+        out = set()
+        for cid in list(self._caches):
+            info = self._core.cache_info(cid)
+            if info is not None and info["flags"] & st.SLAB_RECLAIM_ACCOUNT:
+                out.add(self._caches[cid].name)
+        return out
+
     def _kmalloc_failed(self, r, size, flags):
+        if r == errors.EOOM:
+            r = self._with_oom(lambda: self._core.hot_kmalloc(self._core.handle, size, flags, 0))
+            if r >= 0:
+                return r + PAGE_OFFSET
         if r == st.ZERO_SIZE_STATUS:
             return ZERO_SIZE_PTR
         if r == errors.E2BIG:
@@ -481,6 +498,10 @@ class SlabAPI:
         return self._slab_alloc_failed(r, flags, f"kmalloc({size})", size)
 
     def _cache_alloc_failed(self, r, cache, flags):
+        if r == errors.EOOM:
+            r = self._with_oom(lambda: self._core.hot_kmem_cache_alloc(self._core.handle, cache._id, flags, 0))
+            if r >= 0:
+                return r + PAGE_OFFSET
         if r == errors.EINVAL:
             self._cache_id(cache, "kmem_cache_alloc")
             raise InvalidArgument(f"kmem_cache_alloc({cache.name}): bad arguments")

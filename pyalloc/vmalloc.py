@@ -136,7 +136,7 @@ class VmallocAPI:
             self._release_range(area)
             return None
         area.pages_array = pages_array
-        rc, pfns = self._core.vmalloc_pages(area.start, nr, page_gfp | gfpmod.GFP_NOWARN)
+        rc, pfns = self._with_oom(lambda: self._core.vmalloc_pages(area.start, nr, page_gfp | gfpmod.GFP_NOWARN))
         if rc:
             self._free_pages_array(area)
             self._release_range(area)

@@ -212,6 +212,20 @@ def test_model_constants_match_the_c_enums():
             assert getattr(status, name) == value, name
         elif name.startswith("PAGE_STATE_") or name.startswith("KIND_"):
             assert getattr(status, name) == value, name
+        elif name.startswith("CTR_") or name.startswith("COST_") or name in ("NR_CTRS", "NR_COSTS"):
+            # reclaim counters: the shared table pyalloc/vmevents.py, in enum order
+            from pyalloc import vmevents
+            if name == "NR_CTRS":
+                assert value == vmevents.NR_CTRS
+            elif name == "NR_COSTS":
+                assert value == vmevents.NR_COSTS
+            elif name.startswith("CTR_"):
+                assert vmevents.CTR[name[4:].lower()] == value, name
+            else:
+                assert vmevents.COST[name[5:].lower()] == value, name
+        elif name == "FAULT_WRITE":
+            from pyalloc.model import reclaim
+            assert reclaim.FAULT_WRITE == value
         elif (name.startswith("E") or name == "OK") and hasattr(errors, name):
             assert getattr(errors, name) == value, name
             assert name == "OK" or value in errors.STATUS_NAMES

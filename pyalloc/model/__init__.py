@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from . import buddy, pgtable, slab
+from . import buddy, pgtable, reclaim, slab
 from .arena import Arena, clamp64
 from .status import CACHE_INFO_FIELDS, EINVAL, MAX_PAGES, MIN_PAGES
 
@@ -25,6 +25,7 @@ class ModelCore:
             from ..errors import raise_for
             raise_for(EINVAL, f"bad machine parameters: pages={nr_pages} cpus={cpus}")
         self._a = a = Arena(nr_pages, cpus, min_free_kbytes)
+        reclaim.init(a)
         buddy.free_boot_tail(a)
         self.handle = a
         self.hot_alloc_pages = buddy.alloc_pages
@@ -70,7 +71,8 @@ class ModelCore:
 
     def check(self):
         """None, a message naming a broken invariant, or ECORRUPT (damage reported as events)."""
-        return buddy.check(self._a) or pgtable.check(self._a) or slab.check_slabs(self._a)
+        return (buddy.check(self._a) or pgtable.check(self._a) or reclaim.check(self._a)
+                or slab.check_slabs(self._a))
 
     # -- slab ---------------------------------------------------------------------
 
@@ -131,6 +133,52 @@ class ModelCore:
 
     def pte(self, vaddr: int) -> int:
         return pgtable.pte_value(self._a, _signed(vaddr))
+
+    # -- reclaim ------------------------------------------------------------------------
+
+    def set_swap(self, nr_pages: int) -> int:
+        return reclaim.set_swap(self._a, nr_pages)
+
+    def mm_new(self, is_file: int) -> int:
+        return reclaim.mm_new(self._a, is_file)
+
+    def mm_release(self, mid: int) -> int:
+        return reclaim.mm_release(self._a, mid)
+
+    def mm_fault(self, mid: int, start: int, nr: int, gfp: int, flags: int):
+        """(status, pages done)"""
+        done = [0]
+        rc = reclaim.mm_fault(self._a, mid, start, nr, gfp, flags, done)
+        return rc, done[0]
+
+    def mm_read(self, mid: int, offset: int, n: int, gfp: int):
+        """bytes, or a negative status"""
+        if type(n) is not int or not 0 <= n <= 1 << 40:
+            return EINVAL
+        buf = bytearray(n)
+        rc = reclaim.mm_rw(self._a, mid, offset, n, buf, 0, gfp)
+        return rc if rc else bytes(buf)
+
+    def mm_write(self, mid: int, offset: int, data, gfp: int) -> int:
+        return reclaim.mm_rw(self._a, mid, offset, len(data), bytes(data), 1, gfp)
+
+    def mm_info(self, mid: int):
+        return reclaim.mm_info(self._a, mid)
+
+    def sync(self) -> int:
+        return reclaim.sync(self._a)
+
+    def drop_caches(self) -> int:
+        return reclaim.drop_caches(self._a)
+
+    def counters(self) -> list:
+        return list(self._a.ctr)
+
+    def last_cost(self) -> list:
+        return reclaim.last_cost(self._a)
+
+    def set_oom_mode(self, mode: int) -> int:
+        return reclaim.set_oom_mode(self._a, mode)
 
     def close(self) -> None:
         self._a = self.handle = None

@@ -87,7 +87,7 @@ class Zone:
         "pristine_next", "pristine_end",
         "head", "tail", "nr_free", "nr_free_mt_pages", "nr_free_pages",
         "nr_free_blocks_pages", "nr_reserved_highatomic", "wmark",
-        "lowmem_reserve", "pageblocks", "pgalloc", "numa_hit",
+        "lowmem_reserve", "pageblocks", "pgalloc", "numa_hit", "nr_lru", "nr_dirty",
     )
 
     def __init__(self, zid: int, start: int, end: int) -> None:
@@ -110,6 +110,8 @@ class Zone:
         self.pageblocks = [0] * MIGRATE_TYPES
         self.pgalloc = 0
         self.numa_hit = 0
+        self.nr_lru = [0, 0, 0, 0]                    # LRU pages here, by lru list
+        self.nr_dirty = 0
         # whole order-10 blocks never touched: [pristine_next, pristine_end)
         block = 1 << MAX_PAGE_ORDER
         self.pristine_next = self.start_pfn

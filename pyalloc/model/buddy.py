@@ -41,8 +41,10 @@ from .status import (
     PAGE_ALLOC_COSTLY_ORDER, PAGE_SHIFT, PAGE_STATE_ALLOCATED,
     PAGE_STATE_FREE, PAGE_STATE_INTERIOR, PAGE_STATE_OUT_OF_RANGE,
     PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER, PG_ALLOC, PG_BUDDY, PG_FREED, PG_HEAD,
-    PG_MOVABLE, ZONE_NORMAL,
+    PG_MOVABLE, ZONE_NORMAL, ALLOC_WMARK_HIGH, GFP_FS, GFP_NORETRY, KIND_ANON, KIND_FILE,
 )
+from ..vmevents import COST, CTR
+from . import compaction, reclaim
 
 # gfp_zone(): the low four gfp bits -> zone; -1 marks GFP_ZONE_BAD combinations
 GFP_ZONE_TABLE = (2, 0, 2, -1, 1, -1, -1, -1, 2, 0, 3, -1, 1, -1, -1, -1)
@@ -377,28 +379,129 @@ def gfp_to_alloc_flags(gfp: int, order: int) -> int:
     return alloc_flags
 
 
+# -- the slow path -----------------------------------------------------------------
+
+MAX_RECLAIM_RETRIES = 16
+_COST_SEQ, _COST_OOM, _COST_RESERVES = COST["seq"], COST["oom_needed"], COST["reserves"]
+
+
+def cost_begin(a: Arena) -> None:
+    if a.cost[_COST_SEQ] != a.alloc_seq:
+        a.cost[:] = [0] * len(a.cost)
+        a.cost[_COST_SEQ] = a.alloc_seq
+
+
+def alloc_pages_direct_compact(a: Arena, gfp: int, order: int, alloc_flags: int, highest: int, mt: int):
+    """(pfn or NIL, progress)"""
+    if not order:
+        return NIL, False
+    ran, progress = compaction.try_to_compact_pages(a, gfp, order, highest)
+    if not ran:
+        return NIL, progress
+    pfn = get_page_from_freelist(a, order, alloc_flags, highest, mt)
+    a.ctr[CTR["compact_success" if pfn != NIL else "compact_fail"]] += 1
+    return pfn, progress
+
+
+def should_reclaim_retry(a: Arena, gfp: int, order: int, highest: int, progress: bool, loops: list) -> bool:
+    if progress:
+        loops[0] = 0
+    else:
+        loops[0] += 1
+    if loops[0] > MAX_RECLAIM_RETRIES:
+        return False
+    anon = a.ctr[CTR["nr_swap_free"]] > 0
+    for zid in range(highest, -1, -1):
+        z = a.zones[zid]
+        if not z.managed:
+            continue
+        reclaimable = z.nr_lru[2] + z.nr_lru[3]
+        if anon:
+            reclaimable += z.nr_lru[0] + z.nr_lru[1]
+        available = z.nr_free_pages + reclaimable - ((1 << order) - 1)
+        if available > z.wmark[0] + z.lowmem_reserve[highest]:
+            return True
+    return False
+
+
+def oom_allowed(gfp: int, order: int, highest: int) -> bool:
+    return (order <= PAGE_ALLOC_COSTLY_ORDER and not gfp & (GFP_RETRY_MAYFAIL | GFP_THISNODE)
+            and highest >= ZONE_NORMAL)
+
+
 def alloc_pages_slowpath(a: Arena, gfp: int, order: int, highest: int, mt: int) -> int:
+    """__alloc_pages_slowpath(): see alloc_pages_slowpath() in csrc/buddy.c."""
     a.slowpath_entries += 1
+    cost_begin(a)
+    can_direct_reclaim = bool(gfp & GFP_DIRECT_RECLAIM)
+    costly = order > PAGE_ALLOC_COSTLY_ORDER
+    pfmemalloc = bool(gfp & GFP_MEMALLOC) and not gfp & GFP_NOMEMALLOC
     alloc_flags = gfp_to_alloc_flags(gfp, order)
+    loops = [0]
+    pfn = _slowpath_attempts(a, gfp, order, highest, mt, can_direct_reclaim, costly, pfmemalloc,
+                             alloc_flags, loops)
+    if pfn == _OOM:
+        return NIL
+    if pfn == NIL and gfp & GFP_NOFAIL and can_direct_reclaim:
+        if oom_allowed(gfp, order, highest):
+            pfn = get_page_from_freelist(a, order, ALLOC_NO_WATERMARKS, highest, mt)
+        if pfn == NIL:
+            pfn = get_page_from_freelist(a, order, ALLOC_MIN_RESERVE, highest, mt)
+    if pfn != NIL:
+        z = a.zone_of(pfn)
+        if z.nr_free_pages < z.wmark[0]:
+            a.cost[_COST_RESERVES] = 1
+    return pfn
+
+
+_OOM = -2
+
+
+def _slowpath_attempts(a, gfp, order, highest, mt, can_direct_reclaim, costly, pfmemalloc, alloc_flags, loops):
+    if alloc_flags & ALLOC_KSWAPD:
+        reclaim.wakeup_kswapd(a, order, highest)
     pfn = get_page_from_freelist(a, order, alloc_flags, highest, mt)
     if pfn != NIL:
         return pfn
-    # __gfp_pfmemalloc_flags: MEMALLOC ignores the watermarks, NOMEMALLOC wins
-    if gfp & GFP_MEMALLOC and not gfp & GFP_NOMEMALLOC:
-        pfn = get_page_from_freelist(a, order, ALLOC_NO_WATERMARKS | (alloc_flags & ALLOC_KSWAPD), highest, mt)
+    if can_direct_reclaim and (costly or (order > 0 and mt != MIGRATE_MOVABLE)) and not pfmemalloc:
+        pfn, compacted = alloc_pages_direct_compact(a, gfp, order, alloc_flags, highest, mt)
         if pfn != NIL:
             return pfn
-    if gfp & GFP_NOFAIL and gfp & GFP_DIRECT_RECLAIM:
-        # No reclaim here, so the retry loop would find the same lists.  What
-        # it would still try: the OOM path hands a non-costly NOFAIL request
-        # the whole reserve, then the nopage loop half the min reserve.
-        if (order <= PAGE_ALLOC_COSTLY_ORDER and not gfp & (GFP_RETRY_MAYFAIL | GFP_THISNODE)
-                and highest >= ZONE_NORMAL):
-            pfn = get_page_from_freelist(a, order, ALLOC_NO_WATERMARKS, highest, mt)
-            if pfn != NIL:
-                return pfn
-        pfn = get_page_from_freelist(a, order, ALLOC_MIN_RESERVE, highest, mt)
-    return pfn
+        if costly and gfp & GFP_NORETRY and not compacted:
+            return NIL
+    while True:
+        flags = ALLOC_NO_WATERMARKS | (alloc_flags & ALLOC_KSWAPD) if pfmemalloc else alloc_flags
+        pfn = get_page_from_freelist(a, order, flags, highest, mt)
+        if pfn != NIL:
+            return pfn
+        if not can_direct_reclaim:
+            return NIL
+        progress = reclaim.try_to_free_pages(a, gfp, order, highest)
+        pfn = get_page_from_freelist(a, order, alloc_flags, highest, mt)
+        if pfn != NIL:
+            return pfn
+        pfn, compacted = alloc_pages_direct_compact(a, gfp, order, alloc_flags, highest, mt)
+        if pfn != NIL:
+            return pfn
+        if gfp & GFP_NORETRY:
+            return NIL
+        if costly and not gfp & GFP_RETRY_MAYFAIL:
+            return NIL
+        if should_reclaim_retry(a, gfp, order, highest, bool(progress) or compacted, loops):
+            continue
+        break
+    if oom_allowed(gfp, order, highest):
+        pfn = get_page_from_freelist(a, order, ALLOC_WMARK_HIGH | ALLOC_CPUSET, highest, mt)
+        if pfn != NIL:
+            return pfn
+        if not gfp & GFP_FS:
+            return NIL
+        if not a.oom_mode:
+            a.cost[_COST_OOM] = 1
+            a.cost[COST["oom_gfp"]] = gfp
+            a.cost[COST["oom_order"]] = order
+            return _OOM
+    return NIL
 
 
 def prep_new_page(a: Arena, pfn: int, order: int, gfp: int, mt: int) -> None:
@@ -423,7 +526,13 @@ def prep_new_page(a: Arena, pfn: int, order: int, gfp: int, mt: int) -> None:
 
 
 def alloc_pages(a: Arena, gfp: int, order: int) -> int:
-    """pfn of a new block, or a negative status (ENOMEM, E2BIG, EINVAL)."""
+    """pfn of a new block, or a negative status (ENOMEM, E2BIG, EINVAL, EOOM)."""
+    a.alloc_seq += 1
+    return reclaim.call_end(a, alloc(a, gfp, order))
+
+
+def alloc(a: Arena, gfp: int, order: int) -> int:
+    """alloc_pages() for the core's own callers: no kswapd run at the end (buddy_alloc)."""
     if type(order) is not int or type(gfp) is not int or not INT64_MIN <= order <= INT64_MAX or not INT64_MIN <= gfp <= INT64_MAX:
         order, gfp = c_ints(order, gfp)
     a.ticks += 1
@@ -442,6 +551,31 @@ def alloc_pages(a: Arena, gfp: int, order: int) -> int:
         if pfn == NIL:
             return ENOMEM
     prep_new_page(a, pfn, order, gfp, mt)
+    return pfn
+
+
+def take_free_page(a: Arena, z: Zone, pfn: int) -> int:
+    """buddy_take_free_page(): split the free block holding pfn around it; pfn is now allocated."""
+    found = block_containing(a, pfn, PG_BUDDY)
+    if found is None:
+        return NIL
+    head, order = found
+    mt = get_pageblock_mt(a, head)
+    del_from_free_list(a, z, head, order, mt)
+    while order > 0:
+        order -= 1
+        half = 1 << order
+        if pfn >= head + half:
+            add_to_free_list(a, z, head, order, mt, False)
+            head += half
+        else:
+            add_to_free_list(a, z, head + half, order, mt, False)
+    p = a.page(pfn)
+    p.flags = PG_ALLOC | (PG_MOVABLE if mt == MIGRATE_MOVABLE else 0)
+    p.order = 0
+    p.kind = KIND_PAGES
+    p.refcount = 1
+    z.pgalloc += 1
     return pfn
 
 

@@ -10,7 +10,7 @@ NR_PAGETABLE; kernel PTE pages do not (6.12).
 
 from __future__ import annotations
 
-from . import buddy
+from . import buddy, reclaim
 from .arena import Arena, INT64_MAX, INT64_MIN, c_ints
 from .status import (
     EBUSY, EFAULT, EINVAL, EINVALFREE, ENOMEM, GFP_ZERO, KIND_PGTABLE, KIND_VMALLOC, OK, PAGE_SHIFT, PG_ALLOC,
@@ -71,7 +71,7 @@ def next_table(a: Arena, e: Slot, counted: bool) -> int | None:
     v = e.get()
     if v & PTE_PRESENT:
         return table_of(a, v)
-    pfn = buddy.alloc_pages(a, GFP_PGTABLE_KERNEL, 0)
+    pfn = buddy.alloc(a, GFP_PGTABLE_KERNEL, 0)
     if pfn < 0:
         return None
     a.pages[pfn].kind = KIND_PGTABLE
@@ -119,9 +119,14 @@ def vmalloc_pages(a: Arena, vaddr: int, nr: int, gfp: int, pfns: list) -> int:
         vaddr, nr, gfp = c_ints(vaddr, nr, gfp)
     if not range_ok(vaddr, nr) or not 0 <= gfp < 1 << 32:
         return EINVAL
+    a.alloc_seq += 1
+    return reclaim.call_end(a, _vmalloc_pages(a, vaddr, nr, gfp, pfns))
+
+
+def _vmalloc_pages(a: Arena, vaddr: int, nr: int, gfp: int, pfns: list) -> int:
     got = []
     for _ in range(nr):
-        pfn = buddy.alloc_pages(a, gfp, 0)
+        pfn = buddy.alloc(a, gfp, 0)
         if pfn < 0:
             break
         a.pages[pfn].kind = KIND_VMALLOC

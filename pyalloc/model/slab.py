@@ -34,7 +34,7 @@ Where pyalloc departs from the kernel, on purpose:
 
 from __future__ import annotations
 
-from . import buddy
+from . import buddy, reclaim
 from .arena import INT64_MAX, INT64_MIN, NIL, Arena, c_ints
 from .status import (
     E2BIG, EBUSY, ECORRUPT, EDOUBLEFREE, EINVAL, EINVALFREE, ENOMEM, GFP_COMP, GFP_DIRECT_RECLAIM,
@@ -428,11 +428,11 @@ def allocate_slab(a: Arena, s: Cache, gfp: int):
     first = (flags | GFP_NOWARN | GFP_NORETRY) & ~GFP_NOFAIL
     if first & GFP_DIRECT_RECLAIM and s.order > s.min_order:
         first = (first | GFP_NOMEMALLOC) & ~(GFP_DIRECT_RECLAIM | GFP_KSWAPD_RECLAIM)
-    pfn = buddy.alloc_pages(a, first, order)
+    pfn = buddy.alloc(a, first, order)
     if pfn < 0:
         order, objects = s.min_order, s.min_objects
         a.slab_fallback_gfp = flags
-        pfn = buddy.alloc_pages(a, flags, order)
+        pfn = buddy.alloc(a, flags, order)
         if pfn < 0:
             return None
     page = a.pages[pfn]
@@ -620,7 +620,8 @@ def kmem_cache_alloc(a: Arena, cid: int, gfp: int, caller: int) -> int:
     if not valid_cache(a, cid) or not 0 <= gfp < 1 << 32:
         return EINVAL
     s = a.caches[cid]
-    return slab_alloc(a, s, gfp & 0xffffffff, s.object_size, caller)
+    a.alloc_seq += 1
+    return reclaim.call_end(a, slab_alloc(a, s, gfp & 0xffffffff, s.object_size, caller))
 
 
 def kmalloc_large(a: Arena, size: int, gfp: int) -> int:
@@ -630,7 +631,7 @@ def kmalloc_large(a: Arena, size: int, gfp: int) -> int:
     order = get_order(size)
     if order > MAX_PAGE_ORDER:
         return E2BIG
-    pfn = buddy.alloc_pages(a, gfp | GFP_COMP, order)
+    pfn = buddy.alloc(a, gfp | GFP_COMP, order)
     if pfn < 0:
         return pfn
     a.pages[pfn].kind = KIND_LARGE_KMALLOC
@@ -646,13 +647,14 @@ def kmalloc(a: Arena, size: int, gfp: int, caller: int) -> int:
         return EINVAL
     if size == 0:
         return ZERO_SIZE_STATUS
+    a.alloc_seq += 1
     if size > KMALLOC_MAX_CACHE_SIZE:
         a.last_cache = -1
-        return kmalloc_large(a, size, gfp)
+        return reclaim.call_end(a, kmalloc_large(a, size, gfp))
     cid = a.kmalloc_caches[kmalloc_type(gfp)][kmalloc_index(size)]
     if cid < 0:
         return EINVAL
-    return slab_alloc(a, a.caches[cid], gfp, size, caller)
+    return reclaim.call_end(a, slab_alloc(a, a.caches[cid], gfp, size, caller))
 
 
 # -- freeing ------------------------------------------------------------------------------------

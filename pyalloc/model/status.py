@@ -5,7 +5,7 @@ drift apart.  Status codes themselves live in :mod:`pyalloc.errors`.
 """
 
 from ..errors import (  # noqa: F401  (re-exported for the model's modules)
-    OK, E2BIG, ENOMEM, EFAULT, EBUSY, EINVAL, EDOUBLEFREE, EINVALFREE, ECORRUPT,
+    OK, E2BIG, ENOMEM, EFAULT, EBUSY, EINVAL, EDOUBLEFREE, EINVALFREE, ECORRUPT, EOOM,
 )
 
 PAGE_SHIFT = 12
@@ -59,6 +59,9 @@ PG_ALLOC = 0x02      # head of a live allocation
 PG_HEAD = 0x04       # the live allocation is a compound page (__GFP_COMP, order > 0)
 PG_FREED = 0x08      # head of a block that was freed and not handed out since
 PG_MOVABLE = 0x10    # allocated with a movable migratetype (counts as movable for fallback)
+PG_LRU = 0x20        # on an LRU list (reclaim.py)
+PG_ACTIVE = 0x40     # on the active list of its type
+PG_REFERENCED = 0x80  # accessed since reclaim last looked
 
 # what a live allocation belongs to: which free function may release it
 KIND_PAGES = 1
@@ -66,6 +69,8 @@ KIND_SLAB = 2
 KIND_LARGE_KMALLOC = 3
 KIND_VMALLOC = 4
 KIND_PGTABLE = 5
+KIND_ANON = 6
+KIND_FILE = 7
 PTE_PRESENT = 0x1
 KERNPG_TABLE = 0x63
 
@@ -138,11 +143,14 @@ PAGE_STATE_OUT_OF_RANGE = 4
 
 # bit names of gfp the core reads (values from include/linux/gfp_types.h)
 GFP_HIGH = 0x20
+GFP_IO = 0x40
+GFP_FS = 0x80
 GFP_ZERO = 0x100
 GFP_DIRECT_RECLAIM = 0x400
 GFP_KSWAPD_RECLAIM = 0x800
 GFP_RETRY_MAYFAIL = 0x4000
 GFP_NOFAIL = 0x8000
+GFP_NORETRY = 0x10000
 GFP_MEMALLOC = 0x20000
 GFP_COMP = 0x40000
 GFP_NOMEMALLOC = 0x80000

@@ -1,0 +1,1006 @@
+/*
+ * reclaim.c - the users of memory and how the kernel takes memory back from
+ * them: processes' anonymous pages, the page cache of files, a swap device,
+ * the LRU lists, direct reclaim, kswapd, and the facts the OOM killer needs.
+ * pyalloc/model/reclaim.py is the same algorithm, function for function.
+ *
+ * An mm is one process's anonymous memory or one file's page cache: an array
+ * with an entry per page.  Entry encoding: the low two bits say where the page
+ * is (ENT_NONE never touched, ENT_PRESENT in memory, ENT_SWAP on swap,
+ * ENT_DISK only on the simulated disk), bit 2 marks a dirty cache page, and
+ * the rest is the pfn or the swap slot.  A page in memory carries PG_LRU, its
+ * mm id in priv and its index in pg_index[], so reclaim can find the entry to
+ * change (the kernel's rmap).
+ *
+ * LRU lists (one node): new pages enter at the head of the inactive list of
+ * their type; reclaim takes pages from the tail.  An access to a page already
+ * present sets PG_referenced; a referenced page met by reclaim on the
+ * inactive list loses the bit and moves to the active list (its second
+ * chance), an unreferenced one is reclaimed.  Active pages age back to the
+ * inactive list when it is low (inactive_is_low).
+ *
+ * What reclaim may do (sc->may_*): clean file pages are always dropped; a
+ * dirty file page needs writeback, which kswapd does and a direct reclaimer
+ * waits for only with __GFP_IO and __GFP_FS (GFP_NOFS and GFP_NOIO callers
+ * cannot wait on filesystem IO); anonymous pages go to swap, which needs
+ * __GFP_IO and a free slot.  The kernel's direct reclaim wakes the flusher
+ * threads instead of writing itself; pyalloc's writeback finishes within the
+ * call, at WRITEBACK_US a page (pyalloc/vmevents.py has all costs).
+ *
+ * Swap slots: freed slots are reused last-freed first, else the next unused
+ * one (the kernel allocates in clusters; only determinism matters here).  A
+ * swapped-in page leaves swap at once: there is no swap cache.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+
+#include "internal.h"
+
+#define ENT_NONE 0u
+#define ENT_PRESENT 1u
+#define ENT_SWAP 2u
+#define ENT_DISK 3u
+#define ENT_DIRTY 4u
+#define ENT_STATE(e) ((unsigned)((e) & 3u))
+#define ENT_VAL(e) ((e) >> 3)
+#define MK_ENT(v, st) (((uint64_t)(v) << 3) | (st))
+
+#define SWAP_CLUSTER_MAX 32u
+#define DEF_PRIORITY 12
+#define MAX_MM_PAGES (1ull << 30)       /* 4 TiB per process or file */
+#define SWAPPINESS 60
+
+#define WRITEBACK_US 100
+#define SWAP_OUT_US 100
+#define SWAP_IN_US 100
+#define READ_PAGE_US 100
+#define PSI_PERIOD_US 2000000ull
+
+struct scan_control {
+    uint32_t gfp;
+    bool is_kswapd, may_writepage, may_swap;
+    uint64_t nr_to_reclaim, nr_scanned, nr_reclaimed;
+    uint64_t written, swapped, work_us;
+};
+
+/* -- PSI (kernel/sched/psi.c): 2 s periods folded into decaying averages ------ */
+
+#define FSHIFT 11
+#define FIXED_1 (1ull << FSHIFT)
+static const uint64_t psi_exp[3] = {1677, 1981, 2034};      /* EXP_10s, EXP_60s, EXP_300s */
+
+static uint64_t calc_load(uint64_t load, uint64_t exp, uint64_t active)
+{
+    uint64_t newload = load * exp + active * (FIXED_1 - exp);
+    if (active >= load)
+        newload += FIXED_1 - 1;
+    return newload / FIXED_1;
+}
+
+static uint64_t fixed_power_int(uint64_t x, unsigned frac_bits, uint64_t n)
+{
+    uint64_t result = 1ull << frac_bits;
+    while (n) {
+        if (n & 1) {
+            result = (result * x + (1ull << (frac_bits - 1))) >> frac_bits;
+        }
+        n >>= 1;
+        if (!n)
+            break;
+        x = (x * x + (1ull << (frac_bits - 1))) >> frac_bits;
+    }
+    return result;
+}
+
+/* close every whole period before now: sample the open one, decay the empty ones */
+static void psi_fold(uint64_t *ctr, uint64_t now)
+{
+    uint64_t cur = now / PSI_PERIOD_US;
+    if (cur <= ctr[PA_CTR_PSI_PERIOD])
+        return;
+    uint64_t pct = ctr[PA_CTR_PSI_PERIOD_STALL_US] * 100 / PSI_PERIOD_US * FIXED_1;
+    uint64_t missed = cur - ctr[PA_CTR_PSI_PERIOD] - 1;
+    for (int i = 0; i < 3; i++) {
+        uint64_t *avg = &ctr[PA_CTR_PSI_AVG10 + i];
+        *avg = calc_load(*avg, psi_exp[i], pct);
+        if (missed)
+            *avg = calc_load(*avg, fixed_power_int(psi_exp[i], FSHIFT, missed), 0);
+    }
+    ctr[PA_CTR_PSI_PERIOD] = cur;
+    ctr[PA_CTR_PSI_PERIOD_STALL_US] = 0;
+}
+
+/* The calling task stalls on memory for us microseconds: the clock moves on
+ * and PSI's some/full (one task: the same) account the time. */
+void reclaim_stall(pa_machine *m, uint64_t us)
+{
+    uint64_t start = m->ticks, end = m->ticks + us;
+    while (start < end) {
+        psi_fold(m->ctr, start);
+        uint64_t period_end = (m->ctr[PA_CTR_PSI_PERIOD] + 1) * PSI_PERIOD_US;
+        uint64_t chunk = (end < period_end ? end : period_end) - start;
+        m->ctr[PA_CTR_PSI_PERIOD_STALL_US] += chunk;
+        m->ctr[PA_CTR_PSI_TOTAL_US] += chunk;
+        start += chunk;
+    }
+    m->ticks = end;
+    m->cost[PA_COST_STALL_US] += us;
+}
+
+/* -- mms ---------------------------------------------------------------------------- */
+
+static struct pa_mm *mm_get(pa_machine *m, int64_t id)
+{
+    if (id < 0 || (uint64_t)id >= m->nr_mms || !m->mms[id].alive)
+        return NULL;
+    return &m->mms[id];
+}
+
+static int mm_reserve(struct pa_mm *mm, uint64_t nr)
+{
+    if (nr <= mm->cap)
+        return PA_OK;
+    uint64_t cap = mm->cap ? mm->cap : 16;
+    while (cap < nr)
+        cap *= 2;
+    uint64_t *ent = realloc(mm->ent, cap * sizeof(*ent));
+    if (!ent)
+        return PA_ENOMEM;
+    memset(ent + mm->cap, 0, (cap - mm->cap) * sizeof(*ent));
+    mm->ent = ent;
+    if (mm->is_file) {
+        uint8_t **disk = realloc(mm->disk, cap * sizeof(*disk));
+        if (!disk)
+            return PA_ENOMEM;
+        memset(disk + mm->cap, 0, (cap - mm->cap) * sizeof(*disk));
+        mm->disk = disk;
+    }
+    mm->cap = cap;
+    return PA_OK;
+}
+
+int64_t pa_mm_new(pa_machine *m, int64_t is_file)
+{
+    if (!m || (is_file != 0 && is_file != 1))
+        return PA_EINVAL;
+    if (m->nr_mms == m->cap_mms) {
+        uint32_t cap = m->cap_mms ? m->cap_mms * 2 : 64;
+        if (cap > (1u << 24))
+            return PA_ENOMEM;
+        struct pa_mm *mms = realloc(m->mms, cap * sizeof(*mms));
+        if (!mms)
+            return PA_ENOMEM;
+        m->mms = mms;
+        m->cap_mms = cap;
+    }
+    if (!m->pg_index) {
+        m->pg_index = calloc(m->nr_pages, sizeof(*m->pg_index));
+        if (!m->pg_index)
+            return PA_ENOMEM;
+    }
+    struct pa_mm *mm = &m->mms[m->nr_mms];
+    memset(mm, 0, sizeof(*mm));
+    mm->alive = 1;
+    mm->is_file = (uint8_t)is_file;
+    return m->nr_mms++;
+}
+
+/* -- LRU lists ------------------------------------------------------------------------ */
+
+static inline unsigned page_lru(const struct pa_page *p)
+{
+    return (p->kind == PA_KIND_FILE ? LRU_INACTIVE_FILE : LRU_INACTIVE_ANON) + !!(p->flags & PA_PG_ACTIVE);
+}
+
+static void lru_account(pa_machine *m, uint64_t pfn, unsigned lru, int64_t delta)
+{
+    m->ctr[PA_CTR_NR_INACTIVE_ANON + lru] += (uint64_t)delta;
+    pa_zone_of(m, pfn)->nr_lru[lru] += (uint64_t)delta;
+}
+
+static void lru_add(pa_machine *m, uint64_t pfn, unsigned lru)
+{
+    struct pa_page *p = &m->pages[pfn];
+    struct pa_lru *l = &m->lru[lru];
+    p->flags |= PA_PG_LRU;
+    if (lru & 1)
+        p->flags |= PA_PG_ACTIVE;
+    else
+        p->flags &= (uint8_t)~PA_PG_ACTIVE;
+    p->prev = PA_NIL;
+    p->next = l->head;
+    if (l->head == PA_NIL)
+        l->tail = (uint32_t)pfn;
+    else
+        m->pages[l->head].prev = (uint32_t)pfn;
+    l->head = (uint32_t)pfn;
+    lru_account(m, pfn, lru, 1);
+}
+
+static void lru_del(pa_machine *m, uint64_t pfn)
+{
+    struct pa_page *p = &m->pages[pfn];
+    unsigned lru = page_lru(p);
+    struct pa_lru *l = &m->lru[lru];
+    if (p->prev == PA_NIL)
+        l->head = p->next;
+    else
+        m->pages[p->prev].next = p->next;
+    if (p->next == PA_NIL)
+        l->tail = p->prev;
+    else
+        m->pages[p->next].prev = p->prev;
+    p->next = p->prev = PA_NIL;
+    p->flags &= (uint8_t)~(PA_PG_LRU | PA_PG_ACTIVE);
+    lru_account(m, pfn, lru, -1);
+}
+
+static void lru_move(pa_machine *m, uint64_t pfn, unsigned lru)
+{
+    uint8_t referenced = m->pages[pfn].flags & PA_PG_REFERENCED;
+    lru_del(m, pfn);
+    lru_add(m, pfn, lru);
+    m->pages[pfn].flags |= referenced;
+}
+
+/* compaction moved a page: the new one takes the old one's place everywhere */
+void lru_replace_page(pa_machine *m, uint64_t old_pfn, uint64_t new_pfn)
+{
+    struct pa_page *o = &m->pages[old_pfn], *n = &m->pages[new_pfn];
+    unsigned lru = page_lru(o);
+    struct pa_lru *l = &m->lru[lru];
+    n->prev = o->prev;
+    n->next = o->next;
+    if (o->prev == PA_NIL)
+        l->head = (uint32_t)new_pfn;
+    else
+        m->pages[o->prev].next = (uint32_t)new_pfn;
+    if (o->next == PA_NIL)
+        l->tail = (uint32_t)new_pfn;
+    else
+        m->pages[o->next].prev = (uint32_t)new_pfn;
+    n->flags = o->flags;
+    n->kind = o->kind;
+    n->priv = o->priv;
+    m->pg_index[new_pfn] = m->pg_index[old_pfn];
+    struct pa_mm *mm = &m->mms[o->priv];
+    uint64_t *e = &mm->ent[m->pg_index[old_pfn]];
+    *e = MK_ENT(new_pfn, (*e & 7u));
+    if (*e & ENT_DIRTY) {
+        pa_zone_of(m, old_pfn)->nr_dirty--;
+        pa_zone_of(m, new_pfn)->nr_dirty++;
+    }
+    lru_account(m, old_pfn, lru, -1);
+    lru_account(m, new_pfn, lru, 1);
+    o->next = o->prev = PA_NIL;
+    o->flags &= (uint8_t)~(PA_PG_LRU | PA_PG_ACTIVE | PA_PG_REFERENCED);
+    o->kind = PA_KIND_PAGES;
+}
+
+/* -- swap and the disk --------------------------------------------------------------- */
+
+int pa_set_swap(pa_machine *m, int64_t nr_pages)
+{
+    if (!m || nr_pages < 0 || nr_pages > (int64_t)UINT32_MAX || m->swap_pages)
+        return PA_EINVAL;
+    if (!nr_pages)
+        return PA_OK;
+    m->swap_free = malloc((size_t)nr_pages * sizeof(*m->swap_free));
+    m->swap = pa_map_noreserve((size_t)nr_pages << PA_PAGE_SHIFT);
+    if (!m->swap_free || !m->swap) {
+        free(m->swap_free);
+        m->swap_free = NULL;
+        if (m->swap)
+            pa_unmap(m->swap, (size_t)nr_pages << PA_PAGE_SHIFT);
+        m->swap = NULL;
+        return PA_ENOMEM;
+    }
+    m->swap_pages = (uint64_t)nr_pages;
+    m->ctr[PA_CTR_NR_SWAP_PAGES] = m->ctr[PA_CTR_NR_SWAP_FREE] = (uint64_t)nr_pages;
+    return PA_OK;
+}
+
+static uint64_t swap_slot_alloc(pa_machine *m)
+{
+    if (m->nr_swap_free_stack)
+        return m->swap_free[--m->nr_swap_free_stack];
+    return m->swap_next < m->swap_pages ? m->swap_next++ : PA_NIL;
+}
+
+static void swap_slot_free(pa_machine *m, uint64_t slot)
+{
+    m->swap_free[m->nr_swap_free_stack++] = (uint32_t)slot;
+    m->ctr[PA_CTR_NR_SWAP_FREE]++;
+}
+
+static unsigned char *page_mem(pa_machine *m, uint64_t pfn)
+{
+    return m->mem + (pfn << PA_PAGE_SHIFT);
+}
+
+/* -- pages in and out ------------------------------------------------------------------ */
+
+static void set_dirty(pa_machine *m, struct pa_mm *mm, uint64_t idx)
+{
+    uint64_t *e = &mm->ent[idx];
+    if (*e & ENT_DIRTY)
+        return;
+    *e |= ENT_DIRTY;
+    mm->nr_dirty++;
+    m->ctr[PA_CTR_NR_DIRTY]++;
+    m->ctr[PA_CTR_NR_DIRTIED]++;
+    pa_zone_of(m, ENT_VAL(*e))->nr_dirty++;
+}
+
+/* write a dirty cache page to the disk; it stays in memory, clean */
+static int writeback_page(pa_machine *m, struct pa_mm *mm, uint64_t idx)
+{
+    uint64_t *e = &mm->ent[idx];
+    uint64_t pfn = ENT_VAL(*e);
+    if (!mm->disk[idx]) {
+        mm->disk[idx] = malloc(PA_PAGE_SIZE);
+        if (!mm->disk[idx])
+            return PA_ENOMEM;
+    }
+    memcpy(mm->disk[idx], page_mem(m, pfn), PA_PAGE_SIZE);
+    *e &= ~(uint64_t)ENT_DIRTY;
+    mm->nr_dirty--;
+    m->ctr[PA_CTR_NR_DIRTY]--;
+    pa_zone_of(m, pfn)->nr_dirty--;
+    m->ctr[PA_CTR_NR_WRITTEN]++;
+    m->ctr[PA_CTR_PGPGOUT] += PA_PAGE_SIZE / 1024;
+    return PA_OK;
+}
+
+/* a page leaves memory; its entry already says where it went */
+static void release_page(pa_machine *m, uint64_t pfn)
+{
+    struct pa_page *p = &m->pages[pfn];
+    unsigned kind = p->kind;
+    lru_del(m, pfn);
+    p->flags &= (uint8_t)~PA_PG_REFERENCED;
+    buddy_free_pages(m, (int64_t)pfn, 0, kind);
+}
+
+/* bring page idx of mm into memory: a new zeroed page, a page read from
+ * swap or from the disk; PA_ENOMEM (or the like) when no page can be had */
+static int fault_in(pa_machine *m, int64_t id, uint64_t idx, uint32_t gfp)
+{
+    struct pa_mm *mm = &m->mms[id];
+    uint64_t e = mm->ent[idx];
+    int64_t pfn = buddy_alloc(m, gfp, 0);
+    if (pfn < 0)
+        return (int)pfn;
+    mm = &m->mms[id];       /* the array does not move, but be plain about it */
+    struct pa_page *p = &m->pages[pfn];
+    p->kind = mm->is_file ? PA_KIND_FILE : PA_KIND_ANON;
+    p->priv = (uint32_t)id;
+    m->pg_index[pfn] = (uint32_t)idx;
+    unsigned char *dst = page_mem(m, (uint64_t)pfn);
+    switch (ENT_STATE(e)) {
+    case ENT_SWAP: {
+        uint64_t slot = ENT_VAL(e);
+        memcpy(dst, m->swap + (slot << PA_PAGE_SHIFT), PA_PAGE_SIZE);
+        swap_slot_free(m, slot);
+        mm->swapents--;
+        m->ctr[PA_CTR_PSWPIN]++;
+        m->ctr[PA_CTR_PGMAJFAULT]++;
+        m->ctr[PA_CTR_PGPGIN] += PA_PAGE_SIZE / 1024;
+        m->ctr[PA_CTR_WORKINGSET_REFAULT_ANON]++;
+        reclaim_stall(m, SWAP_IN_US);
+        break;
+    }
+    case ENT_DISK:
+        /* a cache page that reclaim dropped comes back: a refault */
+        m->ctr[PA_CTR_WORKINGSET_REFAULT_FILE]++;
+        /* fall through */
+    default:
+        if (mm->is_file) {
+            if (mm->disk[idx])
+                memcpy(dst, mm->disk[idx], PA_PAGE_SIZE);
+            else
+                memset(dst, 0, PA_PAGE_SIZE);
+            m->ctr[PA_CTR_PGPGIN] += PA_PAGE_SIZE / 1024;
+            if (ENT_STATE(e) == ENT_DISK)
+                reclaim_stall(m, READ_PAGE_US);
+            else
+                m->ticks += READ_PAGE_US;
+        } else {
+            memset(dst, 0, PA_PAGE_SIZE);
+            m->ctr[PA_CTR_PGFAULT]++;
+        }
+        break;
+    }
+    mm->ent[idx] = MK_ENT(pfn, ENT_PRESENT);
+    mm->rss++;
+    lru_add(m, (uint64_t)pfn, mm->is_file ? LRU_INACTIVE_FILE : LRU_INACTIVE_ANON);
+    return PA_OK;
+}
+
+static int mm_range_ok(const struct pa_mm *mm, int64_t start, int64_t nr)
+{
+    return start >= 0 && nr >= 0 && (uint64_t)start <= MAX_MM_PAGES && (uint64_t)nr <= MAX_MM_PAGES - (uint64_t)start;
+    (void)mm;
+}
+
+/* touch pages [start, start+nr): present pages are marked referenced (and
+ * dirtied by a write to a file), the others faulted in.  *done counts the
+ * pages handled before a failure. */
+static int mm_fault(pa_machine *m, int64_t id, uint64_t start, uint64_t nr, uint32_t gfp, int64_t flags,
+                    int64_t *done)
+{
+    struct pa_mm *mm = &m->mms[id];
+    int rc = mm_reserve(mm, start + nr);
+    *done = 0;
+    if (rc)
+        return rc;
+    for (uint64_t idx = start; idx < start + nr; idx++) {
+        mm = &m->mms[id];
+        if (!mm->alive)
+            return PA_OK;       /* cannot happen: nothing here kills */
+        uint64_t e = mm->ent[idx];
+        if (ENT_STATE(e) == ENT_PRESENT) {
+            m->pages[ENT_VAL(e)].flags |= PA_PG_REFERENCED;
+        } else {
+            rc = fault_in(m, id, idx, gfp);
+            if (rc)
+                return rc;
+            mm = &m->mms[id];
+        }
+        if (idx >= mm->nr_pages)
+            mm->nr_pages = idx + 1;
+        if (mm->is_file && (flags & PA_FAULT_WRITE))
+            set_dirty(m, mm, idx);
+        (*done)++;
+    }
+    return PA_OK;
+}
+
+int pa_mm_fault(pa_machine *m, int64_t id, int64_t start, int64_t nr, int64_t gfp, int64_t flags, int64_t *done)
+{
+    if (!m || !done)
+        return PA_EINVAL;
+    *done = 0;
+    struct pa_mm *mm = mm_get(m, id);
+    if (!mm || !mm_range_ok(mm, start, nr) || gfp < 0 || gfp > (int64_t)UINT32_MAX || (flags & ~PA_FAULT_WRITE))
+        return PA_EINVAL;
+    m->alloc_seq++;
+    m->ticks++;
+    int rc = mm_fault(m, id, (uint64_t)start, (uint64_t)nr, (uint32_t)gfp, flags, done);
+    if (rc == PA_OK) {
+        mm = &m->mms[id];
+        if (mm->is_file && (uint64_t)(start + nr) << PA_PAGE_SHIFT > mm->size)
+            mm->size = (uint64_t)(start + nr) << PA_PAGE_SHIFT;
+    }
+    return (int)pa_call_end(m, rc);
+}
+
+/* read or write bytes of an mm: anonymous memory only within what was
+ * touched, a file only within its size for reads; a write may grow a file */
+int pa_mm_rw(pa_machine *m, int64_t id, int64_t offset, int64_t n, unsigned char *buf, int64_t write, int64_t gfp)
+{
+    if (!m || (!buf && n) || (write != 0 && write != 1))
+        return PA_EINVAL;
+    struct pa_mm *mm = mm_get(m, id);
+    if (!mm || offset < 0 || n < 0 || gfp < 0 || gfp > (int64_t)UINT32_MAX
+        || (uint64_t)offset > (MAX_MM_PAGES << PA_PAGE_SHIFT)
+        || (uint64_t)n > (MAX_MM_PAGES << PA_PAGE_SHIFT) - (uint64_t)offset)
+        return PA_EINVAL;
+    uint64_t end = (uint64_t)offset + (uint64_t)n;
+    uint64_t limit = mm->is_file ? (write ? MAX_MM_PAGES << PA_PAGE_SHIFT : mm->size)
+                                 : mm->nr_pages << PA_PAGE_SHIFT;
+    if (end > limit)
+        return PA_EFAULT;
+    m->alloc_seq++;
+    m->ticks++;
+    if (!n)
+        return PA_OK;
+    uint64_t first = (uint64_t)offset >> PA_PAGE_SHIFT, last = (end - 1) >> PA_PAGE_SHIFT;
+    int64_t done;
+    int rc = mm_fault(m, id, first, last - first + 1, (uint32_t)gfp, write ? PA_FAULT_WRITE : 0, &done);
+    if (rc)
+        return (int)pa_call_end(m, rc);
+    mm = &m->mms[id];
+    /* kswapd has not run yet (it runs at the end), so every page is still here */
+    uint64_t pos = (uint64_t)offset;
+    while (pos < end) {
+        uint64_t idx = pos >> PA_PAGE_SHIFT, off = pos & (PA_PAGE_SIZE - 1);
+        uint64_t chunk = PA_PAGE_SIZE - off;
+        if (chunk > end - pos)
+            chunk = end - pos;
+        unsigned char *mem = page_mem(m, ENT_VAL(mm->ent[idx])) + off;
+        if (write)
+            memcpy(mem, buf + (pos - (uint64_t)offset), chunk);
+        else
+            memcpy(buf + (pos - (uint64_t)offset), mem, chunk);
+        pos += chunk;
+    }
+    if (write && mm->is_file && end > mm->size)
+        mm->size = end;
+    return (int)pa_call_end(m, PA_OK);
+}
+
+static void mm_free_pages(pa_machine *m, struct pa_mm *mm)
+{
+    for (uint64_t idx = 0; idx < mm->nr_pages; idx++) {
+        uint64_t e = mm->ent[idx];
+        if (ENT_STATE(e) == ENT_PRESENT) {
+            if (e & ENT_DIRTY) {
+                m->ctr[PA_CTR_NR_DIRTY]--;
+                pa_zone_of(m, ENT_VAL(e))->nr_dirty--;
+            }
+            release_page(m, ENT_VAL(e));
+        } else if (ENT_STATE(e) == ENT_SWAP) {
+            swap_slot_free(m, ENT_VAL(e));
+        }
+        mm->ent[idx] = 0;
+    }
+    if (mm->disk)
+        for (uint64_t idx = 0; idx < mm->cap; idx++)
+            free(mm->disk[idx]);
+    free(mm->ent);
+    free(mm->disk);
+    mm->ent = NULL;
+    mm->disk = NULL;
+    mm->cap = mm->nr_pages = 0;
+    mm->rss = mm->swapents = mm->nr_dirty = 0;
+    mm->alive = 0;
+}
+
+int pa_mm_release(pa_machine *m, int64_t id)
+{
+    if (!m)
+        return PA_EINVAL;
+    struct pa_mm *mm = mm_get(m, id);
+    if (!mm)
+        return PA_EINVAL;
+    m->ticks++;
+    mm_free_pages(m, mm);
+    return PA_OK;
+}
+
+int pa_mm_info(pa_machine *m, int64_t id, struct pa_mm_info *out)
+{
+    if (!m || !out || id < 0 || (uint64_t)id >= m->nr_mms)
+        return PA_EINVAL;
+    const struct pa_mm *mm = &m->mms[id];
+    memset(out, 0, sizeof(*out));
+    out->alive = mm->alive;
+    out->is_file = mm->is_file;
+    out->nr_pages = mm->nr_pages;
+    out->size = mm->size;
+    out->rss = mm->rss;
+    out->swapents = mm->swapents;
+    out->nr_dirty = mm->nr_dirty;
+    if (!mm->is_file && mm->nr_pages) {
+        /* one PTE page per 2 MiB, one PMD page per 1 GiB, one PUD page */
+        uint64_t ptes = (mm->nr_pages + 511) / 512, pmds = (ptes + 511) / 512;
+        out->pgtables_bytes = (ptes + pmds + 1) * PA_PAGE_SIZE;
+    }
+    return PA_OK;
+}
+
+int pa_sync(pa_machine *m)
+{
+    if (!m)
+        return PA_EINVAL;
+    m->ticks++;
+    for (uint32_t id = 0; id < m->nr_mms; id++) {
+        struct pa_mm *mm = &m->mms[id];
+        if (!mm->alive || !mm->is_file)
+            continue;
+        for (uint64_t idx = 0; idx < mm->nr_pages && mm->nr_dirty; idx++)
+            if (ENT_STATE(mm->ent[idx]) == ENT_PRESENT && (mm->ent[idx] & ENT_DIRTY)) {
+                int rc = writeback_page(m, mm, idx);
+                if (rc)
+                    return rc;
+                m->ticks += WRITEBACK_US;
+            }
+    }
+    return PA_OK;
+}
+
+/* echo 1 > /proc/sys/vm/drop_caches: every clean cache page goes */
+int64_t pa_drop_caches(pa_machine *m)
+{
+    if (!m)
+        return PA_EINVAL;
+    m->ticks++;
+    m->ctr[PA_CTR_DROP_PAGECACHE]++;
+    int64_t dropped = 0;
+    for (uint32_t id = 0; id < m->nr_mms; id++) {
+        struct pa_mm *mm = &m->mms[id];
+        if (!mm->alive || !mm->is_file)
+            continue;
+        for (uint64_t idx = 0; idx < mm->nr_pages; idx++) {
+            uint64_t e = mm->ent[idx];
+            if (ENT_STATE(e) != ENT_PRESENT || (e & ENT_DIRTY))
+                continue;
+            mm->ent[idx] = MK_ENT(0, ENT_DISK);
+            mm->rss--;
+            release_page(m, ENT_VAL(e));
+            dropped++;
+        }
+    }
+    return dropped;
+}
+
+/* -- shrinking the LRU lists (mm/vmscan.c) ------------------------------------------------ */
+
+static uint64_t lru_size(const pa_machine *m, unsigned lru)
+{
+    return m->ctr[PA_CTR_NR_INACTIVE_ANON + lru];
+}
+
+/* inactive_is_low(): the inactive list should hold at least 1/ratio of the type */
+static bool inactive_is_low(const pa_machine *m, unsigned inactive_lru)
+{
+    uint64_t inactive = lru_size(m, inactive_lru), active = lru_size(m, inactive_lru + 1);
+    uint64_t gb = (inactive + active) >> (30 - PA_PAGE_SHIFT);
+    uint64_t ratio = 1;
+    if (gb) {
+        uint64_t x = 10 * gb, r = 0;
+        while ((r + 1) * (r + 1) <= x)
+            r++;
+        ratio = r;
+    }
+    return inactive * ratio < active;
+}
+
+/* shrink_active_list(): age nr pages from the active tail to the inactive head */
+static void shrink_active_list(pa_machine *m, uint64_t nr, unsigned active_lru)
+{
+    uint64_t pfn = m->lru[active_lru].tail;
+    for (uint64_t i = 0; i < nr && pfn != PA_NIL; i++) {
+        uint64_t prev = m->pages[pfn].prev;
+        m->pages[pfn].flags &= (uint8_t)~PA_PG_REFERENCED;
+        lru_move(m, pfn, active_lru - 1);
+        m->ctr[PA_CTR_PGREFILL]++;
+        m->ctr[PA_CTR_PGDEACTIVATE]++;
+        pfn = prev;
+    }
+}
+
+/* shrink_folio_list() for one page taken from an inactive tail: true if it
+ * was reclaimed */
+static bool shrink_folio(pa_machine *m, struct scan_control *sc, uint64_t pfn, unsigned lru)
+{
+    struct pa_page *p = &m->pages[pfn];
+    bool file = lru == LRU_INACTIVE_FILE;
+    if (p->flags & PA_PG_REFERENCED) {
+        p->flags &= (uint8_t)~PA_PG_REFERENCED;
+        lru_move(m, pfn, lru + 1);
+        m->ctr[PA_CTR_PGACTIVATE]++;
+        return false;
+    }
+    struct pa_mm *mm = &m->mms[p->priv];
+    uint64_t idx = m->pg_index[pfn];
+    uint64_t *e = &mm->ent[idx];
+    if (!file) {
+        uint64_t slot = sc->may_swap ? swap_slot_alloc(m) : PA_NIL;
+        if (slot == PA_NIL) {
+            lru_move(m, pfn, lru);          /* keep: back to the head */
+            return false;
+        }
+        memcpy(m->swap + (slot << PA_PAGE_SHIFT), page_mem(m, pfn), PA_PAGE_SIZE);
+        m->ctr[PA_CTR_NR_SWAP_FREE]--;
+        *e = MK_ENT(slot, ENT_SWAP);
+        mm->rss--;
+        mm->swapents++;
+        m->ctr[PA_CTR_PSWPOUT]++;
+        m->ctr[PA_CTR_PGPGOUT] += PA_PAGE_SIZE / 1024;
+        sc->swapped++;
+        sc->work_us += SWAP_OUT_US;
+    } else {
+        if (*e & ENT_DIRTY) {
+            if (!sc->may_writepage || writeback_page(m, mm, idx)) {
+                lru_move(m, pfn, lru);
+                return false;
+            }
+            m->ctr[PA_CTR_NR_VMSCAN_WRITE]++;
+            sc->written++;
+            sc->work_us += WRITEBACK_US;
+        }
+        *e = MK_ENT(0, ENT_DISK);
+        mm->rss--;
+    }
+    release_page(m, pfn);
+    m->ctr[file ? PA_CTR_PGSTEAL_FILE : PA_CTR_PGSTEAL_ANON]++;
+    m->ctr[sc->is_kswapd ? PA_CTR_PGSTEAL_KSWAPD : PA_CTR_PGSTEAL_DIRECT]++;
+    return true;
+}
+
+static void shrink_inactive_list(pa_machine *m, struct scan_control *sc, uint64_t nr, unsigned lru)
+{
+    uint64_t pfn = m->lru[lru].tail;
+    for (uint64_t i = 0; i < nr && pfn != PA_NIL; i++) {
+        uint64_t prev = m->pages[pfn].prev;
+        sc->nr_scanned++;
+        m->ctr[lru == LRU_INACTIVE_FILE ? PA_CTR_PGSCAN_FILE : PA_CTR_PGSCAN_ANON]++;
+        m->ctr[sc->is_kswapd ? PA_CTR_PGSCAN_KSWAPD : PA_CTR_PGSCAN_DIRECT]++;
+        if (shrink_folio(m, sc, pfn, lru))
+            sc->nr_reclaimed++;
+        pfn = prev;
+    }
+}
+
+/* get_scan_count(): how many pages of each list to look at this round */
+static void get_scan_count(pa_machine *m, struct scan_control *sc, int priority, uint64_t nr[NR_LRU_LISTS])
+{
+    uint64_t file = lru_size(m, LRU_INACTIVE_FILE) + lru_size(m, LRU_ACTIVE_FILE);
+    enum { SCAN_EQUAL, SCAN_FRACT, SCAN_ANON, SCAN_FILE } balance = SCAN_FRACT;
+    if (!sc->may_swap)
+        balance = SCAN_FILE;
+    else if (!file)
+        balance = SCAN_ANON;
+    else if ((lru_size(m, LRU_INACTIVE_FILE) >> priority) && !inactive_is_low(m, LRU_INACTIVE_FILE))
+        balance = SCAN_FILE;        /* cache_trim_mode: plenty of inactive cache to trim */
+    for (unsigned lru = 0; lru < NR_LRU_LISTS; lru++) {
+        bool is_file = lru >= LRU_INACTIVE_FILE;
+        uint64_t size = lru_size(m, lru);
+        uint64_t scan = priority ? size >> priority : size;
+        switch (balance) {
+        case SCAN_FILE:
+            scan = is_file ? scan : 0;
+            break;
+        case SCAN_ANON:
+            scan = is_file ? 0 : scan;
+            break;
+        case SCAN_FRACT:
+            /* equal recent costs: anon gets swappiness, file 200 - swappiness */
+            scan = scan * (is_file ? 200 - SWAPPINESS : SWAPPINESS) / 200;
+            break;
+        default:
+            break;
+        }
+        nr[lru] = scan;
+    }
+}
+
+/* shrink_lruvec(): work through the lists in batches until the target is met */
+static void shrink_node(pa_machine *m, struct scan_control *sc, int priority)
+{
+    uint64_t nr[NR_LRU_LISTS];
+    get_scan_count(m, sc, priority, nr);
+    while (nr[LRU_INACTIVE_ANON] || nr[LRU_ACTIVE_FILE] || nr[LRU_INACTIVE_FILE]) {
+        for (unsigned lru = 0; lru < NR_LRU_LISTS; lru++) {
+            if (!nr[lru])
+                continue;
+            uint64_t batch = nr[lru] < SWAP_CLUSTER_MAX ? nr[lru] : SWAP_CLUSTER_MAX;
+            nr[lru] -= batch;
+            if (lru & 1) {
+                if (inactive_is_low(m, lru - 1))
+                    shrink_active_list(m, batch, lru);
+            } else {
+                shrink_inactive_list(m, sc, batch, lru);
+            }
+        }
+        if (sc->nr_reclaimed >= sc->nr_to_reclaim)
+            break;
+    }
+    /* keep aging anonymous pages even when only the cache was scanned */
+    if (sc->may_swap && inactive_is_low(m, LRU_INACTIVE_ANON))
+        shrink_active_list(m, SWAP_CLUSTER_MAX, LRU_ACTIVE_ANON);
+}
+
+static void scan_control_init(pa_machine *m, struct scan_control *sc, uint32_t gfp, bool kswapd)
+{
+    memset(sc, 0, sizeof(*sc));
+    sc->gfp = gfp;
+    sc->is_kswapd = kswapd;
+    sc->may_writepage = kswapd || ((gfp & GFP_IO_BIT) && (gfp & GFP_FS_BIT));
+    sc->may_swap = (kswapd || (gfp & GFP_IO_BIT)) && m->ctr[PA_CTR_NR_SWAP_FREE] > 0;
+}
+
+/* try_to_free_pages(): direct reclaim on behalf of an allocation that may
+ * sleep; the caller stalls for the time the work takes */
+uint64_t try_to_free_pages(pa_machine *m, uint32_t gfp, unsigned order, unsigned highest)
+{
+    struct scan_control sc;
+    scan_control_init(m, &sc, gfp, false);
+    sc.nr_to_reclaim = SWAP_CLUSTER_MAX;
+    m->ctr[PA_CTR_ALLOCSTALL_DMA + highest]++;
+    m->cost[PA_COST_SLEPT] = 1;
+    for (int priority = DEF_PRIORITY; priority >= 0; priority--) {
+        /* may_swap changes as swap fills up */
+        sc.may_swap = (gfp & GFP_IO_BIT) && m->ctr[PA_CTR_NR_SWAP_FREE] > 0;
+        shrink_node(m, &sc, priority);
+        if (sc.nr_reclaimed >= sc.nr_to_reclaim)
+            break;
+    }
+    m->cost[PA_COST_SCANNED] += sc.nr_scanned;
+    m->cost[PA_COST_RECLAIMED] += sc.nr_reclaimed;
+    m->cost[PA_COST_WRITTEN_BACK] += sc.written;
+    m->cost[PA_COST_SWAPPED_OUT] += sc.swapped;
+    reclaim_stall(m, 1 + sc.work_us);
+    (void)order;
+    return sc.nr_reclaimed;
+}
+
+/* -- kswapd ---------------------------------------------------------------------------------- */
+
+/* pgdat_balanced(): one eligible zone at its high watermark is enough */
+static bool pgdat_balanced(pa_machine *m, unsigned order, unsigned highest)
+{
+    bool any = false;
+    for (unsigned zid = 0; zid <= highest && zid < PA_MAX_NR_ZONES; zid++) {
+        const struct pa_zone *z = &m->zones[zid];
+        if (!z->managed)
+            continue;
+        any = true;
+        if (buddy_zone_watermark_ok(z, order, (int64_t)z->wmark[2], highest, 0))
+            return true;
+    }
+    return !any;
+}
+
+void wakeup_kswapd(pa_machine *m, unsigned order, unsigned highest)
+{
+    if (pgdat_balanced(m, order, highest))
+        return;
+    if (!m->kswapd_wanted || order > m->kswapd_order)
+        m->kswapd_order = order;
+    if (!m->kswapd_wanted || highest > m->kswapd_highest)
+        m->kswapd_highest = highest;
+    m->kswapd_wanted = 1;
+    m->cost[PA_COST_KSWAPD_WOKEN] = 1;
+}
+
+/* balance_pgdat(), run when the call that woke kswapd ends.  It balances at
+ * order 0: higher orders are left to compaction (the kernel's kswapd also
+ * drops to order 0 once it reclaimed the compaction gap). */
+void kswapd_run(pa_machine *m)
+{
+    unsigned highest = m->kswapd_highest;
+    m->kswapd_wanted = 0;
+    m->ctr[PA_CTR_PAGEOUTRUN]++;
+    uint64_t nr_to_reclaim = 0;
+    for (unsigned zid = 0; zid <= highest && zid < PA_MAX_NR_ZONES; zid++) {
+        const struct pa_zone *z = &m->zones[zid];
+        if (z->managed)
+            nr_to_reclaim += z->wmark[2] > SWAP_CLUSTER_MAX ? z->wmark[2] : SWAP_CLUSTER_MAX;
+    }
+    struct scan_control sc;
+    scan_control_init(m, &sc, GFP_IO_BIT | GFP_FS_BIT | GFP_DIRECT_RECLAIM_BIT | GFP_KSWAPD_RECLAIM_BIT, true);
+    uint64_t work = 0;
+    for (int priority = DEF_PRIORITY; priority >= 1; priority--) {
+        if (pgdat_balanced(m, 0, highest))
+            break;
+        sc.may_swap = m->ctr[PA_CTR_NR_SWAP_FREE] > 0;
+        sc.nr_reclaimed = 0;
+        sc.nr_to_reclaim = nr_to_reclaim;
+        shrink_node(m, &sc, priority);
+        work += sc.work_us;
+        sc.work_us = 0;
+    }
+    /* kswapd works while the machine is otherwise idle: time passes, nobody stalls */
+    m->ticks += work;
+}
+
+/* -- OOM facts and counters -------------------------------------------------------------------- */
+
+int pa_counters(pa_machine *m, uint64_t *out, int64_t n)
+{
+    if (!m || !out || n != PA_NR_CTRS)
+        return PA_EINVAL;
+    memcpy(out, m->ctr, sizeof(m->ctr));
+    return PA_OK;
+}
+
+int pa_last_cost(pa_machine *m, uint64_t *out, int64_t n)
+{
+    if (!m || !out || n != PA_NR_COSTS)
+        return PA_EINVAL;
+    memcpy(out, m->cost, sizeof(m->cost));
+    out[PA_COST_SEQ] = m->cost[PA_COST_SEQ] == m->alloc_seq;
+    return PA_OK;
+}
+
+/* mode 1: the OOM killer found no victim, act as out_of_memory() failing;
+ * mode 2: count a kill (the caller released the victim) */
+int pa_set_oom_mode(pa_machine *m, int64_t mode)
+{
+    if (!m || mode < 0 || mode > 2)
+        return PA_EINVAL;
+    if (mode == 2)
+        m->ctr[PA_CTR_OOM_KILL]++;
+    else
+        m->oom_mode = (uint32_t)mode;
+    return PA_OK;
+}
+
+void reclaim_machine_free(pa_machine *m)
+{
+    for (uint32_t id = 0; id < m->nr_mms; id++) {
+        struct pa_mm *mm = &m->mms[id];
+        if (mm->disk)
+            for (uint64_t idx = 0; idx < mm->cap; idx++)
+                free(mm->disk[idx]);
+        free(mm->disk);
+        free(mm->ent);
+    }
+    free(m->mms);
+    free(m->pg_index);
+    free(m->swap_free);
+    if (m->swap)
+        pa_unmap(m->swap, m->swap_pages << PA_PAGE_SHIFT);
+}
+
+#define FAIL(...) do { snprintf(msg, msglen, __VA_ARGS__); return PA_EINVARIANT; } while (0)
+
+int reclaim_check(pa_machine *m, char *msg, size_t msglen)
+{
+    static const char *const names[NR_LRU_LISTS] = {"inactive_anon", "active_anon", "inactive_file", "active_file"};
+    uint64_t zone_lru[PA_MAX_NR_ZONES][NR_LRU_LISTS] = {{0}};
+    for (unsigned lru = 0; lru < NR_LRU_LISTS; lru++) {
+        uint64_t n = 0, prev = PA_NIL;
+        for (uint64_t pfn = m->lru[lru].head; pfn != PA_NIL; pfn = m->pages[pfn].next) {
+            const struct pa_page *p = &m->pages[pfn];
+            if (pfn >= m->nr_pages || ++n > m->nr_pages)
+                FAIL("LRU %s is corrupt", names[lru]);
+            if (p->prev != prev)
+                FAIL("LRU %s: pfn %#llx has a bad prev link", names[lru], (unsigned long long)pfn);
+            if (!(p->flags & PA_PG_LRU) || !(p->flags & PA_PG_ALLOC) || page_lru(p) != lru)
+                FAIL("LRU %s: pfn %#llx is not a page of this list", names[lru], (unsigned long long)pfn);
+            if (p->priv >= m->nr_mms || !m->mms[p->priv].alive)
+                FAIL("LRU %s: pfn %#llx belongs to no live process or file", names[lru], (unsigned long long)pfn);
+            const struct pa_mm *mm = &m->mms[p->priv];
+            uint64_t idx = m->pg_index[pfn];
+            if (idx >= mm->nr_pages || ENT_STATE(mm->ent[idx]) != ENT_PRESENT || ENT_VAL(mm->ent[idx]) != pfn)
+                FAIL("LRU %s: pfn %#llx is not mapped where its rmap says", names[lru], (unsigned long long)pfn);
+            zone_lru[pa_zone_of(m, pfn) - m->zones][lru]++;
+            prev = pfn;
+        }
+        if (prev != m->lru[lru].tail)
+            FAIL("LRU %s: the tail is wrong", names[lru]);
+        if (n != lru_size(m, lru))
+            FAIL("LRU %s holds %llu pages but counts %llu", names[lru], (unsigned long long)n,
+                 (unsigned long long)lru_size(m, lru));
+    }
+    for (int zid = 0; zid < PA_MAX_NR_ZONES; zid++)
+        for (unsigned lru = 0; lru < NR_LRU_LISTS; lru++)
+            if (zone_lru[zid][lru] != m->zones[zid].nr_lru[lru])
+                FAIL("zone %d counts %llu %s pages, the list holds %llu", zid,
+                     (unsigned long long)m->zones[zid].nr_lru[lru], names[lru],
+                     (unsigned long long)zone_lru[zid][lru]);
+    uint64_t swapents = 0, dirty = 0;
+    for (uint32_t id = 0; id < m->nr_mms; id++) {
+        const struct pa_mm *mm = &m->mms[id];
+        if (!mm->alive)
+            continue;
+        uint64_t rss = 0, swp = 0, drt = 0;
+        for (uint64_t idx = 0; idx < mm->nr_pages; idx++) {
+            uint64_t e = mm->ent[idx];
+            if (ENT_STATE(e) == ENT_PRESENT) {
+                rss++;
+                drt += !!(e & ENT_DIRTY);
+                uint64_t pfn = ENT_VAL(e);
+                if (pfn >= m->nr_pages || m->pages[pfn].priv != id || m->pg_index[pfn] != idx
+                    || !(m->pages[pfn].flags & PA_PG_LRU))
+                    FAIL("mm %u page %llu: pfn %#llx does not point back", id, (unsigned long long)idx,
+                         (unsigned long long)pfn);
+            } else if (ENT_STATE(e) == ENT_SWAP) {
+                swp++;
+                if (ENT_VAL(e) >= m->swap_next)
+                    FAIL("mm %u page %llu: swap slot out of range", id, (unsigned long long)idx);
+            } else if (!mm->is_file && ENT_STATE(e) != ENT_NONE) {
+                FAIL("mm %u page %llu: bad entry", id, (unsigned long long)idx);
+            }
+        }
+        if (rss != mm->rss || swp != mm->swapents || drt != mm->nr_dirty)
+            FAIL("mm %u: counts rss %llu swap %llu dirty %llu, holds %llu %llu %llu", id,
+                 (unsigned long long)mm->rss, (unsigned long long)mm->swapents, (unsigned long long)mm->nr_dirty,
+                 (unsigned long long)rss, (unsigned long long)swp, (unsigned long long)drt);
+        swapents += swp;
+        dirty += drt;
+    }
+    if (swapents != m->swap_next - m->nr_swap_free_stack
+        || m->ctr[PA_CTR_NR_SWAP_FREE] != m->swap_pages - swapents)
+        FAIL("swap: %llu entries in use but %llu slots taken", (unsigned long long)swapents,
+             (unsigned long long)(m->swap_next - m->nr_swap_free_stack));
+    if (dirty != m->ctr[PA_CTR_NR_DIRTY])
+        FAIL("%llu dirty pages counted, %llu found", (unsigned long long)m->ctr[PA_CTR_NR_DIRTY],
+             (unsigned long long)dirty);
+    return PA_OK;
+}

@@ -1,0 +1,748 @@
+"""Processes, the page cache, swap, the LRU lists and reclaim: the model's twin of csrc/reclaim.c.
+
+Read the essay at the top of csrc/reclaim.c: this is the same algorithm,
+function for function.  Differences of representation only: an mm's entries
+are a list of ints with the same encoding, the disk is a dict of page index to
+bytes, the swap device a dict of slot to bytes, and the reverse map is
+``a.rmap[pfn] = (mm id, index)`` instead of priv and pg_index[].
+"""
+
+from __future__ import annotations
+
+from .. import psi
+from ..vmevents import (
+    CTR, COST, LRU_ACTIVE_ANON, LRU_ACTIVE_FILE, LRU_INACTIVE_ANON, LRU_INACTIVE_FILE,
+    READ_PAGE_US, SWAP_IN_US, SWAP_OUT_US, WRITEBACK_US,
+)
+from .arena import NIL, Arena
+from .status import (
+    EFAULT, EINVAL, ENOMEM, GFP_DIRECT_RECLAIM, GFP_FS, GFP_IO, GFP_KSWAPD_RECLAIM, KIND_ANON,
+    KIND_FILE, OK, PAGE_SHIFT, PAGE_SIZE, PG_ACTIVE, PG_ALLOC, PG_LRU, PG_REFERENCED,
+)
+
+ENT_NONE, ENT_PRESENT, ENT_SWAP, ENT_DISK = 0, 1, 2, 3
+ENT_DIRTY = 4
+SWAP_CLUSTER_MAX = 32
+DEF_PRIORITY = 12
+MAX_MM_PAGES = 1 << 30
+SWAPPINESS = 60
+FAULT_WRITE = 1
+UINT32_MAX = (1 << 32) - 1
+
+_NR_INACTIVE_ANON = CTR["nr_inactive_anon"]
+_LRU_NAMES = ("inactive_anon", "active_anon", "inactive_file", "active_file")
+
+
+def mk_ent(val: int, state: int) -> int:
+    return (val << 3) | state
+
+
+class Mm:
+    """One process's anonymous memory or one file's page cache."""
+
+    __slots__ = ("alive", "is_file", "nr_pages", "size", "ent", "disk", "rss", "swapents", "nr_dirty")
+
+    def __init__(self, is_file: bool) -> None:
+        self.alive = True
+        self.is_file = is_file
+        self.nr_pages = 0
+        self.size = 0
+        self.ent: list[int] = []
+        self.disk: dict[int, bytes] = {}
+        self.rss = self.swapents = self.nr_dirty = 0
+
+
+class ScanControl:
+    __slots__ = ("gfp", "is_kswapd", "may_writepage", "may_swap", "nr_to_reclaim", "nr_scanned",
+                 "nr_reclaimed", "written", "swapped", "work_us")
+
+    def __init__(self, a: Arena, gfp: int, kswapd: bool) -> None:
+        self.gfp = gfp
+        self.is_kswapd = kswapd
+        self.may_writepage = kswapd or bool(gfp & GFP_IO and gfp & GFP_FS)
+        self.may_swap = (kswapd or bool(gfp & GFP_IO)) and a.ctr[CTR["nr_swap_free"]] > 0
+        self.nr_to_reclaim = self.nr_scanned = self.nr_reclaimed = 0
+        self.written = self.swapped = self.work_us = 0
+
+
+def init(a: Arena) -> None:
+    """The reclaim part of the machine state (called by Arena users at boot)."""
+    a.lru = [[NIL, NIL] for _ in range(4)]     # head, tail
+    a.mms = []
+    a.rmap = {}
+    a.swap = {}
+    a.swap_pages = a.swap_next = 0
+    a.swap_free = []
+    a.ctr = [0] * len(CTR)
+    a.cost = [0] * len(COST)
+    a.alloc_seq = 0
+    a.kswapd_wanted = a.kswapd_order = a.kswapd_highest = 0
+    a.oom_mode = 0
+
+
+# -- PSI ---------------------------------------------------------------------------
+
+def reclaim_stall(a: Arena, us: int) -> None:
+    psi.account(a.ctr, a.ticks, a.ticks + us)
+    a.ticks += us
+    a.cost[COST["stall_us"]] += us
+
+
+# -- mms -----------------------------------------------------------------------------
+
+def mm_get(a: Arena, mid):
+    if type(mid) is not int or not 0 <= mid < len(a.mms) or not a.mms[mid].alive:
+        return None
+    return a.mms[mid]
+
+
+def mm_new(a: Arena, is_file: int) -> int:
+    if is_file not in (0, 1) or type(is_file) is not int:
+        return EINVAL
+    if len(a.mms) >= 1 << 24:
+        return ENOMEM
+    a.mms.append(Mm(bool(is_file)))
+    return len(a.mms) - 1
+
+
+def mm_reserve(mm: Mm, nr: int) -> None:
+    if nr > len(mm.ent):
+        mm.ent.extend([0] * (nr - len(mm.ent)))
+
+
+# -- LRU lists -------------------------------------------------------------------------
+
+def page_lru(p) -> int:
+    return (LRU_INACTIVE_FILE if p.kind == KIND_FILE else LRU_INACTIVE_ANON) + (1 if p.flags & PG_ACTIVE else 0)
+
+
+def lru_account(a: Arena, pfn: int, lru: int, delta: int) -> None:
+    a.ctr[_NR_INACTIVE_ANON + lru] += delta
+    a.zone_of(pfn).nr_lru[lru] += delta
+
+
+def lru_add(a: Arena, pfn: int, lru: int) -> None:
+    p = a.pages[pfn]
+    head = a.lru[lru]
+    p.flags |= PG_LRU
+    if lru & 1:
+        p.flags |= PG_ACTIVE
+    else:
+        p.flags &= ~PG_ACTIVE
+    p.prev = NIL
+    p.next = head[0]
+    if head[0] == NIL:
+        head[1] = pfn
+    else:
+        a.pages[head[0]].prev = pfn
+    head[0] = pfn
+    lru_account(a, pfn, lru, 1)
+
+
+def lru_del(a: Arena, pfn: int) -> None:
+    p = a.pages[pfn]
+    lru = page_lru(p)
+    head = a.lru[lru]
+    if p.prev == NIL:
+        head[0] = p.next
+    else:
+        a.pages[p.prev].next = p.next
+    if p.next == NIL:
+        head[1] = p.prev
+    else:
+        a.pages[p.next].prev = p.prev
+    p.next = p.prev = NIL
+    p.flags &= ~(PG_LRU | PG_ACTIVE)
+    lru_account(a, pfn, lru, -1)
+
+
+def lru_move(a: Arena, pfn: int, lru: int) -> None:
+    referenced = a.pages[pfn].flags & PG_REFERENCED
+    lru_del(a, pfn)
+    lru_add(a, pfn, lru)
+    a.pages[pfn].flags |= referenced
+
+
+def lru_replace_page(a: Arena, old: int, new: int) -> None:
+    """Compaction moved a page: the new one takes the old one's place everywhere."""
+    o, n = a.pages[old], a.pages[new]
+    lru = page_lru(o)
+    head = a.lru[lru]
+    n.prev, n.next = o.prev, o.next
+    if o.prev == NIL:
+        head[0] = new
+    else:
+        a.pages[o.prev].next = new
+    if o.next == NIL:
+        head[1] = new
+    else:
+        a.pages[o.next].prev = new
+    n.flags = o.flags
+    n.kind = o.kind
+    mid, idx = a.rmap.pop(old)
+    a.rmap[new] = (mid, idx)
+    mm = a.mms[mid]
+    e = mm.ent[idx]
+    mm.ent[idx] = mk_ent(new, e & 7)
+    if e & ENT_DIRTY:
+        a.zone_of(old).nr_dirty -= 1
+        a.zone_of(new).nr_dirty += 1
+    lru_account(a, old, lru, -1)
+    lru_account(a, new, lru, 1)
+    o.next = o.prev = NIL
+    o.flags &= ~(PG_LRU | PG_ACTIVE | PG_REFERENCED)
+
+
+# -- swap and the disk ---------------------------------------------------------------------
+
+def set_swap(a: Arena, nr_pages: int) -> int:
+    if type(nr_pages) is not int or not 0 <= nr_pages <= UINT32_MAX or a.swap_pages:
+        return EINVAL
+    a.swap_pages = nr_pages
+    a.ctr[CTR["nr_swap_pages"]] = a.ctr[CTR["nr_swap_free"]] = nr_pages
+    return OK
+
+
+def swap_slot_alloc(a: Arena) -> int:
+    if a.swap_free:
+        return a.swap_free.pop()
+    if a.swap_next < a.swap_pages:
+        a.swap_next += 1
+        return a.swap_next - 1
+    return NIL
+
+
+def swap_slot_free(a: Arena, slot: int) -> None:
+    a.swap_free.append(slot)
+    a.swap.pop(slot, None)
+    a.ctr[CTR["nr_swap_free"]] += 1
+
+
+def page_bytes(a: Arena, pfn: int) -> bytes:
+    return a.read(pfn << PAGE_SHIFT, PAGE_SIZE)
+
+
+# -- pages in and out -------------------------------------------------------------------------
+
+def set_dirty(a: Arena, mm: Mm, idx: int) -> None:
+    e = mm.ent[idx]
+    if e & ENT_DIRTY:
+        return
+    mm.ent[idx] = e | ENT_DIRTY
+    mm.nr_dirty += 1
+    a.ctr[CTR["nr_dirty"]] += 1
+    a.ctr[CTR["nr_dirtied"]] += 1
+    a.zone_of(e >> 3).nr_dirty += 1
+
+
+def writeback_page(a: Arena, mm: Mm, idx: int) -> int:
+    e = mm.ent[idx]
+    pfn = e >> 3
+    mm.disk[idx] = page_bytes(a, pfn)
+    mm.ent[idx] = e & ~ENT_DIRTY
+    mm.nr_dirty -= 1
+    a.ctr[CTR["nr_dirty"]] -= 1
+    a.zone_of(pfn).nr_dirty -= 1
+    a.ctr[CTR["nr_written"]] += 1
+    a.ctr[CTR["pgpgout"]] += PAGE_SIZE // 1024
+    return OK
+
+
+def release_page(a: Arena, pfn: int) -> None:
+    from . import buddy
+    p = a.pages[pfn]
+    kind = p.kind
+    lru_del(a, pfn)
+    p.flags &= ~PG_REFERENCED
+    a.rmap.pop(pfn, None)
+    buddy.free_pages(a, pfn, 0, kind)
+
+
+def fault_in(a: Arena, mid: int, idx: int, gfp: int) -> int:
+    from . import buddy
+    mm = a.mms[mid]
+    e = mm.ent[idx]
+    pfn = buddy.alloc(a, gfp, 0)
+    if pfn < 0:
+        return pfn
+    p = a.pages[pfn]
+    p.kind = KIND_FILE if mm.is_file else KIND_ANON
+    a.rmap[pfn] = (mid, idx)
+    state = e & 3
+    ctr = a.ctr
+    if state == ENT_SWAP:
+        slot = e >> 3
+        a.write(pfn << PAGE_SHIFT, a.swap[slot])
+        swap_slot_free(a, slot)
+        mm.swapents -= 1
+        ctr[CTR["pswpin"]] += 1
+        ctr[CTR["pgmajfault"]] += 1
+        ctr[CTR["pgpgin"]] += PAGE_SIZE // 1024
+        ctr[CTR["workingset_refault_anon"]] += 1
+        reclaim_stall(a, SWAP_IN_US)
+    else:
+        if state == ENT_DISK:
+            ctr[CTR["workingset_refault_file"]] += 1
+        if mm.is_file:
+            data = mm.disk.get(idx)
+            a.write(pfn << PAGE_SHIFT, data if data is not None else bytes(PAGE_SIZE))
+            ctr[CTR["pgpgin"]] += PAGE_SIZE // 1024
+            if state == ENT_DISK:
+                reclaim_stall(a, READ_PAGE_US)
+            else:
+                a.ticks += READ_PAGE_US
+        else:
+            a.memset(pfn << PAGE_SHIFT, 0, PAGE_SIZE)
+            ctr[CTR["pgfault"]] += 1
+    mm.ent[idx] = mk_ent(pfn, ENT_PRESENT)
+    mm.rss += 1
+    lru_add(a, pfn, LRU_INACTIVE_FILE if mm.is_file else LRU_INACTIVE_ANON)
+    return OK
+
+
+def _range_ok(start, nr) -> bool:
+    return (type(start) is int and type(nr) is int and start >= 0 and nr >= 0
+            and start <= MAX_MM_PAGES and nr <= MAX_MM_PAGES - start)
+
+
+def _mm_fault(a: Arena, mid: int, start: int, nr: int, gfp: int, flags: int, done: list) -> int:
+    mm = a.mms[mid]
+    mm_reserve(mm, start + nr)
+    done[0] = 0
+    for idx in range(start, start + nr):
+        e = mm.ent[idx]
+        if e & 3 == ENT_PRESENT:
+            a.pages[e >> 3].flags |= PG_REFERENCED
+        else:
+            rc = fault_in(a, mid, idx, gfp)
+            if rc:
+                return rc
+        if idx >= mm.nr_pages:
+            mm.nr_pages = idx + 1
+        if mm.is_file and flags & FAULT_WRITE:
+            set_dirty(a, mm, idx)
+        done[0] += 1
+    return OK
+
+
+def call_end(a: Arena, r: int) -> int:
+    """pa_call_end(): ENOMEM becomes EOOM when the slow path asked for the OOM killer; kswapd runs."""
+    from .status import ENOMEM as _ENOMEM, EOOM
+    if r == _ENOMEM and a.cost[COST["oom_needed"]] and a.cost[COST["seq"]] == a.alloc_seq:
+        r = EOOM
+    if a.kswapd_wanted:
+        kswapd_run(a)
+    return r
+
+
+def mm_fault(a: Arena, mid, start, nr, gfp, flags, done: list) -> int:
+    done[0] = 0
+    mm = mm_get(a, mid)
+    if (mm is None or not _range_ok(start, nr) or type(gfp) is not int or not 0 <= gfp <= UINT32_MAX
+            or type(flags) is not int or flags & ~FAULT_WRITE):
+        return EINVAL
+    a.alloc_seq += 1
+    a.ticks += 1
+    rc = _mm_fault(a, mid, start, nr, gfp, flags, done)
+    if rc == OK and mm.is_file and (start + nr) << PAGE_SHIFT > mm.size:
+        mm.size = (start + nr) << PAGE_SHIFT
+    return call_end(a, rc)
+
+
+def mm_rw(a: Arena, mid, offset, n, buf, write, gfp) -> int:
+    """Read into (write from) buf, a bytearray (bytes) of n bytes."""
+    mm = mm_get(a, mid)
+    if write not in (0, 1):
+        return EINVAL
+    if (mm is None or type(offset) is not int or type(n) is not int or offset < 0 or n < 0
+            or type(gfp) is not int or not 0 <= gfp <= UINT32_MAX
+            or offset > MAX_MM_PAGES << PAGE_SHIFT or n > (MAX_MM_PAGES << PAGE_SHIFT) - offset):
+        return EINVAL
+    end = offset + n
+    if mm.is_file:
+        limit = MAX_MM_PAGES << PAGE_SHIFT if write else mm.size
+    else:
+        limit = mm.nr_pages << PAGE_SHIFT
+    if end > limit:
+        return EFAULT
+    a.alloc_seq += 1
+    a.ticks += 1
+    if not n:
+        return OK
+    first, last = offset >> PAGE_SHIFT, (end - 1) >> PAGE_SHIFT
+    done = [0]
+    rc = _mm_fault(a, mid, first, last - first + 1, gfp, FAULT_WRITE if write else 0, done)
+    if rc:
+        return call_end(a, rc)
+    pos = offset
+    while pos < end:
+        idx, off = pos >> PAGE_SHIFT, pos & (PAGE_SIZE - 1)
+        chunk = min(PAGE_SIZE - off, end - pos)
+        phys = ((mm.ent[idx] >> 3) << PAGE_SHIFT) + off
+        if write:
+            a.write(phys, bytes(buf[pos - offset:pos - offset + chunk]))
+        else:
+            buf[pos - offset:pos - offset + chunk] = a.read(phys, chunk)
+        pos += chunk
+    if write and mm.is_file and end > mm.size:
+        mm.size = end
+    return call_end(a, OK)
+
+
+def _mm_free_pages(a: Arena, mm: Mm) -> None:
+    for idx in range(mm.nr_pages):
+        e = mm.ent[idx]
+        if e & 3 == ENT_PRESENT:
+            if e & ENT_DIRTY:
+                a.ctr[CTR["nr_dirty"]] -= 1
+                a.zone_of(e >> 3).nr_dirty -= 1
+            release_page(a, e >> 3)
+        elif e & 3 == ENT_SWAP:
+            swap_slot_free(a, e >> 3)
+    mm.ent = []
+    mm.disk = {}
+    mm.nr_pages = 0
+    mm.rss = mm.swapents = mm.nr_dirty = 0
+    mm.alive = False
+
+
+def mm_release(a: Arena, mid) -> int:
+    mm = mm_get(a, mid)
+    if mm is None:
+        return EINVAL
+    a.ticks += 1
+    _mm_free_pages(a, mm)
+    return OK
+
+
+def mm_info(a: Arena, mid):
+    if type(mid) is not int or not 0 <= mid < len(a.mms):
+        return None
+    mm = a.mms[mid]
+    pgtables = 0
+    if not mm.is_file and mm.nr_pages:
+        ptes = (mm.nr_pages + 511) // 512
+        pmds = (ptes + 511) // 512
+        pgtables = (ptes + pmds + 1) * PAGE_SIZE
+    return {"alive": int(mm.alive), "is_file": int(mm.is_file), "nr_pages": mm.nr_pages, "size": mm.size,
+            "rss": mm.rss, "swapents": mm.swapents, "nr_dirty": mm.nr_dirty, "pgtables_bytes": pgtables}
+
+
+def sync(a: Arena) -> int:
+    a.ticks += 1
+    for mm in a.mms:
+        if not mm.alive or not mm.is_file:
+            continue
+        for idx in range(mm.nr_pages):
+            if not mm.nr_dirty:
+                break
+            e = mm.ent[idx]
+            if e & 3 == ENT_PRESENT and e & ENT_DIRTY:
+                writeback_page(a, mm, idx)
+                a.ticks += WRITEBACK_US
+    return OK
+
+
+def drop_caches(a: Arena) -> int:
+    a.ticks += 1
+    a.ctr[CTR["drop_pagecache"]] += 1
+    dropped = 0
+    for mm in a.mms:
+        if not mm.alive or not mm.is_file:
+            continue
+        for idx in range(mm.nr_pages):
+            e = mm.ent[idx]
+            if e & 3 != ENT_PRESENT or e & ENT_DIRTY:
+                continue
+            mm.ent[idx] = mk_ent(0, ENT_DISK)
+            mm.rss -= 1
+            release_page(a, e >> 3)
+            dropped += 1
+    return dropped
+
+
+# -- shrinking the LRU lists -------------------------------------------------------------------
+
+def lru_size(a: Arena, lru: int) -> int:
+    return a.ctr[_NR_INACTIVE_ANON + lru]
+
+
+def inactive_is_low(a: Arena, inactive_lru: int) -> bool:
+    inactive, active = lru_size(a, inactive_lru), lru_size(a, inactive_lru + 1)
+    gb = (inactive + active) >> (30 - PAGE_SHIFT)
+    ratio = 1
+    if gb:
+        x, r = 10 * gb, 0
+        while (r + 1) * (r + 1) <= x:
+            r += 1
+        ratio = r
+    return inactive * ratio < active
+
+
+def shrink_active_list(a: Arena, nr: int, active_lru: int) -> None:
+    pfn = a.lru[active_lru][1]
+    i = 0
+    while i < nr and pfn != NIL:
+        prev = a.pages[pfn].prev
+        a.pages[pfn].flags &= ~PG_REFERENCED
+        lru_move(a, pfn, active_lru - 1)
+        a.ctr[CTR["pgrefill"]] += 1
+        a.ctr[CTR["pgdeactivate"]] += 1
+        pfn = prev
+        i += 1
+
+
+def shrink_folio(a: Arena, sc: ScanControl, pfn: int, lru: int) -> bool:
+    p = a.pages[pfn]
+    file = lru == LRU_INACTIVE_FILE
+    if p.flags & PG_REFERENCED:
+        p.flags &= ~PG_REFERENCED
+        lru_move(a, pfn, lru + 1)
+        a.ctr[CTR["pgactivate"]] += 1
+        return False
+    mid, idx = a.rmap[pfn]
+    mm = a.mms[mid]
+    e = mm.ent[idx]
+    if not file:
+        slot = swap_slot_alloc(a) if sc.may_swap else NIL
+        if slot == NIL:
+            lru_move(a, pfn, lru)
+            return False
+        a.swap[slot] = page_bytes(a, pfn)
+        a.ctr[CTR["nr_swap_free"]] -= 1
+        mm.ent[idx] = mk_ent(slot, ENT_SWAP)
+        mm.rss -= 1
+        mm.swapents += 1
+        a.ctr[CTR["pswpout"]] += 1
+        a.ctr[CTR["pgpgout"]] += PAGE_SIZE // 1024
+        sc.swapped += 1
+        sc.work_us += SWAP_OUT_US
+    else:
+        if e & ENT_DIRTY:
+            if not sc.may_writepage:
+                lru_move(a, pfn, lru)
+                return False
+            writeback_page(a, mm, idx)
+            a.ctr[CTR["nr_vmscan_write"]] += 1
+            sc.written += 1
+            sc.work_us += WRITEBACK_US
+        mm.ent[idx] = mk_ent(0, ENT_DISK)
+        mm.rss -= 1
+    release_page(a, pfn)
+    a.ctr[CTR["pgsteal_file" if file else "pgsteal_anon"]] += 1
+    a.ctr[CTR["pgsteal_kswapd" if sc.is_kswapd else "pgsteal_direct"]] += 1
+    return True
+
+
+def shrink_inactive_list(a: Arena, sc: ScanControl, nr: int, lru: int) -> None:
+    pfn = a.lru[lru][1]
+    i = 0
+    scan_kind = CTR["pgscan_file" if lru == LRU_INACTIVE_FILE else "pgscan_anon"]
+    scan_who = CTR["pgscan_kswapd" if sc.is_kswapd else "pgscan_direct"]
+    while i < nr and pfn != NIL:
+        prev = a.pages[pfn].prev
+        sc.nr_scanned += 1
+        a.ctr[scan_kind] += 1
+        a.ctr[scan_who] += 1
+        if shrink_folio(a, sc, pfn, lru):
+            sc.nr_reclaimed += 1
+        pfn = prev
+        i += 1
+
+
+def get_scan_count(a: Arena, sc: ScanControl, priority: int) -> list:
+    file = lru_size(a, LRU_INACTIVE_FILE) + lru_size(a, LRU_ACTIVE_FILE)
+    if not sc.may_swap:
+        balance = "file"
+    elif not file:
+        balance = "anon"
+    elif lru_size(a, LRU_INACTIVE_FILE) >> priority and not inactive_is_low(a, LRU_INACTIVE_FILE):
+        balance = "file"
+    else:
+        balance = "fract"
+    nr = []
+    for lru in range(4):
+        is_file = lru >= LRU_INACTIVE_FILE
+        size = lru_size(a, lru)
+        scan = size >> priority if priority else size
+        if balance == "file":
+            scan = scan if is_file else 0
+        elif balance == "anon":
+            scan = 0 if is_file else scan
+        else:
+            scan = scan * ((200 - SWAPPINESS) if is_file else SWAPPINESS) // 200
+        nr.append(scan)
+    return nr
+
+
+def shrink_node(a: Arena, sc: ScanControl, priority: int) -> None:
+    nr = get_scan_count(a, sc, priority)
+    while nr[LRU_INACTIVE_ANON] or nr[LRU_ACTIVE_FILE] or nr[LRU_INACTIVE_FILE]:
+        for lru in range(4):
+            if not nr[lru]:
+                continue
+            batch = min(nr[lru], SWAP_CLUSTER_MAX)
+            nr[lru] -= batch
+            if lru & 1:
+                if inactive_is_low(a, lru - 1):
+                    shrink_active_list(a, batch, lru)
+            else:
+                shrink_inactive_list(a, sc, batch, lru)
+        if sc.nr_reclaimed >= sc.nr_to_reclaim:
+            break
+    if sc.may_swap and inactive_is_low(a, LRU_INACTIVE_ANON):
+        shrink_active_list(a, SWAP_CLUSTER_MAX, LRU_ACTIVE_ANON)
+
+
+def try_to_free_pages(a: Arena, gfp: int, order: int, highest: int) -> int:
+    sc = ScanControl(a, gfp, False)
+    sc.nr_to_reclaim = SWAP_CLUSTER_MAX
+    a.ctr[CTR["allocstall_dma"] + highest] += 1
+    a.cost[COST["slept"]] = 1
+    for priority in range(DEF_PRIORITY, -1, -1):
+        sc.may_swap = bool(gfp & GFP_IO) and a.ctr[CTR["nr_swap_free"]] > 0
+        shrink_node(a, sc, priority)
+        if sc.nr_reclaimed >= sc.nr_to_reclaim:
+            break
+    cost = a.cost
+    cost[COST["scanned"]] += sc.nr_scanned
+    cost[COST["reclaimed"]] += sc.nr_reclaimed
+    cost[COST["written_back"]] += sc.written
+    cost[COST["swapped_out"]] += sc.swapped
+    reclaim_stall(a, 1 + sc.work_us)
+    return sc.nr_reclaimed
+
+
+# -- kswapd ---------------------------------------------------------------------------------------
+
+def pgdat_balanced(a: Arena, order: int, highest: int) -> bool:
+    from .buddy import zone_watermark_ok
+    found = False
+    for zid in range(min(highest, len(a.zones) - 1) + 1):
+        z = a.zones[zid]
+        if not z.managed:
+            continue
+        found = True
+        if zone_watermark_ok(z, order, z.wmark[2], highest, 0):
+            return True
+    return not found
+
+
+def wakeup_kswapd(a: Arena, order: int, highest: int) -> None:
+    if pgdat_balanced(a, order, highest):
+        return
+    if not a.kswapd_wanted or order > a.kswapd_order:
+        a.kswapd_order = order
+    if not a.kswapd_wanted or highest > a.kswapd_highest:
+        a.kswapd_highest = highest
+    a.kswapd_wanted = 1
+    a.cost[COST["kswapd_woken"]] = 1
+
+
+def kswapd_run(a: Arena) -> None:
+    highest = a.kswapd_highest
+    a.kswapd_wanted = 0
+    a.ctr[CTR["pageoutrun"]] += 1
+    nr_to_reclaim = 0
+    for zid in range(min(highest, len(a.zones) - 1) + 1):
+        z = a.zones[zid]
+        if z.managed:
+            nr_to_reclaim += max(z.wmark[2], SWAP_CLUSTER_MAX)
+    sc = ScanControl(a, GFP_IO | GFP_FS | GFP_DIRECT_RECLAIM | GFP_KSWAPD_RECLAIM, True)
+    work = 0
+    for priority in range(DEF_PRIORITY, 0, -1):
+        if pgdat_balanced(a, 0, highest):
+            break
+        sc.may_swap = a.ctr[CTR["nr_swap_free"]] > 0
+        sc.nr_reclaimed = 0
+        sc.nr_to_reclaim = nr_to_reclaim
+        shrink_node(a, sc, priority)
+        work += sc.work_us
+        sc.work_us = 0
+    a.ticks += work
+
+
+# -- counters -------------------------------------------------------------------------------------
+
+def last_cost(a: Arena) -> list:
+    out = list(a.cost)
+    out[COST["seq"]] = int(a.cost[COST["seq"]] == a.alloc_seq)
+    return out
+
+
+def set_oom_mode(a: Arena, mode) -> int:
+    if type(mode) is not int or not 0 <= mode <= 2:
+        return EINVAL
+    if mode == 2:
+        a.ctr[CTR["oom_kill"]] += 1
+    else:
+        a.oom_mode = mode
+    return OK
+
+
+def check(a: Arena):
+    """None, or a message naming the first broken invariant (reclaim_check())."""
+    zone_lru = [[0] * 4 for _ in a.zones]
+    for lru in range(4):
+        n, prev = 0, NIL
+        pfn = a.lru[lru][0]
+        while pfn != NIL:
+            p = a.pages.get(pfn)
+            n += 1
+            if p is None or n > a.nr_pages:
+                return f"LRU {_LRU_NAMES[lru]} is corrupt"
+            if p.prev != prev:
+                return f"LRU {_LRU_NAMES[lru]}: pfn {pfn:#x} has a bad prev link"
+            if not p.flags & PG_LRU or not p.flags & PG_ALLOC or page_lru(p) != lru:
+                return f"LRU {_LRU_NAMES[lru]}: pfn {pfn:#x} is not a page of this list"
+            owner = a.rmap.get(pfn)
+            if owner is None or not a.mms[owner[0]].alive:
+                return f"LRU {_LRU_NAMES[lru]}: pfn {pfn:#x} belongs to no live process or file"
+            mm, idx = a.mms[owner[0]], owner[1]
+            if idx >= mm.nr_pages or mm.ent[idx] & 3 != ENT_PRESENT or mm.ent[idx] >> 3 != pfn:
+                return f"LRU {_LRU_NAMES[lru]}: pfn {pfn:#x} is not mapped where its rmap says"
+            zone_lru[a.zone_of(pfn).zid][lru] += 1
+            prev = pfn
+            pfn = p.next
+        if prev != a.lru[lru][1]:
+            return f"LRU {_LRU_NAMES[lru]}: the tail is wrong"
+        if n != lru_size(a, lru):
+            return f"LRU {_LRU_NAMES[lru]} holds {n} pages but counts {lru_size(a, lru)}"
+    for z in a.zones:
+        for lru in range(4):
+            if zone_lru[z.zid][lru] != z.nr_lru[lru]:
+                return (f"zone {z.zid} counts {z.nr_lru[lru]} {_LRU_NAMES[lru]} pages, "
+                        f"the list holds {zone_lru[z.zid][lru]}")
+    swapents = dirty = 0
+    for mid, mm in enumerate(a.mms):
+        if not mm.alive:
+            continue
+        rss = swp = drt = 0
+        for idx in range(mm.nr_pages):
+            e = mm.ent[idx]
+            state = e & 3
+            if state == ENT_PRESENT:
+                rss += 1
+                drt += 1 if e & ENT_DIRTY else 0
+                pfn = e >> 3
+                p = a.pages.get(pfn)
+                if a.rmap.get(pfn) != (mid, idx) or p is None or not p.flags & PG_LRU:
+                    return f"mm {mid} page {idx}: pfn {pfn:#x} does not point back"
+            elif state == ENT_SWAP:
+                swp += 1
+                if e >> 3 >= a.swap_next:
+                    return f"mm {mid} page {idx}: swap slot out of range"
+            elif not mm.is_file and state != ENT_NONE:
+                return f"mm {mid} page {idx}: bad entry"
+        if (rss, swp, drt) != (mm.rss, mm.swapents, mm.nr_dirty):
+            return (f"mm {mid}: counts rss {mm.rss} swap {mm.swapents} dirty {mm.nr_dirty}, "
+                    f"holds {rss} {swp} {drt}")
+        swapents += swp
+        dirty += drt
+    if swapents != a.swap_next - len(a.swap_free) or a.ctr[CTR["nr_swap_free"]] != a.swap_pages - swapents:
+        return f"swap: {swapents} entries in use but {a.swap_next - len(a.swap_free)} slots taken"
+    if dirty != a.ctr[CTR["nr_dirty"]]:
+        return f"{a.ctr[CTR['nr_dirty']]} dirty pages counted, {dirty} found"
+    return None
+
+
