@@ -208,10 +208,11 @@ def _totalram(snap: dict) -> int:
 
 def si_mem_available(snap: dict) -> int:
     """mm/show_mem.c si_mem_available(): free - totalreserve + the part of the page
-    cache and reclaimable slab above the low watermarks (no page cache here)."""
+    cache and reclaimable slab above the low watermarks."""
     wmark_low = sum(_wmark(z, 1) for z in snap["zones"])
     available = _total_free(snap) - totalreserve_pages(snap)
-    pagecache = 0
+    _, _, inactive_file, active_file = _lru(snap)
+    pagecache = inactive_file + active_file
     available += pagecache - min(pagecache // 2, wmark_low)
     reclaimable = snap["vm"]["nr_slab_reclaimable"]    # + NR_KERNEL_MISC_RECLAIMABLE (0)
     available += reclaimable - min(reclaimable // 2, wmark_low)
@@ -223,11 +224,12 @@ def global_dirty_limits(snap: dict) -> tuple[int, int]:
     (dirty_ratio 20, dirty_background_ratio 10, no *_bytes): returns
     (nr_dirty_threshold, nr_dirty_background_threshold) in pages.
 
-    global_dirtyable_memory() = free - min(free, totalreserve) + file LRU (0) + 1.
+    global_dirtyable_memory() = free - min(free, totalreserve) + file LRU + 1.
     The ratios are kept per PAGE_SIZE for precision, as the kernel does.
     """
     free = _total_free(snap)
-    available = free - min(free, totalreserve_pages(snap)) + 1
+    _, _, inactive_file, active_file = _lru(snap)
+    available = free - min(free, totalreserve_pages(snap)) + inactive_file + active_file + 1
     ratio = VM_DIRTY_RATIO * PAGE_SIZE // 100
     bg_ratio = DIRTY_BACKGROUND_RATIO * PAGE_SIZE // 100
     thresh = ratio * available // PAGE_SIZE
@@ -307,20 +309,47 @@ def render_pagetypeinfo(snap: dict) -> str:
     return "".join(out)
 
 
+def _reclaim(snap: dict) -> dict:
+    """The reclaim counters of the snapshot (all 0 for a snapshot made without them)."""
+    return snap.get("reclaim") or _NO_RECLAIM
+
+
+_NO_RECLAIM: dict = {}
+
+
+def _lru(snap: dict) -> tuple:
+    rc = _reclaim(snap)
+    return tuple(rc.get(name, 0) for name in ("nr_inactive_anon", "nr_active_anon",
+                                              "nr_inactive_file", "nr_active_file"))
+
+
 def _node_stats(snap: dict) -> dict:
     """Node counters pyalloc has; every other node counter is 0."""
     vm = snap["vm"]
+    rc = _reclaim(snap)
+    ia, aa, if_, af = _lru(snap)
     return {
+        "nr_inactive_anon": ia, "nr_active_anon": aa, "nr_inactive_file": if_, "nr_active_file": af,
         "nr_slab_reclaimable": vm["nr_slab_reclaimable"],
         "nr_slab_unreclaimable": vm["nr_slab_unreclaimable"],
+        "nr_anon_pages": ia + aa, "nr_file_pages": if_ + af,
+        "nr_dirty": rc.get("nr_dirty", 0),
+        "nr_vmscan_write": rc.get("nr_vmscan_write", 0),
+        "nr_dirtied": rc.get("nr_dirtied", 0), "nr_written": rc.get("nr_written", 0),
+        "workingset_refault_anon": rc.get("workingset_refault_anon", 0),
+        "workingset_refault_file": rc.get("workingset_refault_file", 0),
         "nr_kernel_stack": vm["nr_kernel_stack_kb"],       # NR_KERNEL_STACK_KB: in kB
         "nr_page_table_pages": vm["nr_page_table_pages"],
     }
 
 
 def _zone_stats(zone: dict) -> dict:
+    lru = zone.get("nr_lru") or (0, 0, 0, 0)
     return {"nr_free_pages": zone["nr_free_pages"],
-            "nr_free_pages_blocks": zone["nr_free_pages_blocks"]}
+            "nr_free_pages_blocks": zone["nr_free_pages_blocks"],
+            "nr_zone_inactive_anon": lru[0], "nr_zone_active_anon": lru[1],
+            "nr_zone_inactive_file": lru[2], "nr_zone_active_file": lru[3],
+            "nr_zone_write_pending": zone.get("nr_dirty", 0)}
 
 
 def _numa_stats(zone: dict) -> dict:
@@ -420,7 +449,14 @@ def meminfo_values(snap: dict) -> dict:
     # vm_commit_limit(): (totalram - hugetlb) * overcommit_ratio / 100 + swap.
     commit_limit = totalram * OVERCOMMIT_RATIO // 100 + vm["swap_total_pages"]
     values = {label: 0 for label in MEMINFO_LABELS}
+    ia, aa, if_, af = _lru(snap)
     values.update({
+        "Cached": _kb(if_ + af),
+        "Active": _kb(aa + af), "Inactive": _kb(ia + if_),
+        "Active(anon)": _kb(aa), "Inactive(anon)": _kb(ia),
+        "Active(file)": _kb(af), "Inactive(file)": _kb(if_),
+        "Dirty": _kb(_reclaim(snap).get("nr_dirty", 0)),
+        "AnonPages": _kb(ia + aa),
         "MemTotal": _kb(totalram),
         "MemFree": _kb(_total_free(snap)),
         "MemAvailable": _kb(si_mem_available(snap)),
@@ -491,8 +527,15 @@ def vmstat_values(snap: dict) -> dict:
         values["pgalloc_" + zone_name.lower()] = zone["pgalloc"]
     values["pgalloc_device"] = 0
     values["pgfree"] = snap["vm"]["pgfree"]
+    for name, v in _reclaim(snap).items():
+        if name in values and name not in _GAUGES:
+            values[name] = v
     values["nr_dirty_threshold"], values["nr_dirty_background_threshold"] = global_dirty_limits(snap)
     return values
+
+
+# reclaim gauges that vmstat prints under node names (handled by _node_stats)
+_GAUGES = frozenset(("nr_inactive_anon", "nr_active_anon", "nr_inactive_file", "nr_active_file", "nr_dirty"))
 
 
 def render_vmstat(snap: dict) -> str:
@@ -596,7 +639,14 @@ def render_vmallocinfo(snap: dict) -> str:
             + "".join(vmallocinfo_unpurged(va) for va in vmalloc.get("unpurged") or ()))
 
 
+def render_pressure_memory(snap: dict) -> str:
+    """/proc/pressure/memory: psi_show() of the memory resource (some, then full)."""
+    return _reclaim(snap).get("pressure_memory") or (
+        "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n")
+
+
 RENDERERS: dict[str, Callable[[dict], str]] = {
+    "pressure/memory": render_pressure_memory,
     "buddyinfo": render_buddyinfo,
     "pagetypeinfo": render_pagetypeinfo,
     "zoneinfo": render_zoneinfo,
@@ -633,10 +683,12 @@ def show_mem(snap: dict, max_zone_idx: int = MAX_NR_ZONES - 1) -> list[str]:
     shown = [z for i, z in enumerate(zones) if _populated(z) and i <= max_zone_idx]
     free = _total_free(snap)
     lines = ["Mem-Info:"]
+    ia, aa, if_, af = _lru(snap)
+    dirty = _reclaim(snap).get("nr_dirty", 0)
     lines += [
-        "active_anon:0 inactive_anon:0 isolated_anon:0",
-        " active_file:0 inactive_file:0 isolated_file:0",
-        " unevictable:0 dirty:0 writeback:0",
+        "active_anon:%d inactive_anon:%d isolated_anon:0" % (aa, ia),
+        " active_file:%d inactive_file:%d isolated_file:0" % (af, if_),
+        " unevictable:0 dirty:%d writeback:0" % dirty,
         " slab_reclaimable:%d slab_unreclaimable:%d"
         % (vm["nr_slab_reclaimable"], vm["nr_slab_unreclaimable"]),
         " mapped:0 shmem:0 pagetables:%d" % vm["nr_page_table_pages"],
@@ -646,23 +698,26 @@ def show_mem(snap: dict, max_zone_idx: int = MAX_NR_ZONES - 1) -> list[str]:
     ]
     if any(z["managed"] for z in zones[:max_zone_idx + 1]):     # node_has_managed_zones()
         lines.append(
-            "Node 0 active_anon:0kB inactive_anon:0kB active_file:0kB inactive_file:0kB"
-            " unevictable:0kB isolated(anon):0kB isolated(file):0kB mapped:0kB dirty:0kB"
+            "Node 0 active_anon:%dkB inactive_anon:%dkB active_file:%dkB inactive_file:%dkB"
+            " unevictable:0kB isolated(anon):0kB isolated(file):0kB mapped:0kB dirty:%dkB"
             " writeback:0kB shmem:0kB shmem_thp:0kB shmem_pmdmapped:0kB anon_thp:0kB"
             " kernel_stack:%dkB pagetables:%dkB sec_pagetables:0kB"
             " all_unreclaimable? no Balloon:0kB"
-            % (vm["nr_kernel_stack_kb"], _kb(vm["nr_page_table_pages"])))
+            % (_kb(aa), _kb(ia), _kb(af), _kb(if_), _kb(dirty),
+               vm["nr_kernel_stack_kb"], _kb(vm["nr_page_table_pages"])))
     for zone in shown:
+        zl = zone.get("nr_lru") or (0, 0, 0, 0)
         free_highatomic = sum(zone["free_area"][o][3] << o for o in range(NR_PAGE_ORDERS))
         lines.append(
             "Node 0 %s free:%dkB boost:%dkB min:%dkB low:%dkB high:%dkB"
             " reserved_highatomic:%dKB free_highatomic:%dKB"
-            " active_anon:0kB inactive_anon:0kB active_file:0kB inactive_file:0kB"
-            " unevictable:0kB writepending:0kB zspages:0kB present:%dkB managed:%dkB"
+            " active_anon:%dkB inactive_anon:%dkB active_file:%dkB inactive_file:%dkB"
+            " unevictable:0kB writepending:%dkB zspages:0kB present:%dkB managed:%dkB"
             " mlocked:0kB bounce:0kB free_pcp:0kB local_pcp:0kB free_cma:0kB"
             % (zone["name"], _kb(zone["nr_free_pages"]), _kb(zone["boost"]),
                _kb(_wmark(zone, 0)), _kb(_wmark(zone, 1)), _kb(_wmark(zone, 2)),
                _kb(zone["nr_reserved_highatomic"]), _kb(free_highatomic),
+               _kb(zl[1]), _kb(zl[0]), _kb(zl[3]), _kb(zl[2]), _kb(zone.get("nr_dirty", 0)),
                _kb(zone["present"]), _kb(zone["managed"])))
         lines.append("lowmem_reserve[]: " + " ".join(str(r) for r in zone["lowmem_reserve"]))
     for zone in shown:
@@ -682,7 +737,7 @@ def show_mem(snap: dict, max_zone_idx: int = MAX_NR_ZONES - 1) -> list[str]:
     for size_kb in (HPAGE_PUD_KB, HPAGE_PMD_KB):
         lines.append("Node 0 hugepages_total=0 hugepages_free=0 hugepages_surp=0"
                      " hugepages_size=%dkB" % size_kb)
-    lines.append("0 total pagecache pages")
+    lines.append("%d total pagecache pages" % (if_ + af))
     # show_swap_cache_info()
     lines.append("0 pages in swap cache")
     lines.append("Free swap  = %dkB" % _kb(vm["swap_free_pages"]))

@@ -208,8 +208,14 @@ class ReclaimAPI:
         return self._rw(mid, offset, None, n, self._comm, None, "file_read", GFP_PAGECACHE)
 
     def file_size(self, path: str) -> int:
+        """The file's size in bytes."""
         mid = self._file(path, "file_size", False)
         return self._core.mm_info(mid)["size"]
+
+    def file_info(self, path: str) -> dict:
+        """size (bytes), cached and dirty (pages in the page cache) of a file."""
+        info = self._core.mm_info(self._file(path, "file_info", False))
+        return {"size": info["size"], "cached": info["rss"], "dirty": info["nr_dirty"]}
 
     def sync(self) -> None:
         """Write every dirty page cache page back to the simulated disk."""

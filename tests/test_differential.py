@@ -24,7 +24,9 @@ GFPS = [
     "GFP_KERNEL|__GFP_HIGH", "GFP_KERNEL|__GFP_NOFAIL", "GFP_ATOMIC|__GFP_NOFAIL",
     "GFP_KERNEL|__GFP_RETRY_MAYFAIL", "GFP_KERNEL_ACCOUNT", "GFP_TRANSHUGE",
 ]
-VIEWS = ("buddyinfo", "pagetypeinfo", "zoneinfo", "meminfo", "vmstat", "slabinfo", "vmallocinfo")
+VIEWS = ("buddyinfo", "pagetypeinfo", "zoneinfo", "meminfo", "vmstat", "slabinfo", "vmallocinfo",
+         "pressure/memory")
+PATHS = ["/var/log/syslog", "/data/db", "/tmp/x"]
 VSIZES = [0, 1, 4096, 4097, 3 * 4096, 64 << 10, 600 * 4096, 30 << 20]
 KGFPS = ["GFP_KERNEL", "GFP_KERNEL|__GFP_ZERO", "GFP_KERNEL_ACCOUNT", "GFP_KERNEL|__GFP_RECLAIMABLE",
          "GFP_KERNEL|GFP_DMA", "GFP_ATOMIC", "GFP_KERNEL|__GFP_NOWARN", "GFP_KERNEL|GFP_DMA32",
@@ -52,8 +54,8 @@ class TwoBackends(RuleBasedStateMachine):
 
     def __init__(self):
         super().__init__()
-        self.c = pyalloc.Machine(mem=MEM, backend="c", cpus=2, slub_debug=self.SLUB_DEBUG)
-        self.py = pyalloc.Machine(mem=MEM, backend="model", cpus=2, slub_debug=self.SLUB_DEBUG)
+        self.c = pyalloc.Machine(mem=MEM, backend="c", cpus=2, slub_debug=self.SLUB_DEBUG, swap="2M")
+        self.py = pyalloc.Machine(mem=MEM, backend="model", cpus=2, slub_debug=self.SLUB_DEBUG, swap="2M")
 
     def both_with(self, name, pair, *args, **kw):
         """Call a method whose first argument differs per machine (a Cache)."""
@@ -166,6 +168,46 @@ class TwoBackends(RuleBasedStateMachine):
         self.both("read", addr, n)
         self.both("memset", addr, (offset & 0xff), n)
         self.both("vmalloc_to_page", addr)
+
+    # -- processes, files, reclaim ------------------------------------------------
+
+    pids = Bundle("pids")
+
+    @rule(target=pids, name=st.sampled_from(["bash", "postgres", "a-very-long-process-name"]),
+          adj=st.sampled_from([0, 0, 500, -1000]))
+    def spawn(self, name, adj):
+        r = self.both("spawn", name, adj)
+        return r[1] if r[0] == "ok" else -1
+
+    @rule(pid=pids, pages=st.sampled_from([0, 1, 17, 300, 1500, 4000, 7000]))
+    def touch(self, pid, pages):
+        self.both("touch", pid, pages)
+        assert self.c.last_alloc == self.py.last_alloc
+        assert self.c.processes() == self.py.processes()
+
+    @rule(pid=pids)
+    def exit_process(self, pid):
+        self.both("exit", pid)
+
+    @rule(pid=pids, offset=st.integers(-1, 300 * 4096), data=st.binary(min_size=0, max_size=5000))
+    def user_rw(self, pid, offset, data):
+        self.both("user_write", pid, offset, data)
+        self.both("user_read", pid, offset, len(data) + 1)
+
+    @rule(path=st.sampled_from(PATHS), pages=st.sampled_from([0, 1, 50, 900, 3000]), dirty=st.booleans())
+    def file_pages(self, path, pages, dirty):
+        self.both("write_file" if dirty else "read_file", path, pages)
+        assert self.c.last_alloc == self.py.last_alloc
+
+    @rule(path=st.sampled_from(PATHS), offset=st.integers(-1, 2000 * 4096), data=st.binary(min_size=0, max_size=9000))
+    def file_rw(self, path, offset, data):
+        self.both("file_write", path, offset, data)
+        self.both("file_read", path, offset, len(data))
+        self.both("file_read", path, offset, len(data) + 4096)
+
+    @rule(which=st.sampled_from(["sync", "drop_caches"]))
+    def writeback(self, which):
+        self.both(which)
 
     @rule()
     def check_both(self):
@@ -281,3 +323,56 @@ def test_long_mixed_workload_agrees():
                 c.check()
                 py.check()
         assert c.dmesg() == py.dmesg()
+
+
+def test_pressure_workload_agrees():
+    """Processes, dirty and clean page cache, swap, kswapd, compaction and the OOM
+    killer on a small machine: both backends must tell the same story."""
+    import random
+    rnd = random.Random(7)
+    kw = dict(mem="32M", swap="8M", cpus=2)
+    with pyalloc.Machine(backend="c", **kw) as c, pyalloc.Machine(backend="model", **kw) as py:
+        pids = []
+        for step in range(400):
+            op = rnd.random()
+            if op < 0.15 or not pids:
+                a, b = outcome(c.spawn, f"task{step}"), outcome(py.spawn, f"task{step}")
+                assert a == b
+                pids.append(a[1])
+            elif op < 0.45:
+                pid, n = rnd.choice(pids), rnd.choice([10, 200, 1000, 3000])
+                a, b = outcome(c.touch, pid, n), outcome(py.touch, pid, n)
+                assert a == b, (step, a, b)
+                assert c.last_alloc == py.last_alloc
+            elif op < 0.6:
+                path, n = rnd.choice(["/a", "/b", "/c"]), rnd.choice([100, 800, 2500])
+                fn = rnd.choice(["read_file", "write_file"])
+                a, b = outcome(getattr(c, fn), path, n), outcome(getattr(py, fn), path, n)
+                assert a == b, (step, fn, a, b)
+            elif op < 0.7:
+                gfp, order = rnd.choice(GFPS[:13]), rnd.choice([0, 0, 1, 3, 4])
+                a, b = outcome(c.alloc_pages, gfp, order), outcome(py.alloc_pages, gfp, order)
+                assert a == b, (step, gfp, order, a, b)
+            elif op < 0.8:
+                pid, off = rnd.choice(pids), rnd.randrange(0, 3000 * 4096)
+                data = bytes([step & 0xff]) * rnd.randrange(1, 9000)
+                a, b = outcome(c.user_write, pid, off, data), outcome(py.user_write, pid, off, data)
+                assert a == b, (step, a, b)
+                a, b = outcome(c.user_read, pid, off, len(data)), outcome(py.user_read, pid, off, len(data))
+                assert a == b
+                if a[0] == "ok":
+                    assert a[1] == data
+            elif op < 0.85:
+                pid = pids.pop(rnd.randrange(len(pids)))
+                assert outcome(c.exit, pid) == outcome(py.exit, pid)
+            else:
+                fn = rnd.choice(["sync", "drop_caches"])
+                assert outcome(getattr(c, fn)) == outcome(getattr(py, fn))
+            if step % 50 == 0:
+                for view in VIEWS:
+                    assert c.proc(view) == py.proc(view), (step, view)
+                c.check()
+                py.check()
+        assert c.dmesg() == py.dmesg()
+        assert c.reclaim_counters() == py.reclaim_counters()
+        assert c.reclaim_counters()["pswpout"] > 0 and c.reclaim_counters()["oom_kill"] > 0
