@@ -9,14 +9,43 @@ from . import workload
 from .errors import PyallocError
 from .machine import Machine
 
-VIEWS = ("buddyinfo", "pagetypeinfo", "zoneinfo", "meminfo", "vmstat", "slabinfo", "vmallocinfo")
+VIEWS = ("buddyinfo", "pagetypeinfo", "zoneinfo", "meminfo", "vmstat", "slabinfo", "vmallocinfo",
+         "pressure/memory")
+RECLAIM_COUNTERS = ("pgscan_kswapd", "pgscan_direct", "pgsteal_kswapd", "pgsteal_direct", "pswpin", "pswpout",
+                    "pgpgin", "pgpgout", "allocstall_movable", "allocstall_normal", "pageoutrun",
+                    "compact_stall", "compact_success", "compact_fail", "oom_kill")
 
 
-def _machine(args) -> Machine:
-    return Machine(mem=args.mem, cpus=args.cpus, backend=args.backend, slub_debug=args.slub_debug)
+def _machine(args, mem=None, swap=None) -> Machine:
+    return Machine(mem=args.mem or mem or "1G", cpus=args.cpus, backend=args.backend,
+                   slub_debug=args.slub_debug, swap=args.swap or swap or 0)
+
+
+def cmd_demo_pressure(args) -> int:
+    with _machine(args, mem="128M", swap="64M") as m:
+        booted = len(m.dmesg())
+        r = workload.run_pressure(m, seed=args.seed)
+        print(f"# pyalloc demo --pressure: {m.mem >> 20} MiB machine, {m.swap >> 20} MiB swap, backend "
+              f"{m.backend}: {r['oom_kills']} OOM kill(s), the leak got {r['leak_pages']} pages, "
+              f"{r['processes']} processes left, database bytes intact: {r['db_intact']}")
+        print("\n$ cat /proc/meminfo")
+        print(m.proc("meminfo"), end="")
+        vmstat = dict(line.split() for line in m.proc("vmstat").splitlines())
+        print("\n$ grep -E 'pgscan|pgsteal|pswp|pgpg|allocstall|pageoutrun|compact_(stall|success|fail)|oom_kill' "
+              "/proc/vmstat")
+        for name in RECLAIM_COUNTERS:
+            print(name, vmstat[name])
+        print("\n$ cat /proc/pressure/memory")
+        print(m.proc("pressure/memory"), end="")
+        print("\n$ dmesg")
+        print("\n".join(m.dmesg()[booted:]))
+        m.check()
+    return 0
 
 
 def cmd_demo(args) -> int:
+    if args.pressure:
+        return cmd_demo_pressure(args)
     with _machine(args) as m:
         done = workload.run_pages(m, seed=args.seed)
         slab = workload.run_slab(m, seed=args.seed)
@@ -47,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     def machine_args(sp):
-        sp.add_argument("--mem", default="1G", help="simulated RAM, e.g. 512M, 4G (default 1G)")
+        sp.add_argument("--mem", default=None, help="simulated RAM, e.g. 512M, 4G (default 1G; 128M with --pressure)")
+        sp.add_argument("--swap", default=None, help="swap device size, e.g. 256M (default none; 64M with --pressure)")
         sp.add_argument("--cpus", type=int, default=2, help="simulated CPUs (default 2)")
         sp.add_argument("--backend", choices=("c", "model"), default=None,
                         help="c (compiled core, default) or model (pure Python)")
@@ -56,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="run the built-in workloads and print buddyinfo, pagetypeinfo, meminfo, slabinfo, vmallocinfo")
     machine_args(d)
+    d.add_argument("--pressure", action="store_true",
+                   help="push a small machine into reclaim, swap and the OOM killer; print meminfo, the "
+                        "reclaim counters, PSI and dmesg")
     d.set_defaults(func=cmd_demo)
     pr = sub.add_parser("proc", help="print one /proc file of a machine")
     pr.add_argument("name", choices=VIEWS)

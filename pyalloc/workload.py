@@ -105,3 +105,32 @@ def run_vmalloc(m, seed: int = 2026) -> dict:
 
 CALLERS = ("alloc_large_system_hash+0x1a0/0x2f0", "bpf_prog_alloc_no_stats+0x4d/0x230",
            "module_alloc+0x3e/0x60", "kernel_clone+0xb8/0x400")
+
+
+def run_pressure(m, seed: int = 2026) -> dict:
+    """Push a machine into reclaim, swap and the OOM killer, as a small server
+    does on a bad day: a database with its cache and logs, a second service
+    that needs room, then a leak that the OOM killer has to stop.  Returns what
+    happened, including whether the database's bytes survived."""
+    rnd = random.Random(seed)
+    total = m.nr_pages
+    db = m.spawn("postgres")
+    m.touch(db, total * 30 // 100)
+    records = {}
+    for _ in range(64):
+        off = rnd.randrange(0, total * 30 // 100) * 4096 + rnd.randrange(0, 3000)
+        records[off] = bytes(rnd.randrange(256) for _ in range(32))
+        m.user_write(db, off, records[off])
+    m.read_file("/var/lib/postgresql/base/16384", total * 25 // 100)
+    m.write_file("/var/log/journal/system.journal", total * 10 // 100)
+    web = m.spawn("java")
+    m.touch(web, total * 40 // 100)
+    m.touch(db, total * 10 // 100)                  # the hot part of the database again
+    for size in (64, 192, 1024, 4096):
+        m.kfree(m.kmalloc(size, "GFP_ATOMIC|__GFP_NOWARN"))
+    leak = m.spawn("leaky")
+    got = m.touch(leak, total * 2)                  # more than RAM and swap together
+    intact = all(m.user_read(db, off, len(data)) == data for off, data in records.items())
+    m.sync()
+    return {"processes": len(m.processes()), "leak_pages": got, "db_intact": intact,
+            "oom_kills": m.reclaim_counters()["oom_kill"]}

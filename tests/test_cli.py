@@ -53,3 +53,31 @@ def test_python_dash_m():
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0
     assert r.stdout == "Node 0, zone      DMA      0      0      0      0      0      0      0      0      0      0      4 \n"
+
+
+def test_demo_pressure(backend, capsys):
+    rc, out, _ = run(capsys, "demo", "--pressure", "--mem", "64M", "--swap", "32M", "--backend", backend)
+    assert rc == 0
+    head = out.splitlines()[0]
+    assert "1 OOM kill(s)" in head and "database bytes intact: True" in head
+    assert "\n$ cat /proc/meminfo\nMemTotal:          65536 kB\n" in out
+    assert "SwapTotal:         32768 kB" in out
+    counters = dict(line.split() for line in out.split("/proc/vmstat\n")[1].split("\n\n")[0].splitlines())
+    assert int(counters["pswpout"]) > 0 and int(counters["oom_kill"]) == 1 and int(counters["pgsteal_direct"]) > 0
+    psi = out.split("$ cat /proc/pressure/memory\n")[1].splitlines()
+    assert psi[0].startswith("some avg10=") and psi[1].startswith("full avg10=")
+    assert "leaky invoked oom-killer: gfp_mask=0x140dca(GFP_HIGHUSER_MOVABLE|__GFP_ZERO|__GFP_COMP), order=0" in out
+    assert "Out of memory: Killed process 102 (leaky)" in out
+
+
+def test_demo_pressure_is_the_same_on_both_backends(capsys):
+    pytest.importorskip("pyalloc._core")
+    outs = [run(capsys, "demo", "--pressure", "--mem", "32M", "--backend", b)[1].split("\n", 1)[1]
+            for b in ("c", "model")]
+    assert outs[0] == outs[1]
+
+
+def test_proc_pressure_memory(capsys):
+    rc, out, _ = run(capsys, "proc", "pressure/memory", "--mem", "16M")
+    assert rc == 0 and out == ("some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
+                               "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n")
