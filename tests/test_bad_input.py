@@ -56,6 +56,27 @@ def calls(m, cache):
     yield from ((f"kvfree({w!r})", lambda w=w: m.kvfree(w)) for w in WEIRD)
     yield from ((f"read(vmalloc + {w!r})", lambda w=w: m.read(pyalloc.VMALLOC_START + w, 8)) for w in WEIRD
                 if isinstance(w, int))
+    pid = m.spawn("victim")
+    m.touch(pid, 3)
+    m.read_file("/f", 2)
+    yield from ((f"spawn({w!r})", lambda w=w: m.spawn(w)) for w in WEIRD)
+    yield from ((f"spawn(x, {w!r})", lambda w=w: m.spawn("x", w)) for w in WEIRD)
+    yield from ((f"touch({w!r}, 1)", lambda w=w: m.touch(w, 1)) for w in WEIRD)
+    yield from ((f"touch(pid, {w!r})", lambda w=w: m.touch(pid, w)) for w in WEIRD)
+    yield from ((f"exit({w!r})", lambda w=w: m.exit(w)) for w in WEIRD)
+    yield from ((f"user_write(pid, {w!r})", lambda w=w: m.user_write(pid, w, b"x")) for w in WEIRD)
+    yield from ((f"user_write({w!r}, 0)", lambda w=w: m.user_write(w, 0, b"x")) for w in WEIRD)
+    yield from ((f"user_write(pid, 0, {w!r})", lambda w=w: m.user_write(pid, 0, w)) for w in WEIRD)
+    yield from ((f"user_read(pid, {w!r}, 1)", lambda w=w: m.user_read(pid, w, 1)) for w in WEIRD)
+    yield from ((f"user_read(pid, 0, {w!r})", lambda w=w: m.user_read(pid, 0, w)) for w in WEIRD)
+    yield from ((f"read_file({w!r}, 1)", lambda w=w: m.read_file(w, 1)) for w in WEIRD)
+    yield from ((f"read_file(f, {w!r})", lambda w=w: m.read_file("/f", w)) for w in WEIRD)
+    yield from ((f"write_file(f, {w!r})", lambda w=w: m.write_file("/f", w)) for w in WEIRD)
+    yield from ((f"file_write(f, {w!r})", lambda w=w: m.file_write("/f", w, b"x")) for w in WEIRD)
+    yield from ((f"file_write(f, 0, {w!r})", lambda w=w: m.file_write("/f", 0, w)) for w in WEIRD)
+    yield from ((f"file_read(f, {w!r}, 1)", lambda w=w: m.file_read("/f", w, 1)) for w in WEIRD)
+    yield from ((f"file_read(f, 0, {w!r})", lambda w=w: m.file_read("/f", 0, w)) for w in WEIRD)
+    yield from ((f"file_info({w!r})", lambda w=w: m.file_info(w)) for w in WEIRD)
 
 
 def outcomes(backend, slub_debug):
