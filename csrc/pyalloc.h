@@ -226,6 +226,17 @@ int pa_free_vmalloc_pages(pa_machine *m, const int64_t *pfns, int64_t nr_pages);
 int64_t pa_walk(pa_machine *m, int64_t vaddr);
 int64_t pa_pte(pa_machine *m, int64_t vaddr);
 
+/* read-only walks (introspect.c), for drgn-style helpers and /sys/kernel/slab */
+struct pa_slab_view {
+    int64_t cache;                      /* cache id */
+    int32_t order, objects, inuse;
+    int32_t frozen, on_partial;         /* some cpu's active slab; on the node partial list */
+    int32_t cpu;                        /* the cpu whose active slab it is, or -1 */
+};
+int64_t pa_slab_pfns(pa_machine *m, int64_t cache, int64_t *out, int64_t max);
+int pa_slab_view(pa_machine *m, int64_t pfn, struct pa_slab_view *out, uint8_t *states, int64_t max);
+int pa_pageblock_mt(pa_machine *m, int64_t first, int64_t nr, uint8_t *out);
+
 int pa_zone_info(pa_machine *m, int64_t zid, struct pa_zone_info *out);
 int pa_vm_info(pa_machine *m, struct pa_vm_info *out);
 int pa_check(pa_machine *m, char *msg, int64_t msglen);
