@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import workload
+from . import cli_views, workload
 from .errors import PyallocError
 from .machine import Machine
 
@@ -13,14 +13,14 @@ VIEWS = ("buddyinfo", "pagetypeinfo", "zoneinfo", "meminfo", "vmstat", "slabinfo
 
 
 def _machine(args) -> Machine:
-    return Machine(mem=args.mem, cpus=args.cpus, backend=args.backend, slub_debug=args.slub_debug)
+    m = Machine(mem=args.mem, cpus=args.cpus, backend=args.backend, slub_debug=args.slub_debug)
+    cli_views.report_boot_complaints(m)
+    return m
 
 
 def cmd_demo(args) -> int:
     with _machine(args) as m:
-        done = workload.run_pages(m, seed=args.seed)
-        slab = workload.run_slab(m, seed=args.seed)
-        vm = workload.run_vmalloc(m, seed=args.seed)
+        done, slab, vm = cli_views.run_demo_workload(m, args.seed)
         print(f"# pyalloc demo: {args.mem} machine, backend {m.backend}: "
               f"{done['allocated']} page blocks allocated, {done['freed']} freed, {done['kept']} kept; "
               f"{slab['objects']} slab objects in {slab['caches']} caches and kmalloc, {slab['freed']} freed; "
@@ -28,6 +28,9 @@ def cmd_demo(args) -> int:
         for view in ("buddyinfo", "pagetypeinfo", "meminfo", "slabinfo", "vmallocinfo"):
             print(f"\n$ cat /proc/{view}")
             print(m.proc(view), end="")
+        if args.plot:
+            from . import plot
+            plot.plot(m, args.plot)
         m.check()
     return 0
 
@@ -56,17 +59,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="run the built-in workloads and print buddyinfo, pagetypeinfo, meminfo, slabinfo, vmallocinfo")
     machine_args(d)
+    d.add_argument("--plot", metavar="FILE", help="also draw the machine to FILE (.png or .svg; needs pyalloc[plot])")
     d.set_defaults(func=cmd_demo)
     pr = sub.add_parser("proc", help="print one /proc file of a machine")
     pr.add_argument("name", choices=VIEWS)
     pr.add_argument("--workload", action="store_true", help="run the built-in workload first")
     machine_args(pr)
     pr.set_defaults(func=cmd_proc)
+    cli_views.add_commands(sub, machine_args, _machine)
+    cli_views.finish(p, sub)
     return p
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    return cli_views.quiet_broken_pipe(lambda: _run(args))
+
+
+def _run(args) -> int:
     try:
         return args.func(args)
     except PyallocError as exc:
