@@ -31,7 +31,7 @@ EXAMPLES: Dict[str, str] = {
 
 def version_text() -> str:
     from . import __version__
-    return f"pyalloc {__version__} (simulating the Linux {KERNEL_RELEASE.split('-')[0]} allocators on x86-64)"
+    return f"pyalloc {__version__} (simulating the Linux {'.'.join(KERNEL_RELEASE.split('.')[:2])} allocators on x86-64)"
 
 
 def progress(iterable, desc: str, **kw):

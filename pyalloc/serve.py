@@ -150,18 +150,17 @@ def serve(m, root, interval: float = 1.0, steps: Optional[Iterator[int]] = None,
     """Run steps (default: the demo workload) on m, exporting under root after each tick,
     until SIGTERM/SIGINT or ``ticks`` ticks.  Returns the number of ticks run."""
     stop = threading.Event()
-    exporter = Exporter(root)
-    exporter.update(m)
-    steps = steps if steps is not None else demo(m)
     previous = {}
-    is_main = threading.current_thread() is threading.main_thread()
-    if is_main:
+    if threading.current_thread() is threading.main_thread():
         def on_signal(signum, frame):
             stop.set()
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, on_signal)
     done = 0
     try:
+        exporter = Exporter(root)
+        exporter.update(m)          # the tree exists before the first tick; a signal now still ends cleanly
+        steps = steps if steps is not None else demo(m)
         print(f"pyalloc serve: exporting to {exporter.root} every {interval:g}s "
               "(SIGTERM or Ctrl-C to stop)", file=log, flush=True)
         while not stop.is_set() and (ticks is None or done < ticks):
