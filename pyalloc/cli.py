@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import cli_views, workload
+from . import cli_views
 from .errors import PyallocError
 from .machine import Machine
 
@@ -38,9 +38,7 @@ def cmd_demo(args) -> int:
 def cmd_proc(args) -> int:
     with _machine(args) as m:
         if args.workload:
-            workload.run_pages(m, seed=args.seed)
-            workload.run_slab(m, seed=args.seed)
-            workload.run_vmalloc(m, seed=args.seed)
+            cli_views.run_demo_workload(m, args.seed)
         print(m.proc(args.name), end="")
     return 0
 

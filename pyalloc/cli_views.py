@@ -133,6 +133,10 @@ def quiet_broken_pipe(run: Callable[[], int]) -> int:
         rc = run()
         sys.stdout.flush()
         return rc
+    except KeyboardInterrupt:
+        # Ctrl-C before a command installs its own handling (serve does): no traceback
+        print("pyalloc: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:
         # stdout is gone: point it at /dev/null so the interpreter's final flush is quiet too
         devnull = os.open(os.devnull, os.O_WRONLY)

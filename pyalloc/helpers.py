@@ -111,7 +111,7 @@ def _first_object(m, cache: Cache, slab_pfn: int) -> tuple[int, int]:
 def slab_cache_for_each_allocated_object(m, cache: Cache) -> Iterator[int]:
     """The address of every allocated object of the cache, slab by slab in pfn order."""
     cid = m._cache_id(cache, "slab_cache_for_each_allocated_object")
-    found = []
+    found: list = []
     for pfn in m._core.slab_pfns(cid):
         got = _slab(m, pfn)
         if got is None:

@@ -7,12 +7,17 @@ sysfs.py and export.py.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import debugfs, export as exportmod, sysfs
 
 
 class ViewsAPI:
     """debugfs(), sysfs() and export() of Machine."""
+
+    if TYPE_CHECKING:                   # provided by Machine
+        def _live(self) -> None: ...
+        def snapshot(self) -> dict: ...
 
     def debugfs(self, name: str) -> str:
         """The text of /sys/kernel/debug/<name> in the kernel's format.
