@@ -61,6 +61,14 @@ def test_exceptions_carry_what_they_are_about(backend):
         with pytest.raises(pyalloc.CacheInUse) as e:
             m.kmem_cache_destroy(c)
         assert e.value.cache is c and e.value.reason == "objects remaining"
+        v = m.vmalloc(8192)
+        m.vfree(v)
+        with pytest.raises(pyalloc.DoubleFree) as e:
+            m.vfree(v)
+        assert (e.value.addr, e.value.reason) == (v, "double free")
+        with pytest.raises(pyalloc.InvalidFree) as e:
+            m.vfree(m.vmalloc(8192) + 4096)
+        assert e.value.reason == "inside an area"
         assert pyalloc.GFPError("x").addr is None
 
 
