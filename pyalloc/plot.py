@@ -150,7 +150,7 @@ def _pageblock_panel(ax, m) -> None:
     ax.set_yticks([])
     present = sorted(set(mts))
     ax.legend(handles=[Patch(color=MIGRATE_COLOURS[t], label=MIGRATETYPE_NAMES[t]) for t in present],
-              fontsize="small", loc="upper right")
+              fontsize="small", loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(present), frameon=False)
 
 
 def _slab_panel(ax, m, top: int = 15) -> None:
