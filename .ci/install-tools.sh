@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install the real /proc clients the client tests run against our text:
-#   procps (free, vmstat, slabtop) and Prometheus node_exporter.
+#   procps (free, vmstat, slabtop), Prometheus node_exporter and PCP (pminfo, pmdalinux).
 # Idempotent: installs only what is missing, runs `apt-get update` at most once,
 # and never fails the run (prints a note instead) when apt-get is unavailable
 # or an install does not work; the tests then skip with a clear reason.
@@ -45,6 +45,12 @@ if ! command -v prometheus-node-exporter >/dev/null 2>&1 \
     apt_install prometheus-node-exporter
     # The Debian package starts a system service where an init system runs;
     # the tests start their own instance on a free loopback port, so that is harmless.
+fi
+
+# PCP's Linux PMDA (pminfo -L reads LINUX_STATSPATH without pmcd).  Its post-install
+# script wants systemd; where that fails the binaries and PMNS files are there all the same.
+if ! command -v pminfo >/dev/null 2>&1; then
+    apt_install pcp
 fi
 
 exit 0

@@ -338,6 +338,16 @@ int64_t pa_drop_caches(pa_machine *m);
 int pa_counters(pa_machine *m, uint64_t *out, int64_t n);
 int pa_last_cost(pa_machine *m, uint64_t *out, int64_t n);
 int pa_set_oom_mode(pa_machine *m, int64_t mode);
+/* read-only walks (introspect.c), for drgn-style helpers and /sys/kernel/slab */
+struct pa_slab_view {
+    int64_t cache;                      /* cache id */
+    int32_t order, objects, inuse;
+    int32_t frozen, on_partial;         /* some cpu's active slab; on the node partial list */
+    int32_t cpu;                        /* the cpu whose active slab it is, or -1 */
+};
+int64_t pa_slab_pfns(pa_machine *m, int64_t cache, int64_t *out, int64_t max);
+int pa_slab_view(pa_machine *m, int64_t pfn, struct pa_slab_view *out, uint8_t *states, int64_t max);
+int pa_pageblock_mt(pa_machine *m, int64_t first, int64_t nr, uint8_t *out);
 
 int pa_zone_info(pa_machine *m, int64_t zid, struct pa_zone_info *out);
 int pa_vm_info(pa_machine *m, struct pa_vm_info *out);

@@ -146,6 +146,36 @@ class CCore:
             return None
         return out[0], out[1], out[2], out[3] & 0xffffffffffffffff   # a virtual address, unsigned
 
+    # -- read-only walks (introspect.c) -------------------------------------------------
+
+    def slab_pfns(self, cache: int):
+        """Head pfns of the slabs of a cache (all when cache < 0), in pfn order; EINVAL for a bad cache."""
+        n = lib.pa_slab_pfns(self._m, clamp64(cache), ffi.NULL, 0)
+        while n > 0:
+            out = ffi.new("int64_t[]", n)
+            got = lib.pa_slab_pfns(self._m, clamp64(cache), out, n)
+            if got <= n:
+                return list(out[0:got])
+            n = got
+        return [] if n == 0 else n
+
+    def pageblock_mt(self) -> bytes:
+        """The migratetype of every pageblock, one byte each."""
+        n = (self.vm_info()["nr_pages"] + (1 << 9) - 1) >> 9
+        out = ffi.new("uint8_t[]", max(n, 1))
+        lib.pa_pageblock_mt(self._m, 0, n, out)
+        return bytes(ffi.buffer(out, n))
+
+    def slab_view(self, pfn: int):
+        """((cache, order, objects, inuse, frozen, on_partial, cpu), object states) or EINVAL."""
+        v = ffi.new("struct pa_slab_view *")
+        states = ffi.new("uint8_t[]", 32768)
+        rc = lib.pa_slab_view(self._m, clamp64(pfn), v, states, 32768)
+        if rc:
+            return rc
+        return ((v.cache, v.order, v.objects, v.inuse, v.frozen, v.on_partial, v.cpu),
+                bytes(ffi.buffer(states, v.objects)))
+
     # -- page tables ------------------------------------------------------------------
 
     def vmalloc_pages(self, vaddr: int, nr: int, gfp: int):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import workload
+from . import cli_views, workload
 from .errors import PyallocError
 from .machine import Machine
 
@@ -17,8 +17,10 @@ RECLAIM_COUNTERS = ("pgscan_kswapd", "pgscan_direct", "pgsteal_kswapd", "pgsteal
 
 
 def _machine(args, mem=None, swap=None) -> Machine:
-    return Machine(mem=args.mem or mem or "1G", cpus=args.cpus, backend=args.backend,
-                   slub_debug=args.slub_debug, swap=args.swap or swap or 0)
+    m = Machine(mem=args.mem or mem or "1G", cpus=args.cpus, backend=args.backend,
+                slub_debug=args.slub_debug, swap=args.swap or swap or 0)
+    cli_views.report_boot_complaints(m)
+    return m
 
 
 def cmd_demo_pressure(args) -> int:
@@ -47,16 +49,17 @@ def cmd_demo(args) -> int:
     if args.pressure:
         return cmd_demo_pressure(args)
     with _machine(args) as m:
-        done = workload.run_pages(m, seed=args.seed)
-        slab = workload.run_slab(m, seed=args.seed)
-        vm = workload.run_vmalloc(m, seed=args.seed)
-        print(f"# pyalloc demo: {args.mem} machine, backend {m.backend}: "
+        done, slab, vm = cli_views.run_demo_workload(m, args.seed)
+        print(f"# pyalloc demo: {args.mem or '1G'} machine, backend {m.backend}: "
               f"{done['allocated']} page blocks allocated, {done['freed']} freed, {done['kept']} kept; "
               f"{slab['objects']} slab objects in {slab['caches']} caches and kmalloc, {slab['freed']} freed; "
               f"{vm['areas']} vmalloc/vmap areas, {vm['freed']} freed")
         for view in ("buddyinfo", "pagetypeinfo", "meminfo", "slabinfo", "vmallocinfo"):
             print(f"\n$ cat /proc/{view}")
             print(m.proc(view), end="")
+        if args.plot:
+            from . import plot
+            plot.plot(m, args.plot)
         m.check()
     return 0
 
@@ -64,9 +67,7 @@ def cmd_demo(args) -> int:
 def cmd_proc(args) -> int:
     with _machine(args) as m:
         if args.workload:
-            workload.run_pages(m, seed=args.seed)
-            workload.run_slab(m, seed=args.seed)
-            workload.run_vmalloc(m, seed=args.seed)
+            cli_views.run_demo_workload(m, args.seed)
         print(m.proc(args.name), end="")
     return 0
 
@@ -89,17 +90,24 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--pressure", action="store_true",
                    help="push a small machine into reclaim, swap and the OOM killer; print meminfo, the "
                         "reclaim counters, PSI and dmesg")
+    d.add_argument("--plot", metavar="FILE", help="also draw the machine to FILE (.png or .svg; needs pyalloc[plot])")
     d.set_defaults(func=cmd_demo)
     pr = sub.add_parser("proc", help="print one /proc file of a machine")
     pr.add_argument("name", choices=VIEWS)
     pr.add_argument("--workload", action="store_true", help="run the built-in workload first")
     machine_args(pr)
     pr.set_defaults(func=cmd_proc)
+    cli_views.add_commands(sub, machine_args, _machine)
+    cli_views.finish(p, sub)
     return p
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    return cli_views.quiet_broken_pipe(lambda: _run(args))
+
+
+def _run(args) -> int:
     try:
         return args.func(args)
     except PyallocError as exc:

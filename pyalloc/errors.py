@@ -29,7 +29,21 @@ STATUS_NAMES = {
 
 
 class PyallocError(Exception):
-    """Base of every pyalloc error; never raised directly."""
+    """Base of every pyalloc error; never raised directly.
+
+    Beside the message, an error carries what it is about, where that applies
+    (None otherwise): ``addr`` the address or pfn concerned, ``cache`` the
+    kmem_cache (a :class:`pyalloc.Cache`), ``reason`` a short phrase naming
+    the finding ("double free", "Left Redzone overwritten", ...).
+    """
+
+    addr = None
+    cache = None
+    reason = None
+
+    def __init__(self, *args, addr=None, cache=None, reason=None) -> None:
+        super().__init__(*args)
+        self.addr, self.cache, self.reason = addr, cache, reason
 
 
 class KernelBug(PyallocError):
@@ -92,9 +106,9 @@ EXCEPTIONS = {
 }
 
 
-def raise_for(status: int, message: str) -> None:
-    """Raise the exception that *status* stands for, with *message*."""
+def raise_for(status: int, message: str, **about) -> None:
+    """Raise the exception that *status* stands for, with *message* (and addr=, cache=, reason=)."""
     cls = EXCEPTIONS.get(status)
     if cls is None:
-        raise PyallocError(f"unexpected status {status} ({STATUS_NAMES.get(status, '?')}): {message}")
-    raise cls(message)
+        raise PyallocError(f"unexpected status {status} ({STATUS_NAMES.get(status, '?')}): {message}", **about)
+    raise cls(message, **about)

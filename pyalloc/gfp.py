@@ -310,6 +310,20 @@ _STR_CACHE_MAX = 4096
 _NUMBER = re.compile(r"(?:0[xX][0-9a-fA-F]+|[0-9]+)\Z")   # ASCII only: not \d
 
 
+def _did_you_mean(part: str) -> str:
+    """"; did you mean GFP_KERNEL?" for a near miss of a known name (cold path only)."""
+    import difflib
+
+    def stem(name: str) -> str:
+        name = name.upper().lstrip("_")
+        return name[4:] if name.startswith("GFP_") else name
+    stems = {}
+    for name in NAMES:
+        stems.setdefault(stem(name), name)
+    close = difflib.get_close_matches(stem(part), stems, n=1, cutoff=0.75)
+    return f"; did you mean {stems[close[0]]}?" if close else ""
+
+
 def parse(gfp) -> int:
     """Return the mask *gfp* stands for, as a plain int, or raise :class:`GFPError`.
 
@@ -367,7 +381,7 @@ def _parse_text(text: str, shown) -> int:
                     raise GFPError(f"number {part!r} does not fit in 32-bit gfp_t, "
                                    f"in GFP mask {shown!r}")
             else:
-                raise GFPError(f"unknown GFP flag {part!r} in GFP mask {shown!r}")
+                raise GFPError(f"unknown GFP flag {part!r} in GFP mask {shown!r}{_did_you_mean(part)}")
         flags |= value
     _check_zone(flags, shown)
     return flags

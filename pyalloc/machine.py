@@ -21,6 +21,8 @@ from . import reports
 from .slab import SlabAPI
 from .vmalloc import VmallocAPI, is_vmalloc_addr
 from .reclaim import ReclaimAPI
+from .views import ViewsAPI
+from .hotpath_docs import HotPathAPI
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
@@ -114,6 +116,8 @@ def _hot_paths(machine: "Machine", core):
             r = alloc(handle, flags, order)
         except OverflowError:
             r = core.alloc_pages_wide(flags, order)
+        except TypeError:
+            raise TypeError(f"alloc_pages: order must be an int, not {type(order).__name__}") from None
         if r >= 0:
             return r
         return alloc_failed(r, flags, order)
@@ -124,13 +128,29 @@ def _hot_paths(machine: "Machine", core):
             r = free(handle, pfn, order)
         except OverflowError:
             r = core.free_pages_wide(pfn, order)
+        except TypeError:
+            bad, what = (pfn, "pfn") if isinstance(order, int) else (order, "order")
+            raise TypeError(f"free_pages: {what} must be an int, not {type(bad).__name__}") from None
         if r:
             free_failed(r, pfn, order)
 
     return alloc_pages, free_pages
 
 
-class Machine(SlabAPI, VmallocAPI, ReclaimAPI):
+def _bad_free_reason(status, state, horder, order, pflags) -> str:
+    """The short phrase an InvalidFree or DoubleFree of pages carries as .reason."""
+    if status == errors.EDOUBLEFREE:
+        return "double free"
+    if state == _OUT_OF_RANGE:
+        return "outside memory"
+    if state == _ALLOCATED:
+        return "wrong order" if horder != order else "wrong free function"
+    if state == _INTERIOR:
+        return "tail page" if pflags & _PG_HEAD else "inside a block"
+    return "never allocated"
+
+
+class Machine(SlabAPI, VmallocAPI, ReclaimAPI, ViewsAPI, HotPathAPI):
     """A simulated x86-64 machine running Linux 6.18's allocators.
 
     ``alloc_pages(gfp, order=0)`` and ``free_pages(pfn, order=0)`` are set per
@@ -205,7 +225,12 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI):
         self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else f"{self.mem >> 20} MiB, {self.cpus} CPUs"
+        if self._closed:
+            state = "closed"
+        else:
+            free = sum(self._core.zone_info(zid).nr_free_pages for zid in range(len(gfpmod.ZONE_NAMES)))
+            state = (f"{self.mem >> 20} MiB, {self.cpus} CPUs, {free << PAGE_SHIFT >> 10} kB free, "
+                     f"{len(self._cache_order)} slab caches")
         return f"<pyalloc.Machine backend={self.backend!r} {state}>"
 
     def _live(self) -> None:
@@ -337,7 +362,7 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI):
     def _fault(self, addr: int, write: bool, why: str):
         addr &= (1 << 64) - 1
         self._log.emit(self._clock_ns(), reports.page_fault_text(COMM, PID, 0, addr, write, why))
-        raise PageFault(f"page fault at {addr:#x} ({'write' if write else 'read'}): {why}")
+        raise PageFault(f"page fault at {addr:#x} ({'write' if write else 'read'}): {why}", addr=addr, reason=why)
 
     # -- views -----------------------------------------------------------------
 
@@ -385,8 +410,12 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI):
         self._live()
         msg = self._core.check()
         if msg == errors.ECORRUPT:
-            self._report_events(self._core.take_events(), "validate_slab_cache", caller=None)
-            raise errors.SlabCorruption("check(): slub_debug validation found damaged objects (see dmesg)")
+            from .slab import corruption_finding
+            events = self._core.take_events()
+            finding, reason, obj, cache = corruption_finding(events, self._caches)
+            self._report_events(events, "validate_slab_cache", caller=None)
+            raise errors.SlabCorruption("check(): slub_debug validation found damaged objects: "
+                                        f"{finding} (see dmesg)", addr=obj, cache=cache, reason=reason)
         if msg is not None:
             raise errors.InvariantBroken(f"check(): {msg}")
 
@@ -493,7 +522,9 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI):
                 text = reports.bad_page_text(COMM, PID, 0, pfn, refcount if state == _ALLOCATED else 0,
                                              flags_text, "", reason, frames)
             self._log.emit(clock, text)
-        raise (DoubleFree if status == errors.EDOUBLEFREE else InvalidFree)(message)
+        raise (DoubleFree if status == errors.EDOUBLEFREE else InvalidFree)(
+            message, addr=PAGE_OFFSET + (pfn << PAGE_SHIFT) if pfn >= 0 else None,
+            reason=_bad_free_reason(status, state, horder, order, pflags))
 
     def _boot_messages(self) -> None:
         snap = {"zones": [_zone_dict(self._core.zone_info(zid), name) for zid, name in enumerate(gfpmod.ZONE_NAMES)],

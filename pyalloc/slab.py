@@ -127,9 +127,27 @@ class Cache:
         self.objects = info["objects"]
         self.flags = info["flags"]
 
+    def _info(self):
+        m = self._machine
+        if self._id < 0 or m._closed:
+            return None
+        return m._core.cache_info(self._id)
+
+    def __len__(self) -> int:
+        """Live objects: allocated and not freed (0 once destroyed or its machine closed)."""
+        info = self._info()
+        return 0 if info is None else info["live"]
+
+    def __bool__(self) -> bool:
+        return True         # a cache is a cache, empty or not (len() alone would make it falsy)
+
     def __repr__(self) -> str:
-        state = "destroyed" if self._id < 0 else f"object_size={self.object_size} size={self.size}"
-        return f"<kmem_cache {self.name!r} {state}>"
+        info = self._info()
+        if info is None:
+            return f"<kmem_cache {self.name!r} {'destroyed' if self._id < 0 else 'of a closed machine'}>"
+        return (f"<kmem_cache {self.name!r} object_size={self.object_size} size={self.size}: "
+                f"{info['live']} live, {info['total_objects'] - info['live']} free objects "
+                f"in {info['nr_slabs']} slabs>")
 
 
 EVENT_WHAT = {
@@ -138,6 +156,22 @@ EVENT_WHAT = {
     st.SLAB_ERR_END_POISON: "End Poison", st.SLAB_ERR_OBJECT_PADDING: "Object padding",
     st.SLAB_ERR_ALIGN_PADDING: "Alignment padding", st.SLAB_ERR_SLAB_PADDING: "Padding",
 }
+
+
+def corruption_finding(events, caches) -> tuple:
+    """(one-line finding, reason, object address, Cache) of the first damage slub_debug
+    recorded, in the words of the report's first lines; ("", None, None, None) if none."""
+    for reason, cid, slab_phys, obj, start, end, expected, found in events:
+        cache = caches.get(cid)
+        if reason in EVENT_WHAT:
+            what = f"{EVENT_WHAT[reason]} overwritten"
+            return (f"{what}: 0x{PAGE_OFFSET + start:016x}-0x{PAGE_OFFSET + end - 1:016x} "
+                    f"@offset={start - slab_phys}. First byte {found:#x} instead of {expected:#x}",
+                    what, PAGE_OFFSET + obj, cache)
+        if reason == st.SLAB_ERR_FREEPOINTER:
+            return (f"Freepointer corrupt in the object at 0x{PAGE_OFFSET + obj:016x}",
+                    "Freepointer corrupt", PAGE_OFFSET + obj, cache)
+    return "", None, None, None
 
 
 def _slab_hot_paths(machine, core):
@@ -160,6 +194,9 @@ def _slab_hot_paths(machine, core):
             r = kmalloc_c(handle, size, flags, 0)
         except OverflowError:
             r = errors.E2BIG if isinstance(size, int) and size > 0 else errors.EINVAL
+        except TypeError:
+            check_size(size, "kmalloc")       # names the argument
+            raise
         if r >= 0:
             return r + offset
         return m._kmalloc_failed(r, size, flags)
@@ -206,6 +243,13 @@ def _slab_hot_paths(machine, core):
 
     return kmalloc, kfree, kmem_cache_alloc, kmem_cache_free
 
+
+# the short phrase an exception's .reason gives for each refused free
+_FREE_REASONS = {
+    st.SLAB_ERR_NOT_SLAB: "not a slab object", st.SLAB_ERR_INVALID_POINTER: "invalid pointer",
+    st.SLAB_ERR_ALREADY_FREE: "double free", st.SLAB_ERR_NEVER_ALLOCATED: "never allocated",
+    st.SLAB_ERR_WRONG_CACHE: "wrong cache",
+}
 
 _SLAB_BUG_MASK = gfpmod.GFP_DMA32 | gfpmod.GFP_HIGHMEM | (0xffffffff & ~gfpmod.GFP_BITS_MASK)
 
@@ -299,7 +343,8 @@ class SlabAPI:
             self._report_events(self._core.take_events(), "kmem_cache_destroy", caller=None)
             self._log.emit(self._clock_ns(), slub_report.destroy_warning(
                 self._caches[cid].name, "kmem_cache_destroy", self._comm, self._pid, self._cpu()))
-            raise errors.CacheInUse(f"kmem_cache_destroy({cache.name}): slab cache still has objects")
+            raise errors.CacheInUse(f"kmem_cache_destroy({cache.name}): slab cache still has objects",
+                                    cache=cache, reason="objects remaining")
         if r:
             errors.raise_for(r, f"kmem_cache_destroy({cache.name})")
         if self._core.cache_info(cid) is None:      # really gone, not just an alias
@@ -509,8 +554,11 @@ class SlabAPI:
 
     def _slab_alloc_failed(self, r, flags, what, size=0):
         if r == errors.ECORRUPT:
-            self._report_events(self._core.take_events(), what, caller=None)
-            raise errors.SlabCorruption(f"{what}: slub_debug found a damaged free object (see dmesg)")
+            events = self._core.take_events()
+            finding, reason, obj, cache = corruption_finding(events, self._caches)
+            self._report_events(events, what, caller=None)
+            raise errors.SlabCorruption(f"{what}: slub_debug found a damaged free object: {finding} (see dmesg)",
+                                        addr=obj, cache=cache, reason=reason)
         if r != errors.ENOMEM:
             errors.raise_for(r, what)
         if flags & gfpmod.GFP_NOFAIL and flags & gfpmod.GFP_DIRECT_RECLAIM:
@@ -552,9 +600,15 @@ class SlabAPI:
             st.SLAB_ERR_WRONG_CACHE: "belongs to another cache",
         }.get(reason, "failed the debug checks; the object was not freed")
         msg = f"{fn}({addr:#x}): {text}"
+        if cache is None and events:
+            cache = self._caches.get(events[0][1])
+        about = dict(addr=addr, cache=cache, reason=_FREE_REASONS.get(reason, "debug check failed"))
         if r == errors.ECORRUPT:
-            raise errors.SlabCorruption(msg)
-        errors.raise_for(r, msg)
+            finding, why, _obj, _cache = corruption_finding(events, self._caches)
+            if finding:
+                msg, about["reason"] = f"{msg}: {finding}", why
+            raise errors.SlabCorruption(msg, **about)
+        errors.raise_for(r, msg, **about)
 
     # -- reports --------------------------------------------------------------------------
 

@@ -201,19 +201,22 @@ class VmallocAPI:
             return area
         if area is None and addr in self._vfreed:
             self._log.emit(self._clock_ns(), f"Trying to {fn}() nonexistent vm area ({addr:016x})")
-            raise DoubleFree(f"{fn}({addr:#x}): the area was freed by {self._vfreed[addr]}() and is free now")
+            raise DoubleFree(f"{fn}({addr:#x}): the area was freed by {self._vfreed[addr]}() and is free now",
+                             addr=addr, reason="double free")
         self._log.emit(self._clock_ns(), f"Trying to {fn}() nonexistent vm area ({addr:016x})"
                        if area is None else f"{fn}({addr:016x}): area was not made by "
                        f"{'vmalloc' if fn == 'vfree' else 'vmap'}")
         if area is not None:
             raise InvalidFree(f"{fn}({addr:#x}): the area was made by {'vmap' if area.flags & VM_MAP else 'vmalloc'}"
-                              f", free it with {'vunmap' if area.flags & VM_MAP else 'vfree'}")
+                              f", free it with {'vunmap' if area.flags & VM_MAP else 'vfree'}",
+                              addr=addr, reason="wrong free function")
         if not is_vmalloc_addr(addr):
-            raise InvalidFree(f"{fn}({addr:#x}): not a vmalloc address")
+            raise InvalidFree(f"{fn}({addr:#x}): not a vmalloc address", addr=addr, reason="not a vmalloc address")
         inside = self._vmap.find(addr)
         if inside is not None:
-            raise InvalidFree(f"{fn}({addr:#x}): inside the area at {inside[0]:#x}, not its start")
-        raise InvalidFree(f"{fn}({addr:#x}): no vm area starts there")
+            raise InvalidFree(f"{fn}({addr:#x}): inside the area at {inside[0]:#x}, not its start",
+                              addr=addr, reason="inside an area")
+        raise InvalidFree(f"{fn}({addr:#x}): no vm area starts there", addr=addr, reason="never allocated")
 
     # -- vmap ----------------------------------------------------------------------------
 

@@ -78,6 +78,16 @@ def calls(m, cache):
     yield from ((f"file_read(f, 0, {w!r})", lambda w=w: m.file_read("/f", 0, w)) for w in WEIRD)
     yield from ((f"file_info({w!r})", lambda w=w: m.file_info(w)) for w in WEIRD)
 
+    # the views beside /proc and drgn's helpers (read-only: they must not change anything either)
+    from pyalloc import helpers as h
+    yield from ((f"debugfs({w!r})", lambda w=w: m.debugfs(w)) for w in WEIRD)
+    yield from ((f"sysfs({w!r})", lambda w=w: m.sysfs(w)) for w in WEIRD)
+    yield from ((f"slab_sysfs({w!r})", lambda w=w: m.slab_sysfs(w)) for w in WEIRD)
+    for fn in (h.slab_object_info, h.find_containing_slab_cache, h.pfn_to_page, h.virt_to_page,
+               h.vmalloc_to_page, h.find_vmap_area, h.find_slab_cache, h.slab_cache_order,
+               h.slab_cache_objects_per_slab, h.slab_cache_for_each_allocated_object):
+        yield from ((f"helpers.{fn.__name__}({w!r})", lambda w=w, fn=fn: repr(fn(m, w))) for w in WEIRD)
+
 
 def outcomes(backend, slub_debug):
     out = []

@@ -209,6 +209,19 @@ class TwoBackends(RuleBasedStateMachine):
     def writeback(self, which):
         self.both(which)
 
+    @rule(obj=objects, delta=st.integers(-8, 300))
+    def views_agree(self, obj, delta):
+        """The read-only walks (introspect.c / model/introspect.py) and every view built on them."""
+        from pyalloc import export, helpers, plot
+        assert export.render_tree(self.c) == export.render_tree(self.py)
+        assert self.c._core.slab_pfns(-1) == self.py._core.slab_pfns(-1)
+        for pfn in self.c._core.slab_pfns(-1):
+            assert self.c._core.slab_view(pfn) == self.py._core.slab_view(pfn)
+        assert plot.pageblock_map(self.c) == plot.pageblock_map(self.py)
+        if obj[1] is not None and obj[1] > pyalloc.ZERO_SIZE_PTR:
+            a, b = (outcome(lambda m=m: repr(helpers.slab_object_info(m, obj[1] + delta))) for m in (self.c, self.py))
+            assert a == b
+
     @rule()
     def check_both(self):
         a, b = outcome(self.c.check), outcome(self.py.check)

@@ -18,7 +18,7 @@ import pyalloc.gfp as gfp
 from pyalloc.errors import GFPError, PyallocError
 from pyalloc.gfp import GFP
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"     # copies of ../shared/fixtures
 
 # kernel-facts §1.1: kernel name -> value (6.18, default config).
 BITS = {

@@ -18,9 +18,7 @@ from pyalloc import procfs
 from pyalloc.errors import InvalidArgument
 from pyalloc.printk import KernelLog, warn_alloc_text, warn_text
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
-if not FIXTURES.is_dir():                       # a clone outside /work
-    FIXTURES = Path("/work/shared/fixtures")
+FIXTURES = Path(__file__).resolve().parent / "fixtures"     # copies of ../shared/fixtures
 
 ZONE_BOUNDS = (0, 1 << 12, 1 << 20)             # DMA < 16 MiB, DMA32 < 4 GiB, Normal above
 LOWMEM_RESERVE_RATIO = (256, 256, 32, 0, 0)

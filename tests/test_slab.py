@@ -23,7 +23,7 @@ from procview import log, meminfo, phys, slabinfo, vmstat
 MEM = "64M"
 MiB = 1 << 20
 KMALLOC_MAX_SIZE = 4 * MiB                  # §2.1
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"     # copies of ../shared/fixtures
 ROW_FMT = "%-17s %6d %6d %6d %4d %4d : tunables %4d %4d %4d : slabdata %6d %6d %6d"   # §3.5
 FULL_DEBUG = "SLAB_RED_ZONE|SLAB_POISON|SLAB_STORE_USER"
 

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from . import buddy, pgtable, reclaim, slab
+from . import buddy, introspect, pgtable, reclaim, slab
 from .arena import Arena, clamp64
 from .status import CACHE_INFO_FIELDS, EINVAL, MAX_PAGES, MIN_PAGES
 
@@ -110,6 +110,17 @@ class ModelCore:
 
     def slab_info(self, slab_phys: int):
         return slab.slab_info(self._a, slab_phys)
+
+    # -- read-only walks (introspect.py) ------------------------------------------------
+
+    def slab_pfns(self, cache: int):
+        return introspect.slab_pfns(self._a, cache)
+
+    def pageblock_mt(self) -> bytes:
+        return introspect.pageblock_mt(self._a)
+
+    def slab_view(self, pfn: int):
+        return introspect.slab_view(self._a, pfn)
 
     # -- page tables ------------------------------------------------------------------
 

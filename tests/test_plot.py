@@ -1,0 +1,82 @@
+"""Pictures (extra [plot]): the data behind them on both backends, and real PNG/SVG files."""
+
+import subprocess
+import sys
+
+import pytest
+
+import pyalloc
+from pyalloc import plot, serve, workload
+
+
+def test_pageblock_map_counts_every_free_page(backend):
+    with pyalloc.Machine(mem="64M", backend=backend) as m:
+        workload.run_pages(m)
+        mts, free = plot.pageblock_map(m)
+        assert len(mts) == len(free) == m.nr_pages // 512
+        assert sum(free) == sum(z["nr_free_pages"] for z in m.snapshot()["zones"])
+        assert all(0 <= f <= 512 for f in free)
+        counts = [0] * 5
+        for t in mts:
+            counts[t] += 1
+        assert counts == [sum(z["pageblocks"][t] for z in m.snapshot()["zones"]) for t in range(5)]
+
+
+def test_time_series_samples_follow_the_machine(backend):
+    with pyalloc.Machine(mem="64M", backend=backend) as m:
+        points = plot.record(m, serve.churn(m, ops=300), 5)
+        assert [p["step"] for p in points] == list(range(6))
+        assert len({p["free"] for p in points}) > 1                  # the workload moved it
+        last = m.snapshot()["zones"]
+        assert points[-1]["free"] == sum(z["nr_free_pages"] for z in last)
+        assert points[-1]["min"] == sum(z["wmark"][0] for z in last if z["present"])
+        assert set(points[-1]["unusable"]) == {"DMA", "DMA32"}
+
+
+def _png_size(path):
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def _not_blank(path):
+    """More than one colour, and a good share of pixels that are not the background."""
+    import matplotlib.image as mpimg
+    img = mpimg.imread(str(path))
+    flat = img.reshape(-1, img.shape[-1])[:, :3]
+    colours = {tuple((px * 255).astype(int)) for px in flat[:: max(1, len(flat) // 20000)]}
+    assert len(colours) > 20
+    non_white = (flat < 0.95).any(axis=1).mean()
+    assert non_white > 0.05
+
+
+def test_png_and_svg(backend, tmp_path):
+    pytest.importorskip("matplotlib", reason="pyalloc[plot] (matplotlib) is not installed")
+    with pyalloc.Machine(mem="128M", backend=backend) as m:
+        samples = plot.record(m, serve.demo(m), 4)
+        before = m.proc("buddyinfo")
+        out = plot.plot(m, tmp_path / "m.png", samples)
+        assert m.proc("buddyinfo") == before                # drawing changes nothing
+        w, hgt = _png_size(out)
+        assert (w, hgt) == (1350, 900)
+        _not_blank(out)
+        svg = plot.plot(m, tmp_path / "m.svg").read_text()
+        assert svg.lstrip().startswith("<?xml") and "<svg" in svg and "buddyinfo" in svg
+        with pytest.raises(pyalloc.InvalidArgument, match=".png or .svg"):
+            plot.plot(m, tmp_path / "m.gif")
+
+
+def test_demo_plot_and_plot_command(tmp_path):
+    pytest.importorskip("matplotlib", reason="pyalloc[plot] (matplotlib) is not installed")
+    out = tmp_path / "demo.png"
+    r = subprocess.run([sys.executable, "-m", "pyalloc", "demo", "--mem", "64M", "--backend", "model",
+                        "--plot", str(out)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert _png_size(out)[0] > 1000
+    _not_blank(out)
+    out2 = tmp_path / "series.png"
+    r = subprocess.run([sys.executable, "-m", "pyalloc", "plot", "-o", str(out2), "--mem", "64M",
+                        "--ticks", "5", "--backend", "model"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "wrote" in r.stderr
+    _not_blank(out2)
