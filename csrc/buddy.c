@@ -475,7 +475,7 @@ static void prep_new_page(pa_machine *m, uint64_t pfn, unsigned order, uint32_t 
         memset(m->mem + (pfn << PA_PAGE_SHIFT), 0, (size_t)PA_PAGE_SIZE << order);
 }
 
-int64_t pa_alloc_pages(pa_machine *m, int64_t gfp, int64_t order)
+PA_ENTRY(int64_t, pa_alloc_pages, (pa_machine *m, int64_t gfp, int64_t order), (m, gfp, order))
 {
     if (pa_unlikely(!m))
         return PA_EINVAL;
@@ -597,12 +597,12 @@ int buddy_free_pages(pa_machine *m, int64_t pfn, int64_t order, unsigned kind)
     return PA_OK;
 }
 
-int pa_free_pages(pa_machine *m, int64_t pfn, int64_t order)
+PA_ENTRY(int, pa_free_pages, (pa_machine *m, int64_t pfn, int64_t order), (m, pfn, order))
 {
     return buddy_free_pages(m, pfn, order, PA_KIND_PAGES);
 }
 
-int pa_page_state(pa_machine *m, int64_t pfn, struct pa_page_state *out)
+PA_ENTRY(int, pa_page_state, (pa_machine *m, int64_t pfn, struct pa_page_state *out), (m, pfn, out))
 {
     if (!m || !out)
         return PA_EINVAL;

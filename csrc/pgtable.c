@@ -60,7 +60,7 @@ static uint64_t *next_table(pa_machine *m, uint64_t *e, bool counted)
 {
     if (*e & PA_PTE_PRESENT)
         return table_of(m, *e);
-    int64_t pfn = pa_alloc_pages(m, GFP_PGTABLE_KERNEL, 0);
+    int64_t pfn = pa_alloc_pages_locked(m, GFP_PGTABLE_KERNEL, 0);
     if (pfn < 0)
         return NULL;
     m->pages[pfn].kind = PA_KIND_PGTABLE;
@@ -119,13 +119,13 @@ static int map_pages(pa_machine *m, uint64_t va, int64_t nr, const int64_t *pfns
 }
 
 /* on failure pfns[0] holds how many pages were obtained (and given back) */
-int pa_vmalloc_pages(pa_machine *m, int64_t vaddr, int64_t nr_pages, int64_t gfp, int64_t *pfns)
+PA_ENTRY(int, pa_vmalloc_pages, (pa_machine *m, int64_t vaddr, int64_t nr_pages, int64_t gfp, int64_t *pfns), (m, vaddr, nr_pages, gfp, pfns))
 {
     if (!m || !pfns || !range_ok(m, vaddr, nr_pages) || gfp < 0 || gfp > (int64_t)UINT32_MAX)
         return PA_EINVAL;
     int64_t got;
     for (got = 0; got < nr_pages; got++) {
-        int64_t pfn = pa_alloc_pages(m, gfp, 0);
+        int64_t pfn = pa_alloc_pages_locked(m, gfp, 0);
         if (pfn < 0)
             break;
         m->pages[pfn].kind = PA_KIND_VMALLOC;
@@ -143,7 +143,7 @@ int pa_vmalloc_pages(pa_machine *m, int64_t vaddr, int64_t nr_pages, int64_t gfp
     return PA_OK;
 }
 
-int pa_vmap_pages(pa_machine *m, int64_t vaddr, int64_t nr_pages, const int64_t *pfns)
+PA_ENTRY(int, pa_vmap_pages, (pa_machine *m, int64_t vaddr, int64_t nr_pages, const int64_t *pfns), (m, vaddr, nr_pages, pfns))
 {
     if (!m || !pfns || !range_ok(m, vaddr, nr_pages))
         return PA_EINVAL;
@@ -155,7 +155,7 @@ int pa_vmap_pages(pa_machine *m, int64_t vaddr, int64_t nr_pages, const int64_t 
 
 /* clear the PTEs of a range; the pages themselves are the owner's business
  * (vfree frees its own page list, as the kernel frees area->pages) */
-int pa_vunmap_pages(pa_machine *m, int64_t vaddr, int64_t nr_pages)
+PA_ENTRY(int, pa_vunmap_pages, (pa_machine *m, int64_t vaddr, int64_t nr_pages), (m, vaddr, nr_pages))
 {
     if (!m || !range_ok(m, vaddr, nr_pages))
         return PA_EINVAL;
@@ -169,7 +169,7 @@ int pa_vunmap_pages(pa_machine *m, int64_t vaddr, int64_t nr_pages)
 }
 
 /* give back the pages vmalloc took (all of them, or none on a bad pfn) */
-int pa_free_vmalloc_pages(pa_machine *m, const int64_t *pfns, int64_t nr_pages)
+PA_ENTRY(int, pa_free_vmalloc_pages, (pa_machine *m, const int64_t *pfns, int64_t nr_pages), (m, pfns, nr_pages))
 {
     if (!m || (!pfns && nr_pages) || nr_pages < 0)
         return PA_EINVAL;
@@ -185,7 +185,7 @@ int pa_free_vmalloc_pages(pa_machine *m, const int64_t *pfns, int64_t nr_pages)
     return PA_OK;
 }
 
-int64_t pa_walk(pa_machine *m, int64_t vaddr)
+PA_ENTRY(int64_t, pa_walk, (pa_machine *m, int64_t vaddr), (m, vaddr))
 {
     if (!m)
         return PA_EINVAL;
@@ -197,7 +197,7 @@ int64_t pa_walk(pa_machine *m, int64_t vaddr)
     return (int64_t)((*pte & PTE_PFN_MASK) >> PA_PAGE_SHIFT);
 }
 
-int64_t pa_pte(pa_machine *m, int64_t vaddr)
+PA_ENTRY(int64_t, pa_pte, (pa_machine *m, int64_t vaddr), (m, vaddr))
 {
     if (!m)
         return PA_EINVAL;

@@ -24,7 +24,7 @@
 typedef struct pa_machine pa_machine;
 
 enum {
-    PA_ABI_VERSION = 3
+    PA_ABI_VERSION = 4
 };
 
 /* status codes: errno values where Linux has one */
@@ -37,7 +37,8 @@ enum pa_status {
     PA_EINVAL = -22,        /* bad argument */
     PA_EDOUBLEFREE = -1001, /* freeing something that is free right now */
     PA_EINVALFREE = -1002,  /* freeing something that is not a live allocation's start */
-    PA_ECORRUPT = -1003     /* debug checks found damage */
+    PA_ECORRUPT = -1003,    /* debug checks found damage */
+    PA_ECLOSED = -1005      /* the machine was closed (pa_machine_close) */
 };
 
 enum {
@@ -191,6 +192,7 @@ struct pa_vm_info {
 
 int pa_abi_version(void);
 int pa_machine_new(int64_t nr_pages, int64_t cpus, int64_t min_free_kbytes, pa_machine **out);
+int pa_machine_close(pa_machine *m);
 void pa_machine_free(pa_machine *m);
 
 int64_t pa_alloc_pages(pa_machine *m, int64_t gfp, int64_t order);

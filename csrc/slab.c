@@ -222,7 +222,7 @@ static int64_t find_mergeable(const pa_machine *m, uint32_t size, uint32_t align
     return best;
 }
 
-int64_t pa_kmem_cache_create(pa_machine *m, int64_t size, int64_t align, int64_t flags)
+PA_ENTRY(int64_t, pa_kmem_cache_create, (pa_machine *m, int64_t size, int64_t align, int64_t flags), (m, size, align, flags))
 {
     if (!m || size < 1 || size > PA_KMALLOC_MAX_SIZE || align < 0 || align > PA_KMALLOC_MAX_SIZE
         || (align & (align - 1)) || flags < 0 || flags > 0x3fff
@@ -276,7 +276,7 @@ int64_t pa_kmem_cache_create(pa_machine *m, int64_t size, int64_t align, int64_t
     return id;
 }
 
-int pa_kmalloc_register(pa_machine *m, int64_t type, int64_t index, int64_t cache)
+PA_ENTRY(int, pa_kmalloc_register, (pa_machine *m, int64_t type, int64_t index, int64_t cache), (m, type, index, cache))
 {
     if (!m || type < 0 || type >= PA_NR_KMALLOC_TYPES || index < 1 || index > 13 || !valid_cache(m, cache))
         return PA_EINVAL;
@@ -492,12 +492,12 @@ static struct pa_slab *allocate_slab(pa_machine *m, struct pa_cache *s, uint32_t
     uint32_t first = (flags | GFP_NOWARN_BIT | GFP_NORETRY_BIT) & ~GFP_NOFAIL_BIT;
     if ((first & GFP_DIRECT_RECLAIM_BIT) && s->order > s->min_order)
         first = (first | GFP_NOMEMALLOC_BIT) & ~(GFP_DIRECT_RECLAIM_BIT | GFP_KSWAPD_RECLAIM_BIT);
-    int64_t pfn = pa_alloc_pages(m, first, order);
+    int64_t pfn = pa_alloc_pages_locked(m, first, order);
     if (pfn < 0) {
         order = s->min_order;
         objects = s->min_objects;
         m->slab_fallback_gfp = flags;
-        pfn = pa_alloc_pages(m, flags, order);
+        pfn = pa_alloc_pages_locked(m, flags, order);
         if (pfn < 0)
             return NULL;
     }
@@ -760,7 +760,7 @@ static int64_t slab_alloc(pa_machine *m, struct pa_cache *s, uint32_t gfp, uint3
     return (int64_t)take_object(m, s, slab, slot, gfp, orig_size, caller);
 }
 
-int64_t pa_kmem_cache_alloc(pa_machine *m, int64_t cache, int64_t gfp, int64_t caller)
+PA_ENTRY(int64_t, pa_kmem_cache_alloc, (pa_machine *m, int64_t cache, int64_t gfp, int64_t caller), (m, cache, gfp, caller))
 {
     if (pa_unlikely(!m))
         return PA_EINVAL;
@@ -780,7 +780,7 @@ static int64_t kmalloc_large(pa_machine *m, int64_t size, uint32_t gfp)
     unsigned order = get_order((uint64_t)size);
     if (order > PA_MAX_PAGE_ORDER)
         return PA_E2BIG;
-    int64_t pfn = pa_alloc_pages(m, gfp | GFP_COMP_BIT, order);
+    int64_t pfn = pa_alloc_pages_locked(m, gfp | GFP_COMP_BIT, order);
     if (pfn < 0)
         return pfn;
     m->pages[pfn].kind = PA_KIND_LARGE_KMALLOC;
@@ -788,7 +788,7 @@ static int64_t kmalloc_large(pa_machine *m, int64_t size, uint32_t gfp)
     return pfn << PA_PAGE_SHIFT;
 }
 
-int64_t pa_kmalloc(pa_machine *m, int64_t size, int64_t gfp, int64_t caller)
+PA_ENTRY(int64_t, pa_kmalloc, (pa_machine *m, int64_t size, int64_t gfp, int64_t caller), (m, size, gfp, caller))
 {
     if (pa_unlikely(!m))
         return PA_EINVAL;
@@ -896,7 +896,7 @@ static int slab_free(pa_machine *m, struct pa_cache *s, struct pa_slab *slab, un
     return PA_OK;
 }
 
-int pa_kmem_cache_free(pa_machine *m, int64_t cache, int64_t phys, int64_t caller)
+PA_ENTRY(int, pa_kmem_cache_free, (pa_machine *m, int64_t cache, int64_t phys, int64_t caller), (m, cache, phys, caller))
 {
     if (pa_unlikely(!m))
         return PA_EINVAL;
@@ -916,7 +916,7 @@ int pa_kmem_cache_free(pa_machine *m, int64_t cache, int64_t phys, int64_t calle
     return slab_free(m, s, slab, slot, (uint64_t)caller);
 }
 
-int pa_kfree(pa_machine *m, int64_t phys, int64_t caller)
+PA_ENTRY(int, pa_kfree, (pa_machine *m, int64_t phys, int64_t caller), (m, phys, caller))
 {
     if (pa_unlikely(!m))
         return PA_EINVAL;
@@ -944,7 +944,7 @@ int pa_kfree(pa_machine *m, int64_t phys, int64_t caller)
     return slab_free(m, &m->caches[slab->cache], slab, slot, (uint64_t)caller);
 }
 
-int64_t pa_ksize(pa_machine *m, int64_t phys)
+PA_ENTRY(int64_t, pa_ksize, (pa_machine *m, int64_t phys), (m, phys))
 {
     if (!m || phys < 0 || (uint64_t)phys >= m->nr_pages << PA_PAGE_SHIFT)
         return PA_EINVAL;
@@ -990,7 +990,7 @@ static struct pa_cache *cache_op(pa_machine *m, int64_t cache)
     return valid_cache(m, cache) ? &m->caches[cache] : NULL;
 }
 
-int pa_kmem_cache_shrink(pa_machine *m, int64_t cache)
+PA_ENTRY(int, pa_kmem_cache_shrink, (pa_machine *m, int64_t cache), (m, cache))
 {
     struct pa_cache *s = cache_op(m, cache);
     if (!s)
@@ -1047,7 +1047,7 @@ int pa_kmem_cache_shrink(pa_machine *m, int64_t cache)
     return PA_OK;
 }
 
-int pa_kmem_cache_destroy(pa_machine *m, int64_t cache)
+PA_ENTRY(int, pa_kmem_cache_destroy, (pa_machine *m, int64_t cache), (m, cache))
 {
     struct pa_cache *s = cache_op(m, cache);
     if (!s)
@@ -1089,7 +1089,7 @@ int pa_kmem_cache_destroy(pa_machine *m, int64_t cache)
     return PA_OK;
 }
 
-int pa_cache_info(pa_machine *m, int64_t cache, struct pa_cache_info *out)
+PA_ENTRY(int, pa_cache_info, (pa_machine *m, int64_t cache, struct pa_cache_info *out), (m, cache, out))
 {
     if (!m || !out || !valid_cache(m, cache))
         return PA_EINVAL;
@@ -1116,7 +1116,7 @@ int pa_cache_info(pa_machine *m, int64_t cache, struct pa_cache_info *out)
     return PA_OK;
 }
 
-int pa_take_events(pa_machine *m, struct pa_slab_event *out, int64_t max)
+PA_ENTRY(int, pa_take_events, (pa_machine *m, struct pa_slab_event *out, int64_t max), (m, out, max))
 {
     if (!m || !out || max < 0)
         return PA_EINVAL;
@@ -1127,7 +1127,7 @@ int pa_take_events(pa_machine *m, struct pa_slab_event *out, int64_t max)
 }
 
 /* order, objects, inuse and the freelist head (virtual, 0 = none) of the slab at slab_phys */
-int pa_slab_info(pa_machine *m, int64_t slab_phys, int64_t *out4)
+PA_ENTRY(int, pa_slab_info, (pa_machine *m, int64_t slab_phys, int64_t *out4), (m, slab_phys, out4))
 {
     if (!m || !out4 || slab_phys < 0 || (uint64_t)slab_phys >= m->nr_pages << PA_PAGE_SHIFT)
         return PA_EINVAL;

@@ -176,4 +176,6 @@ class CCore:
         m, self._m = self._m, None
         self.handle = None
         if m is not None:
-            ffi.release(m)      # runs pa_machine_free now, not at garbage collection
+            # the arena goes now; the small machine record stays until the last
+            # handle dies (ffi.gc), so a thread still calling in gets PA_ECLOSED
+            lib.pa_machine_close(m)

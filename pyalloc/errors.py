@@ -19,11 +19,12 @@ EINVAL = -22        # bad argument
 EDOUBLEFREE = -1001  # free of something that is free right now
 EINVALFREE = -1002   # free of something that is not the start of a live allocation
 ECORRUPT = -1003     # slub_debug found a damaged red zone, poison or free pointer
+ECLOSED = -1005      # the machine was closed (by another thread, mid-call)
 
 STATUS_NAMES = {
     OK: "PA_OK", E2BIG: "PA_E2BIG", ENOMEM: "PA_ENOMEM", EFAULT: "PA_EFAULT",
     EBUSY: "PA_EBUSY", EINVAL: "PA_EINVAL", EDOUBLEFREE: "PA_EDOUBLEFREE",
-    EINVALFREE: "PA_EINVALFREE", ECORRUPT: "PA_ECORRUPT",
+    EINVALFREE: "PA_EINVALFREE", ECORRUPT: "PA_ECORRUPT", ECLOSED: "PA_ECLOSED",
 }
 
 
@@ -87,6 +88,7 @@ EXCEPTIONS = {
     EDOUBLEFREE: DoubleFree,
     EINVALFREE: InvalidFree,
     ECORRUPT: SlabCorruption,
+    ECLOSED: MachineClosed,
 }
 
 

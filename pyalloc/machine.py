@@ -19,6 +19,7 @@ from .errors import (
 from .printk import KERNEL_RELEASE, KernelLog, warn_alloc_text, warn_text
 from . import reports
 from .slab import SlabAPI
+from .threads import new_lock, serialize
 from .vmalloc import VmallocAPI, is_vmalloc_addr
 
 PAGE_SHIFT = 12
@@ -144,6 +145,7 @@ class Machine(SlabAPI, VmallocAPI):
                  min_free_kbytes: int | None = None, slub_debug: str = "", swap=0,
                  slab_merge: bool = False) -> None:
         self._closed = True
+        self._lock = new_lock()     # the shared layer's state (threads.py)
         if backend is None:
             backend = os.environ.get("PYALLOC_BACKEND", "c")
         size = parse_size(mem, "mem")
@@ -507,3 +509,11 @@ class Machine(SlabAPI, VmallocAPI):
         lines.append(f"Memory: {kb}K/{kb}K available")
         lines.append(f"min_free_kbytes: {snap['min_free_kbytes']}")
         self._log.emit(0, "\n".join(lines))
+
+
+# one thread at a time in the shared layer (threads.py); these touch only the core
+serialize(Machine, exclude=("read", "write", "memset", "page_address", "virt_to_phys", "virt_to_page",
+                            "phys_to_virt", "is_vmalloc_addr", "on_cpu"),
+          also=("_alloc_failed_slow", "_alloc_pages_nofail", "_free_failed_slow", "_kmalloc_slow",
+                "_kmalloc_failed", "_cache_alloc_slow", "_cache_alloc_failed", "_free_slow", "_free_failed",
+                "_fault"))
