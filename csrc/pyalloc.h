@@ -130,7 +130,8 @@ enum {
     PA_SLAB_ERR_WRONG_CACHE = 12,
     PA_SLAB_ERR_NOT_SLAB = 13,
     PA_SLAB_ERR_OBJECTS_REMAINING = 14,
-    PA_SLAB_ERR_NEVER_ALLOCATED = 15
+    PA_SLAB_ERR_NEVER_ALLOCATED = 15,
+    PA_SLAB_ERR_PINNED = 16             /* the object belongs to a vmalloc area (its page array) */
 };
 
 struct pa_slab_event {
@@ -218,6 +219,7 @@ int pa_kfree(pa_machine *m, int64_t phys, int64_t caller);
 int64_t pa_ksize(pa_machine *m, int64_t phys);
 int pa_take_events(pa_machine *m, struct pa_slab_event *out, int64_t max);
 int pa_slab_info(pa_machine *m, int64_t slab_phys, int64_t *out4);
+int pa_slab_pin(pa_machine *m, int64_t phys, int64_t op);
 
 /* 4-level page tables of init_mm (pgtable.c); vaddr is a kernel virtual
  * address given as its two's-complement int64 */

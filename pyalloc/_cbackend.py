@@ -142,6 +142,9 @@ class CCore:
             return None
         return out[0], out[1], out[2], out[3] & 0xffffffffffffffff   # a virtual address, unsigned
 
+    def slab_pin(self, phys: int, op: int) -> int:
+        return lib.pa_slab_pin(self._m, clamp64(phys), op)
+
     # -- page tables ------------------------------------------------------------------
 
     def vmalloc_pages(self, vaddr: int, nr: int, gfp: int):

@@ -19,7 +19,9 @@ from .errors import (
 from .printk import KERNEL_RELEASE, KernelLog, warn_alloc_text, warn_text
 from . import reports
 from .slab import SlabAPI
+from .safe import show
 from .threads import new_lock, serialize
+from .vmalloc_owner import check_areas
 from .vmalloc import VmallocAPI, is_vmalloc_addr
 
 PAGE_SHIFT = 12
@@ -52,12 +54,12 @@ _SIZE_SHIFT = {"": 0, "k": 10, "m": 20, "g": 30, "t": 40}
 def parse_size(value, what: str = "mem") -> int:
     """Bytes from an int or a string such as "512M", "4G", "1GiB"."""
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise InvalidArgument(f"{what}: expected bytes as an int or a string like '1G', got {value!r}")
+        raise InvalidArgument(f"{what}: expected bytes as an int or a string like '1G', got {show(value)}")
     if isinstance(value, int):
         return value
     m = _SIZE_RE.match(value)
     if not m:
-        raise InvalidArgument(f"{what}: cannot read size {value!r} (use e.g. '512M', '4G')")
+        raise InvalidArgument(f"{what}: cannot read size {show(value)} (use e.g. '512M', '4G')")
     return int(m.group(1)) << _SIZE_SHIFT[m.group(2).lower()]
 
 
@@ -68,7 +70,7 @@ def _load_core(backend: str):
     if backend == "model":
         from .model import ModelCore
         return ModelCore
-    raise InvalidArgument(f"backend must be 'c' or 'model', not {backend!r}")
+    raise InvalidArgument(f"backend must be 'c' or 'model', not {show(backend)}")
 
 
 def _closed(*args, **kwargs):
@@ -150,22 +152,22 @@ class Machine(SlabAPI, VmallocAPI):
             backend = os.environ.get("PYALLOC_BACKEND", "c")
         size = parse_size(mem, "mem")
         if size <= 0 or size % PAGE_SIZE:
-            raise InvalidArgument(f"mem must be a positive multiple of {PAGE_SIZE} bytes, not {size}")
+            raise InvalidArgument(f"mem must be a positive multiple of {PAGE_SIZE} bytes, not {show(size)}")
         nr_pages = size >> PAGE_SHIFT
         if not 256 <= nr_pages <= 1 << 30:
-            raise InvalidArgument(f"mem must be between 1M and 4T, not {mem!r}")
+            raise InvalidArgument(f"mem must be between 1M and 4T, not {show(mem)}")
         if isinstance(cpus, bool) or not isinstance(cpus, int) or not 1 <= cpus <= 4096:
-            raise InvalidArgument(f"cpus must be an int from 1 to 4096, not {cpus!r}")
+            raise InvalidArgument(f"cpus must be an int from 1 to 4096, not {show(cpus)}")
         if min_free_kbytes is None:
             min_free_kbytes = -1
         elif isinstance(min_free_kbytes, bool) or not isinstance(min_free_kbytes, int) \
                 or not 0 <= min_free_kbytes <= 1 << 40:
-            raise InvalidArgument(f"min_free_kbytes must be a non-negative int, not {min_free_kbytes!r}")
+            raise InvalidArgument(f"min_free_kbytes must be a non-negative int, not {show(min_free_kbytes)}")
         swap_bytes = parse_size(swap, "swap")
         if swap_bytes < 0:
-            raise InvalidArgument(f"swap must not be negative, not {swap!r}")
+            raise InvalidArgument(f"swap must not be negative, not {show(swap)}")
         if not isinstance(slub_debug, str):
-            raise InvalidArgument(f"slub_debug must be a string like 'FZPU', not {slub_debug!r}")
+            raise InvalidArgument(f"slub_debug must be a string like 'FZPU', not {show(slub_debug)}")
 
         self.backend = backend
         self.mem = size
@@ -207,6 +209,17 @@ class Machine(SlabAPI, VmallocAPI):
         state = "closed" if self._closed else f"{self.mem >> 20} MiB, {self.cpus} CPUs"
         return f"<pyalloc.Machine backend={self.backend!r} {state}>"
 
+    def __copy__(self):
+        raise TypeError("a pyalloc.Machine cannot be copied: a copy would share the original's core "
+                        "(build a second Machine with the same options instead)")
+
+    def __deepcopy__(self, memo):
+        raise TypeError("a pyalloc.Machine cannot be deep-copied: its simulated memory is not cloned "
+                        "(build a second Machine and replay the same calls instead)")
+
+    def __reduce_ex__(self, protocol):
+        raise TypeError("a pyalloc.Machine cannot be pickled")
+
     def _live(self) -> None:
         if self._closed:
             raise MachineClosed("this Machine has been closed")
@@ -238,7 +251,7 @@ class Machine(SlabAPI, VmallocAPI):
     def page_address(self, pfn: int) -> int:
         self._live()
         if isinstance(pfn, bool) or not isinstance(pfn, int) or not 0 <= pfn < DIRECT_MAP_SIZE >> PAGE_SHIFT:
-            raise InvalidArgument(f"page_address: pfn {pfn!r} is outside the direct map")
+            raise InvalidArgument(f"page_address: pfn {show(pfn)} is outside the direct map")
         return PAGE_OFFSET + (pfn << PAGE_SHIFT)
 
     def virt_to_phys(self, addr: int) -> int:
@@ -252,7 +265,7 @@ class Machine(SlabAPI, VmallocAPI):
     def phys_to_virt(self, phys: int) -> int:
         self._live()
         if isinstance(phys, bool) or not isinstance(phys, int) or not 0 <= phys < DIRECT_MAP_SIZE:
-            raise InvalidArgument(f"phys_to_virt: {phys!r} is not a physical address the direct map covers")
+            raise InvalidArgument(f"phys_to_virt: {show(phys)} is not a physical address the direct map covers")
         return PAGE_OFFSET + phys
 
     def _direct_map_phys(self, addr, what: str) -> int:
@@ -298,7 +311,7 @@ class Machine(SlabAPI, VmallocAPI):
     def memset(self, addr, byte: int, n: int) -> None:
         """Fill n bytes at a kernel virtual address with one byte value."""
         if isinstance(byte, bool) or not isinstance(byte, int) or not 0 <= byte <= 255:
-            raise InvalidArgument(f"memset: byte must be an int from 0 to 255, not {byte!r}")
+            raise InvalidArgument(f"memset: byte must be an int from 0 to 255, not {show(byte)}")
         for phys, length in self._access_chunks(addr, n, True):
             r = self._core.memset(phys, byte, length)
             if r:
@@ -310,7 +323,7 @@ class Machine(SlabAPI, VmallocAPI):
         if isinstance(n, bool) or not isinstance(n, int):
             raise TypeError(f"size must be an int, not {type(n).__name__}")
         if n < 0:
-            raise InvalidArgument(f"size {n} is negative")
+            raise InvalidArgument(f"size {show(n)} is negative")
         if addr is None:
             addr = 0
         if isinstance(addr, bool) or not isinstance(addr, int):
@@ -320,7 +333,7 @@ class Machine(SlabAPI, VmallocAPI):
             limit = self.nr_pages << PAGE_SHIFT
             if phys + n > limit or phys >= limit:
                 self._fault(max(addr, PAGE_OFFSET + limit) if phys < limit else addr, write,
-                            f"{n} bytes at {addr:#x} run past the end of memory")
+                            f"{show(n)} bytes at {addr:#x} run past the end of memory")
             return [(phys, n)]
         if is_vmalloc_addr(addr) and n <= 1 << 40:
             return self._vmalloc_chunks(addr, n, write) or [(0, 0)]
@@ -330,8 +343,8 @@ class Machine(SlabAPI, VmallocAPI):
 
     def _access_failed_slow(self, r: int, addr, n, write: bool):
         if r == errors.EFAULT:
-            self._fault(addr, write, f"{n} bytes at {addr:#x} are not mapped")
-        errors.raise_for(r, f"{'write' if write else 'read'} of {n} bytes at {addr:#x}")
+            self._fault(addr, write, f"{show(n)} bytes at {addr:#x} are not mapped")
+        errors.raise_for(r, f"{'write' if write else 'read'} of {show(n)} bytes at {addr:#x}")
 
     def _fault(self, addr: int, write: bool, why: str):
         addr &= (1 << 64) - 1
@@ -369,7 +382,7 @@ class Machine(SlabAPI, VmallocAPI):
         """The text of /proc/<name>, in the kernel's exact format."""
         self._live()
         if not isinstance(name, str):
-            raise InvalidArgument(f"proc: name must be a string, not {name!r}")
+            raise InvalidArgument(f"proc: name must be a string, not {show(name)}")
         return procfs.render(name, self.snapshot())
 
     def dmesg(self) -> list[str]:
@@ -384,6 +397,9 @@ class Machine(SlabAPI, VmallocAPI):
         if msg == errors.ECORRUPT:
             self._report_events(self._core.take_events(), "validate_slab_cache", caller=None)
             raise errors.SlabCorruption("check(): slub_debug validation found damaged objects (see dmesg)")
+        if msg is not None:
+            raise errors.InvariantBroken(f"check(): {msg}")
+        msg = check_areas(self)
         if msg is not None:
             raise errors.InvariantBroken(f"check(): {msg}")
 
@@ -411,7 +427,7 @@ class Machine(SlabAPI, VmallocAPI):
                 # the kernel warns that NOFAIL cannot be honoured without reclaim, then fails
                 self._warn_once("nofail-noreclaim", flags, "mm/page_alloc.c:4631",
                                 "__alloc_pages_slowpath.constprop.0")
-            self._warn_alloc(flags, f"page allocation failure: order:{order}")
+            self._warn_alloc(flags, f"page allocation failure: order:{show(order)}")
             return None
         if r == errors.E2BIG:
             self._warn_once("order", flags, "mm/page_alloc.c:5017", "__alloc_pages_noprof")
@@ -419,9 +435,9 @@ class Machine(SlabAPI, VmallocAPI):
         if r == errors.EINVAL:
             if not isinstance(order, int):
                 raise TypeError(f"order must be an int, not {type(order).__name__}")
-            raise InvalidArgument(f"alloc_pages: order {order} is negative" if order < 0
+            raise InvalidArgument(f"alloc_pages: order {show(order)} is negative" if order < 0
                                   else f"alloc_pages: bad gfp mask {flags:#x}")
-        errors.raise_for(r, f"alloc_pages(order={order})")
+        errors.raise_for(r, f"alloc_pages(order={show(order)})")
 
     def _alloc_pages_nofail(self, flags: int, order):
         before = self._core.vm_info()["slowpath_entries"] if isinstance(order, int) else 0
@@ -438,9 +454,9 @@ class Machine(SlabAPI, VmallocAPI):
             return r
         if r == errors.ENOMEM and flags & _DIRECT_RECLAIM:
             self._log.emit(self._clock_ns(), (
-                f"{COMM}: __GFP_NOFAIL allocation of order:{order}, mode:{flags:#x}"
+                f"{COMM}: __GFP_NOFAIL allocation of order:{show(order)}, mode:{flags:#x}"
                 f"({gfpmod.format_pGg(flags)}) cannot be satisfied: the kernel would retry forever"))
-            raise OutOfMemory(f"alloc_pages(order={order}, {gfpmod.format_pGg(flags)}): "
+            raise OutOfMemory(f"alloc_pages(order={show(order)}, {gfpmod.format_pGg(flags)}): "
                               "__GFP_NOFAIL request that nothing can satisfy (the kernel would loop forever)")
         return self._alloc_failed_slow(r, flags, order)
 
@@ -449,10 +465,10 @@ class Machine(SlabAPI, VmallocAPI):
         if r == errors.EINVAL:
             if not isinstance(order, int):
                 raise TypeError(f"order must be an int, not {type(order).__name__}")
-            raise InvalidArgument(f"{fn}: order {order} is outside 0..{MAX_PAGE_ORDER}")
+            raise InvalidArgument(f"{fn}: order {show(order)} is outside 0..{MAX_PAGE_ORDER}")
         if r in (errors.EINVALFREE, errors.EDOUBLEFREE):
             self._report_bad_free(pfn, order, fn, None, r)
-        errors.raise_for(r, f"{fn}(pfn={pfn:#x}, order={order})")
+        errors.raise_for(r, f"{fn}(pfn={pfn:#x}, order={show(order)})")
 
     def _report_bad_free(self, pfn: int, order: int, fn: str, message, status) -> None:
         """Describe a refused free in dmesg and raise DoubleFree or InvalidFree."""
@@ -461,7 +477,7 @@ class Machine(SlabAPI, VmallocAPI):
         flags_text = f"0x{zone << 62:x}(node=0|zone={zone})"
         if pflags & _PG_HEAD:
             flags_text = f"0x{(zone << 62) | 0x40:x}(head|node=0|zone={zone})"
-        call = f"{fn}(pfn={pfn:#x}, order={order})"
+        call = f"{fn}(pfn={pfn:#x}, order={show(order)})"
         frames = [fn]
         if message is None:
             if status == errors.EDOUBLEFREE:

@@ -122,6 +122,9 @@ class ModelCore:
     def slab_info(self, slab_phys: int):
         return slab.slab_info(self._a, slab_phys)
 
+    def slab_pin(self, phys: int, op: int) -> int:
+        return slab.slab_pin(self._a, phys, op)
+
     # -- page tables ------------------------------------------------------------------
 
     def vmalloc_pages(self, vaddr: int, nr: int, gfp: int):
