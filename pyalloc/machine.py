@@ -19,7 +19,7 @@ from .errors import (
 from .printk import KERNEL_RELEASE, KernelLog, warn_alloc_text, warn_text
 from . import reports
 from .slab import SlabAPI
-from .safe import show
+from .safe import show, show_hex
 from .threads import new_lock, serialize
 from .vmalloc_owner import check_areas
 from .vmalloc import VmallocAPI, is_vmalloc_addr
@@ -243,7 +243,7 @@ class Machine(SlabAPI, VmallocAPI):
         phys = self._direct_map_phys(addr, "free_pages")
         if phys & (PAGE_SIZE - 1):
             self._report_bad_free(phys >> PAGE_SHIFT, order, "free_pages",
-                                  f"free_pages({addr:#x}): address is not page aligned", None)
+                                  f"free_pages({show_hex(addr)}): address is not page aligned", None)
         self.free_pages(phys >> PAGE_SHIFT, order)
 
     # -- address arithmetic ----------------------------------------------------
@@ -273,7 +273,7 @@ class Machine(SlabAPI, VmallocAPI):
             raise TypeError(f"{what}: an address must be an int, not {type(addr).__name__}")
         phys = addr - PAGE_OFFSET
         if not 0 <= phys < DIRECT_MAP_SIZE:
-            raise InvalidArgument(f"{what}: {addr:#x} is not a direct-map address")
+            raise InvalidArgument(f"{what}: {show_hex(addr)} is not a direct-map address")
         return phys
 
     # -- memory access ---------------------------------------------------------
@@ -333,23 +333,23 @@ class Machine(SlabAPI, VmallocAPI):
             limit = self.nr_pages << PAGE_SHIFT
             if phys + n > limit or phys >= limit:
                 self._fault(max(addr, PAGE_OFFSET + limit) if phys < limit else addr, write,
-                            f"{show(n)} bytes at {addr:#x} run past the end of memory")
+                            f"{show(n)} bytes at {show_hex(addr)} run past the end of memory")
             return [(phys, n)]
         if is_vmalloc_addr(addr) and n <= 1 << 40:
             return self._vmalloc_chunks(addr, n, write) or [(0, 0)]
         if 0 <= addr <= ZERO_SIZE_PTR:
             self._fault(addr, write, "NULL or ZERO_SIZE_PTR dereference")
-        self._fault(addr, write, f"{addr:#x} is not mapped")
+        self._fault(addr, write, f"{show_hex(addr)} is not mapped")
 
     def _access_failed_slow(self, r: int, addr, n, write: bool):
         if r == errors.EFAULT:
-            self._fault(addr, write, f"{show(n)} bytes at {addr:#x} are not mapped")
-        errors.raise_for(r, f"{'write' if write else 'read'} of {show(n)} bytes at {addr:#x}")
+            self._fault(addr, write, f"{show(n)} bytes at {show_hex(addr)} are not mapped")
+        errors.raise_for(r, f"{'write' if write else 'read'} of {show(n)} bytes at {show_hex(addr)}")
 
     def _fault(self, addr: int, write: bool, why: str):
         addr &= (1 << 64) - 1
         self._log.emit(self._clock_ns(), reports.page_fault_text(COMM, PID, 0, addr, write, why))
-        raise PageFault(f"page fault at {addr:#x} ({'write' if write else 'read'}): {why}")
+        raise PageFault(f"page fault at {show_hex(addr)} ({'write' if write else 'read'}): {why}")
 
     # -- views -----------------------------------------------------------------
 
@@ -468,7 +468,7 @@ class Machine(SlabAPI, VmallocAPI):
             raise InvalidArgument(f"{fn}: order {show(order)} is outside 0..{MAX_PAGE_ORDER}")
         if r in (errors.EINVALFREE, errors.EDOUBLEFREE):
             self._report_bad_free(pfn, order, fn, None, r)
-        errors.raise_for(r, f"{fn}(pfn={pfn:#x}, order={show(order)})")
+        errors.raise_for(r, f"{fn}(pfn={show_hex(pfn)}, order={show(order)})")
 
     def _report_bad_free(self, pfn: int, order: int, fn: str, message, status) -> None:
         """Describe a refused free in dmesg and raise DoubleFree or InvalidFree."""
@@ -477,22 +477,22 @@ class Machine(SlabAPI, VmallocAPI):
         flags_text = f"0x{zone << 62:x}(node=0|zone={zone})"
         if pflags & _PG_HEAD:
             flags_text = f"0x{(zone << 62) | 0x40:x}(head|node=0|zone={zone})"
-        call = f"{fn}(pfn={pfn:#x}, order={show(order)})"
+        call = f"{fn}(pfn={show_hex(pfn)}, order={show(order)})"
         frames = [fn]
         if message is None:
             if status == errors.EDOUBLEFREE:
-                message = f"{call}: double free: the block at pfn {pfn:#x} was freed and is free now"
+                message = f"{call}: double free: the block at pfn {show_hex(pfn)} was freed and is free now"
             elif state == _OUT_OF_RANGE:
-                message = f"{call}: pfn {pfn:#x} is outside memory (0..{self.nr_pages - 1:#x})"
+                message = f"{call}: pfn {show_hex(pfn)} is outside memory (0..{self.nr_pages - 1:#x})"
             elif state == _ALLOCATED and horder != order:
-                message = f"{call}: wrong order: the block at pfn {pfn:#x} was allocated with order {horder}"
+                message = f"{call}: wrong order: the block at pfn {show_hex(pfn)} was allocated with order {horder}"
             elif state == _ALLOCATED:
-                message = f"{call}: pfn {pfn:#x} was not allocated by alloc_pages (wrong free function)"
+                message = f"{call}: pfn {show_hex(pfn)} was not allocated by alloc_pages (wrong free function)"
             elif state == _INTERIOR:
                 what = "a tail page of the compound page" if pflags & _PG_HEAD else "inside the block"
-                message = f"{call}: pfn {pfn:#x} is {what} allocated at pfn {head:#x} (order {horder})"
+                message = f"{call}: pfn {show_hex(pfn)} is {what} allocated at pfn {head:#x} (order {horder})"
             else:
-                message = f"{call}: pfn {pfn:#x} was never allocated (it is free, in the block at pfn {head:#x})"
+                message = f"{call}: pfn {show_hex(pfn)} was never allocated (it is free, in the block at pfn {head:#x})"
         if state != _OUT_OF_RANGE:
             clock = self._clock_ns()
             if status == errors.EDOUBLEFREE:

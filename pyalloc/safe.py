@@ -26,3 +26,10 @@ def show(value) -> str:
     if not isinstance(text, str):
         return f"<{type(value).__name__} object>"
     return text if len(text) <= LIMIT else text[:LIMIT - 3] + "..."
+
+
+def show_hex(value: int) -> str:
+    """f"{value:#x}" for an address-sized int; show() for a longer one."""
+    if isinstance(value, int) and value.bit_length() <= 72:
+        return f"{value:#x}"
+    return show(value)

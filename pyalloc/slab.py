@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from . import errors, gfp as gfpmod, reports, slub_report
 from .errors import InvalidArgument
 from .model import status as st
-from .safe import show
+from .safe import show, show_hex
 from .vmalloc_owner import pinned_free_report
 
 PAGE_OFFSET = 0xffff888000000000
@@ -345,7 +345,7 @@ class SlabAPI:
         phys = addr - PAGE_OFFSET
         r = self._core.ksize(phys) if 0 <= phys < DIRECT_MAP_SIZE else errors.EINVAL
         if r < 0:
-            raise InvalidArgument(f"ksize({addr:#x}): not a slab object or kmalloc allocation")
+            raise InvalidArgument(f"ksize({show_hex(addr)}): not a slab object or kmalloc allocation")
         return r
 
     def krealloc(self, addr, size, gfp, cpu=None, caller=None):
@@ -554,7 +554,7 @@ class SlabAPI:
             st.SLAB_ERR_WRONG_CACHE: "belongs to another cache",
             st.SLAB_ERR_PINNED: "is the page array of a vmalloc area (freed with it by vfree)",
         }.get(reason, "failed the debug checks; the object was not freed")
-        msg = f"{fn}({addr:#x}): {text}"
+        msg = f"{fn}({show_hex(addr)}): {text}"
         if r == errors.ECORRUPT:
             raise errors.SlabCorruption(msg)
         errors.raise_for(r, msg)

@@ -27,7 +27,7 @@ from .errors import DoubleFree, InvalidArgument, InvalidFree
 from .slab import check_size, frame_caller
 from .vmap_area import VmapAreas
 from .vmalloc_owner import refuse_page_array_free
-from .safe import show
+from .safe import show, show_hex
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
@@ -220,19 +220,19 @@ class VmallocAPI:
             return area
         if area is None and addr in self._vfreed:
             self._log.emit(self._clock_ns(), f"Trying to {fn}() nonexistent vm area ({addr:016x})")
-            raise DoubleFree(f"{fn}({addr:#x}): the area was freed by {self._vfreed[addr]}() and is free now")
+            raise DoubleFree(f"{fn}({show_hex(addr)}): the area was freed by {self._vfreed[addr]}() and is free now")
         self._log.emit(self._clock_ns(), f"Trying to {fn}() nonexistent vm area ({addr:016x})"
                        if area is None else f"{fn}({addr:016x}): area was not made by "
                        f"{'vmalloc' if fn == 'vfree' else 'vmap'}")
         if area is not None:
-            raise InvalidFree(f"{fn}({addr:#x}): the area was made by {'vmap' if area.flags & VM_MAP else 'vmalloc'}"
+            raise InvalidFree(f"{fn}({show_hex(addr)}): the area was made by {'vmap' if area.flags & VM_MAP else 'vmalloc'}"
                               f", free it with {'vunmap' if area.flags & VM_MAP else 'vfree'}")
         if not is_vmalloc_addr(addr):
-            raise InvalidFree(f"{fn}({addr:#x}): not a vmalloc address")
+            raise InvalidFree(f"{fn}({show_hex(addr)}): not a vmalloc address")
         inside = self._vmap.find(addr)
         if inside is not None:
-            raise InvalidFree(f"{fn}({addr:#x}): inside the area at {inside[0]:#x}, not its start")
-        raise InvalidFree(f"{fn}({addr:#x}): no vm area starts there")
+            raise InvalidFree(f"{fn}({show_hex(addr)}): inside the area at {inside[0]:#x}, not its start")
+        raise InvalidFree(f"{fn}({show_hex(addr)}): no vm area starts there")
 
     # -- vmap ----------------------------------------------------------------------------
 
@@ -278,7 +278,7 @@ class VmallocAPI:
         if isinstance(addr, bool) or not isinstance(addr, int):
             raise TypeError(f"vmalloc_to_page: an address must be an int, not {type(addr).__name__}")
         if not 0 <= addr < 1 << 64:
-            raise InvalidArgument(f"vmalloc_to_page({addr:#x}): not a 64-bit address")
+            raise InvalidArgument(f"vmalloc_to_page({show_hex(addr)}): not a 64-bit address")
         r = self._core.walk(addr)
         return None if r < 0 else r
 
