@@ -187,17 +187,41 @@ int pa_machine_new(int64_t nr_pages, int64_t cpus, int64_t min_free_kbytes, pa_m
     return PA_OK;
 }
 
+/* Release the arena but keep the machine record, so that a thread still
+ * holding the handle gets PA_ECLOSED from any entry instead of touching freed
+ * memory; the record itself goes with pa_machine_free().  The lock makes an
+ * entry already running on another thread finish first. */
+int pa_machine_close(pa_machine *m)
+{
+    if (!m)
+        return PA_EINVAL;
+    pa_lock(m);
+    if (!m->closed) {
+        slab_machine_free(m);
+        reclaim_machine_free(m);
+        m->slabs = NULL;
+        m->free_slab_ids = NULL;
+        m->caches = NULL;
+        m->nr_slab_ids = m->nr_caches = 0;
+        if (m->mem)
+            munmap(m->mem, m->nr_pages << PA_PAGE_SHIFT);
+        if (m->pages)
+            munmap(m->pages, m->nr_pages * sizeof(struct pa_page));
+        free(m->pageblock_mt);
+        m->mem = NULL;
+        m->pages = NULL;
+        m->pageblock_mt = NULL;
+        m->closed = 1;
+    }
+    pa_unlock(m);
+    return PA_OK;
+}
+
 void pa_machine_free(pa_machine *m)
 {
     if (!m)
         return;
-    slab_machine_free(m);
-    reclaim_machine_free(m);
-    if (m->mem)
-        munmap(m->mem, m->nr_pages << PA_PAGE_SHIFT);
-    if (m->pages)
-        munmap(m->pages, m->nr_pages * sizeof(struct pa_page));
-    free(m->pageblock_mt);
+    pa_machine_close(m);
     free(m);
 }
 
@@ -209,7 +233,7 @@ static bool phys_range_ok(const pa_machine *m, int64_t phys, int64_t n)
     return phys >= 0 && n >= 0 && (uint64_t)phys <= size && (uint64_t)n <= size - (uint64_t)phys;
 }
 
-int pa_read(pa_machine *m, int64_t phys, int64_t n, unsigned char *out)
+PA_ENTRY(int, pa_read, (pa_machine *m, int64_t phys, int64_t n, unsigned char *out), (m, phys, n, out))
 {
     if (!m || (!out && n))
         return PA_EINVAL;
@@ -219,7 +243,7 @@ int pa_read(pa_machine *m, int64_t phys, int64_t n, unsigned char *out)
     return PA_OK;
 }
 
-int pa_write(pa_machine *m, int64_t phys, const unsigned char *data, int64_t n)
+PA_ENTRY(int, pa_write, (pa_machine *m, int64_t phys, const unsigned char *data, int64_t n), (m, phys, data, n))
 {
     if (!m || (!data && n))
         return PA_EINVAL;
@@ -229,7 +253,7 @@ int pa_write(pa_machine *m, int64_t phys, const unsigned char *data, int64_t n)
     return PA_OK;
 }
 
-int pa_memset(pa_machine *m, int64_t phys, int64_t byte, int64_t n)
+PA_ENTRY(int, pa_memset, (pa_machine *m, int64_t phys, int64_t byte, int64_t n), (m, phys, byte, n))
 {
     if (!m || byte < 0 || byte > 255)
         return PA_EINVAL;
@@ -239,7 +263,7 @@ int pa_memset(pa_machine *m, int64_t phys, int64_t byte, int64_t n)
     return PA_OK;
 }
 
-int pa_set_cpu(pa_machine *m, int64_t cpu)
+PA_ENTRY(int, pa_set_cpu, (pa_machine *m, int64_t cpu), (m, cpu))
 {
     if (!m || cpu < 0 || cpu >= m->cpus)
         return PA_EINVAL;
@@ -247,7 +271,7 @@ int pa_set_cpu(pa_machine *m, int64_t cpu)
     return PA_OK;
 }
 
-int pa_set_slab_merge(pa_machine *m, int64_t on)
+PA_ENTRY(int, pa_set_slab_merge, (pa_machine *m, int64_t on), (m, on))
 {
     if (!m)
         return PA_EINVAL;
@@ -257,7 +281,7 @@ int pa_set_slab_merge(pa_machine *m, int64_t on)
 
 /* -- counters ------------------------------------------------------------------ */
 
-int pa_zone_info(pa_machine *m, int64_t zid, struct pa_zone_info *out)
+PA_ENTRY(int, pa_zone_info, (pa_machine *m, int64_t zid, struct pa_zone_info *out), (m, zid, out))
 {
     if (!m || !out || zid < 0 || zid >= PA_MAX_NR_ZONES)
         return PA_EINVAL;
@@ -279,7 +303,7 @@ int pa_zone_info(pa_machine *m, int64_t zid, struct pa_zone_info *out)
     return PA_OK;
 }
 
-int pa_vm_info(pa_machine *m, struct pa_vm_info *out)
+PA_ENTRY(int, pa_vm_info, (pa_machine *m, struct pa_vm_info *out), (m, out))
 {
     if (!m || !out)
         return PA_EINVAL;
@@ -300,7 +324,7 @@ int pa_vm_info(pa_machine *m, struct pa_vm_info *out)
     return PA_OK;
 }
 
-int pa_check(pa_machine *m, char *msg, int64_t msglen)
+PA_ENTRY(int, pa_check, (pa_machine *m, char *msg, int64_t msglen), (m, msg, msglen))
 {
     if (!m || !msg || msglen < 1)
         return PA_EINVAL;

@@ -630,10 +630,8 @@ int64_t buddy_alloc(pa_machine *m, int64_t gfp, int64_t order)
     return (int64_t)pfn;
 }
 
-int64_t pa_alloc_pages(pa_machine *m, int64_t gfp, int64_t order)
+PA_ENTRY(int64_t, pa_alloc_pages, (pa_machine *m, int64_t gfp, int64_t order), (m, gfp, order))
 {
-    if (pa_unlikely(!m))
-        return PA_EINVAL;
     m->alloc_seq++;
     int64_t r = buddy_alloc(m, gfp, order);
     return pa_call_end(m, r);
@@ -774,12 +772,12 @@ int buddy_free_pages(pa_machine *m, int64_t pfn, int64_t order, unsigned kind)
     return PA_OK;
 }
 
-int pa_free_pages(pa_machine *m, int64_t pfn, int64_t order)
+PA_ENTRY(int, pa_free_pages, (pa_machine *m, int64_t pfn, int64_t order), (m, pfn, order))
 {
     return buddy_free_pages(m, pfn, order, PA_KIND_PAGES);
 }
 
-int pa_page_state(pa_machine *m, int64_t pfn, struct pa_page_state *out)
+PA_ENTRY(int, pa_page_state, (pa_machine *m, int64_t pfn, struct pa_page_state *out), (m, pfn, out))
 {
     if (!m || !out)
         return PA_EINVAL;

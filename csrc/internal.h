@@ -8,6 +8,8 @@
 #ifndef PYALLOC_INTERNAL_H
 #define PYALLOC_INTERNAL_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
@@ -140,7 +142,16 @@ struct pa_mm {
     uint64_t rss, swapents, nr_dirty;
 };
 
+/* the machine lock (lock.c): a test-and-set spin lock that remembers its owner */
+struct pa_lock {
+    atomic_uint word;                   /* 1 while held */
+    atomic_uintptr_t owner;             /* pthread_self() of the holder, 0 when free */
+    uint32_t depth;                     /* nested entries by the holder (written by it alone) */
+};
+
 struct pa_machine {
+    struct pa_lock lock;                /* taken by every pa_* entry (PA_ENTRY below) */
+    uint32_t closed;                    /* pa_machine_close() ran: entries answer PA_ECLOSED */
     uint64_t nr_pages;
     uint32_t cpus;
     uint64_t min_free_kbytes;
@@ -202,6 +213,80 @@ static inline unsigned get_pageblock_mt(const pa_machine *m, uint64_t pfn)
 {
     return m->pageblock_mt[pfn >> PA_PAGEBLOCK_ORDER];
 }
+
+/* -- the machine lock ------------------------------------------------------------
+ *
+ * cffi drops the GIL around every call into the core, so Python threads sharing
+ * one Machine run the core concurrently.  Every public entry point therefore
+ * takes its machine's lock for the whole call; two machines never share one, so
+ * they run in parallel.  Uncontended, the lock is one atomic exchange, one
+ * pthread_self() and two plain stores (tens of cycles, see bench/bench_lock.py);
+ * a waiter spins briefly, then yields the CPU (a holder may be descheduled).
+ *
+ * How to write an entry point: define it with PA_ENTRY instead of a plain
+ * signature.  The body becomes NAME_locked(), which expects the lock held; the
+ * macro also emits the public NAME() that locks, refuses a closed machine with
+ * PA_ECLOSED, calls NAME_locked() and unlocks.  The machine parameter must be
+ * called `m`, and the result type must hold a status (int or int64_t):
+ *
+ *     PA_ENTRY(int, pa_spawn, (pa_machine *m, int64_t pid), (m, pid))
+ *     {
+ *         ... body, as before; every return path is covered ...
+ *     }
+ *
+ * Declare `int pa_spawn(pa_machine *m, int64_t pid);` in pyalloc.h as usual.
+ * Inside the core (another entry's body, a C loop over a whole stream) call the
+ * _locked functions: a stream takes the lock once, with pa_lock()/pa_unlock(),
+ * and runs every operation under it.  Calling a public entry with the lock held
+ * is not a deadlock (the holder re-enters, counted in depth) but costs a little
+ * more, so it is a fallback, not the way.
+ */
+#define PA_ENTRY(type, name, params, args)                              \
+    type name##_locked params;                                          \
+    type name params                                                    \
+    {                                                                   \
+        if (pa_unlikely(!m))                                            \
+            return PA_EINVAL;                                           \
+        pa_lock(m);                                                     \
+        type ret_ = pa_likely(!m->closed) ? name##_locked args : PA_ECLOSED; \
+        pa_unlock(m);                                                   \
+        return ret_;                                                    \
+    }                                                                   \
+    type name##_locked params
+
+/* "lock.c" */
+void pa_lock_slow(pa_machine *m);
+
+static inline uintptr_t pa_lock_self(void)
+{
+    return (uintptr_t)pthread_self();
+}
+
+static inline void pa_lock(pa_machine *m)
+{
+    if (pa_unlikely(atomic_exchange_explicit(&m->lock.word, 1u, memory_order_acquire)))
+        pa_lock_slow(m);        /* held: by another thread (wait) or by this one (re-enter) */
+    else
+        atomic_store_explicit(&m->lock.owner, pa_lock_self(), memory_order_relaxed);
+}
+
+static inline void pa_unlock(pa_machine *m)
+{
+    if (pa_unlikely(m->lock.depth)) {
+        m->lock.depth--;
+        return;
+    }
+    atomic_store_explicit(&m->lock.owner, 0, memory_order_relaxed);
+    atomic_store_explicit(&m->lock.word, 0u, memory_order_release);
+}
+
+/* the _locked twins of the entry points other core code calls (lock held) */
+int64_t pa_alloc_pages_locked(pa_machine *m, int64_t gfp, int64_t order);
+int pa_free_pages_locked(pa_machine *m, int64_t pfn, int64_t order);
+int64_t pa_kmalloc_locked(pa_machine *m, int64_t size, int64_t gfp, int64_t caller);
+int pa_kfree_locked(pa_machine *m, int64_t phys, int64_t caller);
+int64_t pa_kmem_cache_alloc_locked(pa_machine *m, int64_t cache, int64_t gfp, int64_t caller);
+int pa_kmem_cache_free_locked(pa_machine *m, int64_t cache, int64_t phys, int64_t caller);
 
 /* "arena.c" */
 void *pa_map_noreserve(size_t len);

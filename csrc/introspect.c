@@ -22,7 +22,7 @@ static int cmp_i64(const void *a, const void *b)
 
 /* the head pfns of the slabs of one cache (every cache when cache < 0), in pfn
  * order.  Returns how many there are; fills out[] with the first max of them. */
-int64_t pa_slab_pfns(pa_machine *m, int64_t cache, int64_t *out, int64_t max)
+PA_ENTRY(int64_t, pa_slab_pfns, (pa_machine *m, int64_t cache, int64_t *out, int64_t max), (m, cache, out, max))
 {
     if (!m || max < 0 || (max && !out) || cache >= (int64_t)m->nr_caches)
         return PA_EINVAL;
@@ -49,7 +49,7 @@ int64_t pa_slab_pfns(pa_machine *m, int64_t cache, int64_t *out, int64_t max)
 
 /* one slab as struct slab describes it, and the state of each object
  * (slab.c's OBJ_NEVER 0, OBJ_LIVE 1, OBJ_FREED 2) in states[0 .. min(objects, max)) */
-int pa_slab_view(pa_machine *m, int64_t pfn, struct pa_slab_view *out, uint8_t *states, int64_t max)
+PA_ENTRY(int, pa_slab_view, (pa_machine *m, int64_t pfn, struct pa_slab_view *out, uint8_t *states, int64_t max), (m, pfn, out, states, max))
 {
     if (!m || !out || pfn < 0 || (uint64_t)pfn >= m->nr_pages || max < 0 || (max && !states))
         return PA_EINVAL;
@@ -79,7 +79,7 @@ int pa_slab_view(pa_machine *m, int64_t pfn, struct pa_slab_view *out, uint8_t *
 }
 
 /* the migratetype of pageblocks [first, first + nr), one byte each (MIGRATE_*) */
-int pa_pageblock_mt(pa_machine *m, int64_t first, int64_t nr, uint8_t *out)
+PA_ENTRY(int, pa_pageblock_mt, (pa_machine *m, int64_t first, int64_t nr, uint8_t *out), (m, first, nr, out))
 {
     if (!m || first < 0 || nr < 0 || (nr && !out) || (uint64_t)first > m->nr_pageblocks
         || (uint64_t)nr > m->nr_pageblocks - (uint64_t)first)

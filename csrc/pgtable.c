@@ -141,7 +141,8 @@ static int vmalloc_pages(pa_machine *m, int64_t vaddr, int64_t nr_pages, int64_t
     return PA_OK;
 }
 
-int pa_vmalloc_pages(pa_machine *m, int64_t vaddr, int64_t nr_pages, int64_t gfp, int64_t *pfns)
+PA_ENTRY(int, pa_vmalloc_pages, (pa_machine *m, int64_t vaddr, int64_t nr_pages, int64_t gfp, int64_t *pfns),
+         (m, vaddr, nr_pages, gfp, pfns))
 {
     if (!m || !pfns || !range_ok(m, vaddr, nr_pages) || gfp < 0 || gfp > (int64_t)UINT32_MAX)
         return PA_EINVAL;
@@ -149,7 +150,7 @@ int pa_vmalloc_pages(pa_machine *m, int64_t vaddr, int64_t nr_pages, int64_t gfp
     return (int)pa_call_end(m, vmalloc_pages(m, vaddr, nr_pages, gfp, pfns));
 }
 
-int pa_vmap_pages(pa_machine *m, int64_t vaddr, int64_t nr_pages, const int64_t *pfns)
+PA_ENTRY(int, pa_vmap_pages, (pa_machine *m, int64_t vaddr, int64_t nr_pages, const int64_t *pfns), (m, vaddr, nr_pages, pfns))
 {
     if (!m || !pfns || !range_ok(m, vaddr, nr_pages))
         return PA_EINVAL;
@@ -161,7 +162,7 @@ int pa_vmap_pages(pa_machine *m, int64_t vaddr, int64_t nr_pages, const int64_t 
 
 /* clear the PTEs of a range; the pages themselves are the owner's business
  * (vfree frees its own page list, as the kernel frees area->pages) */
-int pa_vunmap_pages(pa_machine *m, int64_t vaddr, int64_t nr_pages)
+PA_ENTRY(int, pa_vunmap_pages, (pa_machine *m, int64_t vaddr, int64_t nr_pages), (m, vaddr, nr_pages))
 {
     if (!m || !range_ok(m, vaddr, nr_pages))
         return PA_EINVAL;
@@ -175,7 +176,7 @@ int pa_vunmap_pages(pa_machine *m, int64_t vaddr, int64_t nr_pages)
 }
 
 /* give back the pages vmalloc took (all of them, or none on a bad pfn) */
-int pa_free_vmalloc_pages(pa_machine *m, const int64_t *pfns, int64_t nr_pages)
+PA_ENTRY(int, pa_free_vmalloc_pages, (pa_machine *m, const int64_t *pfns, int64_t nr_pages), (m, pfns, nr_pages))
 {
     if (!m || (!pfns && nr_pages) || nr_pages < 0)
         return PA_EINVAL;
@@ -191,7 +192,7 @@ int pa_free_vmalloc_pages(pa_machine *m, const int64_t *pfns, int64_t nr_pages)
     return PA_OK;
 }
 
-int64_t pa_walk(pa_machine *m, int64_t vaddr)
+PA_ENTRY(int64_t, pa_walk, (pa_machine *m, int64_t vaddr), (m, vaddr))
 {
     if (!m)
         return PA_EINVAL;
@@ -203,7 +204,7 @@ int64_t pa_walk(pa_machine *m, int64_t vaddr)
     return (int64_t)((*pte & PTE_PFN_MASK) >> PA_PAGE_SHIFT);
 }
 
-int64_t pa_pte(pa_machine *m, int64_t vaddr)
+PA_ENTRY(int64_t, pa_pte, (pa_machine *m, int64_t vaddr), (m, vaddr))
 {
     if (!m)
         return PA_EINVAL;

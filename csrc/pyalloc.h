@@ -38,7 +38,8 @@ enum pa_status {
     PA_EDOUBLEFREE = -1001, /* freeing something that is free right now */
     PA_EINVALFREE = -1002,  /* freeing something that is not a live allocation's start */
     PA_ECORRUPT = -1003,    /* debug checks found damage */
-    PA_EOOM = -1005         /* failed, and the OOM killer should run (the caller's job) */
+    PA_EOOM = -1005,        /* failed, and the OOM killer should run (the caller's job) */
+    PA_ECLOSED = -1006      /* the machine was closed (pa_machine_close) */
 };
 
 enum {
@@ -135,7 +136,8 @@ enum {
     PA_SLAB_ERR_WRONG_CACHE = 12,
     PA_SLAB_ERR_NOT_SLAB = 13,
     PA_SLAB_ERR_OBJECTS_REMAINING = 14,
-    PA_SLAB_ERR_NEVER_ALLOCATED = 15
+    PA_SLAB_ERR_NEVER_ALLOCATED = 15,
+    PA_SLAB_ERR_PINNED = 16             /* the object belongs to a vmalloc area (its page array) */
 };
 
 /* reclaim counters and gauges, in the order of pyalloc/vmevents.py COUNTERS */
@@ -291,6 +293,7 @@ struct pa_vm_info {
 
 int pa_abi_version(void);
 int pa_machine_new(int64_t nr_pages, int64_t cpus, int64_t min_free_kbytes, pa_machine **out);
+int pa_machine_close(pa_machine *m);
 void pa_machine_free(pa_machine *m);
 
 int64_t pa_alloc_pages(pa_machine *m, int64_t gfp, int64_t order);
@@ -316,6 +319,7 @@ int pa_kfree(pa_machine *m, int64_t phys, int64_t caller);
 int64_t pa_ksize(pa_machine *m, int64_t phys);
 int pa_take_events(pa_machine *m, struct pa_slab_event *out, int64_t max);
 int pa_slab_info(pa_machine *m, int64_t slab_phys, int64_t *out4);
+int pa_slab_pin(pa_machine *m, int64_t phys, int64_t op);
 
 /* 4-level page tables of init_mm (pgtable.c); vaddr is a kernel virtual
  * address given as its two's-complement int64 */

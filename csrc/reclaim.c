@@ -160,7 +160,7 @@ static int mm_reserve(struct pa_mm *mm, uint64_t nr)
     return PA_OK;
 }
 
-int64_t pa_mm_new(pa_machine *m, int64_t is_file)
+PA_ENTRY(int64_t, pa_mm_new, (pa_machine *m, int64_t is_file), (m, is_file))
 {
     if (!m || (is_file != 0 && is_file != 1))
         return PA_EINVAL;
@@ -280,7 +280,7 @@ void lru_replace_page(pa_machine *m, uint64_t old_pfn, uint64_t new_pfn)
 
 /* -- swap and the disk --------------------------------------------------------------- */
 
-int pa_set_swap(pa_machine *m, int64_t nr_pages)
+PA_ENTRY(int, pa_set_swap, (pa_machine *m, int64_t nr_pages), (m, nr_pages))
 {
     if (!m || nr_pages < 0 || nr_pages > (int64_t)UINT32_MAX || m->swap_pages)
         return PA_EINVAL;
@@ -457,7 +457,7 @@ static int mm_fault(pa_machine *m, int64_t id, uint64_t start, uint64_t nr, uint
     return PA_OK;
 }
 
-int pa_mm_fault(pa_machine *m, int64_t id, int64_t start, int64_t nr, int64_t gfp, int64_t flags, int64_t *done)
+PA_ENTRY(int, pa_mm_fault, (pa_machine *m, int64_t id, int64_t start, int64_t nr, int64_t gfp, int64_t flags, int64_t *done), (m, id, start, nr, gfp, flags, done))
 {
     if (!m || !done)
         return PA_EINVAL;
@@ -478,7 +478,7 @@ int pa_mm_fault(pa_machine *m, int64_t id, int64_t start, int64_t nr, int64_t gf
 
 /* read or write bytes of an mm: anonymous memory only within what was
  * touched, a file only within its size for reads; a write may grow a file */
-int pa_mm_rw(pa_machine *m, int64_t id, int64_t offset, int64_t n, unsigned char *buf, int64_t write, int64_t gfp)
+PA_ENTRY(int, pa_mm_rw, (pa_machine *m, int64_t id, int64_t offset, int64_t n, unsigned char *buf, int64_t write, int64_t gfp), (m, id, offset, n, buf, write, gfp))
 {
     if (!m || (!buf && n) || (write != 0 && write != 1))
         return PA_EINVAL;
@@ -548,7 +548,7 @@ static void mm_free_pages(pa_machine *m, struct pa_mm *mm)
     mm->alive = 0;
 }
 
-int pa_mm_release(pa_machine *m, int64_t id)
+PA_ENTRY(int, pa_mm_release, (pa_machine *m, int64_t id), (m, id))
 {
     if (!m)
         return PA_EINVAL;
@@ -560,7 +560,7 @@ int pa_mm_release(pa_machine *m, int64_t id)
     return PA_OK;
 }
 
-int pa_mm_info(pa_machine *m, int64_t id, struct pa_mm_info *out)
+PA_ENTRY(int, pa_mm_info, (pa_machine *m, int64_t id, struct pa_mm_info *out), (m, id, out))
 {
     if (!m || !out || id < 0 || (uint64_t)id >= m->nr_mms)
         return PA_EINVAL;
@@ -581,7 +581,7 @@ int pa_mm_info(pa_machine *m, int64_t id, struct pa_mm_info *out)
     return PA_OK;
 }
 
-int pa_sync(pa_machine *m)
+PA_ENTRY(int, pa_sync, (pa_machine *m), (m))
 {
     if (!m)
         return PA_EINVAL;
@@ -602,7 +602,7 @@ int pa_sync(pa_machine *m)
 }
 
 /* echo 1 > /proc/sys/vm/drop_caches: every clean cache page goes */
-int64_t pa_drop_caches(pa_machine *m)
+PA_ENTRY(int64_t, pa_drop_caches, (pa_machine *m), (m))
 {
     if (!m)
         return PA_EINVAL;
@@ -880,7 +880,7 @@ void kswapd_run(pa_machine *m)
 
 /* -- OOM facts and counters -------------------------------------------------------------------- */
 
-int pa_counters(pa_machine *m, uint64_t *out, int64_t n)
+PA_ENTRY(int, pa_counters, (pa_machine *m, uint64_t *out, int64_t n), (m, out, n))
 {
     if (!m || !out || n != PA_NR_CTRS)
         return PA_EINVAL;
@@ -888,7 +888,7 @@ int pa_counters(pa_machine *m, uint64_t *out, int64_t n)
     return PA_OK;
 }
 
-int pa_last_cost(pa_machine *m, uint64_t *out, int64_t n)
+PA_ENTRY(int, pa_last_cost, (pa_machine *m, uint64_t *out, int64_t n), (m, out, n))
 {
     if (!m || !out || n != PA_NR_COSTS)
         return PA_EINVAL;
@@ -899,7 +899,7 @@ int pa_last_cost(pa_machine *m, uint64_t *out, int64_t n)
 
 /* mode 1: the OOM killer found no victim, act as out_of_memory() failing;
  * mode 2: count a kill (the caller released the victim) */
-int pa_set_oom_mode(pa_machine *m, int64_t mode)
+PA_ENTRY(int, pa_set_oom_mode, (pa_machine *m, int64_t mode), (m, mode))
 {
     if (!m || mode < 0 || mode > 2)
         return PA_EINVAL;
@@ -925,6 +925,12 @@ void reclaim_machine_free(pa_machine *m)
     free(m->swap_free);
     if (m->swap)
         pa_unmap(m->swap, m->swap_pages << PA_PAGE_SHIFT);
+    m->mms = NULL;
+    m->nr_mms = m->cap_mms = 0;
+    m->pg_index = NULL;
+    m->swap_free = NULL;
+    m->swap = NULL;
+    m->swap_pages = 0;
 }
 
 #define FAIL(...) do { snprintf(msg, msglen, __VA_ARGS__); return PA_EINVARIANT; } while (0)

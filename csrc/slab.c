@@ -53,7 +53,9 @@
 #define SLUB_RED_INACTIVE 0xbb
 #define SLUB_RED_ACTIVE 0xcc
 
-enum { OBJ_NEVER, OBJ_LIVE, OBJ_FREED };
+/* OBJ_PINNED: live, but owned by another allocation (a vmalloc area's page
+ * array), so no free function may release it; bit 0 set means live */
+enum { OBJ_NEVER, OBJ_LIVE, OBJ_FREED, OBJ_PINNED = 5 };
 
 #define SLAB_DEBUG_FLAGS (PA_SLAB_POISON | PA_SLAB_RED_ZONE | PA_SLAB_STORE_USER | PA_SLAB_CONSISTENCY_CHECKS | PA_SLAB_TRACE)
 #define SLAB_NEVER_MERGE (PA_SLAB_RED_ZONE | PA_SLAB_POISON | PA_SLAB_STORE_USER | PA_SLAB_TRACE | PA_SLAB_NO_MERGE)
@@ -222,7 +224,7 @@ static int64_t find_mergeable(const pa_machine *m, uint32_t size, uint32_t align
     return best;
 }
 
-int64_t pa_kmem_cache_create(pa_machine *m, int64_t size, int64_t align, int64_t flags)
+PA_ENTRY(int64_t, pa_kmem_cache_create, (pa_machine *m, int64_t size, int64_t align, int64_t flags), (m, size, align, flags))
 {
     if (!m || size < 1 || size > PA_KMALLOC_MAX_SIZE || align < 0 || align > PA_KMALLOC_MAX_SIZE
         || (align & (align - 1)) || flags < 0 || flags > 0x3fff
@@ -276,7 +278,7 @@ int64_t pa_kmem_cache_create(pa_machine *m, int64_t size, int64_t align, int64_t
     return id;
 }
 
-int pa_kmalloc_register(pa_machine *m, int64_t type, int64_t index, int64_t cache)
+PA_ENTRY(int, pa_kmalloc_register, (pa_machine *m, int64_t type, int64_t index, int64_t cache), (m, type, index, cache))
 {
     if (!m || type < 0 || type >= PA_NR_KMALLOC_TYPES || index < 1 || index > 13 || !valid_cache(m, cache))
         return PA_EINVAL;
@@ -443,7 +445,7 @@ static bool check_object(pa_machine *m, const struct pa_cache *s, const struct p
         }
         ok &= check_pad_bytes(m, s, slab, obj);
     }
-    if ((s->offset >= s->inuse || val != SLUB_RED_ACTIVE) && slab->state[slot] != OBJ_LIVE) {
+    if ((s->offset >= s->inuse || val != SLUB_RED_ACTIVE) && !(slab->state[slot] & OBJ_LIVE)) {
         /* the stored free pointer must be the chain's */
         unsigned next = slab->chain[slot];
         uint64_t want = next == SLOT_NIL ? 0 : PAGE_OFFSET_VIRT + obj_phys(s, slab, next);
@@ -760,7 +762,7 @@ static int64_t slab_alloc(pa_machine *m, struct pa_cache *s, uint32_t gfp, uint3
     return (int64_t)take_object(m, s, slab, slot, gfp, orig_size, caller);
 }
 
-int64_t pa_kmem_cache_alloc(pa_machine *m, int64_t cache, int64_t gfp, int64_t caller)
+PA_ENTRY(int64_t, pa_kmem_cache_alloc, (pa_machine *m, int64_t cache, int64_t gfp, int64_t caller), (m, cache, gfp, caller))
 {
     if (pa_unlikely(!m))
         return PA_EINVAL;
@@ -789,7 +791,7 @@ static int64_t kmalloc_large(pa_machine *m, int64_t size, uint32_t gfp)
     return pfn << PA_PAGE_SHIFT;
 }
 
-int64_t pa_kmalloc(pa_machine *m, int64_t size, int64_t gfp, int64_t caller)
+PA_ENTRY(int64_t, pa_kmalloc, (pa_machine *m, int64_t size, int64_t gfp, int64_t caller), (m, size, gfp, caller))
 {
     if (pa_unlikely(!m))
         return PA_EINVAL;
@@ -838,6 +840,10 @@ static int lookup_object(pa_machine *m, int64_t phys, struct pa_slab **slabp, un
     }
     if (slab->state[slot] == OBJ_NEVER) {
         event(m, PA_SLAB_ERR_NEVER_ALLOCATED, s, slab, (uint64_t)phys, 0, 0, 0, 0);
+        return PA_EINVALFREE;
+    }
+    if (pa_unlikely(slab->state[slot] == OBJ_PINNED)) {
+        event(m, PA_SLAB_ERR_PINNED, s, slab, (uint64_t)phys, 0, 0, 0, 0);
         return PA_EINVALFREE;
     }
     *slabp = slab;
@@ -898,7 +904,7 @@ static int slab_free(pa_machine *m, struct pa_cache *s, struct pa_slab *slab, un
     return PA_OK;
 }
 
-int pa_kmem_cache_free(pa_machine *m, int64_t cache, int64_t phys, int64_t caller)
+PA_ENTRY(int, pa_kmem_cache_free, (pa_machine *m, int64_t cache, int64_t phys, int64_t caller), (m, cache, phys, caller))
 {
     if (pa_unlikely(!m))
         return PA_EINVAL;
@@ -918,7 +924,7 @@ int pa_kmem_cache_free(pa_machine *m, int64_t cache, int64_t phys, int64_t calle
     return slab_free(m, s, slab, slot, (uint64_t)caller);
 }
 
-int pa_kfree(pa_machine *m, int64_t phys, int64_t caller)
+PA_ENTRY(int, pa_kfree, (pa_machine *m, int64_t phys, int64_t caller), (m, phys, caller))
 {
     if (pa_unlikely(!m))
         return PA_EINVAL;
@@ -946,7 +952,7 @@ int pa_kfree(pa_machine *m, int64_t phys, int64_t caller)
     return slab_free(m, &m->caches[slab->cache], slab, slot, (uint64_t)caller);
 }
 
-int64_t pa_ksize(pa_machine *m, int64_t phys)
+PA_ENTRY(int64_t, pa_ksize, (pa_machine *m, int64_t phys), (m, phys))
 {
     if (!m || phys < 0 || (uint64_t)phys >= m->nr_pages << PA_PAGE_SHIFT)
         return PA_EINVAL;
@@ -992,7 +998,7 @@ static struct pa_cache *cache_op(pa_machine *m, int64_t cache)
     return valid_cache(m, cache) ? &m->caches[cache] : NULL;
 }
 
-int pa_kmem_cache_shrink(pa_machine *m, int64_t cache)
+PA_ENTRY(int, pa_kmem_cache_shrink, (pa_machine *m, int64_t cache), (m, cache))
 {
     struct pa_cache *s = cache_op(m, cache);
     if (!s)
@@ -1049,7 +1055,7 @@ int pa_kmem_cache_shrink(pa_machine *m, int64_t cache)
     return PA_OK;
 }
 
-int pa_kmem_cache_destroy(pa_machine *m, int64_t cache)
+PA_ENTRY(int, pa_kmem_cache_destroy, (pa_machine *m, int64_t cache), (m, cache))
 {
     struct pa_cache *s = cache_op(m, cache);
     if (!s)
@@ -1068,7 +1074,7 @@ int pa_kmem_cache_destroy(pa_machine *m, int64_t cache)
             if (p->kind == PA_KIND_SLAB && m->slabs[p->priv].cache == (uint32_t)cache) {
                 const struct pa_slab *slab = &m->slabs[p->priv];
                 for (unsigned i = 0; i < slab->objects; i++)
-                    if (slab->state[i] == OBJ_LIVE)
+                    if ((slab->state[i] & OBJ_LIVE))
                         event(m, PA_SLAB_ERR_OBJECTS_REMAINING, s, slab, obj_phys(s, slab, i), 0, 0, 0, 0);
             }
             pfn += (1ull << p->order) - 1;
@@ -1091,7 +1097,7 @@ int pa_kmem_cache_destroy(pa_machine *m, int64_t cache)
     return PA_OK;
 }
 
-int pa_cache_info(pa_machine *m, int64_t cache, struct pa_cache_info *out)
+PA_ENTRY(int, pa_cache_info, (pa_machine *m, int64_t cache, struct pa_cache_info *out), (m, cache, out))
 {
     if (!m || !out || !valid_cache(m, cache))
         return PA_EINVAL;
@@ -1118,7 +1124,7 @@ int pa_cache_info(pa_machine *m, int64_t cache, struct pa_cache_info *out)
     return PA_OK;
 }
 
-int pa_take_events(pa_machine *m, struct pa_slab_event *out, int64_t max)
+PA_ENTRY(int, pa_take_events, (pa_machine *m, struct pa_slab_event *out, int64_t max), (m, out, max))
 {
     if (!m || !out || max < 0)
         return PA_EINVAL;
@@ -1129,7 +1135,7 @@ int pa_take_events(pa_machine *m, struct pa_slab_event *out, int64_t max)
 }
 
 /* order, objects, inuse and the freelist head (virtual, 0 = none) of the slab at slab_phys */
-int pa_slab_info(pa_machine *m, int64_t slab_phys, int64_t *out4)
+PA_ENTRY(int, pa_slab_info, (pa_machine *m, int64_t slab_phys, int64_t *out4), (m, slab_phys, out4))
 {
     if (!m || !out4 || slab_phys < 0 || (uint64_t)slab_phys >= m->nr_pages << PA_PAGE_SHIFT)
         return PA_EINVAL;
@@ -1143,6 +1149,30 @@ int pa_slab_info(pa_machine *m, int64_t slab_phys, int64_t *out4)
     out4[2] = slab->inuse;
     out4[3] = slab->freelist == SLOT_NIL ? 0 : (int64_t)(PAGE_OFFSET_VIRT + obj_phys(s, slab, slab->freelist));
     return PA_OK;
+}
+
+/* Pin (op 1) or unpin (op 0) the live slab object starting at phys, or ask
+ * (op -1): 1 pinned, 0 live and not pinned.  A pinned object is refused by
+ * every free function (vmalloc pins its page array while the area lives). */
+PA_ENTRY(int, pa_slab_pin, (pa_machine *m, int64_t phys, int64_t op), (m, phys, op))
+{
+    if (phys < 0 || (uint64_t)phys >= m->nr_pages << PA_PAGE_SHIFT || op < -1 || op > 1)
+        return PA_EINVAL;
+    unsigned order;
+    uint64_t head = buddy_block_containing(m, (uint64_t)phys >> PA_PAGE_SHIFT, PA_PG_ALLOC, &order);
+    if (head == PA_NIL || m->pages[head].kind != PA_KIND_SLAB)
+        return PA_EINVAL;
+    struct pa_slab *slab = &m->slabs[m->pages[head].priv];
+    const struct pa_cache *s = &m->caches[slab->cache];
+    int64_t off = phys - (int64_t)slab_base(slab) - s->red_left_pad;
+    if (off < 0 || off % s->size || off / s->size >= slab->objects)
+        return PA_EINVAL;
+    uint8_t *state = &slab->state[off / s->size];
+    if (!(*state & OBJ_LIVE))
+        return PA_EINVAL;
+    if (op >= 0)
+        *state = op ? OBJ_PINNED : OBJ_LIVE;
+    return *state == OBJ_PINNED;
 }
 
 void slab_machine_free(pa_machine *m)
@@ -1220,7 +1250,7 @@ int slab_check(pa_machine *m, char *msg, size_t msglen)
             while (slot != SLOT_NIL) {
                 if (slot >= slab->objects || seen[slot])
                     FAIL("slab at pfn %#llx: freelist loops or leaves the slab", (unsigned long long)pfn);
-                if (slab->state[slot] == OBJ_LIVE)
+                if ((slab->state[slot] & OBJ_LIVE))
                     FAIL("slab at pfn %#llx: live object in slot %u is on a freelist", (unsigned long long)pfn, slot);
                 seen[slot] = 1;
                 n++;
@@ -1232,7 +1262,7 @@ int slab_check(pa_machine *m, char *msg, size_t msglen)
         }
         unsigned live = 0;
         for (unsigned i = 0; i < slab->objects; i++)
-            live += slab->state[i] == OBJ_LIVE;
+            live += (slab->state[i] & OBJ_LIVE);
         c3[2] += live;
         if (nseen + live != slab->objects)
             FAIL("slab at pfn %#llx: %u free objects are on no freelist", (unsigned long long)pfn,
@@ -1251,7 +1281,7 @@ int slab_check(pa_machine *m, char *msg, size_t msglen)
             FAIL("slab at pfn %#llx has free objects but is on no list", (unsigned long long)pfn);
         if (is_debug(s)) {
             for (unsigned i = 0; i < slab->objects; i++)
-                if (!check_object(m, s, slab, i, slab->state[i] == OBJ_LIVE ? SLUB_RED_ACTIVE : SLUB_RED_INACTIVE))
+                if (!check_object(m, s, slab, i, (slab->state[i] & OBJ_LIVE) ? SLUB_RED_ACTIVE : SLUB_RED_INACTIVE))
                     corrupt = true;
             if (s->flags & PA_SLAB_POISON) {
                 uint64_t used = (uint64_t)slab->objects * s->size;

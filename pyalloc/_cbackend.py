@@ -175,6 +175,8 @@ class CCore:
             return rc
         return ((v.cache, v.order, v.objects, v.inuse, v.frozen, v.on_partial, v.cpu),
                 bytes(ffi.buffer(states, v.objects)))
+    def slab_pin(self, phys: int, op: int) -> int:
+        return lib.pa_slab_pin(self._m, clamp64(phys), op)
 
     # -- page tables ------------------------------------------------------------------
 
@@ -264,4 +266,6 @@ class CCore:
         m, self._m = self._m, None
         self.handle = None
         if m is not None:
-            ffi.release(m)      # runs pa_machine_free now, not at garbage collection
+            # the arena goes now; the small machine record stays until the last
+            # handle dies (ffi.gc), so a thread still calling in gets PA_ECLOSED
+            lib.pa_machine_close(m)

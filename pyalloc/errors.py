@@ -20,11 +20,13 @@ EDOUBLEFREE = -1001  # free of something that is free right now
 EINVALFREE = -1002   # free of something that is not the start of a live allocation
 ECORRUPT = -1003     # slub_debug found a damaged red zone, poison or free pointer
 EOOM = -1005         # allocation failed and the OOM killer should run (Machine does it)
+ECLOSED = -1006      # the machine was closed (by another thread, mid-call)
 
 STATUS_NAMES = {
     OK: "PA_OK", E2BIG: "PA_E2BIG", ENOMEM: "PA_ENOMEM", EFAULT: "PA_EFAULT",
     EBUSY: "PA_EBUSY", EINVAL: "PA_EINVAL", EDOUBLEFREE: "PA_EDOUBLEFREE",
     EINVALFREE: "PA_EINVALFREE", ECORRUPT: "PA_ECORRUPT", EOOM: "PA_EOOM",
+    ECLOSED: "PA_ECLOSED",
 }
 
 
@@ -103,6 +105,7 @@ EXCEPTIONS = {
     EINVALFREE: InvalidFree,
     ECORRUPT: SlabCorruption,
     EOOM: OutOfMemory,      # only if a caller forgot to run the OOM killer
+    ECLOSED: MachineClosed,
 }
 
 

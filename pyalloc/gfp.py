@@ -34,6 +34,7 @@ import enum
 import re
 
 from .errors import GFPError
+from .safe import show
 
 # --------------------------------------------------------------------------------------
 # Layer 1: the bits (6.18, default config).  Bit 9 (0x200) is unused since v6.3.
@@ -365,23 +366,25 @@ def _parse_str(text: str) -> int:
 def _parse_text(text: str, shown) -> int:
     """Parse the kernel spelling *text*; errors quote *shown*."""
     if not text.strip():
-        raise GFPError(f"empty GFP mask {shown!r}")
+        raise GFPError(f"empty GFP mask {show(shown)}")
     flags = 0
     for index, raw in enumerate(text.split("|"), 1):
         part = raw.strip()
         if not part:
-            raise GFPError(f"empty part (part {index}) in GFP mask {shown!r}")
+            raise GFPError(f"empty part (part {index}) in GFP mask {show(shown)}")
         value = NAMES.get(part)
         if value is None:
             if part == "none":
                 value = 0
             elif _NUMBER.match(part):
-                value = int(part, 16) if part[:2] in ("0x", "0X") else int(part, 10)
+                # int() of thousands of digits raises ValueError: no gfp_t has more than 12
+                value = GFP_T_MAX + 1 if len(part) > 16 else int(part, 16) if part[:2] in ("0x", "0X") \
+                    else int(part, 10)
                 if value > GFP_T_MAX:
-                    raise GFPError(f"number {part!r} does not fit in 32-bit gfp_t, "
-                                   f"in GFP mask {shown!r}")
+                    raise GFPError(f"number {show(part)} does not fit in 32-bit gfp_t, "
+                                   f"in GFP mask {show(shown)}")
             else:
-                raise GFPError(f"unknown GFP flag {part!r} in GFP mask {shown!r}{_did_you_mean(part)}")
+                raise GFPError(f"unknown GFP flag {show(part)} in GFP mask {show(shown)}{_did_you_mean(part)}")
         flags |= value
     _check_zone(flags, shown)
     return flags
@@ -390,18 +393,18 @@ def _parse_text(text: str, shown) -> int:
 def _parse_other(gfp) -> int:
     """Everything that is not a str or an in-range, valid plain int."""
     if isinstance(gfp, bool):
-        raise GFPError(f"a GFP mask cannot be a bool: {gfp!r}")
+        raise GFPError(f"a GFP mask cannot be a bool: {show(gfp)}")
     if isinstance(gfp, int):       # a plain int that failed a check, a GFP, an IntEnum
         value = int(gfp)
         if not 0 <= value <= GFP_T_MAX:
-            raise GFPError(f"GFP mask {gfp!r} out of range: gfp_t is 32 bits "
+            raise GFPError(f"GFP mask {show(gfp)} out of range: gfp_t is 32 bits "
                            f"(0 <= mask < 2**32)")
         _check_zone(value, gfp)
         return value
     if isinstance(gfp, str):       # a str subclass: parse it, do not cache it
         return _parse_text(str(gfp), gfp)
     raise GFPError(f"a GFP mask must be an int, a str or a pyalloc.GFP, "
-                   f"not {type(gfp).__name__}: {gfp!r}")
+                   f"not {type(gfp).__name__}: {show(gfp)}")
 
 
 def _check_zone(flags: int, shown) -> None:
@@ -458,13 +461,13 @@ def _format_arg(flags) -> int:
         flags = int(flags)
         if 0 <= flags <= GFP_T_MAX:
             return flags
-        raise GFPError(f"GFP mask {flags!r} out of range: gfp_t is 32 bits")
-    raise GFPError(f"format() takes an int mask, not {type(flags).__name__}: {flags!r}")
+        raise GFPError(f"GFP mask {show(flags)} out of range: gfp_t is 32 bits")
+    raise GFPError(f"format() takes an int mask, not {type(flags).__name__}: {show(flags)}")
 
 
 def _format_compute(flags: int) -> str:
     if flags < 0 or flags > GFP_T_MAX:
-        raise GFPError(f"GFP mask {flags!r} out of range: gfp_t is 32 bits")
+        raise GFPError(f"GFP mask {show(flags)} out of range: gfp_t is 32 bits")
     parts = []
     for mask, name in PRINT_TABLE:
         if not flags:

@@ -118,7 +118,7 @@ def slab_cache_for_each_allocated_object(m, cache: Cache) -> Iterator[int]:
             continue
         _, states = got
         base, size = _first_object(m, cache, pfn)
-        found.extend(PAGE_OFFSET + base + i * size for i, s in enumerate(states) if s == st.OBJ_LIVE)
+        found.extend(PAGE_OFFSET + base + i * size for i, s in enumerate(states) if s & st.OBJ_LIVE)
     return iter(found)
 
 
@@ -146,7 +146,7 @@ def slab_object_info(m, addr: int) -> Optional[SlabObjectInfo]:
     slot = (phys - base) // size if phys >= base else -1
     if not 0 <= slot < slab.objects:
         return None
-    return SlabObjectInfo(slab.slab_cache, slab, PAGE_OFFSET + base + slot * size, states[slot] == st.OBJ_LIVE)
+    return SlabObjectInfo(slab.slab_cache, slab, PAGE_OFFSET + base + slot * size, bool(states[slot] & st.OBJ_LIVE))
 
 
 def find_containing_slab_cache(m, addr: int) -> Optional[Cache]:

@@ -19,6 +19,9 @@ from .errors import (
 from .printk import KERNEL_RELEASE, KernelLog, warn_alloc_text, warn_text
 from . import reports
 from .slab import SlabAPI
+from .safe import show, show_hex
+from .threads import new_lock, serialize
+from .vmalloc_owner import check_areas
 from .vmalloc import VmallocAPI, is_vmalloc_addr
 from .reclaim import ReclaimAPI
 from .views import ViewsAPI
@@ -54,12 +57,12 @@ _SIZE_SHIFT = {"": 0, "k": 10, "m": 20, "g": 30, "t": 40}
 def parse_size(value, what: str = "mem") -> int:
     """Bytes from an int or a string such as "512M", "4G", "1GiB"."""
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise InvalidArgument(f"{what}: expected bytes as an int or a string like '1G', got {value!r}")
+        raise InvalidArgument(f"{what}: expected bytes as an int or a string like '1G', got {show(value)}")
     if isinstance(value, int):
         return value
     m = _SIZE_RE.match(value)
     if not m:
-        raise InvalidArgument(f"{what}: cannot read size {value!r} (use e.g. '512M', '4G')")
+        raise InvalidArgument(f"{what}: cannot read size {show(value)} (use e.g. '512M', '4G')")
     return int(m.group(1)) << _SIZE_SHIFT[m.group(2).lower()]
 
 
@@ -70,7 +73,7 @@ def _load_core(backend: str):
     if backend == "model":
         from .model import ModelCore
         return ModelCore
-    raise InvalidArgument(f"backend must be 'c' or 'model', not {backend!r}")
+    raise InvalidArgument(f"backend must be 'c' or 'model', not {show(backend)}")
 
 
 def _closed(*args, **kwargs):
@@ -166,26 +169,27 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, ViewsAPI, HotPathAPI):
                  min_free_kbytes: int | None = None, slub_debug: str = "", swap=0,
                  slab_merge: bool = False) -> None:
         self._closed = True
+        self._lock = new_lock()     # the shared layer's state (threads.py)
         if backend is None:
             backend = os.environ.get("PYALLOC_BACKEND", "c")
         size = parse_size(mem, "mem")
         if size <= 0 or size % PAGE_SIZE:
-            raise InvalidArgument(f"mem must be a positive multiple of {PAGE_SIZE} bytes, not {size}")
+            raise InvalidArgument(f"mem must be a positive multiple of {PAGE_SIZE} bytes, not {show(size)}")
         nr_pages = size >> PAGE_SHIFT
         if not 256 <= nr_pages <= 1 << 30:
-            raise InvalidArgument(f"mem must be between 1M and 4T, not {mem!r}")
+            raise InvalidArgument(f"mem must be between 1M and 4T, not {show(mem)}")
         if isinstance(cpus, bool) or not isinstance(cpus, int) or not 1 <= cpus <= 4096:
-            raise InvalidArgument(f"cpus must be an int from 1 to 4096, not {cpus!r}")
+            raise InvalidArgument(f"cpus must be an int from 1 to 4096, not {show(cpus)}")
         if min_free_kbytes is None:
             min_free_kbytes = -1
         elif isinstance(min_free_kbytes, bool) or not isinstance(min_free_kbytes, int) \
                 or not 0 <= min_free_kbytes <= 1 << 40:
-            raise InvalidArgument(f"min_free_kbytes must be a non-negative int, not {min_free_kbytes!r}")
+            raise InvalidArgument(f"min_free_kbytes must be a non-negative int, not {show(min_free_kbytes)}")
         swap_bytes = parse_size(swap, "swap")
         if swap_bytes < 0:
-            raise InvalidArgument(f"swap must not be negative, not {swap!r}")
+            raise InvalidArgument(f"swap must not be negative, not {show(swap)}")
         if not isinstance(slub_debug, str):
-            raise InvalidArgument(f"slub_debug must be a string like 'FZPU', not {slub_debug!r}")
+            raise InvalidArgument(f"slub_debug must be a string like 'FZPU', not {show(slub_debug)}")
 
         self.backend = backend
         self.mem = size
@@ -233,6 +237,17 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, ViewsAPI, HotPathAPI):
                      f"{len(self._cache_order)} slab caches")
         return f"<pyalloc.Machine backend={self.backend!r} {state}>"
 
+    def __copy__(self):
+        raise TypeError("a pyalloc.Machine cannot be copied: a copy would share the original's core "
+                        "(build a second Machine with the same options instead)")
+
+    def __deepcopy__(self, memo):
+        raise TypeError("a pyalloc.Machine cannot be deep-copied: its simulated memory is not cloned "
+                        "(build a second Machine and replay the same calls instead)")
+
+    def __reduce_ex__(self, protocol):
+        raise TypeError("a pyalloc.Machine cannot be pickled")
+
     def _live(self) -> None:
         if self._closed:
             raise MachineClosed("this Machine has been closed")
@@ -256,7 +271,7 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, ViewsAPI, HotPathAPI):
         phys = self._direct_map_phys(addr, "free_pages")
         if phys & (PAGE_SIZE - 1):
             self._report_bad_free(phys >> PAGE_SHIFT, order, "free_pages",
-                                  f"free_pages({addr:#x}): address is not page aligned", None)
+                                  f"free_pages({show_hex(addr)}): address is not page aligned", None)
         self.free_pages(phys >> PAGE_SHIFT, order)
 
     # -- address arithmetic ----------------------------------------------------
@@ -264,7 +279,7 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, ViewsAPI, HotPathAPI):
     def page_address(self, pfn: int) -> int:
         self._live()
         if isinstance(pfn, bool) or not isinstance(pfn, int) or not 0 <= pfn < DIRECT_MAP_SIZE >> PAGE_SHIFT:
-            raise InvalidArgument(f"page_address: pfn {pfn!r} is outside the direct map")
+            raise InvalidArgument(f"page_address: pfn {show(pfn)} is outside the direct map")
         return PAGE_OFFSET + (pfn << PAGE_SHIFT)
 
     def virt_to_phys(self, addr: int) -> int:
@@ -278,7 +293,7 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, ViewsAPI, HotPathAPI):
     def phys_to_virt(self, phys: int) -> int:
         self._live()
         if isinstance(phys, bool) or not isinstance(phys, int) or not 0 <= phys < DIRECT_MAP_SIZE:
-            raise InvalidArgument(f"phys_to_virt: {phys!r} is not a physical address the direct map covers")
+            raise InvalidArgument(f"phys_to_virt: {show(phys)} is not a physical address the direct map covers")
         return PAGE_OFFSET + phys
 
     def _direct_map_phys(self, addr, what: str) -> int:
@@ -286,7 +301,7 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, ViewsAPI, HotPathAPI):
             raise TypeError(f"{what}: an address must be an int, not {type(addr).__name__}")
         phys = addr - PAGE_OFFSET
         if not 0 <= phys < DIRECT_MAP_SIZE:
-            raise InvalidArgument(f"{what}: {addr:#x} is not a direct-map address")
+            raise InvalidArgument(f"{what}: {show_hex(addr)} is not a direct-map address")
         return phys
 
     # -- memory access ---------------------------------------------------------
@@ -324,7 +339,7 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, ViewsAPI, HotPathAPI):
     def memset(self, addr, byte: int, n: int) -> None:
         """Fill n bytes at a kernel virtual address with one byte value."""
         if isinstance(byte, bool) or not isinstance(byte, int) or not 0 <= byte <= 255:
-            raise InvalidArgument(f"memset: byte must be an int from 0 to 255, not {byte!r}")
+            raise InvalidArgument(f"memset: byte must be an int from 0 to 255, not {show(byte)}")
         for phys, length in self._access_chunks(addr, n, True):
             r = self._core.memset(phys, byte, length)
             if r:
@@ -336,7 +351,7 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, ViewsAPI, HotPathAPI):
         if isinstance(n, bool) or not isinstance(n, int):
             raise TypeError(f"size must be an int, not {type(n).__name__}")
         if n < 0:
-            raise InvalidArgument(f"size {n} is negative")
+            raise InvalidArgument(f"size {show(n)} is negative")
         if addr is None:
             addr = 0
         if isinstance(addr, bool) or not isinstance(addr, int):
@@ -346,23 +361,23 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, ViewsAPI, HotPathAPI):
             limit = self.nr_pages << PAGE_SHIFT
             if phys + n > limit or phys >= limit:
                 self._fault(max(addr, PAGE_OFFSET + limit) if phys < limit else addr, write,
-                            f"{n} bytes at {addr:#x} run past the end of memory")
+                            f"{show(n)} bytes at {show_hex(addr)} run past the end of memory")
             return [(phys, n)]
         if is_vmalloc_addr(addr) and n <= 1 << 40:
             return self._vmalloc_chunks(addr, n, write) or [(0, 0)]
         if 0 <= addr <= ZERO_SIZE_PTR:
             self._fault(addr, write, "NULL or ZERO_SIZE_PTR dereference")
-        self._fault(addr, write, f"{addr:#x} is not mapped")
+        self._fault(addr, write, f"{show_hex(addr)} is not mapped")
 
     def _access_failed_slow(self, r: int, addr, n, write: bool):
         if r == errors.EFAULT:
-            self._fault(addr, write, f"{n} bytes at {addr:#x} are not mapped")
-        errors.raise_for(r, f"{'write' if write else 'read'} of {n} bytes at {addr:#x}")
+            self._fault(addr, write, f"{show(n)} bytes at {show_hex(addr)} are not mapped")
+        errors.raise_for(r, f"{'write' if write else 'read'} of {show(n)} bytes at {show_hex(addr)}")
 
     def _fault(self, addr: int, write: bool, why: str):
         addr &= (1 << 64) - 1
         self._log.emit(self._clock_ns(), reports.page_fault_text(COMM, PID, 0, addr, write, why))
-        raise PageFault(f"page fault at {addr:#x} ({'write' if write else 'read'}): {why}", addr=addr, reason=why)
+        raise PageFault(f"page fault at {show_hex(addr)} ({'write' if write else 'read'}): {why}", addr=addr, reason=why)
 
     # -- views -----------------------------------------------------------------
 
@@ -397,7 +412,7 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, ViewsAPI, HotPathAPI):
         """The text of /proc/<name>, in the kernel's exact format."""
         self._live()
         if not isinstance(name, str):
-            raise InvalidArgument(f"proc: name must be a string, not {name!r}")
+            raise InvalidArgument(f"proc: name must be a string, not {show(name)}")
         return procfs.render(name, self.snapshot())
 
     def dmesg(self) -> list[str]:
@@ -416,6 +431,9 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, ViewsAPI, HotPathAPI):
             self._report_events(events, "validate_slab_cache", caller=None)
             raise errors.SlabCorruption("check(): slub_debug validation found damaged objects: "
                                         f"{finding} (see dmesg)", addr=obj, cache=cache, reason=reason)
+        if msg is not None:
+            raise errors.InvariantBroken(f"check(): {msg}")
+        msg = check_areas(self)
         if msg is not None:
             raise errors.InvariantBroken(f"check(): {msg}")
 
@@ -447,7 +465,7 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, ViewsAPI, HotPathAPI):
                 # the kernel warns that NOFAIL cannot be honoured without reclaim, then fails
                 self._warn_once("nofail-noreclaim", flags, "mm/page_alloc.c:4631",
                                 "__alloc_pages_slowpath.constprop.0")
-            self._warn_alloc(flags, f"page allocation failure: order:{order}")
+            self._warn_alloc(flags, f"page allocation failure: order:{show(order)}")
             return None
         if r == errors.E2BIG:
             self._warn_once("order", flags, "mm/page_alloc.c:5017", "__alloc_pages_noprof")
@@ -455,9 +473,9 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, ViewsAPI, HotPathAPI):
         if r == errors.EINVAL:
             if not isinstance(order, int):
                 raise TypeError(f"order must be an int, not {type(order).__name__}")
-            raise InvalidArgument(f"alloc_pages: order {order} is negative" if order < 0
+            raise InvalidArgument(f"alloc_pages: order {show(order)} is negative" if order < 0
                                   else f"alloc_pages: bad gfp mask {flags:#x}")
-        errors.raise_for(r, f"alloc_pages(order={order})")
+        errors.raise_for(r, f"alloc_pages(order={show(order)})")
 
     def _alloc_pages_nofail(self, flags: int, order):
         before = self._core.vm_info()["slowpath_entries"] if isinstance(order, int) else 0
@@ -471,9 +489,9 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, ViewsAPI, HotPathAPI):
             return r
         if r == errors.ENOMEM and flags & _DIRECT_RECLAIM:
             self._log.emit(self._clock_ns(), (
-                f"{COMM}: __GFP_NOFAIL allocation of order:{order}, mode:{flags:#x}"
+                f"{COMM}: __GFP_NOFAIL allocation of order:{show(order)}, mode:{flags:#x}"
                 f"({gfpmod.format_pGg(flags)}) cannot be satisfied: the kernel would retry forever"))
-            raise OutOfMemory(f"alloc_pages(order={order}, {gfpmod.format_pGg(flags)}): "
+            raise OutOfMemory(f"alloc_pages(order={show(order)}, {gfpmod.format_pGg(flags)}): "
                               "__GFP_NOFAIL request that nothing can satisfy (the kernel would loop forever)")
         return self._alloc_failed_slow(r, flags, order)
 
@@ -482,10 +500,10 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, ViewsAPI, HotPathAPI):
         if r == errors.EINVAL:
             if not isinstance(order, int):
                 raise TypeError(f"order must be an int, not {type(order).__name__}")
-            raise InvalidArgument(f"{fn}: order {order} is outside 0..{MAX_PAGE_ORDER}")
+            raise InvalidArgument(f"{fn}: order {show(order)} is outside 0..{MAX_PAGE_ORDER}")
         if r in (errors.EINVALFREE, errors.EDOUBLEFREE):
             self._report_bad_free(pfn, order, fn, None, r)
-        errors.raise_for(r, f"{fn}(pfn={pfn:#x}, order={order})")
+        errors.raise_for(r, f"{fn}(pfn={show_hex(pfn)}, order={show(order)})")
 
     def _report_bad_free(self, pfn: int, order: int, fn: str, message, status) -> None:
         """Describe a refused free in dmesg and raise DoubleFree or InvalidFree."""
@@ -494,22 +512,22 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, ViewsAPI, HotPathAPI):
         flags_text = f"0x{zone << 62:x}(node=0|zone={zone})"
         if pflags & _PG_HEAD:
             flags_text = f"0x{(zone << 62) | 0x40:x}(head|node=0|zone={zone})"
-        call = f"{fn}(pfn={pfn:#x}, order={order})"
+        call = f"{fn}(pfn={show_hex(pfn)}, order={show(order)})"
         frames = [fn]
         if message is None:
             if status == errors.EDOUBLEFREE:
-                message = f"{call}: double free: the block at pfn {pfn:#x} was freed and is free now"
+                message = f"{call}: double free: the block at pfn {show_hex(pfn)} was freed and is free now"
             elif state == _OUT_OF_RANGE:
-                message = f"{call}: pfn {pfn:#x} is outside memory (0..{self.nr_pages - 1:#x})"
+                message = f"{call}: pfn {show_hex(pfn)} is outside memory (0..{self.nr_pages - 1:#x})"
             elif state == _ALLOCATED and horder != order:
-                message = f"{call}: wrong order: the block at pfn {pfn:#x} was allocated with order {horder}"
+                message = f"{call}: wrong order: the block at pfn {show_hex(pfn)} was allocated with order {horder}"
             elif state == _ALLOCATED:
-                message = f"{call}: pfn {pfn:#x} was not allocated by alloc_pages (wrong free function)"
+                message = f"{call}: pfn {show_hex(pfn)} was not allocated by alloc_pages (wrong free function)"
             elif state == _INTERIOR:
                 what = "a tail page of the compound page" if pflags & _PG_HEAD else "inside the block"
-                message = f"{call}: pfn {pfn:#x} is {what} allocated at pfn {head:#x} (order {horder})"
+                message = f"{call}: pfn {show_hex(pfn)} is {what} allocated at pfn {head:#x} (order {horder})"
             else:
-                message = f"{call}: pfn {pfn:#x} was never allocated (it is free, in the block at pfn {head:#x})"
+                message = f"{call}: pfn {show_hex(pfn)} was never allocated (it is free, in the block at pfn {head:#x})"
         if state != _OUT_OF_RANGE:
             clock = self._clock_ns()
             if status == errors.EDOUBLEFREE:
@@ -544,3 +562,11 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, ViewsAPI, HotPathAPI):
         lines.append(f"Memory: {kb}K/{kb}K available")
         lines.append(f"min_free_kbytes: {snap['min_free_kbytes']}")
         self._log.emit(0, "\n".join(lines))
+
+
+# one thread at a time in the shared layer (threads.py); these touch only the core
+serialize(Machine, exclude=("read", "write", "memset", "page_address", "virt_to_phys", "virt_to_page",
+                            "phys_to_virt", "is_vmalloc_addr", "on_cpu"),
+          also=("_alloc_failed_slow", "_alloc_pages_nofail", "_free_failed_slow", "_kmalloc_slow",
+                "_kmalloc_failed", "_cache_alloc_slow", "_cache_alloc_failed", "_free_slow", "_free_failed",
+                "_fault"))

@@ -42,6 +42,7 @@ from __future__ import annotations
 from typing import Callable
 
 from pyalloc.errors import InvalidArgument
+from pyalloc.safe import show
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
@@ -611,7 +612,7 @@ def vmallocinfo_area(area: dict) -> str:
     flags = tuple(area.get("flags") or ())
     unknown = [f for f in flags if f not in VMALLOCINFO_FLAGS]
     if unknown:
-        raise InvalidArgument(f"unknown vmallocinfo flag(s) {unknown!r}; known: "
+        raise InvalidArgument(f"unknown vmallocinfo flag(s) {show(unknown)}; known: "
                               f"{', '.join(VMALLOCINFO_FLAGS)}")
     out.extend(" " + word for word in VMALLOCINFO_FLAGS if word in flags)
     nodes = area.get("nodes") or {}
@@ -663,7 +664,7 @@ def render(name: str, snap: dict) -> str:
         renderer = RENDERERS[name]
     except (KeyError, TypeError):
         raise InvalidArgument(
-            f"unknown /proc view {name!r}; known: {', '.join(sorted(RENDERERS))}") from None
+            f"unknown /proc view {show(name)}; known: {', '.join(sorted(RENDERERS))}") from None
     return renderer(snap)
 
 

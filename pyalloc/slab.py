@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from . import errors, gfp as gfpmod, reports, slub_report
 from .errors import InvalidArgument
 from .model import status as st
+from .safe import show, show_hex
+from .vmalloc_owner import pinned_free_report
 
 PAGE_OFFSET = 0xffff888000000000
 PAGE_SIZE = 4096
@@ -58,7 +60,7 @@ def check_size(value, fn: str, what: str = "size") -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{fn}: {what} must be an int, not {type(value).__name__}")
     if value < 0:
-        raise InvalidArgument(f"{fn}: {what} {value} is negative")
+        raise InvalidArgument(f"{fn}: {what} {show(value)} is negative")
     return value
 
 
@@ -75,18 +77,18 @@ def kmalloc_suffix(index: int) -> str:
 def parse_slab_flags(flags) -> int:
     """SLAB_* flags from an int, a SLAB member or the kernel's spelling ("SLAB_POISON|SLAB_RED_ZONE")."""
     if isinstance(flags, bool):
-        raise InvalidArgument(f"slab flags cannot be a bool: {flags!r}")
+        raise InvalidArgument(f"slab flags cannot be a bool: {show(flags)}")
     if isinstance(flags, int):
         if flags & ~st.SLAB_FLAGS_USER or flags < 0:
             raise InvalidArgument(f"unknown slab flag bits {flags:#x}")
         return int(flags)
     if not isinstance(flags, str):
-        raise InvalidArgument(f"slab flags must be an int or a string, not {flags!r}")
+        raise InvalidArgument(f"slab flags must be an int or a string, not {show(flags)}")
     value = 0
     for part in flags.split("|"):
         name = part.strip()
         if name not in SLAB_NAMES:
-            raise InvalidArgument(f"unknown slab flag {name!r} in {flags!r}")
+            raise InvalidArgument(f"unknown slab flag {show(name)} in {show(flags)}")
         value |= SLAB_NAMES[name]
     return value
 
@@ -217,9 +219,10 @@ def _slab_hot_paths(machine, core):
         flags = parse(gfp)
         try:
             cid = cache._id
+            mine = cache._machine is m
         except AttributeError:
-            raise InvalidArgument(f"not a kmem_cache: {cache!r}") from None
-        if flags & slow_mask or cpu is not None or caller is not None or m._track_callers or cid < 0:
+            raise InvalidArgument(f"not a kmem_cache: {show(cache)}") from None
+        if flags & slow_mask or cpu is not None or caller is not None or m._track_callers or cid < 0 or not mine:
             return m._cache_alloc_slow(cache, flags, cpu, caller, sys._getframe(1))
         r = alloc_c(handle, cid, flags, 0)
         if r >= 0:
@@ -230,9 +233,10 @@ def _slab_hot_paths(machine, core):
         """kmem_cache_free(): give an object back to its cache."""
         try:
             cid = cache._id
+            mine = cache._machine is m
         except AttributeError:
-            raise InvalidArgument(f"not a kmem_cache: {cache!r}") from None
-        if cpu is not None or caller is not None or m._track_callers or cid < 0:
+            raise InvalidArgument(f"not a kmem_cache: {show(cache)}") from None
+        if cpu is not None or caller is not None or m._track_callers or cid < 0 or not mine:
             return m._free_slow(addr, cache, cpu, caller, sys._getframe(1))
         try:
             r = free_c(handle, cid, addr - offset, 0)
@@ -261,7 +265,7 @@ class SlabAPI:
 
     def _slab_boot(self, slub_debug: str, slab_merge: bool) -> None:
         if not isinstance(slub_debug, str):
-            raise InvalidArgument(f"slub_debug must be a string like 'FZPU', not {slub_debug!r}")
+            raise InvalidArgument(f"slub_debug must be a string like 'FZPU', not {show(slub_debug)}")
         self._debug_flags, self._debug_names, unknown = parse_slub_debug(slub_debug)
         for ch in unknown:
             self._log.emit(0, f"slab_debug option '{ch}' unknown. skipped")
@@ -286,9 +290,9 @@ class SlabAPI:
         cid = self._core.kmem_cache_create(size, align, flags)
         if cid < 0:
             errors.raise_for(cid if cid != errors.ENOMEM else errors.EINVAL,
-                             f"kmem_cache_create({name!r}, {size}, align={align}): the object cannot be laid "
+                             f"kmem_cache_create({show(name)}, {show(size)}, align={show(align)}): the object cannot be laid "
                              "out in a slab of order 10 or less" if cid == errors.EINVAL else
-                             f"kmem_cache_create({name!r}): too many caches")
+                             f"kmem_cache_create({show(name)}): too many caches")
         info = self._core.cache_info(cid)
         cache = Cache(self, name, cid, info)
         if cid not in self._caches:
@@ -304,27 +308,27 @@ class SlabAPI:
         """kmem_cache_create(): a new cache (or, with slab_merge, an alias of a compatible one)."""
         self._live()
         if not isinstance(name, str) or not 1 <= len(name) <= 64 or not name.isprintable() or " " in name:
-            raise InvalidArgument(f"kmem_cache_create: bad name {name!r} (1 to 64 printable characters, no spaces)")
+            raise InvalidArgument(f"kmem_cache_create: bad name {show(name)} (1 to 64 printable characters, no spaces)")
         for what, v in (("size", size), ("align", align)):
             if isinstance(v, bool) or not isinstance(v, int):
-                raise InvalidArgument(f"kmem_cache_create({name!r}): {what} must be an int, not {v!r}")
+                raise InvalidArgument(f"kmem_cache_create({show(name)}): {what} must be an int, not {show(v)}")
         bits = parse_slab_flags(flags)
         if not 1 <= size <= st.KMALLOC_MAX_SIZE:
             self._log.emit(self._clock_ns(), f"kmem_cache_create({name}) integrity check failed")
-            raise InvalidArgument(f"kmem_cache_create({name!r}): size {size} is outside 1..{st.KMALLOC_MAX_SIZE}")
+            raise InvalidArgument(f"kmem_cache_create({show(name)}): size {show(size)} is outside 1..{st.KMALLOC_MAX_SIZE}")
         if align < 0 or align > st.KMALLOC_MAX_SIZE or align & (align - 1):
-            raise InvalidArgument(f"kmem_cache_create({name!r}): align {align} is not 0 or a power of two")
+            raise InvalidArgument(f"kmem_cache_create({show(name)}): align {show(align)} is not 0 or a power of two")
         if bits & st.SLAB_CACHE_DMA and bits & st.SLAB_CACHE_DMA32:
-            raise InvalidArgument(f"kmem_cache_create({name!r}): SLAB_CACHE_DMA and SLAB_CACHE_DMA32 together")
+            raise InvalidArgument(f"kmem_cache_create({show(name)}): SLAB_CACHE_DMA and SLAB_CACHE_DMA32 together")
         return self._create(name, size, align, bits & ~st.SLAB_PANIC)
 
     def _cache_id(self, cache, what: str) -> int:
         self._live()
         cid = getattr(cache, "_id", None)
         if not isinstance(cache, Cache) or cache._machine is not self:
-            raise InvalidArgument(f"{what}: not a kmem_cache of this machine: {cache!r}")
+            raise InvalidArgument(f"{what}: not a kmem_cache of this machine: {show(cache)}")
         if cid < 0:
-            raise InvalidArgument(f"{what}: kmem_cache {cache.name!r} has been destroyed")
+            raise InvalidArgument(f"{what}: kmem_cache {show(cache.name)} has been destroyed")
         return cid
 
     def kmem_cache_shrink(self, cache) -> None:
@@ -386,7 +390,7 @@ class SlabAPI:
         phys = addr - PAGE_OFFSET
         r = self._core.ksize(phys) if 0 <= phys < DIRECT_MAP_SIZE else errors.EINVAL
         if r < 0:
-            raise InvalidArgument(f"ksize({addr:#x}): not a slab object or kmalloc allocation")
+            raise InvalidArgument(f"ksize({show_hex(addr)}): not a slab object or kmalloc allocation")
         return r
 
     def krealloc(self, addr, size, gfp, cpu=None, caller=None):
@@ -397,6 +401,7 @@ class SlabAPI:
         if size == 0:
             self.kfree(addr, cpu, caller)
             return ZERO_SIZE_PTR
+        self._krealloc_check(addr, cpu, caller)
         ks = self.ksize(addr)
         if ks >= size:
             if flags & gfpmod.GFP_ZERO:
@@ -405,8 +410,26 @@ class SlabAPI:
         new = self.kmalloc(size, flags, cpu, caller)
         if new is not None and ks:
             self.write(new, self.read(addr, ks))
-            self.kfree(addr, cpu, caller)
+            try:
+                self.kfree(addr, cpu, caller)
+            except errors.PyallocError:
+                self.kfree(new, cpu, caller)    # slub_debug refused the old object: take nothing
+                raise
         return new
+
+    def _krealloc_check(self, addr, cpu, caller) -> None:
+        """Before krealloc takes anything: addr is NULL, ZERO_SIZE_PTR or a live kmalloc'able object."""
+        if addr is None or (isinstance(addr, int) and not isinstance(addr, bool) and 0 <= addr <= ZERO_SIZE_PTR):
+            return
+        if isinstance(addr, int) and not isinstance(addr, bool) and 0 <= addr - PAGE_OFFSET < self.mem:
+            phys = addr - PAGE_OFFSET
+            if self._core.slab_pin(phys, -1) == 0:
+                return
+            state, head, _, kind, _, _ = self._core.page_state(phys >> 12)
+            if not phys & (PAGE_SIZE - 1) and (state, head, kind) == (1, phys >> 12, st.KIND_LARGE_KMALLOC):
+                return
+        self.kfree(addr, cpu, caller)       # refused: the kernel's report and exception, nothing changed
+        raise errors.InvariantBroken(f"krealloc({show(addr)}): kfree took an address krealloc refused")
 
     @contextmanager
     def on_cpu(self, cpu: int):
@@ -423,7 +446,7 @@ class SlabAPI:
 
     def _check_cpu(self, cpu) -> None:
         if isinstance(cpu, bool) or not isinstance(cpu, int) or not 0 <= cpu < self.cpus:
-            raise InvalidArgument(f"cpu must be an int from 0 to {self.cpus - 1}, not {cpu!r}")
+            raise InvalidArgument(f"cpu must be an int from 0 to {self.cpus - 1}, not {show(cpu)}")
 
     def _set_cpu(self, cpu) -> None:
         self._check_cpu(cpu)
@@ -440,7 +463,7 @@ class SlabAPI:
                 return 0
             caller = frame_caller(frame)
         if not isinstance(caller, str):
-            raise InvalidArgument(f"caller must be a string, not {caller!r}")
+            raise InvalidArgument(f"caller must be a string, not {show(caller)}")
         cid = self._callers.get(caller)
         if cid is None:
             self._caller_names.append(caller)
@@ -538,9 +561,9 @@ class SlabAPI:
             return None
         if r == errors.EINVAL:
             if isinstance(size, int) and size < 0:
-                raise InvalidArgument(f"kmalloc: size {size} is negative")
-            raise InvalidArgument(f"kmalloc({size}): bad arguments")
-        return self._slab_alloc_failed(r, flags, f"kmalloc({size})", size)
+                raise InvalidArgument(f"kmalloc: size {show(size)} is negative")
+            raise InvalidArgument(f"kmalloc({show(size)}): bad arguments")
+        return self._slab_alloc_failed(r, flags, f"kmalloc({show(size)})", size)
 
     def _cache_alloc_failed(self, r, cache, flags):
         if r == errors.EOOM:
@@ -598,8 +621,9 @@ class SlabAPI:
             st.SLAB_ERR_ALREADY_FREE: "was freed and is free now (double free)",
             st.SLAB_ERR_NEVER_ALLOCATED: "is an object that was never allocated",
             st.SLAB_ERR_WRONG_CACHE: "belongs to another cache",
+            st.SLAB_ERR_PINNED: "is the page array of a vmalloc area (freed with it by vfree)",
         }.get(reason, "failed the debug checks; the object was not freed")
-        msg = f"{fn}({addr:#x}): {text}"
+        msg = f"{fn}({show_hex(addr)}): {text}"
         if cache is None and events:
             cache = self._caches.get(events[0][1])
         about = dict(addr=addr, cache=cache, reason=_FREE_REASONS.get(reason, "debug check failed"))
@@ -700,6 +724,8 @@ class SlabAPI:
                     sections=self._sections(info, obj, slab_phys), alloc_track=alloc_t, free_track=free_t,
                     first_line=None, **slab, **common)
                 text += "\n" + slub_report.fix_line(cache, "Isolate corrupted freechain")
+            elif reason == st.SLAB_ERR_PINNED and slab is not None:
+                text = pinned_free_report(self, fn.split("(")[0], cache, slab, obj, common)
             elif reason == st.SLAB_ERR_NOT_SLAB and not 0 <= obj < self.mem:
                 # virt_to_folio() of an address outside memory: the kernel faults
                 text = reports.page_fault_text(self._comm, self._pid, common["cpu"],

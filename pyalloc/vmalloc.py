@@ -26,6 +26,8 @@ from . import errors, gfp as gfpmod
 from .errors import DoubleFree, InvalidArgument, InvalidFree
 from .slab import check_size, frame_caller
 from .vmap_area import VmapAreas
+from .vmalloc_owner import refuse_page_array_free
+from .safe import show, show_hex
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
@@ -33,6 +35,7 @@ VMALLOC_START = 0xffffc90000000000
 VMALLOC_SIZE = 32 << 40
 VMALLOC_END = VMALLOC_START + VMALLOC_SIZE
 INT_MAX = (1 << 31) - 1
+PAGE_OFFSET = 0xffff888000000000
 FORGET_AFTER = 1 << 16      # how many freed area starts are remembered to tell double frees
 
 VM_IOREMAP, VM_ALLOC, VM_MAP, VM_USERMAP = 0x1, 0x2, 0x4, 0x8
@@ -57,6 +60,12 @@ class VmArea:
         self.nested = False         # page array itself vmalloc'ed: "vpages"
 
 
+def check_caller(caller, fn: str) -> None:
+    """A caller= that was given must be a string, checked before anything is taken."""
+    if not isinstance(caller, str):
+        raise InvalidArgument(f"{fn}: caller must be a string, not {show(caller)}")
+
+
 def is_vmalloc_addr(addr) -> bool:
     return isinstance(addr, int) and VMALLOC_START <= addr < VMALLOC_END
 
@@ -68,6 +77,7 @@ class VmallocAPI:
         self._vmap = VmapAreas(VMALLOC_START, VMALLOC_END)
         self._vm_areas: dict[int, VmArea] = {}
         self._vfreed: OrderedDict[int, str] = OrderedDict()    # freed starts -> how, newest last
+        self._vm_array_owner: dict[int, int] = {}   # page array address -> start of the area it serves
 
     # -- vmalloc ------------------------------------------------------------------
 
@@ -87,19 +97,20 @@ class VmallocAPI:
     def _vmalloc_node_range(self, size, align, flags, caller, node, vm_flags=0):
         self._live()
         check_size(size, "vmalloc")
+        check_caller(caller, "vmalloc")
         if isinstance(node, bool) or not isinstance(node, int) or node not in (-1, 0):
-            raise InvalidArgument(f"vmalloc: node {node!r} does not exist (the machine has node 0)")
+            raise InvalidArgument(f"vmalloc: node {show(node)} does not exist (the machine has node 0)")
         if size == 0:
             self._warn_once("vmalloc-zero", 0, "mm/vmalloc.c:3802", "__vmalloc_node_range_noprof")
             return None
         real_size = size
         size = (size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
         if size >> PAGE_SHIFT > self.nr_pages:
-            self._warn_alloc(flags, f"vmalloc error: size {real_size}, exceeds total pages")
+            self._warn_alloc(flags, f"vmalloc error: size {show(real_size)}, exceeds total pages")
             return None
         area = self._get_vm_area(size, align, VM_ALLOC | vm_flags, flags, caller)
         if area is None:
-            self._warn_alloc(flags, f"vmalloc error: size {real_size}, vm_struct allocation failed")
+            self._warn_alloc(flags, f"vmalloc error: size {show(real_size)}, vm_struct allocation failed")
             return None
         return self._vmalloc_area_node(area, flags, node)
 
@@ -136,6 +147,10 @@ class VmallocAPI:
             self._release_range(area)
             return None
         area.pages_array = pages_array
+        # the array belongs to the area: no free function may release it (vmalloc_owner.py)
+        self._vm_array_owner[pages_array] = area.start
+        if not area.nested:
+            self._core.slab_pin(pages_array - PAGE_OFFSET, 1)
         rc, pfns = self._with_oom(lambda: self._core.vmalloc_pages(area.start, nr, page_gfp | gfpmod.GFP_NOWARN))
         if rc:
             self._free_pages_array(area)
@@ -156,9 +171,11 @@ class VmallocAPI:
     def _free_pages_array(self, area: VmArea) -> None:
         if area.pages_array is None:
             return
+        del self._vm_array_owner[area.pages_array]
         if area.nested:
             self._vfree_area(self._vm_areas[area.pages_array], "vfree")
         else:
+            self._core.slab_pin(area.pages_array - PAGE_OFFSET, 0)
             self.kfree(area.pages_array, caller=area.caller)
         area.pages_array = None
 
@@ -198,25 +215,27 @@ class VmallocAPI:
             raise TypeError(f"{fn}: an address must be an int, not {type(addr).__name__}")
         area = self._vm_areas.get(addr)
         if area is not None and area.flags & want_flag:
+            if addr in self._vm_array_owner:
+                refuse_page_array_free(self, addr, fn)
             return area
         if area is None and addr in self._vfreed:
             self._log.emit(self._clock_ns(), f"Trying to {fn}() nonexistent vm area ({addr:016x})")
-            raise DoubleFree(f"{fn}({addr:#x}): the area was freed by {self._vfreed[addr]}() and is free now",
+            raise DoubleFree(f"{fn}({show_hex(addr)}): the area was freed by {self._vfreed[addr]}() and is free now",
                              addr=addr, reason="double free")
         self._log.emit(self._clock_ns(), f"Trying to {fn}() nonexistent vm area ({addr:016x})"
                        if area is None else f"{fn}({addr:016x}): area was not made by "
                        f"{'vmalloc' if fn == 'vfree' else 'vmap'}")
         if area is not None:
-            raise InvalidFree(f"{fn}({addr:#x}): the area was made by {'vmap' if area.flags & VM_MAP else 'vmalloc'}"
+            raise InvalidFree(f"{fn}({show_hex(addr)}): the area was made by {'vmap' if area.flags & VM_MAP else 'vmalloc'}"
                               f", free it with {'vunmap' if area.flags & VM_MAP else 'vfree'}",
                               addr=addr, reason="wrong free function")
         if not is_vmalloc_addr(addr):
-            raise InvalidFree(f"{fn}({addr:#x}): not a vmalloc address", addr=addr, reason="not a vmalloc address")
+            raise InvalidFree(f"{fn}({show_hex(addr)}): not a vmalloc address", addr=addr, reason="not a vmalloc address")
         inside = self._vmap.find(addr)
         if inside is not None:
-            raise InvalidFree(f"{fn}({addr:#x}): inside the area at {inside[0]:#x}, not its start",
+            raise InvalidFree(f"{fn}({show_hex(addr)}): inside the area at {inside[0]:#x}, not its start",
                               addr=addr, reason="inside an area")
-        raise InvalidFree(f"{fn}({addr:#x}): no vm area starts there", addr=addr, reason="never allocated")
+        raise InvalidFree(f"{fn}({show_hex(addr)}): no vm area starts there", addr=addr, reason="never allocated")
 
     # -- vmap ----------------------------------------------------------------------------
 
@@ -232,9 +251,11 @@ class VmallocAPI:
                 raise TypeError(f"vmap: a pfn must be an int, not {type(p).__name__}")
             if not 0 <= p < self.nr_pages:
                 raise InvalidArgument(f"vmap: pfn {p:#x} is outside memory")
+        caller = caller or self._where_always(1)
+        check_caller(caller, "vmap")
         if not pfns or len(pfns) > self.nr_pages:
             return None
-        area = self._get_vm_area(len(pfns) << PAGE_SHIFT, 1, VM_MAP, 0, caller or self._where_always(1))
+        area = self._get_vm_area(len(pfns) << PAGE_SHIFT, 1, VM_MAP, 0, caller)
         if area is None:
             return None
         rc = self._core.vmap_pages(area.start, pfns)
@@ -260,7 +281,7 @@ class VmallocAPI:
         if isinstance(addr, bool) or not isinstance(addr, int):
             raise TypeError(f"vmalloc_to_page: an address must be an int, not {type(addr).__name__}")
         if not 0 <= addr < 1 << 64:
-            raise InvalidArgument(f"vmalloc_to_page({addr:#x}): not a 64-bit address")
+            raise InvalidArgument(f"vmalloc_to_page({show_hex(addr)}): not a 64-bit address")
         r = self._core.walk(addr)
         return None if r < 0 else r
 
@@ -277,6 +298,7 @@ class VmallocAPI:
         flags = gfpmod.parse(gfp)
         caller = caller or self._where_always(1)
         check_size(size, "kvmalloc")
+        check_caller(caller, "kvmalloc")
         kflags = flags
         if size > PAGE_SIZE:
             kflags |= gfpmod.GFP_NOWARN

@@ -5,8 +5,12 @@
 
 from __future__ import annotations
 
+import threading
+
 from . import buddy, introspect, pgtable, reclaim, slab
+from ..threads import locked_entry, serialize
 from .arena import Arena, clamp64
+from ..errors import ECLOSED
 from .status import CACHE_INFO_FIELDS, EINVAL, MAX_PAGES, MIN_PAGES
 
 
@@ -15,6 +19,10 @@ def _signed(va: int) -> int:
     """A kernel virtual address as the int64 the C core receives."""
     va &= (1 << 64) - 1
     return va - (1 << 64) if va >> 63 else va
+
+
+def _closed_entry(*args) -> int:
+    return ECLOSED
 
 
 class ModelCore:
@@ -28,12 +36,17 @@ class ModelCore:
         reclaim.init(a)
         buddy.free_boot_tail(a)
         self.handle = a
-        self.hot_alloc_pages = buddy.alloc_pages
-        self.hot_free_pages = buddy.free_pages
-        self.hot_kmalloc = slab.kmalloc
-        self.hot_kfree = slab.kfree
-        self.hot_kmem_cache_alloc = slab.kmem_cache_alloc
-        self.hot_kmem_cache_free = slab.kmem_cache_free
+        # the C core locks inside each entry; the model locks around each (threads.py),
+        # with a plain lock: no model entry calls another
+        self._lock = lock = threading.Lock()
+        self._entries: list = []
+        box = self._entries
+        self.hot_alloc_pages = locked_entry(buddy.alloc_pages, lock, box)
+        self.hot_free_pages = locked_entry(buddy.free_pages, lock, box)
+        self.hot_kmalloc = locked_entry(slab.kmalloc, lock, box)
+        self.hot_kfree = locked_entry(slab.kfree, lock, box)
+        self.hot_kmem_cache_alloc = locked_entry(slab.kmem_cache_alloc, lock, box)
+        self.hot_kmem_cache_free = locked_entry(slab.kmem_cache_free, lock, box)
 
     def alloc_pages_wide(self, gfp: int, order: int) -> int:
         return buddy.alloc_pages(self._a, clamp64(gfp), clamp64(order))
@@ -121,6 +134,8 @@ class ModelCore:
 
     def slab_view(self, pfn: int):
         return introspect.slab_view(self._a, pfn)
+    def slab_pin(self, phys: int, op: int) -> int:
+        return slab.slab_pin(self._a, phys, op)
 
     # -- page tables ------------------------------------------------------------------
 
@@ -193,3 +208,7 @@ class ModelCore:
 
     def close(self) -> None:
         self._a = self.handle = None
+        self._entries[:] = [_closed_entry] * len(self._entries)
+
+
+serialize(ModelCore)    # every entry under the machine's model lock, as every pa_* entry in C

@@ -40,11 +40,11 @@ from .status import (
     E2BIG, EBUSY, ECORRUPT, EDOUBLEFREE, EINVAL, EINVALFREE, ENOMEM, GFP_COMP, GFP_DIRECT_RECLAIM,
     GFP_KSWAPD_RECLAIM, GFP_NOFAIL, GFP_NOMEMALLOC, GFP_ZERO, KIND_LARGE_KMALLOC, KIND_SLAB,
     KMALLOC_MAX_CACHE_SIZE, MAX_CACHES, MAX_PAGE_ORDER, MAX_SLAB_EVENTS, NR_KMALLOC_TYPES, OBJ_FREED,
-    OBJ_LIVE, OBJ_NEVER, OBJECT_POISON, OK, PAGE_SHIFT, PAGE_SIZE, PG_ALLOC, PG_FREED, POISON_END, POISON_FREE,
+    OBJ_LIVE, OBJ_NEVER, OBJ_PINNED, OBJECT_POISON, OK, PAGE_SHIFT, PAGE_SIZE, PG_ALLOC, PG_FREED, POISON_END, POISON_FREE,
     POISON_INUSE, SLAB_ACCOUNT, SLAB_CACHE_DMA, SLAB_CACHE_DMA32, SLAB_CONSISTENCY_CHECKS,
     SLAB_DEBUG_FLAGS, SLAB_ERR_ALIGN_PADDING, SLAB_ERR_ALREADY_FREE, SLAB_ERR_END_POISON,
     SLAB_ERR_FREEPOINTER, SLAB_ERR_INVALID_POINTER, SLAB_ERR_KMALLOC_REDZONE, SLAB_ERR_LEFT_REDZONE,
-    SLAB_ERR_NEVER_ALLOCATED, SLAB_ERR_NOT_SLAB, SLAB_ERR_OBJECT_PADDING, SLAB_ERR_OBJECTS_REMAINING,
+    SLAB_ERR_NEVER_ALLOCATED, SLAB_ERR_NOT_SLAB, SLAB_ERR_PINNED, SLAB_ERR_OBJECT_PADDING, SLAB_ERR_OBJECTS_REMAINING,
     SLAB_ERR_POISON, SLAB_ERR_RIGHT_REDZONE, SLAB_ERR_SLAB_PADDING, SLAB_ERR_WRONG_CACHE,
     SLAB_HWCACHE_ALIGN, SLAB_KMALLOC, SLAB_MERGE_SAME, SLAB_NEVER_MERGE, SLAB_POISON,
     SLAB_RECLAIM_ACCOUNT, SLAB_RED_ZONE, SLAB_STORE_USER, SLUB_RED_ACTIVE, SLUB_RED_INACTIVE,
@@ -397,7 +397,7 @@ def check_object(a: Arena, s: Cache, slab: Slab, slot: int, val: int) -> bool:
     if s.offset >= s.inuse or val != SLUB_RED_ACTIVE:
         # the stored free pointer must be the chain's: a free object holds its
         # successor, a live one what it held when handed out (not checked then)
-        if slab.state[slot] != OBJ_LIVE:
+        if not slab.state[slot] & OBJ_LIVE:
             nxt = slab.next[slot]
             want = 0 if nxt == NIL else virt(obj_phys(s, slab, nxt))
             stored = int.from_bytes(a.read(obj + s.offset, 8), "little")
@@ -682,6 +682,9 @@ def lookup_object(a: Arena, phys: int):
     if st == OBJ_NEVER:
         event(a, SLAB_ERR_NEVER_ALLOCATED, s, slab, phys)
         return EINVALFREE, None
+    if st == OBJ_PINNED:
+        event(a, SLAB_ERR_PINNED, s, slab, phys)
+        return EINVALFREE, None
     return slab, slot
 
 
@@ -837,7 +840,7 @@ def live_objects(a: Arena, s: Cache) -> list[int]:
     for pfn in sorted(a.slabs):
         slab = a.slabs[pfn]
         if slab.cache == s.id:
-            out += [obj_phys(s, slab, i) for i in range(slab.objects) if slab.state[i] == OBJ_LIVE]
+            out += [obj_phys(s, slab, i) for i in range(slab.objects) if slab.state[i] & OBJ_LIVE]
     return out
 
 
@@ -890,6 +893,26 @@ def slab_info(a: Arena, slab_phys: int):
     return slab.order, slab.objects, slab.inuse, fp
 
 
+def slab_pin(a: Arena, phys: int, op: int) -> int:
+    """Pin (1), unpin (0) or ask (-1) about the live object at phys: 1 pinned, 0 not (see pa_slab_pin)."""
+    if not 0 <= phys < a.nr_pages << PAGE_SHIFT or op not in (-1, 0, 1):
+        return EINVAL
+    found = buddy.block_containing(a, phys >> PAGE_SHIFT, PG_ALLOC)
+    if found is None or a.pages[found[0]].kind != KIND_SLAB:
+        return EINVAL
+    slab = a.slabs[found[0]]
+    s = a.caches[slab.cache]
+    off = phys - slab_base(slab) - s.red_left_pad
+    if off < 0 or off % s.size or off // s.size >= slab.objects:
+        return EINVAL
+    slot = off // s.size
+    if not slab.state[slot] & OBJ_LIVE:
+        return EINVAL
+    if op >= 0:
+        slab.state[slot] = OBJ_PINNED if op else OBJ_LIVE
+    return int(slab.state[slot] == OBJ_PINNED)
+
+
 def take_events(a: Arena) -> list:
     ev, a.slab_events = a.slab_events, []
     return ev
@@ -930,14 +953,14 @@ def check_slabs(a: Arena):
             while slot != NIL:
                 if not 0 <= slot < slab.objects or seen[slot]:
                     return f"slab at pfn {pfn:#x}: freelist loops or leaves the slab"
-                if slab.state[slot] == OBJ_LIVE:
+                if slab.state[slot] & OBJ_LIVE:
                     return f"slab at pfn {pfn:#x}: live object in slot {slot} is on a freelist"
                 seen[slot] = 1
                 n += 1
                 slot = slab.next[slot]
             if ci == 0:
                 nfree_own = n
-        live = sum(1 for st in slab.state if st == OBJ_LIVE)
+        live = sum(1 for st in slab.state if st & OBJ_LIVE)
         cnt[2] += live
         if sum(seen) + live != slab.objects:
             return f"slab at pfn {pfn:#x}: {slab.objects - sum(seen) - live} free objects are on no freelist"
@@ -951,7 +974,7 @@ def check_slabs(a: Arena):
             return f"slab at pfn {pfn:#x} has free objects but is on no list"
         if is_debug(s):
             for slot in range(slab.objects):
-                val = SLUB_RED_ACTIVE if slab.state[slot] == OBJ_LIVE else SLUB_RED_INACTIVE
+                val = SLUB_RED_ACTIVE if slab.state[slot] & OBJ_LIVE else SLUB_RED_INACTIVE
                 if not check_object(a, s, slab, slot, val):
                     corrupt = True
             if s.flags & SLAB_POISON:

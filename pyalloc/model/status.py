@@ -113,6 +113,7 @@ TRACK_SIZE = 32               # struct track with STACKDEPOT
 OBJ_NEVER = 0
 OBJ_LIVE = 1
 OBJ_FREED = 2
+OBJ_PINNED = 5              # live (bit 0) but owned by a vmalloc area: no free may release it
 
 # slab debug events (why a report is printed)
 SLAB_ERR_LEFT_REDZONE = 1
@@ -130,6 +131,7 @@ SLAB_ERR_WRONG_CACHE = 12
 SLAB_ERR_NOT_SLAB = 13
 SLAB_ERR_OBJECTS_REMAINING = 14
 SLAB_ERR_NEVER_ALLOCATED = 15
+SLAB_ERR_PINNED = 16
 MAX_SLAB_EVENTS = 16
 
 ZERO_SIZE_STATUS = -2000      # kmalloc(0): the caller answers ZERO_SIZE_PTR
