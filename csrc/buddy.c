@@ -430,6 +430,7 @@ static unsigned gfp_to_alloc_flags(uint32_t gfp, unsigned order)
 /* -- the slow path ------------------------------------------------------------------------ */
 
 #define MAX_RECLAIM_RETRIES 16
+#define MAX_COMPACT_RETRIES 16
 
 /* cost[] describes the current allocating call: reset it on first use */
 static void cost_begin(pa_machine *m)
@@ -505,7 +506,7 @@ static uint64_t alloc_pages_slowpath(pa_machine *m, uint32_t gfp, unsigned order
     const bool costly = order > PAGE_ALLOC_COSTLY_ORDER;
     const bool pfmemalloc = (gfp & GFP_MEMALLOC_BIT) && !(gfp & GFP_NOMEMALLOC_BIT);
     unsigned alloc_flags = gfp_to_alloc_flags(gfp, order);
-    unsigned no_progress_loops = 0;
+    unsigned no_progress_loops = 0, compaction_retries = 0;
     bool compacted;
     uint64_t pfn;
 
@@ -519,7 +520,7 @@ static uint64_t alloc_pages_slowpath(pa_machine *m, uint32_t gfp, unsigned order
         pfn = alloc_pages_direct_compact(m, gfp, order, alloc_flags, highest, mt, &compacted);
         if (pfn != PA_NIL)
             goto got_pg;
-        /* a costly NORETRY request gives up when compaction could not even start */
+        /* a costly NORETRY request gives up when that first compaction got nowhere */
         if (costly && (gfp & GFP_NORETRY_BIT) && !compacted)
             goto nopage;
     }
@@ -545,7 +546,10 @@ static uint64_t alloc_pages_slowpath(pa_machine *m, uint32_t gfp, unsigned order
             goto nopage;
         if (costly && !(gfp & GFP_RETRY_MAYFAIL_BIT))
             goto nopage;
-        if (should_reclaim_retry(m, gfp, order, highest, progress || compacted, &no_progress_loops))
+        if (should_reclaim_retry(m, gfp, order, highest, progress, &no_progress_loops))
+            continue;
+        /* should_compact_retry(): a bounded number of rounds while compaction moves pages */
+        if (compacted && compaction_retries++ < MAX_COMPACT_RETRIES)
             continue;
         break;
     }

@@ -197,7 +197,6 @@ struct pa_machine {
     uint64_t alloc_seq;                 /* allocating calls so far: cost[] belongs to one */
     uint32_t kswapd_wanted, kswapd_order, kswapd_highest;
     uint32_t oom_mode;                  /* 1: the OOM killer has no victim, do not ask again */
-    uint32_t in_reclaim;                /* no recursion into reclaim from reclaim */
 };
 
 static inline struct pa_zone *pa_zone_of(pa_machine *m, uint64_t pfn)

@@ -372,7 +372,6 @@ static int fault_in(pa_machine *m, int64_t id, uint64_t idx, uint32_t gfp)
     int64_t pfn = buddy_alloc(m, gfp, 0);
     if (pfn < 0)
         return (int)pfn;
-    mm = &m->mms[id];       /* the array does not move, but be plain about it */
     struct pa_page *p = &m->pages[pfn];
     p->kind = mm->is_file ? PA_KIND_FILE : PA_KIND_ANON;
     p->priv = (uint32_t)id;
@@ -418,10 +417,9 @@ static int fault_in(pa_machine *m, int64_t id, uint64_t idx, uint32_t gfp)
     return PA_OK;
 }
 
-static int mm_range_ok(const struct pa_mm *mm, int64_t start, int64_t nr)
+static int mm_range_ok(int64_t start, int64_t nr)
 {
     return start >= 0 && nr >= 0 && (uint64_t)start <= MAX_MM_PAGES && (uint64_t)nr <= MAX_MM_PAGES - (uint64_t)start;
-    (void)mm;
 }
 
 /* touch pages [start, start+nr): present pages are marked referenced (and
@@ -436,9 +434,6 @@ static int mm_fault(pa_machine *m, int64_t id, uint64_t start, uint64_t nr, uint
     if (rc)
         return rc;
     for (uint64_t idx = start; idx < start + nr; idx++) {
-        mm = &m->mms[id];
-        if (!mm->alive)
-            return PA_OK;       /* cannot happen: nothing here kills */
         uint64_t e = mm->ent[idx];
         if (ENT_STATE(e) == ENT_PRESENT) {
             m->pages[ENT_VAL(e)].flags |= PA_PG_REFERENCED;
@@ -446,7 +441,6 @@ static int mm_fault(pa_machine *m, int64_t id, uint64_t start, uint64_t nr, uint
             rc = fault_in(m, id, idx, gfp);
             if (rc)
                 return rc;
-            mm = &m->mms[id];
         }
         if (idx >= mm->nr_pages)
             mm->nr_pages = idx + 1;
@@ -463,7 +457,7 @@ PA_ENTRY(int, pa_mm_fault, (pa_machine *m, int64_t id, int64_t start, int64_t nr
         return PA_EINVAL;
     *done = 0;
     struct pa_mm *mm = mm_get(m, id);
-    if (!mm || !mm_range_ok(mm, start, nr) || gfp < 0 || gfp > (int64_t)UINT32_MAX || (flags & ~PA_FAULT_WRITE))
+    if (!mm || !mm_range_ok(start, nr) || gfp < 0 || gfp > (int64_t)UINT32_MAX || (flags & ~PA_FAULT_WRITE))
         return PA_EINVAL;
     m->alloc_seq++;
     m->ticks++;

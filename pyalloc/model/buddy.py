@@ -382,6 +382,7 @@ def gfp_to_alloc_flags(gfp: int, order: int) -> int:
 # -- the slow path -----------------------------------------------------------------
 
 MAX_RECLAIM_RETRIES = 16
+MAX_COMPACT_RETRIES = 16
 _COST_SEQ, _COST_OOM, _COST_RESERVES = COST["seq"], COST["oom_needed"], COST["reserves"]
 
 
@@ -437,7 +438,7 @@ def alloc_pages_slowpath(a: Arena, gfp: int, order: int, highest: int, mt: int) 
     costly = order > PAGE_ALLOC_COSTLY_ORDER
     pfmemalloc = bool(gfp & GFP_MEMALLOC) and not gfp & GFP_NOMEMALLOC
     alloc_flags = gfp_to_alloc_flags(gfp, order)
-    loops = [0]
+    loops = [0, 0]      # rounds without reclaim progress, compaction retries
     pfn = _slowpath_attempts(a, gfp, order, highest, mt, can_direct_reclaim, costly, pfmemalloc,
                              alloc_flags, loops)
     if pfn == _OOM:
@@ -487,7 +488,10 @@ def _slowpath_attempts(a, gfp, order, highest, mt, can_direct_reclaim, costly, p
             return NIL
         if costly and not gfp & GFP_RETRY_MAYFAIL:
             return NIL
-        if should_reclaim_retry(a, gfp, order, highest, bool(progress) or compacted, loops):
+        if should_reclaim_retry(a, gfp, order, highest, bool(progress), loops):
+            continue
+        if compacted and loops[1] < MAX_COMPACT_RETRIES:
+            loops[1] += 1
             continue
         break
     if oom_allowed(gfp, order, highest):
