@@ -85,7 +85,10 @@ def cmd_plot(args, make_machine: Callable) -> int:
     from . import plot, serve
     with make_machine(args) as m:
         report_boot_complaints(m)
-        steps = serve.WORKLOADS[args.workload](m, seed=args.seed)
+        if args.replay:
+            steps = serve.replay_steps(m, args.replay)
+        else:
+            steps = serve.WORKLOADS[args.workload](m, seed=args.seed)
         samples = plot.record(m, steps, args.ticks, progress=True)
         out = plot.plot(m, args.output, samples)
         print(f"pyalloc plot: wrote {out}", file=sys.stderr)
@@ -109,7 +112,9 @@ def add_commands(sub, machine_args: Callable, make_machine: Callable) -> None:
     p = sub.add_parser("plot", help="draw buddyinfo, the pageblock map, slab usage and time series "
                        "over a workload (needs pyalloc[plot])")
     p.add_argument("-o", "--output", required=True, help="picture to write: .png or .svg")
-    p.add_argument("--workload", default="demo", choices=sorted(WORKLOADS), help="workload to run (default demo)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--workload", default="demo", choices=sorted(WORKLOADS), help="workload to run (default demo)")
+    which.add_argument("--replay", metavar="TRACE", help="replay an ftrace kmem capture instead, a batch per tick")
     p.add_argument("--ticks", type=int, default=30, help="ticks of the workload to record (default 30)")
     machine_args(p)
     p.set_defaults(func=lambda a: cmd_plot(a, make_machine))

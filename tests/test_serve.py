@@ -89,6 +89,10 @@ def test_replay_says_it_is_not_there_yet(tmp_path):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
     assert "trace replay is not available yet" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, "-m", "pyalloc", "plot", "-o", str(tmp_path / "p.png"),
+                        "--replay", str(trace), "--mem", "16M", "--backend", "model"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "trace replay is not available yet" in r.stderr
 
 
 def test_bad_interval_is_an_error(tmp_path):
