@@ -45,7 +45,22 @@ def machine_snapshot(backend: str, mem: str, cpus: int) -> dict:
         return m.snapshot()
 
 
+def pressure_snapshot(backend: str) -> dict:
+    """A machine after reclaim, swap and an OOM kill: page cache, dirty pages, used swap."""
+    import pyalloc
+    from pyalloc import workload
+    if backend == "c":
+        pytest.importorskip("pyalloc._core")
+    with pyalloc.Machine(mem="64M", swap="32M", backend=backend) as m:
+        workload.run_pressure(m)
+        m.read_file("/var/cache/after", 2000)
+        m.write_file("/var/log/after", 500)
+        return m.snapshot()
+
+
 SNAPSHOTS = {
+    "pressure-c-64M": lambda: pressure_snapshot("c"),
+    "pressure-model-64M": lambda: pressure_snapshot("model"),
     "1G-2cpu": lambda: example_snapshot(),
     "8G-4cpu": lambda: example_snapshot(1 << 21, 4, reserved=300, boost=64, highatomic=3),
     "machine-c-6G": lambda: machine_snapshot("c", "6G", 2),
@@ -147,12 +162,13 @@ def test_vmstat_s_reads_our_files(snap, tmp_path):
     assert stats["K free memory"] == mem["MemFree"]
     assert stats["K total swap"] == mem["SwapTotal"]
     assert stats["K free swap"] == mem["SwapFree"]
-    # From /proc/vmstat: pyalloc has no paging, so these are our zeros, not the host's.
-    # (pgpgin/pgpgout are printed in the -S unit, "K paged in"; older procps says "pages".)
-    paging = {k: v for k, v in stats.items()
+    # From our /proc/vmstat, not the host's: pgpgin/pgpgout (1 KiB units, printed as
+    # "K paged in"; older procps says "pages"), pswpin/pswpout in pages.
+    vm = dict(line.split() for line in files["vmstat"].splitlines())
+    paging = {re.sub(r"^(K|pages) ", "", k): v for k, v in stats.items()
               if re.fullmatch(r"(K|pages) (paged|swapped) (in|out)", k)}
-    assert len(paging) == 4, stats
-    assert set(paging.values()) == {0}, paging
+    assert paging == {"paged in": int(vm["pgpgin"]), "paged out": int(vm["pgpgout"]),
+                      "swapped in": int(vm["pswpin"]), "swapped out": int(vm["pswpout"])}, paging
 
 
 def test_bind_mount_really_replaces_the_file(tmp_path):
@@ -202,7 +218,7 @@ def _scrape_node_exporter(procdir: Path, tmp_path: Path) -> dict[str, float]:
              "--collector.disable-defaults",
              *(f"--collector.{c}" for c in COLLECTORS),
              # Export the vmstat counters pyalloc fills in, not only the default subset.
-             "--collector.vmstat.fields=^(nr_free_pages|pgfree|pgalloc_.*|numa_hit|oom_kill)$",
+             "--collector.vmstat.fields=^(nr_free_pages|pgfree|pgalloc_.*|numa_hit|oom_kill|pswp.*|pgpg.*)$",
              f"--web.listen-address=127.0.0.1:{port}"],
             stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -266,7 +282,12 @@ def test_node_exporter_parses_our_procfs(snap, tmp_path):
     assert metrics["node_vmstat_pgfree"] == vm["pgfree"]
     assert metrics["node_vmstat_nr_free_pages"] == vm["nr_free_pages"]
     assert metrics["node_vmstat_pgalloc_dma32"] == vm["pgalloc_dma32"]
-    assert metrics["node_vmstat_oom_kill"] == 0
+    assert metrics["node_vmstat_oom_kill"] == vm["oom_kill"]
+    assert metrics["node_vmstat_pswpout"] == vm["pswpout"]
+    assert metrics["node_vmstat_pgpgout"] == vm["pgpgout"]
+    assert metrics["node_memory_Cached_bytes"] == mem["Cached"] * 1024
+    assert metrics["node_memory_SwapFree_bytes"] == mem["SwapFree"] * 1024
+    assert metrics["node_memory_Dirty_bytes"] == mem["Dirty"] * 1024
 
 
 # --------------------------------------------------------------------------

@@ -215,3 +215,30 @@ def test_close_while_another_thread_allocates(backend):
     t.join(timeout=120)
     assert not t.is_alive()
     assert len(seen) == 1 and isinstance(seen[0], pyalloc.MachineClosed)
+
+
+def test_threads_share_a_machine_under_pressure(backend, busy_switching):
+    """Processes in threads push one small machine into reclaim and swap; every
+    process's bytes survive and the structures hold."""
+    steps = 30 if backend == "c" else 8
+    with pyalloc.Machine(mem="16M", swap="64M", backend=backend) as m:
+        def body(i):
+            rnd = random.Random(i)
+            for step in range(steps):
+                pid = m.spawn(f"t{i}")
+                pages = 4000 if step == 0 else rnd.choice([500, 1500, 4000])   # 4000: more than is free
+                assert m.touch(pid, pages) == pages
+                data = bytes([i, step]) * 1000
+                off = rnd.randrange(0, pages * 4096 - len(data))
+                m.user_write(pid, off, data)
+                m.read_file(f"/f{i}", 300)
+                m.file_write(f"/f{i}", step * 10, data[:10])
+                assert m.user_read(pid, off, len(data)) == data
+                m.exit(pid)
+                m.check()
+        run_threads(body, THREADS)
+        m.check()
+        assert m.processes() == []
+        assert m.reclaim_counters()["pswpout"] > 0
+        for i in range(THREADS):
+            assert m.file_read(f"/f{i}", (steps - 1) * 10, 2) == bytes([i, steps - 1])
