@@ -50,6 +50,7 @@
 #define DEF_PRIORITY 12
 #define MAX_MM_PAGES (1ull << 30)       /* 4 TiB per process or file */
 #define SWAPPINESS 60
+#define MAX_RECLAIM_RETRIES 16
 
 #define WRITEBACK_US 100
 #define SWAP_OUT_US 100
@@ -755,7 +756,7 @@ static void get_scan_count(pa_machine *m, struct scan_control *sc, int priority,
 /* shrink_lruvec(): work through the lists in batches until the target is met */
 static void shrink_node(pa_machine *m, struct scan_control *sc, int priority)
 {
-    uint64_t nr[NR_LRU_LISTS];
+    uint64_t nr[NR_LRU_LISTS], reclaimed = sc->nr_reclaimed;
     get_scan_count(m, sc, priority, nr);
     while (nr[LRU_INACTIVE_ANON] || nr[LRU_ACTIVE_FILE] || nr[LRU_INACTIVE_FILE]) {
         for (unsigned lru = 0; lru < NR_LRU_LISTS; lru++) {
@@ -776,6 +777,9 @@ static void shrink_node(pa_machine *m, struct scan_control *sc, int priority)
     /* keep aging anonymous pages even when only the cache was scanned */
     if (sc->may_swap && inactive_is_low(m, LRU_INACTIVE_ANON))
         shrink_active_list(m, SWAP_CLUSTER_MAX, LRU_ACTIVE_ANON);
+    /* any progress makes the node worth kswapd's time again */
+    if (sc->nr_reclaimed > reclaimed)
+        m->ctr[PA_CTR_KSWAPD_FAILURES] = 0;
 }
 
 static void scan_control_init(pa_machine *m, struct scan_control *sc, uint32_t gfp, bool kswapd)
@@ -831,7 +835,8 @@ static bool pgdat_balanced(pa_machine *m, unsigned order, unsigned highest)
 
 void wakeup_kswapd(pa_machine *m, unsigned order, unsigned highest)
 {
-    if (pgdat_balanced(m, order, highest))
+    /* a node kswapd failed on MAX_RECLAIM_RETRIES times in a row is left alone */
+    if (m->ctr[PA_CTR_KSWAPD_FAILURES] >= MAX_RECLAIM_RETRIES || pgdat_balanced(m, order, highest))
         return;
     if (!m->kswapd_wanted || order > m->kswapd_order)
         m->kswapd_order = order;
@@ -857,7 +862,7 @@ void kswapd_run(pa_machine *m)
     }
     struct scan_control sc;
     scan_control_init(m, &sc, GFP_IO_BIT | GFP_FS_BIT | GFP_DIRECT_RECLAIM_BIT | GFP_KSWAPD_RECLAIM_BIT, true);
-    uint64_t work = 0;
+    uint64_t work = 0, reclaimed = 0;
     for (int priority = DEF_PRIORITY; priority >= 1; priority--) {
         if (pgdat_balanced(m, 0, highest))
             break;
@@ -865,9 +870,12 @@ void kswapd_run(pa_machine *m)
         sc.nr_reclaimed = 0;
         sc.nr_to_reclaim = nr_to_reclaim;
         shrink_node(m, &sc, priority);
+        reclaimed += sc.nr_reclaimed;
         work += sc.work_us;
         sc.work_us = 0;
     }
+    if (!reclaimed && !pgdat_balanced(m, 0, highest))
+        m->ctr[PA_CTR_KSWAPD_FAILURES]++;
     /* kswapd works while the machine is otherwise idle: time passes, nobody stalls */
     m->ticks += work;
 }

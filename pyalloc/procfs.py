@@ -324,6 +324,11 @@ def _lru(snap: dict) -> tuple:
                                               "nr_inactive_file", "nr_active_file"))
 
 
+def _node_unreclaimable(snap: dict) -> int:
+    """pgdat->kswapd_failures >= MAX_RECLAIM_RETRIES: kswapd gave up on the node."""
+    return int(_reclaim(snap).get("kswapd_failures", 0) >= 16)
+
+
 def _node_stats(snap: dict) -> dict:
     """Node counters pyalloc has; every other node counter is 0."""
     vm = snap["vm"]
@@ -422,7 +427,7 @@ def render_zoneinfo(snap: dict) -> str:
                 % (cpu, pcp["count"], pcp["high"], pcp["batch"], pcp["high_min"],
                    pcp["high_max"], threshold))
         out.append("\n  node_unreclaimable:  %d"
-                   "\n  start_pfn:           %d\n" % (0, zone["start_pfn"]))
+                   "\n  start_pfn:           %d\n" % (_node_unreclaimable(snap), zone["start_pfn"]))
     return "".join(out)
 
 
@@ -703,9 +708,10 @@ def show_mem(snap: dict, max_zone_idx: int = MAX_NR_ZONES - 1) -> list[str]:
             " unevictable:0kB isolated(anon):0kB isolated(file):0kB mapped:0kB dirty:%dkB"
             " writeback:0kB shmem:0kB shmem_thp:0kB shmem_pmdmapped:0kB anon_thp:0kB"
             " kernel_stack:%dkB pagetables:%dkB sec_pagetables:0kB"
-            " all_unreclaimable? no Balloon:0kB"
+            " all_unreclaimable? %s Balloon:0kB"
             % (_kb(aa), _kb(ia), _kb(af), _kb(if_), _kb(dirty),
-               vm["nr_kernel_stack_kb"], _kb(vm["nr_page_table_pages"])))
+               vm["nr_kernel_stack_kb"], _kb(vm["nr_page_table_pages"]),
+               "yes" if _node_unreclaimable(snap) else "no"))
     for zone in shown:
         zl = zone.get("nr_lru") or (0, 0, 0, 0)
         free_highatomic = sum(zone["free_area"][o][3] << o for o in range(NR_PAGE_ORDERS))

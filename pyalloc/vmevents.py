@@ -24,6 +24,8 @@ COUNTERS = (
     # gauges
     "nr_inactive_anon", "nr_active_anon", "nr_inactive_file", "nr_active_file",
     "nr_dirty", "nr_swap_pages", "nr_swap_free",
+    # kswapd runs in a row that reclaimed nothing (pgdat->kswapd_failures)
+    "kswapd_failures",
     # PSI (kernel/sched/psi.c): total stall in us, the open 2 s period and its
     # stall, and the three averages in FIXED_1 = 2048 fixed point
     "psi_total_us", "psi_period", "psi_period_stall_us", "psi_avg10", "psi_avg60", "psi_avg300",

@@ -334,3 +334,22 @@ def test_bad_input_changes_nothing(machine):
         m.exit(pid)
     with pytest.raises(InvalidArgument):
         m.touch(pid, 1)
+
+
+def test_kswapd_gives_up_on_a_hopeless_node_until_reclaim_progresses(make_machine):
+    m = make_machine(mem="64M")
+    drained = drain(m)
+    for _ in range(20):
+        assert m.alloc_pages("GFP_NOWAIT") is None
+    c = counters(m)
+    assert c["kswapd_failures"] == 16 and c["pageoutrun"] == 16       # woken 16 times, then left alone
+    assert "node_unreclaimable:  1" in m.proc("zoneinfo")
+    assert m.alloc_pages("__GFP_KSWAPD_RECLAIM") is None       # warns, with show_mem()
+    assert "all_unreclaimable? yes" in "\n".join(m.dmesg())
+    for pfn in drained:
+        m.free_pages(pfn)
+    m.read_file("/cache", 12000)
+    drain(m)
+    assert m.alloc_pages("GFP_KERNEL") is not None and m.last_alloc.reclaimed > 0
+    assert counters(m)["kswapd_failures"] == 0
+    assert "node_unreclaimable:  1" not in m.proc("zoneinfo")

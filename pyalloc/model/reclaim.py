@@ -30,6 +30,8 @@ FAULT_WRITE = 1
 UINT32_MAX = (1 << 32) - 1
 
 _NR_INACTIVE_ANON = CTR["nr_inactive_anon"]
+_KSWAPD_FAILURES = CTR["kswapd_failures"]
+MAX_RECLAIM_RETRIES = 16
 _LRU_NAMES = ("inactive_anon", "active_anon", "inactive_file", "active_file")
 
 
@@ -577,6 +579,7 @@ def get_scan_count(a: Arena, sc: ScanControl, priority: int) -> list:
 
 def shrink_node(a: Arena, sc: ScanControl, priority: int) -> None:
     nr = get_scan_count(a, sc, priority)
+    reclaimed = sc.nr_reclaimed
     while nr[LRU_INACTIVE_ANON] or nr[LRU_ACTIVE_FILE] or nr[LRU_INACTIVE_FILE]:
         for lru in range(4):
             if not nr[lru]:
@@ -592,6 +595,8 @@ def shrink_node(a: Arena, sc: ScanControl, priority: int) -> None:
             break
     if sc.may_swap and inactive_is_low(a, LRU_INACTIVE_ANON):
         shrink_active_list(a, SWAP_CLUSTER_MAX, LRU_ACTIVE_ANON)
+    if sc.nr_reclaimed > reclaimed:
+        a.ctr[_KSWAPD_FAILURES] = 0
 
 
 def try_to_free_pages(a: Arena, gfp: int, order: int, highest: int) -> int:
@@ -629,7 +634,7 @@ def pgdat_balanced(a: Arena, order: int, highest: int) -> bool:
 
 
 def wakeup_kswapd(a: Arena, order: int, highest: int) -> None:
-    if pgdat_balanced(a, order, highest):
+    if a.ctr[_KSWAPD_FAILURES] >= MAX_RECLAIM_RETRIES or pgdat_balanced(a, order, highest):
         return
     if not a.kswapd_wanted or order > a.kswapd_order:
         a.kswapd_order = order
@@ -649,7 +654,7 @@ def kswapd_run(a: Arena) -> None:
         if z.managed:
             nr_to_reclaim += max(z.wmark[2], SWAP_CLUSTER_MAX)
     sc = ScanControl(a, GFP_IO | GFP_FS | GFP_DIRECT_RECLAIM | GFP_KSWAPD_RECLAIM, True)
-    work = 0
+    work = reclaimed = 0
     for priority in range(DEF_PRIORITY, 0, -1):
         if pgdat_balanced(a, 0, highest):
             break
@@ -657,8 +662,11 @@ def kswapd_run(a: Arena) -> None:
         sc.nr_reclaimed = 0
         sc.nr_to_reclaim = nr_to_reclaim
         shrink_node(a, sc, priority)
+        reclaimed += sc.nr_reclaimed
         work += sc.work_us
         sc.work_us = 0
+    if not reclaimed and not pgdat_balanced(a, 0, highest):
+        a.ctr[_KSWAPD_FAILURES] += 1
     a.ticks += work
 
 
