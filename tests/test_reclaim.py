@@ -353,3 +353,17 @@ def test_kswapd_gives_up_on_a_hopeless_node_until_reclaim_progresses(make_machin
     assert m.alloc_pages("GFP_KERNEL") is not None and m.last_alloc.reclaimed > 0
     assert counters(m)["kswapd_failures"] == 0
     assert "node_unreclaimable:  1" not in m.proc("zoneinfo")
+
+
+def test_stalls_move_the_clock_that_dmesg_and_psi_read(make_machine):
+    m = dirty_cache_machine(make_machine)
+    before_us = m._clock_ns() // 1000
+    psi_before = counters(m)["psi_total_us"]
+    assert m.alloc_pages("GFP_KERNEL") is not None
+    cost = m.last_alloc
+    assert cost.stall_us >= 100 * cost.written_back > 0          # 100 us a page written back
+    assert m._clock_ns() // 1000 - before_us >= cost.stall_us
+    assert counters(m)["psi_total_us"] - psi_before == cost.stall_us
+    assert m.alloc_pages("GFP_KERNEL|__GFP_DMA", order=10) is None  # a warning stamped after the stall
+    stamp = re.match(r"\[ *(\d+)\.(\d{6})\]", m.dmesg()[-1])
+    assert int(stamp.group(1)) * 1_000_000 + int(stamp.group(2)) >= before_us + cost.stall_us
