@@ -186,6 +186,7 @@ void pa_machine_free(pa_machine *m)
     if (!m)
         return;
     slab_machine_free(m);
+    trace_machine_free(m);
     if (m->mem)
         munmap(m->mem, m->nr_pages << PA_PAGE_SHIFT);
     if (m->pages)

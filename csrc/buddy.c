@@ -475,7 +475,7 @@ static void prep_new_page(pa_machine *m, uint64_t pfn, unsigned order, uint32_t 
         memset(m->mem + (pfn << PA_PAGE_SHIFT), 0, (size_t)PA_PAGE_SIZE << order);
 }
 
-int64_t pa_alloc_pages(pa_machine *m, int64_t gfp, int64_t order)
+int64_t buddy_alloc_pages(pa_machine *m, int64_t gfp, int64_t order)
 {
     if (pa_unlikely(!m))
         return PA_EINVAL;
@@ -492,11 +492,19 @@ int64_t pa_alloc_pages(pa_machine *m, int64_t gfp, int64_t order)
     uint64_t pfn = get_page_from_freelist(m, (unsigned)order, ALLOC_WMARK_LOW, (unsigned)highest, mt);
     if (pa_unlikely(pfn == PA_NIL)) {
         pfn = alloc_pages_slowpath(m, mask, (unsigned)order, (unsigned)highest, mt);
-        if (pfn == PA_NIL)
+        if (pfn == PA_NIL) {
+            trace_mm_page_alloc(m, PA_NIL, (unsigned)order, (uint32_t)gfp, mt);
             return PA_ENOMEM;
+        }
     }
     prep_new_page(m, pfn, (unsigned)order, mask, mt);
+    trace_mm_page_alloc(m, pfn, (unsigned)order, (uint32_t)gfp, mt);
     return (int64_t)pfn;
+}
+
+int64_t pa_alloc_pages(pa_machine *m, int64_t gfp, int64_t order)
+{
+    return buddy_alloc_pages(m, gfp, order);
 }
 
 /* -- freeing ------------------------------------------------------------------------------ */
@@ -588,6 +596,7 @@ int buddy_free_pages(pa_machine *m, int64_t pfn, int64_t order, unsigned kind)
     }
     if (pa_unlikely(p->order != order || p->kind != kind))
         return PA_EINVALFREE;
+    trace_mm_page_free(m, (uint64_t)pfn, (unsigned)order);
     p->flags = PA_PG_FREED;
     p->kind = 0;
     p->refcount = 0;

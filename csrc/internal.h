@@ -146,6 +146,8 @@ struct pa_machine {
     /* pgtable.c: init_mm's PGD lives here (swapper_pg_dir is not a buddy page) */
     uint64_t pgd[512];
     uint64_t nr_page_table_pages, nr_pgtable_pages_all, vmalloc_pages;
+    /* trace.c: NULL while tracing is off */
+    struct pa_trace *trace;
 };
 
 static inline struct pa_zone *pa_zone_of(pa_machine *m, uint64_t pfn)
@@ -166,6 +168,7 @@ static inline unsigned get_pageblock_mt(const pa_machine *m, uint64_t pfn)
 void arena_setup_watermarks(pa_machine *m);
 
 /* "buddy.c" */
+int64_t buddy_alloc_pages(pa_machine *m, int64_t gfp, int64_t order);
 void buddy_free_boot_tail(pa_machine *m);
 int buddy_check(pa_machine *m, char *msg, size_t msglen);
 int buddy_free_pages(pa_machine *m, int64_t pfn, int64_t order, unsigned kind);
@@ -175,8 +178,63 @@ uint64_t buddy_page_is_free(const pa_machine *m, uint64_t pfn, unsigned *order);
 /* "pgtable.c" */
 int pgt_check(pa_machine *m, char *msg, size_t msglen);
 
-/* "slab.c" */
+/* "slab.c": the pa_ entry points without their public wrapper (stream.c calls these) */
+int64_t slab_kmalloc(pa_machine *m, int64_t size, int64_t gfp, int64_t caller);
+int slab_kfree(pa_machine *m, int64_t phys, int64_t caller);
+int64_t slab_cache_alloc(pa_machine *m, int64_t cache, int64_t gfp, int64_t caller);
+int slab_cache_free(pa_machine *m, int64_t cache, int64_t phys, int64_t caller);
+int64_t slab_ksize(pa_machine *m, int64_t phys);
 void slab_machine_free(pa_machine *m);
 int slab_check(pa_machine *m, char *msg, size_t msglen);
+
+/* "trace.c": each hook is one line at its event; the test is inline so an
+ * untraced machine pays one predictable branch */
+void trace_machine_free(pa_machine *m);
+void trace_event(pa_machine *m, unsigned type, uint64_t ptr, uint64_t a, uint64_t b, uint32_t gfp,
+                 uint32_t caller, uint32_t extra);
+enum { TRACE_KMALLOC = 1, TRACE_KMEM_CACHE_ALLOC, TRACE_KFREE, TRACE_KMEM_CACHE_FREE,
+       TRACE_MM_PAGE_ALLOC, TRACE_MM_PAGE_FREE };
+#define TRACE_PAGE_OFFSET 0xffff888000000000ull
+
+/* ptr: the object's phys address, or a negative status (NULL) */
+static inline void trace_kmalloc(pa_machine *m, uint64_t caller, int64_t r, uint64_t req, uint64_t alloc, uint32_t gfp)
+{
+    if (pa_unlikely(m->trace != NULL))
+        trace_event(m, TRACE_KMALLOC, r >= 0 ? TRACE_PAGE_OFFSET + (uint64_t)r : 0, req, alloc, gfp,
+                    (uint32_t)caller, 0);
+}
+
+static inline void trace_kmem_cache_alloc(pa_machine *m, uint64_t caller, int64_t r, uint32_t cache,
+                                          uint64_t req, uint64_t alloc, uint32_t gfp, bool accounted)
+{
+    if (pa_unlikely(m->trace != NULL))
+        trace_event(m, TRACE_KMEM_CACHE_ALLOC, r >= 0 ? TRACE_PAGE_OFFSET + (uint64_t)r : 0, req, alloc, gfp,
+                    (uint32_t)caller, cache | (accounted ? 0x80000000u : 0));
+}
+
+static inline void trace_kfree(pa_machine *m, uint64_t caller, int64_t phys)
+{
+    if (pa_unlikely(m->trace != NULL))
+        trace_event(m, TRACE_KFREE, TRACE_PAGE_OFFSET + (uint64_t)phys, 0, 0, 0, (uint32_t)caller, 0);
+}
+
+static inline void trace_kmem_cache_free(pa_machine *m, uint64_t caller, int64_t phys, uint32_t cache)
+{
+    if (pa_unlikely(m->trace != NULL))
+        trace_event(m, TRACE_KMEM_CACHE_FREE, TRACE_PAGE_OFFSET + (uint64_t)phys, 0, 0, 0, (uint32_t)caller, cache);
+}
+
+/* pfn PA_NIL: the allocation failed */
+static inline void trace_mm_page_alloc(pa_machine *m, uint64_t pfn, unsigned order, uint32_t gfp, unsigned mt)
+{
+    if (pa_unlikely(m->trace != NULL))
+        trace_event(m, TRACE_MM_PAGE_ALLOC, pfn, order, mt, gfp, 0, 0);
+}
+
+static inline void trace_mm_page_free(pa_machine *m, uint64_t pfn, unsigned order)
+{
+    if (pa_unlikely(m->trace != NULL))
+        trace_event(m, TRACE_MM_PAGE_FREE, pfn, order, 0, 0, 0, 0);
+}
 
 #endif

@@ -60,7 +60,7 @@ static uint64_t *next_table(pa_machine *m, uint64_t *e, bool counted)
 {
     if (*e & PA_PTE_PRESENT)
         return table_of(m, *e);
-    int64_t pfn = pa_alloc_pages(m, GFP_PGTABLE_KERNEL, 0);
+    int64_t pfn = buddy_alloc_pages(m, GFP_PGTABLE_KERNEL, 0);
     if (pfn < 0)
         return NULL;
     m->pages[pfn].kind = PA_KIND_PGTABLE;
@@ -125,7 +125,7 @@ int pa_vmalloc_pages(pa_machine *m, int64_t vaddr, int64_t nr_pages, int64_t gfp
         return PA_EINVAL;
     int64_t got;
     for (got = 0; got < nr_pages; got++) {
-        int64_t pfn = pa_alloc_pages(m, gfp, 0);
+        int64_t pfn = buddy_alloc_pages(m, gfp, 0);
         if (pfn < 0)
             break;
         m->pages[pfn].kind = PA_KIND_VMALLOC;

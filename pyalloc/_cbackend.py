@@ -50,6 +50,7 @@ class CCore:
         self.hot_kmem_cache_alloc = lib.pa_kmem_cache_alloc
         self.hot_kmem_cache_free = lib.pa_kmem_cache_free
         self._state = ffi.new("struct pa_page_state *")
+        self._run = ffi.new("struct pa_run *")
         self._vm = ffi.new("struct pa_vm_info *")
 
     # -- cold paths -----------------------------------------------------------
@@ -171,6 +172,53 @@ class CCore:
         ev = ffi.new("struct pa_slab_event[]", lib.PA_MAX_SLAB_EVENTS)
         n = lib.pa_take_events(self._m, ev, lib.PA_MAX_SLAB_EVENTS)
         return [(e.reason, e.cache, e.slab, e.object, e.start, e.end, e.expected, e.found) for e in ev[0:n]]
+
+    # -- streams and tracing (stream.c, trace.c) ---------------------------------------
+
+    def stream_run(self, ops, results, state, callers, caches, pos: int, trace_limit: int):
+        """(status, pos): run ops from pos until the end or a stop (see csrc/stream.c)."""
+        r = self._run
+        r.ops = ffi.from_buffer("struct pa_op[]", ops)
+        r.results = ffi.from_buffer("int64_t[]", results)
+        r.state = ffi.from_buffer("uint8_t[]", state)
+        r.callers = ffi.from_buffer("int64_t[]", callers)
+        r.caches = ffi.from_buffer("int64_t[]", caches) if len(caches) else ffi.NULL
+        r.nr_ops, r.nr_callers, r.nr_caches = len(ops) // 4, len(callers), len(caches)
+        r.pos, r.trace_limit = pos, trace_limit
+        rc = lib.pa_stream_run(self._m, r)
+        return rc, r.pos
+
+    def trace_start(self, comm: str, pid: int, gfp_table) -> int:
+        rc = lib.pa_trace_start(self._m, comm.encode(), pid)
+        for mask, name in gfp_table:
+            rc = rc or lib.pa_trace_gfp_name(self._m, mask, name.encode())
+        return rc
+
+    def trace_stop(self) -> None:
+        lib.pa_trace_stop(self._m)
+
+    def trace_name(self, what: int, ident: int, name: str) -> int:
+        return lib.pa_trace_name(self._m, what, ident, name.encode("utf-8", "replace"))
+
+    def trace_kfree(self, vaddr: int, caller: int) -> None:
+        lib.pa_trace_kfree(self._m, _signed(vaddr), caller)
+
+    def trace_pending(self) -> int:
+        return lib.pa_trace_pending(self._m)
+
+    def trace_take(self) -> str:
+        """Every pending trace record as ftrace text (and the buffer emptied)."""
+        size = 1 << 20
+        buf = ffi.new("char[]", size)
+        chunks = []
+        while lib.pa_trace_pending(self._m):
+            n = lib.pa_trace_take(self._m, buf, size)
+            if n == 0:          # one line longer than the buffer: grow it
+                size *= 4
+                buf = ffi.new("char[]", size)
+                continue
+            chunks.append(ffi.unpack(buf, n))
+        return b"".join(chunks).decode("utf-8", "replace")
 
     def close(self) -> None:
         m, self._m = self._m, None

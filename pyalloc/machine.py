@@ -19,6 +19,8 @@ from .errors import (
 from .printk import KERNEL_RELEASE, KernelLog, warn_alloc_text, warn_text
 from . import reports
 from .slab import SlabAPI
+from .stream import StreamAPI
+from .trace import TraceAPI
 from .vmalloc import VmallocAPI, is_vmalloc_addr
 
 PAGE_SHIFT = 12
@@ -128,7 +130,7 @@ def _hot_paths(machine: "Machine", core):
     return alloc_pages, free_pages
 
 
-class Machine(SlabAPI, VmallocAPI):
+class Machine(SlabAPI, VmallocAPI, StreamAPI, TraceAPI):
     """A simulated x86-64 machine running Linux 6.18's allocators.
 
     ``alloc_pages(gfp, order=0)`` and ``free_pages(pfn, order=0)`` are set per
@@ -142,7 +144,7 @@ class Machine(SlabAPI, VmallocAPI):
 
     def __init__(self, mem="1G", cpus: int = 2, backend: str | None = None,
                  min_free_kbytes: int | None = None, slub_debug: str = "", swap=0,
-                 slab_merge: bool = False) -> None:
+                 slab_merge: bool = False, trace=None) -> None:
         self._closed = True
         if backend is None:
             backend = os.environ.get("PYALLOC_BACKEND", "c")
@@ -182,6 +184,8 @@ class Machine(SlabAPI, VmallocAPI):
         self._boot_messages()
         self._slab_boot(slub_debug, bool(slab_merge))
         self._vmalloc_boot()
+        if trace is not None:
+            self._trace_open(trace)
 
     # -- life cycle ------------------------------------------------------------
 
@@ -189,7 +193,10 @@ class Machine(SlabAPI, VmallocAPI):
         """Release the arena.  Every later call raises MachineClosed."""
         if self._closed:
             return
-        self._closed = True
+        try:
+            self._trace_close()
+        finally:
+            self._closed = True
         core, self._core = self._core, _ClosedCore()
         self.alloc_pages = self.free_pages = _closed
         self.kmalloc = self.kfree = self.kmem_cache_alloc = self.kmem_cache_free = _closed

@@ -1,0 +1,359 @@
+"""The kmem tracepoints in ftrace text: written by a machine, read back as a stream.
+
+Out: ``Machine(trace=path_or_file)`` writes kmalloc, kmem_cache_alloc, kfree,
+kmem_cache_free, mm_page_alloc and mm_page_free exactly as Linux 6.18's
+tracefs prints them (include/trace/events/kmem.h; kernel-facts 2.4), with
+unhashed pointers and the simulated clock.  The cores record binary events
+(csrc/trace.c, model/trace.py) and format them in bulk when the buffer is
+drained: after each ``run()``, on ``trace_flush()`` and on ``close()``.
+
+In: :func:`read_trace` parses a capture (6.18, and the 3.x/4.x spellings:
+``GFP_KERNEL|GFP_ZERO``, hex call sites, ``ptr=(null)``, no ``name=``; plain,
+``.gz`` or ``.xz``) into a :class:`pyalloc.Stream`: real pointers become handles,
+named caches are declared with the object size the trace shows, and frees of
+objects allocated before the capture began are counted, not run.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import lzma
+import os
+import re
+
+from . import gfp as gfpmod
+from .errors import GFPError, InvalidArgument
+from .stream import Stream
+
+PAGE_OFFSET = 0xffff888000000000
+VMEMMAP_START = 0xffffea0000000000
+NIL = 0xffffffff
+EVENT_NAMES = ("", "kmalloc", "kmem_cache_alloc", "kfree", "kmem_cache_free", "mm_page_alloc", "mm_page_free")
+KMALLOC, KMEM_CACHE_ALLOC, KFREE, KMEM_CACHE_FREE, MM_PAGE_ALLOC, MM_PAGE_FREE = range(1, 7)
+
+HEADER = """# tracer: nop
+#
+#                                _-----=> irqs-off/BH-disabled
+#                               / _----=> need-resched
+#                              | / _---=> hardirq/softirq
+#                              || / _--=> preempt-depth
+#                              ||| / _-=> migrate-disable
+#                              |||| /     delay
+#           TASK-PID     CPU#  |||||  TIMESTAMP  FUNCTION
+#              | |         |   |||||     |         |
+"""
+
+
+# -- writing --------------------------------------------------------------------------
+
+def _gfp_text(flags: int, table) -> str:
+    if not flags:
+        return "none"
+    parts = []
+    for mask, name in table:
+        if not flags:
+            break
+        if flags & mask == mask:
+            parts.append(name)
+            flags &= ~mask
+    if flags:
+        parts.append("0x%x" % flags)
+    return "|".join(parts)
+
+
+def format_records(records, comm: str, pid: int, table, callers: dict, caches: dict) -> str:
+    """The ftrace lines of trace records (the model's twin of trace.c's pa_trace_take)."""
+    out = []
+    prefix_cache: dict = {}
+    for kind, cpu, gfp, ticks, ptr, a, b, caller, extra in records:
+        prefix = prefix_cache.get(cpu)
+        if prefix is None:
+            prefix = prefix_cache[cpu] = f"{comm:>16}-{pid:<7} [{cpu:03d}] ..... "
+        head = f"{prefix}{ticks // 1000000:5d}.{ticks % 1000000:06d}: {EVENT_NAMES[kind]}: "
+        if kind <= KMEM_CACHE_FREE:
+            site = callers.get(caller) or f"0x{caller:x}"
+            text = f"call_site={site} ptr={ptr:016x}"
+            if kind in (KMEM_CACHE_ALLOC, KMEM_CACHE_FREE):
+                text += f" name={caches.get(extra & 0x7fffffff, '(unknown)')}"
+            if kind in (KMALLOC, KMEM_CACHE_ALLOC):
+                accounted = gfp & gfpmod.GFP_ACCOUNT if kind == KMALLOC else extra & 0x80000000
+                text += (f" bytes_req={a} bytes_alloc={b} gfp_flags={_gfp_text(gfp, table)} node=-1 "
+                         f"accounted={'true' if accounted else 'false'}")
+        else:
+            none = ptr == NIL
+            text = f"page={0 if none else VMEMMAP_START + ptr * 64:016x} pfn=0x{0 if none else ptr:x} order={a}"
+            if kind == MM_PAGE_ALLOC:
+                text += f" migratetype={b} gfp_flags={_gfp_text(gfp, table)}"
+        out.append(head + text + "\n")
+    return "".join(out)
+
+
+class _Tracer:
+    __slots__ = ("file", "own", "callers_synced", "caches_synced", "lines")
+
+    def __init__(self, file, own: bool) -> None:
+        self.file, self.own = file, own
+        self.callers_synced = 0
+        self.caches_synced: set = set()
+        self.lines = 0
+
+
+class TraceAPI:
+    """Machine(trace=...) and the trace buffer (mixed into Machine)."""
+
+    _tracer = None
+
+    def _trace_open(self, trace) -> None:
+        if isinstance(trace, (str, os.PathLike)):
+            file, own = open(trace, "w", encoding="utf-8"), True
+        elif hasattr(trace, "write"):
+            file, own = trace, False
+        else:
+            raise InvalidArgument(f"trace must be a path or a writable text file, not {trace!r}")
+        rc = self._core.trace_start(self._comm, self._pid, gfpmod.PRINT_TABLE)
+        if rc:
+            if own:
+                file.close()
+            raise InvalidArgument("trace: this machine is already tracing")
+        self._tracer = _Tracer(file, own)
+        self._track_callers = True          # call_site needs the Python caller of each call
+        file.write(HEADER)
+
+    def trace_flush(self) -> None:
+        """Write every pending trace event to the trace file."""
+        self._live()
+        if self._tracer is not None:
+            self._trace_drain()
+            self._tracer.file.flush()
+
+    def _trace_drain(self) -> None:
+        t, core = self._tracer, self._core
+        names = self._caller_names
+        for ident in range(t.callers_synced, len(names)):
+            core.trace_name(0, ident + 1, names[ident])
+        t.callers_synced = len(names)
+        for cid, cache in self._caches.items():
+            if cid not in t.caches_synced:
+                core.trace_name(1, cid, cache.name)
+                t.caches_synced.add(cid)
+        text = core.trace_take()
+        if text:
+            t.file.write(text)
+
+    def _trace_null_free(self, addr, caller_id: int) -> None:
+        """kfree(NULL) and kfree(ZERO_SIZE_PTR) never reach the core, but the kernel traces them."""
+        self._core.trace_kfree(0 if addr is None else addr, caller_id)
+
+    def _trace_close(self) -> None:
+        t = self._tracer
+        if t is None:
+            return
+        try:
+            self._trace_drain()
+        finally:
+            self._tracer = None
+            self._core.trace_stop()
+            if t.own:
+                t.file.close()
+            else:
+                t.file.flush()
+
+
+# -- reading --------------------------------------------------------------------------
+
+# "  <task>-<pid> [(<tgid>)] [<cpu>] [<flags>] <secs>.<usecs>: <event>: <fields>"
+_LINE = re.compile(r"\s*(?P<task>.+?)-(?P<pid>\d+)\s+(?:\(\s*[-\d]+\)\s+)?\[(?P<cpu>\d+)\]\s+"
+                   r"(?:(?P<flags>\S{4,5})\s+)?(?P<ts>\d+\.\d+):\s+(?P<event>\w+):\s*(?P<rest>.*)")
+_NULLS = frozenset({"0000000000000000", "(null)", "0", "00000000", "0x0"})
+_KNOWN = frozenset({"kmalloc", "kmalloc_node", "kmem_cache_alloc", "kmem_cache_alloc_node", "kfree",
+                    "kmem_cache_free", "mm_page_alloc", "mm_page_free", "mm_page_free_batched"})
+
+
+class TraceFormatError(InvalidArgument):
+    """A line of a trace file that is not an ftrace event line."""
+
+
+def open_text(path):
+    """A text file from a path, reading .gz and .xz (by name or by magic) transparently."""
+    if hasattr(path, "read"):
+        return path
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic[:2] == b"\x1f\x8b":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace")
+    if magic == b"\xfd7zXZ\x00":
+        return io.TextIOWrapper(lzma.open(path, "rb"), encoding="utf-8", errors="replace")
+    return open(path, encoding="utf-8", errors="replace")
+
+
+def parse_events(path, skip_bad: bool = False, stats: dict | None = None):
+    """Yield (lineno, event, cpu, timestamp_text, fields) for each event line of a trace."""
+    if stats is None:
+        stats = {}
+    stats.setdefault("lines", 0)
+    stats.setdefault("bad_lines", 0)
+    f = open_text(path)
+    try:
+        for lineno, line in enumerate(f, 1):
+            stats["lines"] = lineno
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            m = _LINE.match(line)
+            fields = None
+            if m:
+                try:
+                    fields = dict(kv.split("=", 1) for kv in m.group("rest").split())
+                except ValueError:
+                    fields = None
+            if fields is None:
+                if skip_bad:
+                    stats["bad_lines"] += 1
+                    continue
+                raise TraceFormatError(f"line {lineno}: not an ftrace event line: {line.rstrip()[:120]!r}")
+            yield lineno, m.group("event"), int(m.group("cpu")), m.group("ts"), fields
+    finally:
+        if f is not path:
+            f.close()
+
+
+_GFP_CACHE: dict[str, int] = {}
+
+
+def parse_gfp(text: str) -> int:
+    """A gfp_flags= value, in any kernel's spelling; unknown names count as no bits."""
+    value = _GFP_CACHE.get(text)
+    if value is not None:
+        return value
+    try:
+        value = gfpmod.parse(text)
+    except GFPError:
+        value = 0
+        for part in text.split("|"):
+            part = part.strip()
+            for name in (part, "__" + part):
+                if name in gfpmod.NAMES:
+                    value |= gfpmod.NAMES[name]
+                    break
+            else:
+                try:
+                    value |= int(part, 16) if part.lower().startswith("0x") else 0
+                except ValueError:
+                    pass
+        if value & 0xf and not gfpmod._ZONE_OK[value & 0xf]:
+            value &= ~0xf & 0xffffffff
+    _GFP_CACHE[text] = value
+    return value
+
+
+def _int(text: str) -> int:
+    return int(text, 16) if text[:2].lower() == "0x" else int(text)
+
+
+def _ptr(text: str):
+    """A pointer field: None for NULL, else an int key (hashed or not)."""
+    if text in _NULLS:
+        return None
+    return int(text, 16)
+
+
+def read_trace(path, skip_bad: bool = False) -> Stream:
+    """Parse a kmem ftrace capture into a Stream (see the module's docstring).
+
+    The stream's ``trace_stats`` dict counts lines, events, ignored events,
+    frees of objects allocated before the capture (``unmatched_frees``), the
+    slab allocator's own page events (``slab_pages``), and skipped bad lines.
+    A malformed line raises :class:`TraceFormatError` naming its number, unless
+    ``skip_bad``.
+    """
+    s = Stream()
+    stats = {"events": 0, "ignored_events": 0, "unmatched_frees": 0, "slab_pages": 0, "cpus": 1}
+    objects: dict[int, tuple[int, int]] = {}      # trace pointer -> (handle, stream cache or -1)
+    pages: dict[int, int] = {}                    # pfn -> handle
+    internal: set[int] = set()                    # pfns the slab allocator took for itself
+    pending: list[tuple] = []                     # page allocations not yet known to be the slab's
+    max_cpu = 0
+
+    def flush_pages(slab_ptr) -> None:
+        # page allocations right before a slab allocation were made by the slab allocator
+        # (a new slab, or kmalloc_large); with unhashed pointers the object must lie inside
+        if not pending:
+            return
+        mine = slab_ptr is not None
+        if mine and slab_ptr >= PAGE_OFFSET:
+            last = next((p for p in reversed(pending) if p[1] is not None), None)
+            mine = last is not None and last[1] <= (slab_ptr - PAGE_OFFSET) >> 12 < last[1] + (1 << last[2])
+        for cpu, pfn, order, gfp in pending:
+            if mine:
+                stats["slab_pages"] += 1
+                if pfn is not None:
+                    internal.add(pfn)
+            else:
+                h = s.alloc_pages(gfp, order, cpu=cpu)
+                if pfn is not None:
+                    pages[pfn] = h
+        pending.clear()
+
+    for lineno, event, cpu, _ts, f in parse_events(path, skip_bad, stats):
+        if event not in _KNOWN:
+            stats["ignored_events"] += 1
+            continue
+        stats["events"] += 1
+        max_cpu = max(max_cpu, cpu)
+        try:
+            if event == "mm_page_alloc":
+                pfn = _int(f["pfn"])
+                page = f.get("page", "")
+                ok = page not in _NULLS and not (pfn == 0 and page in ("", "(null)"))
+                pending.append((cpu, pfn if ok else None, int(f["order"]), parse_gfp(f.get("gfp_flags", "none"))))
+                continue
+            site = f.get("call_site")
+            if event.startswith(("kmalloc", "kmem_cache_alloc")):
+                ptr = _ptr(f["ptr"])
+                flush_pages(ptr if ptr is not None else PAGE_OFFSET - 1)
+                gfp = parse_gfp(f.get("gfp_flags", "none"))
+                req = int(f["bytes_req"])
+                if event.startswith("kmalloc"):
+                    h, cache = s.kmalloc(req, gfp, cpu=cpu, caller=site), -1
+                else:
+                    name = f.get("name") or f"trace-{req}"
+                    cache = s.cache(name, max(req, 1))
+                    h = s.kmem_cache_alloc(name, gfp, cpu=cpu, caller=site)
+                if ptr is not None:
+                    objects[ptr] = (h, cache)
+                continue
+            flush_pages(None)
+            if event in ("kfree", "kmem_cache_free"):
+                ptr = _ptr(f["ptr"])
+                if ptr is None:
+                    if event == "kfree":
+                        s.kfree(None, cpu=cpu, caller=site)
+                    continue
+                found = objects.pop(ptr, None)
+                if found is None:
+                    stats["unmatched_frees"] += 1
+                    continue
+                h, cache = found
+                if event == "kfree" or cache < 0:
+                    s.kfree(h, cpu=cpu, caller=site)
+                else:
+                    s.kmem_cache_free(s.caches[cache][0], h, cpu=cpu, caller=site)
+            else:       # mm_page_free, mm_page_free_batched
+                pfn = _int(f["pfn"])
+                h = pages.pop(pfn, None)
+                if h is not None:
+                    s.free_pages(h, int(f.get("order", 0)), cpu=cpu)
+                elif pfn in internal:
+                    internal.discard(pfn)
+                else:
+                    stats["unmatched_frees"] += 1
+        except (KeyError, ValueError) as exc:
+            if skip_bad:
+                stats["bad_lines"] += 1
+                continue
+            what = f"no valid {exc} field" if isinstance(exc, KeyError) else str(exc)
+            raise TraceFormatError(f"line {lineno}: {event}: {what}") from None
+    flush_pages(None)
+    stats["cpus"] = max_cpu + 1
+    s.trace_stats = stats
+    return s
