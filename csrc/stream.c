@@ -52,6 +52,12 @@ static int64_t handle_phys(const struct pa_run *r, int64_t i, int64_t h)
     return r->ops[h].kind == PA_OP_ALLOC_PAGES ? v << PA_PAGE_SHIFT : v;
 }
 
+/* h names an earlier allocation that gave NULL or ZERO_SIZE_PTR */
+static inline bool null_handle(const struct pa_run *r, int64_t i, int64_t h)
+{
+    return h >= 0 && h < i && r->results[h] < 0 && allocates(r->ops[h].kind);
+}
+
 static inline int freed(struct pa_run *r, int64_t h, int rc)
 {
     if (rc == PA_OK)
@@ -63,7 +69,7 @@ static inline int freed(struct pa_run *r, int64_t h, int rc)
 static int64_t stream_krealloc(pa_machine *m, struct pa_run *r, int64_t i, const struct pa_op *op, int64_t caller)
 {
     int64_t old = -1;
-    if (op->handle != -1) {
+    if (op->handle != -1 && !null_handle(r, i, op->handle)) {
         old = handle_phys(r, i, op->handle);
         if (old < 0)
             return old;
@@ -115,7 +121,7 @@ static int64_t run_op(pa_machine *m, struct pa_run *r, int64_t i, const struct p
             trace_kfree(m, (uint64_t)caller, -(int64_t)TRACE_PAGE_OFFSET);   /* ptr=0000000000000000 */
             return PA_OK;
         }
-        if (op->handle >= 0 && op->handle < i && r->results[op->handle] < 0 && allocates(r->ops[op->handle].kind)) {
+        if (null_handle(r, i, op->handle)) {
             /* the allocation gave NULL or ZERO_SIZE_PTR: kfree ignores both */
             int64_t ptr = r->results[op->handle] == PA_ZERO_SIZE_STATUS ? 0x10 : 0;
             trace_kfree(m, (uint64_t)caller, ptr - (int64_t)TRACE_PAGE_OFFSET);
@@ -138,8 +144,7 @@ static int64_t run_op(pa_machine *m, struct pa_run *r, int64_t i, const struct p
     case PA_OP_KMEM_CACHE_FREE:
         if (op->cache < 0 || op->cache >= r->nr_caches)
             return PA_EINVAL;
-        if (op->handle == -1 || (op->handle >= 0 && op->handle < i && r->results[op->handle] < 0
-                                 && allocates(r->ops[op->handle].kind)))
+        if (op->handle == -1 || null_handle(r, i, op->handle))
             return PA_OK;           /* kmem_cache_free(s, NULL) */
         phys = handle_phys(r, i, op->handle);
         if (phys < 0)

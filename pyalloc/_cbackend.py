@@ -175,7 +175,7 @@ class CCore:
 
     # -- streams and tracing (stream.c, trace.c) ---------------------------------------
 
-    def stream_run(self, ops, results, state, callers, caches, pos: int, trace_limit: int):
+    def stream_run(self, ops, results, state, callers, caches, pos: int, end: int, trace_limit: int):
         """(status, pos): run ops from pos until the end or a stop (see csrc/stream.c)."""
         r = self._run
         r.ops = ffi.from_buffer("struct pa_op[]", ops)
@@ -183,7 +183,7 @@ class CCore:
         r.state = ffi.from_buffer("uint8_t[]", state)
         r.callers = ffi.from_buffer("int64_t[]", callers)
         r.caches = ffi.from_buffer("int64_t[]", caches) if len(caches) else ffi.NULL
-        r.nr_ops, r.nr_callers, r.nr_caches = len(ops) // 4, len(callers), len(caches)
+        r.nr_ops, r.nr_callers, r.nr_caches = min(end, len(ops) // 4, len(results)), len(callers), len(caches)
         r.pos, r.trace_limit = pos, trace_limit
         rc = lib.pa_stream_run(self._m, r)
         return rc, r.pos

@@ -121,7 +121,7 @@ class Stream:
         return value
 
     def kmalloc(self, size, gfp, cpu=None, caller=None) -> int:
-        return self._add(ops_.OP_KMALLOC, gfpmod.parse(gfp), 0, self._size(size, "kmalloc: size"), -1, cpu, caller)
+        return self._add(ops_.OP_KMALLOC, gfpmod.parse(gfp), -1, self._size(size, "kmalloc: size"), -1, cpu, caller)
 
     def kzalloc(self, size, gfp, cpu=None, caller=None) -> int:
         return self.kmalloc(size, gfpmod.parse(gfp) | gfpmod.GFP_ZERO, cpu, caller)
@@ -149,7 +149,7 @@ class Stream:
         return index
 
     def kmem_cache_alloc(self, cache, gfp, cpu=None, caller=None, size: int | None = None) -> int:
-        return self._add(ops_.OP_KMEM_CACHE_ALLOC, gfpmod.parse(gfp), 0, 0, self.cache(cache, size), cpu, caller)
+        return self._add(ops_.OP_KMEM_CACHE_ALLOC, gfpmod.parse(gfp), -1, 0, self.cache(cache, size), cpu, caller)
 
     def kmem_cache_zalloc(self, cache, gfp, cpu=None, caller=None, size: int | None = None) -> int:
         return self.kmem_cache_alloc(cache, gfpmod.parse(gfp) | gfpmod.GFP_ZERO, cpu, caller, size)
@@ -159,7 +159,7 @@ class Stream:
                          self.cache(cache), cpu, caller)
 
     def alloc_pages(self, gfp, order: int = 0, cpu=None) -> int:
-        return self._add(ops_.OP_ALLOC_PAGES, gfpmod.parse(gfp), 0, self._size(order, "alloc_pages: order"), -1,
+        return self._add(ops_.OP_ALLOC_PAGES, gfpmod.parse(gfp), -1, self._size(order, "alloc_pages: order"), -1,
                          cpu, None)
 
     def free_pages(self, h, order: int = 0, cpu=None) -> int:
@@ -169,7 +169,7 @@ class Stream:
                          self._size(order, "free_pages: order"), -1, cpu, None)
 
     def vmalloc(self, size, gfp="GFP_KERNEL", cpu=None, caller=None) -> int:
-        return self._add(ops_.OP_VMALLOC, gfpmod.parse(gfp), 0, self._size(size, "vmalloc: size"), -1, cpu, caller)
+        return self._add(ops_.OP_VMALLOC, gfpmod.parse(gfp), -1, self._size(size, "vmalloc: size"), -1, cpu, caller)
 
     def vfree(self, h, cpu=None, caller=None) -> int:
         return self._add(ops_.OP_VFREE, 0, self._handle(h, {ops_.OP_VMALLOC}, "vfree"), 0, -1, cpu, caller)
@@ -235,13 +235,14 @@ class StreamResult:
 class StreamAPI:
     """Machine.run (mixed into Machine)."""
 
-    def run(self, stream: Stream, errors: str = "raise", *, start: int = 0, result: StreamResult | None = None):
+    def run(self, stream: Stream, errors: str = "raise", *, start: int = 0, end: int | None = None,
+            result: StreamResult | None = None):
         """Execute *stream* in the core in one call; returns a :class:`StreamResult`.
 
         ``errors="raise"`` stops at the first bad op with the exception the
         per-call API raises (its ``index`` attribute names the op; the machine
         is as after the op before it); ``errors="record"`` notes it in
-        ``result.errors`` and goes on.  ``start=`` and ``result=`` resume a run,
+        ``result.errors`` and goes on.  ``start=``, ``end=`` and ``result=`` run a slice or resume,
         for instance after the caller dealt with an exception.
         """
         self._live()
@@ -256,6 +257,10 @@ class StreamAPI:
             raise InvalidArgument("result= belongs to another stream")
         if isinstance(start, bool) or not isinstance(start, int) or not 0 <= start <= n:
             raise InvalidArgument(f"start must be an int from 0 to {n}, not {start!r}")
+        if end is None:
+            end = n
+        elif isinstance(end, bool) or not isinstance(end, int) or not start <= end <= n:
+            raise InvalidArgument(f"end must be an int from start ({start}) to {n}, not {end!r}")
         if stream.max_cpu >= self.cpus:
             raise InvalidArgument(f"the stream runs ops on CPU {stream.max_cpu}, this machine has {self.cpus}")
         callers = array("q", [0] + [self._caller_id(name, None) for name in stream.callers[1:]])
@@ -265,17 +270,17 @@ class StreamAPI:
         core = self._core
         pos = start
         while True:
-            status, pos = core.stream_run(stream._ops, result.raw, result.state, callers, caches, pos, limit)
+            status, pos = core.stream_run(stream._ops, result.raw, result.state, callers, caches, pos, end, limit)
             if tracer is not None:
                 self._trace_drain()
             if status == 0:
-                if pos >= n:
+                if pos >= end:
                     break
                 continue            # paused so the trace could be drained
             result.pos = pos
             self._stream_stop(stream, result, pos, status, errors)
             pos += 1
-        result.pos = n
+        result.pos = end
         return result
 
     # -- slow paths ----------------------------------------------------------------------
@@ -299,10 +304,9 @@ class StreamAPI:
             if mode == "record":
                 result.errors.append((i, exc))
                 return
-            exc.index = i
-            exc.result = result
-            op = stream.op(i)
-            raise type(exc)(f"stream op {i} ({op['kind']}): {exc}") from exc
+            new = type(exc)(f"stream op {i} ({stream.op(i)['kind']}): {exc}")
+            new.index, new.result = i, result
+            raise new from exc
 
     def _stream_handle_error(self, stream: Stream, result: StreamResult, i: int, h: int, kinds,
                              null_ok: bool = True) -> None:

@@ -134,9 +134,9 @@ class ModelCore:
 
     # -- streams and tracing (stream.py, trace.py) -----------------------------------------
 
-    def stream_run(self, ops, results, state, callers, caches, pos: int, trace_limit: int):
+    def stream_run(self, ops, results, state, callers, caches, pos: int, end: int, trace_limit: int):
         """(status, pos): run ops from pos until the end or a stop (see csrc/stream.c)."""
-        r = stream.Run(ops, results, state, callers, caches, pos, trace_limit)
+        r = stream.Run(ops, results, state, callers, caches, pos, end, trace_limit)
         rc = stream.stream_run(self._a, r)
         return rc, r.pos
 

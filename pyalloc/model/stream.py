@@ -25,12 +25,13 @@ PAGE_OFFSET = 0xffff888000000000
 class Run:
     """The model's struct pa_run."""
 
-    __slots__ = ("ops", "results", "state", "callers", "caches", "pos", "trace_limit")
+    __slots__ = ("ops", "results", "state", "callers", "caches", "pos", "end", "trace_limit")
 
-    def __init__(self, ops, results, state, callers, caches, pos=0, trace_limit=0) -> None:
+    def __init__(self, ops, results, state, callers, caches, pos=0, end=None, trace_limit=0) -> None:
         self.ops, self.results, self.state = ops, results, state
         self.callers, self.caches = callers, caches
         self.pos, self.trace_limit = pos, trace_limit
+        self.end = min(len(ops) // 4, len(results)) if end is None else min(end, len(ops) // 4, len(results))
 
 
 def _signed(v: int, bits: int) -> int:
@@ -73,7 +74,7 @@ def _trace_kfree(a, caller: int, ptr: int) -> None:
 
 def _krealloc(a, r: Run, i, h, size, gfp, caller) -> int:
     old = -1
-    if h != -1:
+    if h != -1 and not _null_handle(r, i, h):
         old = _handle_phys(r, i, h)
         if old < 0:
             return old
@@ -155,7 +156,7 @@ def run_op(a, r: Run, i: int, kind, gfp, cache, h, arg, caller) -> int:
 
 def stream_run(a, r: Run) -> int:
     """Run ops from r.pos; OK when done (or paused for the trace), else the stopping status."""
-    n = len(r.ops) // 4
+    n = r.end
     if not 0 <= r.pos <= n:
         return EINVAL
     home = a.cpu
