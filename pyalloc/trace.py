@@ -274,17 +274,22 @@ def read_trace(path, skip_bad: bool = False) -> Stream:
     pending: list[tuple] = []                     # page allocations not yet known to be the slab's
     max_cpu = 0
 
-    def flush_pages(slab_ptr) -> None:
-        # page allocations right before a slab allocation were made by the slab allocator
-        # (a new slab, or kmalloc_large); with unhashed pointers the object must lie inside
+    def flush_pages(slab_ptr, slab_cpu=-1) -> None:
+        # The page allocation right before a slab allocation (with the failed attempts
+        # just before it) was the slab allocator's own: a new slab, or kmalloc_large.
+        # It ran on the same CPU, and with unhashed pointers the object lies inside the block.
         if not pending:
             return
-        mine = slab_ptr is not None
-        if mine and slab_ptr >= PAGE_OFFSET:
-            last = next((p for p in reversed(pending) if p[1] is not None), None)
-            mine = last is not None and last[1] <= (slab_ptr - PAGE_OFFSET) >> 12 < last[1] + (1 << last[2])
-        for cpu, pfn, order, gfp in pending:
-            if mine:
+        first = len(pending)
+        last = pending[-1]
+        if slab_ptr is not None and last[0] == slab_cpu:
+            if slab_ptr < PAGE_OFFSET or (last[1] is not None and
+                                          last[1] <= (slab_ptr - PAGE_OFFSET) >> 12 < last[1] + (1 << last[2])):
+                first = len(pending) - 1
+                while first > 0 and pending[first - 1][1] is None:
+                    first -= 1
+        for k, (cpu, pfn, order, gfp) in enumerate(pending):
+            if k >= first:
                 stats["slab_pages"] += 1
                 if pfn is not None:
                     internal.add(pfn)
@@ -310,7 +315,7 @@ def read_trace(path, skip_bad: bool = False) -> Stream:
             site = f.get("call_site")
             if event.startswith(("kmalloc", "kmem_cache_alloc")):
                 ptr = _ptr(f["ptr"])
-                flush_pages(ptr if ptr is not None else PAGE_OFFSET - 1)
+                flush_pages(ptr if ptr is not None else 0, cpu)
                 gfp = parse_gfp(f.get("gfp_flags", "none"))
                 req = int(f["bytes_req"])
                 if event.startswith("kmalloc"):
