@@ -250,7 +250,7 @@ def _int(text: str) -> int:
     return int(text, 16) if text[:2].lower() == "0x" else int(text)
 
 
-def _ptr(text: str):
+def parse_ptr(text: str):
     """A pointer field: None for NULL, else an int key (hashed or not)."""
     if text in _NULLS:
         return None
@@ -314,7 +314,7 @@ def read_trace(path, skip_bad: bool = False) -> Stream:
                 continue
             site = f.get("call_site")
             if event.startswith(("kmalloc", "kmem_cache_alloc")):
-                ptr = _ptr(f["ptr"])
+                ptr = parse_ptr(f["ptr"])
                 flush_pages(ptr if ptr is not None else 0, cpu)
                 gfp = parse_gfp(f.get("gfp_flags", "none"))
                 req = int(f["bytes_req"])
@@ -329,7 +329,7 @@ def read_trace(path, skip_bad: bool = False) -> Stream:
                 continue
             flush_pages(None)
             if event in ("kfree", "kmem_cache_free"):
-                ptr = _ptr(f["ptr"])
+                ptr = parse_ptr(f["ptr"])
                 if ptr is None:
                     if event == "kfree":
                         s.kfree(None, cpu=cpu, caller=site)
