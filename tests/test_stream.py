@@ -292,3 +292,16 @@ def test_closed_machine(make_machine):
     m.close()
     with pytest.raises(pyalloc.MachineClosed):
         m.run(pyalloc.Stream())
+
+
+def test_readme_stream_example_runs(backend, monkeypatch, capsys):
+    from pathlib import Path
+    import re
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text[text.index("## Operation streams"):]
+    block = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    monkeypatch.setenv("PYALLOC_BACKEND", backend)
+    exec(compile(block, "README.md", "exec"), {})
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("0xffff888") and "[(4, 'DoubleFree')]" in out[0]
+    assert ": mm_page_free: page=ffffea" in out[1] and out[1].endswith("order=2")
