@@ -27,6 +27,8 @@ from .errors import GFPError, InvalidArgument
 from .stream import Stream
 
 PAGE_OFFSET = 0xffff888000000000
+VMALLOC_START = 0xffffc90000000000
+VMALLOC_END_INCL = 0xffffe8ffffffffff      # the kernel's VMALLOC_END is the last byte
 VMEMMAP_START = 0xffffea0000000000
 NIL = 0xffffffff
 EVENT_NAMES = ("", "kmalloc", "kmem_cache_alloc", "kfree", "kmem_cache_free", "mm_page_alloc", "mm_page_free")
@@ -144,6 +146,29 @@ class TraceAPI:
     def _trace_null_free(self, addr, caller_id: int) -> None:
         """kfree(NULL) and kfree(ZERO_SIZE_PTR) never reach the core, but the kernel traces them."""
         self._core.trace_kfree(0 if addr is None else addr, caller_id)
+
+    def _trace_emit(self, event: str, fields: str) -> None:
+        """One event the Python layer fires itself (vmalloc), in order after the core's pending ones."""
+        self._trace_drain()
+        vm = self._core.vm_info()
+        ticks = vm["ticks"]
+        self._tracer.file.write(f"{self._comm:>16}-{self._pid:<7} [{vm['cpu']:03d}] ..... "
+                                f"{ticks // 1000000:5d}.{ticks % 1000000:06d}: {event}: {fields}\n")
+
+    def _trace_vmap_alloc(self, start, size: int, align: int) -> None:
+        """alloc_vmap_area; a failure prints the error value (-ENOENT) as the kernel's unsigned long."""
+        if self._tracer is not None:
+            va = (1 << 64) - 2 if start is None else start
+            self._trace_emit("alloc_vmap_area", f"va_start: {va} size={size} align={align} "
+                             f"vstart={VMALLOC_START:#x} vend={VMALLOC_END_INCL:#x} failed={int(start is None)}")
+
+    def _trace_vmap_free(self, start: int, size: int) -> None:
+        """free_vmap_area_noflush, then the purge that pyalloc's vfree always does at once."""
+        if self._tracer is not None:
+            nr = size >> 12
+            self._trace_emit("free_vmap_area_noflush",
+                             f"va_start={start:#x} nr_lazy={nr} nr_lazy_max={self.cpus.bit_length() * 8192}")
+            self._trace_emit("purge_vmap_area_lazy", f"start={start:#x} end={start + size:#x} num_purged=1")
 
     def _trace_close(self) -> None:
         t = self._tracer
