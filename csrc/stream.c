@@ -164,6 +164,38 @@ static int64_t run_op(pa_machine *m, struct pa_run *r, int64_t i, const struct p
     }
 }
 
+/* A free touches three records of the op it names, its object's page
+ * descriptor and the object itself: with tens of thousands of live objects
+ * these are cache misses, and they dominate a stream's cost.  Their addresses
+ * are known ops ahead, so fetch them early: the handle's records FAR ops
+ * ahead, then (the handle's result being cached by now) the object NEAR ops
+ * ahead.  A prefetch never faults and changes nothing; a guess that is wrong
+ * (a handle that has not run yet) only wastes the fetch.  always_inline: GCC
+ * deems a static function of prefetches pure and drops the call otherwise. */
+enum { PREFETCH_FAR = 16, PREFETCH_NEAR = 6 };
+
+__attribute__((always_inline)) static inline void prefetch_ahead(const pa_machine *m, const struct pa_run *r, int64_t i)
+{
+    if (i + PREFETCH_FAR < r->nr_ops) {
+        int64_t h = r->ops[i + PREFETCH_FAR].handle;
+        if ((uint64_t)h < (uint64_t)r->nr_ops) {
+            __builtin_prefetch(&r->results[h]);
+            __builtin_prefetch(&r->state[h]);
+            __builtin_prefetch(&r->ops[h]);
+        }
+    }
+    if (i + PREFETCH_NEAR < r->nr_ops) {
+        int64_t h = r->ops[i + PREFETCH_NEAR].handle;
+        if ((uint64_t)h < (uint64_t)i) {
+            uint64_t phys = (uint64_t)r->results[h];
+            if (phys < m->nr_pages << PA_PAGE_SHIFT) {
+                __builtin_prefetch(&m->pages[phys >> PA_PAGE_SHIFT]);
+                __builtin_prefetch(m->mem + phys, 1);
+            }
+        }
+    }
+}
+
 int pa_stream_run(pa_machine *m, struct pa_run *r)
 {
     if (!m || !r || !r->ops || !r->results || !r->state || (!r->callers && r->nr_callers)
@@ -173,6 +205,7 @@ int pa_stream_run(pa_machine *m, struct pa_run *r)
     for (int64_t i = r->pos; i < r->nr_ops; i++) {
         const struct pa_op *op = &r->ops[i];
         int64_t res;
+        prefetch_ahead(m, r, i);
         if (pa_unlikely(op->caller >= r->nr_callers || (op->cpu != PA_OP_CPU_CURRENT && op->cpu >= m->cpus))) {
             res = PA_EINVAL;
         } else {
