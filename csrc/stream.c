@@ -69,6 +69,8 @@ static inline int freed(struct pa_run *r, int64_t h, int rc)
 static int64_t stream_krealloc(pa_machine *m, struct pa_run *r, int64_t i, const struct pa_op *op, int64_t caller)
 {
     int64_t old = -1;
+    if (op->arg < 0)
+        return PA_EINVAL;
     if (op->handle != -1 && !null_handle(r, i, op->handle)) {
         old = handle_phys(r, i, op->handle);
         if (old < 0)

@@ -278,8 +278,7 @@ class StreamAPI:
                     break
                 continue            # paused so the trace could be drained
             result.pos = pos
-            self._stream_stop(stream, result, pos, status, errors)
-            pos += 1
+            pos = self._stream_stop(stream, result, pos, status, errors)
         result.pos = end
         return result
 
@@ -291,8 +290,12 @@ class StreamAPI:
                 return cache
         return self.kmem_cache_create(name, size, align, flags)
 
-    def _stream_stop(self, stream: Stream, result: StreamResult, i: int, status: int, mode: str) -> None:
-        """Op i stopped the core loop: act as the per-call API would, then record or raise."""
+    def _stream_stop(self, stream: Stream, result: StreamResult, i: int, status: int, mode: str) -> int:
+        """Op i stopped the core loop: act as the per-call API would, then record or raise.
+
+        Returns where the loop resumes: the next op.  A status that asks Python to act and
+        then retry the same op (the OOM killer's, once reclaim exists) returns i instead.
+        """
         try:
             if status == ops_.EDEFER:
                 self._stream_per_call(stream, result, i)
@@ -303,10 +306,11 @@ class StreamAPI:
                 result.raw[i] = errors.EINVAL
             if mode == "record":
                 result.errors.append((i, exc))
-                return
+                return i + 1
             new = type(exc)(f"stream op {i} ({stream.op(i)['kind']}): {exc}")
             new.index, new.result = i, result
             raise new from exc
+        return i + 1
 
     def _stream_handle_error(self, stream: Stream, result: StreamResult, i: int, h: int, kinds,
                              null_ok: bool = True) -> None:
@@ -339,6 +343,9 @@ class StreamAPI:
             self._kmalloc_failed(status, arg, gfp)
         elif kind == ops_.OP_KMEM_CACHE_ALLOC:
             self._cache_alloc_failed(status, cache_obj, gfp)
+        elif kind == ops_.OP_KREALLOC and status == errors.EINVAL:
+            raise InvalidArgument(f"krealloc: size {arg} is negative" if arg < 0 else
+                                  f"krealloc: handle {h} does not hold a slab object")
         elif kind in (ops_.OP_KFREE, ops_.OP_KREALLOC):
             self._free_failed(status, addr, None)
         elif kind == ops_.OP_KMEM_CACHE_FREE:

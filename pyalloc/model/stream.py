@@ -74,6 +74,8 @@ def _trace_kfree(a, caller: int, ptr: int) -> None:
 
 def _krealloc(a, r: Run, i, h, size, gfp, caller) -> int:
     old = -1
+    if size < 0:
+        return EINVAL
     if h != -1 and not _null_handle(r, i, h):
         old = _handle_phys(r, i, h)
         if old < 0:
