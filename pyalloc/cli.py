@@ -43,7 +43,7 @@ def cmd_proc(args) -> int:
     return 0
 
 
-def _progress(args, total: int, unit: str):
+def _progress(args, total, unit: str):
     """A tqdm bar on stderr when asked for or when stderr is a terminal; None otherwise."""
     if not (args.progress or sys.stderr.isatty()):
         return None
@@ -57,7 +57,10 @@ def _progress(args, total: int, unit: str):
 def cmd_replay(args) -> int:
     from . import read_trace
     t0 = time.perf_counter()
-    stream = read_trace(args.trace, skip_bad=args.skip_bad)
+    bar = _progress(args, None, "line")
+    stream = read_trace(args.trace, skip_bad=args.skip_bad, progress=None if bar is None else bar.update)
+    if bar is not None:
+        bar.close()
     parse_s = time.perf_counter() - t0
     st = stream.trace_stats
     cpus = max(args.cpus, st["cpus"])

@@ -171,6 +171,9 @@ class Stream:
     def vmalloc(self, size, gfp="GFP_KERNEL", cpu=None, caller=None) -> int:
         return self._add(ops_.OP_VMALLOC, gfpmod.parse(gfp), -1, self._size(size, "vmalloc: size"), -1, cpu, caller)
 
+    def vzalloc(self, size, gfp="GFP_KERNEL", cpu=None, caller=None) -> int:
+        return self.vmalloc(size, gfpmod.parse(gfp) | gfpmod.GFP_ZERO, cpu, caller)
+
     def vfree(self, h, cpu=None, caller=None) -> int:
         return self._add(ops_.OP_VFREE, 0, self._handle(h, {ops_.OP_VMALLOC}, "vfree"), 0, -1, cpu, caller)
 

@@ -190,6 +190,7 @@ class TraceAPI:
 # "  <task>-<pid> [(<tgid>)] [<cpu>] [<flags>] <secs>.<usecs>: <event>: <fields>"
 _LINE = re.compile(r"\s*(?P<task>.+?)-(?P<pid>\d+)\s+(?:\(\s*[-\d]+\)\s+)?\[(?P<cpu>\d+)\]\s+"
                    r"(?:(?P<flags>\S{4,5})\s+)?(?P<ts>\d+\.\d+):\s+(?P<event>\w+):\s*(?P<rest>.*)")
+PROGRESS_LINES = 1 << 16
 _NULLS = frozenset({"0000000000000000", "(null)", "0", "00000000", "0x0"})
 _KNOWN = frozenset({"kmalloc", "kmalloc_node", "kmem_cache_alloc", "kmem_cache_alloc_node", "kfree",
                     "kmem_cache_free", "mm_page_alloc", "mm_page_free", "mm_page_free_batched"})
@@ -212,8 +213,11 @@ def open_text(path):
     return open(path, encoding="utf-8", errors="replace")
 
 
-def parse_events(path, skip_bad: bool = False, stats: dict | None = None):
-    """Yield (lineno, event, cpu, timestamp_text, fields) for each event line of a trace."""
+def parse_events(path, skip_bad: bool = False, stats: dict | None = None, progress=None):
+    """Yield (lineno, event, cpu, timestamp_text, fields) for each event line of a trace.
+
+    progress, if given, is called with a count of lines every PROGRESS_LINES lines.
+    """
     if stats is None:
         stats = {}
     stats.setdefault("lines", 0)
@@ -222,6 +226,8 @@ def parse_events(path, skip_bad: bool = False, stats: dict | None = None):
     try:
         for lineno, line in enumerate(f, 1):
             stats["lines"] = lineno
+            if progress is not None and not lineno % PROGRESS_LINES:
+                progress(PROGRESS_LINES)
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
             m = _LINE.match(line)
@@ -282,14 +288,14 @@ def parse_ptr(text: str):
     return int(text, 16)
 
 
-def read_trace(path, skip_bad: bool = False) -> Stream:
+def read_trace(path, skip_bad: bool = False, progress=None) -> Stream:
     """Parse a kmem ftrace capture into a Stream (see the module's docstring).
 
     The stream's ``trace_stats`` dict counts lines, events, ignored events,
     frees of objects allocated before the capture (``unmatched_frees``), the
     slab allocator's own page events (``slab_pages``), and skipped bad lines.
     A malformed line raises :class:`TraceFormatError` naming its number, unless
-    ``skip_bad``.
+    ``skip_bad``.  ``progress`` is called with line counts as parsing goes on.
     """
     s = Stream()
     stats = {"events": 0, "ignored_events": 0, "unmatched_frees": 0, "slab_pages": 0, "cpus": 1}
@@ -324,7 +330,7 @@ def read_trace(path, skip_bad: bool = False) -> Stream:
                     pages[pfn] = h
         pending.clear()
 
-    for lineno, event, cpu, _ts, f in parse_events(path, skip_bad, stats):
+    for lineno, event, cpu, _ts, f in parse_events(path, skip_bad, stats, progress):
         if event not in _KNOWN:
             stats["ignored_events"] += 1
             continue

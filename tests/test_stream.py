@@ -305,3 +305,12 @@ def test_readme_stream_example_runs(backend, monkeypatch, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("0xffff888") and "[(4, 'DoubleFree')]" in out[0]
     assert ": mm_page_free: page=ffffea" in out[1] and out[1].endswith("order=2")
+
+
+def test_vzalloc_in_a_stream_is_zeroed(machine):
+    s = pyalloc.Stream()
+    v = s.vzalloc(3 * 4096 + 10, caller="vz+0x0/0x1")
+    r = machine.run(s)
+    assert machine.read(r[v], 3 * 4096 + 10) == bytes(3 * 4096 + 10)
+    assert "vz+0x0/0x1" in machine.proc("vmallocinfo")
+    machine.vfree(r[v])

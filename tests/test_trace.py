@@ -234,3 +234,12 @@ def test_vmalloc_events(make_machine):
         ["free_vmap_area_noflush", f"va_start={addr:#x} nr_lazy=6 nr_lazy_max=16384"],
         ["purge_vmap_area_lazy", f"start={addr:#x} end={addr + 24576:#x} num_purged=1"],
     ]
+
+
+def test_progress_callback_counts_lines(tmp_path):
+    line = "            bash-4029    [001] .....   362.366907: kfree: call_site=vm_area_free+0x1c/0x80 ptr=0000000000000000\n"
+    path = tmp_path / "many.txt"
+    path.write_text(line * 70000)
+    seen = []
+    s = pyalloc.read_trace(path, progress=seen.append)
+    assert seen == [1 << 16] and len(s) == 70000
