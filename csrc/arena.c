@@ -28,6 +28,7 @@
 #include <sys/mman.h>
 
 #include "internal.h"
+#include "trace.h"
 
 static const uint32_t lowmem_reserve_ratio[PA_MAX_NR_ZONES] = {256, 256, 32, 0, 0};
 #define WATERMARK_SCALE_FACTOR 10

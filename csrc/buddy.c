@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "trace.h"
 
 /* gfp_zone(): low four gfp bits -> zone; -1 marks GFP_ZONE_BAD combinations */
 static const int8_t gfp_zone_table[16] = {2, 0, 2, -1, 1, -1, -1, -1, 2, 0, 3, -1, 1, -1, -1, -1};

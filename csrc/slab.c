@@ -29,6 +29,7 @@
 #include <stdio.h>
 
 #include "internal.h"
+#include "trace.h"
 
 #define PAGE_OFFSET_VIRT 0xffff888000000000ull
 #define GFP_RECLAIM_MASK (0xc00u | 0x20u | 0x40u | 0x80u | 0x2000u | 0x4000u | 0x8000u | 0x10000u | 0x20000u | 0x80000u)

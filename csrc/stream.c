@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "trace.h"
 
 #define OP_SLAB_BUG_MASK (0x4u | 0x2u | ~GFP_BITS_MASK)
 

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "trace.h"
 
 #define VMEMMAP_START 0xffffea0000000000ull
 #define STRUCT_PAGE_SIZE 64u
