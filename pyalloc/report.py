@@ -18,7 +18,7 @@ import io
 import json
 
 from .errors import InvalidArgument
-from .trace import parse_events, parse_gfp, parse_ptr as _ptr
+from .trace import PAGE_FREE_EVENTS, parse_events, parse_gfp, parse_ptr as _ptr
 
 DOTS = "-" * 105
 PAGE_SIZE = 4096
@@ -155,7 +155,7 @@ def page_stats(path, skip_bad: bool = False) -> dict:
             if 0 <= order <= 10 and 0 <= mt < 5:
                 orders[order][mt] += 1
             live[int(pfn_text, 0) if pfn_text.startswith("0x") else int(pfn_text)] = key
-        elif event in ("mm_page_free", "mm_page_free_batched"):
+        elif event in PAGE_FREE_EVENTS:
             order = int(f.get("order", 0))
             nbytes = PAGE_SIZE << order
             s["free_requests"] += 1

@@ -192,8 +192,10 @@ _LINE = re.compile(r"\s*(?P<task>.+?)-(?P<pid>\d+)\s+(?:\(\s*[-\d]+\)\s+)?\[(?P<
                    r"(?:(?P<flags>\S{4,5})\s+)?(?P<ts>\d+\.\d+):\s+(?P<event>\w+):\s*(?P<rest>.*)")
 PROGRESS_LINES = 1 << 16
 _NULLS = frozenset({"0000000000000000", "(null)", "0", "00000000", "0x0"})
+# the page-free events of 3.x were mm_page_free_direct and mm_pagevec_free
+PAGE_FREE_EVENTS = frozenset({"mm_page_free", "mm_page_free_batched", "mm_page_free_direct", "mm_pagevec_free"})
 _KNOWN = frozenset({"kmalloc", "kmalloc_node", "kmem_cache_alloc", "kmem_cache_alloc_node", "kfree",
-                    "kmem_cache_free", "mm_page_alloc", "mm_page_free", "mm_page_free_batched"})
+                    "kmem_cache_free", "mm_page_alloc"}) | PAGE_FREE_EVENTS
 
 
 class TraceFormatError(InvalidArgument):
@@ -374,7 +376,7 @@ def read_trace(path, skip_bad: bool = False, progress=None) -> Stream:
                     s.kfree(h, cpu=cpu, caller=site)
                 else:
                     s.kmem_cache_free(s.caches[cache][0], h, cpu=cpu, caller=site)
-            else:       # mm_page_free, mm_page_free_batched
+            else:       # PAGE_FREE_EVENTS
                 pfn = _int(f["pfn"])
                 h = pages.pop(pfn, None)
                 if h is not None:

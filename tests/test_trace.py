@@ -156,7 +156,7 @@ OLD_FORMAT = """\
             bash-1234  [001] ....   100.000005: kfree: call_site=ffffffff8112a400 ptr=ffff88003a1b2c00
             bash-1234  [001] ....   100.000006: kmem_cache_free: call_site=ffffffff81099aaa ptr=ffff88003a1b3000
             bash-1234  [001] ....   100.000007: kfree: call_site=ffffffff8112a400 ptr=(null)
-            bash-1234  [001] ....   100.000008: mm_page_free: page=ffffea0000d6c9c0 pfn=3515175 order=0
+            bash-1234  [001] ....   100.000008: mm_page_free_direct: page=ffffea0000d6c9c0 pfn=3515175 order=0
             bash-1234  [001] ....   100.000009: sched_switch: prev_comm=bash
 """
 
