@@ -311,6 +311,30 @@ TwoBackendsDebug.TestCase.settings = TwoBackends.TestCase.settings
 test_two_backends_agree_slub_debug = TwoBackendsDebug.TestCase
 
 
+class TwoBackendsTraced(TwoBackends):
+    """Both machines write kmem traces; the texts must match byte for byte after every step."""
+
+    def __init__(self):
+        RuleBasedStateMachine.__init__(self)
+        import io
+        self.ctrace, self.pytrace = io.StringIO(), io.StringIO()
+        self.c = pyalloc.Machine(mem=MEM, backend="c", cpus=2, trace=self.ctrace)
+        self.py = pyalloc.Machine(mem=MEM, backend="model", cpus=2, trace=self.pytrace)
+
+    @invariant()
+    def same_trace(self):
+        self.c.trace_flush()
+        self.py.trace_flush()
+        assert self.ctrace.getvalue() == self.pytrace.getvalue()
+
+
+TwoBackendsTraced.TestCase.settings = settings(
+    max_examples=25, stateful_step_count=30, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+test_two_backends_trace_alike = TwoBackendsTraced.TestCase
+
+
 def test_long_mixed_workload_agrees():
     """A longer deterministic stream than hypothesis runs, to reach exhaustion and merges."""
     import random

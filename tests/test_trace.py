@@ -243,3 +243,14 @@ def test_progress_callback_counts_lines(tmp_path):
     seen = []
     s = pyalloc.read_trace(path, progress=seen.append)
     assert seen == [1 << 16] and len(s) == 70000
+
+
+def test_failed_page_allocation_prints_null(make_machine):
+    out = io.StringIO()
+    m = make_machine(mem="16M", trace=out)
+    while m.alloc_pages("GFP_KERNEL|__GFP_NOWARN", 10) is not None:
+        pass
+    m.trace_flush()
+    last = [line for line in out.getvalue().splitlines() if "mm_page_alloc" in line][-1]
+    assert last.endswith("mm_page_alloc: page=0000000000000000 pfn=0x0 order=10 migratetype=0 "
+                         "gfp_flags=GFP_KERNEL|__GFP_NOWARN")

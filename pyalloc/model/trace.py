@@ -14,6 +14,7 @@ TRACE_MM_PAGE_ALLOC, TRACE_MM_PAGE_FREE = 5, 6
 PAGE_OFFSET = 0xffff888000000000
 ACCOUNTED = 0x80000000
 MASK64 = (1 << 64) - 1
+C_NIL = 0xffffffff         # PA_NIL: the record of a failed page allocation
 
 
 class TraceBuffer:
@@ -42,7 +43,8 @@ class TraceBuffer:
         self.event(arena, TRACE_KMEM_CACHE_FREE, PAGE_OFFSET + phys, 0, 0, 0, caller, cid)
 
     def mm_page_alloc(self, arena, pfn, order, gfp, mt) -> None:
-        self.event(arena, TRACE_MM_PAGE_ALLOC, pfn, order, mt, gfp, 0, 0)
+        # a failed allocation is the C core's PA_NIL in the record, whatever the model's NIL is
+        self.event(arena, TRACE_MM_PAGE_ALLOC, C_NIL if pfn == NIL else pfn, order, mt, gfp, 0, 0)
 
     def mm_page_free(self, arena, pfn, order) -> None:
         self.event(arena, TRACE_MM_PAGE_FREE, pfn, order, 0, 0, 0, 0)
