@@ -191,6 +191,7 @@ class TraceAPI:
 _LINE = re.compile(r"\s*(?P<task>.+?)-(?P<pid>\d+)\s+(?:\(\s*[-\d]+\)\s+)?\[(?P<cpu>\d+)\]\s+"
                    r"(?:(?P<flags>\S{4,5})\s+)?(?P<ts>\d+\.\d+):\s+(?P<event>\w+):\s*(?P<rest>.*)")
 PROGRESS_LINES = 1 << 16
+_FIELD = re.compile(r"(\w+)=(\S*)")
 _NULLS = frozenset({"0000000000000000", "(null)", "0", "00000000", "0x0"})
 # the page-free events of 3.x were mm_page_free_direct and mm_pagevec_free
 PAGE_FREE_EVENTS = frozenset({"mm_page_free", "mm_page_free_batched", "mm_page_free_direct", "mm_pagevec_free"})
@@ -225,27 +226,27 @@ def parse_events(path, skip_bad: bool = False, stats: dict | None = None, progre
     stats.setdefault("lines", 0)
     stats.setdefault("bad_lines", 0)
     f = open_text(path)
+    match, findall = _LINE.match, _FIELD.findall
+    lineno = 0
     try:
         for lineno, line in enumerate(f, 1):
-            stats["lines"] = lineno
             if progress is not None and not lineno % PROGRESS_LINES:
                 progress(PROGRESS_LINES)
-            if not line.strip() or line.lstrip().startswith("#"):
+            if line.startswith("#"):
                 continue
-            m = _LINE.match(line)
-            fields = None
-            if m:
-                try:
-                    fields = dict(kv.split("=", 1) for kv in m.group("rest").split())
-                except ValueError:
-                    fields = None
-            if fields is None:
+            m = match(line)
+            if m is None:
+                if not line.strip():
+                    continue
                 if skip_bad:
                     stats["bad_lines"] += 1
                     continue
+                stats["lines"] = lineno
                 raise TraceFormatError(f"line {lineno}: not an ftrace event line: {line.rstrip()[:120]!r}")
-            yield lineno, m.group("event"), int(m.group("cpu")), m.group("ts"), fields
+            cpu, ts, event, rest = m.group("cpu", "ts", "event", "rest")
+            yield lineno, event, int(cpu), ts, dict(findall(rest))
     finally:
+        stats["lines"] = lineno
         if f is not path:
             f.close()
 
