@@ -49,6 +49,8 @@ KIND_NAMES = {
 }
 _SLAB_OBJECT = frozenset({ops_.OP_KMALLOC, ops_.OP_KREALLOC, ops_.OP_KMEM_CACHE_ALLOC})
 _ALLOCATES = _SLAB_OBJECT | {ops_.OP_ALLOC_PAGES, ops_.OP_VMALLOC}
+_STATUS_OF = {cls: code for code, cls in errors.EXCEPTIONS.items()}
+_STATUS_OF[errors.OutOfMemory] = errors.ENOMEM
 # how many trace records may wait in the core before the loop pauses for a drain
 TRACE_LIMIT = 1 << 18
 
@@ -305,8 +307,8 @@ class StreamAPI:
             else:
                 self._stream_failed(stream, result, i, status)
         except PyallocError as exc:
-            if not result.raw[i] < 0:
-                result.raw[i] = errors.EINVAL
+            if result.raw[i] == ops_.EDEFER:     # failed on the per-call path: note its status
+                result.raw[i] = _STATUS_OF.get(type(exc), errors.EINVAL)
             if mode == "record":
                 result.errors.append((i, exc))
                 return i + 1
@@ -324,8 +326,6 @@ class StreamAPI:
             raise InvalidArgument(f"{what}: handle {h} does not name an earlier allocation it can free")
         if result.state[h] == ops_.OBJ_FREED:
             raise errors.DoubleFree(f"{what}: the object of handle {h} was already freed")
-        if result.state[h] != ops_.OBJ_LIVE and result.raw[h] >= 0:
-            raise InvalidArgument(f"{what}: handle {h} has not run yet")
 
     def _stream_failed(self, stream: Stream, result: StreamResult, i: int, status: int) -> None:
         kind, cpu, gfp, caller, cache, h, arg = ops_.decode(stream._ops, i)
@@ -337,8 +337,7 @@ class StreamAPI:
             self._stream_handle_error(stream, result, i, h, {ops_.OP_ALLOC_PAGES}, null_ok=False)
             if result.raw[h] < 0:
                 raise InvalidArgument(f"free_pages: the allocation of handle {h} failed: there is nothing to free")
-        cache_obj = self._caches.get(self._stream_cache(*stream.caches[cache])._id) if 0 <= cache < len(
-            stream.caches) else None
+        cache_obj = self._stream_cache(*stream.caches[cache]) if 0 <= cache < len(stream.caches) else None
         if kind in (ops_.OP_KMEM_CACHE_ALLOC, ops_.OP_KMEM_CACHE_FREE) and cache_obj is None:
             raise InvalidArgument(f"op {i}: cache index {cache} is not in the stream's cache table")
         addr = result[h] if h >= 0 else None
@@ -367,18 +366,17 @@ class StreamAPI:
         cpu = None if cpu == ops_.OP_CPU_CURRENT else cpu
         name = stream.callers[caller] if caller < len(stream.callers) else None
         raw, state = result.raw, result.state
-        result.raw[i] = errors.EINVAL
+        raw[i] = ops_.EDEFER
         if kind in (ops_.OP_KMALLOC, ops_.OP_KREALLOC, ops_.OP_KMEM_CACHE_ALLOC):
             if kind == ops_.OP_KMALLOC:
                 addr = self.kmalloc(arg, gfp, cpu, name)
             elif kind == ops_.OP_KMEM_CACHE_ALLOC:
                 addr = self.kmem_cache_alloc(self._stream_cache(*stream.caches[cache]), gfp, cpu, name)
             else:
+                # NULL or ZERO_SIZE_PTR (a failed or empty allocation) is krealloc's own case
                 self._stream_handle_error(stream, result, i, h, _SLAB_OBJECT)
-                if h >= 0 and state[h] != ops_.OBJ_LIVE:
-                    raise InvalidArgument(f"krealloc: handle {h} holds no object")
                 addr = self.krealloc(result[h] if h >= 0 else None, arg, gfp, cpu, name)
-                if addr is not None and h >= 0:
+                if addr is not None and h >= 0 and state[h] == ops_.OBJ_LIVE:
                     state[h] = ops_.OBJ_FREED
             if addr is None:
                 raw[i] = errors.ENOMEM

@@ -314,3 +314,23 @@ def test_vzalloc_in_a_stream_is_zeroed(machine):
     assert machine.read(r[v], 3 * 4096 + 10) == bytes(3 * 4096 + 10)
     assert "vz+0x0/0x1" in machine.proc("vmallocinfo")
     machine.vfree(r[v])
+
+
+def test_deferred_krealloc_of_a_zero_size_handle(make_machine):
+    """krealloc(ZERO_SIZE_PTR) with a mask the slab fixes up: the per-call path, as krealloc itself."""
+    ops = [("kmalloc", 0, "GFP_KERNEL", None, "z"), ("krealloc", 0, 100, "GFP_KERNEL|__GFP_HIGHMEM"),
+           ("kfree", 1)]
+    a, b = make_machine(mem="16M"), make_machine(mem="16M")
+    assert b.run(as_stream(ops)).addresses() == per_call(a, ops)
+    same_machines(a, b)
+
+
+def test_nofail_failure_is_recorded_as_enomem(make_machine):
+    m = make_machine(mem="4M")
+    s = pyalloc.Stream()
+    for _ in range(1100):
+        s.alloc_pages("GFP_KERNEL|__GFP_NOFAIL", 0)
+    r = m.run(s, errors="record")
+    assert r.errors and all(isinstance(e, OutOfMemory) for _, e in r.errors)
+    assert all(r.status(i) == pyalloc.errors.ENOMEM for i, _ in r.errors)
+    m.check()
