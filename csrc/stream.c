@@ -225,7 +225,7 @@ int pa_stream_run(pa_machine *m, struct pa_run *r)
             r->pos = i;
             return (int)res;
         }
-        if (pa_unlikely(m->trace != NULL && r->trace_limit > 0 && pa_trace_pending(m) >= r->trace_limit)) {
+        if (pa_unlikely(m->trace != NULL && r->trace_limit > 0 && (int64_t)trace_pending(m) >= r->trace_limit)) {
             r->pos = i + 1;
             return PA_OK;
         }

@@ -192,11 +192,14 @@ int pa_trace_kfree(pa_machine *m, int64_t vaddr, int64_t caller)
     return PA_OK;
 }
 
+uint64_t trace_pending(const pa_machine *m)
+{
+    return m->trace ? m->trace->len - m->trace->head : 0;
+}
+
 int64_t pa_trace_pending(pa_machine *m)
 {
-    if (!m || !m->trace)
-        return 0;
-    return (int64_t)(m->trace->len - m->trace->head);
+    return m ? (int64_t)trace_pending(m) : 0;
 }
 
 int64_t pa_trace_lost(pa_machine *m)

@@ -10,6 +10,7 @@
 #include "internal.h"
 
 void trace_machine_free(pa_machine *m);
+uint64_t trace_pending(const pa_machine *m);    /* records not yet drained */
 void trace_event(pa_machine *m, unsigned type, uint64_t ptr, uint64_t a, uint64_t b, uint32_t gfp,
                  uint32_t caller, uint32_t extra);
 enum { TRACE_KMALLOC = 1, TRACE_KMEM_CACHE_ALLOC, TRACE_KFREE, TRACE_KMEM_CACHE_FREE,

@@ -334,3 +334,16 @@ def test_nofail_failure_is_recorded_as_enomem(make_machine):
     assert r.errors and all(isinstance(e, OutOfMemory) for _, e in r.errors)
     assert all(r.status(i) == pyalloc.errors.ENOMEM for i, _ in r.errors)
     m.check()
+
+
+def test_trace_drains_midway_without_changing_the_text(make_machine, tmp_path, monkeypatch):
+    import pyalloc.stream
+    ops = workload(9, 600, python_ops=False)
+    a = make_machine(mem="64M", trace=tmp_path / "a.txt")
+    a.run(as_stream(ops))
+    monkeypatch.setattr(pyalloc.stream, "TRACE_LIMIT", 7)    # the loop pauses every 7 records
+    b = make_machine(mem="64M", trace=tmp_path / "b.txt")
+    b.run(as_stream(ops))
+    a.close()
+    b.close()
+    assert (tmp_path / "a.txt").read_text() == (tmp_path / "b.txt").read_text()
