@@ -24,6 +24,7 @@ import re
 
 from . import gfp as gfpmod
 from .errors import GFPError, InvalidArgument
+from .slab import SLAB
 from .stream import Stream
 
 PAGE_OFFSET = 0xffff888000000000
@@ -291,6 +292,21 @@ def parse_ptr(text: str):
     return int(text, 16)
 
 
+def _cache_shape(req: int, alloc: int, gfp: int, accounted: bool) -> tuple[int, int]:
+    """(align, flags) for a cache the trace shows: the smallest alignment that rounds the
+    object size up to the size the trace allocates, and SLAB_ACCOUNT when the allocation was
+    accounted without __GFP_ACCOUNT (the cache's own flag)."""
+    align = 0
+    for a in (16, 32, 64, 128, 256, 512, 1024, 2048, 4096):
+        if -(-req // 8) * 8 == alloc:
+            break
+        if -(-req // a) * a == alloc:
+            align = a
+            break
+    flags = SLAB.ACCOUNT if accounted and not gfp & gfpmod.GFP_ACCOUNT else 0
+    return align, int(flags)
+
+
 def read_trace(path, skip_bad: bool = False, progress=None) -> Stream:
     """Parse a kmem ftrace capture into a Stream (see the module's docstring).
 
@@ -356,7 +372,10 @@ def read_trace(path, skip_bad: bool = False, progress=None) -> Stream:
                     h, cache = s.kmalloc(req, gfp, cpu=cpu, caller=site), -1
                 else:
                     name = f.get("name") or f"trace-{req}"
-                    cache = s.cache(name, max(req, 1))
+                    cache = s._cache_index.get(name)
+                    if cache is None:
+                        cache = s.cache(name, max(req, 1), *_cache_shape(req, int(f["bytes_alloc"]), gfp,
+                                                                        f.get("accounted") == "true"))
                     h = s.kmem_cache_alloc(name, gfp, cpu=cpu, caller=site)
                 if ptr is not None:
                     objects[ptr] = (h, cache)
