@@ -37,6 +37,14 @@ struct trace_rec {
     uint32_t extra;         /* cache id, bit 31: accounted */
 };
 
+/* A trace repeats a handful of masks: their text is kept, direct-mapped by mask. */
+enum { GFP_MEMO_SLOTS = 64, GFP_MEMO_TEXT = 160 };
+struct gfp_memo {
+    uint32_t mask;
+    uint32_t len;                       /* 0: empty slot */
+    char text[GFP_MEMO_TEXT];
+};
+
 struct name_table {
     char **name;
     uint32_t nr;
@@ -52,6 +60,8 @@ struct pa_trace {
     uint32_t *gfp_mask;                 /* the print table, in order */
     char **gfp_name;
     uint32_t nr_gfp;
+    size_t gfp_names_len;               /* all names and separators: a bound of one mask's text */
+    struct gfp_memo memo[GFP_MEMO_SLOTS];
 };
 
 /* -- recording ---------------------------------------------------------------------- */
@@ -151,6 +161,8 @@ int pa_trace_gfp_name(pa_machine *m, int64_t mask, const char *name)
         return PA_ENOMEM;
     t->gfp_mask[t->nr_gfp] = (uint32_t)mask;
     t->gfp_name[t->nr_gfp++] = copy;
+    t->gfp_names_len += strlen(copy) + 1;
+    memset(t->memo, 0, sizeof(t->memo));
     return PA_OK;
 }
 
@@ -261,7 +273,7 @@ static inline void put_hex(struct out *o, uint64_t v, int width)
         *o->p++ = tmp[--n];
 }
 
-static void put_gfp(struct out *o, const struct pa_trace *t, uint32_t flags)
+static void put_gfp_compute(struct out *o, const struct pa_trace *t, uint32_t flags)
 {
     if (!flags) {
         put_str(o, "none");
@@ -283,6 +295,24 @@ static void put_gfp(struct out *o, const struct pa_trace *t, uint32_t flags)
             *o->p++ = '|';
         put_str(o, "0x");
         put_hex(o, flags, 1);
+    }
+}
+
+static void put_gfp(struct out *o, struct pa_trace *t, uint32_t flags)
+{
+    struct gfp_memo *slot = &t->memo[(flags * 2654435761u) >> 26];
+    if (slot->len && slot->mask == flags) {
+        memcpy(o->p, slot->text, slot->len);
+        o->p += slot->len;
+        return;
+    }
+    char *start = o->p;
+    put_gfp_compute(o, t, flags);
+    size_t len = (size_t)(o->p - start);
+    if (len < GFP_MEMO_TEXT) {
+        memcpy(slot->text, start, len);
+        slot->mask = flags;
+        slot->len = (uint32_t)len;
     }
 }
 
@@ -311,13 +341,10 @@ static size_t line_bound(const struct pa_trace *t, const struct trace_rec *r)
     n += s ? strlen(s) : 0;
     s = name_of(&t->caches, r->extra & 0x7fffffffu);
     n += s ? strlen(s) : 0;
-    if (r->gfp)
-        for (uint32_t i = 0; i < t->nr_gfp; i++)
-            n += strlen(t->gfp_name[i]) + 1;
-    return n;
+    return r->gfp ? n + t->gfp_names_len : n;
 }
 
-static void format_rec(struct out *o, const struct pa_trace *t, const struct trace_rec *r)
+static void format_rec(struct out *o, struct pa_trace *t, const struct trace_rec *r)
 {
     static const char *const event[] = {"", "kmalloc", "kmem_cache_alloc", "kfree", "kmem_cache_free",
                                         "mm_page_alloc", "mm_page_free"};

@@ -206,8 +206,8 @@ class CCore:
     def trace_pending(self) -> int:
         return lib.pa_trace_pending(self._m)
 
-    def trace_take(self) -> str:
-        """Every pending trace record as ftrace text (and the buffer emptied)."""
+    def trace_take(self) -> list:
+        """Every pending trace record as ftrace text, in chunks (and the buffer emptied)."""
         size = 1 << 20
         buf = ffi.new("char[]", size)
         chunks = []
@@ -217,8 +217,8 @@ class CCore:
                 size *= 4
                 buf = ffi.new("char[]", size)
                 continue
-            chunks.append(ffi.unpack(buf, n))
-        return b"".join(chunks).decode("utf-8", "replace")
+            chunks.append(str(ffi.buffer(buf, n), "utf-8", "replace"))   # decoded in place, no copy
+        return chunks
 
     def close(self) -> None:
         m, self._m = self._m, None

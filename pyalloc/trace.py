@@ -140,9 +140,9 @@ class TraceAPI:
             if cid not in t.caches_synced:
                 core.trace_name(1, cid, cache.name)
                 t.caches_synced.add(cid)
-        text = core.trace_take()
-        if text:
-            t.file.write(text)
+        write = t.file.write
+        for text in core.trace_take():
+            write(text)
 
     def _trace_null_free(self, addr, caller_id: int) -> None:
         """kfree(NULL) and kfree(ZERO_SIZE_PTR) never reach the core, but the kernel traces them."""

@@ -163,13 +163,13 @@ class ModelCore:
     def trace_pending(self) -> int:
         return 0 if self._a.trace is None else len(self._a.trace.records)
 
-    def trace_take(self) -> str:
+    def trace_take(self) -> list:
         from ..trace import format_records
         if self._a.trace is None:
-            return ""
+            return []
         records, self._a.trace.records = self._a.trace.records, []
         comm, pid, table, callers, caches = self._trace_meta
-        return format_records(records, comm, pid, table, callers, caches)
+        return [format_records(records, comm, pid, table, callers, caches)]
 
     def close(self) -> None:
         self._a = self.handle = None
