@@ -18,7 +18,8 @@ import io
 import json
 
 from .errors import InvalidArgument
-from .trace import PAGE_FREE_EVENTS, parse_events, parse_gfp, parse_ptr as _ptr
+from .trace import PAGE_FREE_EVENTS, parse_events, parse_gfp
+from .trace import parse_ptr as _ptr
 
 DOTS = "-" * 105
 PAGE_SIZE = 4096

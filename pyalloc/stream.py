@@ -30,7 +30,8 @@ from __future__ import annotations
 
 from array import array
 
-from . import errors, gfp as gfpmod
+from . import errors
+from . import gfp as gfpmod
 from .errors import InvalidArgument, PyallocError
 from .model import stream as ops_
 from .model.status import ZERO_SIZE_STATUS

@@ -295,8 +295,8 @@ def test_closed_machine(make_machine):
 
 
 def test_readme_stream_example_runs(backend, monkeypatch, capsys):
-    from pathlib import Path
     import re
+    from pathlib import Path
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     section = text[text.index("## Operation streams"):]
     block = re.search(r"```python\n(.*?)```", section, re.S).group(1)

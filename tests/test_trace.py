@@ -233,8 +233,8 @@ def test_vmalloc_events(make_machine):
     lines = [line.split(": ", 2)[1:] for line in out.getvalue().splitlines() if "vmap" in line]
     # include/trace/events/vmalloc.h: va_start is printed as a decimal unsigned long
     assert lines == [
-        ["alloc_vmap_area", f"va_start: {addr} size={20480 + 4096} align=1 vstart=0xffffc90000000000 "
-                            "vend=0xffffe8ffffffffff failed=0"],
+        ["alloc_vmap_area", (f"va_start: {addr} size={20480 + 4096} align=1 vstart=0xffffc90000000000 "
+                            "vend=0xffffe8ffffffffff failed=0")],
         ["free_vmap_area_noflush", f"va_start={addr:#x} nr_lazy=6 nr_lazy_max=16384"],
         ["purge_vmap_area_lazy", f"start={addr:#x} end={addr + 24576:#x} num_purged=1"],
     ]
