@@ -347,3 +347,20 @@ def test_trace_drains_midway_without_changing_the_text(make_machine, tmp_path, m
     a.close()
     b.close()
     assert (tmp_path / "a.txt").read_text() == (tmp_path / "b.txt").read_text()
+
+
+def test_record_layout_matches_struct_pa_op():
+    """Stream writes four 64-bit words per op; the C core reads them as struct pa_op."""
+    core = pytest.importorskip("pyalloc._core")
+    ffi = core.ffi
+    assert ffi.sizeof("struct pa_op") == 32
+    assert [ffi.offsetof("struct pa_op", f) for f in ("kind", "cpu", "gfp", "caller", "cache", "handle", "arg")] == \
+        [0, 2, 4, 8, 12, 16, 24]
+    s = pyalloc.Stream()
+    s.cache("layout", 40)
+    h = s.kmem_cache_alloc("layout", 0x12345678 & ~0xf, cpu=3, caller="c")
+    s.kmem_cache_free("layout", h, caller="c")
+    op = ffi.from_buffer("struct pa_op[]", s._ops)[1]
+    assert (op.kind, op.cpu, op.gfp, op.caller, op.cache, op.handle, op.arg) == (5, 0xffff, 0, 1, 0, 0, 0)
+    op = ffi.from_buffer("struct pa_op[]", s._ops)[0]
+    assert (op.kind, op.cpu, op.gfp, op.handle) == (4, 3, 0x12345670, -1)
