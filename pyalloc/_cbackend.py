@@ -50,7 +50,6 @@ class CCore:
         self.hot_kmem_cache_alloc = lib.pa_kmem_cache_alloc
         self.hot_kmem_cache_free = lib.pa_kmem_cache_free
         self._state = ffi.new("struct pa_page_state *")
-        self._run = ffi.new("struct pa_run *")
         self._vm = ffi.new("struct pa_vm_info *")
 
     # -- cold paths -----------------------------------------------------------
@@ -177,7 +176,7 @@ class CCore:
 
     def stream_run(self, ops, results, state, callers, caches, pos: int, end: int, trace_limit: int):
         """(status, pos): run ops from pos until the end or a stop (see csrc/stream.c)."""
-        r = self._run
+        r = ffi.new("struct pa_run *")      # one per call: two threads may run streams at once
         r.ops = ffi.from_buffer("struct pa_op[]", ops)
         r.results = ffi.from_buffer("int64_t[]", results)
         r.state = ffi.from_buffer("uint8_t[]", state)
