@@ -28,6 +28,7 @@
 #include <sys/mman.h>
 
 #include "internal.h"
+#include "trace.h"
 
 static const uint32_t lowmem_reserve_ratio[PA_MAX_NR_ZONES] = {256, 256, 32, 0, 0};
 #define WATERMARK_SCALE_FACTOR 10
@@ -199,6 +200,7 @@ int pa_machine_close(pa_machine *m)
     if (!m->closed) {
         slab_machine_free(m);
         reclaim_machine_free(m);
+        trace_machine_free(m);
         m->slabs = NULL;
         m->free_slab_ids = NULL;
         m->caches = NULL;

@@ -36,6 +36,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "trace.h"
 
 /* gfp_zone(): low four gfp bits -> zone; -1 marks GFP_ZONE_BAD combinations */
 static const int8_t gfp_zone_table[16] = {2, 0, 2, -1, 1, -1, -1, -1, 2, 0, 3, -1, 1, -1, -1, -1};
@@ -611,8 +612,7 @@ static void prep_new_page(pa_machine *m, uint64_t pfn, unsigned order, uint32_t 
         memset(m->mem + (pfn << PA_PAGE_SHIFT), 0, (size_t)PA_PAGE_SIZE << order);
 }
 
-/* alloc_pages() for the core's own callers: no kswapd run at the end */
-int64_t buddy_alloc(pa_machine *m, int64_t gfp, int64_t order)
+int64_t buddy_alloc_pages(pa_machine *m, int64_t gfp, int64_t order)
 {
     m->ticks++;
     if (pa_unlikely((uint64_t)order > PA_MAX_PAGE_ORDER))
@@ -627,17 +627,20 @@ int64_t buddy_alloc(pa_machine *m, int64_t gfp, int64_t order)
     uint64_t pfn = get_page_from_freelist(m, (unsigned)order, ALLOC_WMARK_LOW, (unsigned)highest, mt);
     if (pa_unlikely(pfn == PA_NIL)) {
         pfn = alloc_pages_slowpath(m, mask, (unsigned)order, (unsigned)highest, mt);
-        if (pfn == PA_NIL)
+        if (pfn == PA_NIL) {
+            trace_mm_page_alloc(m, PA_NIL, (unsigned)order, (uint32_t)gfp, mt);
             return PA_ENOMEM;
+        }
     }
     prep_new_page(m, pfn, (unsigned)order, mask, mt);
+    trace_mm_page_alloc(m, pfn, (unsigned)order, (uint32_t)gfp, mt);
     return (int64_t)pfn;
 }
 
 PA_ENTRY(int64_t, pa_alloc_pages, (pa_machine *m, int64_t gfp, int64_t order), (m, gfp, order))
 {
     m->alloc_seq++;
-    int64_t r = buddy_alloc(m, gfp, order);
+    int64_t r = buddy_alloc_pages(m, gfp, order);
     return pa_call_end(m, r);
 }
 
@@ -767,6 +770,7 @@ int buddy_free_pages(pa_machine *m, int64_t pfn, int64_t order, unsigned kind)
     }
     if (pa_unlikely(p->order != order || p->kind != kind))
         return PA_EINVALFREE;
+    trace_mm_page_free(m, (uint64_t)pfn, (unsigned)order);
     p->flags = PA_PG_FREED;
     p->kind = 0;
     p->refcount = 0;

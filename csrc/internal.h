@@ -197,6 +197,8 @@ struct pa_machine {
     uint64_t alloc_seq;                 /* allocating calls so far: cost[] belongs to one */
     uint32_t kswapd_wanted, kswapd_order, kswapd_highest;
     uint32_t oom_mode;                  /* 1: the OOM killer has no victim, do not ask again */
+    /* trace.c: NULL while tracing is off */
+    struct pa_trace *trace;
 };
 
 static inline struct pa_zone *pa_zone_of(pa_machine *m, uint64_t pfn)
@@ -293,13 +295,13 @@ void pa_unmap(void *p, size_t len);
 void arena_setup_watermarks(pa_machine *m);
 
 /* "buddy.c" */
+int64_t buddy_alloc_pages(pa_machine *m, int64_t gfp, int64_t order);
 void buddy_free_boot_tail(pa_machine *m);
 int buddy_check(pa_machine *m, char *msg, size_t msglen);
 int buddy_free_pages(pa_machine *m, int64_t pfn, int64_t order, unsigned kind);
 uint64_t buddy_block_containing(const pa_machine *m, uint64_t pfn, uint8_t flag, unsigned *order);
 uint64_t buddy_page_is_free(const pa_machine *m, uint64_t pfn, unsigned *order);
 
-int64_t buddy_alloc(pa_machine *m, int64_t gfp, int64_t order);
 bool buddy_zone_watermark_ok(const struct pa_zone *z, unsigned order, int64_t mark, unsigned highest,
                              unsigned alloc_flags);
 uint64_t buddy_take_free_page(pa_machine *m, struct pa_zone *z, uint64_t pfn);
@@ -339,7 +341,12 @@ uint64_t try_to_compact_pages(pa_machine *m, uint32_t gfp, unsigned order, unsig
 /* "pgtable.c" */
 int pgt_check(pa_machine *m, char *msg, size_t msglen);
 
-/* "slab.c" */
+/* "slab.c": the pa_ entry points without their public wrapper (stream.c calls these) */
+int64_t slab_kmalloc(pa_machine *m, int64_t size, int64_t gfp, int64_t caller);
+int slab_kfree(pa_machine *m, int64_t phys, int64_t caller);
+int64_t slab_cache_alloc(pa_machine *m, int64_t cache, int64_t gfp, int64_t caller);
+int slab_cache_free(pa_machine *m, int64_t cache, int64_t phys, int64_t caller);
+int64_t slab_ksize(pa_machine *m, int64_t phys);
 void slab_machine_free(pa_machine *m);
 int slab_check(pa_machine *m, char *msg, size_t msglen);
 

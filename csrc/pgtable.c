@@ -60,7 +60,7 @@ static uint64_t *next_table(pa_machine *m, uint64_t *e, bool counted)
 {
     if (*e & PA_PTE_PRESENT)
         return table_of(m, *e);
-    int64_t pfn = buddy_alloc(m, GFP_PGTABLE_KERNEL, 0);
+    int64_t pfn = buddy_alloc_pages(m, GFP_PGTABLE_KERNEL, 0);
     if (pfn < 0)
         return NULL;
     m->pages[pfn].kind = PA_KIND_PGTABLE;
@@ -123,7 +123,7 @@ static int vmalloc_pages(pa_machine *m, int64_t vaddr, int64_t nr_pages, int64_t
 {
     int64_t got;
     for (got = 0; got < nr_pages; got++) {
-        int64_t pfn = buddy_alloc(m, gfp, 0);
+        int64_t pfn = buddy_alloc_pages(m, gfp, 0);
         if (pfn < 0)
             break;
         m->pages[pfn].kind = PA_KIND_VMALLOC;

@@ -353,6 +353,57 @@ struct pa_slab_view {
 int64_t pa_slab_pfns(pa_machine *m, int64_t cache, int64_t *out, int64_t max);
 int pa_slab_view(pa_machine *m, int64_t pfn, struct pa_slab_view *out, uint8_t *states, int64_t max);
 int pa_pageblock_mt(pa_machine *m, int64_t first, int64_t nr, uint8_t *out);
+/* operation streams (stream.c) */
+enum {
+    PA_OP_KMALLOC = 1,          /* arg = size */
+    PA_OP_KFREE = 2,            /* handle */
+    PA_OP_KREALLOC = 3,         /* handle (-1: NULL), arg = new size */
+    PA_OP_KMEM_CACHE_ALLOC = 4, /* cache */
+    PA_OP_KMEM_CACHE_FREE = 5,  /* cache, handle */
+    PA_OP_ALLOC_PAGES = 6,      /* arg = order */
+    PA_OP_FREE_PAGES = 7,       /* handle, arg = order */
+    PA_OP_VMALLOC = 8,          /* arg = size; done by Python (PA_EDEFER) */
+    PA_OP_VFREE = 9,            /* handle; done by Python */
+    /* 32 and up: reserved for process and file operations */
+    PA_OP_CPU_CURRENT = 65535,
+    PA_OBJ_NONE = 0,
+    PA_OBJ_LIVE = 1,
+    PA_OBJ_FREED = 2,
+    PA_EDEFER = -1100           /* the stream loop leaves this op to Python */
+};
+
+struct pa_op {
+    uint16_t kind;      /* PA_OP_* */
+    uint16_t cpu;       /* simulated CPU, or PA_OP_CPU_CURRENT */
+    uint32_t gfp;
+    uint32_t caller;    /* index into pa_run.callers (0: no caller) */
+    int32_t cache;      /* index into pa_run.caches, or -1 */
+    int64_t handle;     /* index of the op that allocated what this op frees; -1: NULL */
+    int64_t arg;        /* size in bytes, or order */
+};
+
+struct pa_run {
+    const struct pa_op *ops;
+    int64_t *results;       /* per op: phys address or pfn (>= 0), or a status */
+    uint8_t *state;         /* per op: PA_OBJ_* of the object it allocated */
+    const int64_t *callers; /* stream caller index -> the machine's caller id */
+    const int64_t *caches;  /* stream cache index -> core cache id */
+    int64_t nr_ops, nr_callers, nr_caches;
+    int64_t pos;            /* in: the first op to run; out: where the loop stopped */
+    int64_t trace_limit;    /* pause with PA_OK once this many trace records wait (0: never) */
+};
+
+int pa_stream_run(pa_machine *m, struct pa_run *run);
+
+/* kmem tracepoints (trace.c) */
+int pa_trace_start(pa_machine *m, const char *comm, int64_t pid);
+int pa_trace_stop(pa_machine *m);
+int pa_trace_gfp_name(pa_machine *m, int64_t mask, const char *name);
+int pa_trace_name(pa_machine *m, int64_t what, int64_t id, const char *name);
+int pa_trace_kfree(pa_machine *m, int64_t vaddr, int64_t caller);
+int64_t pa_trace_pending(pa_machine *m);
+int64_t pa_trace_lost(pa_machine *m);
+int64_t pa_trace_take(pa_machine *m, char *out, int64_t max);
 
 int pa_zone_info(pa_machine *m, int64_t zid, struct pa_zone_info *out);
 int pa_vm_info(pa_machine *m, struct pa_vm_info *out);

@@ -370,7 +370,7 @@ static int fault_in(pa_machine *m, int64_t id, uint64_t idx, uint32_t gfp)
 {
     struct pa_mm *mm = &m->mms[id];
     uint64_t e = mm->ent[idx];
-    int64_t pfn = buddy_alloc(m, gfp, 0);
+    int64_t pfn = buddy_alloc_pages(m, gfp, 0);
     if (pfn < 0)
         return (int)pfn;
     struct pa_page *p = &m->pages[pfn];

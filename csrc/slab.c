@@ -29,6 +29,7 @@
 #include <stdio.h>
 
 #include "internal.h"
+#include "trace.h"
 
 #define PAGE_OFFSET_VIRT 0xffff888000000000ull
 #define GFP_RECLAIM_MASK (0xc00u | 0x20u | 0x40u | 0x80u | 0x2000u | 0x4000u | 0x8000u | 0x10000u | 0x20000u | 0x80000u)
@@ -494,12 +495,12 @@ static struct pa_slab *allocate_slab(pa_machine *m, struct pa_cache *s, uint32_t
     uint32_t first = (flags | GFP_NOWARN_BIT | GFP_NORETRY_BIT) & ~GFP_NOFAIL_BIT;
     if ((first & GFP_DIRECT_RECLAIM_BIT) && s->order > s->min_order)
         first = (first | GFP_NOMEMALLOC_BIT) & ~(GFP_DIRECT_RECLAIM_BIT | GFP_KSWAPD_RECLAIM_BIT);
-    int64_t pfn = buddy_alloc(m, first, order);
+    int64_t pfn = buddy_alloc_pages(m, first, order);
     if (pfn < 0) {
         order = s->min_order;
         objects = s->min_objects;
         m->slab_fallback_gfp = flags;
-        pfn = buddy_alloc(m, flags, order);
+        pfn = buddy_alloc_pages(m, flags, order);
         if (pfn < 0)
             return NULL;
     }
@@ -762,7 +763,7 @@ static int64_t slab_alloc(pa_machine *m, struct pa_cache *s, uint32_t gfp, uint3
     return (int64_t)take_object(m, s, slab, slot, gfp, orig_size, caller);
 }
 
-PA_ENTRY(int64_t, pa_kmem_cache_alloc, (pa_machine *m, int64_t cache, int64_t gfp, int64_t caller), (m, cache, gfp, caller))
+int64_t slab_cache_alloc(pa_machine *m, int64_t cache, int64_t gfp, int64_t caller)
 {
     if (pa_unlikely(!m))
         return PA_EINVAL;
@@ -770,8 +771,17 @@ PA_ENTRY(int64_t, pa_kmem_cache_alloc, (pa_machine *m, int64_t cache, int64_t gf
     if (pa_unlikely(!valid_cache(m, cache) || gfp < 0 || gfp > (int64_t)UINT32_MAX))
         return PA_EINVAL;
     struct pa_cache *s = &m->caches[cache];
+    int64_t r = slab_alloc(m, s, (uint32_t)gfp, s->object_size, (uint64_t)caller);
+    trace_kmem_cache_alloc(m, (uint64_t)caller, r, (uint32_t)cache, s->object_size, s->size, (uint32_t)gfp,
+                           ((uint32_t)gfp & GFP_ACCOUNT_BIT) || (s->flags & PA_SLAB_ACCOUNT));
+    return r;
+}
+
+PA_ENTRY(int64_t, pa_kmem_cache_alloc, (pa_machine *m, int64_t cache, int64_t gfp, int64_t caller),
+         (m, cache, gfp, caller))
+{
     m->alloc_seq++;
-    return pa_call_end(m, slab_alloc(m, s, (uint32_t)gfp, s->object_size, (uint64_t)caller));
+    return pa_call_end(m, slab_cache_alloc(m, cache, gfp, caller));
 }
 
 static int64_t kmalloc_large(pa_machine *m, int64_t size, uint32_t gfp)
@@ -783,7 +793,7 @@ static int64_t kmalloc_large(pa_machine *m, int64_t size, uint32_t gfp)
     unsigned order = get_order((uint64_t)size);
     if (order > PA_MAX_PAGE_ORDER)
         return PA_E2BIG;
-    int64_t pfn = buddy_alloc(m, gfp | GFP_COMP_BIT, order);
+    int64_t pfn = buddy_alloc_pages(m, gfp | GFP_COMP_BIT, order);
     if (pfn < 0)
         return pfn;
     m->pages[pfn].kind = PA_KIND_LARGE_KMALLOC;
@@ -791,7 +801,7 @@ static int64_t kmalloc_large(pa_machine *m, int64_t size, uint32_t gfp)
     return pfn << PA_PAGE_SHIFT;
 }
 
-PA_ENTRY(int64_t, pa_kmalloc, (pa_machine *m, int64_t size, int64_t gfp, int64_t caller), (m, size, gfp, caller))
+int64_t slab_kmalloc(pa_machine *m, int64_t size, int64_t gfp, int64_t caller)
 {
     if (pa_unlikely(!m))
         return PA_EINVAL;
@@ -800,15 +810,26 @@ PA_ENTRY(int64_t, pa_kmalloc, (pa_machine *m, int64_t size, int64_t gfp, int64_t
         return PA_EINVAL;
     if (pa_unlikely(size == 0))
         return PA_ZERO_SIZE_STATUS;
-    m->alloc_seq++;
     if (pa_unlikely(size > PA_KMALLOC_MAX_CACHE_SIZE)) {
         m->last_cache = -1;
-        return pa_call_end(m, kmalloc_large(m, size, (uint32_t)gfp));
+        int64_t r = kmalloc_large(m, size, (uint32_t)gfp);
+        if (r != PA_E2BIG)
+            trace_kmalloc(m, (uint64_t)caller, r, (uint64_t)size, (uint64_t)PA_PAGE_SIZE << get_order((uint64_t)size),
+                          (uint32_t)gfp);
+        return r;
     }
     int32_t id = m->kmalloc_caches[kmalloc_type((uint32_t)gfp)][kmalloc_index((uint64_t)size)];
     if (pa_unlikely(id < 0))
         return PA_EINVAL;
-    return pa_call_end(m, slab_alloc(m, &m->caches[id], (uint32_t)gfp, (uint32_t)size, (uint64_t)caller));
+    int64_t r = slab_alloc(m, &m->caches[id], (uint32_t)gfp, (uint32_t)size, (uint64_t)caller);
+    trace_kmalloc(m, (uint64_t)caller, r, (uint64_t)size, m->caches[id].size, (uint32_t)gfp);
+    return r;
+}
+
+PA_ENTRY(int64_t, pa_kmalloc, (pa_machine *m, int64_t size, int64_t gfp, int64_t caller), (m, size, gfp, caller))
+{
+    m->alloc_seq++;
+    return pa_call_end(m, slab_kmalloc(m, size, gfp, caller));
 }
 
 /* -- freeing ----------------------------------------------------------------------------- */
@@ -904,13 +925,14 @@ static int slab_free(pa_machine *m, struct pa_cache *s, struct pa_slab *slab, un
     return PA_OK;
 }
 
-PA_ENTRY(int, pa_kmem_cache_free, (pa_machine *m, int64_t cache, int64_t phys, int64_t caller), (m, cache, phys, caller))
+int slab_cache_free(pa_machine *m, int64_t cache, int64_t phys, int64_t caller)
 {
     if (pa_unlikely(!m))
         return PA_EINVAL;
     m->ticks++;
     if (pa_unlikely(!valid_cache(m, cache)))
         return PA_EINVAL;
+    trace_kmem_cache_free(m, (uint64_t)caller, phys, (uint32_t)cache);
     struct pa_slab *slab;
     unsigned slot;
     int rc = lookup_object(m, phys, &slab, &slot);
@@ -924,11 +946,17 @@ PA_ENTRY(int, pa_kmem_cache_free, (pa_machine *m, int64_t cache, int64_t phys, i
     return slab_free(m, s, slab, slot, (uint64_t)caller);
 }
 
-PA_ENTRY(int, pa_kfree, (pa_machine *m, int64_t phys, int64_t caller), (m, phys, caller))
+PA_ENTRY(int, pa_kmem_cache_free, (pa_machine *m, int64_t cache, int64_t phys, int64_t caller), (m, cache, phys, caller))
+{
+    return slab_cache_free(m, cache, phys, caller);
+}
+
+int slab_kfree(pa_machine *m, int64_t phys, int64_t caller)
 {
     if (pa_unlikely(!m))
         return PA_EINVAL;
     m->ticks++;
+    trace_kfree(m, (uint64_t)caller, phys);
     if (phys >= 0 && (uint64_t)phys < m->nr_pages << PA_PAGE_SHIFT && !(phys & (PA_PAGE_SIZE - 1))) {
         uint64_t pfn = (uint64_t)phys >> PA_PAGE_SHIFT;
         struct pa_page *p = &m->pages[pfn];
@@ -952,7 +980,12 @@ PA_ENTRY(int, pa_kfree, (pa_machine *m, int64_t phys, int64_t caller), (m, phys,
     return slab_free(m, &m->caches[slab->cache], slab, slot, (uint64_t)caller);
 }
 
-PA_ENTRY(int64_t, pa_ksize, (pa_machine *m, int64_t phys), (m, phys))
+PA_ENTRY(int, pa_kfree, (pa_machine *m, int64_t phys, int64_t caller), (m, phys, caller))
+{
+    return slab_kfree(m, phys, caller);
+}
+
+int64_t slab_ksize(pa_machine *m, int64_t phys)
 {
     if (!m || phys < 0 || (uint64_t)phys >= m->nr_pages << PA_PAGE_SHIFT)
         return PA_EINVAL;
@@ -971,6 +1004,11 @@ PA_ENTRY(int64_t, pa_ksize, (pa_machine *m, int64_t phys), (m, phys))
     if (s->flags & PA_SLAB_STORE_USER)
         return s->inuse;
     return s->size;
+}
+
+PA_ENTRY(int64_t, pa_ksize, (pa_machine *m, int64_t phys), (m, phys))
+{
+    return slab_ksize(m, phys);
 }
 
 /* -- shrink, destroy, info ------------------------------------------------------------------ */

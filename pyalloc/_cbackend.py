@@ -261,6 +261,52 @@ class CCore:
 
     def set_oom_mode(self, mode: int) -> int:
         return lib.pa_set_oom_mode(self._m, mode)
+    # -- streams and tracing (stream.c, trace.c) ---------------------------------------
+
+    def stream_run(self, ops, results, state, callers, caches, pos: int, end: int, trace_limit: int):
+        """(status, pos): run ops from pos until the end or a stop (see csrc/stream.c)."""
+        r = ffi.new("struct pa_run *")      # one per call: two threads may run streams at once
+        r.ops = ffi.from_buffer("struct pa_op[]", ops)
+        r.results = ffi.from_buffer("int64_t[]", results)
+        r.state = ffi.from_buffer("uint8_t[]", state)
+        r.callers = ffi.from_buffer("int64_t[]", callers)
+        r.caches = ffi.from_buffer("int64_t[]", caches) if len(caches) else ffi.NULL
+        r.nr_ops, r.nr_callers, r.nr_caches = min(end, len(ops) // 4, len(results)), len(callers), len(caches)
+        r.pos, r.trace_limit = pos, trace_limit
+        rc = lib.pa_stream_run(self._m, r)
+        return rc, r.pos
+
+    def trace_start(self, comm: str, pid: int, gfp_table) -> int:
+        rc = lib.pa_trace_start(self._m, comm.encode(), pid)
+        for mask, name in gfp_table:
+            rc = rc or lib.pa_trace_gfp_name(self._m, mask, name.encode())
+        return rc
+
+    def trace_stop(self) -> None:
+        lib.pa_trace_stop(self._m)
+
+    def trace_name(self, what: int, ident: int, name: str) -> int:
+        return lib.pa_trace_name(self._m, what, ident, name.encode("utf-8", "replace"))
+
+    def trace_kfree(self, vaddr: int, caller: int) -> None:
+        lib.pa_trace_kfree(self._m, _signed(vaddr), caller)
+
+    def trace_pending(self) -> int:
+        return lib.pa_trace_pending(self._m)
+
+    def trace_take(self) -> list:
+        """Every pending trace record as ftrace text, in chunks (and the buffer emptied)."""
+        size = 1 << 20
+        buf = ffi.new("char[]", size)
+        chunks = []
+        while lib.pa_trace_pending(self._m):
+            n = lib.pa_trace_take(self._m, buf, size)
+            if n == 0:          # one line longer than the buffer: grow it
+                size *= 4
+                buf = ffi.new("char[]", size)
+                continue
+            chunks.append(str(ffi.buffer(buf, n), "utf-8", "replace"))   # decoded in place, no copy
+        return chunks
 
     def close(self) -> None:
         m, self._m = self._m, None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 from . import cli_views, workload
 from .errors import PyallocError
@@ -72,6 +73,78 @@ def cmd_proc(args) -> int:
     return 0
 
 
+def _progress(args, total, unit: str):
+    """A tqdm bar on stderr when asked for or when stderr is a terminal; None otherwise."""
+    if not (args.progress or sys.stderr.isatty()):
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:     # pragma: no cover - tqdm is a dependency
+        return None
+    return tqdm(total=total, unit=unit, unit_scale=True, file=sys.stderr, leave=False)
+
+
+def cmd_replay(args) -> int:
+    from . import read_trace
+    t0 = time.perf_counter()
+    bar = _progress(args, None, "line")
+    stream = read_trace(args.trace, skip_bad=args.skip_bad, progress=None if bar is None else bar.update)
+    if bar is not None:
+        bar.close()
+    parse_s = time.perf_counter() - t0
+    st = stream.trace_stats
+    cpus = max(args.cpus, st["cpus"])
+    with Machine(mem=args.mem, cpus=cpus, backend=args.backend, slub_debug=args.slub_debug) as m:
+        bar = _progress(args, len(stream), "op")
+        n, chunk = len(stream), max(1, len(stream) // 200)
+        result = None
+        t0 = time.perf_counter()
+        for start in range(0, n, chunk if bar is not None else max(n, 1)):
+            end = min(n, start + (chunk if bar is not None else n))
+            result = m.run(stream, errors="record", start=start, end=end, result=result)
+            if bar is not None:
+                bar.update(end - start)
+        if result is None:
+            result = m.run(stream, errors="record")
+        run_s = time.perf_counter() - t0
+        if bar is not None:
+            bar.close()
+        failed = sum(1 for i in range(n) if result.raw[i] == -12)
+        print(f"# {args.trace}: {st['lines']} lines, {st['events']} kmem events "
+              f"({st['ignored_events']} other events, {st['bad_lines']} bad lines skipped) "
+              f"parsed in {parse_s:.3f} s")
+        print(f"# {n} operations on a {args.mem} machine with {cpus} CPUs, backend {m.backend}: "
+              f"{run_s:.3f} s ({n / run_s / 1e6 if run_s else 0:.2f} M ops/s)")
+        print(f"# frees of objects allocated before the capture: {st['unmatched_frees']}; "
+              f"the slab allocator's own page events: {st['slab_pages']}; "
+              f"allocations that failed here: {failed}; errors: {len(result.errors)}")
+        for i, exc in result.errors[:10]:
+            print(f"#   op {i}: {type(exc).__name__}: {exc}")
+        for view in args.proc or ():
+            print(f"\n$ cat /proc/{view}")
+            print(m.proc(view), end="")
+        m.check()
+    return 0
+
+
+def cmd_report(args) -> int:
+    from . import report
+    if args.page:
+        stats = report.page_stats(args.trace, skip_bad=args.skip_bad)
+        text = report.render_page(stats, args.sort or report.DEFAULT_PAGE_SORT, args.lines) \
+            if args.format == "text" else None
+    else:
+        stats = report.slab_stats(args.trace, skip_bad=args.skip_bad)
+        text = report.render_slab(stats, args.sort or report.DEFAULT_SLAB_SORT, args.lines) \
+            if args.format == "text" else None
+    if args.format == "json":
+        text = report.to_json(stats)
+    elif args.format == "csv":
+        text = report.to_csv(stats)
+    sys.stdout.write(text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pyalloc", description="Linux 6.18 memory allocators, simulated.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -97,6 +170,27 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--workload", action="store_true", help="run the built-in workload first")
     machine_args(pr)
     pr.set_defaults(func=cmd_proc)
+
+    rp = sub.add_parser("replay", help="run a kernel ftrace kmem capture (6.18 or older text, .gz, .xz) on a machine")
+    rp.add_argument("trace", help="the trace file")
+    rp.add_argument("--progress", action="store_true", help="show a progress bar even when stderr is not a terminal")
+    rp.add_argument("--skip-bad", action="store_true", help="count malformed lines instead of stopping at the first")
+    rp.add_argument("--proc", action="append", choices=VIEWS, help="print this /proc file afterwards (repeatable)")
+    machine_args(rp)
+    rp.set_defaults(func=cmd_replay)
+
+    rep = sub.add_parser("report", help="perf-kmem-style statistics of a kmem trace")
+    which = rep.add_mutually_exclusive_group(required=True)
+    which.add_argument("--slab", action="store_true", help="per call site and per cache (perf kmem stat --slab)")
+    which.add_argument("--page", action="store_true", help="by order, migrate type and GFP flags (--page)")
+    rep.add_argument("trace", help="the trace file")
+    rep.add_argument("--sort", help="comma-separated keys (slab: frag,hit,bytes,req,pingpong,callsite,cache; "
+                                    "page: bytes,hit,order,migtype,gfp)")
+    rep.add_argument("--lines", type=int, default=None, help="print only the first N rows of each table")
+    rep.add_argument("--format", choices=("text", "csv", "json"), default="text")
+    rep.add_argument("--skip-bad", action="store_true", help="skip malformed lines")
+    rep.set_defaults(func=cmd_report)
+
     cli_views.add_commands(sub, machine_args, _machine)
     cli_views.finish(p, sub)
     return p
@@ -114,6 +208,11 @@ def _run(args) -> int:
         print(f"pyalloc: {exc}", file=sys.stderr)
         return 2
     except ImportError as exc:
+        print(f"pyalloc: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        raise                           # quiet_broken_pipe's business
+    except OSError as exc:
         print(f"pyalloc: {exc}", file=sys.stderr)
         return 2
 

@@ -18,6 +18,7 @@ from .printk import KERNEL_RELEASE
 # One example per subcommand, shown at the end of its --help
 EXAMPLES: Dict[str, str] = {
     "demo": "  pyalloc demo --mem 512M | less\n"
+            "  pyalloc demo --pressure --mem 128M --swap 64M\n"
             "  pyalloc demo --slub-debug FZPU --plot demo.png",
     "proc": "  pyalloc proc buddyinfo --workload --mem 4G\n"
             "  pyalloc proc slabinfo --backend model",
@@ -26,6 +27,10 @@ EXAMPLES: Dict[str, str] = {
              "  PROCFS_PATH=/tmp/pyalloc/proc python -c 'import psutil; print(psutil.virtual_memory())'",
     "plot": "  pyalloc plot -o machine.png --mem 2G --ticks 40\n"
             "  pyalloc plot -o machine.svg --workload churn",
+    "replay": "  pyalloc replay kmem-trace.txt.gz --progress --proc slabinfo\n"
+              "  trace-cmd report | pyalloc replay /dev/stdin --skip-bad",
+    "report": "  pyalloc report --slab kmem-trace.txt --sort frag,hit --lines 20\n"
+              "  pyalloc report --page kmem-trace.txt --format csv > pages.csv",
 }
 
 

@@ -22,6 +22,8 @@ from .slab import SlabAPI
 from .safe import show, show_hex
 from .threads import new_lock, serialize
 from .vmalloc_owner import check_areas
+from .stream import StreamAPI
+from .trace import TraceAPI
 from .vmalloc import VmallocAPI, is_vmalloc_addr
 from .reclaim import ReclaimAPI
 from .views import ViewsAPI
@@ -153,7 +155,7 @@ def _bad_free_reason(status, state, horder, order, pflags) -> str:
     return "never allocated"
 
 
-class Machine(SlabAPI, VmallocAPI, ReclaimAPI, ViewsAPI, HotPathAPI):
+class Machine(SlabAPI, VmallocAPI, ReclaimAPI, StreamAPI, TraceAPI, ViewsAPI, HotPathAPI):
     """A simulated x86-64 machine running Linux 6.18's allocators.
 
     ``alloc_pages(gfp, order=0)`` and ``free_pages(pfn, order=0)`` are set per
@@ -167,7 +169,7 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, ViewsAPI, HotPathAPI):
 
     def __init__(self, mem="1G", cpus: int = 2, backend: str | None = None,
                  min_free_kbytes: int | None = None, slub_debug: str = "", swap=0,
-                 slab_merge: bool = False) -> None:
+                 slab_merge: bool = False, trace=None) -> None:
         self._closed = True
         self._lock = new_lock()     # the shared layer's state (threads.py)
         if backend is None:
@@ -209,6 +211,8 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, ViewsAPI, HotPathAPI):
         self._reclaim_boot(swap_bytes)
         self._slab_boot(slub_debug, bool(slab_merge))
         self._vmalloc_boot()
+        if trace is not None:
+            self._trace_open(trace)
 
     # -- life cycle ------------------------------------------------------------
 
@@ -216,7 +220,10 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, ViewsAPI, HotPathAPI):
         """Release the arena.  Every later call raises MachineClosed."""
         if self._closed:
             return
-        self._closed = True
+        try:
+            self._trace_close()
+        finally:
+            self._closed = True
         core, self._core = self._core, _ClosedCore()
         self.alloc_pages = self.free_pages = _closed
         self.kmalloc = self.kfree = self.kmem_cache_alloc = self.kmem_cache_free = _closed

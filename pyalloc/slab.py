@@ -524,6 +524,8 @@ class SlabAPI:
         if cache is not None:
             cid = self._cache_id(cache, "kmem_cache_free")
         if addr is None or (cache is None and isinstance(addr, int) and 0 <= addr <= ZERO_SIZE_PTR):
+            if cache is None and self._tracer is not None:
+                self._trace_null_free(addr, self._caller_id(caller, frame))
             return None        # kfree(NULL), kfree(ZERO_SIZE_PTR)
         if isinstance(addr, bool) or not isinstance(addr, int):
             raise TypeError(f"an address must be an int, not {type(addr).__name__}")

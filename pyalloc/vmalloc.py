@@ -117,6 +117,7 @@ class VmallocAPI:
     def _get_vm_area(self, size: int, align: int, vm_flags: int, flags: int, caller: str):
         full = size if vm_flags & VM_NO_GUARD else size + PAGE_SIZE
         start = self._vmap.alloc(full, align)
+        self._trace_vmap_alloc(start, full, align)
         if start is None:
             if not flags & gfpmod.GFP_NOWARN:
                 self._log.emit(self._clock_ns(), (
@@ -180,6 +181,7 @@ class VmallocAPI:
         area.pages_array = None
 
     def _release_range(self, area: VmArea) -> None:
+        self._trace_vmap_free(area.start, area.size)
         del self._vm_areas[area.start]
         self._vmap.free(area.start)
 

@@ -88,6 +88,26 @@ def calls(m, cache):
                h.slab_cache_objects_per_slab, h.slab_cache_for_each_allocated_object):
         yield from ((f"helpers.{fn.__name__}({w!r})", lambda w=w, fn=fn: repr(fn(m, w))) for w in WEIRD)
 
+    yield from ((f"Stream().kmalloc({w!r})", lambda w=w: pyalloc.Stream().kmalloc(w, "GFP_KERNEL")) for w in WEIRD)
+    yield from ((f"Stream().kfree({w!r})", lambda w=w: pyalloc.Stream().kfree(w)) for w in WEIRD)
+    yield from ((f"run(errors={w!r})", lambda w=w: m.run(pyalloc.Stream(), errors=w)) for w in WEIRD)
+    for op in range(4):
+        for word in range(4):
+            yield from ((f"run(op {op} word {word} = {w!r})", lambda w=w, op=op, word=word: m.run(
+                raw_stream(op, word, w), errors="record").errors) for w in WEIRD if isinstance(w, int))
+
+
+def raw_stream(op: int, word: int, value: int) -> pyalloc.Stream:
+    """A stream whose records were written by hand: one 64-bit word of one op replaced by value."""
+    s = pyalloc.Stream()
+    a = s.kmalloc(64, "GFP_KERNEL")
+    b = s.krealloc(a, 100, "GFP_KERNEL")
+    p = s.alloc_pages("GFP_KERNEL", 1)
+    s.kfree(b)
+    s.free_pages(p, 1)
+    s._ops[4 * op + word] = value & (2 ** 64 - 1)
+    return s
+
 
 def outcomes(backend, slub_debug):
     out = []

@@ -44,6 +44,43 @@ def outcome(fn, *args):
         return ("raise", type(exc).__name__, str(exc))
 
 
+def build_stream(steps):
+    """A stream from hypothesis' integers: allocations, frees (some twice, some of NULL), krealloc, vmalloc."""
+    s = pyalloc.Stream()
+    live = []          # (kind, handle, order)
+    for op, a, b in steps:
+        if op <= 2:
+            live.append(("k", s.kmalloc(KSIZES[a], KGFPS[b], cpu=b % 2 or None, caller=f"site{a % 3}"), 0))
+        elif op == 3 and live:
+            kind, h, order = live[a % len(live)]
+            if b == 0:
+                s.kfree(None)
+            elif kind in "kc":
+                s.kfree(h, caller="free")
+                if b > 2:
+                    live.remove((kind, h, order))
+            elif kind == "p":
+                s.free_pages(h, order if b != 1 else order + 1)
+                if b > 2:
+                    live.remove((kind, h, order))
+            else:
+                s.vfree(h)
+        elif op == 4 and live and live[a % len(live)][0] == "k":
+            kind, h, order = live.pop(a % len(live))
+            live.append(("k", s.krealloc(h, KSIZES[b], KGFPS[b % 3]), 0))
+        elif op in (5, 6):
+            order = [0, 0, 1, 2, 3, 9, 10, 11][a % 8]
+            live.append(("p", s.alloc_pages(GFPS[a + b % 3], order), order))
+        elif op == 7:
+            live.append(("c", s.kmem_cache_alloc("streamcache", KGFPS[b % 3], size=40 + a), 0))
+        elif op == 8 and live and live[a % len(live)][0] == "c":
+            kind, h, order = live.pop(a % len(live))
+            s.kmem_cache_free("streamcache", h)
+        elif op == 9:
+            live.append(("v", s.vmalloc(VSIZES[a % 7], "GFP_KERNEL"), 0))
+    return s, live
+
+
 class TwoBackends(RuleBasedStateMachine):
     blocks = Bundle("blocks")
     freed = Bundle("freed")
@@ -222,6 +259,22 @@ class TwoBackends(RuleBasedStateMachine):
             a, b = (outcome(lambda m=m: repr(helpers.slab_object_info(m, obj[1] + delta))) for m in (self.c, self.py))
             assert a == b
 
+    # -- streams ---------------------------------------------------------------------
+
+    @rule(steps=st.lists(st.tuples(st.integers(0, 9), st.integers(0, 15), st.integers(0, 9)), max_size=30),
+          mode=st.sampled_from(["record", "raise"]))
+    def run_stream(self, steps, mode):
+        s, live = build_stream(steps)
+        ra, rb = (outcome(m.run, s, mode) for m in (self.c, self.py))
+        if ra[0] == "ok":
+            assert rb[0] == "ok", rb
+            a, b = ra[1], rb[1]
+            assert list(a.raw) == list(b.raw) and a.state == b.state
+            assert [(i, type(e).__name__, str(e)) for i, e in a.errors] == \
+                   [(i, type(e).__name__, str(e)) for i, e in b.errors]
+        else:
+            assert ra == rb
+
     @rule()
     def check_both(self):
         a, b = outcome(self.c.check), outcome(self.py.check)
@@ -311,6 +364,30 @@ class TwoBackendsDebug(TwoBackends):
 
 TwoBackendsDebug.TestCase.settings = TwoBackends.TestCase.settings
 test_two_backends_agree_slub_debug = TwoBackendsDebug.TestCase
+
+
+class TwoBackendsTraced(TwoBackends):
+    """Both machines write kmem traces; the texts must match byte for byte after every step."""
+
+    def __init__(self):
+        RuleBasedStateMachine.__init__(self)
+        import io
+        self.ctrace, self.pytrace = io.StringIO(), io.StringIO()
+        self.c = pyalloc.Machine(mem=MEM, backend="c", cpus=2, trace=self.ctrace)
+        self.py = pyalloc.Machine(mem=MEM, backend="model", cpus=2, trace=self.pytrace)
+
+    @invariant()
+    def same_trace(self):
+        self.c.trace_flush()
+        self.py.trace_flush()
+        assert self.ctrace.getvalue() == self.pytrace.getvalue()
+
+
+TwoBackendsTraced.TestCase.settings = settings(
+    max_examples=25, stateful_step_count=30, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+test_two_backends_trace_alike = TwoBackendsTraced.TestCase
 
 
 def test_long_mixed_workload_agrees():

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import threading
 
-from . import buddy, introspect, pgtable, reclaim, slab
+from . import buddy, introspect, pgtable, reclaim, slab, stream, trace
 from ..threads import locked_entry, serialize
 from .arena import Arena, clamp64
 from ..errors import ECLOSED
-from .status import CACHE_INFO_FIELDS, EINVAL, MAX_PAGES, MIN_PAGES
+from .status import CACHE_INFO_FIELDS, EBUSY, EINVAL, MAX_PAGES, MIN_PAGES
 
 
 
@@ -205,6 +205,44 @@ class ModelCore:
 
     def set_oom_mode(self, mode: int) -> int:
         return reclaim.set_oom_mode(self._a, mode)
+    # -- streams and tracing (stream.py, trace.py) -----------------------------------------
+
+    def stream_run(self, ops, results, state, callers, caches, pos: int, end: int, trace_limit: int):
+        """(status, pos): run ops from pos until the end or a stop (see csrc/stream.c)."""
+        r = stream.Run(ops, results, state, callers, caches, pos, end, trace_limit)
+        rc = stream.stream_run(self._a, r)
+        return rc, r.pos
+
+    def trace_start(self, comm: str, pid: int, gfp_table) -> int:
+        if self._a.trace is not None:
+            return EBUSY
+        self._a.trace = trace.TraceBuffer()
+        self._trace_meta = (comm, pid, tuple(gfp_table), {}, {})
+        return 0
+
+    def trace_stop(self) -> None:
+        self._a.trace = None
+
+    def trace_name(self, what: int, ident: int, name: str) -> int:
+        if self._a.trace is None or what not in (0, 1):
+            return EINVAL
+        self._trace_meta[3 + what][ident] = name
+        return 0
+
+    def trace_kfree(self, vaddr: int, caller: int) -> None:
+        if self._a.trace is not None:
+            self._a.trace.kfree(self._a, caller, vaddr - trace.PAGE_OFFSET)
+
+    def trace_pending(self) -> int:
+        return 0 if self._a.trace is None else len(self._a.trace.records)
+
+    def trace_take(self) -> list:
+        from ..trace import format_records
+        if self._a.trace is None:
+            return []
+        records, self._a.trace.records = self._a.trace.records, []
+        comm, pid, table, callers, caches = self._trace_meta
+        return [format_records(records, comm, pid, table, callers, caches)]
 
     def close(self) -> None:
         self._a = self.handle = None

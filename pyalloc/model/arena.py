@@ -178,6 +178,7 @@ class Arena:
         self.nr_pgtable_pages_all = 0
         self.vmalloc_pages = 0
         self.slowpath_entries = 0
+        self.trace = None                 # a trace.TraceBuffer while tracing (trace.py)
         for z in self.zones:
             if not z.managed:
                 continue

@@ -544,6 +544,7 @@ def alloc(a: Arena, gfp: int, order: int) -> int:
         return EINVAL if order < 0 else E2BIG
     if not 0 <= gfp < 1 << 32:
         return EINVAL
+    traced_gfp = gfp
     gfp &= GFP_BITS_MASK
     highest = GFP_ZONE_TABLE[gfp & 0xf]
     if highest < 0:
@@ -553,8 +554,12 @@ def alloc(a: Arena, gfp: int, order: int) -> int:
     if pfn == NIL:
         pfn = alloc_pages_slowpath(a, gfp, order, highest, mt)
         if pfn == NIL:
+            if a.trace is not None:
+                a.trace.mm_page_alloc(a, NIL, order, traced_gfp, mt)
             return ENOMEM
     prep_new_page(a, pfn, order, gfp, mt)
+    if a.trace is not None:
+        a.trace.mm_page_alloc(a, pfn, order, traced_gfp, mt)
     return pfn
 
 
@@ -657,6 +662,8 @@ def free_pages(a: Arena, pfn: int, order: int, kind: int = KIND_PAGES) -> int:
         return EINVALFREE
     if p.order != order or p.kind != kind:
         return EINVALFREE
+    if a.trace is not None:
+        a.trace.mm_page_free(a, pfn, order)
     p.flags = PG_FREED
     p.kind = 0
     p.refcount = 0

@@ -614,14 +614,24 @@ def slab_alloc(a: Arena, s: Cache, gfp: int, orig_size: int, caller: int) -> int
 
 
 def kmem_cache_alloc(a: Arena, cid: int, gfp: int, caller: int) -> int:
+    """pa_kmem_cache_alloc(): an allocating call (kswapd runs at its end, EOOM asks for the OOM killer)."""
     if type(cid) is not int or type(gfp) is not int or type(caller) is not int or not INT64_MIN <= cid <= INT64_MAX or not INT64_MIN <= gfp <= INT64_MAX or not INT64_MIN <= caller <= INT64_MAX:
         cid, gfp, caller = c_ints(cid, gfp, caller)
+    a.alloc_seq += 1
+    return reclaim.call_end(a, slab_cache_alloc(a, cid, gfp, caller))
+
+
+def slab_cache_alloc(a: Arena, cid: int, gfp: int, caller: int) -> int:
+    """kmem_cache_alloc for the core's own callers (the stream loop)."""
     a.ticks += 1
     if not valid_cache(a, cid) or not 0 <= gfp < 1 << 32:
         return EINVAL
     s = a.caches[cid]
-    a.alloc_seq += 1
-    return reclaim.call_end(a, slab_alloc(a, s, gfp & 0xffffffff, s.object_size, caller))
+    r = slab_alloc(a, s, gfp & 0xffffffff, s.object_size, caller)
+    if a.trace is not None:
+        a.trace.kmem_cache_alloc(a, caller, r, cid, s.object_size, s.size, gfp,
+                                 bool(gfp & GFP_ACCOUNT or s.flags & SLAB_ACCOUNT))
+    return r
 
 
 def kmalloc_large(a: Arena, size: int, gfp: int) -> int:
@@ -640,21 +650,33 @@ def kmalloc_large(a: Arena, size: int, gfp: int) -> int:
 
 
 def kmalloc(a: Arena, size: int, gfp: int, caller: int) -> int:
+    """pa_kmalloc(): an allocating call (kswapd runs at its end, EOOM asks for the OOM killer)."""
     if type(size) is not int or type(gfp) is not int or type(caller) is not int or not INT64_MIN <= size <= INT64_MAX or not INT64_MIN <= gfp <= INT64_MAX or not INT64_MIN <= caller <= INT64_MAX:
         size, gfp, caller = c_ints(size, gfp, caller)
+    a.alloc_seq += 1
+    return reclaim.call_end(a, slab_kmalloc(a, size, gfp, caller))
+
+
+def slab_kmalloc(a: Arena, size: int, gfp: int, caller: int) -> int:
+    """kmalloc for the core's own callers (the stream loop, krealloc)."""
     a.ticks += 1
     if size < 0 or not 0 <= gfp < 1 << 32:
         return EINVAL
     if size == 0:
         return ZERO_SIZE_STATUS
-    a.alloc_seq += 1
     if size > KMALLOC_MAX_CACHE_SIZE:
         a.last_cache = -1
-        return reclaim.call_end(a, kmalloc_large(a, size, gfp))
+        r = kmalloc_large(a, size, gfp)
+        if r != E2BIG and a.trace is not None:
+            a.trace.kmalloc(a, caller, r, size, PAGE_SIZE << get_order(size), gfp)
+        return r
     cid = a.kmalloc_caches[kmalloc_type(gfp)][kmalloc_index(size)]
     if cid < 0:
         return EINVAL
-    return reclaim.call_end(a, slab_alloc(a, a.caches[cid], gfp, size, caller))
+    r = slab_alloc(a, a.caches[cid], gfp, size, caller)
+    if a.trace is not None:
+        a.trace.kmalloc(a, caller, r, size, a.caches[cid].size, gfp)
+    return r
 
 
 # -- freeing ------------------------------------------------------------------------------------
@@ -742,6 +764,8 @@ def kmem_cache_free(a: Arena, cid: int, phys: int, caller: int) -> int:
     a.ticks += 1
     if not valid_cache(a, cid):
         return EINVAL
+    if a.trace is not None:
+        a.trace.kmem_cache_free(a, caller, phys, cid)
     slab, slot = lookup_object(a, phys)
     if slot is None:
         return slab
@@ -756,6 +780,8 @@ def kfree(a: Arena, phys: int, caller: int) -> int:
     if type(phys) is not int or type(caller) is not int or not INT64_MIN <= phys <= INT64_MAX or not INT64_MIN <= caller <= INT64_MAX:
         phys, caller = c_ints(phys, caller)
     a.ticks += 1
+    if a.trace is not None:
+        a.trace.kfree(a, caller, phys)
     if 0 <= phys < a.nr_pages << PAGE_SHIFT:
         pfn = phys >> PAGE_SHIFT
         p = a.pages.get(pfn)

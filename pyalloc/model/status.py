@@ -163,3 +163,17 @@ GFP_BITS_MASK = 0x1ffffff
 CACHE_INFO_FIELDS = ("flags", "object_size", "size", "align", "order", "objects", "offset", "inuse",
                      "red_left_pad", "min_order", "nr_slabs", "total_objects", "active_objects",
                      "refcount", "allocflags", "live")
+
+# operation streams (csrc/stream.c, model/stream.py, pyalloc/stream.py)
+OP_KMALLOC = 1
+OP_KFREE = 2
+OP_KREALLOC = 3
+OP_KMEM_CACHE_ALLOC = 4
+OP_KMEM_CACHE_FREE = 5
+OP_ALLOC_PAGES = 6
+OP_FREE_PAGES = 7
+OP_VMALLOC = 8
+OP_VFREE = 9
+OP_CPU_CURRENT = 0xffff
+OBJ_NONE, OBJ_LIVE, OBJ_FREED = 0, 1, 2
+EDEFER = -1100        # the stream loop leaves this op to Python

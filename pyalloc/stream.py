@@ -1,0 +1,424 @@
+"""Operation streams: build a sequence of allocator calls once, run it in one core call.
+
+    >>> import pyalloc
+    >>> s = pyalloc.Stream()
+    >>> a = s.kmalloc(100, "GFP_KERNEL")
+    >>> b = s.alloc_pages("GFP_KERNEL", order=2)
+    >>> s.kfree(a); s.free_pages(b, order=2)
+    >>> len(s)
+    4
+    >>> with pyalloc.Machine(mem="64M", backend="model") as m:
+    ...     r = m.run(s)
+    ...     hex(r[a]), r[b]
+    ('0xffff888000838000', 2052)
+
+A stream is a flat buffer of fixed-size records (struct pa_op in csrc/pyalloc.h,
+four 64-bit words here), so the C core walks it with no Python per operation.
+An operation that frees names the operation that allocated its object by its
+index (the handle a builder method returns), never by address: one stream runs
+on any machine, and a free of what a failed allocation returned is the kernel's
+kfree(NULL).
+
+The core loop stops at anything but a plain success and hands the op back
+(csrc/stream.c explains when); :meth:`StreamAPI.run` then does here what the
+per-call API does -- the same warnings in dmesg, the same exceptions -- and
+resumes at the next op.  Operations whose state lives in Python (vmalloc,
+vfree) and masks whose per-call path warns first always take that route.
+"""
+
+from __future__ import annotations
+
+from array import array
+
+from . import errors
+from . import gfp as gfpmod
+from .errors import EOOM as _EOOM, InvalidArgument, PyallocError
+from .model import stream as ops_
+from .model.status import ZERO_SIZE_STATUS
+
+PAGE_OFFSET = 0xffff888000000000
+VMALLOC_START = 0xffffc90000000000
+ZERO_SIZE_PTR = 0x10
+MASK64 = (1 << 64) - 1
+INT63 = 1 << 63
+
+KIND_NAMES = {
+    ops_.OP_KMALLOC: "kmalloc", ops_.OP_KFREE: "kfree", ops_.OP_KREALLOC: "krealloc",
+    ops_.OP_KMEM_CACHE_ALLOC: "kmem_cache_alloc", ops_.OP_KMEM_CACHE_FREE: "kmem_cache_free",
+    ops_.OP_ALLOC_PAGES: "alloc_pages", ops_.OP_FREE_PAGES: "free_pages",
+    ops_.OP_VMALLOC: "vmalloc", ops_.OP_VFREE: "vfree",
+}
+_SLAB_OBJECT = frozenset({ops_.OP_KMALLOC, ops_.OP_KREALLOC, ops_.OP_KMEM_CACHE_ALLOC})
+_ALLOCATES = _SLAB_OBJECT | {ops_.OP_ALLOC_PAGES, ops_.OP_VMALLOC}
+_STATUS_OF = {cls: code for code, cls in errors.EXCEPTIONS.items()}
+_STATUS_OF[errors.OutOfMemory] = errors.ENOMEM
+# how many trace records may wait in the core before the loop pauses for a drain
+TRACE_LIMIT = 1 << 18
+
+
+class Stream:
+    """A sequence of allocator operations, built op by op, run by :meth:`Machine.run`.
+
+    Every allocating method returns a handle (the op's index); the freeing
+    methods take one, or None for NULL.  ``cpu=`` runs one op as that simulated
+    CPU, ``caller=`` names its call site (a string, as for the per-call API).
+    Caches are named: ``s.kmem_cache_alloc("task_struct", gfp, size=4248)``
+    declares the cache the first time (a run creates it on the machine unless
+    one of that name exists); a :class:`pyalloc.Cache` works as well.
+    """
+
+    def __init__(self) -> None:
+        self._ops = array("Q")
+        self.callers: list = [None]             # index 0: no caller
+        self._caller_index: dict[str, int] = {}
+        self.caches: list[tuple] = []           # (name, size, align, flags)
+        self._cache_index: dict[str, int] = {}
+        self.max_cpu = -1
+
+    def __len__(self) -> int:
+        return len(self._ops) >> 2
+
+    def __repr__(self) -> str:
+        return f"<pyalloc.Stream of {len(self)} operations>"
+
+    # -- building ------------------------------------------------------------------
+
+    def _add(self, kind: int, gfp: int, handle: int, arg: int, cache: int, cpu, caller) -> int:
+        if cpu is None:
+            cpu_v = ops_.OP_CPU_CURRENT
+        elif isinstance(cpu, bool) or not isinstance(cpu, int) or not 0 <= cpu < ops_.OP_CPU_CURRENT:
+            raise InvalidArgument(f"cpu must be an int from 0 to {ops_.OP_CPU_CURRENT - 1}, not {cpu!r}")
+        else:
+            cpu_v = cpu
+            if cpu > self.max_cpu:
+                self.max_cpu = cpu
+        who = 0
+        if caller is not None:
+            who = self._caller_index.get(caller)
+            if who is None:
+                if not isinstance(caller, str):
+                    raise InvalidArgument(f"caller must be a string, not {caller!r}")
+                who = self._caller_index[caller] = len(self.callers)
+                self.callers.append(caller)
+        index = len(self._ops) >> 2
+        self._ops.extend((kind | cpu_v << 16 | gfp << 32, who | (cache & 0xffffffff) << 32,
+                          handle & MASK64, arg))
+        return index
+
+    def _handle(self, h, kinds, what: str) -> int:
+        if h is None:
+            return -1
+        if isinstance(h, bool) or not isinstance(h, int) or not 0 <= h < len(self):
+            raise InvalidArgument(f"{what}: {h!r} is not the handle of an earlier operation of this stream")
+        if self.kind(h) not in kinds:
+            raise InvalidArgument(f"{what}: handle {h} is a {KIND_NAMES.get(self.kind(h), '?')}, "
+                                  "which allocated nothing this function frees")
+        return h
+
+    @staticmethod
+    def _size(value, what: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+        if not 0 <= value < INT63:
+            raise InvalidArgument(f"{what} {value} is negative" if value < 0 else f"{what} {value} is too large")
+        return value
+
+    def kmalloc(self, size, gfp, cpu=None, caller=None) -> int:
+        return self._add(ops_.OP_KMALLOC, gfpmod.parse(gfp), -1, self._size(size, "kmalloc: size"), -1, cpu, caller)
+
+    def kzalloc(self, size, gfp, cpu=None, caller=None) -> int:
+        return self.kmalloc(size, gfpmod.parse(gfp) | gfpmod.GFP_ZERO, cpu, caller)
+
+    def kfree(self, h, cpu=None, caller=None) -> int:
+        return self._add(ops_.OP_KFREE, 0, self._handle(h, _SLAB_OBJECT, "kfree"), 0, -1, cpu, caller)
+
+    def krealloc(self, h, size, gfp, cpu=None, caller=None) -> int:
+        return self._add(ops_.OP_KREALLOC, gfpmod.parse(gfp), self._handle(h, _SLAB_OBJECT, "krealloc"),
+                         self._size(size, "krealloc: size"), -1, cpu, caller)
+
+    def cache(self, name, size: int | None = None, align: int = 0, flags: int = 0) -> int:
+        """The stream's index of cache *name* (declared here with its object size the first time)."""
+        if hasattr(name, "_id") and hasattr(name, "object_size"):       # a pyalloc.Cache
+            name, size, align, flags = name.name, name.object_size, name.align, 0
+        if not isinstance(name, str) or not name:
+            raise InvalidArgument(f"a cache is named by a non-empty string or a Cache, not {name!r}")
+        index = self._cache_index.get(name)
+        if index is None:
+            if size is None:
+                raise InvalidArgument(f"cache {name!r} is new to this stream: give its object size")
+            self._size(size, f"cache {name!r}: size")
+            index = self._cache_index[name] = len(self.caches)
+            self.caches.append((name, size, align, flags))
+        return index
+
+    def kmem_cache_alloc(self, cache, gfp, cpu=None, caller=None, size: int | None = None) -> int:
+        return self._add(ops_.OP_KMEM_CACHE_ALLOC, gfpmod.parse(gfp), -1, 0, self.cache(cache, size), cpu, caller)
+
+    def kmem_cache_zalloc(self, cache, gfp, cpu=None, caller=None, size: int | None = None) -> int:
+        return self.kmem_cache_alloc(cache, gfpmod.parse(gfp) | gfpmod.GFP_ZERO, cpu, caller, size)
+
+    def kmem_cache_free(self, cache, h, cpu=None, caller=None) -> int:
+        return self._add(ops_.OP_KMEM_CACHE_FREE, 0, self._handle(h, _SLAB_OBJECT, "kmem_cache_free"), 0,
+                         self.cache(cache), cpu, caller)
+
+    def alloc_pages(self, gfp, order: int = 0, cpu=None) -> int:
+        return self._add(ops_.OP_ALLOC_PAGES, gfpmod.parse(gfp), -1, self._size(order, "alloc_pages: order"), -1,
+                         cpu, None)
+
+    def free_pages(self, h, order: int = 0, cpu=None) -> int:
+        if h is None:
+            raise InvalidArgument("free_pages: a handle is required (there is no free_pages(NULL))")
+        return self._add(ops_.OP_FREE_PAGES, 0, self._handle(h, {ops_.OP_ALLOC_PAGES}, "free_pages"),
+                         self._size(order, "free_pages: order"), -1, cpu, None)
+
+    def vmalloc(self, size, gfp="GFP_KERNEL", cpu=None, caller=None) -> int:
+        return self._add(ops_.OP_VMALLOC, gfpmod.parse(gfp), -1, self._size(size, "vmalloc: size"), -1, cpu, caller)
+
+    def vzalloc(self, size, gfp="GFP_KERNEL", cpu=None, caller=None) -> int:
+        return self.vmalloc(size, gfpmod.parse(gfp) | gfpmod.GFP_ZERO, cpu, caller)
+
+    def vfree(self, h, cpu=None, caller=None) -> int:
+        return self._add(ops_.OP_VFREE, 0, self._handle(h, {ops_.OP_VMALLOC}, "vfree"), 0, -1, cpu, caller)
+
+    # -- reading ---------------------------------------------------------------------
+
+    def kind(self, i: int) -> int:
+        return self._ops[4 * i] & 0xffff
+
+    def op(self, i: int) -> dict:
+        """Op i as a dict: kind, cpu (None: current), gfp, caller, cache name, handle, arg."""
+        kind, cpu, gfp, caller, cache, handle, arg = ops_.decode(self._ops, i)
+        return {"kind": KIND_NAMES.get(kind, kind), "cpu": None if cpu == ops_.OP_CPU_CURRENT else cpu,
+                "gfp": gfp, "caller": self.callers[caller] if caller < len(self.callers) else caller,
+                "cache": self.caches[cache][0] if 0 <= cache < len(self.caches) else None,
+                "handle": None if handle == -1 else handle, "arg": arg}
+
+    @property
+    def buffer(self) -> memoryview:
+        """The raw records (struct pa_op), for tools that write streams themselves."""
+        return memoryview(self._ops).cast("B")
+
+
+class StreamResult:
+    """What :meth:`Machine.run` recorded: per op an address (or pfn), or a status."""
+
+    def __init__(self, stream: Stream) -> None:
+        n = len(stream)
+        self.stream = stream
+        self.raw = array("q", bytes(8 * n))     # the core's results (struct pa_run.results)
+        self.state = bytearray(n)               # PA_OBJ_* per op
+        self.errors: list[tuple[int, PyallocError]] = []   # errors="record": (index, exception)
+        self.pos = 0                            # the next op to run
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def status(self, i: int) -> int:
+        """0 for an op that did what it was asked, else its negative status."""
+        v = self.raw[i]
+        return 0 if v >= 0 or v == ZERO_SIZE_STATUS else v
+
+    def __getitem__(self, i: int):
+        """The address (pfn for alloc_pages) op i returned; None for NULL or an op that returns nothing."""
+        v = self.raw[i]
+        kind = self.stream.kind(i)
+        if kind not in _ALLOCATES:
+            return None
+        if v == ZERO_SIZE_STATUS:
+            return ZERO_SIZE_PTR
+        if v < 0:
+            return None
+        if kind == ops_.OP_ALLOC_PAGES:
+            return v
+        if kind == ops_.OP_VMALLOC:
+            return VMALLOC_START + v
+        return PAGE_OFFSET + v
+
+    def addresses(self) -> list:
+        return [self[i] for i in range(len(self.raw))]
+
+
+class StreamAPI:
+    """Machine.run (mixed into Machine)."""
+
+    def run(self, stream: Stream, errors: str = "raise", *, start: int = 0, end: int | None = None,
+            result: StreamResult | None = None):
+        """Execute *stream* in the core in one call; returns a :class:`StreamResult`.
+
+        ``errors="raise"`` stops at the first bad op with the exception the
+        per-call API raises (its ``index`` attribute names the op; the machine
+        is as after the op before it); ``errors="record"`` notes it in
+        ``result.errors`` and goes on.  ``start=``, ``end=`` and ``result=`` run a slice or resume,
+        for instance after the caller dealt with an exception.
+        """
+        self._live()
+        if not isinstance(stream, Stream):
+            raise InvalidArgument(f"run() takes a pyalloc.Stream, not {type(stream).__name__}")
+        if errors not in ("raise", "record"):
+            raise InvalidArgument(f"errors must be 'raise' or 'record', not {errors!r}")
+        n = len(stream)
+        if result is None:
+            result = StreamResult(stream)
+        elif result.stream is not stream or len(result) != n:
+            raise InvalidArgument("result= belongs to another stream")
+        if isinstance(start, bool) or not isinstance(start, int) or not 0 <= start <= n:
+            raise InvalidArgument(f"start must be an int from 0 to {n}, not {start!r}")
+        if end is None:
+            end = n
+        elif isinstance(end, bool) or not isinstance(end, int) or not start <= end <= n:
+            raise InvalidArgument(f"end must be an int from start ({start}) to {n}, not {end!r}")
+        if stream.max_cpu >= self.cpus:
+            raise InvalidArgument(f"the stream runs ops on CPU {stream.max_cpu}, this machine has {self.cpus}")
+        callers = array("q", [0] + [self._caller_id(name, None) for name in stream.callers[1:]])
+        caches = array("q", [self._stream_cache(*spec)._id for spec in stream.caches])
+        tracer = getattr(self, "_tracer", None)
+        limit = TRACE_LIMIT if tracer is not None else 0
+        core = self._core
+        pos = start
+        while True:
+            status, pos = core.stream_run(stream._ops, result.raw, result.state, callers, caches, pos, end, limit)
+            if tracer is not None:
+                self._trace_drain()
+            if status == 0:
+                if pos >= end:
+                    break
+                continue            # paused so the trace could be drained
+            if status == _EOOM:
+                # the OOM killer's turn, as in the per-call path: kill, then run op pos again
+                victim = self._out_of_memory(self._comm, self._pid, False)
+                if victim is not None:
+                    self._oom_victim = victim
+                    continue
+                self._core.set_oom_mode(1)      # nobody to kill: the op fails (or NOFAIL takes the reserves)
+                try:
+                    status, after = core.stream_run(stream._ops, result.raw, result.state, callers, caches,
+                                                    pos, pos + 1, 0)
+                finally:
+                    self._core.set_oom_mode(0)
+                if status == 0:
+                    pos = after
+                    continue
+            result.pos = pos
+            pos = self._stream_stop(stream, result, pos, status, errors)
+        result.pos = end
+        return result
+
+    # -- slow paths ----------------------------------------------------------------------
+
+    def _stream_cache(self, name, size, align, flags):
+        for cache in self._caches.values():
+            if cache.name == name:
+                return cache
+        return self.kmem_cache_create(name, size, align, flags)
+
+    def _stream_stop(self, stream: Stream, result: StreamResult, i: int, status: int, mode: str) -> int:
+        """Op i stopped the core loop: act as the per-call API would, then record or raise.
+
+        Returns where the loop resumes: the next op.  A status that asks Python to act and
+        then retry the same op (the OOM killer's, once reclaim exists) returns i instead.
+        """
+        try:
+            if status == ops_.EDEFER:
+                self._stream_per_call(stream, result, i)
+            else:
+                self._stream_failed(stream, result, i, status)
+        except PyallocError as exc:
+            if result.raw[i] == ops_.EDEFER:     # failed on the per-call path: note its status
+                result.raw[i] = _STATUS_OF.get(type(exc), errors.EINVAL)
+            if mode == "record":
+                result.errors.append((i, exc))
+                return i + 1
+            new = type(exc)(f"stream op {i} ({stream.op(i)['kind']}): {exc}")
+            new.index, new.result = i, result
+            raise new from exc
+        return i + 1
+
+    def _stream_handle_error(self, stream: Stream, result: StreamResult, i: int, h: int, kinds,
+                             null_ok: bool = True) -> None:
+        what = KIND_NAMES.get(stream.kind(i), "op")
+        if h == -1 and null_ok:
+            return
+        if not 0 <= h < i or stream.kind(h) not in kinds:
+            raise InvalidArgument(f"{what}: handle {h} does not name an earlier allocation it can free")
+        if result.state[h] == ops_.OBJ_FREED:
+            raise errors.DoubleFree(f"{what}: the object of handle {h} was already freed")
+
+    def _stream_failed(self, stream: Stream, result: StreamResult, i: int, status: int) -> None:
+        kind, cpu, gfp, caller, cache, h, arg = ops_.decode(stream._ops, i)
+        if caller >= len(stream.callers) or (cpu != ops_.OP_CPU_CURRENT and cpu >= self.cpus):
+            raise InvalidArgument(f"op {i}: bad caller index or CPU")
+        if kind in (ops_.OP_KFREE, ops_.OP_KREALLOC, ops_.OP_KMEM_CACHE_FREE):
+            self._stream_handle_error(stream, result, i, h, _SLAB_OBJECT)
+        elif kind == ops_.OP_FREE_PAGES:
+            self._stream_handle_error(stream, result, i, h, {ops_.OP_ALLOC_PAGES}, null_ok=False)
+            if result.raw[h] < 0:
+                raise InvalidArgument(f"free_pages: the allocation of handle {h} failed: there is nothing to free")
+        cache_obj = self._stream_cache(*stream.caches[cache]) if 0 <= cache < len(stream.caches) else None
+        if kind in (ops_.OP_KMEM_CACHE_ALLOC, ops_.OP_KMEM_CACHE_FREE) and cache_obj is None:
+            raise InvalidArgument(f"op {i}: cache index {cache} is not in the stream's cache table")
+        addr = result[h] if h >= 0 else None
+        if kind == ops_.OP_KMALLOC or (kind == ops_.OP_KREALLOC and status in (errors.ENOMEM, errors.E2BIG)):
+            self._kmalloc_failed(status, arg, gfp)
+        elif kind == ops_.OP_KMEM_CACHE_ALLOC:
+            self._cache_alloc_failed(status, cache_obj, gfp)
+        elif kind == ops_.OP_KREALLOC and status == errors.EINVAL:
+            raise InvalidArgument(f"krealloc: size {arg} is negative" if arg < 0 else
+                                  f"krealloc: handle {h} does not hold a slab object")
+        elif kind in (ops_.OP_KFREE, ops_.OP_KREALLOC):
+            self._free_failed(status, addr, None)
+        elif kind == ops_.OP_KMEM_CACHE_FREE:
+            self._free_failed(status, addr, cache_obj)
+        elif kind == ops_.OP_ALLOC_PAGES:
+            self._alloc_failed_slow(status, gfp, arg)
+        elif kind == ops_.OP_FREE_PAGES:
+            self._free_failed_slow(status, result.raw[h], arg)
+        else:
+            errors.raise_for(status, f"op {i}")
+        # a NULL allocation is no error: it stays recorded as its status
+
+    def _stream_per_call(self, stream: Stream, result: StreamResult, i: int) -> None:
+        """Do op i through the per-call API (vmalloc, warned-about masks, future op kinds)."""
+        kind, cpu, gfp, caller, cache, h, arg = ops_.decode(stream._ops, i)
+        cpu = None if cpu == ops_.OP_CPU_CURRENT else cpu
+        name = stream.callers[caller] if caller < len(stream.callers) else None
+        raw, state = result.raw, result.state
+        raw[i] = ops_.EDEFER
+        if kind in (ops_.OP_KMALLOC, ops_.OP_KREALLOC, ops_.OP_KMEM_CACHE_ALLOC):
+            if kind == ops_.OP_KMALLOC:
+                addr = self.kmalloc(arg, gfp, cpu, name)
+            elif kind == ops_.OP_KMEM_CACHE_ALLOC:
+                addr = self.kmem_cache_alloc(self._stream_cache(*stream.caches[cache]), gfp, cpu, name)
+            else:
+                # NULL or ZERO_SIZE_PTR (a failed or empty allocation) is krealloc's own case
+                self._stream_handle_error(stream, result, i, h, _SLAB_OBJECT)
+                addr = self.krealloc(result[h] if h >= 0 else None, arg, gfp, cpu, name)
+                if addr is not None and h >= 0 and state[h] == ops_.OBJ_LIVE:
+                    state[h] = ops_.OBJ_FREED
+            if addr is None:
+                raw[i] = errors.ENOMEM
+            elif addr == ZERO_SIZE_PTR:
+                raw[i] = ZERO_SIZE_STATUS
+            else:
+                raw[i], state[i] = addr - PAGE_OFFSET, ops_.OBJ_LIVE
+        elif kind == ops_.OP_ALLOC_PAGES:
+            with self._as_cpu(cpu):
+                pfn = self.alloc_pages(gfp, arg)
+            raw[i] = errors.ENOMEM if pfn is None else pfn
+            if pfn is not None:
+                state[i] = ops_.OBJ_LIVE
+        elif kind == ops_.OP_VMALLOC:
+            with self._as_cpu(cpu):
+                addr = self.vmalloc(arg, gfp, caller=name)
+            raw[i] = errors.ENOMEM if addr is None else addr - VMALLOC_START
+            if addr is not None:
+                state[i] = ops_.OBJ_LIVE
+        elif kind == ops_.OP_VFREE:
+            self._stream_handle_error(stream, result, i, h, {ops_.OP_VMALLOC})
+            if h >= 0 and state[h] == ops_.OBJ_LIVE:
+                with self._as_cpu(cpu):
+                    self.vfree(VMALLOC_START + raw[h])
+                state[h] = ops_.OBJ_FREED
+            raw[i] = 0
+        else:
+            raise InvalidArgument(f"op {i}: unknown operation kind {kind}")
+
