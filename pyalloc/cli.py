@@ -94,7 +94,8 @@ def cmd_replay(args) -> int:
     parse_s = time.perf_counter() - t0
     st = stream.trace_stats
     cpus = max(args.cpus, st["cpus"])
-    with Machine(mem=args.mem, cpus=cpus, backend=args.backend, slub_debug=args.slub_debug) as m:
+    with Machine(mem=args.mem or "1G", cpus=cpus, backend=args.backend, slub_debug=args.slub_debug,
+                 swap=args.swap or 0) as m:
         bar = _progress(args, len(stream), "op")
         n, chunk = len(stream), max(1, len(stream) // 200)
         result = None
@@ -113,7 +114,7 @@ def cmd_replay(args) -> int:
         print(f"# {args.trace}: {st['lines']} lines, {st['events']} kmem events "
               f"({st['ignored_events']} other events, {st['bad_lines']} bad lines skipped) "
               f"parsed in {parse_s:.3f} s")
-        print(f"# {n} operations on a {args.mem} machine with {cpus} CPUs, backend {m.backend}: "
+        print(f"# {n} operations on a {m.mem >> 20} MiB machine with {cpus} CPUs, backend {m.backend}: "
               f"{run_s:.3f} s ({n / run_s / 1e6 if run_s else 0:.2f} M ops/s)")
         print(f"# frees of objects allocated before the capture: {st['unmatched_frees']}; "
               f"the slab allocator's own page events: {st['slab_pages']}; "

@@ -75,24 +75,35 @@ def test_command_stops_cleanly_on_signal(tmp_path, sig):
     assert not list(tmp_path.rglob(".*.tmp"))
 
 
-def test_replay_says_it_is_not_there_yet(tmp_path):
-    try:
-        from pyalloc import replay  # noqa: F401
-        if hasattr(replay, "replay_steps"):
-            pytest.skip("pyalloc.replay.replay_steps exists: --replay is served by it")
-    except ImportError:
-        pass
-    trace = tmp_path / "t.txt"
-    trace.write_text("")
-    r = subprocess.run([sys.executable, "-m", "pyalloc", "serve", "--root", str(tmp_path / "x"),
-                        "--replay", str(trace), "--mem", "16M", "--backend", "model"],
-                       capture_output=True, text=True, timeout=60)
-    assert r.returncode == 2
-    assert "trace replay is not available yet" in r.stderr and "Traceback" not in r.stderr
-    r = subprocess.run([sys.executable, "-m", "pyalloc", "plot", "-o", str(tmp_path / "p.png"),
-                        "--replay", str(trace), "--mem", "16M", "--backend", "model"],
-                       capture_output=True, text=True, timeout=60)
-    assert r.returncode == 2 and "trace replay is not available yet" in r.stderr
+def test_serve_and_plot_replay_a_trace(tmp_path):
+    """--replay runs a kmem trace a slice per tick (pyalloc.replay.replay_steps)."""
+    fixture = Path(__file__).parent / "fixtures" / "ftrace-kmem.txt"
+    root = tmp_path / "x"
+    r = subprocess.run([sys.executable, "-m", "pyalloc", "serve", "--root", str(root), "--replay", str(fixture),
+                        "--ticks", "3", "--interval", "10ms", "--mem", "64M", "--backend", "model"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    assert (root / "proc/slabinfo").read_text().startswith("slabinfo - version: 2.1\n")
+    r = subprocess.run([sys.executable, "-m", "pyalloc", "plot", "-o", str(tmp_path / "p.svg"), "--replay",
+                        str(fixture), "--ticks", "2", "--mem", "64M", "--backend", "model"],
+                       capture_output=True, text=True, timeout=120)
+    if r.returncode and "matplotlib" in r.stderr:
+        pytest.skip("matplotlib is not installed (pyalloc[plot])")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "p.svg").read_text().startswith("<?xml")
+
+
+def test_replay_steps_runs_the_whole_trace():
+    import pyalloc
+    from pyalloc.replay import replay_steps
+    fixture = Path(__file__).parent / "fixtures" / "ftrace-kmem.txt"
+    with pyalloc.Machine(mem="64M", backend="model") as a, pyalloc.Machine(mem="64M", backend="model") as b:
+        steps = list(replay_steps(a, str(fixture), chunk=7))
+        n = len(pyalloc.read_trace(str(fixture), skip_bad=True))
+        assert steps[-1] == n and len(steps) == -(-n // 7)
+        b.run(pyalloc.read_trace(str(fixture), skip_bad=True), errors="record")
+        assert a.proc("slabinfo") == b.proc("slabinfo") and a.proc("buddyinfo") == b.proc("buddyinfo")
 
 
 def test_bad_interval_is_an_error(tmp_path):
