@@ -364,7 +364,14 @@ enum {
     PA_OP_FREE_PAGES = 7,       /* handle, arg = order */
     PA_OP_VMALLOC = 8,          /* arg = size; done by Python (PA_EDEFER) */
     PA_OP_VFREE = 9,            /* handle; done by Python */
-    /* 32 and up: reserved for process and file operations */
+    /* processes and files: done by Python through the per-call API (PA_EDEFER) */
+    PA_OP_SPAWN = 32,           /* name index in cache; result: pid */
+    PA_OP_TOUCH = 33,           /* handle: the spawn; arg = pages; result: pages got */
+    PA_OP_EXIT = 34,            /* handle: the spawn */
+    PA_OP_READ_FILE = 35,       /* path index in cache; arg = pages; result: pages got */
+    PA_OP_WRITE_FILE = 36,
+    PA_OP_SYNC = 37,
+    PA_OP_DROP_CACHES = 38,     /* result: pages dropped */
     PA_OP_CPU_CURRENT = 65535,
     PA_OBJ_NONE = 0,
     PA_OBJ_LIVE = 1,

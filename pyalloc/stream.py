@@ -47,9 +47,15 @@ KIND_NAMES = {
     ops_.OP_KMEM_CACHE_ALLOC: "kmem_cache_alloc", ops_.OP_KMEM_CACHE_FREE: "kmem_cache_free",
     ops_.OP_ALLOC_PAGES: "alloc_pages", ops_.OP_FREE_PAGES: "free_pages",
     ops_.OP_VMALLOC: "vmalloc", ops_.OP_VFREE: "vfree",
+    ops_.OP_SPAWN: "spawn", ops_.OP_TOUCH: "touch", ops_.OP_EXIT: "exit", ops_.OP_READ_FILE: "read_file",
+    ops_.OP_WRITE_FILE: "write_file", ops_.OP_SYNC: "sync", ops_.OP_DROP_CACHES: "drop_caches",
 }
+# ops whose result is a count (pages, a pid) rather than an address
+_COUNTS = frozenset({ops_.OP_SPAWN, ops_.OP_TOUCH, ops_.OP_READ_FILE, ops_.OP_WRITE_FILE, ops_.OP_DROP_CACHES})
 _SLAB_OBJECT = frozenset({ops_.OP_KMALLOC, ops_.OP_KREALLOC, ops_.OP_KMEM_CACHE_ALLOC})
 _ALLOCATES = _SLAB_OBJECT | {ops_.OP_ALLOC_PAGES, ops_.OP_VMALLOC}
+_PROCESS_OPS = frozenset({ops_.OP_SPAWN, ops_.OP_TOUCH, ops_.OP_EXIT, ops_.OP_READ_FILE, ops_.OP_WRITE_FILE,
+                          ops_.OP_SYNC, ops_.OP_DROP_CACHES})
 _STATUS_OF = {cls: code for code, cls in errors.EXCEPTIONS.items()}
 _STATUS_OF[errors.OutOfMemory] = errors.ENOMEM
 # how many trace records may wait in the core before the loop pauses for a drain
@@ -73,6 +79,8 @@ class Stream:
         self._caller_index: dict[str, int] = {}
         self.caches: list[tuple] = []           # (name, size, align, flags)
         self._cache_index: dict[str, int] = {}
+        self.names: list[str] = []              # process names and file paths
+        self._name_index: dict[str, int] = {}
         self.max_cpu = -1
 
     def __len__(self) -> int:
@@ -180,6 +188,49 @@ class Stream:
     def vfree(self, h, cpu=None, caller=None) -> int:
         return self._add(ops_.OP_VFREE, 0, self._handle(h, {ops_.OP_VMALLOC}, "vfree"), 0, -1, cpu, caller)
 
+    # -- processes and files: run through the per-call API (see csrc/stream.c) -------
+
+    def _name(self, name, what: str) -> int:
+        if not isinstance(name, str):
+            raise TypeError(f"{what} must be a str, not {type(name).__name__}")
+        if not name or "\0" in name:
+            raise InvalidArgument(f"bad {what} {name[:60]!r}")
+        index = self._name_index.get(name)
+        if index is None:
+            index = self._name_index[name] = len(self.names)
+            self.names.append(name)
+        return index
+
+    def spawn(self, name: str) -> int:
+        """A new process; the handle stands for its pid in touch() and exit()."""
+        return self._add(ops_.OP_SPAWN, 0, -1, 0, self._name(name, "process name"), None, None)
+
+    def _process(self, h, what: str) -> int:
+        if h is None:
+            raise InvalidArgument(f"{what}: a spawn's handle is required")
+        return self._handle(h, {ops_.OP_SPAWN}, what)
+
+    def touch(self, h, pages: int) -> int:
+        return self._add(ops_.OP_TOUCH, 0, self._process(h, "touch"),
+                         self._size(pages, "touch: pages"), -1, None, None)
+
+    def exit(self, h) -> int:
+        return self._add(ops_.OP_EXIT, 0, self._process(h, "exit"), 0, -1, None, None)
+
+    def read_file(self, path: str, pages: int) -> int:
+        return self._add(ops_.OP_READ_FILE, 0, -1, self._size(pages, "read_file: pages"),
+                         self._name(path, "path"), None, None)
+
+    def write_file(self, path: str, pages: int) -> int:
+        return self._add(ops_.OP_WRITE_FILE, 0, -1, self._size(pages, "write_file: pages"),
+                         self._name(path, "path"), None, None)
+
+    def sync(self) -> int:
+        return self._add(ops_.OP_SYNC, 0, -1, 0, -1, None, None)
+
+    def drop_caches(self) -> int:
+        return self._add(ops_.OP_DROP_CACHES, 0, -1, 0, -1, None, None)
+
     # -- reading ---------------------------------------------------------------------
 
     def kind(self, i: int) -> int:
@@ -219,9 +270,12 @@ class StreamResult:
         return 0 if v >= 0 or v == ZERO_SIZE_STATUS else v
 
     def __getitem__(self, i: int):
-        """The address (pfn for alloc_pages) op i returned; None for NULL or an op that returns nothing."""
+        """The address (pfn for alloc_pages) op i returned, the pid of a spawn, the pages a touch,
+        read_file or write_file got or drop_caches dropped; None for NULL or an op that returns nothing."""
         v = self.raw[i]
         kind = self.stream.kind(i)
+        if kind in _COUNTS:
+            return v if v >= 0 else None         # a pid or a page count
         if kind not in _ALLOCATES:
             return None
         if v == ZERO_SIZE_STATUS:
@@ -419,6 +473,35 @@ class StreamAPI:
                     self.vfree(VMALLOC_START + raw[h])
                 state[h] = ops_.OBJ_FREED
             raw[i] = 0
+        elif kind in _PROCESS_OPS:
+            raw[i] = self._stream_process_op(stream, result, i, kind, h, arg, cache)
         else:
             raise InvalidArgument(f"op {i}: unknown operation kind {kind}")
+
+    def _stream_process_op(self, stream: Stream, result: StreamResult, i: int, kind: int, h: int, arg: int,
+                           name: int) -> int:
+        state = result.state
+        if kind == ops_.OP_SPAWN:
+            pid = self.spawn(stream.names[name])
+            state[i] = ops_.OBJ_LIVE
+            return pid
+        if kind in (ops_.OP_TOUCH, ops_.OP_EXIT):
+            self._stream_handle_error(stream, result, i, h, {ops_.OP_SPAWN}, null_ok=False)
+            pid = result.raw[h]
+            if state[h] != ops_.OBJ_LIVE or pid not in self._procs:
+                state[h] = ops_.OBJ_FREED           # the OOM killer took it
+                raise InvalidArgument(f"{KIND_NAMES[kind]}: the process of op {h} is gone")
+            if kind == ops_.OP_EXIT:
+                self.exit(pid)
+                state[h] = ops_.OBJ_FREED
+                return 0
+            return self.touch(pid, arg)
+        if kind == ops_.OP_READ_FILE:
+            return self.read_file(stream.names[name], arg)
+        if kind == ops_.OP_WRITE_FILE:
+            return self.write_file(stream.names[name], arg)
+        if kind == ops_.OP_SYNC:
+            self.sync()
+            return 0
+        return self.drop_caches()
 

@@ -364,3 +364,82 @@ def test_record_layout_matches_struct_pa_op():
     assert (op.kind, op.cpu, op.gfp, op.caller, op.cache, op.handle, op.arg) == (5, 0xffff, 0, 1, 0, 0, 0)
     op = ffi.from_buffer("struct pa_op[]", s._ops)[0]
     assert (op.kind, op.cpu, op.gfp, op.handle) == (4, 3, 0x12345670, -1)
+
+
+# -- processes and files in a stream (the reclaim issue's operations) -------------------------
+
+def _pressure_stream():
+    s = pyalloc.Stream()
+    db = s.spawn("postgres")
+    s.touch(db, 5000)
+    objs = [s.kmalloc(size, "GFP_KERNEL") for size in (64, 512, 4096, 20000)]
+    s.read_file("/var/lib/data", 3000)
+    s.write_file("/var/log/syslog", 800)
+    hog = s.spawn("hog")
+    s.touch(hog, 9000)                   # more than is left: reclaim, swap, then the OOM killer
+    s.touch(db, 200)
+    for h in objs:
+        s.kfree(h)
+    s.sync()
+    s.drop_caches()
+    s.touch(hog, 10)                     # the OOM killer took hog: an error, recorded
+    s.exit(db)
+    return s
+
+
+def _per_call_pressure(m):
+    out = []
+    db = m.spawn("postgres")
+    out += [db, m.touch(db, 5000)]
+    objs = [m.kmalloc(size, "GFP_KERNEL") for size in (64, 512, 4096, 20000)]
+    out += objs
+    out += [m.read_file("/var/lib/data", 3000), m.write_file("/var/log/syslog", 800)]
+    hog = m.spawn("hog")
+    out += [hog, m.touch(hog, 9000), m.touch(db, 200)]
+    for a in objs:
+        m.kfree(a)
+    m.sync()
+    out.append(m.drop_caches())
+    return out
+
+
+def test_stream_process_and_file_ops_match_the_per_call_path(backend):
+    kw = dict(mem="32M", swap="16M", backend=backend)
+    with pyalloc.Machine(**kw) as a, pyalloc.Machine(**kw) as b:
+        s = _pressure_stream()
+        r = a.run(s, errors="record")
+        expect = _per_call_pressure(b)
+        got = [r[i] for i in range(len(s)) if s.op(i)["kind"] not in ("kfree", "sync", "exit")][:len(expect)]
+        assert got == expect
+        assert [(i, type(e).__name__) for i, e in r.errors] == [(len(s) - 2, "InvalidArgument")]
+        assert a.reclaim_counters()["oom_kill"] == 1
+        b.exit(expect[0])
+        for view in ("meminfo", "vmstat", "buddyinfo", "slabinfo", "pressure/memory"):
+            assert a.proc(view) == b.proc(view), view
+        assert a.dmesg() == b.dmesg()
+        a.check()
+
+
+def test_stream_process_ops_agree_on_both_backends():
+    pytest.importorskip("pyalloc._core")
+    kw = dict(mem="32M", swap="16M")
+    with pyalloc.Machine(backend="c", **kw) as a, pyalloc.Machine(backend="model", **kw) as b:
+        s = _pressure_stream()
+        ra, rb = a.run(s, errors="record"), b.run(s, errors="record")
+        assert list(ra.raw) == list(rb.raw) and ra.state == rb.state
+        assert a.dmesg() == b.dmesg() and a.proc("vmstat") == b.proc("vmstat")
+
+
+def test_stream_process_ops_bad_input():
+    s = pyalloc.Stream()
+    k = s.kmalloc(8, "GFP_KERNEL")
+    with pytest.raises(pyalloc.InvalidArgument):
+        s.touch(k, 1)                    # a kmalloc handle is not a process
+    with pytest.raises(TypeError):
+        s.spawn(3)
+    with pytest.raises(TypeError):
+        s.read_file(b"/x", 1)
+    with pytest.raises(pyalloc.InvalidArgument):
+        s.write_file("/x", -1)
+    with pytest.raises(pyalloc.InvalidArgument):
+        s.exit(None)
