@@ -63,7 +63,7 @@ def build_stream(steps):
                 s.free_pages(h, order if b != 1 else order + 1)
                 if b > 2:
                     live.remove((kind, h, order))
-            else:
+            elif kind == "v":
                 s.vfree(h)
         elif op == 4 and live and live[a % len(live)][0] == "k":
             kind, h, order = live.pop(a % len(live))
@@ -78,6 +78,18 @@ def build_stream(steps):
             s.kmem_cache_free("streamcache", h)
         elif op == 9:
             live.append(("v", s.vmalloc(VSIZES[a % 7], "GFP_KERNEL"), 0))
+        elif op == 10:
+            procs = [h for kind, h, _ in live if kind == "s"]
+            if procs and b % 3:
+                h = procs[a % len(procs)]
+                if b % 3 == 1:
+                    s.touch(h, [1, 300, 3000, 7000][a % 4])
+                else:
+                    s.exit(h)
+            else:
+                live.append(("s", s.spawn(f"proc{a}"), 0))
+        elif op == 11:
+            [s.read_file, s.write_file][b % 2](PATHS[a % 3], [10, 500, 4000][b % 3])
     return s, live
 
 
@@ -261,7 +273,7 @@ class TwoBackends(RuleBasedStateMachine):
 
     # -- streams ---------------------------------------------------------------------
 
-    @rule(steps=st.lists(st.tuples(st.integers(0, 9), st.integers(0, 15), st.integers(0, 9)), max_size=30),
+    @rule(steps=st.lists(st.tuples(st.integers(0, 11), st.integers(0, 15), st.integers(0, 9)), max_size=30),
           mode=st.sampled_from(["record", "raise"]))
     def run_stream(self, steps, mode):
         s, live = build_stream(steps)
