@@ -179,7 +179,7 @@ static inline unsigned get_pageblock_mt(const pa_machine *m, uint64_t pfn)
  * one Machine run the core concurrently.  Every public entry point therefore
  * takes its machine's lock for the whole call; two machines never share one, so
  * they run in parallel.  Uncontended, the lock is one atomic exchange, one
- * pthread_self() and two plain stores (tens of cycles, see bench/bench_lock.py);
+ * pthread_self() and two plain stores (a few ns; see bench/bench_threads.py);
  * a waiter spins briefly, then yields the CPU (a holder may be descheduled).
  *
  * How to write an entry point: define it with PA_ENTRY instead of a plain

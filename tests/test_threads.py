@@ -215,3 +215,15 @@ def test_close_while_another_thread_allocates(backend):
     t.join(timeout=120)
     assert not t.is_alive()
     assert len(seen) == 1 and isinstance(seen[0], pyalloc.MachineClosed)
+
+
+def test_readme_threads_example_runs(backend, monkeypatch):
+    import re
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = re.search(r"## Threads\n.*?```python\n(.*?)```", text, re.S).group(1)
+    monkeypatch.setenv("PYALLOC_BACKEND", backend)
+    ns: dict = {}
+    exec(compile(block, "README.md", "exec"), ns)
+    assert ns["m"].backend == backend
+    ns["m"].close()
