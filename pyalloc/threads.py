@@ -93,6 +93,11 @@ def _serialized(fn):
     return method
 
 
+# the wrapper's code: frames running it are skipped when pyalloc names the caller of an
+# allocation (slab.frame_caller), so vmallocinfo and slub_debug tracks name the user's line
+WRAPPER_CODE = _serialized(lambda self: None).__code__
+
+
 def serialize(cls, exclude=(), also=()):
     """Wrap every public method of cls (and of its bases) so it runs under ``self._lock``.
 

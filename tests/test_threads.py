@@ -227,3 +227,17 @@ def test_readme_threads_example_runs(backend, monkeypatch):
     exec(compile(block, "README.md", "exec"), ns)
     assert ns["m"].backend == backend
     ns["m"].close()
+
+
+def test_the_lock_wrapper_is_not_named_as_the_caller(backend):
+    """vmallocinfo and slub_debug's tracks name the user's line, not the serializing wrapper."""
+    with pyalloc.Machine(mem="16M", backend=backend, slub_debug="U") as m:
+        addr = m.vmalloc(4096)
+        m.kvfree(m.kvmalloc(8 * 4096))
+        obj = m.kzalloc(64, "GFP_KERNEL")
+        assert "test_threads.py:" in m.proc("vmallocinfo")
+        assert "threads.py:" not in m.proc("vmallocinfo").replace("test_threads.py:", "")
+        assert "test_threads.py:" in m._caller_names[0]           # kzalloc's caller
+        assert not any(name.startswith("threads.py:") for name in m._caller_names)
+        m.vfree(addr)
+        m.kfree(obj)
