@@ -221,7 +221,8 @@ static inline unsigned get_pageblock_mt(const pa_machine *m, uint64_t pfn)
  * one Machine run the core concurrently.  Every public entry point therefore
  * takes its machine's lock for the whole call; two machines never share one, so
  * they run in parallel.  Uncontended, the lock is one atomic exchange, one
- * pthread_self() and two plain stores (tens of cycles, see bench/bench_lock.py);
+ * pthread_self() and two plain stores: a few ns, below the noise of the per-call
+ * benchmarks (bench_buddy.py, bench_slab.py; issue 8 has the numbers);
  * a waiter spins briefly, then yields the CPU (a holder may be descheduled).
  *
  * How to write an entry point: define it with PA_ENTRY instead of a plain
@@ -235,7 +236,8 @@ static inline unsigned get_pageblock_mt(const pa_machine *m, uint64_t pfn)
  *         ... body, as before; every return path is covered ...
  *     }
  *
- * Declare `int pa_spawn(pa_machine *m, int64_t pid);` in pyalloc.h as usual.
+ * Declare `int pa_spawn(pa_machine *m, int64_t pid);` in pyalloc.h as usual, and
+ * its twin `int pa_spawn_locked(...)` below if other core files call it.
  * Inside the core (another entry's body, a C loop over a whole stream) call the
  * _locked functions: a stream takes the lock once, with pa_lock()/pa_unlock(),
  * and runs every operation under it.  Calling a public entry with the lock held

@@ -28,7 +28,8 @@ cflags = ["-std=c11", "-D_DEFAULT_SOURCE", "-Wall", "-Wextra", "-Wconversion", "
 cflags += ["-O0", "-g", "-DPA_DEBUG=1"] if debug else ["-O2"]
 ldflags = []
 if sanitize:
-    cflags += [f"-fsanitize={sanitize}", "-fno-omit-frame-pointer"]
+    # -fno-sanitize-recover: a UBSan report aborts the process, so no test run can pass over one
+    cflags += [f"-fsanitize={sanitize}", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
     ldflags += [f"-fsanitize={sanitize}"]
 
 ffibuilder = FFI()

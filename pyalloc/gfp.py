@@ -377,9 +377,12 @@ def _parse_text(text: str, shown) -> int:
             if part == "none":
                 value = 0
             elif _NUMBER.match(part):
-                # int() of thousands of digits raises ValueError: no gfp_t has more than 12
-                value = GFP_T_MAX + 1 if len(part) > 16 else int(part, 16) if part[:2] in ("0x", "0X") \
-                    else int(part, 10)
+                # int() of thousands of digits raises ValueError; no gfp_t has more than 10
+                hexa = part[:2] in ("0x", "0X")
+                if len((part[2:] if hexa else part).lstrip("0")) > 12:
+                    value = GFP_T_MAX + 1
+                else:
+                    value = int(part, 16) if hexa else int(part, 10)
                 if value > GFP_T_MAX:
                     raise GFPError(f"number {show(part)} does not fit in 32-bit gfp_t, "
                                    f"in GFP mask {show(shown)}")

@@ -17,6 +17,7 @@ from . import errors, gfp as gfpmod, reports, slub_report
 from .errors import InvalidArgument
 from .model import status as st
 from .safe import show, show_hex
+from .threads import WRAPPER_CODE
 from .vmalloc_owner import pinned_free_report
 
 PAGE_OFFSET = 0xffff888000000000
@@ -66,6 +67,8 @@ def check_size(value, fn: str, what: str = "size") -> int:
 
 def frame_caller(frame) -> str:
     """The caller pyalloc records for an allocation: the Python file:line it came from."""
+    while frame.f_code is WRAPPER_CODE and frame.f_back is not None:
+        frame = frame.f_back        # the thread-safety wrapper (threads.py) is not the caller
     return f"{frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno}"
 
 

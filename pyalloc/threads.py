@@ -29,52 +29,59 @@ import functools
 import inspect
 import threading
 
-__all__ = ["serialize", "locked_entry", "new_lock"]
+__all__ = ["serialize", "locked_entry", "retarget", "new_lock"]
 
 new_lock = threading.RLock
 
 
-def locked_entry(fn, lock, box: list):
+def locked_entry(fn, lock):
     """fn with `lock` held: the model core's hot entry points.
 
-    `box` holds the function really called, so that closing the core can
-    swap in one that answers ECLOSED, as the C core's entries do after
-    pa_machine_close(): a thread that fetched the entry earlier gets
-    MachineClosed, not a dead arena.  The wrapper has a fixed arity for the
-    common shapes: Python 3.11 specializes a plain call but not
-    ``fn(*args)``.  The arity is fn's required parameters, the shape the
-    shared layer calls it with.
+    The wrapper has a fixed arity for the common shapes (Python 3.11
+    specializes a plain call but not ``fn(*args)``); the arity is fn's required
+    parameters, the shape the shared layer calls it with.  :func:`retarget`
+    swaps fn for another function later (closing the core).
     """
     acquire, release = lock.acquire, lock.release
     arity = sum(p.default is p.empty for p in inspect.signature(fn).parameters.values())
-    box.append(fn)
-    slot = len(box) - 1
 
     if arity == 3:
         def call(a, b, c):
             acquire()
             try:
-                return box[slot](a, b, c)
+                return fn(a, b, c)
             finally:
                 release()
     elif arity == 4:
         def call(a, b, c, d):
             acquire()
             try:
-                return box[slot](a, b, c, d)
+                return fn(a, b, c, d)
             finally:
                 release()
     else:
         def call(*args):
             acquire()
             try:
-                return box[slot](*args)
+                return fn(*args)
             finally:
                 release()
 
     call.__name__ = fn.__name__
     call.__doc__ = fn.__doc__
     return call
+
+
+def retarget(call, fn) -> None:
+    """Make a locked_entry() wrapper call fn from now on.
+
+    Closing the model core swaps in a function answering ECLOSED, as the C
+    core's entries do after pa_machine_close(): a thread that fetched the entry
+    before close() gets MachineClosed, not a dead arena.  Rebinding the
+    closure cell costs the hot path nothing, where an indirection would.
+    """
+    names = call.__code__.co_freevars
+    call.__closure__[names.index("fn")].cell_contents = fn
 
 
 def _serialized(fn):
@@ -84,6 +91,11 @@ def _serialized(fn):
             return fn(self, *args, **kwargs)
     method.__serialized__ = True
     return method
+
+
+# the wrapper's code: frames running it are skipped when pyalloc names the caller of an
+# allocation (slab.frame_caller), so vmallocinfo and slub_debug tracks name the user's line
+WRAPPER_CODE = _serialized(lambda self: None).__code__
 
 
 def serialize(cls, exclude=(), also=()):

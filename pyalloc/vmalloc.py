@@ -196,13 +196,19 @@ class VmallocAPI:
         self._vfree_area(area, "vfree")
 
     def _vfree_area(self, area: VmArea, how: str) -> None:
+        # every step that can fail comes before the first change: the page array must
+        # still be the area's, and the page list is freed all or nothing
+        array = area.pages_array
+        if array is not None and not area.nested and self._core.slab_pin(array - PAGE_OFFSET, -1) != 1:
+            raise errors.InvariantBroken(f"{how}({area.start:#x}): the area's page array {array:#x} "
+                                         "was freed behind its back")
         if area.mapped:
-            # clear the PTEs, then free the area's own page list (area->pages), never
-            # whatever the PTEs may say now: page tables live in writable memory
-            self._core.vunmap_pages(area.start, area.mapped)
+            # free the area's own page list (area->pages), never whatever the PTEs may
+            # say now (page tables live in writable memory), then clear the PTEs
             rc = self._core.free_vmalloc_pages(area.pfns)
             if rc:
                 errors.raise_for(rc, f"vfree({area.start:#x}): the area's pages were freed behind its back")
+            self._core.vunmap_pages(area.start, area.mapped)
         self._free_pages_array(area)
         self._release_range(area)
         self._remember_freed(area.start, how)

@@ -242,3 +242,29 @@ def test_threads_share_a_machine_under_pressure(backend, busy_switching):
         assert m.reclaim_counters()["pswpout"] > 0
         for i in range(THREADS):
             assert m.file_read(f"/f{i}", (steps - 1) * 10, 2) == bytes([i, steps - 1])
+
+
+def test_readme_threads_example_runs(backend, monkeypatch):
+    import re
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = re.search(r"## Threads\n.*?```python\n(.*?)```", text, re.S).group(1)
+    monkeypatch.setenv("PYALLOC_BACKEND", backend)
+    ns: dict = {}
+    exec(compile(block, "README.md", "exec"), ns)
+    assert ns["m"].backend == backend
+    ns["m"].close()
+
+
+def test_the_lock_wrapper_is_not_named_as_the_caller(backend):
+    """vmallocinfo and slub_debug's tracks name the user's line, not the serializing wrapper."""
+    with pyalloc.Machine(mem="16M", backend=backend, slub_debug="U") as m:
+        addr = m.vmalloc(4096)
+        m.kvfree(m.kvmalloc(8 * 4096))
+        obj = m.kzalloc(64, "GFP_KERNEL")
+        assert "test_threads.py:" in m.proc("vmallocinfo")
+        assert "threads.py:" not in m.proc("vmallocinfo").replace("test_threads.py:", "")
+        assert "test_threads.py:" in m._caller_names[0]           # kzalloc's caller
+        assert not any(name.startswith("threads.py:") for name in m._caller_names)
+        m.vfree(addr)
+        m.kfree(obj)

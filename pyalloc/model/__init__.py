@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 
 from . import buddy, introspect, pgtable, reclaim, slab, stream, trace
-from ..threads import locked_entry, serialize
+from ..threads import locked_entry, retarget, serialize
 from .arena import Arena, clamp64
 from ..errors import ECLOSED
 from .status import CACHE_INFO_FIELDS, EBUSY, EINVAL, MAX_PAGES, MIN_PAGES
@@ -39,14 +39,12 @@ class ModelCore:
         # the C core locks inside each entry; the model locks around each (threads.py),
         # with a plain lock: no model entry calls another
         self._lock = lock = threading.Lock()
-        self._entries: list = []
-        box = self._entries
-        self.hot_alloc_pages = locked_entry(buddy.alloc_pages, lock, box)
-        self.hot_free_pages = locked_entry(buddy.free_pages, lock, box)
-        self.hot_kmalloc = locked_entry(slab.kmalloc, lock, box)
-        self.hot_kfree = locked_entry(slab.kfree, lock, box)
-        self.hot_kmem_cache_alloc = locked_entry(slab.kmem_cache_alloc, lock, box)
-        self.hot_kmem_cache_free = locked_entry(slab.kmem_cache_free, lock, box)
+        self.hot_alloc_pages = locked_entry(buddy.alloc_pages, lock)
+        self.hot_free_pages = locked_entry(buddy.free_pages, lock)
+        self.hot_kmalloc = locked_entry(slab.kmalloc, lock)
+        self.hot_kfree = locked_entry(slab.kfree, lock)
+        self.hot_kmem_cache_alloc = locked_entry(slab.kmem_cache_alloc, lock)
+        self.hot_kmem_cache_free = locked_entry(slab.kmem_cache_free, lock)
 
     def alloc_pages_wide(self, gfp: int, order: int) -> int:
         return buddy.alloc_pages(self._a, clamp64(gfp), clamp64(order))
@@ -246,7 +244,9 @@ class ModelCore:
 
     def close(self) -> None:
         self._a = self.handle = None
-        self._entries[:] = [_closed_entry] * len(self._entries)
+        for entry in (self.hot_alloc_pages, self.hot_free_pages, self.hot_kmalloc, self.hot_kfree,
+                      self.hot_kmem_cache_alloc, self.hot_kmem_cache_free):
+            retarget(entry, _closed_entry)
 
 
 serialize(ModelCore)    # every entry under the machine's model lock, as every pa_* entry in C

@@ -550,6 +550,8 @@ def alloc(a: Arena, gfp: int, order: int) -> int:
     if highest < 0:
         return EINVAL
     mt = (gfp >> 3) & 3
+    if mt >= MIGRATE_PCPTYPES:
+        return EINVAL           # both mobility bits: no FALLBACKS row (gfp.py refuses it)
     pfn = get_page_from_freelist(a, order, ALLOC_WMARK_LOW, highest, mt)
     if pfn == NIL:
         pfn = alloc_pages_slowpath(a, gfp, order, highest, mt)
