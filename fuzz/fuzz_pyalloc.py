@@ -98,7 +98,7 @@ class Side:
     """One backend's machine and the handles it has handed out."""
 
     def __init__(self, backend: str) -> None:
-        self.m = pyalloc.Machine(mem="16M", cpus=2, backend=backend)
+        self.m = pyalloc.Machine(mem="16M", cpus=2, backend=backend, swap="4M")
         self.other = pyalloc.Machine(mem="16M", cpus=1, backend=backend)
         self.foreign = self.other.kmem_cache_create("foreign", 32)
         self.pages: list = []       # (pfn, order)
@@ -107,6 +107,7 @@ class Side:
         self.caches: list = []
         self.areas: list = []       # vmalloc / vmap addresses
         self.freed: list = []       # addresses and pfns freed (for double frees)
+        self.pids: list = []        # processes spawned (some exited or killed since)
 
     def close(self) -> None:
         self.m.close()
@@ -133,7 +134,7 @@ def _live(seq, r: Reader, default):
 def plan(r: Reader, s: Side):
     """Decode one call: (name, function of the Side, bookkeeping of its result)."""
     m = s.m
-    op = r.below(24)
+    op = r.below(28)
     gfp = r.pick(GFPS) if r.below(8) else _arg(r, s, lambda: "GFP_KERNEL")
     if op == 0:
         order = _arg(r, s, lambda: r.below(4))
@@ -252,6 +253,39 @@ def plan(r: Reader, s: Side):
         cpu = r.pick((None, 0, 1))
         return (f"kmalloc({show(size)}, cpu={show(cpu)}, caller={show(caller)})",
                 lambda: m.kmalloc(size, gfp, cpu=cpu, caller=caller), ("obj", None))
+    if op == 24:
+        name = r.pick(("db", "web", "x" * 40)) if r.below(8) else _arg(r, s, lambda: "p")
+        adj = r.pick((0, 500, -1000)) if r.below(8) else _arg(r, s, lambda: 0)
+        return f"spawn({show(name)}, {show(adj)})", lambda: m.spawn(name, adj), ("pid", None)
+    if op == 25:
+        pid = _arg(r, s, _live(s.pids, r, 100))
+        which = r.below(3)
+        if which == 0:
+            n = _arg(r, s, lambda: r.pick((1, 100, 2000, 5000)))
+            return f"touch({show(pid)}, {show(n)})", lambda: m.touch(pid, n), None
+        if which == 1:
+            return f"exit({show(pid)})", lambda: m.exit(pid), None
+        off = _arg(r, s, lambda: r.below(8 * 4096))
+        data = bytes(r.below(256) for _ in range(r.below(16)))
+        return (f"user_write({show(pid)}, {show(off)}, {len(data)} bytes)",
+                lambda: (m.user_write(pid, off, data), m.user_read(pid, off, len(data))), None)
+    if op == 26:
+        path = r.pick(("/a", "/b")) if r.below(8) else _arg(r, s, lambda: "/c")
+        n = _arg(r, s, lambda: r.pick((1, 50, 3000)))
+        fn = r.pick(("read_file", "write_file"))
+        return f"{fn}({show(path)}, {show(n)})", lambda: getattr(m, fn)(path, n), None
+    if op == 27:
+        path = r.pick(("/a", "/b")) if r.below(8) else _arg(r, s, lambda: "/c")
+        off = _arg(r, s, lambda: r.below(40000))
+        data = bytes(r.below(256) for _ in range(r.below(16)))
+        which = r.below(4)
+        if which == 0:
+            return f"file_write({show(path)}, {show(off)})", lambda: m.file_write(path, off, data), None
+        if which == 1:
+            n = _arg(r, s, lambda: r.below(64))
+            return f"file_read({show(path)}, {show(off)}, {show(n)})", lambda: m.file_read(path, off, n), None
+        fn = r.pick(("sync", "drop_caches"))
+        return f"{fn}()", lambda: getattr(m, fn)(), None
     a = _arg(r, s, lambda: PAGE_OFFSET)
     return f"virt_to_page({show(a)})", lambda: m.virt_to_page(a), None
 
@@ -295,6 +329,8 @@ def account(s: Side, book, result) -> None:
         s.freed.append(arg[1])
     elif kind == "uncache" and arg in s.caches:
         s.caches.remove(arg)
+    elif kind == "pid" and isinstance(result, int):
+        s.pids.append(result)
 
 
 def _outcome(call):

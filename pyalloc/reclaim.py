@@ -24,6 +24,7 @@ import dataclasses
 
 from . import errors, gfp as gfpmod, oom, psi
 from .errors import InvalidArgument, OutOfMemory
+from .safe import show
 from .vmevents import COST, COUNTERS, CTR
 
 PAGE_SHIFT = 12
@@ -92,7 +93,7 @@ class ReclaimAPI:
             raise InvalidArgument(f"spawn: bad process name {name[:40]!r}")
         _check_int(oom_score_adj, "oom_score_adj")
         if not -1000 <= oom_score_adj <= 1000:
-            raise InvalidArgument(f"spawn: oom_score_adj must be in -1000..1000, not {oom_score_adj}")
+            raise InvalidArgument(f"spawn: oom_score_adj must be in -1000..1000, not {show(oom_score_adj)}")
         mid = self._core.mm_new(0)
         if mid < 0:
             errors.raise_for(mid, "spawn")
@@ -107,8 +108,7 @@ class ReclaimAPI:
             raise TypeError(f"{what}: pid must be an int, not {type(pid).__name__}")
         proc = self._procs.get(pid)
         if proc is None:
-            raise InvalidArgument(f"{what}: no process with pid {pid}" if -(1 << 63) <= pid < 1 << 63
-                                  else f"{what}: no such pid")
+            raise InvalidArgument(f"{what}: no process with pid {show(pid)}")
         return proc
 
     def touch(self, pid: int, pages: int) -> int:
@@ -119,7 +119,7 @@ class ReclaimAPI:
         proc = self._proc(pid, "touch")
         _check_int(pages, "pages")
         if not 0 <= pages <= MAX_PAGES:
-            raise InvalidArgument(f"touch: pages must be in 0..{MAX_PAGES}, not {pages}")
+            raise InvalidArgument(f"touch: pages must be in 0..{MAX_PAGES}, not {show(pages)}")
         return self._fault_range(proc.mm, 0, pages, GFP_ANON_FAULT, 0, proc.name, pid, True)
 
     def exit(self, pid: int) -> None:
@@ -182,7 +182,7 @@ class ReclaimAPI:
         pages it got into the cache."""
         _check_int(pages, "pages")
         if not 0 <= pages <= MAX_PAGES:
-            raise InvalidArgument(f"read_file: pages must be in 0..{MAX_PAGES}, not {pages}")
+            raise InvalidArgument(f"read_file: pages must be in 0..{MAX_PAGES}, not {show(pages)}")
         mid = self._file(path, "read_file", True)
         return self._fault_range(mid, 0, pages, GFP_PAGECACHE, 0, self._comm, self._pid, False)
 
@@ -190,7 +190,7 @@ class ReclaimAPI:
         """Write pages [0, pages) of a file: dirty page cache until writeback."""
         _check_int(pages, "pages")
         if not 0 <= pages <= MAX_PAGES:
-            raise InvalidArgument(f"write_file: pages must be in 0..{MAX_PAGES}, not {pages}")
+            raise InvalidArgument(f"write_file: pages must be in 0..{MAX_PAGES}, not {show(pages)}")
         mid = self._file(path, "write_file", True)
         return self._fault_range(mid, 0, pages, GFP_PAGECACHE, FAULT_WRITE, self._comm, self._pid, False)
 
@@ -340,7 +340,7 @@ class ReclaimAPI:
             raise OutOfMemory(f"{what}: process {pid} was killed by the OOM killer")
         if isinstance(r, int):
             if r == errors.EFAULT:
-                raise InvalidArgument(f"{what}: [{offset}, {offset + (len(data) if data is not None else n)}) "
+                raise InvalidArgument(f"{what}: [{show(offset)}, {show(offset + (len(data) if data is not None else n))}) "
                                       "runs past the end")
             if r == errors.ENOMEM:
                 raise OutOfMemory(f"{what}: no memory for the pages")
@@ -363,4 +363,4 @@ class ReclaimAPI:
         if offset < 0 or n < 0:
             raise InvalidArgument(f"{what}: offset and size must not be negative")
         if offset + n > MAX_PAGES << PAGE_SHIFT:
-            raise InvalidArgument(f"{what}: [{offset}, {offset + n}) runs past the end")
+            raise InvalidArgument(f"{what}: [{show(offset)}, {show(offset + n)}) runs past the end")

@@ -323,6 +323,10 @@ def test_bad_input_changes_nothing(machine):
         (InvalidArgument, m.read_file, "/f", -2), (InvalidArgument, m.file_read, "/nope", 0, 1),
         (InvalidArgument, m.file_read, "/f", 3 * 4096, 1), (InvalidArgument, m.file_write, "/f", 1 << 60, b"x"),
         (TypeError, m.file_write, "/f", 0, 12), (TypeError, m.write_file, 3, 3),
+        # found by the fuzzer: building the message must not choke on a 5000-digit int
+        (InvalidArgument, m.read_file, "/f", 10 ** 5000), (InvalidArgument, m.file_write, "/f", -10 ** 5000, b"x"),
+        (InvalidArgument, m.touch, 10 ** 5000, 1), (InvalidArgument, m.spawn, "x", 10 ** 5000),
+        (InvalidArgument, m.user_read, pid, 10 ** 5000, 1),
     ]
     for exc, fn, *args in bad:
         with pytest.raises(exc):
