@@ -43,7 +43,8 @@ PA_ENTRY(int64_t, pa_slab_pfns, (pa_machine *m, int64_t cache, int64_t *out, int
         if (slab->used && (cache < 0 || slab->cache == (uint32_t)cache))
             out[i++] = slab->pfn;
     }
-    qsort(out, (size_t)n, sizeof(*out), cmp_i64);
+    if (n)      /* out may be NULL when there is nothing to sort, and qsort's array never is */
+        qsort(out, (size_t)n, sizeof(*out), cmp_i64);
     return n;
 }
 

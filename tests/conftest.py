@@ -14,6 +14,20 @@ import pyalloc
 
 BACKENDS = ["c", "model"]
 
+# Under .ci/run's sanitizer build the C core needs libasan loaded first.  The test
+# process had it preloaded; a child `python -m pyalloc ...` a test starts gets it
+# through this wrapper (sys.executable is what those tests start).
+_CHILD_PRELOAD = os.environ.get("PYALLOC_CHILD_PRELOAD")
+if _CHILD_PRELOAD:
+    import sys
+    import tempfile
+
+    _wrapper = os.path.join(tempfile.mkdtemp(prefix="pyalloc-sanitized-"), "python")
+    with open(_wrapper, "w") as f:
+        f.write(f'#!/bin/sh\nLD_PRELOAD="{_CHILD_PRELOAD}" exec "{sys.executable}" "$@"\n')
+    os.chmod(_wrapper, 0o755)
+    sys.executable = _wrapper
+
 
 @pytest.fixture(params=BACKENDS)
 def backend(request):
