@@ -15,6 +15,7 @@ from .errors import (
 )
 from .gfp import GFP
 from .slab import SLAB, Cache
+from .sweep import sweep
 from .machine import (
     Machine, PAGE_SIZE, PAGE_SHIFT, PAGE_OFFSET, VMALLOC_START, VMALLOC_END, ZERO_SIZE_PTR,
     MAX_PAGE_ORDER,
@@ -23,7 +24,7 @@ from .machine import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "Machine", "GFP", "SLAB", "Cache",
+    "Machine", "GFP", "SLAB", "Cache", "sweep",
     "PyallocError", "KernelBug", "OutOfMemory", "GFPError", "InvalidArgument", "PageFault",
     "MachineClosed", "DoubleFree", "InvalidFree", "SlabCorruption", "CacheInUse", "InvariantBroken",
     "PAGE_SIZE", "PAGE_SHIFT", "PAGE_OFFSET", "VMALLOC_START", "VMALLOC_END", "ZERO_SIZE_PTR",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import cli_views, workload
+from . import cli_sweep, cli_views, workload
 from .errors import PyallocError
 from .machine import Machine
 
@@ -98,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     machine_args(pr)
     pr.set_defaults(func=cmd_proc)
     cli_views.add_commands(sub, machine_args, _machine)
+    cli_sweep.add_command(sub)
     cli_views.finish(p, sub)
     return p
 
