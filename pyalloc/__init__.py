@@ -11,7 +11,7 @@ default for a whole run.
 
 from .errors import (
     PyallocError, KernelBug, OutOfMemory, GFPError, InvalidArgument, PageFault,
-    MachineClosed, DoubleFree, InvalidFree, SlabCorruption, CacheInUse, InvariantBroken,
+    MachineClosed, DoubleFree, InvalidFree, SlabCorruption, CacheInUse, InvariantBroken, SnapshotError,
 )
 from .gfp import GFP
 from .slab import SLAB, Cache
@@ -27,6 +27,7 @@ __all__ = [
     "Machine", "GFP", "SLAB", "Cache", "sweep",
     "PyallocError", "KernelBug", "OutOfMemory", "GFPError", "InvalidArgument", "PageFault",
     "MachineClosed", "DoubleFree", "InvalidFree", "SlabCorruption", "CacheInUse", "InvariantBroken",
+    "SnapshotError",
     "PAGE_SIZE", "PAGE_SHIFT", "PAGE_OFFSET", "VMALLOC_START", "VMALLOC_END", "ZERO_SIZE_PTR",
     "MAX_PAGE_ORDER",
 ]

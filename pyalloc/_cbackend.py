@@ -262,6 +262,40 @@ class CCore:
     def set_oom_mode(self, mode: int) -> int:
         return lib.pa_set_oom_mode(self._m, mode)
 
+    # -- snapshots (csrc/snapshot.c) ----------------------------------------------------
+
+    def snapshot_save(self):
+        """The canonical core section (bytes), or a negative status."""
+        need = lib.pa_snapshot_save(self._m, ffi.NULL, 0)
+        if need < 0:
+            return need
+        buf = bytearray(need)
+        got = lib.pa_snapshot_save(self._m, ffi.from_buffer(buf), need)
+        return got if got < 0 else bytes(buf)
+
+    def snapshot_load(self, data: bytes) -> int:
+        return lib.pa_snapshot_load(self._m, ffi.from_buffer(data), len(data))
+
+    def snapshot_pages(self, batch: int = 4096):
+        """Chunks (pfns, bytes) of the pages that hold a non-zero byte, ascending pfn."""
+        pfns = ffi.new("int64_t[]", batch)
+        buf = bytearray(batch << 12)
+        nxt = ffi.new("int64_t *")
+        start = 0
+        while True:
+            n = lib.pa_snapshot_pages(self._m, start, pfns, ffi.from_buffer(buf), batch, nxt)
+            if n < 0:
+                errors.raise_for(n, "snapshot of memory")
+            if n:
+                yield list(pfns[0:n]), bytes(memoryview(buf)[:n << 12])
+            if n < batch:
+                return
+            start = nxt[0]
+
+    def snapshot_put_pages(self, pfns, data: bytes) -> int:
+        return lib.pa_snapshot_put_pages(self._m, ffi.new("int64_t[]", list(pfns)), ffi.from_buffer(data),
+                                         len(pfns))
+
     def close(self) -> None:
         m, self._m = self._m, None
         self.handle = None
