@@ -277,7 +277,8 @@ class CCore:
         return lib.pa_snapshot_load(self._m, ffi.from_buffer(data), len(data))
 
     def snapshot_pages(self, batch: int = 4096):
-        """Chunks (pfns, bytes) of the pages that hold a non-zero byte, ascending pfn."""
+        """Chunks (pfns, bytes) of the pages that hold a non-zero byte, ascending pfn.  The bytes
+        are a view of one reused buffer: use each chunk before asking for the next."""
         pfns = ffi.new("int64_t[]", batch)
         buf = bytearray(batch << 12)
         nxt = ffi.new("int64_t *")
@@ -287,12 +288,14 @@ class CCore:
             if n < 0:
                 errors.raise_for(n, "snapshot of memory")
             if n:
-                yield list(pfns[0:n]), bytes(memoryview(buf)[:n << 12])
+                yield ffi.unpack(pfns, n), memoryview(buf)[:n << 12]
             if n < batch:
                 return
             start = nxt[0]
 
     def snapshot_put_pages(self, pfns, data: bytes) -> int:
+        if len(data) != len(pfns) << 12:
+            return errors.EINVAL
         return lib.pa_snapshot_put_pages(self._m, ffi.new("int64_t[]", list(pfns)), ffi.from_buffer(data),
                                          len(pfns))
 

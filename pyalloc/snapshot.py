@@ -94,27 +94,29 @@ def _core_check(core):
 
 
 def write(m, f) -> dict:
-    """Write machine *m* to the binary file *f*; returns the counts INFO records."""
+    """Write machine *m* to the binary file *f*, memory chunk by chunk; returns what was written."""
     m._live()
     core = m._core.snapshot_save()
     if isinstance(core, int):
         errors.raise_for(core, "save: the core refused to describe itself")
-    chunks = list(m._core.snapshot_pages(MEM_BATCH))
-    pages = sum(len(p) for p, _ in chunks)
+    pyst = _python_state(m)
     vm = m._core.vm_info()
     info = {"mem": m.mem, "cpus": m.cpus, "swap": m.swap, "slub_debug": m.slub_debug, "slab_merge": m.slab_merge,
-            "min_free_kbytes": vm["min_free_kbytes"], "saved_by": m.backend, "pages": pages,
-            "mem_sections": len(chunks), "core_bytes": len(core)}
-    pyst = _python_state(m)
-    info["core_check"] = _core_check(m._core)
+            "min_free_kbytes": vm["min_free_kbytes"], "saved_by": m.backend, "core_check": _core_check(m._core)}
     f.write(_HEADER.pack(MAGIC, VERSION, 0))
     _section(f, b"INFO", json.dumps(info, sort_keys=True).encode())
     _section(f, b"CORE", core)
-    for pfns, data in chunks:
-        _section(f, b"MEM ", struct.pack(f"<Q{len(pfns)}Q", len(pfns), *pfns) + data)
+    pages = sections = 0
+    for pfns, data in m._core.snapshot_pages(MEM_BATCH):
+        head = struct.pack(f"<Q{len(pfns)}Q", len(pfns), *pfns)
+        f.write(_SECTION.pack(b"MEM ", len(head) + len(data), zlib.crc32(data, zlib.crc32(head))))
+        f.write(head)
+        f.write(data)
+        pages += len(pfns)
+        sections += 1
     _section(f, b"PYST", pyst)
     _section(f, b"END ", b"")
-    return info
+    return dict(info, pages=pages, mem_sections=sections, core_bytes=len(core))
 
 
 def save(m, path) -> dict:
@@ -164,51 +166,69 @@ class _Restricted(pickle.Unpickler):
         raise pickle.UnpicklingError(f"a snapshot may not build {module}.{name}")
 
 
+class _Sections:
+    """The sections of a snapshot file, one at a time, each checked whole before it is handed out."""
+
+    def __init__(self, f, where: str) -> None:
+        self.f, self.where, self.pos = f, where, 0
+        head = self._read(_HEADER.size, "the header")
+        magic, version, _ = _HEADER.unpack(head)
+        if magic != MAGIC:
+            raise SnapshotError(f"{where}: not a pyalloc snapshot (bad magic {bytes(magic)!r})")
+        if version > VERSION:
+            raise SnapshotError(f"{where}: snapshot format version {version} is newer than this pyalloc reads "
+                                f"(version {VERSION}); upgrade pyalloc")
+        if version < 1:
+            raise SnapshotError(f"{where}: bad snapshot format version {version}")
+
+    def _read(self, n: int, what: str):
+        buf = bytearray(n)
+        got = self.f.readinto(buf) if n else 0
+        while got < n:
+            more = self.f.readinto(memoryview(buf)[got:])
+            if not more:
+                raise SnapshotError(f"{self.where}: cut short in {what} at byte {self.pos + got} "
+                                    f"({n - got} of {n} bytes missing)")
+            got += more
+        self.pos += n
+        return buf
+
+    def next(self, expect: tuple):
+        """(tag, payload) of the next section, which must be one of *expect*."""
+        tag, length, crc = _SECTION.unpack(self._read(_SECTION.size, "a section header"))
+        if tag not in expect:
+            raise SnapshotError(f"{self.where}: section {tag!r} at byte {self.pos - _SECTION.size} where "
+                                f"{' or '.join(t.decode().strip() for t in expect)} belongs")
+        if length > 1 << 40:
+            raise SnapshotError(f"{self.where}: section {tag!r} announces {length} bytes")
+        payload = self._read(length, f"section {tag.decode().strip()}")
+        if zlib.crc32(payload) != crc:
+            raise SnapshotError(f"{self.where}: section {tag!r} at byte {self.pos - length} is damaged "
+                                "(checksum mismatch)")
+        return tag, payload
+
+    def end(self) -> None:
+        if self.f.read(1):
+            raise SnapshotError(f"{self.where}: bytes after the END section")
+
+
 def _read_sections(data, where: str) -> dict:
-    """{tag: [payloads]} of a whole, undamaged snapshot; SnapshotError otherwise."""
-    mv = memoryview(data)
-    if len(mv) < _HEADER.size:
-        raise SnapshotError(f"{where}: too short to be a pyalloc snapshot ({len(mv)} bytes)")
-    magic, version, _ = _HEADER.unpack_from(mv, 0)
-    if magic != MAGIC:
-        raise SnapshotError(f"{where}: not a pyalloc snapshot (bad magic {bytes(magic)!r})")
-    if version > VERSION:
-        raise SnapshotError(f"{where}: snapshot format version {version} is newer than this pyalloc reads "
-                            f"(version {VERSION}); upgrade pyalloc")
-    if version < 1:
-        raise SnapshotError(f"{where}: bad snapshot format version {version}")
-    pos = _HEADER.size
+    """{tag: [payloads]} of a whole, undamaged snapshot held in memory (tests compare them)."""
+    r = _Sections(io.BytesIO(data), where)
     out: dict = {}
     while True:
-        if len(mv) - pos < _SECTION.size:
-            raise SnapshotError(f"{where}: cut short at byte {pos} (no END section)")
-        tag, length, crc = _SECTION.unpack_from(mv, pos)
-        pos += _SECTION.size
-        if length > len(mv) - pos:
-            raise SnapshotError(f"{where}: section {tag!r} at byte {pos} runs past the end of the file "
-                                f"({length} bytes announced, {len(mv) - pos} left): cut short")
-        payload = mv[pos:pos + length]
-        if zlib.crc32(payload) != crc:
-            raise SnapshotError(f"{where}: section {tag!r} at byte {pos} is damaged (checksum mismatch)")
-        pos += length
+        tag, payload = r.next((b"INFO", b"CORE", b"MEM ", b"PYST", b"END "))
         if tag == b"END ":
-            if pos != len(mv):
-                raise SnapshotError(f"{where}: {len(mv) - pos} bytes after the END section")
-            break
-        if tag not in (b"INFO", b"CORE", b"MEM ", b"PYST"):
-            raise SnapshotError(f"{where}: unknown section {tag!r}")
+            r.end()
+            return out
         out.setdefault(tag, []).append(payload)
-    for tag in (b"INFO", b"CORE", b"PYST"):
-        if len(out.get(tag, ())) != 1:
-            raise SnapshotError(f"{where}: needs exactly one {tag.decode().strip()} section")
-    return out
 
 
-def _info(sections, where: str) -> dict:
+def _info(payload, where: str) -> dict:
     try:
-        info = json.loads(bytes(sections[b"INFO"][0]))
+        info = json.loads(bytes(payload))
         for key, kind in (("mem", int), ("cpus", int), ("swap", int), ("slub_debug", str), ("slab_merge", bool),
-                          ("min_free_kbytes", int), ("saved_by", str), ("pages", int)):
+                          ("min_free_kbytes", int), ("saved_by", str)):
             if not isinstance(info[key], kind):
                 raise TypeError(key)
     except (ValueError, KeyError, TypeError) as exc:
@@ -217,26 +237,24 @@ def _info(sections, where: str) -> dict:
 
 
 def read(data, backend=None, where: str = "snapshot"):
-    """A new Machine from snapshot bytes (or any buffer)."""
+    """A new Machine from snapshot bytes."""
+    return read_file(io.BytesIO(data), backend, where)
+
+
+def read_file(f, backend=None, where: str = "snapshot"):
+    """A new Machine from a binary file positioned at a snapshot's first byte."""
     from .machine import Machine, PAGE_SHIFT, PAGE_SIZE, _hot_paths, _load_core
     from .slab import _slab_hot_paths
     from .threads import new_lock
-    sections = _read_sections(data, where)
-    info = _info(sections, where)
+    sections = _Sections(f, where)
+    info = _info(sections.next((b"INFO",))[1], where)
     if backend is None:
         backend = info["saved_by"]
     core_cls = _load_core(backend)              # InvalidArgument for a bad name, before any work
     mem = info["mem"]
     if mem <= 0 or mem % PAGE_SIZE or info["cpus"] < 1 or info["swap"] < 0 or info["swap"] % PAGE_SIZE:
         raise SnapshotError(f"{where}: bad machine parameters in INFO")
-    chunks = []
-    for payload in sections.get(b"MEM ", ()):
-        if len(payload) < 8:
-            raise SnapshotError(f"{where}: a MEM section is too short")
-        (n,) = struct.unpack_from("<Q", payload, 0)
-        if len(payload) != 8 + 8 * n + (n << 12):
-            raise SnapshotError(f"{where}: a MEM section's length does not match its {n} pages")
-        chunks.append((list(struct.unpack_from(f"<{n}Q", payload, 8)), payload[8 + 8 * n:]))
+    core_words = sections.next((b"CORE",))[1]
     m = Machine.__new__(Machine)
     m._closed = True
     m._lock = new_lock()
@@ -250,19 +268,31 @@ def read(data, backend=None, where: str = "snapshot"):
             rc = core.set_swap(info["swap"] >> PAGE_SHIFT)
             if rc:
                 raise SnapshotError(f"{where}: cannot set up {info['swap']} bytes of swap")
-        rc = core.snapshot_load(bytes(sections[b"CORE"][0]))
+        rc = core.snapshot_load(core_words)
+        del core_words
         if rc:
             raise SnapshotError(f"{where}: the core section does not describe a valid machine "
                                 f"({errors.STATUS_NAMES.get(rc, rc)})")
-        for pfns, payload in chunks:
-            if core.snapshot_put_pages(pfns, bytes(payload)):
+        while True:
+            tag, payload = sections.next((b"MEM ", b"PYST"))
+            if tag == b"PYST":
+                break
+            if len(payload) < 8:
+                raise SnapshotError(f"{where}: a MEM section is too short")
+            (n,) = struct.unpack_from("<Q", payload, 0)
+            if len(payload) != 8 + 8 * n + (n << 12):
+                raise SnapshotError(f"{where}: a MEM section's length does not match its {n} pages")
+            pfns = struct.unpack_from(f"<{n}Q", payload, 8)
+            if core.snapshot_put_pages(pfns, memoryview(payload)[8 + 8 * n:]):
                 raise SnapshotError(f"{where}: a MEM section names a page outside memory")
         try:
-            state = _Restricted(io.BytesIO(bytes(sections[b"PYST"][0])), m).load()
+            state = _Restricted(io.BytesIO(payload), m).load()
         except Exception as exc:
             raise SnapshotError(f"{where}: bad Python-side state: {exc}") from None
         if not isinstance(state, dict):
             raise SnapshotError(f"{where}: bad Python-side state")
+        sections.next((b"END ",))
+        sections.end()
         vars(m).update(state)
         m.alloc_pages, m.free_pages = _hot_paths(m, core)
         m.kmalloc, m.kfree, m.kmem_cache_alloc, m.kmem_cache_free = _slab_hot_paths(m, core)
@@ -284,8 +314,7 @@ def load(path, backend=None):
     (default: the backend that saved it)."""
     path = os.fspath(path)
     with open(path, "rb") as f:
-        data = f.read()
-    return read(data, backend, where=path)
+        return read_file(f, backend, where=path)
 
 
 def _unpickle(data: bytes, backend: str):

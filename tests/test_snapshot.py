@@ -260,3 +260,19 @@ def test_a_machine_damaged_through_the_direct_map_loads_as_damaged(backend, tmp_
         m.save(tmp_path / "bad.snap")
         with pyalloc.Machine.load(tmp_path / "bad.snap") as m2:
             assert outcome(m2.check) == before
+
+
+def test_readme_snapshot_example_runs(tmp_path, monkeypatch, capsys):
+    if not c_core_available():
+        pytest.skip("the C core is not built")
+    import re
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "m.save(" in b)
+    monkeypatch.chdir(tmp_path)
+    ns: dict = {}
+    exec(compile(block, "README.md", "exec"), ns)
+    assert capsys.readouterr().out == "True True\nb'row 1'\n"
+    assert ns["m"].reclaim_counters()["oom_kill"] >= 1
+    ns["m"].close()
+    ns["twin"].close()

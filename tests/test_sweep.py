@@ -123,3 +123,21 @@ def test_readme_sweep_example_runs(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert out.split() == shown.split()         # the table the README shows is the one it prints
     assert len(pd.read_csv(tmp_path / "atomic.csv")) == 48
+
+
+def _rss(m, seed):
+    from pyalloc import helpers
+    return {"processes": len(m.processes()), "free_pages": helpers.nr_free_pages(m)}
+
+
+def test_runs_start_from_a_snapshot(tmp_path, backend):
+    """grid["snapshot"]: every run loads the saved machine (here on the backend of the grid)."""
+    with pyalloc.Machine(mem="16M", backend="model") as m:
+        pid = m.spawn("warm")
+        m.touch(pid, 1000)
+        m.save(tmp_path / "warm.snap")
+
+    t = sw.sweep({"snapshot": [tmp_path / "warm.snap"], "backend": [backend], "seed": [0, 1]}, _rss,
+                 engine="serial", progress=False)
+    assert (t["error"] == "").all() and list(t["processes"]) == [1, 1]
+    assert t["snapshot"][0].endswith("warm.snap") and t["free_pages"][0] == t["free_pages"][1]

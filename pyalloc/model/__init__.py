@@ -239,6 +239,7 @@ class ModelCore:
         a = self._a
         if any(not 0 <= p < a.nr_pages for p in pfns) or len(data) != len(pfns) << 12:
             return EINVAL
+        data = memoryview(data)
         snapshot.load_pages(a, ((p, data[i << 12:(i + 1) << 12]) for i, p in enumerate(pfns)))
         return 0
 
