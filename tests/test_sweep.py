@@ -123,6 +123,11 @@ def test_readme_sweep_example_runs(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert out.split() == shown.split()         # the table the README shows is the one it prints
     assert len(pd.read_csv(tmp_path / "atomic.csv")) == 48
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return
+    assert (tmp_path / "atomic.png").stat().st_size > 1000
 
 
 def _rss(m, seed):
