@@ -146,3 +146,15 @@ def test_runs_start_from_a_snapshot(tmp_path, backend):
                  engine="serial", progress=False)
     assert (t["error"] == "").all() and list(t["processes"]) == [1, 1]
     assert t["snapshot"][0].endswith("warm.snap") and t["free_pages"][0] == t["free_pages"][1]
+
+
+def test_a_scheduler_address_is_used():
+    """scheduler="tcp://...": the runs go to that cluster, which the sweep leaves running."""
+    distributed = pytest.importorskip("distributed", reason="pyalloc[sweep] (dask[distributed]) is not installed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None,
+                                  silence_logs=40) as cluster:
+        grid = {"mem": ["16M"], "backend": ["model"], "seed": [0, 1]}
+        t = sw.sweep(grid, "kmalloc-mix", scheduler=cluster.scheduler_address, progress=False)
+        assert (t["error"] == "").all() and len(t) == 2
+        with distributed.Client(cluster) as client:
+            assert len(client.scheduler_info()["workers"]) == 1
