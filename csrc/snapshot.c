@@ -13,10 +13,10 @@
  * byte.  Finding them must not cost the whole arena: mincore() on the
  * MAP_NORESERVE mappings tells which host pages were ever faulted in, so a
  * 64 GiB machine with 1 GiB touched looks at about 1 GiB (the descriptor array
- * is walked the same way).  A page the host swapped out still counts as
- * resident for mincore's purpose only if it is in the page cache, so a host
- * with swap could hide a page: mincore's "not resident" is therefore checked
- * against the page's descriptor (a page with a descriptor is always copied).
+ * is walked the same way).  mincore() also calls a page the host swapped
+ * out "not resident", so on a host with swap the caller asks for an
+ * exhaustive walk (PA_SNAP_EXHAUSTIVE): every page is looked at, slower but
+ * never blind (pyalloc/snapshot.py decides from /proc/swaps).
  *
  * Loading validates every word before it is used (pfns inside memory, slots
  * inside their slab, ids inside their tables) and refuses with PA_EINVAL; it
@@ -75,8 +75,14 @@ static void put_blob(struct snap_out *o, const void *data, uint64_t n)
  * answers nonzero.  p must be host-page aligned. */
 typedef int (*resident_fn)(void *ctx, uint64_t lo, uint64_t hi);
 
-static void for_each_resident(const void *p, uint64_t len, void *ctx, resident_fn fn)
+static void for_each_resident(const void *p, uint64_t len, bool exhaustive, void *ctx, resident_fn fn)
 {
+    if (exhaustive) {
+        for (uint64_t off = 0; off < len; off += 1ull << 24)        /* 16 MiB at a time */
+            if (fn(ctx, off, len - off < (1ull << 24) ? len : off + (1ull << 24)))
+                return;
+        return;
+    }
     long hp = sysconf(_SC_PAGESIZE);
     uint64_t host = hp > 0 ? (uint64_t)hp : 4096;
     enum { CHUNK = 1 << 16 };
@@ -166,14 +172,14 @@ static int emit_rmap(void *ctx, uint64_t lo, uint64_t hi)
 }
 
 /* the descriptors, once to count and once to write (the walk is deterministic) */
-static void walk_pages(pa_machine *m, struct snap_out *o, resident_fn fn)
+static void walk_pages(pa_machine *m, struct snap_out *o, resident_fn fn, bool exhaustive)
 {
     struct page_walk w = {m, NULL, 0};
-    for_each_resident(m->pages, m->nr_pages * sizeof(struct pa_page), &w, fn);
+    for_each_resident(m->pages, m->nr_pages * sizeof(struct pa_page), exhaustive, &w, fn);
     put(o, w.count);
     w.o = o;
     w.count = 0;
-    for_each_resident(m->pages, m->nr_pages * sizeof(struct pa_page), &w, fn);
+    for_each_resident(m->pages, m->nr_pages * sizeof(struct pa_page), exhaustive, &w, fn);
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -182,7 +188,7 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static void save_core(pa_machine *m, struct snap_out *o)
+static void save_core(pa_machine *m, struct snap_out *o, bool exhaustive)
 {
     uint64_t scalars[] = {
         m->nr_pages, m->cpus, m->min_free_kbytes, m->pgfree, m->ticks, m->slowpath_entries, m->cpu,
@@ -237,9 +243,9 @@ static void save_core(pa_machine *m, struct snap_out *o)
         put_nil32(o, m->lru[i].head);
         put_nil32(o, m->lru[i].tail);
     }
-    walk_pages(m, o, emit_pages);
+    walk_pages(m, o, emit_pages, exhaustive);
     if (m->pg_index) {
-        walk_pages(m, o, emit_rmap);
+        walk_pages(m, o, emit_rmap, exhaustive);
     } else {
         put(o, 0);
     }
@@ -379,14 +385,14 @@ static void save_core(pa_machine *m, struct snap_out *o)
 
 /* The canonical core section into buf (cap bytes); the answer is its size in
  * bytes, whether or not it fitted (call with cap 0 to size the buffer). */
-PA_ENTRY(int64_t, pa_snapshot_save, (pa_machine *m, uint8_t *buf, int64_t cap), (m, buf, cap))
+PA_ENTRY(int64_t, pa_snapshot_save, (pa_machine *m, uint8_t *buf, int64_t cap, int64_t flags), (m, buf, cap, flags))
 {
-    if (cap < 0 || (cap && !buf))
+    if (cap < 0 || (cap && !buf) || (flags & ~(int64_t)PA_SNAP_EXHAUSTIVE))
         return PA_EINVAL;
     if (m->nr_events)
         return PA_EBUSY;
     struct snap_out o = {buf, (uint64_t)cap, 0};
-    save_core(m, &o);
+    save_core(m, &o, flags & PA_SNAP_EXHAUSTIVE);
     if (cap && o.cap == 0)
         return PA_ENOMEM;
     return (int64_t)o.len;
@@ -438,9 +444,10 @@ static int collect_mem(void *ctx, uint64_t lo, uint64_t hi)
  * bytes (max * 4096 of buf).  *next is where the next call starts (nr_pages
  * once the walk is over).  The answer is how many pages were copied. */
 PA_ENTRY(int64_t, pa_snapshot_pages, (pa_machine *m, int64_t start_pfn, int64_t *pfns, uint8_t *buf,
-                                      int64_t max, int64_t *next), (m, start_pfn, pfns, buf, max, next))
+                                      int64_t max, int64_t *next, int64_t flags),
+         (m, start_pfn, pfns, buf, max, next, flags))
 {
-    if (start_pfn < 0 || max <= 0 || !pfns || !buf || !next)
+    if (start_pfn < 0 || max <= 0 || !pfns || !buf || !next || (flags & ~(int64_t)PA_SNAP_EXHAUSTIVE))
         return PA_EINVAL;
     struct mem_walk w = {m, 0, (uint64_t)start_pfn, pfns, buf, max, 0};
     if ((uint64_t)start_pfn < m->nr_pages) {
@@ -449,7 +456,8 @@ PA_ENTRY(int64_t, pa_snapshot_pages, (pa_machine *m, int64_t start_pfn, int64_t 
         uint64_t off = (uint64_t)start_pfn << PA_PAGE_SHIFT;
         off -= off % host;
         w.base = off;
-        for_each_resident(m->mem + off, (m->nr_pages << PA_PAGE_SHIFT) - off, &w, collect_mem);
+        for_each_resident(m->mem + off, (m->nr_pages << PA_PAGE_SHIFT) - off, flags & PA_SNAP_EXHAUSTIVE,
+                          &w, collect_mem);
     }
     *next = (int64_t)(w.n >= max ? w.next : m->nr_pages);
     return w.n;
@@ -550,6 +558,11 @@ static uint32_t slab_by_pfn(const pa_machine *m, uint32_t pfn)
 
 static int load_core(pa_machine *m, struct snap_in *in, uint32_t **lists)
 {
+    /* the boot touched the descriptors of the zones' unaligned tails (the rest of a fresh
+     * machine is pristine): none of them survives */
+    for (int zi = 0; zi < PA_MAX_NR_ZONES; zi++)
+        clear_pages(m, m->zones[zi].pristine_end * sizeof(struct pa_page),
+                    m->zones[zi].end_pfn * sizeof(struct pa_page));
     uint64_t v[23];
     for (int i = 0; i < 23; i++)
         v[i] = get(in);
@@ -628,8 +641,6 @@ static int load_core(pa_machine *m, struct snap_in *in, uint32_t **lists)
     }
     uint64_t npages = get_max(in, m->nr_pages);
     CHECK();
-    /* the boot touched a few descriptors (the zones' unaligned tails): none survives */
-    for_each_resident(m->pages, m->nr_pages * sizeof(struct pa_page), m, clear_pages);
     for (uint64_t i = 0; i < npages; i++) {
         uint32_t pfn = get_pfn(in, m);
         uint32_t next = get_pfn(in, m), prev = get_pfn(in, m);

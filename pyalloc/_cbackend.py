@@ -264,19 +264,20 @@ class CCore:
 
     # -- snapshots (csrc/snapshot.c) ----------------------------------------------------
 
-    def snapshot_save(self):
+    def snapshot_save(self, exhaustive: bool = False):
         """The canonical core section (bytes), or a negative status."""
-        need = lib.pa_snapshot_save(self._m, ffi.NULL, 0)
+        flags = lib.PA_SNAP_EXHAUSTIVE if exhaustive else 0
+        need = lib.pa_snapshot_save(self._m, ffi.NULL, 0, flags)
         if need < 0:
             return need
         buf = bytearray(need)
-        got = lib.pa_snapshot_save(self._m, ffi.from_buffer(buf), need)
+        got = lib.pa_snapshot_save(self._m, ffi.from_buffer(buf), need, flags)
         return got if got < 0 else bytes(buf)
 
     def snapshot_load(self, data: bytes) -> int:
         return lib.pa_snapshot_load(self._m, ffi.from_buffer(data), len(data))
 
-    def snapshot_pages(self, batch: int = 4096):
+    def snapshot_pages(self, batch: int = 4096, exhaustive: bool = False):
         """Chunks (pfns, bytes) of the pages that hold a non-zero byte, ascending pfn.  The bytes
         are a view of one reused buffer: use each chunk before asking for the next."""
         pfns = ffi.new("int64_t[]", batch)
@@ -284,7 +285,8 @@ class CCore:
         nxt = ffi.new("int64_t *")
         start = 0
         while True:
-            n = lib.pa_snapshot_pages(self._m, start, pfns, ffi.from_buffer(buf), batch, nxt)
+            n = lib.pa_snapshot_pages(self._m, start, pfns, ffi.from_buffer(buf), batch, nxt,
+                                      lib.PA_SNAP_EXHAUSTIVE if exhaustive else 0)
             if n < 0:
                 errors.raise_for(n, "snapshot of memory")
             if n:

@@ -93,10 +93,23 @@ def _core_check(core):
     return r
 
 
-def write(m, f) -> dict:
-    """Write machine *m* to the binary file *f*, memory chunk by chunk; returns what was written."""
+def host_has_swap() -> bool:
+    """Whether this host swaps: then mincore() cannot tell a swapped-out page from an untouched one,
+    and the C core is asked to look at every page (slower, never blind)."""
+    try:
+        with open("/proc/swaps") as f:
+            return len(f.read().splitlines()) > 1
+    except OSError:
+        return True             # cannot tell: be safe
+
+
+def write(m, f, exhaustive=None) -> dict:
+    """Write machine *m* to the binary file *f*, memory chunk by chunk; returns what was written.
+    exhaustive: look at every page (default: when the host has swap)."""
     m._live()
-    core = m._core.snapshot_save()
+    if exhaustive is None:
+        exhaustive = host_has_swap()
+    core = m._core.snapshot_save(exhaustive)
     if isinstance(core, int):
         errors.raise_for(core, "save: the core refused to describe itself")
     pyst = _python_state(m)
@@ -107,7 +120,7 @@ def write(m, f) -> dict:
     _section(f, b"INFO", json.dumps(info, sort_keys=True).encode())
     _section(f, b"CORE", core)
     pages = sections = 0
-    for pfns, data in m._core.snapshot_pages(MEM_BATCH):
+    for pfns, data in m._core.snapshot_pages(MEM_BATCH, exhaustive):
         head = struct.pack(f"<Q{len(pfns)}Q", len(pfns), *pfns)
         f.write(_SECTION.pack(b"MEM ", len(head) + len(data), zlib.crc32(data, zlib.crc32(head))))
         f.write(head)

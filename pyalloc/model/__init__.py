@@ -208,7 +208,7 @@ class ModelCore:
 
     # -- snapshots (snapshot.py) ------------------------------------------------------
 
-    def snapshot_save(self):
+    def snapshot_save(self, exhaustive: bool = False):
         try:
             return snapshot.save(self._a)
         except snapshot.Corrupt:
@@ -224,7 +224,7 @@ class ModelCore:
             return EINVAL
         return 0
 
-    def snapshot_pages(self, batch: int = 4096):
+    def snapshot_pages(self, batch: int = 4096, exhaustive: bool = False):
         chunk_pfns, chunk = [], []
         for pfn, data in snapshot.touched_pages(self._a):
             chunk_pfns.append(pfn)

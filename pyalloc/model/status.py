@@ -163,3 +163,6 @@ GFP_BITS_MASK = 0x1ffffff
 CACHE_INFO_FIELDS = ("flags", "object_size", "size", "align", "order", "objects", "offset", "inuse",
                      "red_left_pad", "min_order", "nr_slabs", "total_objects", "active_objects",
                      "refcount", "allocflags", "live")
+
+# snapshot walks (csrc/snapshot.c): look at every page, not only those mincore() calls resident
+SNAP_EXHAUSTIVE = 1
