@@ -415,6 +415,14 @@ int64_t pa_trace_take(pa_machine *m, char *out, int64_t max);
 int pa_zone_info(pa_machine *m, int64_t zid, struct pa_zone_info *out);
 int pa_vm_info(pa_machine *m, struct pa_vm_info *out);
 int pa_check(pa_machine *m, char *msg, int64_t msglen);
+/* snapshot.c: the canonical core section (format: pyalloc/model/snapshot.py) and touched memory;
+ * flags PA_SNAP_EXHAUSTIVE: look at every page, not only those mincore() calls resident */
+enum { PA_SNAP_EXHAUSTIVE = 1 };
+int64_t pa_snapshot_save(pa_machine *m, uint8_t *buf, int64_t cap, int64_t flags);
+int pa_snapshot_load(pa_machine *m, const uint8_t *buf, int64_t len);
+int64_t pa_snapshot_pages(pa_machine *m, int64_t start_pfn, int64_t *pfns, uint8_t *buf, int64_t max,
+                          int64_t *next, int64_t flags);
+int pa_snapshot_put_pages(pa_machine *m, const int64_t *pfns, const uint8_t *buf, int64_t n);
 /* PA_CDEF_END */
 
 #endif

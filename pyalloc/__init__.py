@@ -11,12 +11,13 @@ default for a whole run.
 
 from .errors import (
     PyallocError, KernelBug, OutOfMemory, GFPError, InvalidArgument, PageFault,
-    MachineClosed, DoubleFree, InvalidFree, SlabCorruption, CacheInUse, InvariantBroken,
+    MachineClosed, DoubleFree, InvalidFree, SlabCorruption, CacheInUse, InvariantBroken, SnapshotError,
 )
 from .gfp import GFP
 from .slab import SLAB, Cache
 from .stream import Stream, StreamResult
 from .trace import read_trace
+from .sweep import sweep
 from .machine import (
     Machine, PAGE_SIZE, PAGE_SHIFT, PAGE_OFFSET, VMALLOC_START, VMALLOC_END, ZERO_SIZE_PTR,
     MAX_PAGE_ORDER,
@@ -25,9 +26,10 @@ from .machine import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "Machine", "GFP", "SLAB", "Cache", "Stream", "StreamResult", "read_trace",
+    "Machine", "GFP", "SLAB", "Cache", "Stream", "StreamResult", "read_trace", "sweep",
     "PyallocError", "KernelBug", "OutOfMemory", "GFPError", "InvalidArgument", "PageFault",
     "MachineClosed", "DoubleFree", "InvalidFree", "SlabCorruption", "CacheInUse", "InvariantBroken",
+    "SnapshotError",
     "PAGE_SIZE", "PAGE_SHIFT", "PAGE_OFFSET", "VMALLOC_START", "VMALLOC_END", "ZERO_SIZE_PTR",
     "MAX_PAGE_ORDER",
 ]

@@ -308,6 +308,45 @@ class CCore:
             chunks.append(str(ffi.buffer(buf, n), "utf-8", "replace"))   # decoded in place, no copy
         return chunks
 
+    # -- snapshots (csrc/snapshot.c) ----------------------------------------------------
+
+    def snapshot_save(self, exhaustive: bool = False):
+        """The canonical core section (bytes), or a negative status."""
+        flags = lib.PA_SNAP_EXHAUSTIVE if exhaustive else 0
+        need = lib.pa_snapshot_save(self._m, ffi.NULL, 0, flags)
+        if need < 0:
+            return need
+        buf = bytearray(need)
+        got = lib.pa_snapshot_save(self._m, ffi.from_buffer(buf), need, flags)
+        return got if got < 0 else bytes(buf)
+
+    def snapshot_load(self, data: bytes) -> int:
+        return lib.pa_snapshot_load(self._m, ffi.from_buffer(data), len(data))
+
+    def snapshot_pages(self, batch: int = 4096, exhaustive: bool = False):
+        """Chunks (pfns, bytes) of the pages that hold a non-zero byte, ascending pfn.  The bytes
+        are a view of one reused buffer: use each chunk before asking for the next."""
+        pfns = ffi.new("int64_t[]", batch)
+        buf = bytearray(batch << 12)
+        nxt = ffi.new("int64_t *")
+        start = 0
+        while True:
+            n = lib.pa_snapshot_pages(self._m, start, pfns, ffi.from_buffer(buf), batch, nxt,
+                                      lib.PA_SNAP_EXHAUSTIVE if exhaustive else 0)
+            if n < 0:
+                errors.raise_for(n, "snapshot of memory")
+            if n:
+                yield ffi.unpack(pfns, n), memoryview(buf)[:n << 12]
+            if n < batch:
+                return
+            start = nxt[0]
+
+    def snapshot_put_pages(self, pfns, data: bytes) -> int:
+        if len(data) != len(pfns) << 12:
+            return errors.EINVAL
+        return lib.pa_snapshot_put_pages(self._m, ffi.new("int64_t[]", list(pfns)), ffi.from_buffer(data),
+                                         len(pfns))
+
     def close(self) -> None:
         m, self._m = self._m, None
         self.handle = None

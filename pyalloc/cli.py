@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from . import cli_views, workload
+from . import cli_sweep, cli_views, workload
 from .errors import PyallocError
 from .machine import Machine
 
@@ -193,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.set_defaults(func=cmd_report)
 
     cli_views.add_commands(sub, machine_args, _machine)
+    cli_sweep.add_command(sub)
     cli_views.finish(p, sub)
     return p
 

@@ -95,6 +95,11 @@ class CacheInUse(KernelBug):
     """kmem_cache_destroy of a cache that still has objects."""
 
 
+class SnapshotError(PyallocError, ValueError):
+    """A snapshot that cannot be read (Machine.load, unpickling): not a snapshot, cut short,
+    damaged (a checksum or an invariant fails), or written by a newer pyalloc."""
+
+
 # status code -> exception class.  ENOMEM and E2BIG are not errors: the caller
 # turns them into None (NULL), as the kernel does.
 EXCEPTIONS = {

@@ -28,6 +28,7 @@ from .vmalloc import VmallocAPI, is_vmalloc_addr
 from .reclaim import ReclaimAPI
 from .views import ViewsAPI
 from .hotpath_docs import HotPathAPI
+from .snapshot import SnapshotAPI
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
@@ -155,7 +156,7 @@ def _bad_free_reason(status, state, horder, order, pflags) -> str:
     return "never allocated"
 
 
-class Machine(SlabAPI, VmallocAPI, ReclaimAPI, StreamAPI, TraceAPI, ViewsAPI, HotPathAPI):
+class Machine(SlabAPI, VmallocAPI, ReclaimAPI, StreamAPI, TraceAPI, ViewsAPI, HotPathAPI, SnapshotAPI):
     """A simulated x86-64 machine running Linux 6.18's allocators.
 
     ``alloc_pages(gfp, order=0)`` and ``free_pages(pfn, order=0)`` are set per
@@ -246,14 +247,15 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, StreamAPI, TraceAPI, ViewsAPI, Ho
 
     def __copy__(self):
         raise TypeError("a pyalloc.Machine cannot be copied: a copy would share the original's core "
-                        "(build a second Machine with the same options instead)")
+                        "(copy.deepcopy(m) clones it through a snapshot)")
 
     def __deepcopy__(self, memo):
-        raise TypeError("a pyalloc.Machine cannot be deep-copied: its simulated memory is not cloned "
-                        "(build a second Machine and replay the same calls instead)")
+        from .snapshot import clone
+        return clone(self)
 
     def __reduce_ex__(self, protocol):
-        raise TypeError("a pyalloc.Machine cannot be pickled")
+        from .snapshot import reduce
+        return reduce(self)
 
     def _live(self) -> None:
         if self._closed:

@@ -105,10 +105,26 @@ class TwoBackends(RuleBasedStateMachine):
         super().__init__()
         self.c = pyalloc.Machine(mem=MEM, backend="c", cpus=2, slub_debug=self.SLUB_DEBUG, swap="2M")
         self.py = pyalloc.Machine(mem=MEM, backend="model", cpus=2, slub_debug=self.SLUB_DEBUG, swap="2M")
+        self.bound: dict = {}
+
+    def here(self, m, cache):
+        """The cache as the machine *m* knows it: after a snapshot swap the machines are new."""
+        if cache is None:
+            return None
+        key = (id(cache), m.backend)
+        cur = self.bound.get(key, cache)
+        if cur._machine is not m:
+            clone = pyalloc.Cache.__new__(pyalloc.Cache)
+            for slot in pyalloc.Cache.__slots__:
+                setattr(clone, slot, getattr(cur, slot))
+            clone._machine = m
+            self.bound[key] = cur = clone
+        return cur
 
     def both_with(self, name, pair, *args, **kw):
         """Call a method whose first argument differs per machine (a Cache)."""
-        a, b = (outcome(lambda: getattr(m, name)(cache, *args, **kw)) for m, cache in zip((self.c, self.py), pair))
+        a, b = (outcome(lambda: getattr(m, name)(self.here(m, cache), *args, **kw))
+                for m, cache in zip((self.c, self.py), pair))
         assert a == b, f"{name}{args}: c={a!r} model={b!r}"
         return a
 
@@ -286,6 +302,24 @@ class TwoBackends(RuleBasedStateMachine):
                    [(i, type(e).__name__, str(e)) for i, e in b.errors]
         else:
             assert ra == rb
+
+    @rule(cross=st.booleans())
+    def snapshot_and_continue(self, cross):
+        """Save both mid-stream: the two files hold the same canonical bytes; load each on
+        a backend (crosswise or not) and go on with the loaded machines."""
+        from pyalloc import snapshot
+        blob_c, blob_py = snapshot.to_bytes(self.c), snapshot.to_bytes(self.py)
+        sec_c, sec_py = (snapshot._read_sections(b, "t") for b in (blob_c, blob_py))
+        for tag in (b"CORE", b"MEM ", b"PYST"):
+            assert [bytes(x) for x in sec_c.get(tag, [])] == [bytes(x) for x in sec_py.get(tag, [])], tag
+        before = {v: self.c.proc(v) for v in VIEWS}
+        new_c = snapshot.read(blob_py if cross else blob_c, "c")
+        new_py = snapshot.read(blob_c if cross else blob_py, "model")
+        for m in (new_c, new_py):
+            assert {v: m.proc(v) for v in VIEWS} == before
+        self.c.close()
+        self.py.close()
+        self.c, self.py = new_c, new_py
 
     @rule()
     def check_both(self):

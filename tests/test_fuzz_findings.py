@@ -191,11 +191,10 @@ def test_check_notices_an_area_whose_memory_was_freed_behind_its_back(m):
 
 # -- copying ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("how", [copy.copy, copy.deepcopy, pickle.dumps], ids=["copy", "deepcopy", "pickle"])
-def test_a_machine_cannot_be_copied(m, how):
+def test_a_machine_cannot_be_shallow_copied(m):
     pfn = m.alloc_pages("GFP_KERNEL")
     with pytest.raises(TypeError, match="Machine cannot be"):
-        how(m)
+        copy.copy(m)
     m.free_pages(pfn)       # the original is untouched and works
 
 
@@ -234,3 +233,18 @@ def test_vfree_of_an_area_robbed_behind_its_back_changes_nothing(m):
         m.vfree(other)
     assert proc_text(m) == before
     m.close()       # the machine is inconsistent on purpose: skip the fixture's check()
+
+
+@pytest.mark.parametrize("how", [copy.deepcopy, lambda m: pickle.loads(pickle.dumps(m))], ids=["deepcopy", "pickle"])
+def test_a_deep_copy_never_aliases_the_core(m, how):
+    """deepcopy and pickle clone through a snapshot (pyalloc.snapshot): a second core, never a shared one."""
+    pfn = m.alloc_pages("GFP_KERNEL")
+    twin = how(m)
+    try:
+        assert twin._core is not m._core and twin.proc("buddyinfo") == m.proc("buddyinfo")
+        twin.free_pages(pfn)
+        with pytest.raises(pyalloc.DoubleFree):
+            twin.free_pages(pfn)
+    finally:
+        twin.close()
+    m.free_pages(pfn)       # the original still owns its block

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 
-from . import buddy, introspect, pgtable, reclaim, slab, stream, trace
+from . import buddy, introspect, pgtable, reclaim, slab, snapshot, stream, trace
 from ..threads import locked_entry, retarget, serialize
 from .arena import Arena, clamp64
 from ..errors import ECLOSED
@@ -241,6 +241,43 @@ class ModelCore:
         records, self._a.trace.records = self._a.trace.records, []
         comm, pid, table, callers, caches = self._trace_meta
         return [format_records(records, comm, pid, table, callers, caches)]
+
+    # -- snapshots (snapshot.py) ------------------------------------------------------
+
+    def snapshot_save(self, exhaustive: bool = False):
+        try:
+            return snapshot.save(self._a)
+        except snapshot.Corrupt:
+            return EBUSY
+
+    def snapshot_load(self, data: bytes) -> int:
+        a = self._a
+        if a.caches or a.slabs or a.mms:
+            return EBUSY
+        try:
+            snapshot.load(a, data)
+        except snapshot.Corrupt:
+            return EINVAL
+        return 0
+
+    def snapshot_pages(self, batch: int = 4096, exhaustive: bool = False):
+        chunk_pfns, chunk = [], []
+        for pfn, data in snapshot.touched_pages(self._a):
+            chunk_pfns.append(pfn)
+            chunk.append(data)
+            if len(chunk) == batch:
+                yield chunk_pfns, b"".join(chunk)
+                chunk_pfns, chunk = [], []
+        if chunk:
+            yield chunk_pfns, b"".join(chunk)
+
+    def snapshot_put_pages(self, pfns, data: bytes) -> int:
+        a = self._a
+        if any(not 0 <= p < a.nr_pages for p in pfns) or len(data) != len(pfns) << 12:
+            return EINVAL
+        data = memoryview(data)
+        snapshot.load_pages(a, ((p, data[i << 12:(i + 1) << 12]) for i, p in enumerate(pfns)))
+        return 0
 
     def close(self) -> None:
         self._a = self.handle = None

@@ -178,3 +178,5 @@ OP_SPAWN, OP_TOUCH, OP_EXIT, OP_READ_FILE, OP_WRITE_FILE, OP_SYNC, OP_DROP_CACHE
 OP_CPU_CURRENT = 0xffff
 OBJ_NONE, OBJ_LIVE, OBJ_FREED = 0, 1, 2
 EDEFER = -1100        # the stream loop leaves this op to Python
+# snapshot walks (csrc/snapshot.c): look at every page, not only those mincore() calls resident
+SNAP_EXHAUSTIVE = 1

@@ -1,0 +1,948 @@
+/*
+ * snapshot.c - the machine's state as canonical snapshot words, and back.
+ *
+ * The format is specified in pyalloc/model/snapshot.py (the model's twin of
+ * this file); both backends write and read exactly the same words, so a
+ * machine saved on one continues on the other.  Nothing backend-specific goes
+ * out: slab ids become head pfns, the partial lists become pfn lists in list
+ * order, a page's priv and pg_index become the rmap records, cache seq
+ * numbers become the creation order.  Loading hands out fresh slab ids in pfn
+ * order and rebuilds the links from those lists.
+ *
+ * Memory travels apart (pa_snapshot_pages): only pages that hold a non-zero
+ * byte.  Finding them must not cost the whole arena: mincore() on the
+ * MAP_NORESERVE mappings tells which host pages were ever faulted in, so a
+ * 64 GiB machine with 1 GiB touched looks at about 1 GiB (the descriptor array
+ * is walked the same way).  mincore() also calls a page the host swapped
+ * out "not resident", so on a host with swap the caller asks for an
+ * exhaustive walk (PA_SNAP_EXHAUSTIVE): every page is looked at, slower but
+ * never blind (pyalloc/snapshot.py decides from /proc/swaps).
+ *
+ * Loading validates every word before it is used (pfns inside memory, slots
+ * inside their slab, ids inside their tables) and refuses with PA_EINVAL; it
+ * only takes a freshly created machine (no cache, no slab, no mm), which the
+ * caller throws away on failure.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define U64_NIL UINT64_MAX
+
+/* an mm entry naming a swap slot (reclaim.c's ENT_SWAP state, slot << 3) */
+static inline uint64_t ent_is_swap(uint64_t e)
+{
+    return (e & 3u) == 2u;
+}
+#define NR_KMALLOC_INDEX 14
+
+/* -- writing ------------------------------------------------------------------------ */
+
+struct snap_out {
+    uint8_t *buf;
+    uint64_t cap, len;
+};
+
+static void put(struct snap_out *o, uint64_t v)
+{
+    if (o->len + 8 <= o->cap)
+        for (int i = 0; i < 8; i++)
+            o->buf[o->len + (uint64_t)i] = (uint8_t)(v >> (8 * i));
+    o->len += 8;
+}
+
+static void put_nil32(struct snap_out *o, uint32_t v)
+{
+    put(o, v == PA_NIL ? U64_NIL : v);
+}
+
+static void put_blob(struct snap_out *o, const void *data, uint64_t n)
+{
+    put(o, n);
+    uint64_t padded = (n + 7) & ~7ull;
+    if (o->len + padded <= o->cap) {
+        memcpy(o->buf + o->len, data, n);
+        memset(o->buf + o->len + n, 0, padded - n);
+    }
+    o->len += padded;
+}
+
+/* Calls fn(ctx, lo, hi) for every run [lo, hi) of host pages of [p, p+len)
+ * that were ever faulted in (offsets from p), in ascending order, until fn
+ * answers nonzero.  p must be host-page aligned. */
+typedef int (*resident_fn)(void *ctx, uint64_t lo, uint64_t hi);
+
+static void for_each_resident(const void *p, uint64_t len, bool exhaustive, void *ctx, resident_fn fn)
+{
+    if (exhaustive) {
+        for (uint64_t off = 0; off < len; off += 1ull << 24)        /* 16 MiB at a time */
+            if (fn(ctx, off, len - off < (1ull << 24) ? len : off + (1ull << 24)))
+                return;
+        return;
+    }
+    long hp = sysconf(_SC_PAGESIZE);
+    uint64_t host = hp > 0 ? (uint64_t)hp : 4096;
+    enum { CHUNK = 1 << 16 };
+    unsigned char vec[CHUNK];
+    uint64_t nr = (len + host - 1) / host;
+    for (uint64_t base = 0; base < nr; base += CHUNK) {
+        uint64_t n = nr - base < CHUNK ? nr - base : CHUNK;
+        uint64_t off = base * host, bytes = n * host;
+        if (off + bytes > len)
+            bytes = len - off;
+        if (mincore((void *)((uintptr_t)p + off), bytes, vec) != 0) {
+            if (fn(ctx, off, off + bytes))             /* cannot tell: treat as touched */
+                return;
+            continue;
+        }
+        uint64_t i = 0;
+        while (i < n) {
+            if (!(vec[i] & 1)) {
+                i++;
+                continue;
+            }
+            uint64_t j = i;
+            while (j < n && (vec[j] & 1))
+                j++;
+            uint64_t lo = off + i * host, hi = off + j * host;
+            if (fn(ctx, lo, hi > len ? len : hi))
+                return;
+            i = j;
+        }
+    }
+}
+
+struct page_walk {
+    pa_machine *m;
+    struct snap_out *o;
+    uint64_t count;
+};
+
+static bool page_touched(const struct pa_page *p)
+{
+    static const struct pa_page zero;
+    return memcmp(p, &zero, sizeof(zero)) != 0;
+}
+
+/* a host page holds whole descriptors (16 bytes), so no descriptor is seen twice */
+static int emit_pages(void *ctx, uint64_t lo, uint64_t hi)
+{
+    struct page_walk *w = ctx;
+    uint64_t first = lo / sizeof(struct pa_page), last = hi / sizeof(struct pa_page);
+    for (uint64_t pfn = first; pfn < last && pfn < w->m->nr_pages; pfn++) {
+        const struct pa_page *p = &w->m->pages[pfn];
+        if (!page_touched(p))
+            continue;
+        if (w->o) {
+            put(w->o, pfn);
+            put_nil32(w->o, p->next);
+            put_nil32(w->o, p->prev);
+            put(w->o, (uint64_t)p->flags | (uint64_t)p->order << 8 | (uint64_t)p->kind << 16
+                | (uint64_t)p->refcount << 24);
+        }
+        w->count++;
+    }
+    return 0;
+}
+
+static bool is_mm_page(const struct pa_page *p)
+{
+    return (p->flags & PA_PG_ALLOC) && (p->kind == PA_KIND_ANON || p->kind == PA_KIND_FILE);
+}
+
+static int emit_rmap(void *ctx, uint64_t lo, uint64_t hi)
+{
+    struct page_walk *w = ctx;
+    uint64_t first = lo / sizeof(struct pa_page), last = hi / sizeof(struct pa_page);
+    for (uint64_t pfn = first; pfn < last && pfn < w->m->nr_pages; pfn++) {
+        const struct pa_page *p = &w->m->pages[pfn];
+        if (!is_mm_page(p))
+            continue;
+        if (w->o) {
+            put(w->o, pfn);
+            put(w->o, p->priv);
+            put(w->o, w->m->pg_index[pfn]);
+        }
+        w->count++;
+    }
+    return 0;
+}
+
+/* the descriptors, once to count and once to write (the walk is deterministic) */
+static void walk_pages(pa_machine *m, struct snap_out *o, resident_fn fn, bool exhaustive)
+{
+    struct page_walk w = {m, NULL, 0};
+    for_each_resident(m->pages, m->nr_pages * sizeof(struct pa_page), exhaustive, &w, fn);
+    put(o, w.count);
+    w.o = o;
+    w.count = 0;
+    for_each_resident(m->pages, m->nr_pages * sizeof(struct pa_page), exhaustive, &w, fn);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void save_core(pa_machine *m, struct snap_out *o, bool exhaustive)
+{
+    uint64_t scalars[] = {
+        m->nr_pages, m->cpus, m->min_free_kbytes, m->pgfree, m->ticks, m->slowpath_entries, m->cpu,
+        m->slab_merge, m->nr_slab_reclaimable, m->nr_slab_unreclaimable, m->gfp_fixups, (uint64_t)m->last_cache,
+        m->slab_fallback_gfp, m->nr_page_table_pages, m->nr_pgtable_pages_all, m->vmalloc_pages,
+        m->swap_pages, m->swap_next, m->alloc_seq, m->kswapd_wanted, m->kswapd_order, m->kswapd_highest,
+        m->oom_mode,
+    };
+    for (size_t i = 0; i < sizeof(scalars) / sizeof(scalars[0]); i++)
+        put(o, scalars[i]);
+    for (int i = 0; i < 512; i++)
+        put(o, m->pgd[i]);
+    put_blob(o, m->pageblock_mt, m->nr_pageblocks);
+    for (int zi = 0; zi < PA_MAX_NR_ZONES; zi++) {
+        const struct pa_zone *z = &m->zones[zi];
+        put(o, z->start_pfn);
+        put(o, z->end_pfn);
+        put(o, z->managed);
+        put(o, z->pristine_next);
+        put(o, z->pristine_end);
+        for (int k = 0; k < PA_NR_PAGE_ORDERS; k++)
+            for (int t = 0; t < PA_MIGRATE_TYPES; t++)
+                put_nil32(o, z->head[k][t]);
+        for (int k = 0; k < PA_NR_PAGE_ORDERS; k++)
+            for (int t = 0; t < PA_MIGRATE_TYPES; t++)
+                put_nil32(o, z->tail[k][t]);
+        for (int k = 0; k < PA_NR_PAGE_ORDERS; k++)
+            for (int t = 0; t < PA_MIGRATE_TYPES; t++)
+                put(o, z->nr_free[k][t]);
+        for (int t = 0; t < PA_MIGRATE_TYPES; t++)
+            put(o, z->nr_free_mt_pages[t]);
+        put(o, z->nr_free_pages);
+        put(o, z->nr_free_blocks_pages);
+        put(o, z->nr_reserved_highatomic);
+        for (int i = 0; i < 4; i++)
+            put(o, z->wmark[i]);
+        for (int i = 0; i < PA_MAX_NR_ZONES; i++)
+            put(o, z->lowmem_reserve[i]);
+        for (int t = 0; t < PA_MIGRATE_TYPES; t++)
+            put(o, z->pageblocks[t]);
+        put(o, z->pgalloc);
+        put(o, z->numa_hit);
+        for (int i = 0; i < 4; i++)
+            put(o, z->nr_lru[i]);
+        put(o, z->nr_dirty);
+    }
+    for (int i = 0; i < PA_NR_CTRS; i++)
+        put(o, m->ctr[i]);
+    for (int i = 0; i < PA_NR_COSTS; i++)
+        put(o, m->cost[i]);
+    for (int i = 0; i < NR_LRU_LISTS; i++) {
+        put_nil32(o, m->lru[i].head);
+        put_nil32(o, m->lru[i].tail);
+    }
+    walk_pages(m, o, emit_pages, exhaustive);
+    if (m->pg_index) {
+        walk_pages(m, o, emit_rmap, exhaustive);
+    } else {
+        put(o, 0);
+    }
+    /* caches */
+    put(o, m->nr_caches);
+    uint32_t alive = 0;
+    for (uint32_t id = 0; id < m->nr_caches; id++) {
+        const struct pa_cache *s = &m->caches[id];
+        put(o, s->alive);
+        if (!s->alive)
+            continue;
+        alive++;
+        uint64_t f[] = {s->flags, s->object_size, s->size, s->align, s->inuse, s->offset, s->red_left_pad,
+                        s->order, s->objects, s->min_order, s->min_objects, s->min_partial, s->refcount,
+                        s->allocflags, s->nr_slabs, s->total_objects, s->live};
+        for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+            put(o, f[i]);
+        put(o, s->nr_partial);
+        for (uint32_t sid = s->partial_head; sid != PA_NIL; sid = m->slabs[sid].next)
+            put(o, m->slabs[sid].pfn);
+        for (uint32_t c = 0; c < m->cpus; c++) {
+            uint32_t sid = s->cpu[c].slab;
+            put(o, sid == PA_NIL ? U64_NIL : m->slabs[sid].pfn);
+            put(o, s->cpu[c].freelist == SLOT_NIL ? U64_NIL : s->cpu[c].freelist);
+        }
+    }
+    /* creation order: seq ascending (a selection sort: caches are few) */
+    put(o, alive);
+    uint64_t last = 0;
+    for (uint32_t n = 0; n < alive; n++) {
+        uint32_t best = PA_NIL;
+        for (uint32_t id = 0; id < m->nr_caches; id++)
+            if (m->caches[id].alive && m->caches[id].seq > last
+                && (best == PA_NIL || m->caches[id].seq < m->caches[best].seq))
+                best = id;
+        put(o, best);
+        last = m->caches[best].seq;
+    }
+    for (int t = 0; t < PA_NR_KMALLOC_TYPES; t++)
+        for (int i = 0; i < NR_KMALLOC_INDEX; i++)
+            put(o, (uint64_t)(int64_t)m->kmalloc_caches[t][i]);
+    /* slabs by head pfn */
+    uint64_t nslabs = 0;
+    for (uint32_t id = 0; id < m->nr_slab_ids; id++)
+        nslabs += m->slabs[id].used;
+    put(o, nslabs);
+    uint64_t *order = malloc((nslabs ? nslabs : 1) * sizeof(*order));
+    if (order) {
+        uint64_t n = 0;
+        for (uint32_t id = 0; id < m->nr_slab_ids; id++)
+            if (m->slabs[id].used)
+                order[n++] = (uint64_t)m->slabs[id].pfn << 32 | id;
+        qsort(order, n, sizeof(*order), cmp_u64);
+        for (uint64_t i = 0; i < n; i++) {
+            const struct pa_slab *sl = &m->slabs[(uint32_t)order[i]];
+            put(o, sl->pfn);
+            put(o, sl->cache);
+            put(o, sl->order);
+            put(o, sl->objects);
+            put(o, sl->inuse);
+            put(o, sl->freelist == SLOT_NIL ? U64_NIL : sl->freelist);
+            put(o, sl->frozen);
+            put(o, sl->on_partial);
+            uint8_t *chain = malloc(2u * sl->objects + 1);
+            if (chain) {
+                for (uint32_t k = 0; k < sl->objects; k++) {
+                    chain[2 * k] = (uint8_t)sl->chain[k];
+                    chain[2 * k + 1] = (uint8_t)(sl->chain[k] >> 8);
+                }
+            } else {
+                o->cap = 0;     /* no room to stage it: the caller sees a failed save */
+            }
+            put_blob(o, chain, 2u * sl->objects);
+            free(chain);
+            put_blob(o, sl->state, sl->objects);
+        }
+        free(order);
+    } else {
+        o->cap = 0;
+    }
+    /* mms */
+    put(o, m->nr_mms);
+    for (uint32_t id = 0; id < m->nr_mms; id++) {
+        const struct pa_mm *mm = &m->mms[id];
+        put(o, mm->alive);
+        put(o, mm->is_file);
+        put(o, mm->nr_pages);
+        put(o, mm->size);
+        put(o, mm->rss);
+        put(o, mm->swapents);
+        put(o, mm->nr_dirty);
+        uint64_t n = mm->cap;
+        while (n && !mm->ent[n - 1])
+            n--;
+        put(o, n);
+        for (uint64_t i = 0; i < n; i++)
+            put(o, mm->ent[i]);
+        uint64_t nd = 0;
+        if (mm->disk)
+            for (uint64_t i = 0; i < mm->cap; i++)
+                nd += mm->disk[i] != NULL;
+        put(o, nd);
+        if (mm->disk)
+            for (uint64_t i = 0; i < mm->cap; i++)
+                if (mm->disk[i]) {
+                    put(o, i);
+                    put_blob(o, mm->disk[i], PA_PAGE_SIZE);
+                }
+    }
+    /* swap: the free stack, then the slots in use (named by the mms' entries) */
+    put(o, m->nr_swap_free_stack);
+    for (uint64_t i = 0; i < m->nr_swap_free_stack; i++)
+        put(o, m->swap_free[i]);
+    uint64_t used = 0;
+    for (uint32_t id = 0; id < m->nr_mms; id++)
+        for (uint64_t i = 0; i < m->mms[id].cap; i++)
+            used += ent_is_swap(m->mms[id].ent[i]);
+    uint64_t *slots = malloc((used ? used : 1) * sizeof(*slots));
+    if (!slots) {
+        o->cap = 0;
+        put(o, 0);
+        return;
+    }
+    uint64_t n = 0;
+    for (uint32_t id = 0; id < m->nr_mms; id++)
+        for (uint64_t i = 0; i < m->mms[id].cap; i++)
+            if (ent_is_swap(m->mms[id].ent[i]))
+                slots[n++] = m->mms[id].ent[i] >> 3;
+    qsort(slots, n, sizeof(*slots), cmp_u64);
+    put(o, n);
+    for (uint64_t i = 0; i < n; i++) {
+        put(o, slots[i]);
+        put_blob(o, m->swap + (slots[i] << PA_PAGE_SHIFT), PA_PAGE_SIZE);
+    }
+    free(slots);
+}
+
+/* The canonical core section into buf (cap bytes); the answer is its size in
+ * bytes, whether or not it fitted (call with cap 0 to size the buffer). */
+PA_ENTRY(int64_t, pa_snapshot_save, (pa_machine *m, uint8_t *buf, int64_t cap, int64_t flags), (m, buf, cap, flags))
+{
+    if (cap < 0 || (cap && !buf) || (flags & ~(int64_t)PA_SNAP_EXHAUSTIVE))
+        return PA_EINVAL;
+    if (m->nr_events)
+        return PA_EBUSY;
+    struct snap_out o = {buf, (uint64_t)cap, 0};
+    save_core(m, &o, flags & PA_SNAP_EXHAUSTIVE);
+    if (cap && o.cap == 0)
+        return PA_ENOMEM;
+    return (int64_t)o.len;
+}
+
+/* -- memory ---------------------------------------------------------------------------- */
+
+struct mem_walk {
+    pa_machine *m;
+    uint64_t base;              /* byte offset of the scanned range in the arena */
+    uint64_t next;              /* the scan resumes at this pfn */
+    int64_t *pfns;
+    uint8_t *buf;
+    int64_t max, n;
+};
+
+static bool page_nonzero(const unsigned char *p)
+{
+    uint64_t acc = 0;
+    for (unsigned i = 0; i < PA_PAGE_SIZE; i += 8) {
+        uint64_t v;
+        memcpy(&v, p + i, 8);
+        acc |= v;
+    }
+    return acc != 0;
+}
+
+static int collect_mem(void *ctx, uint64_t lo, uint64_t hi)
+{
+    struct mem_walk *w = ctx;
+    uint64_t first = (w->base + lo) >> PA_PAGE_SHIFT, last = (w->base + hi + PA_PAGE_SIZE - 1) >> PA_PAGE_SHIFT;
+    if (first < w->next)
+        first = w->next;
+    for (uint64_t pfn = first; pfn < last && pfn < w->m->nr_pages; pfn++) {
+        if (w->n >= w->max)
+            return 1;
+        const unsigned char *src = w->m->mem + (pfn << PA_PAGE_SHIFT);
+        w->next = pfn + 1;
+        if (!page_nonzero(src))
+            continue;
+        w->pfns[w->n] = (int64_t)pfn;
+        memcpy(w->buf + (uint64_t)w->n * PA_PAGE_SIZE, src, PA_PAGE_SIZE);
+        w->n++;
+    }
+    return 0;
+}
+
+/* Up to max pages that hold a non-zero byte, from start_pfn on: their pfns and
+ * bytes (max * 4096 of buf).  *next is where the next call starts (nr_pages
+ * once the walk is over).  The answer is how many pages were copied. */
+PA_ENTRY(int64_t, pa_snapshot_pages, (pa_machine *m, int64_t start_pfn, int64_t *pfns, uint8_t *buf,
+                                      int64_t max, int64_t *next, int64_t flags),
+         (m, start_pfn, pfns, buf, max, next, flags))
+{
+    if (start_pfn < 0 || max <= 0 || !pfns || !buf || !next || (flags & ~(int64_t)PA_SNAP_EXHAUSTIVE))
+        return PA_EINVAL;
+    struct mem_walk w = {m, 0, (uint64_t)start_pfn, pfns, buf, max, 0};
+    if ((uint64_t)start_pfn < m->nr_pages) {
+        long hp = sysconf(_SC_PAGESIZE);
+        uint64_t host = hp > 0 ? (uint64_t)hp : 4096;
+        uint64_t off = (uint64_t)start_pfn << PA_PAGE_SHIFT;
+        off -= off % host;
+        w.base = off;
+        for_each_resident(m->mem + off, (m->nr_pages << PA_PAGE_SHIFT) - off, flags & PA_SNAP_EXHAUSTIVE,
+                          &w, collect_mem);
+    }
+    *next = (int64_t)(w.n >= max ? w.next : m->nr_pages);
+    return w.n;
+}
+
+/* Write n saved pages back: pfns[i] gets the 4096 bytes at buf + i * 4096. */
+PA_ENTRY(int, pa_snapshot_put_pages, (pa_machine *m, const int64_t *pfns, const uint8_t *buf, int64_t n),
+         (m, pfns, buf, n))
+{
+    if (n < 0 || (n && (!pfns || !buf)))
+        return PA_EINVAL;
+    for (int64_t i = 0; i < n; i++)
+        if (pfns[i] < 0 || (uint64_t)pfns[i] >= m->nr_pages)
+            return PA_EINVAL;
+    for (int64_t i = 0; i < n; i++)
+        memcpy(m->mem + ((uint64_t)pfns[i] << PA_PAGE_SHIFT), buf + (uint64_t)i * PA_PAGE_SIZE, PA_PAGE_SIZE);
+    return PA_OK;
+}
+
+/* -- loading ------------------------------------------------------------------------------ */
+
+struct snap_in {
+    const uint8_t *buf;
+    uint64_t len, pos;
+    int bad;                    /* set by the first short read or bad value; every later read gives 0 */
+};
+
+static uint64_t get(struct snap_in *in)
+{
+    if (in->bad || in->len - in->pos < 8) {
+        in->bad = 1;
+        return 0;
+    }
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)in->buf[in->pos + (uint64_t)i] << (8 * i);
+    in->pos += 8;
+    return v;
+}
+
+static uint64_t get_max(struct snap_in *in, uint64_t limit)
+{
+    uint64_t v = get(in);
+    if (v > limit) {
+        in->bad = 1;
+        return 0;
+    }
+    return v;
+}
+
+/* a pfn inside memory, or PA_NIL for the NIL word */
+static uint32_t get_pfn(struct snap_in *in, const pa_machine *m)
+{
+    uint64_t v = get(in);
+    if (v == U64_NIL)
+        return PA_NIL;
+    if (v >= m->nr_pages) {
+        in->bad = 1;
+        return PA_NIL;
+    }
+    return (uint32_t)v;
+}
+
+/* a blob of exactly n bytes: a pointer into the buffer, or NULL */
+static const uint8_t *get_blob(struct snap_in *in, uint64_t n)
+{
+    uint64_t got = get(in);
+    uint64_t padded = (n + 7) & ~7ull;
+    if (in->bad || got != n || in->len - in->pos < padded) {
+        in->bad = 1;
+        return NULL;
+    }
+    const uint8_t *p = in->buf + in->pos;
+    in->pos += padded;
+    return p;
+}
+
+#define BAD() do { return PA_EINVAL; } while (0)
+#define CHECK() do { if (in->bad) BAD(); } while (0)
+
+static int clear_pages(void *ctx, uint64_t lo, uint64_t hi)
+{
+    pa_machine *m = ctx;
+    memset((uint8_t *)m->pages + lo, 0, hi - lo);
+    return 0;
+}
+
+static uint32_t slab_by_pfn(const pa_machine *m, uint32_t pfn)
+{
+    if (pfn == PA_NIL || pfn >= m->nr_pages)
+        return PA_NIL;
+    const struct pa_page *p = &m->pages[pfn];
+    if (p->kind != PA_KIND_SLAB || p->priv >= m->nr_slab_ids || m->slabs[p->priv].pfn != pfn
+        || !m->slabs[p->priv].used)
+        return PA_NIL;
+    return p->priv;
+}
+
+static int load_core(pa_machine *m, struct snap_in *in, uint32_t **lists)
+{
+    /* the boot touched the descriptors of the zones' unaligned tails (the rest of a fresh
+     * machine is pristine): none of them survives */
+    for (int zi = 0; zi < PA_MAX_NR_ZONES; zi++)
+        clear_pages(m, m->zones[zi].pristine_end * sizeof(struct pa_page),
+                    m->zones[zi].end_pfn * sizeof(struct pa_page));
+    uint64_t v[23];
+    for (int i = 0; i < 23; i++)
+        v[i] = get(in);
+    CHECK();
+    if (v[0] != m->nr_pages || v[1] != m->cpus || v[6] >= m->cpus || v[16] != m->swap_pages
+        || v[17] > m->swap_pages || v[7] > 1)
+        BAD();
+    m->min_free_kbytes = v[2];
+    m->pgfree = v[3];
+    m->ticks = v[4];
+    m->slowpath_entries = v[5];
+    m->cpu = (uint32_t)v[6];
+    m->slab_merge = (uint32_t)v[7];
+    m->nr_slab_reclaimable = v[8];
+    m->nr_slab_unreclaimable = v[9];
+    m->gfp_fixups = v[10];
+    m->last_cache = (int64_t)v[11];
+    m->slab_fallback_gfp = v[12];
+    m->nr_page_table_pages = v[13];
+    m->nr_pgtable_pages_all = v[14];
+    m->vmalloc_pages = v[15];
+    m->swap_next = v[17];
+    m->alloc_seq = v[18];
+    m->kswapd_wanted = (uint32_t)v[19];
+    m->kswapd_order = (uint32_t)v[20];
+    m->kswapd_highest = (uint32_t)v[21];
+    m->oom_mode = (uint32_t)v[22];
+    for (int i = 0; i < 512; i++)
+        m->pgd[i] = get(in);
+    const uint8_t *mt = get_blob(in, m->nr_pageblocks);
+    CHECK();
+    for (uint64_t i = 0; i < m->nr_pageblocks; i++)
+        if (mt[i] >= PA_MIGRATE_TYPES)
+            BAD();
+    memcpy(m->pageblock_mt, mt, m->nr_pageblocks);
+    for (int zi = 0; zi < PA_MAX_NR_ZONES; zi++) {
+        struct pa_zone *z = &m->zones[zi];
+        if (get(in) != z->start_pfn || get(in) != z->end_pfn || get(in) != z->managed)
+            BAD();
+        z->pristine_next = get_max(in, m->nr_pages);
+        z->pristine_end = get_max(in, m->nr_pages);
+        for (int k = 0; k < PA_NR_PAGE_ORDERS; k++)
+            for (int t = 0; t < PA_MIGRATE_TYPES; t++)
+                z->head[k][t] = get_pfn(in, m);
+        for (int k = 0; k < PA_NR_PAGE_ORDERS; k++)
+            for (int t = 0; t < PA_MIGRATE_TYPES; t++)
+                z->tail[k][t] = get_pfn(in, m);
+        for (int k = 0; k < PA_NR_PAGE_ORDERS; k++)
+            for (int t = 0; t < PA_MIGRATE_TYPES; t++)
+                z->nr_free[k][t] = get(in);
+        for (int t = 0; t < PA_MIGRATE_TYPES; t++)
+            z->nr_free_mt_pages[t] = get(in);
+        z->nr_free_pages = get(in);
+        z->nr_free_blocks_pages = get(in);
+        z->nr_reserved_highatomic = get(in);
+        for (int i = 0; i < 4; i++)
+            z->wmark[i] = get(in);
+        for (int i = 0; i < PA_MAX_NR_ZONES; i++)
+            z->lowmem_reserve[i] = get(in);
+        for (int t = 0; t < PA_MIGRATE_TYPES; t++)
+            z->pageblocks[t] = get(in);
+        z->pgalloc = get(in);
+        z->numa_hit = get(in);
+        for (int i = 0; i < 4; i++)
+            z->nr_lru[i] = get(in);
+        z->nr_dirty = get(in);
+        CHECK();
+    }
+    for (int i = 0; i < PA_NR_CTRS; i++)
+        m->ctr[i] = get(in);
+    for (int i = 0; i < PA_NR_COSTS; i++)
+        m->cost[i] = get(in);
+    for (int i = 0; i < NR_LRU_LISTS; i++) {
+        m->lru[i].head = get_pfn(in, m);
+        m->lru[i].tail = get_pfn(in, m);
+    }
+    uint64_t npages = get_max(in, m->nr_pages);
+    CHECK();
+    for (uint64_t i = 0; i < npages; i++) {
+        uint32_t pfn = get_pfn(in, m);
+        uint32_t next = get_pfn(in, m), prev = get_pfn(in, m);
+        uint64_t packed = get(in);
+        CHECK();
+        if (pfn == PA_NIL || packed >> 32)
+            BAD();
+        struct pa_page *p = &m->pages[pfn];
+        p->next = next;
+        p->prev = prev;
+        p->priv = 0;
+        p->flags = (uint8_t)packed;
+        p->order = (uint8_t)(packed >> 8);
+        p->kind = (uint8_t)(packed >> 16);
+        p->refcount = (uint8_t)(packed >> 24);
+    }
+    uint64_t nrmap = get_max(in, m->nr_pages);
+    CHECK();
+    if (nrmap && !m->pg_index) {
+        m->pg_index = calloc(m->nr_pages, sizeof(*m->pg_index));
+        if (!m->pg_index)
+            return PA_ENOMEM;
+    }
+    for (uint64_t i = 0; i < nrmap; i++) {
+        uint32_t pfn = get_pfn(in, m);
+        uint64_t id = get_max(in, 1u << 24), idx = get_max(in, UINT32_MAX);
+        CHECK();
+        if (pfn == PA_NIL)
+            BAD();
+        m->pages[pfn].priv = (uint32_t)id;
+        m->pg_index[pfn] = (uint32_t)idx;
+    }
+    /* caches: the partial lists and cpu slabs name slabs by pfn, which are read
+     * later; keep the pfns in the links for now and resolve them below */
+    uint64_t nr_ids = get_max(in, PA_MAX_CACHES);
+    CHECK();
+    for (uint32_t id = 0; id < nr_ids; id++) {
+        struct pa_cache *s = &m->caches[id];
+        uint64_t alive = get_max(in, 1);
+        CHECK();
+        m->nr_caches = id + 1;          /* from here the machine's free path releases it */
+        if (!alive)
+            continue;
+        struct pa_cpu_slab *cpu = malloc(m->cpus * sizeof(*cpu));
+        if (!cpu)
+            return PA_ENOMEM;
+        memset(s, 0, sizeof(*s));
+        s->cpu = cpu;
+        s->alive = 1;
+        s->flags = (uint32_t)get_max(in, UINT32_MAX);
+        s->object_size = (uint32_t)get_max(in, 4u << 20);
+        s->size = (uint32_t)get_max(in, 8u << 20);
+        s->align = (uint32_t)get_max(in, 4u << 20);
+        s->inuse = (uint32_t)get_max(in, 8u << 20);
+        s->offset = (uint32_t)get_max(in, 8u << 20);
+        s->red_left_pad = (uint32_t)get_max(in, 4u << 20);
+        s->order = (uint32_t)get_max(in, PA_MAX_PAGE_ORDER);
+        s->objects = (uint32_t)get_max(in, 32767);
+        s->min_order = (uint32_t)get_max(in, PA_MAX_PAGE_ORDER);
+        s->min_objects = (uint32_t)get_max(in, 32767);
+        s->min_partial = (uint32_t)get_max(in, UINT32_MAX);
+        s->refcount = (uint32_t)get_max(in, UINT32_MAX);
+        s->allocflags = (uint32_t)get_max(in, UINT32_MAX);
+        s->nr_slabs = get(in);
+        s->total_objects = get(in);
+        s->live = get(in);
+        s->nr_partial = get_max(in, m->nr_pages);
+        CHECK();
+        if (!s->size)
+            BAD();
+        /* the partial list as pfns, chained through partial_head for now */
+        s->partial_head = s->partial_tail = PA_NIL;
+        uint32_t *list = malloc((s->nr_partial ? s->nr_partial : 1) * sizeof(*list));
+        if (!list)
+            return PA_ENOMEM;
+        for (uint64_t k = 0; k < s->nr_partial; k++)
+            list[k] = get_pfn(in, m);
+        for (uint32_t c = 0; c < m->cpus; c++) {
+            cpu[c].slab = get_pfn(in, m);
+            uint64_t fl = get(in);
+            cpu[c].freelist = fl == U64_NIL ? SLOT_NIL : (uint32_t)(fl > 32767 ? (in->bad = 1, 0) : fl);
+        }
+        lists[id] = list;
+        CHECK();
+    }
+    m->nr_caches = (uint32_t)nr_ids;
+    uint64_t norder = get_max(in, nr_ids);
+    CHECK();
+    uint64_t alive_count = 0;
+    for (uint32_t id = 0; id < nr_ids; id++)
+        alive_count += m->caches[id].alive;
+    if (norder != alive_count)
+        BAD();
+    uint64_t *seq = calloc(nr_ids ? nr_ids : 1, sizeof(*seq));
+    if (!seq)
+        return PA_ENOMEM;
+    for (uint64_t k = 0; k < norder; k++) {
+        uint64_t id = get_max(in, nr_ids ? nr_ids - 1 : 0);
+        if (in->bad || !m->caches[id].alive || seq[id]) {
+            free(seq);
+            BAD();
+        }
+        seq[id] = k + 1;
+    }
+    for (int t = 0; t < PA_NR_KMALLOC_TYPES; t++)
+        for (int i = 0; i < NR_KMALLOC_INDEX; i++) {
+            int64_t cid = (int64_t)get(in);
+            if (cid < -1 || cid >= (int64_t)nr_ids || (cid >= 0 && !m->caches[cid].alive))
+                in->bad = 1;
+            m->kmalloc_caches[t][i] = (int32_t)cid;
+        }
+    /* slabs, ascending pfn: ids handed out in that order */
+    uint64_t nslabs = get_max(in, m->nr_pages);
+    if (in->bad) {
+        free(seq);
+        BAD();
+    }
+    if (nslabs) {
+        m->slabs = calloc(nslabs, sizeof(*m->slabs));
+        m->free_slab_ids = calloc(nslabs, sizeof(*m->free_slab_ids));
+        if (!m->slabs || !m->free_slab_ids) {
+            free(seq);
+            return PA_ENOMEM;
+        }
+        m->cap_slab_ids = (uint32_t)nslabs;
+    }
+    for (uint64_t i = 0; i < nslabs; i++) {
+        struct pa_slab *sl = &m->slabs[i];
+        uint32_t pfn = get_pfn(in, m);
+        uint64_t cache = get_max(in, nr_ids ? nr_ids - 1 : 0);
+        uint64_t order = get_max(in, PA_MAX_PAGE_ORDER), objects = get_max(in, 32767);
+        uint64_t inuse = get_max(in, objects), freelist = get(in);
+        uint64_t frozen = get_max(in, 1), on_partial = get_max(in, 1);
+        const uint8_t *chain = get_blob(in, 2 * objects);
+        const uint8_t *state = get_blob(in, objects);
+        if (in->bad || pfn == PA_NIL || !m->caches[cache].alive || (freelist != U64_NIL && freelist >= objects)
+            || m->pages[pfn].kind != PA_KIND_SLAB) {
+            m->nr_slab_ids = (uint32_t)i;
+            free(seq);
+            BAD();
+        }
+        sl->pfn = pfn;
+        sl->cache = (uint32_t)cache;
+        sl->order = (uint8_t)order;
+        sl->objects = (uint16_t)objects;
+        sl->inuse = (uint16_t)inuse;
+        sl->freelist = freelist == U64_NIL ? SLOT_NIL : (uint16_t)freelist;
+        sl->frozen = (uint8_t)frozen;
+        sl->on_partial = (uint8_t)on_partial;
+        sl->prev = sl->next = PA_NIL;
+        sl->chain = malloc(2 * objects + 2);
+        sl->state = malloc(objects + 1);
+        sl->used = 1;
+        m->nr_slab_ids = (uint32_t)i + 1;
+        if (!sl->chain || !sl->state) {
+            free(seq);
+            return PA_ENOMEM;
+        }
+        for (uint64_t k = 0; k < objects; k++) {
+            uint16_t nx = (uint16_t)(chain[2 * k] | chain[2 * k + 1] << 8);
+            if (nx != SLOT_NIL && nx >= objects)
+                in->bad = 1;
+            sl->chain[k] = nx;
+        }
+        memcpy(sl->state, state, objects);
+        m->pages[pfn].priv = (uint32_t)i;
+        if (in->bad) {
+            free(seq);
+            BAD();
+        }
+    }
+    /* now the partial lists and cpu slabs, by pfn -> slab id */
+    int rc = PA_OK;
+    for (uint32_t id = 0; id < nr_ids; id++) {
+        struct pa_cache *s = &m->caches[id];
+        if (!s->alive)
+            continue;
+        uint32_t *list = lists[id];
+        s->seq = seq[id];
+        for (uint64_t k = 0; k < s->nr_partial && rc == PA_OK; k++) {
+            uint32_t sid = slab_by_pfn(m, list[k]);
+            if (sid == PA_NIL || m->slabs[sid].cache != id || m->slabs[sid].prev != PA_NIL
+                || s->partial_head == sid) {
+                rc = PA_EINVAL;
+                break;
+            }
+            struct pa_slab *sl = &m->slabs[sid];
+            sl->prev = s->partial_tail;
+            sl->next = PA_NIL;
+            if (s->partial_tail == PA_NIL)
+                s->partial_head = sid;
+            else
+                m->slabs[s->partial_tail].next = sid;
+            s->partial_tail = sid;
+        }
+        for (uint32_t c = 0; c < m->cpus && rc == PA_OK; c++) {
+            if (s->cpu[c].slab == PA_NIL)
+                continue;
+            uint32_t sid = slab_by_pfn(m, s->cpu[c].slab);
+            if (sid == PA_NIL || m->slabs[sid].cache != id
+                || (s->cpu[c].freelist != SLOT_NIL && s->cpu[c].freelist >= m->slabs[sid].objects))
+                rc = PA_EINVAL;
+            else
+                s->cpu[c].slab = sid;
+        }
+    }
+    m->cache_seq = norder;
+    free(seq);
+    if (rc)
+        return rc;
+    /* mms */
+    uint64_t nmms = get_max(in, 1u << 24);
+    CHECK();
+    if (nmms) {
+        m->mms = calloc(nmms, sizeof(*m->mms));
+        if (!m->mms)
+            return PA_ENOMEM;
+        m->cap_mms = (uint32_t)nmms;
+        if (!m->pg_index) {         /* pa_mm_new makes it with the first mm */
+            m->pg_index = calloc(m->nr_pages, sizeof(*m->pg_index));
+            if (!m->pg_index)
+                return PA_ENOMEM;
+        }
+    }
+    for (uint64_t id = 0; id < nmms; id++) {
+        struct pa_mm *mm = &m->mms[id];
+        m->nr_mms = (uint32_t)id + 1;
+        mm->alive = (uint8_t)get_max(in, 1);
+        mm->is_file = (uint8_t)get_max(in, 1);
+        mm->nr_pages = get_max(in, 1ull << 30);
+        mm->size = get(in);
+        mm->rss = get(in);
+        mm->swapents = get(in);
+        mm->nr_dirty = get(in);
+        uint64_t nent = get_max(in, 1ull << 30);
+        CHECK();
+        if (in->len - in->pos < nent * 8)
+            BAD();
+        uint64_t cap = 16;
+        while (cap < nent)
+            cap *= 2;
+        mm->ent = calloc(cap, sizeof(*mm->ent));
+        mm->disk = mm->is_file ? calloc(cap, sizeof(*mm->disk)) : NULL;
+        if (!mm->ent || (mm->is_file && !mm->disk))
+            return PA_ENOMEM;
+        mm->cap = cap;
+        for (uint64_t i = 0; i < nent; i++) {
+            uint64_t e = get(in);
+            unsigned st = (unsigned)(e & 3u);
+            if ((st == 1u && (e >> 3) >= m->nr_pages) || (st == 2u && (e >> 3) >= m->swap_pages))
+                BAD();
+            mm->ent[i] = e;
+        }
+        uint64_t ndisk = get_max(in, mm->is_file ? cap : 0);
+        CHECK();
+        for (uint64_t k = 0; k < ndisk; k++) {
+            uint64_t idx = get_max(in, cap - 1);
+            const uint8_t *data = get_blob(in, PA_PAGE_SIZE);
+            CHECK();
+            if (mm->disk[idx])
+                BAD();
+            mm->disk[idx] = malloc(PA_PAGE_SIZE);
+            if (!mm->disk[idx])
+                return PA_ENOMEM;
+            memcpy(mm->disk[idx], data, PA_PAGE_SIZE);
+        }
+    }
+    /* swap */
+    uint64_t nfree = get_max(in, m->swap_pages);
+    CHECK();
+    for (uint64_t i = 0; i < nfree; i++)
+        m->swap_free[i] = (uint32_t)get_max(in, m->swap_pages ? m->swap_pages - 1 : 0);
+    m->nr_swap_free_stack = nfree;
+    uint64_t nused = get_max(in, m->swap_pages);
+    CHECK();
+    for (uint64_t i = 0; i < nused; i++) {
+        uint64_t slot = get_max(in, m->swap_pages ? m->swap_pages - 1 : 0);
+        const uint8_t *data = get_blob(in, PA_PAGE_SIZE);
+        CHECK();
+        memcpy(m->swap + (slot << PA_PAGE_SHIFT), data, PA_PAGE_SIZE);
+    }
+    if (in->pos != in->len)
+        BAD();
+    return PA_OK;
+}
+
+/* Make a freshly created machine (same size, cpus and swap; no cache, slab or
+ * mm yet) the one the canonical core section describes.  On failure the
+ * machine is half-made: close it. */
+PA_ENTRY(int, pa_snapshot_load, (pa_machine *m, const uint8_t *buf, int64_t len), (m, buf, len))
+{
+    if (!buf || len < 0 || len % 8)
+        return PA_EINVAL;
+    if (m->nr_caches || m->nr_slab_ids || m->nr_mms)
+        return PA_EBUSY;
+    struct snap_in in = {buf, (uint64_t)len, 0, 0};
+    uint32_t **lists = calloc(PA_MAX_CACHES, sizeof(*lists));     /* partial lists as pfns, per cache */
+    if (!lists)
+        return PA_ENOMEM;
+    int rc = load_core(m, &in, lists);
+    for (uint32_t id = 0; id < PA_MAX_CACHES; id++)
+        free(lists[id]);
+    free(lists);
+    return rc;
+}

@@ -1,0 +1,386 @@
+"""The core's state as canonical snapshot words: the model's twin of csrc/snapshot.c.
+
+Both backends write and read the same *canonical* core section, so a machine
+saved on one continues on the other.  Nothing in it is a backend's own id or
+pointer: a slab is named by its head pfn, a list by its pfns in order, a
+cache by the id both backends hand out alike.  The section is a sequence of
+little-endian 64-bit words; NIL (no pfn, no slot, no cache) is 2**64-1; a
+*blob* is a length word and the bytes, zero-padded to a whole word.
+
+    machine   nr_pages cpus min_free_kbytes pgfree ticks slowpath_entries cpu slab_merge
+              nr_slab_reclaimable nr_slab_unreclaimable gfp_fixups last_cache slab_fallback_gfp
+              nr_page_table_pages nr_pgtable_pages_all vmalloc_pages swap_pages swap_next
+              alloc_seq kswapd_wanted kswapd_order kswapd_highest oom_mode
+    pgd       512 words
+    pageblock blob: one migratetype byte per pageblock
+    zones     5 x (start_pfn end_pfn managed pristine_next pristine_end head[11][5] tail[11][5]
+              nr_free[11][5] nr_free_mt_pages[5] nr_free_pages nr_free_blocks_pages
+              nr_reserved_highatomic wmark[4] lowmem_reserve[5] pageblocks[5] pgalloc numa_hit
+              nr_lru[4] nr_dirty)
+    reclaim   ctr[NR_CTRS] cost[NR_COSTS] lru 4 x (head tail)
+    pages     n, n x (pfn next prev flags|order<<8|kind<<16|refcount<<24), ascending pfn: every
+              descriptor that was ever touched (the pristine blocks have none)
+    rmap      n, n x (pfn mm index): the mm page of each LRU page, ascending pfn
+    caches    nr_ids, per id: alive, and if alive: flags object_size size align inuse offset
+              red_left_pad order objects min_order min_objects min_partial refcount allocflags
+              nr_slabs total_objects live, n + n partial-slab pfns (list order),
+              cpus x (active slab pfn, cpu freelist slot)
+    order     n, n cache ids, oldest first (merging prefers the oldest)
+    kmalloc   4 x 14 cache ids
+    slabs     n, n x (pfn cache order objects inuse freelist frozen on_partial, blob(chain: u16
+              next-slot per slot, 0xffff ends), blob(state: a byte per slot)), ascending pfn
+    mms       n, n x (alive is_file nr_pages size rss swapents nr_dirty, n + n entries (trailing
+              zeros dropped), n + n x (page index, blob(4096 bytes)) of the file's disk)
+    swap      n + n free slots (stack order, bottom first), n + n x (slot, blob(4096 bytes)) of the
+              slots in use, ascending slot
+
+Memory is not here: the snapshot file carries the touched pages apart
+(:func:`touched_pages`), a page that reads as zeros is never written.
+"""
+
+from __future__ import annotations
+
+from array import array
+
+from .arena import NIL, Arena, Page
+from .reclaim import Mm
+from .slab import Cache, CpuSlab, Slab
+from .status import MAX_NR_ZONES, MIGRATE_TYPES, NR_KMALLOC_TYPES, NR_PAGE_ORDERS, PAGE_SIZE
+from ..vmevents import NR_COSTS, NR_CTRS
+
+VERSION = 1
+MASK = (1 << 64) - 1
+U64_NIL = MASK
+SLOT_NIL16 = 0xffff
+NR_KMALLOC_INDEX = 14
+
+CACHE_FIELDS = ("flags", "object_size", "size", "align", "inuse", "offset", "red_left_pad", "order",
+                "objects", "min_order", "min_objects", "min_partial", "refcount", "allocflags",
+                "nr_slabs", "total_objects", "live")
+ZONE_SCALARS = ("nr_free_pages", "nr_free_blocks_pages", "nr_reserved_highatomic")
+MACHINE_SCALARS = ("nr_pages", "cpus", "min_free_kbytes", "pgfree", "ticks", "slowpath_entries", "cpu",
+                   "slab_merge", "nr_slab_reclaimable", "nr_slab_unreclaimable", "gfp_fixups", "last_cache",
+                   "slab_fallback_gfp", "nr_page_table_pages", "nr_pgtable_pages_all", "vmalloc_pages",
+                   "swap_pages", "swap_next", "alloc_seq", "kswapd_wanted", "kswapd_order", "kswapd_highest",
+                   "oom_mode")
+
+
+class Corrupt(ValueError):
+    """The words do not describe a machine this core can take (the caller names the file)."""
+
+
+class Writer:
+    def __init__(self) -> None:
+        self.w = array("Q")
+
+    def put(self, v: int) -> None:
+        self.w.append(int(v) & MASK)
+
+    def many(self, vs) -> None:
+        self.w.extend(int(v) & MASK for v in vs)
+
+    def blob(self, data) -> None:
+        data = bytes(data)
+        self.put(len(data))
+        pad = -len(data) % 8
+        self.w.frombytes(data + bytes(pad))
+
+    def bytes(self) -> bytes:
+        w = self.w
+        if w.itemsize != 8:
+            raise RuntimeError("array('Q') is not 64-bit here")
+        import sys
+        if sys.byteorder != "little":
+            w = array("Q", w)
+            w.byteswap()
+        return w.tobytes()
+
+
+class Reader:
+    def __init__(self, data: bytes) -> None:
+        if len(data) % 8:
+            raise Corrupt("the core section is not a whole number of words")
+        self.w = array("Q")
+        self.w.frombytes(data)
+        import sys
+        if sys.byteorder != "little":
+            self.w.byteswap()
+        self.raw = memoryview(data)
+        self.i = 0
+
+    def get(self) -> int:
+        if self.i >= len(self.w):
+            raise Corrupt("the core section ends early")
+        v = self.w[self.i]
+        self.i += 1
+        return v
+
+    def signed(self) -> int:
+        v = self.get()
+        return v - (1 << 64) if v >> 63 else v
+
+    def nil(self) -> int:
+        v = self.get()
+        return NIL if v == U64_NIL else v
+
+    def count(self, limit: int, what: str) -> int:
+        n = self.get()
+        if n > limit:
+            raise Corrupt(f"{what}: {n} is more than {limit}")
+        return n
+
+    def many(self, n: int) -> list:
+        if self.i + n > len(self.w):
+            raise Corrupt("the core section ends early")
+        out = self.w[self.i:self.i + n].tolist()
+        self.i += n
+        return out
+
+    def blob(self, limit: int) -> bytes:
+        n = self.count(limit, "blob length")
+        words = (n + 7) // 8
+        if self.i + words > len(self.w):
+            raise Corrupt("the core section ends early")
+        out = bytes(self.raw[self.i * 8:self.i * 8 + n])
+        self.i += words
+        return out
+
+
+def _nil(v: int) -> int:
+    return U64_NIL if v == NIL else v
+
+
+def _pfn(r: Reader, a: Arena) -> int:
+    v = r.nil()
+    if v != NIL and v >= a.nr_pages:
+        raise Corrupt(f"pfn {v:#x} is outside memory")
+    return v
+
+
+# -- save ---------------------------------------------------------------------------------
+
+def save(a: Arena) -> bytes:
+    """The canonical core section of this machine."""
+    if a.slab_events:
+        raise Corrupt("slab events are pending")      # drained at the end of every call
+    w = Writer()
+    for name in MACHINE_SCALARS:
+        w.put(int(getattr(a, name)))
+    w.many(a.pgd)
+    w.blob(a.pageblock_mt)
+    for z in a.zones:
+        w.many((z.start_pfn, z.end_pfn, z.managed, z.pristine_next, z.pristine_end))
+        for table in (z.head, z.tail):
+            for row in table:
+                w.many(_nil(v) for v in row)
+        for row in z.nr_free:
+            w.many(row)
+        w.many(z.nr_free_mt_pages)
+        w.many(getattr(z, n) for n in ZONE_SCALARS)
+        w.many(z.wmark)
+        w.many(z.lowmem_reserve)
+        w.many(z.pageblocks)
+        w.many((z.pgalloc, z.numa_hit))
+        w.many(z.nr_lru)
+        w.put(z.nr_dirty)
+    w.many(a.ctr)
+    w.many(a.cost)
+    for head, tail in a.lru:
+        w.many((_nil(head), _nil(tail)))
+    pfns = sorted(a.pages)
+    w.put(len(pfns))
+    for pfn in pfns:
+        p = a.pages[pfn]
+        w.many((pfn, _nil(p.next), _nil(p.prev), p.flags | p.order << 8 | p.kind << 16 | p.refcount << 24))
+    w.put(len(a.rmap))
+    for pfn in sorted(a.rmap):
+        mid, idx = a.rmap[pfn]
+        w.many((pfn, mid, idx))
+    w.put(len(a.caches))
+    for s in a.caches:
+        w.put(s is not None)
+        if s is None:
+            continue
+        w.many(getattr(s, f) for f in CACHE_FIELDS)
+        w.put(len(s.partial))
+        w.many(s.partial)
+        for c in s.cpu:
+            w.many((_nil(c.slab), _nil(c.freelist)))
+    w.put(len(a.cache_order))
+    w.many(a.cache_order)
+    for row in a.kmalloc_caches:
+        w.many(row)
+    w.put(len(a.slabs))
+    for pfn in sorted(a.slabs):
+        sl = a.slabs[pfn]
+        w.many((sl.pfn, sl.cache, sl.order, sl.objects, sl.inuse, _nil(sl.freelist), sl.frozen, sl.on_partial))
+        chain = array("H", (SLOT_NIL16 if v == NIL else v for v in sl.next))
+        w.blob(_le16(chain))
+        w.blob(sl.state)
+    w.put(len(a.mms))
+    for mm in a.mms:
+        w.many((mm.alive, mm.is_file, mm.nr_pages, mm.size, mm.rss, mm.swapents, mm.nr_dirty))
+        ent = mm.ent
+        n = len(ent)
+        while n and not ent[n - 1]:
+            n -= 1
+        w.put(n)
+        w.many(ent[:n])
+        w.put(len(mm.disk))
+        for idx in sorted(mm.disk):
+            w.put(idx)
+            w.blob(mm.disk[idx])
+    w.put(len(a.swap_free))
+    w.many(a.swap_free)
+    w.put(len(a.swap))
+    for slot in sorted(a.swap):
+        w.put(slot)
+        w.blob(a.swap[slot])
+    return w.bytes()
+
+
+def _le16(arr: array) -> bytes:
+    import sys
+    if sys.byteorder != "little":
+        arr = array("H", arr)
+        arr.byteswap()
+    return arr.tobytes()
+
+
+def touched_pages(a: Arena, start: int = 0):
+    """(pfn, 4096 bytes) of every page that does not read as zeros, ascending pfn."""
+    zero = bytes(PAGE_SIZE)
+    for pfn in sorted(a.mem):
+        if pfn >= start and a.mem[pfn] != zero:
+            yield pfn, bytes(a.mem[pfn])
+
+
+# -- load ---------------------------------------------------------------------------------
+
+def load(a: Arena, data: bytes) -> None:
+    """Make a freshly booted arena (same nr_pages, cpus and swap, nothing allocated) the saved one.
+
+    Raises Corrupt, leaving *a* half-made: the caller throws it away."""
+    r = Reader(data)
+    vals = {name: r.get() for name in MACHINE_SCALARS}
+    vals["last_cache"] = vals["last_cache"] - (1 << 64) if vals["last_cache"] >> 63 else vals["last_cache"]
+    if (vals["nr_pages"], vals["cpus"]) != (a.nr_pages, a.cpus):
+        raise Corrupt("nr_pages or cpus differ from the machine being loaded")
+    if vals["swap_pages"] != a.swap_pages or vals["swap_next"] > a.swap_pages or vals["cpu"] >= a.cpus:
+        raise Corrupt("swap or cpu values out of range")
+    for name, v in vals.items():
+        setattr(a, name, bool(v) if name == "slab_merge" else v)
+    a.pgd = r.many(512)
+    mt = r.blob(len(a.pageblock_mt))
+    if len(mt) != len(a.pageblock_mt) or any(b >= MIGRATE_TYPES for b in mt):
+        raise Corrupt("pageblock map")
+    a.pageblock_mt = bytearray(mt)
+    for z in a.zones:
+        geo = r.many(5)
+        if geo[:3] != [z.start_pfn, z.end_pfn, z.managed]:
+            raise Corrupt(f"zone {z.name} has another size")
+        z.pristine_next, z.pristine_end = geo[3], geo[4]
+        z.head = [[_pfn(r, a) for _ in range(MIGRATE_TYPES)] for _ in range(NR_PAGE_ORDERS)]
+        z.tail = [[_pfn(r, a) for _ in range(MIGRATE_TYPES)] for _ in range(NR_PAGE_ORDERS)]
+        z.nr_free = [r.many(MIGRATE_TYPES) for _ in range(NR_PAGE_ORDERS)]
+        z.nr_free_mt_pages = r.many(MIGRATE_TYPES)
+        for n in ZONE_SCALARS:
+            setattr(z, n, r.get())
+        z.wmark = r.many(4)
+        z.lowmem_reserve = r.many(MAX_NR_ZONES)
+        z.pageblocks = r.many(MIGRATE_TYPES)
+        z.pgalloc, z.numa_hit = r.many(2)
+        z.nr_lru = r.many(4)
+        z.nr_dirty = r.get()
+    a.ctr = r.many(NR_CTRS)
+    a.cost = r.many(NR_COSTS)
+    a.lru = [[_pfn(r, a), _pfn(r, a)] for _ in range(4)]
+    a.pages = {}
+    for _ in range(r.count(a.nr_pages, "pages")):
+        pfn = _pfn(r, a)
+        if pfn == NIL:
+            raise Corrupt("a page descriptor without a pfn")
+        p = Page()
+        p.next, p.prev = _pfn(r, a), _pfn(r, a)
+        packed = r.get()
+        p.flags, p.order, p.kind, p.refcount = packed & 0xff, packed >> 8 & 0xff, packed >> 16 & 0xff, packed >> 24 & 0xff
+        a.pages[pfn] = p
+    a.rmap = {}
+    for _ in range(r.count(a.nr_pages, "rmap")):
+        pfn, mid, idx = r.many(3)
+        if pfn >= a.nr_pages:
+            raise Corrupt("rmap pfn")
+        a.rmap[pfn] = (mid, idx)
+    nr_ids = r.count(1 << 16, "caches")
+    a.caches = []
+    for cid in range(nr_ids):
+        if not r.get():
+            a.caches.append(None)
+            continue
+        s = Cache()
+        for f in CACHE_FIELDS:
+            setattr(s, f, r.get())
+        s.id = cid
+        s.alive = True
+        s.partial = [_pfn(r, a) for _ in range(r.count(a.nr_pages, "partial"))]
+        s.cpu = []
+        for _ in range(a.cpus):
+            c = CpuSlab()
+            c.slab, c.freelist = _pfn(r, a), r.nil()
+            s.cpu.append(c)
+        a.caches.append(s)
+    a.cache_order = r.many(r.count(nr_ids, "cache order"))
+    if sorted(a.cache_order) != [i for i, s in enumerate(a.caches) if s is not None]:
+        raise Corrupt("cache order does not list the live caches")
+    a.kmalloc_caches = [[v - (1 << 64) if v >> 63 else v for v in r.many(NR_KMALLOC_INDEX)]
+                        for _ in range(NR_KMALLOC_TYPES)]
+    a.slabs = {}
+    for _ in range(r.count(a.nr_pages, "slabs")):
+        pfn, cache, order, objects, inuse, freelist, frozen, on_partial = r.many(8)
+        if pfn >= a.nr_pages or cache >= nr_ids or a.caches[cache] is None or objects > 32767 or order > 10:
+            raise Corrupt("slab record")
+        sl = Slab(pfn, cache, order, objects)
+        sl.inuse = inuse
+        sl.freelist = NIL if freelist == U64_NIL else freelist
+        sl.frozen, sl.on_partial = bool(frozen), bool(on_partial)
+        chain = r.blob(2 * objects)
+        state = r.blob(objects)
+        if len(chain) != 2 * objects or len(state) != objects:
+            raise Corrupt("slab freelist")
+        arr = array("H")
+        arr.frombytes(chain)
+        import sys
+        if sys.byteorder != "little":
+            arr.byteswap()
+        sl.next = [NIL if v == SLOT_NIL16 else v for v in arr]
+        sl.state = bytearray(state)
+        a.slabs[pfn] = sl
+    a.mms = []
+    for _ in range(r.count(1 << 24, "mms")):
+        alive, is_file, nr_pages, size, rss, swapents, nr_dirty = r.many(7)
+        mm = Mm(bool(is_file))
+        mm.alive = bool(alive)
+        mm.nr_pages, mm.size, mm.rss, mm.swapents, mm.nr_dirty = nr_pages, size, rss, swapents, nr_dirty
+        mm.ent = r.many(r.count(1 << 30, "mm entries"))
+        for _ in range(r.count(1 << 30, "disk pages")):
+            idx = r.get()
+            mm.disk[idx] = r.blob(PAGE_SIZE)
+            if len(mm.disk[idx]) != PAGE_SIZE:
+                raise Corrupt("disk page")
+        a.mms.append(mm)
+    a.swap_free = r.many(r.count(a.swap_pages, "free swap slots"))
+    a.swap = {}
+    for _ in range(r.count(a.swap_pages, "swap slots")):
+        slot = r.get()
+        data = r.blob(PAGE_SIZE)
+        if slot >= a.swap_pages or len(data) != PAGE_SIZE:
+            raise Corrupt("swap slot")
+        a.swap[slot] = data
+    if r.i != len(r.w):
+        raise Corrupt("words left over after the core section")
+
+
+def load_pages(a: Arena, pages) -> None:
+    """Write saved pages (pfn, 4096 bytes) back into memory."""
+    for pfn, data in pages:
+        a.mem[pfn] = bytearray(data)

@@ -1,0 +1,362 @@
+"""Machine snapshots: ``m.save(path)``, ``Machine.load(path)``, pickling and deepcopy.
+
+A snapshot is one file, the same whichever backend wrote it::
+
+    header    b"PYASNAP\\0", format version (u32 LE), 0 (u32)
+    sections  tag (4 ASCII bytes), payload length (u64 LE), CRC-32 of the payload (u32 LE), payload
+      INFO    JSON: the Machine's parameters (mem, cpus, swap, slub_debug, slab_merge, min_free_kbytes)
+              and what the file holds (the backend that wrote it, page and section counts)
+      CORE    the core's canonical state, word for word as pyalloc/model/snapshot.py specifies it
+              (buddy free lists and page descriptors, caches, slabs and freelists, cpu slabs, the
+              kernel PGD, LRU lists, mms, swap slots and contents, file contents on disk, counters)
+      MEM     a chunk of memory: n (u64), n pfns (u64 each), n x 4096 bytes -- only pages that
+              hold a non-zero byte; page tables live in memory and travel here
+      PYST    the shared layer's state (vmalloc areas, cache names, dmesg, processes and files,
+              the warned-once set, callers), pickled; read back by an unpickler that builds
+              nothing but pyalloc's own classes and a few plain containers
+      END     empty: a file without it was cut short
+
+The clock, counters and PSI state are core words, so a loaded machine prints
+the same timestamps and /proc text as the original would have.  Reading
+checks the magic, the version (a newer one is refused), every length and
+checksum, and the whole core against the machine's invariants (check())
+before the machine is handed out; any fault raises :class:`SnapshotError` and
+nothing is left behind.  Saving writes a temporary file beside *path* and
+renames it, so a failed save leaves any earlier file as it was.
+
+The work and the file size follow what the machine touched, not its size:
+the C core finds touched memory and descriptors with mincore() on its
+MAP_NORESERVE mappings (see csrc/snapshot.c).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import struct
+import tempfile
+import zlib
+
+from . import errors
+from .errors import PyallocError, SnapshotError
+
+MAGIC = b"PYASNAP\0"
+VERSION = 1
+_HEADER = struct.Struct("<8sII")
+_SECTION = struct.Struct("<4sQI")
+MEM_BATCH = 4096                # pages per MEM section (16 MiB)
+
+# per-instance attributes that are rebuilt on load, never saved
+_REBUILT = frozenset(("_core", "_lock", "_closed", "backend", "alloc_pages", "free_pages", "kmalloc", "kfree",
+                      "kmem_cache_alloc", "kmem_cache_free"))
+_PLAIN = {("builtins", n) for n in ("set", "frozenset", "bytearray", "bytes", "dict", "list", "tuple", "range",
+                                    "complex", "slice")} | {("collections", "OrderedDict"),
+                                                           ("collections", "deque")}
+
+
+# -- writing ---------------------------------------------------------------------------------
+
+class _Persist(pickle.Pickler):
+    def __init__(self, f, machine):
+        super().__init__(f, protocol=4)
+        self._machine = machine
+
+    def persistent_id(self, obj):
+        return "machine" if obj is self._machine else None
+
+
+def _python_state(m) -> bytes:
+    state = {k: v for k, v in vars(m).items() if k not in _REBUILT}
+    if "_tracer" in state:
+        state["_tracer"] = None     # tracing belongs to a session, not to the machine: a loaded one is untraced
+    buf = io.BytesIO()
+    try:
+        _Persist(buf, m).dump(state)
+    except (pickle.PicklingError, TypeError, AttributeError) as exc:
+        raise SnapshotError(f"save: the machine's Python-side state cannot be saved: {exc}") from None
+    return buf.getvalue()
+
+
+def _section(f, tag: bytes, payload) -> None:
+    f.write(_SECTION.pack(tag, len(payload), zlib.crc32(payload)))
+    f.write(payload)
+
+
+def _core_check(core):
+    """The core's own check() as the loader compares it: None, or the broken invariant's message.
+    Damaged object bytes (slub_debug findings) are data the machine carries, not a broken file:
+    their events are drained unreported, so checking changes nothing."""
+    r = core.check()
+    if r == errors.ECORRUPT:
+        core.take_events()
+        return None
+    return r
+
+
+def host_has_swap() -> bool:
+    """Whether this host swaps: then mincore() cannot tell a swapped-out page from an untouched one,
+    and the C core is asked to look at every page (slower, never blind)."""
+    try:
+        with open("/proc/swaps") as f:
+            return len(f.read().splitlines()) > 1
+    except OSError:
+        return True             # cannot tell: be safe
+
+
+def write(m, f, exhaustive=None) -> dict:
+    """Write machine *m* to the binary file *f*, memory chunk by chunk; returns what was written.
+    exhaustive: look at every page (default: when the host has swap)."""
+    m._live()
+    if exhaustive is None:
+        exhaustive = host_has_swap()
+    core = m._core.snapshot_save(exhaustive)
+    if isinstance(core, int):
+        errors.raise_for(core, "save: the core refused to describe itself")
+    pyst = _python_state(m)
+    vm = m._core.vm_info()
+    info = {"mem": m.mem, "cpus": m.cpus, "swap": m.swap, "slub_debug": m.slub_debug, "slab_merge": m.slab_merge,
+            "min_free_kbytes": vm["min_free_kbytes"], "saved_by": m.backend, "core_check": _core_check(m._core)}
+    f.write(_HEADER.pack(MAGIC, VERSION, 0))
+    _section(f, b"INFO", json.dumps(info, sort_keys=True).encode())
+    _section(f, b"CORE", core)
+    pages = sections = 0
+    for pfns, data in m._core.snapshot_pages(MEM_BATCH, exhaustive):
+        head = struct.pack(f"<Q{len(pfns)}Q", len(pfns), *pfns)
+        f.write(_SECTION.pack(b"MEM ", len(head) + len(data), zlib.crc32(data, zlib.crc32(head))))
+        f.write(head)
+        f.write(data)
+        pages += len(pfns)
+        sections += 1
+    _section(f, b"PYST", pyst)
+    _section(f, b"END ", b"")
+    return dict(info, pages=pages, mem_sections=sections, core_bytes=len(core))
+
+
+def save(m, path) -> dict:
+    """m.save(path): the whole machine into one file (atomically: a temporary file, then a rename)."""
+    path = os.fspath(path)
+    m._live()
+    d = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".pyalloc-snap-", dir=d)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            info = write(m, f)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return info
+
+
+def to_bytes(m) -> bytes:
+    buf = io.BytesIO()
+    write(m, buf)
+    return buf.getvalue()
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+class _Restricted(pickle.Unpickler):
+    def __init__(self, f, machine):
+        super().__init__(f)
+        self._machine = machine
+
+    def persistent_load(self, pid):
+        if pid != "machine":
+            raise pickle.UnpicklingError(f"unknown persistent id {pid!r}")
+        return self._machine
+
+    def find_class(self, module, name):
+        if (module, name) in _PLAIN:
+            return super().find_class(module, name)
+        if module == "pyalloc" or module.startswith("pyalloc."):
+            obj = super().find_class(module, name)
+            if isinstance(obj, type):
+                return obj
+        raise pickle.UnpicklingError(f"a snapshot may not build {module}.{name}")
+
+
+class _Sections:
+    """The sections of a snapshot file, one at a time, each checked whole before it is handed out."""
+
+    def __init__(self, f, where: str) -> None:
+        self.f, self.where, self.pos = f, where, 0
+        head = self._read(_HEADER.size, "the header")
+        magic, version, _ = _HEADER.unpack(head)
+        if magic != MAGIC:
+            raise SnapshotError(f"{where}: not a pyalloc snapshot (bad magic {bytes(magic)!r})")
+        if version > VERSION:
+            raise SnapshotError(f"{where}: snapshot format version {version} is newer than this pyalloc reads "
+                                f"(version {VERSION}); upgrade pyalloc")
+        if version < 1:
+            raise SnapshotError(f"{where}: bad snapshot format version {version}")
+
+    def _read(self, n: int, what: str):
+        buf = bytearray(n)
+        got = self.f.readinto(buf) if n else 0
+        while got < n:
+            more = self.f.readinto(memoryview(buf)[got:])
+            if not more:
+                raise SnapshotError(f"{self.where}: cut short in {what} at byte {self.pos + got} "
+                                    f"({n - got} of {n} bytes missing)")
+            got += more
+        self.pos += n
+        return buf
+
+    def next(self, expect: tuple):
+        """(tag, payload) of the next section, which must be one of *expect*."""
+        tag, length, crc = _SECTION.unpack(self._read(_SECTION.size, "a section header"))
+        if tag not in expect:
+            raise SnapshotError(f"{self.where}: section {tag!r} at byte {self.pos - _SECTION.size} where "
+                                f"{' or '.join(t.decode().strip() for t in expect)} belongs")
+        if length > 1 << 40:
+            raise SnapshotError(f"{self.where}: section {tag!r} announces {length} bytes")
+        payload = self._read(length, f"section {tag.decode().strip()}")
+        if zlib.crc32(payload) != crc:
+            raise SnapshotError(f"{self.where}: section {tag!r} at byte {self.pos - length} is damaged "
+                                "(checksum mismatch)")
+        return tag, payload
+
+    def end(self) -> None:
+        if self.f.read(1):
+            raise SnapshotError(f"{self.where}: bytes after the END section")
+
+
+def _read_sections(data, where: str) -> dict:
+    """{tag: [payloads]} of a whole, undamaged snapshot held in memory (tests compare them)."""
+    r = _Sections(io.BytesIO(data), where)
+    out: dict = {}
+    while True:
+        tag, payload = r.next((b"INFO", b"CORE", b"MEM ", b"PYST", b"END "))
+        if tag == b"END ":
+            r.end()
+            return out
+        out.setdefault(tag, []).append(payload)
+
+
+def _info(payload, where: str) -> dict:
+    try:
+        info = json.loads(bytes(payload))
+        for key, kind in (("mem", int), ("cpus", int), ("swap", int), ("slub_debug", str), ("slab_merge", bool),
+                          ("min_free_kbytes", int), ("saved_by", str)):
+            if not isinstance(info[key], kind):
+                raise TypeError(key)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SnapshotError(f"{where}: bad INFO section ({exc})") from None
+    return info
+
+
+def read(data, backend=None, where: str = "snapshot"):
+    """A new Machine from snapshot bytes."""
+    return read_file(io.BytesIO(data), backend, where)
+
+
+def read_file(f, backend=None, where: str = "snapshot"):
+    """A new Machine from a binary file positioned at a snapshot's first byte."""
+    from .machine import Machine, PAGE_SHIFT, PAGE_SIZE, _hot_paths, _load_core
+    from .slab import _slab_hot_paths
+    from .threads import new_lock
+    sections = _Sections(f, where)
+    info = _info(sections.next((b"INFO",))[1], where)
+    if backend is None:
+        backend = info["saved_by"]
+    core_cls = _load_core(backend)              # InvalidArgument for a bad name, before any work
+    mem = info["mem"]
+    if mem <= 0 or mem % PAGE_SIZE or info["cpus"] < 1 or info["swap"] < 0 or info["swap"] % PAGE_SIZE:
+        raise SnapshotError(f"{where}: bad machine parameters in INFO")
+    core_words = sections.next((b"CORE",))[1]
+    m = Machine.__new__(Machine)
+    m._closed = True
+    m._lock = new_lock()
+    m.backend = backend
+    try:
+        m._core = core = core_cls(mem >> PAGE_SHIFT, info["cpus"], info["min_free_kbytes"])
+    except PyallocError as exc:
+        raise SnapshotError(f"{where}: cannot build the machine it describes: {exc}") from None
+    try:
+        if info["swap"]:
+            rc = core.set_swap(info["swap"] >> PAGE_SHIFT)
+            if rc:
+                raise SnapshotError(f"{where}: cannot set up {info['swap']} bytes of swap")
+        rc = core.snapshot_load(core_words)
+        del core_words
+        if rc:
+            raise SnapshotError(f"{where}: the core section does not describe a valid machine "
+                                f"({errors.STATUS_NAMES.get(rc, rc)})")
+        while True:
+            tag, payload = sections.next((b"MEM ", b"PYST"))
+            if tag == b"PYST":
+                break
+            if len(payload) < 8:
+                raise SnapshotError(f"{where}: a MEM section is too short")
+            (n,) = struct.unpack_from("<Q", payload, 0)
+            if len(payload) != 8 + 8 * n + (n << 12):
+                raise SnapshotError(f"{where}: a MEM section's length does not match its {n} pages")
+            pfns = struct.unpack_from(f"<{n}Q", payload, 8)
+            if core.snapshot_put_pages(pfns, memoryview(payload)[8 + 8 * n:]):
+                raise SnapshotError(f"{where}: a MEM section names a page outside memory")
+        try:
+            state = _Restricted(io.BytesIO(payload), m).load()
+        except Exception as exc:
+            raise SnapshotError(f"{where}: bad Python-side state: {exc}") from None
+        if not isinstance(state, dict):
+            raise SnapshotError(f"{where}: bad Python-side state")
+        sections.next((b"END ",))
+        sections.end()
+        vars(m).update(state)
+        m.alloc_pages, m.free_pages = _hot_paths(m, core)
+        m.kmalloc, m.kfree, m.kmem_cache_alloc, m.kmem_cache_free = _slab_hot_paths(m, core)
+        # the loaded core must be as sound as the saved one was (a machine the user damaged
+        # through the direct map loads damaged, and check() says so as it did before)
+        found = _core_check(core)
+        if found != info.get("core_check"):
+            raise SnapshotError(f"{where}: the loaded machine is inconsistent: {found}")
+        m._closed = False
+    except BaseException:
+        m._closed = False
+        m.close()
+        raise
+    return m
+
+
+def load(path, backend=None):
+    """Machine.load(path, backend=None): the machine saved at *path*, on *backend*
+    (default: the backend that saved it)."""
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        return read_file(f, backend, where=path)
+
+
+def _unpickle(data: bytes, backend: str):
+    return read(data, backend, where="pickled Machine")
+
+
+def reduce(m):
+    """Machine.__reduce_ex__: a pickle holds the snapshot bytes and the backend."""
+    return _unpickle, (to_bytes(m), m.backend)
+
+
+def clone(m):
+    """copy.deepcopy(m): a second, independent machine in the same state."""
+    return read(to_bytes(m), m.backend, where="deepcopy")
+
+
+class SnapshotAPI:
+    """m.save(path) and Machine.load(path)."""
+
+    def save(self, path) -> dict:
+        """Write the whole machine to *path* (format: pyalloc.snapshot).  Returns what was
+        written: the machine's parameters, ``pages`` (memory pages saved) and sizes."""
+        return save(self, path)
+
+    @classmethod
+    def load(cls, path, backend=None):
+        """A machine saved with save(), on *backend* ("c" or "model"; default the one that
+        saved it).  Raises SnapshotError for a file that is not a whole, undamaged snapshot
+        of a version this pyalloc reads."""
+        return load(path, backend)

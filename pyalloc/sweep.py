@@ -1,0 +1,360 @@
+"""Parameter sweeps: many machines, one table (extra ``pyalloc[sweep]``: dask[distributed], pandas).
+
+``sweep(grid, workload)`` runs *workload* once per point of the product of the
+grid's value lists, each on a fresh Machine (or one loaded from a snapshot, the
+``snapshot`` parameter), and returns a pandas DataFrame: one row per run, its
+parameters first, then the workload's metrics, then ``error`` (empty, or the
+exception of a run that failed: its row is kept, its metrics are missing) and
+``wall_s``.
+
+Engines: ``"dask"`` submits one task per run to a ``distributed`` scheduler --
+the one at *scheduler* (``tcp://host:8786``), or a LocalCluster started for the
+sweep with one single-threaded worker process per core (the simulator holds
+the GIL in the model and a machine lock in the C core, so threads would not
+help); ``"serial"`` runs them in this process.  Rows come back in grid order
+whatever finished first, and every run is seeded by its own parameters alone,
+so both engines and any number of workers give the same table (``wall_s``
+aside).
+
+Built-in workloads (:data:`WORKLOADS`) share the metric columns of
+:func:`machine_metrics`: failures per GFP class, the extfrag indices of the
+largest zone, slab waste, reclaim and OOM counters, simulated stall time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import time
+from typing import Callable, Iterable
+
+from . import debugfs
+from .errors import InvalidArgument, PyallocError
+from .safe import show
+
+MACHINE_PARAMS = ("mem", "cpus", "backend", "min_free_kbytes", "slub_debug", "swap", "slab_merge")
+RUN_PARAMS = ("seed", "snapshot")
+DEFAULTS = {"mem": "256M", "cpus": 2}
+
+# the GFP classes the built-in workloads allocate with, as the column names say them
+GFP_CLASSES = {
+    "atomic": "GFP_ATOMIC|__GFP_NOWARN",
+    "nowait": "GFP_NOWAIT|__GFP_NOWARN",
+    "kernel": "GFP_KERNEL|__GFP_NOWARN|__GFP_NORETRY",
+}
+FILL_GFP = "GFP_HIGHUSER_MOVABLE|__GFP_NOWARN|__GFP_NORETRY"     # user pages that fill memory first
+
+RECLAIM_METRICS = ("pgscan_kswapd", "pgscan_direct", "pgsteal_kswapd", "pgsteal_direct", "pswpout", "pswpin",
+                   "compact_stall", "compact_success", "compact_fail", "allocstall_normal",
+                   "allocstall_movable", "oom_kill")
+
+
+class Tally:
+    """Allocation attempts and failures per GFP class (and per order for pages)."""
+
+    def __init__(self) -> None:
+        self.tries = {c: 0 for c in GFP_CLASSES}
+        self.fails = {c: 0 for c in GFP_CLASSES}
+        self.order_tries = {c: [0] * 4 for c in GFP_CLASSES}
+        self.order_fails = {c: [0] * 4 for c in GFP_CLASSES}
+
+    def pages(self, m, cls: str, order: int):
+        pfn = m.alloc_pages(GFP_CLASSES[cls], order)
+        self.tries[cls] += 1
+        if order < 4:
+            self.order_tries[cls][order] += 1
+        if pfn is None:
+            self.fails[cls] += 1
+            if order < 4:
+                self.order_fails[cls][order] += 1
+        return pfn
+
+    def kmalloc(self, m, cls: str, size: int):
+        addr = m.kmalloc(size, GFP_CLASSES[cls])
+        self.tries[cls] += 1
+        if addr is None:
+            self.fails[cls] += 1
+        return addr
+
+    def metrics(self) -> dict:
+        out = {}
+        for c in GFP_CLASSES:
+            out[f"tries_{c}"] = self.tries[c]
+            out[f"fail_{c}"] = self.fails[c]
+        for c in ("atomic", "nowait"):
+            for order in range(4):
+                out[f"tries_{c}_o{order}"] = self.order_tries[c][order]
+                out[f"fail_{c}_o{order}"] = self.order_fails[c][order]
+        return out
+
+
+def machine_metrics(m) -> dict:
+    """The machine's side of a row: fragmentation, slab waste, reclaim, OOM, stall time."""
+    snap = m.snapshot()
+    zone = max(snap["zones"], key=lambda z: z["present"])
+    nr_free = [sum(per_type) for per_type in zone["free_area"]]
+    out = {"free_kb": sum(z["nr_free_pages"] for z in snap["zones"]) * 4}
+    for order in (3, 9):
+        out[f"unusable_o{order}"] = debugfs.unusable_free_index(nr_free, order) / 1000
+        out[f"extfrag_o{order}"] = debugfs.fragmentation_index(nr_free, order) / 1000
+    slab_bytes = waste = 0
+    for row in snap["slab_caches"]:
+        pages = row["num_slabs"] * row["pagesperslab"]
+        slab_bytes += pages * 4096
+        waste += pages * 4096 - row["active_objs"] * row["objsize"]
+    out["slab_kb"] = slab_bytes >> 10
+    out["slab_waste_kb"] = waste >> 10
+    ctr = m.reclaim_counters()
+    for name in RECLAIM_METRICS:
+        out[name] = ctr[name]
+    out["stall_us"] = ctr["psi_total_us"]
+    return out
+
+
+# -- built-in workloads ---------------------------------------------------------------
+
+HELD = 400                  # blocks in flight at once
+FREE_RUNS = (1, 1, 2, 2, 3, 4, 6, 8)
+KMALLOC_SIZES = (16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048)
+
+
+def kmalloc_mix(m, seed: int, ops: int = 20000) -> dict:
+    """Slab churn beside atomic page allocations, as a busy network stack does.
+
+    Memory is first filled with movable user pages until the allocator
+    refuses, then about a fifth is freed again in runs of 1-8 pages between
+    kept runs of 4-16 (a fragmented machine: holes of every order up to 3).  Then *ops* steps: each
+    CPU in turn allocates or frees kmalloc objects of mixed sizes (the live set
+    grows to a few thousand objects), and every fourth step asks for an
+    order 0-3 block with GFP_ATOMIC or GFP_NOWAIT, holding it for a while
+    (up to HELD blocks in flight, as an skb's pages).  Failures are counted per GFP class and order.
+    """
+    rnd = random.Random(seed)
+    t = Tally()
+    fill = []
+    while True:
+        pfn = m.alloc_pages(FILL_GFP, 0)
+        if pfn is None:
+            break
+        fill.append(pfn)
+    fill.sort()
+    i = 0
+    while i < len(fill):            # keep 4-16 pages, free a run of 1-8: holes of every order up to 3
+        i += rnd.randint(4, 16)
+        run = rnd.choice(FREE_RUNS)
+        for pfn in fill[i:i + run]:
+            m.free_pages(pfn)
+        i += run
+    live: list[int] = []
+    held: list[tuple[int, int]] = []
+    for step in range(ops):
+        with m.on_cpu(step % m.cpus):
+            if not live or rnd.random() < 0.55:
+                addr = t.kmalloc(m, "kernel" if rnd.random() < 0.8 else "atomic", rnd.choice(KMALLOC_SIZES))
+                if addr is not None:
+                    live.append(addr)
+            else:
+                m.kfree(live.pop(rnd.randrange(len(live))))
+            if step % 4 == 0:
+                order = rnd.choice((0, 0, 1, 2, 3))
+                cls = "atomic" if rnd.random() < 0.7 else "nowait"
+                pfn = t.pages(m, cls, order)
+                if pfn is not None:
+                    held.append((pfn, order))
+                if len(held) > HELD:
+                    pfn, order = held.pop(rnd.randrange(len(held)))
+                    m.free_pages(pfn, order)
+    return {**t.metrics(), "live_objects": len(live)}
+
+
+def demo_mix(m, seed: int) -> dict:
+    """The demo's page, slab and vmalloc mix (pyalloc.workload), seeded per run."""
+    from . import workload
+    pages = workload.run_pages(m, seed=seed)
+    slab = workload.run_slab(m, objects=4000, seed=seed)
+    vm = workload.run_vmalloc(m, seed=seed)
+    return {"page_blocks": pages["allocated"], "page_fails": pages["failed"], "slab_objects": slab["objects"],
+            "vmalloc_areas": vm["areas"]}
+
+
+def pressure(m, seed: int) -> dict:
+    """The demo's bad day (pyalloc.workload.run_pressure): reclaim, swap, the OOM killer."""
+    from . import workload
+    r = workload.run_pressure(m, seed=seed)
+    return {"processes": r["processes"], "leak_pages": r["leak_pages"], "db_intact": r["db_intact"]}
+
+
+WORKLOADS: dict[str, Callable] = {"kmalloc-mix": kmalloc_mix, "demo-mix": demo_mix, "pressure": pressure}
+
+
+# -- the grid -------------------------------------------------------------------------
+
+def expand(grid: dict) -> list[dict]:
+    """The runs of a grid: the product of its value lists, in key order (the last key varies fastest)."""
+    if not isinstance(grid, dict) or not grid:
+        raise InvalidArgument(f"sweep: grid must be a non-empty dict of parameter -> list of values, not {show(grid)}")
+    keys = list(grid)
+    for key in keys:
+        if key not in MACHINE_PARAMS and key not in RUN_PARAMS:
+            raise InvalidArgument(f"sweep: unknown parameter {show(key)}; known: "
+                                  f"{', '.join(MACHINE_PARAMS + RUN_PARAMS)}")
+        values = grid[key]
+        if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+            raise InvalidArgument(f"sweep: grid[{key!r}] must be a list of values, not {show(values)}")
+    lists = [list(grid[k]) for k in keys]
+    for key, values in zip(keys, lists):
+        if not values:
+            raise InvalidArgument(f"sweep: grid[{key!r}] is empty")
+    return [dict(zip(keys, combo)) for combo in itertools.product(*lists)]
+
+
+def _resolve(workload) -> tuple[str, Callable]:
+    if isinstance(workload, str):
+        try:
+            return workload, WORKLOADS[workload]
+        except KeyError:
+            raise InvalidArgument(f"sweep: unknown workload {show(workload)}; built in: "
+                                  f"{', '.join(sorted(WORKLOADS))}") from None
+    if callable(workload):
+        return getattr(workload, "__name__", "workload"), workload
+    raise InvalidArgument(f"sweep: workload must be a built-in name or a function (machine, seed) -> dict, "
+                          f"not {show(workload)}")
+
+
+def run_one(params: dict, workload) -> dict:
+    """One run: build (or load) the machine, run the workload, collect the row.  Never raises
+    for the run's own failure: the row says what went wrong in ``error``."""
+    from .machine import Machine
+    _, fn = _resolve(workload)
+    row: dict = {}
+    t0 = time.perf_counter()
+    try:
+        seed = params.get("seed", 0)
+        kwargs = {**DEFAULTS, **{k: v for k, v in params.items() if k in MACHINE_PARAMS}}
+        if params.get("snapshot"):
+            m = Machine.load(params["snapshot"], backend=kwargs.get("backend"))
+        else:
+            m = Machine(**kwargs)
+        with m:
+            got = fn(m, seed)
+            if not isinstance(got, dict):
+                raise TypeError(f"the workload returned {type(got).__name__}, not a dict of metrics")
+            row.update(got)
+            if fn in WORKLOADS.values():
+                row.update(machine_metrics(m))
+        row["error"] = ""
+    except Exception as exc:    # a failed run is a row too, never a lost one
+        row = {"error": f"{type(exc).__name__}: {exc}"}
+    row["wall_s"] = time.perf_counter() - t0
+    return row
+
+
+# -- engines --------------------------------------------------------------------------
+
+def _need(module: str):
+    try:
+        return __import__(module, fromlist=["_"])
+    except ImportError:
+        raise ImportError(f"pyalloc.sweep needs {module}: pip install 'pyalloc[sweep]'") from None
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:         # tqdm is a core dependency, but a bare install may lack it
+        return None
+    return tqdm(total=total, unit="run", desc="sweep", leave=False)
+
+
+def _run_serial(runs: list, workload, progress: bool) -> list:
+    bar = _progress(len(runs), progress)
+    rows = []
+    for params in runs:
+        rows.append(run_one(params, workload))
+        if bar is not None:
+            bar.update()
+    if bar is not None:
+        bar.close()
+    return rows
+
+
+def local_cluster(workers: int | None = None):
+    """A LocalCluster of single-threaded worker processes, one per core by default."""
+    distributed = _need("distributed")
+    n = workers or os.cpu_count() or 1
+    return distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                    dashboard_address=None, silence_logs=40)
+
+
+def _run_dask(runs: list, workload, scheduler, workers, progress: bool) -> list:
+    distributed = _need("distributed")
+    cluster = None
+    if scheduler is None:
+        cluster = local_cluster(workers)
+        client = distributed.Client(cluster)
+    elif isinstance(scheduler, distributed.Client):
+        client = scheduler
+    else:
+        client = distributed.Client(scheduler)
+    try:
+        futures = client.map(run_one, runs, [workload] * len(runs), pure=False)
+        bar = _progress(len(runs), progress)
+        for fut in distributed.as_completed(futures):
+            if bar is not None:
+                bar.update()
+            del fut
+        if bar is not None:
+            bar.close()
+        rows = []
+        for params, fut in zip(runs, futures):
+            try:
+                rows.append(fut.result())
+            except Exception as exc:    # the worker itself died: the run still gets its row
+                rows.append({"error": f"{type(exc).__name__}: {exc}", "wall_s": float("nan")})
+        return rows
+    finally:
+        if client is not scheduler:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def sweep(grid: dict, workload="kmalloc-mix", engine: str = "dask", scheduler=None, *,
+          workers: int | None = None, progress: bool = True):
+    """Run *workload* on every point of *grid*; a pandas DataFrame with one row per run.
+
+    grid: Machine parameters (mem, cpus, backend, min_free_kbytes, slub_debug, swap,
+    slab_merge), ``seed`` and ``snapshot`` (a file from Machine.save) -> lists of values.
+    workload: a name from WORKLOADS or a function (machine, seed) -> dict of metrics.
+    engine: "dask" (scheduler: an address, a distributed.Client, or None for a
+    LocalCluster of *workers* processes, one per core by default) or "serial".
+    """
+    pd = _need("pandas")
+    runs = expand(grid)
+    _resolve(workload)
+    if engine == "serial":
+        rows = _run_serial(runs, workload, progress)
+    elif engine == "dask":
+        rows = _run_dask(runs, workload, scheduler, workers, progress)
+    else:
+        raise InvalidArgument(f"sweep: engine must be 'dask' or 'serial', not {show(engine)}")
+    records = []
+    for params, row in zip(runs, rows):
+        rec = {k: (str(v) if k == "snapshot" else v) for k, v in params.items()}
+        rec.update({k: v for k, v in row.items() if k not in ("error", "wall_s")})
+        rec["error"] = row.get("error", "")
+        rec["wall_s"] = row.get("wall_s")
+        records.append(rec)
+    columns = list(runs[0])
+    for rec in records:
+        for k in rec:
+            if k not in columns and k not in ("error", "wall_s"):
+                columns.append(k)
+    columns += ["error", "wall_s"]
+    return pd.DataFrame.from_records(records, columns=columns)
+
+
+__all__ = ["sweep", "expand", "run_one", "machine_metrics", "WORKLOADS", "GFP_CLASSES", "PyallocError"]
