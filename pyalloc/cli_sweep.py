@@ -13,6 +13,14 @@ EXAMPLE = ("  pyalloc sweep --param mem=256M,1G --param cpus=2,8 --seeds 0-99 --
 INT_PARAMS = ("cpus", "min_free_kbytes")
 
 
+def _workload_name(text: str) -> str:
+    from .sweep import WORKLOADS
+    if text in WORKLOADS or (text.startswith("replay:") and len(text) > len("replay:")):
+        return text
+    raise argparse.ArgumentTypeError(f"unknown workload {text!r}: one of {', '.join(sorted(WORKLOADS))} "
+                                     "or replay:TRACE")
+
+
 def parse_param(text: str) -> tuple[str, list]:
     """"cpus=2,8" -> ("cpus", [2, 8]); sizes stay strings ("256M"), as Machine reads them."""
     name, sep, values = text.partition("=")
@@ -84,8 +92,9 @@ def add_command(sub) -> None:
     s.add_argument("--seeds", default="0", help="workload seeds, e.g. 0-99 or 1,5,9 (default 0)")
     s.add_argument("--snapshot", action="append", metavar="FILE",
                    help="start each run from this saved machine (Machine.save) instead of a new one")
-    s.add_argument("--workload", default="kmalloc-mix", choices=sorted(WORKLOADS),
-                   help="built-in workload (default kmalloc-mix)")
+    s.add_argument("--workload", default="kmalloc-mix", type=_workload_name,
+                   help=f"built-in workload ({', '.join(sorted(WORKLOADS))}; default kmalloc-mix) "
+                        "or replay:TRACE, a kernel kmem capture replayed in every run")
     s.add_argument("--engine", default="dask", choices=("dask", "serial"),
                    help="dask (default: a local cluster, or --scheduler) or serial")
     s.add_argument("--scheduler", default=None, metavar="ADDR", help="a Dask scheduler, e.g. tcp://10.0.0.1:8786")

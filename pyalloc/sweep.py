@@ -209,17 +209,51 @@ def expand(grid: dict) -> list[dict]:
     return [dict(zip(keys, combo)) for combo in itertools.product(*lists)]
 
 
+class StreamWorkload:
+    """A pyalloc.Stream as a workload: run in the core in one call per run (a Stream pickles, so a
+    Dask worker gets its own copy).  Metrics: operations, failed allocations, errors recorded."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.__name__ = f"stream of {len(stream)} operations"
+
+    def __call__(self, m, seed: int) -> dict:
+        r = m.run(self.stream, errors="record")
+        failed = sum(1 for i in range(len(r)) if r.raw[i] == -12)
+        return {"operations": len(r), "failed": failed, "errors": len(r.errors)}
+
+
+class TraceWorkload(StreamWorkload):
+    """A kernel ftrace kmem capture (``replay:PATH``): parsed once in the run, replayed as a stream."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.__name__ = f"replay:{path}"
+
+    def __call__(self, m, seed: int) -> dict:
+        from .trace import read_trace
+        self.stream = read_trace(self.path, skip_bad=True)
+        return super().__call__(m, seed)
+
+
 def _resolve(workload) -> tuple[str, Callable]:
+    from .stream import Stream
+    if isinstance(workload, str) and workload.startswith("replay:"):
+        w = TraceWorkload(workload[len("replay:"):])
+        return w.__name__, w
     if isinstance(workload, str):
         try:
             return workload, WORKLOADS[workload]
         except KeyError:
             raise InvalidArgument(f"sweep: unknown workload {show(workload)}; built in: "
-                                  f"{', '.join(sorted(WORKLOADS))}") from None
+                                  f"{', '.join(sorted(WORKLOADS))}, or replay:TRACE") from None
+    if isinstance(workload, Stream):
+        w = StreamWorkload(workload)
+        return w.__name__, w
     if callable(workload):
         return getattr(workload, "__name__", "workload"), workload
-    raise InvalidArgument(f"sweep: workload must be a built-in name or a function (machine, seed) -> dict, "
-                          f"not {show(workload)}")
+    raise InvalidArgument(f"sweep: workload must be a built-in name, replay:TRACE, a pyalloc.Stream or a function "
+                          f"(machine, seed) -> dict, not {show(workload)}")
 
 
 def run_one(params: dict, workload) -> dict:
@@ -241,7 +275,7 @@ def run_one(params: dict, workload) -> dict:
             if not isinstance(got, dict):
                 raise TypeError(f"the workload returned {type(got).__name__}, not a dict of metrics")
             row.update(got)
-            if fn in WORKLOADS.values():
+            if fn in WORKLOADS.values() or isinstance(fn, StreamWorkload):
                 row.update(machine_metrics(m))
         row["error"] = ""
     except Exception as exc:    # a failed run is a row too, never a lost one

@@ -158,3 +158,22 @@ def test_a_scheduler_address_is_used():
         assert (t["error"] == "").all() and len(t) == 2
         with distributed.Client(cluster) as client:
             assert len(client.scheduler_info()["workers"]) == 1
+
+
+def test_streams_and_trace_replays_are_workloads(tmp_path):
+    """A run can execute an operation stream or replay a kernel capture (serial: no extra needed
+    beyond pandas for the table)."""
+    pytest.importorskip("pandas", reason="pandas is not installed (pip install 'pyalloc[sweep]')")
+    import pyalloc
+    from pathlib import Path
+    s = pyalloc.Stream()
+    handles = [s.kmalloc(size, "GFP_KERNEL") for size in (64, 128, 4096, 100000)]
+    for h in handles[::2]:
+        s.kfree(h)
+    df = pyalloc.sweep({"mem": ["64M"], "backend": ["c", "model"]}, s, engine="serial")
+    assert list(df["operations"]) == [6, 6] and list(df["errors"]) == [0, 0] and set(df["error"]) == {""}
+    trace = Path(__file__).parent / "fixtures" / "ftrace-kmem.txt"
+    df = pyalloc.sweep({"mem": ["64M", "256M"]}, f"replay:{trace}", engine="serial")
+    n = len(pyalloc.read_trace(str(trace), skip_bad=True))
+    assert list(df["operations"]) == [n, n] and set(df["error"]) == {""}
+    assert "unusable_index_o3" in df.columns or any(c.startswith("slab") for c in df.columns)
