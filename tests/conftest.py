@@ -22,9 +22,15 @@ if _CHILD_PRELOAD:
     import sys
     import tempfile
 
-    _wrapper = os.path.join(tempfile.mkdtemp(prefix="pyalloc-sanitized-"), "python")
+    _dir = tempfile.mkdtemp(prefix="pyalloc-sanitized-")
+    # the child drops the preload as soon as it starts (sitecustomize), so the tools it
+    # runs in turn (free, node_exporter) do not get it: they hang with it
+    with open(os.path.join(_dir, "sitecustomize.py"), "w") as f:
+        f.write('import os\nos.environ.pop("LD_PRELOAD", None)\n')
+    _wrapper = os.path.join(_dir, "python")
     with open(_wrapper, "w") as f:
-        f.write(f'#!/bin/sh\nLD_PRELOAD="{_CHILD_PRELOAD}" exec "{sys.executable}" "$@"\n')
+        f.write(f'#!/bin/sh\nLD_PRELOAD="{_CHILD_PRELOAD}" PYTHONPATH="{_dir}${{PYTHONPATH:+:$PYTHONPATH}}" '
+                f'exec "{sys.executable}" "$@"\n')
     os.chmod(_wrapper, 0o755)
     sys.executable = _wrapper
 
