@@ -471,8 +471,13 @@ def _format_arg(flags) -> int:
 def _format_compute(flags: int) -> str:
     if flags < 0 or flags > GFP_T_MAX:
         raise GFPError(f"GFP mask {show(flags)} out of range: gfp_t is 32 bits")
+    return format_table(flags, PRINT_TABLE)
+
+
+def format_table(flags: int, table) -> str:
+    """show_gfp_flags(): each (mask, name) of table whose bits are all set, in order; the rest in hex."""
     parts = []
-    for mask, name in PRINT_TABLE:
+    for mask, name in table:
         if not flags:
             break
         if flags & mask == mask:

@@ -63,6 +63,15 @@ class Process:
     oom_score_adj: int = 0
 
 
+def check_name(value, what: str) -> str:
+    """A process name or a file path: a non-empty str without NUL (TypeError, InvalidArgument)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+    if not value or "\0" in value:
+        raise InvalidArgument(f"bad {what} {value[:60]!r}")
+    return value
+
+
 def _check_int(value, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{what} must be an int, not {type(value).__name__}")
@@ -162,10 +171,7 @@ class ReclaimAPI:
 
     def _file(self, path, what: str, create: bool):
         self._live()
-        if not isinstance(path, str):
-            raise TypeError(f"{what}: path must be a str, not {type(path).__name__}")
-        if not path or "\0" in path:
-            raise InvalidArgument(f"{what}: bad path {path[:60]!r}")
+        check_name(path, f"{what}: path")
         mid = self._files.get(path)
         if mid is None:
             if not create:

@@ -191,10 +191,8 @@ class Stream:
     # -- processes and files: run through the per-call API (see csrc/stream.c) -------
 
     def _name(self, name, what: str) -> int:
-        if not isinstance(name, str):
-            raise TypeError(f"{what} must be a str, not {type(name).__name__}")
-        if not name or "\0" in name:
-            raise InvalidArgument(f"bad {what} {name[:60]!r}")
+        from .reclaim import check_name
+        check_name(name, what)
         index = self._name_index.get(name)
         if index is None:
             index = self._name_index[name] = len(self.names)

@@ -51,18 +51,7 @@ HEADER = """# tracer: nop
 # -- writing --------------------------------------------------------------------------
 
 def _gfp_text(flags: int, table) -> str:
-    if not flags:
-        return "none"
-    parts = []
-    for mask, name in table:
-        if not flags:
-            break
-        if flags & mask == mask:
-            parts.append(name)
-            flags &= ~mask
-    if flags:
-        parts.append("0x%x" % flags)
-    return "|".join(parts)
+    return gfpmod.format_table(flags, table) if flags else "none"
 
 
 def format_records(records, comm: str, pid: int, table, callers: dict, caches: dict) -> str:
