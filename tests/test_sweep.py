@@ -10,6 +10,13 @@ import pyalloc
 sw = importlib.import_module("pyalloc.sweep")   # the module (pyalloc.sweep is also the function)
 from pyalloc.cli_sweep import parse_param, parse_seeds
 
+def _no_workers_under_sanitizers():
+    import os
+    if os.environ.get("PYALLOC_CHILD_PRELOAD"):
+        pytest.skip("Dask's worker processes cannot load the ASan-built core (CI's sanitizer pass); "
+                    "the ordinary pass runs this test")
+
+
 pd = pytest.importorskip("pandas", reason="pyalloc[sweep] (pandas) is not installed")
 
 
@@ -75,6 +82,7 @@ def test_failed_run_keeps_its_row_and_parameters():
 
 def test_dask_gives_the_serial_table():
     pytest.importorskip("distributed", reason="pyalloc[sweep] (dask[distributed]) is not installed")
+    _no_workers_under_sanitizers()
     grid = {"mem": ["16M"], "backend": ["model"], "cpus": [1, 4], "seed": [0, 1, 2]}
     serial = sw.sweep(grid, "kmalloc-mix", engine="serial", progress=False)
     dask = sw.sweep(grid, "kmalloc-mix", engine="dask", workers=2, progress=False)
@@ -112,6 +120,7 @@ def test_cli_writes_the_table(tmp_path):
 
 def test_readme_sweep_example_runs(tmp_path, monkeypatch, capsys):
     pytest.importorskip("distributed", reason="pyalloc[sweep] (dask[distributed]) is not installed")
+    _no_workers_under_sanitizers()
     pytest.importorskip("pyalloc._core", reason="the C core is not built")
     import re
     from pathlib import Path
