@@ -76,25 +76,23 @@ def cmd_serve(args, make_machine: Callable) -> int:
         print(f"pyalloc serve: {exc}", file=sys.stderr)
         return 2
     with make_machine(args) as m:
-        report_boot_complaints(m)
-        if args.replay:
-            steps = serve.replay_steps(m, args.replay)
-        else:
-            steps = serve.WORKLOADS[args.workload](m, seed=args.seed)
-        serve.serve(m, args.root, interval=interval, steps=steps, ticks=args.ticks)
+        serve.serve(m, args.root, interval=interval, steps=_steps(m, args), ticks=args.ticks)
         m.check()
     return 0
 
 
+def _steps(m, args):
+    """The ticks serve and plot run: a trace replay (--replay) or a built-in workload."""
+    from . import serve
+    if args.replay:
+        return serve.replay_steps(m, args.replay)
+    return serve.WORKLOADS[args.workload](m, seed=args.seed)
+
+
 def cmd_plot(args, make_machine: Callable) -> int:
-    from . import plot, serve
-    with make_machine(args) as m:
-        report_boot_complaints(m)
-        if args.replay:
-            steps = serve.replay_steps(m, args.replay)
-        else:
-            steps = serve.WORKLOADS[args.workload](m, seed=args.seed)
-        samples = plot.record(m, steps, args.ticks, progress=True)
+    from . import plot
+    with make_machine(args) as m:        # make_machine reports boot complaints (cli._machine)
+        samples = plot.record(m, _steps(m, args), args.ticks, progress=True)
         out = plot.plot(m, args.output, samples)
         print(f"pyalloc plot: wrote {out}", file=sys.stderr)
     return 0
