@@ -12,14 +12,16 @@ A snapshot is one file, the same whichever backend wrote it::
       MEM     a chunk of memory: n (u64), n pfns (u64 each), n x 4096 bytes -- only pages that
               hold a non-zero byte; page tables live in memory and travel here
       PYST    the shared layer's state (vmalloc areas, cache names, dmesg, processes and files,
-              the warned-once set, callers), pickled; read back by an unpickler that builds
-              nothing but pyalloc's own classes and a few plain containers
+              the warned-once set, callers) as JSON with a fixed schema (pyalloc/snapshot_state.py):
+              plain data, checked value by value against the loaded core; nothing in a
+              snapshot names a class or runs code
       END     empty: a file without it was cut short
 
 The clock, counters and PSI state are core words, so a loaded machine prints
 the same timestamps and /proc text as the original would have.  Reading
-checks the magic, the version (a newer one is refused), every length and
-checksum, and the whole core against the machine's invariants (check())
+checks the magic, the version (a newer one is refused, and so is version 1,
+whose Python-side state was a pickle), every length (against the bytes the
+file really has, before anything is allocated) and checksum, and the whole core against the machine's invariants (check())
 before the machine is handed out; any fault raises :class:`SnapshotError` and
 nothing is left behind.  Saving writes a temporary file beside *path* and
 renames it, so a failed save leaves any earlier file as it was.
@@ -34,50 +36,22 @@ from __future__ import annotations
 import io
 import json
 import os
-import pickle
 import struct
 import tempfile
 import zlib
 
-from . import errors
+from . import errors, snapshot_state
 from .errors import PyallocError, SnapshotError
 
 MAGIC = b"PYASNAP\0"
-VERSION = 1
+VERSION = 2                     # 2: the Python-side state is schema'd JSON (1 held a pickle)
+INFO_MAX = 1 << 16              # an INFO section is a few hundred bytes
+READ_CHUNK = 1 << 26            # a section from a stream of unknown length grows by this much at most
 _HEADER = struct.Struct("<8sII")
 _SECTION = struct.Struct("<4sQI")
 MEM_BATCH = 4096                # pages per MEM section (16 MiB)
 
-# per-instance attributes that are rebuilt on load, never saved
-_REBUILT = frozenset(("_core", "_lock", "_closed", "backend", "alloc_pages", "free_pages", "kmalloc", "kfree",
-                      "kmem_cache_alloc", "kmem_cache_free"))
-_PLAIN = {("builtins", n) for n in ("set", "frozenset", "bytearray", "bytes", "dict", "list", "tuple", "range",
-                                    "complex", "slice")} | {("collections", "OrderedDict"),
-                                                           ("collections", "deque")}
-
-
 # -- writing ---------------------------------------------------------------------------------
-
-class _Persist(pickle.Pickler):
-    def __init__(self, f, machine):
-        super().__init__(f, protocol=4)
-        self._machine = machine
-
-    def persistent_id(self, obj):
-        return "machine" if obj is self._machine else None
-
-
-def _python_state(m) -> bytes:
-    state = {k: v for k, v in vars(m).items() if k not in _REBUILT}
-    if "_tracer" in state:
-        state["_tracer"] = None     # tracing belongs to a session, not to the machine: a loaded one is untraced
-    buf = io.BytesIO()
-    try:
-        _Persist(buf, m).dump(state)
-    except (pickle.PicklingError, TypeError, AttributeError) as exc:
-        raise SnapshotError(f"save: the machine's Python-side state cannot be saved: {exc}") from None
-    return buf.getvalue()
-
 
 def _section(f, tag: bytes, payload) -> None:
     f.write(_SECTION.pack(tag, len(payload), zlib.crc32(payload)))
@@ -108,13 +82,16 @@ def host_has_swap() -> bool:
 def write(m, f, exhaustive=None) -> dict:
     """Write machine *m* to the binary file *f*, memory chunk by chunk; returns what was written.
     exhaustive: look at every page (default: when the host has swap)."""
+    with m._lock:           # the shared layer's state and the core words describe one moment
+        return _write_locked(m, f, host_has_swap() if exhaustive is None else exhaustive)
+
+
+def _write_locked(m, f, exhaustive: bool) -> dict:
     m._live()
-    if exhaustive is None:
-        exhaustive = host_has_swap()
     core = m._core.snapshot_save(exhaustive)
     if isinstance(core, int):
         errors.raise_for(core, "save: the core refused to describe itself")
-    pyst = _python_state(m)
+    pyst = snapshot_state.dump(m)
     vm = m._core.vm_info()
     info = {"mem": m.mem, "cpus": m.cpus, "swap": m.swap, "slub_debug": m.slub_debug, "slab_merge": m.slab_merge,
             "min_free_kbytes": vm["min_free_kbytes"], "saved_by": m.backend, "core_check": _core_check(m._core)}
@@ -161,49 +138,42 @@ def to_bytes(m) -> bytes:
 
 # -- reading ---------------------------------------------------------------------------------
 
-class _Restricted(pickle.Unpickler):
-    def __init__(self, f, machine):
-        super().__init__(f)
-        self._machine = machine
-
-    def persistent_load(self, pid):
-        if pid != "machine":
-            raise pickle.UnpicklingError(f"unknown persistent id {pid!r}")
-        return self._machine
-
-    def find_class(self, module, name):
-        if (module, name) in _PLAIN:
-            return super().find_class(module, name)
-        if module == "pyalloc" or module.startswith("pyalloc."):
-            obj = super().find_class(module, name)
-            if isinstance(obj, type):
-                return obj
-        raise pickle.UnpicklingError(f"a snapshot may not build {module}.{name}")
-
-
 class _Sections:
     """The sections of a snapshot file, one at a time, each checked whole before it is handed out."""
 
     def __init__(self, f, where: str) -> None:
         self.f, self.where, self.pos = f, where, 0
+        self.size = _stream_size(f)       # None: a pipe, read as it comes
         head = self._read(_HEADER.size, "the header")
         magic, version, _ = _HEADER.unpack(head)
         if magic != MAGIC:
             raise SnapshotError(f"{where}: not a pyalloc snapshot (bad magic {bytes(magic)!r})")
+        if version == 1:
+            raise SnapshotError(f"{where}: snapshot format version 1 is no longer read: its Python-side state "
+                                "is a pickle, and loading a pickle can run code; save the machine again "
+                                f"with this pyalloc (version {VERSION})")
         if version > VERSION:
             raise SnapshotError(f"{where}: snapshot format version {version} is newer than this pyalloc reads "
                                 f"(version {VERSION}); upgrade pyalloc")
         if version < 1:
             raise SnapshotError(f"{where}: bad snapshot format version {version}")
 
+    def _short(self, what: str, got: int, n: int) -> SnapshotError:
+        return SnapshotError(f"{self.where}: cut short in {what} at byte {self.pos + got} "
+                             f"({n - got} of {n} bytes missing)")
+
     def _read(self, n: int, what: str):
-        buf = bytearray(n)
-        got = self.f.readinto(buf) if n else 0
+        if self.size is not None and n > self.size - self.pos:
+            raise self._short(what, max(0, self.size - self.pos), n)
+        # a length the file cannot back costs no more host memory than the bytes it really has
+        buf = bytearray(min(n, READ_CHUNK) if self.size is None else n)
+        got = 0
         while got < n:
+            if got == len(buf):
+                buf.extend(bytes(min(n - got, len(buf))))
             more = self.f.readinto(memoryview(buf)[got:])
             if not more:
-                raise SnapshotError(f"{self.where}: cut short in {what} at byte {self.pos + got} "
-                                    f"({n - got} of {n} bytes missing)")
+                raise self._short(what, got, n)
             got += more
         self.pos += n
         return buf
@@ -214,7 +184,7 @@ class _Sections:
         if tag not in expect:
             raise SnapshotError(f"{self.where}: section {tag!r} at byte {self.pos - _SECTION.size} where "
                                 f"{' or '.join(t.decode().strip() for t in expect)} belongs")
-        if length > 1 << 40:
+        if length > 1 << 40 or (tag == b"INFO" and length > INFO_MAX):
             raise SnapshotError(f"{self.where}: section {tag!r} announces {length} bytes")
         payload = self._read(length, f"section {tag.decode().strip()}")
         if zlib.crc32(payload) != crc:
@@ -225,6 +195,19 @@ class _Sections:
     def end(self) -> None:
         if self.f.read(1):
             raise SnapshotError(f"{self.where}: bytes after the END section")
+
+
+def _stream_size(f) -> int | None:
+    """The bytes from f's position to its end, when f can tell (a file, a buffer), else None."""
+    try:
+        if not f.seekable():
+            return None
+        here = f.tell()
+        end = f.seek(0, io.SEEK_END)
+        f.seek(here)
+        return end
+    except (OSError, AttributeError, ValueError):
+        return None
 
 
 def _read_sections(data, where: str) -> dict:
@@ -241,13 +224,20 @@ def _read_sections(data, where: str) -> dict:
 
 def _info(payload, where: str) -> dict:
     try:
-        info = json.loads(bytes(payload))
+        info = json.loads(bytes(payload).decode("utf-8"))
+        if type(info) is not dict:
+            raise TypeError("not an object")
         for key, kind in (("mem", int), ("cpus", int), ("swap", int), ("slub_debug", str), ("slab_merge", bool),
                           ("min_free_kbytes", int), ("saved_by", str)):
-            if not isinstance(info[key], kind):
-                raise TypeError(key)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise SnapshotError(f"{where}: bad INFO section ({exc})") from None
+            if type(info.get(key)) is not kind:
+                raise TypeError(f"{key} is missing or not {kind.__name__}")
+        if len(info["slub_debug"]) > 1024 or info["saved_by"] not in ("c", "model"):
+            raise ValueError("slub_debug or saved_by out of range")
+        for key, hi in (("mem", 1 << 42), ("cpus", 4096), ("swap", 1 << 50), ("min_free_kbytes", 1 << 40)):
+            if not 0 <= info[key] <= hi:
+                raise ValueError(f"{key} out of range")
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise SnapshotError(f"{where}: bad INFO section ({str(exc)[:100]})") from None
     return info
 
 
@@ -259,7 +249,7 @@ def read(data, backend=None, where: str = "snapshot"):
 def read_file(f, backend=None, where: str = "snapshot"):
     """A new Machine from a binary file positioned at a snapshot's first byte."""
     from .machine import Machine, PAGE_SHIFT, PAGE_SIZE, _hot_paths, _load_core
-    from .slab import _slab_hot_paths
+    from .slab import _slab_hot_paths, parse_slub_debug
     from .threads import new_lock
     sections = _Sections(f, where)
     info = _info(sections.next((b"INFO",))[1], where)
@@ -300,15 +290,9 @@ def read_file(f, backend=None, where: str = "snapshot"):
             pfns = struct.unpack_from(f"<{n}Q", payload, 8)
             if core.snapshot_put_pages(pfns, memoryview(payload)[8 + 8 * n:]):
                 raise SnapshotError(f"{where}: a MEM section names a page outside memory")
-        try:
-            state = _Restricted(io.BytesIO(payload), m).load()
-        except Exception as exc:
-            raise SnapshotError(f"{where}: bad Python-side state: {exc}") from None
-        if not isinstance(state, dict):
-            raise SnapshotError(f"{where}: bad Python-side state")
+        pyst = payload
         sections.next((b"END ",))
         sections.end()
-        vars(m).update(state)
         m.alloc_pages, m.free_pages = _hot_paths(m, core)
         m.kmalloc, m.kfree, m.kmem_cache_alloc, m.kmem_cache_free = _slab_hot_paths(m, core)
         # the loaded core must be as sound as the saved one was (a machine the user damaged
@@ -316,6 +300,10 @@ def read_file(f, backend=None, where: str = "snapshot"):
         found = _core_check(core)
         if found != info.get("core_check"):
             raise SnapshotError(f"{where}: the loaded machine is inconsistent: {found}")
+        m.mem, m.nr_pages, m.cpus, m.swap = mem, mem >> PAGE_SHIFT, info["cpus"], info["swap"]
+        m.slub_debug, m.slab_merge = info["slub_debug"], info["slab_merge"]
+        m._debug_flags, m._debug_names, _ = parse_slub_debug(m.slub_debug)
+        snapshot_state.restore(m, pyst, where)
         m._closed = False
     except BaseException:
         m._closed = False

@@ -52,8 +52,11 @@ def pinned_free_report(m, fn: str, cache: str, slab: dict, obj_phys: int, common
         tainted=m._slab_tainted, **slab, **common)
 
 
-def check_areas(m) -> str | None:
-    """None, or what is wrong with the first vmalloc area whose memory it does not own."""
+def check_areas(m, walk: bool = True) -> str | None:
+    """None, or what is wrong with the first vmalloc area whose memory it does not own.
+
+    walk=False leaves out the page-table walk: page tables live in memory a user may
+    scribble on, so a snapshot loader checks ownership alone (check() still walks)."""
     core = m._core
     for start, area in m._vm_areas.items():
         if not area.pfns:
@@ -62,7 +65,7 @@ def check_areas(m) -> str | None:
             state, head, order, kind, _, _ = core.page_state(pfn)
             if (state, head, order, kind) != (_ALLOCATED, pfn, 0, _KIND_VMALLOC):
                 return f"vmalloc area {start:#x}: page {i} (pfn {pfn:#x}) is not a live vmalloc page"
-            if core.walk(start + (i << PAGE_SHIFT)) != pfn:
+            if walk and core.walk(start + (i << PAGE_SHIFT)) != pfn:
                 return f"vmalloc area {start:#x}: page {i} (pfn {pfn:#x}) is not mapped where it belongs"
         array = area.pages_array
         if array is None or m._vm_array_owner.get(array) != start:
