@@ -928,6 +928,8 @@ int buddy_check(pa_machine *m, char *msg, size_t msglen)
                     FAIL("pfn %#llx is both free and allocated", (unsigned long long)pfn);
                 if (p->refcount != ((p->flags & PA_PG_ALLOC) ? 1 : 0))
                     FAIL("pfn %#llx has refcount %u", (unsigned long long)pfn, p->refcount);
+                if (p->order > PA_MAX_PAGE_ORDER)
+                    FAIL("block at pfn %#llx has order %u", (unsigned long long)pfn, p->order);
                 uint64_t size = 1ull << p->order;
                 if ((pfn & (size - 1)) || pfn + size > hi)
                     FAIL("block at pfn %#llx order %u is misaligned or crosses its range",
