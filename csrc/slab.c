@@ -1275,7 +1275,7 @@ int slab_check(pa_machine *m, char *msg, size_t msglen)
         if (!(p->flags & PA_PG_ALLOC))
             continue;
         if (p->order > PA_MAX_PAGE_ORDER)
-            FAIL("pfn %#llx heads a block of order %u", (unsigned long long)pfn, p->order);
+            FAIL("pfn 0x%llx heads a block of order %u", (unsigned long long)pfn, p->order);
         uint64_t span = 1ull << p->order;
         if (p->kind == PA_KIND_LARGE_KMALLOC)
             large += span;
@@ -1284,11 +1284,11 @@ int slab_check(pa_machine *m, char *msg, size_t msglen)
             continue;
         }
         if (p->priv >= m->nr_slab_ids || !m->slabs[p->priv].used || m->slabs[p->priv].pfn != pfn)
-            FAIL("slab page at pfn %#llx has no slab record", (unsigned long long)pfn);
+            FAIL("slab page at pfn 0x%llx has no slab record", (unsigned long long)pfn);
         struct pa_slab *slab = &m->slabs[p->priv];
         if (slab->order != p->order || !valid_cache(m, slab->cache) || pfn + span > m->nr_pages
             || (uint64_t)slab->objects * m->caches[slab->cache].size > (uint64_t)PA_PAGE_SIZE << slab->order)
-            FAIL("slab at pfn %#llx is not a live slab page of a live cache", (unsigned long long)pfn);
+            FAIL("slab at pfn 0x%llx is not a live slab page of a live cache", (unsigned long long)pfn);
         struct pa_cache *s = &m->caches[slab->cache];
         uint64_t *c3 = &cnt[slab->cache * 3];
         c3[0]++;
@@ -1305,7 +1305,7 @@ int slab_check(pa_machine *m, char *msg, size_t msglen)
                 owner = &s->cpu[c];
             }
         if (owners > 1 || (owners == 1) != (slab->frozen != 0))
-            FAIL("slab at pfn %#llx: frozen=%u but %u cpus hold it", (unsigned long long)pfn, slab->frozen, owners);
+            FAIL("slab at pfn 0x%llx: frozen=%u but %u cpus hold it", (unsigned long long)pfn, slab->frozen, owners);
         free(seen);
         seen = calloc(slab->objects, 1);
         if (!seen) {
@@ -1318,9 +1318,9 @@ int slab_check(pa_machine *m, char *msg, size_t msglen)
             unsigned slot = heads[ci], n = 0;
             while (slot != SLOT_NIL) {
                 if (slot >= slab->objects || seen[slot])
-                    FAIL("slab at pfn %#llx: freelist loops or leaves the slab", (unsigned long long)pfn);
+                    FAIL("slab at pfn 0x%llx: freelist loops or leaves the slab", (unsigned long long)pfn);
                 if ((slab->state[slot] & OBJ_LIVE))
-                    FAIL("slab at pfn %#llx: live object in slot %u is on a freelist", (unsigned long long)pfn, slot);
+                    FAIL("slab at pfn 0x%llx: live object in slot %u is on a freelist", (unsigned long long)pfn, slot);
                 seen[slot] = 1;
                 n++;
                 slot = slab->chain[slot];
@@ -1334,20 +1334,20 @@ int slab_check(pa_machine *m, char *msg, size_t msglen)
             live += (slab->state[i] & OBJ_LIVE);
         c3[2] += live;
         if (nseen + live != slab->objects)
-            FAIL("slab at pfn %#llx: %u free objects are on no freelist", (unsigned long long)pfn,
+            FAIL("slab at pfn 0x%llx: %u free objects are on no freelist", (unsigned long long)pfn,
                  slab->objects - nseen - live);
         /* a frozen slab counts its cpu freelist as in use; remote frees lower inuse */
         unsigned expect_inuse = slab->objects - nfree_own;
         if (slab->inuse != expect_inuse)
-            FAIL("slab at pfn %#llx: inuse %u, expected %u", (unsigned long long)pfn, slab->inuse, expect_inuse);
+            FAIL("slab at pfn 0x%llx: inuse %u, expected %u", (unsigned long long)pfn, slab->inuse, expect_inuse);
         bool listed = false;
         for (uint32_t id = s->partial_head; id != PA_NIL; id = m->slabs[id].next)
             if (id == p->priv)
                 listed = true;
         if ((slab->on_partial != 0) != listed)
-            FAIL("slab at pfn %#llx: partial-list membership is wrong", (unsigned long long)pfn);
+            FAIL("slab at pfn 0x%llx: partial-list membership is wrong", (unsigned long long)pfn);
         if (!slab->frozen && !slab->on_partial && nfree_own && !is_debug(s))
-            FAIL("slab at pfn %#llx has free objects but is on no list", (unsigned long long)pfn);
+            FAIL("slab at pfn 0x%llx has free objects but is on no list", (unsigned long long)pfn);
         if (is_debug(s)) {
             for (unsigned i = 0; i < slab->objects; i++)
                 if (!check_object(m, s, slab, i, (slab->state[i] & OBJ_LIVE) ? SLUB_RED_ACTIVE : SLUB_RED_INACTIVE))

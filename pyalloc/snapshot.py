@@ -319,9 +319,9 @@ def read_file(f, backend=None, where: str = "snapshot"):
         m.kmalloc, m.kfree, m.kmem_cache_alloc, m.kmem_cache_free = _slab_hot_paths(m, core)
         # the loaded core must be as sound as the saved one was (a machine the user damaged
         # through the direct map loads damaged, and check() says so as it did before)
-        found = _core_check(core)
-        if found is not None:
-            raise SnapshotError(f"{where}: the loaded machine is inconsistent: {found}")
+        # the two backends word the same broken invariant differently: one message for both
+        if _core_check(core) is not None:
+            raise SnapshotError(f"{where}: the loaded machine is inconsistent (its core fails check())")
         m._closed = False
     except BaseException:
         m._closed = False
