@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import faulthandler
 import io
+import json
 import random
 import struct
 import sys
@@ -185,8 +186,32 @@ class Fuzzer:
         except Exception as exc:                  # noqa: BLE001 - any other exception is the finding
             return ("undocumented", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
 
+    def raw_c(self, blob: bytes) -> None:
+        """The words straight into the C core, no Python check first: it must refuse or load
+        without a memory error (the sanitizer build aborts on one), and check what it loaded."""
+        try:
+            from pyalloc._core import ffi, lib
+        except ImportError:
+            return
+        info = json.loads(sections(blob)[0][1])
+        core = core_of(blob)
+        out = ffi.new("pa_machine **")
+        if lib.pa_machine_new(info["mem"] >> 12, info["cpus"], info["min_free_kbytes"], out):
+            return
+        m = out[0]
+        try:
+            if info["swap"] and lib.pa_set_swap(m, info["swap"] >> 12):
+                return
+            if lib.pa_snapshot_load(m, ffi.from_buffer(core), len(core)) == 0:
+                msg = ffi.new("char[]", 512)
+                lib.pa_snapshot_check(m, msg, 512)
+                lib.pa_check(m, msg, 512)
+        finally:
+            lib.pa_machine_close(m)
+
     def one(self, blob: bytes) -> None:
         self.runs += 1
+        self.raw_c(blob)
         got = {b: self.load(blob, b) for b in ("c", "model")}
         try:
             for b, r in got.items():

@@ -147,11 +147,14 @@ def validate(data, nr_pages: int, cpus: int, swap_pages: int) -> None:
             _fail(f"zone {zi}: untouched range {pnext:#x}-{pend:#x}")
         if pend > pnext:
             pristine.append((pnext, pend))
-        for _ in range(2 * NR_PAGE_ORDERS * MIGRATE_TYPES):
-            pfn_or_nil(f"zone {zi} free list")
-        for v in many(NR_PAGE_ORDERS * MIGRATE_TYPES + MIGRATE_TYPES + 3 + 4 + MAX_NR_ZONES + MIGRATE_TYPES
-                      + 2 + 4 + 1):
+        links = [pfn_or_nil(f"zone {zi} free list") for _ in range(2 * NR_PAGE_ORDERS * MIGRATE_TYPES)]
+        free = many(NR_PAGE_ORDERS * MIGRATE_TYPES + MIGRATE_TYPES + 3)
+        rest = many(4 + MAX_NR_ZONES + MIGRATE_TYPES + 2 + 4 + 1)
+        for v in free + rest:
             counter(v, f"zone {zi} counter")
+        # check() looks only at zones with pages: an empty zone must hold nothing to look at
+        if not managed and (any(v != U64_NIL for v in links) or any(free) or any(rest[-5:])):
+            _fail(f"zone {zi} has no pages but free or LRU pages counted")
     for v in many(NR_CTRS + NR_COSTS):
         counter(v, "event counter")
     for _ in range(8):
