@@ -860,16 +860,16 @@ int buddy_check(pa_machine *m, char *msg, size_t msglen)
                 uint32_t prev = PA_NIL, pfn = z->head[o][mt];
                 while (pfn != PA_NIL) {
                     if (pfn >= m->nr_pages)
-                        FAIL("zone %s: free_list[%u][%u] links to pfn %#x outside memory", zn, o, mt, pfn);
+                        FAIL("zone %s: free_list[%u][%u] links to pfn 0x%x outside memory", zn, o, mt, pfn);
                     const struct pa_page *p = &m->pages[pfn];
                     if (!(p->flags & PA_PG_BUDDY) || p->order != o)
-                        FAIL("zone %s: pfn %#x on free_list[%u][%u] is not a free block of order %u", zn, pfn, o, mt, o);
+                        FAIL("zone %s: pfn 0x%x on free_list[%u][%u] is not a free block of order %u", zn, pfn, o, mt, o);
                     if (p->prev != prev)
-                        FAIL("zone %s: free_list[%u][%u] back link broken at pfn %#x", zn, o, mt, pfn);
+                        FAIL("zone %s: free_list[%u][%u] back link broken at pfn 0x%x", zn, o, mt, pfn);
                     if ((pfn & ((1u << o) - 1)) || pfn < z->start_pfn || pfn >= z->end_pfn)
-                        FAIL("zone %s: misplaced free block at pfn %#x order %u", zn, pfn, o);
+                        FAIL("zone %s: misplaced free block at pfn 0x%x order %u", zn, pfn, o);
                     if (get_pageblock_mt(m, pfn) != mt)
-                        FAIL("zone %s: free block at pfn %#x on list %u sits in a pageblock of type %u",
+                        FAIL("zone %s: free block at pfn 0x%x on list %u sits in a pageblock of type %u",
                              zn, pfn, mt, get_pageblock_mt(m, pfn));
                     n++;
                     prev = pfn;
@@ -914,7 +914,7 @@ int buddy_check(pa_machine *m, char *msg, size_t msglen)
                      (unsigned long long)z->pageblocks[mt], mt, (unsigned long long)counts[mt]);
         for (uint64_t b = z->pristine_next; b < z->pristine_end; b += PAGEBLOCK_NR_PAGES)
             if (get_pageblock_mt(m, b) != MIGRATE_MOVABLE)
-                FAIL("zone %s: pristine pageblock at pfn %#llx is not Movable", zn, (unsigned long long)b);
+                FAIL("zone %s: pristine pageblock at pfn 0x%llx is not Movable", zn, (unsigned long long)b);
 
         /* every page outside the pristine range is in exactly one block */
         uint64_t ranges[2][2] = {{z->start_pfn, z->pristine_next}, {z->pristine_end, z->end_pfn}};
@@ -923,18 +923,20 @@ int buddy_check(pa_machine *m, char *msg, size_t msglen)
             while (pfn < hi) {
                 const struct pa_page *p = &m->pages[pfn];
                 if (!(p->flags & (PA_PG_BUDDY | PA_PG_ALLOC)))
-                    FAIL("zone %s: pfn %#llx is neither free nor allocated (lost page)", zn, (unsigned long long)pfn);
+                    FAIL("zone %s: pfn 0x%llx is neither free nor allocated (lost page)", zn, (unsigned long long)pfn);
                 if ((p->flags & PA_PG_BUDDY) && (p->flags & PA_PG_ALLOC))
-                    FAIL("pfn %#llx is both free and allocated", (unsigned long long)pfn);
+                    FAIL("pfn 0x%llx is both free and allocated", (unsigned long long)pfn);
                 if (p->refcount != ((p->flags & PA_PG_ALLOC) ? 1 : 0))
-                    FAIL("pfn %#llx has refcount %u", (unsigned long long)pfn, p->refcount);
+                    FAIL("pfn 0x%llx has refcount %u", (unsigned long long)pfn, p->refcount);
+                if (p->order > PA_MAX_PAGE_ORDER)
+                    FAIL("block at pfn 0x%llx has order %u", (unsigned long long)pfn, p->order);
                 uint64_t size = 1ull << p->order;
                 if ((pfn & (size - 1)) || pfn + size > hi)
-                    FAIL("block at pfn %#llx order %u is misaligned or crosses its range",
+                    FAIL("block at pfn 0x%llx order %u is misaligned or crosses its range",
                          (unsigned long long)pfn, p->order);
                 for (uint64_t q = pfn + 1; q < pfn + size; q++)
                     if (m->pages[q].flags & (PA_PG_BUDDY | PA_PG_ALLOC))
-                        FAIL("pfn %#llx is owned twice", (unsigned long long)q);
+                        FAIL("pfn 0x%llx is owned twice", (unsigned long long)q);
                 if (p->flags & PA_PG_BUDDY)
                     nr_buddy_heads++;
                 else

@@ -351,5 +351,6 @@ int slab_cache_free(pa_machine *m, int64_t cache, int64_t phys, int64_t caller);
 int64_t slab_ksize(pa_machine *m, int64_t phys);
 void slab_machine_free(pa_machine *m);
 int slab_check(pa_machine *m, char *msg, size_t msglen);
+bool slab_cache_geometry_ok(const struct pa_cache *s, uint32_t cpus);
 
 #endif

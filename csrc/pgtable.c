@@ -225,7 +225,7 @@ int pgt_check(pa_machine *m, char *msg, size_t msglen)
             continue;
         uint64_t pud_pfn = (e1 & PTE_PFN_MASK) >> PA_PAGE_SHIFT;
         if (!table_of(m, e1)) {
-            snprintf(msg, msglen, "page table entry %u points at pfn %#llx, not a table page", i,
+            snprintf(msg, msglen, "page table entry %u points at pfn 0x%llx, not a table page", i,
                      (unsigned long long)pud_pfn);
             return PA_EINVARIANT;
         }
@@ -237,7 +237,7 @@ int pgt_check(pa_machine *m, char *msg, size_t msglen)
                 continue;
             uint64_t pmd_pfn = (pud[j] & PTE_PFN_MASK) >> PA_PAGE_SHIFT;
             if (!table_of(m, pud[j])) {
-                snprintf(msg, msglen, "page table entry %u/%u points at pfn %#llx, not a table page", i, j,
+                snprintf(msg, msglen, "page table entry %u/%u points at pfn 0x%llx, not a table page", i, j,
                          (unsigned long long)pmd_pfn);
                 return PA_EINVARIANT;
             }
@@ -249,7 +249,7 @@ int pgt_check(pa_machine *m, char *msg, size_t msglen)
                     continue;
                 uint64_t pte_pfn = (pmd[k] & PTE_PFN_MASK) >> PA_PAGE_SHIFT;
                 if (!table_of(m, pmd[k])) {
-                    snprintf(msg, msglen, "page table entry %u/%u/%u points at pfn %#llx, not a table page", i, j, k,
+                    snprintf(msg, msglen, "page table entry %u/%u/%u points at pfn 0x%llx, not a table page", i, j, k,
                              (unsigned long long)pte_pfn);
                     return PA_EINVARIANT;
                 }

@@ -420,6 +420,9 @@ int pa_check(pa_machine *m, char *msg, int64_t msglen);
 enum { PA_SNAP_EXHAUSTIVE = 1 };
 int64_t pa_snapshot_save(pa_machine *m, uint8_t *buf, int64_t cap, int64_t flags);
 int pa_snapshot_load(pa_machine *m, const uint8_t *buf, int64_t len);
+int64_t pa_snapshot_take(pa_machine *m, uint8_t **out, int64_t flags);
+void pa_snapshot_release(uint8_t *buf);
+int pa_snapshot_check(pa_machine *m, char *msg, int64_t msglen);
 int64_t pa_snapshot_pages(pa_machine *m, int64_t start_pfn, int64_t *pfns, uint8_t *buf, int64_t max,
                           int64_t *next, int64_t flags);
 int pa_snapshot_put_pages(pa_machine *m, const int64_t *pfns, const uint8_t *buf, int64_t n);

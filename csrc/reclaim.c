@@ -944,19 +944,19 @@ int reclaim_check(pa_machine *m, char *msg, size_t msglen)
     for (unsigned lru = 0; lru < NR_LRU_LISTS; lru++) {
         uint64_t n = 0, prev = PA_NIL;
         for (uint64_t pfn = m->lru[lru].head; pfn != PA_NIL; pfn = m->pages[pfn].next) {
-            const struct pa_page *p = &m->pages[pfn];
             if (pfn >= m->nr_pages || ++n > m->nr_pages)
                 FAIL("LRU %s is corrupt", names[lru]);
+            const struct pa_page *p = &m->pages[pfn];
             if (p->prev != prev)
-                FAIL("LRU %s: pfn %#llx has a bad prev link", names[lru], (unsigned long long)pfn);
+                FAIL("LRU %s: pfn 0x%llx has a bad prev link", names[lru], (unsigned long long)pfn);
             if (!(p->flags & PA_PG_LRU) || !(p->flags & PA_PG_ALLOC) || page_lru(p) != lru)
-                FAIL("LRU %s: pfn %#llx is not a page of this list", names[lru], (unsigned long long)pfn);
-            if (p->priv >= m->nr_mms || !m->mms[p->priv].alive)
-                FAIL("LRU %s: pfn %#llx belongs to no live process or file", names[lru], (unsigned long long)pfn);
+                FAIL("LRU %s: pfn 0x%llx is not a page of this list", names[lru], (unsigned long long)pfn);
+            if (p->priv >= m->nr_mms || !m->mms[p->priv].alive || !m->pg_index)
+                FAIL("LRU %s: pfn 0x%llx belongs to no live process or file", names[lru], (unsigned long long)pfn);
             const struct pa_mm *mm = &m->mms[p->priv];
             uint64_t idx = m->pg_index[pfn];
             if (idx >= mm->nr_pages || ENT_STATE(mm->ent[idx]) != ENT_PRESENT || ENT_VAL(mm->ent[idx]) != pfn)
-                FAIL("LRU %s: pfn %#llx is not mapped where its rmap says", names[lru], (unsigned long long)pfn);
+                FAIL("LRU %s: pfn 0x%llx is not mapped where its rmap says", names[lru], (unsigned long long)pfn);
             zone_lru[pa_zone_of(m, pfn) - m->zones][lru]++;
             prev = pfn;
         }
@@ -978,15 +978,18 @@ int reclaim_check(pa_machine *m, char *msg, size_t msglen)
         if (!mm->alive)
             continue;
         uint64_t rss = 0, swp = 0, drt = 0;
+        if (mm->nr_pages > mm->cap)
+            FAIL("mm %u: %llu pages but room for %llu", id, (unsigned long long)mm->nr_pages,
+                 (unsigned long long)mm->cap);
         for (uint64_t idx = 0; idx < mm->nr_pages; idx++) {
             uint64_t e = mm->ent[idx];
             if (ENT_STATE(e) == ENT_PRESENT) {
                 rss++;
                 drt += !!(e & ENT_DIRTY);
                 uint64_t pfn = ENT_VAL(e);
-                if (pfn >= m->nr_pages || m->pages[pfn].priv != id || m->pg_index[pfn] != idx
+                if (pfn >= m->nr_pages || !m->pg_index || m->pages[pfn].priv != id || m->pg_index[pfn] != idx
                     || !(m->pages[pfn].flags & PA_PG_LRU))
-                    FAIL("mm %u page %llu: pfn %#llx does not point back", id, (unsigned long long)idx,
+                    FAIL("mm %u page %llu: pfn 0x%llx does not point back", id, (unsigned long long)idx,
                          (unsigned long long)pfn);
             } else if (ENT_STATE(e) == ENT_SWAP) {
                 swp++;

@@ -201,6 +201,34 @@ static void calculate_sizes(struct pa_cache *s, uint32_t cpus)
     s->min_partial = mp < MIN_PARTIAL ? MIN_PARTIAL : mp > MAX_PARTIAL ? MAX_PARTIAL : mp;
 }
 
+/* Whether a cache record read from a snapshot is one kmem_cache_create() could have
+ * made: its geometry is recomputed from flags, object size and alignment.  A merge
+ * grows object_size (never size) later, leaving the free pointer where the first,
+ * smaller user put it. */
+bool slab_cache_geometry_ok(const struct pa_cache *s, uint32_t cpus)
+{
+    uint32_t flags = s->flags;
+    if ((flags & ~(0x3fffu | PA_OBJECT_POISON)) || !(flags & PA_OBJECT_POISON) != !(flags & PA_SLAB_POISON)
+        || (flags & (PA_SLAB_CACHE_DMA | PA_SLAB_CACHE_DMA32)) == (PA_SLAB_CACHE_DMA | PA_SLAB_CACHE_DMA32)
+        || s->object_size < 1 || s->object_size > PA_KMALLOC_MAX_SIZE || s->align < 8
+        || s->align > PA_KMALLOC_MAX_SIZE || (s->align & (s->align - 1)))
+        return false;
+    struct pa_cache e = {0};
+    e.flags = flags & ~(uint32_t)PA_OBJECT_POISON;
+    e.object_size = s->object_size;
+    e.align = s->align;
+    calculate_sizes(&e, cpus);
+    if (e.min_order > PA_MAX_PAGE_ORDER || s->size != e.size || s->inuse != e.inuse
+        || s->red_left_pad != e.red_left_pad || s->order != e.order || s->objects != e.objects
+        || s->min_order != e.min_order || s->min_objects != e.min_objects || s->min_partial != e.min_partial
+        || s->allocflags != e.allocflags)
+        return false;
+    bool mergeable = !(flags & (SLAB_NEVER_MERGE | PA_SLAB_KMALLOC));
+    if (s->offset != e.offset && !(mergeable && s->offset % 8 == 0 && s->offset <= e.offset))
+        return false;
+    return s->refcount >= 1 && s->min_order <= s->order && s->objects >= 1 && s->objects <= MAX_OBJS_PER_PAGE;
+}
+
 /* the oldest compatible cache, as the kernel's reverse walk of slab_caches */
 static int64_t find_mergeable(const pa_machine *m, uint32_t size, uint32_t align, uint32_t flags)
 {
@@ -1246,6 +1274,8 @@ int slab_check(pa_machine *m, char *msg, size_t msglen)
         const struct pa_page *p = &m->pages[pfn];
         if (!(p->flags & PA_PG_ALLOC))
             continue;
+        if (p->order > PA_MAX_PAGE_ORDER)
+            FAIL("pfn 0x%llx heads a block of order %u", (unsigned long long)pfn, p->order);
         uint64_t span = 1ull << p->order;
         if (p->kind == PA_KIND_LARGE_KMALLOC)
             large += span;
@@ -1254,10 +1284,11 @@ int slab_check(pa_machine *m, char *msg, size_t msglen)
             continue;
         }
         if (p->priv >= m->nr_slab_ids || !m->slabs[p->priv].used || m->slabs[p->priv].pfn != pfn)
-            FAIL("slab page at pfn %#llx has no slab record", (unsigned long long)pfn);
+            FAIL("slab page at pfn 0x%llx has no slab record", (unsigned long long)pfn);
         struct pa_slab *slab = &m->slabs[p->priv];
-        if (slab->order != p->order || !valid_cache(m, slab->cache))
-            FAIL("slab at pfn %#llx is not a live slab page of a live cache", (unsigned long long)pfn);
+        if (slab->order != p->order || !valid_cache(m, slab->cache) || pfn + span > m->nr_pages
+            || (uint64_t)slab->objects * m->caches[slab->cache].size > (uint64_t)PA_PAGE_SIZE << slab->order)
+            FAIL("slab at pfn 0x%llx is not a live slab page of a live cache", (unsigned long long)pfn);
         struct pa_cache *s = &m->caches[slab->cache];
         uint64_t *c3 = &cnt[slab->cache * 3];
         c3[0]++;
@@ -1274,7 +1305,7 @@ int slab_check(pa_machine *m, char *msg, size_t msglen)
                 owner = &s->cpu[c];
             }
         if (owners > 1 || (owners == 1) != (slab->frozen != 0))
-            FAIL("slab at pfn %#llx: frozen=%u but %u cpus hold it", (unsigned long long)pfn, slab->frozen, owners);
+            FAIL("slab at pfn 0x%llx: frozen=%u but %u cpus hold it", (unsigned long long)pfn, slab->frozen, owners);
         free(seen);
         seen = calloc(slab->objects, 1);
         if (!seen) {
@@ -1287,9 +1318,9 @@ int slab_check(pa_machine *m, char *msg, size_t msglen)
             unsigned slot = heads[ci], n = 0;
             while (slot != SLOT_NIL) {
                 if (slot >= slab->objects || seen[slot])
-                    FAIL("slab at pfn %#llx: freelist loops or leaves the slab", (unsigned long long)pfn);
+                    FAIL("slab at pfn 0x%llx: freelist loops or leaves the slab", (unsigned long long)pfn);
                 if ((slab->state[slot] & OBJ_LIVE))
-                    FAIL("slab at pfn %#llx: live object in slot %u is on a freelist", (unsigned long long)pfn, slot);
+                    FAIL("slab at pfn 0x%llx: live object in slot %u is on a freelist", (unsigned long long)pfn, slot);
                 seen[slot] = 1;
                 n++;
                 slot = slab->chain[slot];
@@ -1303,20 +1334,20 @@ int slab_check(pa_machine *m, char *msg, size_t msglen)
             live += (slab->state[i] & OBJ_LIVE);
         c3[2] += live;
         if (nseen + live != slab->objects)
-            FAIL("slab at pfn %#llx: %u free objects are on no freelist", (unsigned long long)pfn,
+            FAIL("slab at pfn 0x%llx: %u free objects are on no freelist", (unsigned long long)pfn,
                  slab->objects - nseen - live);
         /* a frozen slab counts its cpu freelist as in use; remote frees lower inuse */
         unsigned expect_inuse = slab->objects - nfree_own;
         if (slab->inuse != expect_inuse)
-            FAIL("slab at pfn %#llx: inuse %u, expected %u", (unsigned long long)pfn, slab->inuse, expect_inuse);
+            FAIL("slab at pfn 0x%llx: inuse %u, expected %u", (unsigned long long)pfn, slab->inuse, expect_inuse);
         bool listed = false;
         for (uint32_t id = s->partial_head; id != PA_NIL; id = m->slabs[id].next)
             if (id == p->priv)
                 listed = true;
         if ((slab->on_partial != 0) != listed)
-            FAIL("slab at pfn %#llx: partial-list membership is wrong", (unsigned long long)pfn);
+            FAIL("slab at pfn 0x%llx: partial-list membership is wrong", (unsigned long long)pfn);
         if (!slab->frozen && !slab->on_partial && nfree_own && !is_debug(s))
-            FAIL("slab at pfn %#llx has free objects but is on no list", (unsigned long long)pfn);
+            FAIL("slab at pfn 0x%llx has free objects but is on no list", (unsigned long long)pfn);
         if (is_debug(s)) {
             for (unsigned i = 0; i < slab->objects; i++)
                 if (!check_object(m, s, slab, i, (slab->state[i] & OBJ_LIVE) ? SLUB_RED_ACTIVE : SLUB_RED_INACTIVE))

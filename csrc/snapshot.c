@@ -398,6 +398,34 @@ PA_ENTRY(int64_t, pa_snapshot_save, (pa_machine *m, uint8_t *buf, int64_t cap, i
     return (int64_t)o.len;
 }
 
+/* The canonical core section in one call: sized and written under one hold of
+ * the machine lock, so no other thread's call can land between the two walks.
+ * *out gets a malloc'd buffer for pa_snapshot_release(); the answer is its length. */
+PA_ENTRY(int64_t, pa_snapshot_take, (pa_machine *m, uint8_t **out, int64_t flags), (m, out, flags))
+{
+    if (!out || (flags & ~(int64_t)PA_SNAP_EXHAUSTIVE))
+        return PA_EINVAL;
+    *out = NULL;
+    int64_t need = pa_snapshot_save_locked(m, NULL, 0, flags);
+    if (need < 0)
+        return need;
+    uint8_t *buf = malloc(need ? (size_t)need : 1);
+    if (!buf)
+        return PA_ENOMEM;
+    int64_t got = pa_snapshot_save_locked(m, buf, need, flags);
+    if (got != need) {
+        free(buf);
+        return got < 0 ? got : PA_EBUSY;
+    }
+    *out = buf;
+    return got;
+}
+
+void pa_snapshot_release(uint8_t *buf)
+{
+    free(buf);
+}
+
 /* -- memory ---------------------------------------------------------------------------- */
 
 struct mem_walk {
@@ -483,6 +511,7 @@ struct snap_in {
     const uint8_t *buf;
     uint64_t len, pos;
     int bad;                    /* set by the first short read or bad value; every later read gives 0 */
+    uint8_t *swap_used;         /* a byte per swap slot: 1 named by an entry, 2 on the free stack */
 };
 
 static uint64_t get(struct snap_in *in)
@@ -568,7 +597,8 @@ static int load_core(pa_machine *m, struct snap_in *in, uint32_t **lists)
         v[i] = get(in);
     CHECK();
     if (v[0] != m->nr_pages || v[1] != m->cpus || v[6] >= m->cpus || v[16] != m->swap_pages
-        || v[17] > m->swap_pages || v[7] > 1)
+        || v[17] > m->swap_pages || v[7] > 1 || v[12] > UINT32_MAX || v[19] > 1 || v[20] > PA_MAX_PAGE_ORDER
+        || v[21] >= PA_MAX_NR_ZONES || v[22] > 1)
         BAD();
     m->min_free_kbytes = v[2];
     m->pgfree = v[3];
@@ -604,6 +634,10 @@ static int load_core(pa_machine *m, struct snap_in *in, uint32_t **lists)
             BAD();
         z->pristine_next = get_max(in, m->nr_pages);
         z->pristine_end = get_max(in, m->nr_pages);
+        if (z->pristine_next > z->pristine_end || ((z->pristine_next | z->pristine_end) & ((1u << PA_MAX_PAGE_ORDER) - 1))
+            || (z->pristine_end > z->pristine_next
+                && (z->pristine_next < z->start_pfn || z->pristine_end > z->end_pfn)))
+            BAD();
         for (int k = 0; k < PA_NR_PAGE_ORDERS; k++)
             for (int t = 0; t < PA_MIGRATE_TYPES; t++)
                 z->head[k][t] = get_pfn(in, m);
@@ -641,13 +675,20 @@ static int load_core(pa_machine *m, struct snap_in *in, uint32_t **lists)
     }
     uint64_t npages = get_max(in, m->nr_pages);
     CHECK();
+    uint64_t last_pfn = U64_NIL;
     for (uint64_t i = 0; i < npages; i++) {
         uint32_t pfn = get_pfn(in, m);
         uint32_t next = get_pfn(in, m), prev = get_pfn(in, m);
         uint64_t packed = get(in);
         CHECK();
-        if (pfn == PA_NIL || packed >> 32)
+        unsigned order = (uint8_t)(packed >> 8), kind = (uint8_t)(packed >> 16), ref = (uint8_t)(packed >> 24);
+        if (pfn == PA_NIL || packed >> 32 || (last_pfn != U64_NIL && pfn <= last_pfn) || order > PA_MAX_PAGE_ORDER
+            || kind > PA_KIND_FILE || ref > 1 || (((uint8_t)packed & PA_PG_ALLOC) && pfn + (1ull << order) > m->nr_pages))
             BAD();
+        last_pfn = pfn;
+        for (int zi = 0; zi < PA_MAX_NR_ZONES; zi++)
+            if (pfn >= m->zones[zi].pristine_next && pfn < m->zones[zi].pristine_end)
+                BAD();
         struct pa_page *p = &m->pages[pfn];
         p->next = next;
         p->prev = prev;
@@ -664,12 +705,17 @@ static int load_core(pa_machine *m, struct snap_in *in, uint32_t **lists)
         if (!m->pg_index)
             return PA_ENOMEM;
     }
+    uint64_t max_rmap_id = 0;
+    last_pfn = U64_NIL;
     for (uint64_t i = 0; i < nrmap; i++) {
         uint32_t pfn = get_pfn(in, m);
-        uint64_t id = get_max(in, 1u << 24), idx = get_max(in, UINT32_MAX);
+        uint64_t id = get_max(in, (1u << 24) - 1), idx = get_max(in, (1u << 30) - 1);
         CHECK();
-        if (pfn == PA_NIL)
+        if (pfn == PA_NIL || (last_pfn != U64_NIL && pfn <= last_pfn) || !is_mm_page(&m->pages[pfn]))
             BAD();
+        last_pfn = pfn;
+        if (id > max_rmap_id)
+            max_rmap_id = id;
         m->pages[pfn].priv = (uint32_t)id;
         m->pg_index[pfn] = (uint32_t)idx;
     }
@@ -709,7 +755,7 @@ static int load_core(pa_machine *m, struct snap_in *in, uint32_t **lists)
         s->live = get(in);
         s->nr_partial = get_max(in, m->nr_pages);
         CHECK();
-        if (!s->size)
+        if (!slab_cache_geometry_ok(s, m->cpus))
             BAD();
         /* the partial list as pfns, chained through partial_head for now */
         s->partial_head = s->partial_tail = PA_NIL;
@@ -722,6 +768,8 @@ static int load_core(pa_machine *m, struct snap_in *in, uint32_t **lists)
             cpu[c].slab = get_pfn(in, m);
             uint64_t fl = get(in);
             cpu[c].freelist = fl == U64_NIL ? SLOT_NIL : (uint32_t)(fl > 32767 ? (in->bad = 1, 0) : fl);
+            if (cpu[c].slab == PA_NIL && cpu[c].freelist != SLOT_NIL)
+                in->bad = 1;
         }
         lists[id] = list;
         CHECK();
@@ -748,13 +796,19 @@ static int load_core(pa_machine *m, struct snap_in *in, uint32_t **lists)
     for (int t = 0; t < PA_NR_KMALLOC_TYPES; t++)
         for (int i = 0; i < NR_KMALLOC_INDEX; i++) {
             int64_t cid = (int64_t)get(in);
-            if (cid < -1 || cid >= (int64_t)nr_ids || (cid >= 0 && !m->caches[cid].alive))
+            if (cid < -1 || cid >= (int64_t)nr_ids || (cid >= 0 && (!m->caches[cid].alive || i == 0)))
                 in->bad = 1;
             m->kmalloc_caches[t][i] = (int32_t)cid;
         }
+    if (m->last_cache < -1 || m->last_cache >= (int64_t)nr_ids)
+        in->bad = 1;
     /* slabs, ascending pfn: ids handed out in that order */
     uint64_t nslabs = get_max(in, m->nr_pages);
     if (in->bad) {
+        free(seq);
+        BAD();
+    }
+    if (nslabs > (in->len - in->pos) / 80) {      /* a slab record is at least ten words */
         free(seq);
         BAD();
     }
@@ -767,6 +821,7 @@ static int load_core(pa_machine *m, struct snap_in *in, uint32_t **lists)
         }
         m->cap_slab_ids = (uint32_t)nslabs;
     }
+    last_pfn = U64_NIL;
     for (uint64_t i = 0; i < nslabs; i++) {
         struct pa_slab *sl = &m->slabs[i];
         uint32_t pfn = get_pfn(in, m);
@@ -776,8 +831,13 @@ static int load_core(pa_machine *m, struct snap_in *in, uint32_t **lists)
         uint64_t frozen = get_max(in, 1), on_partial = get_max(in, 1);
         const uint8_t *chain = get_blob(in, 2 * objects);
         const uint8_t *state = get_blob(in, objects);
-        if (in->bad || pfn == PA_NIL || !m->caches[cache].alive || (freelist != U64_NIL && freelist >= objects)
-            || m->pages[pfn].kind != PA_KIND_SLAB) {
+        const struct pa_cache *sc = &m->caches[cache];
+        const struct pa_page *head = in->bad || pfn == PA_NIL ? NULL : &m->pages[pfn];
+        bool fits = !in->bad && sc->alive
+                    && ((order == sc->order && objects == sc->objects) || (order == sc->min_order && objects == sc->min_objects));
+        if (in->bad || !head || !fits || (freelist != U64_NIL && freelist >= objects) || head->kind != PA_KIND_SLAB
+            || (head->flags & (PA_PG_ALLOC | PA_PG_BUDDY)) != PA_PG_ALLOC || head->order != order
+            || (last_pfn != U64_NIL && pfn <= last_pfn)) {
             m->nr_slab_ids = (uint32_t)i;
             free(seq);
             BAD();
@@ -805,6 +865,10 @@ static int load_core(pa_machine *m, struct snap_in *in, uint32_t **lists)
                 in->bad = 1;
             sl->chain[k] = nx;
         }
+        for (uint64_t k = 0; k < objects; k++)
+            if (state[k] != 0 && state[k] != 1 && state[k] != 2 && state[k] != 5)
+                in->bad = 1;
+        last_pfn = pfn;
         memcpy(sl->state, state, objects);
         m->pages[pfn].priv = (uint32_t)i;
         if (in->bad) {
@@ -854,6 +918,11 @@ static int load_core(pa_machine *m, struct snap_in *in, uint32_t **lists)
     /* mms */
     uint64_t nmms = get_max(in, 1u << 24);
     CHECK();
+    if ((nrmap && max_rmap_id >= nmms) || nmms > (in->len - in->pos) / 72)     /* an mm is at least nine words */
+        BAD();
+    in->swap_used = calloc(m->swap_pages ? m->swap_pages : 1, 1);
+    if (!in->swap_used)
+        return PA_ENOMEM;
     if (nmms) {
         m->mms = calloc(nmms, sizeof(*m->mms));
         if (!m->mms)
@@ -877,7 +946,9 @@ static int load_core(pa_machine *m, struct snap_in *in, uint32_t **lists)
         mm->nr_dirty = get(in);
         uint64_t nent = get_max(in, 1ull << 30);
         CHECK();
-        if (in->len - in->pos < nent * 8)
+        /* the last entry a fault made is never empty again, so the entries end at nr_pages */
+        if (in->len - in->pos < nent * 8 || nent != mm->nr_pages || (!mm->alive && nent)
+            || mm->rss > nent || mm->swapents > nent || mm->nr_dirty > nent || mm->size > (1ull << 42))
             BAD();
         uint64_t cap = 16;
         while (cap < nent)
@@ -890,18 +961,27 @@ static int load_core(pa_machine *m, struct snap_in *in, uint32_t **lists)
         for (uint64_t i = 0; i < nent; i++) {
             uint64_t e = get(in);
             unsigned st = (unsigned)(e & 3u);
-            if ((st == 1u && (e >> 3) >= m->nr_pages) || (st == 2u && (e >> 3) >= m->swap_pages))
+            uint64_t val = e >> 3;
+            bool dirty = (e & 4u) != 0;
+            if (st == 0u ? e != 0
+                : st == 1u ? val >= m->nr_pages || (dirty && !mm->is_file)
+                : st == 2u ? mm->is_file || dirty || val >= m->swap_next || in->swap_used[val]
+                : !mm->is_file || e != 3u)
                 BAD();
+            if (st == 2u)
+                in->swap_used[val] = 1;
             mm->ent[i] = e;
         }
-        uint64_t ndisk = get_max(in, mm->is_file ? cap : 0);
+        uint64_t ndisk = get_max(in, mm->is_file ? nent : 0);
         CHECK();
+        uint64_t last_idx = U64_NIL;
         for (uint64_t k = 0; k < ndisk; k++) {
-            uint64_t idx = get_max(in, cap - 1);
+            uint64_t idx = get_max(in, nent ? nent - 1 : 0);
             const uint8_t *data = get_blob(in, PA_PAGE_SIZE);
             CHECK();
-            if (mm->disk[idx])
+            if (mm->disk[idx] || (last_idx != U64_NIL && idx <= last_idx))
                 BAD();
+            last_idx = idx;
             mm->disk[idx] = malloc(PA_PAGE_SIZE);
             if (!mm->disk[idx])
                 return PA_ENOMEM;
@@ -911,15 +991,30 @@ static int load_core(pa_machine *m, struct snap_in *in, uint32_t **lists)
     /* swap */
     uint64_t nfree = get_max(in, m->swap_pages);
     CHECK();
-    for (uint64_t i = 0; i < nfree; i++)
-        m->swap_free[i] = (uint32_t)get_max(in, m->swap_pages ? m->swap_pages - 1 : 0);
+    uint64_t in_use = 0;
+    for (uint64_t i = 0; i < m->swap_next; i++)
+        in_use += in->swap_used[i];
+    if (nfree + in_use != m->swap_next)
+        BAD();
+    for (uint64_t i = 0; i < nfree; i++) {
+        uint64_t slot = get(in);
+        CHECK();
+        if (slot >= m->swap_next || in->swap_used[slot])
+            BAD();
+        in->swap_used[slot] = 2;
+        m->swap_free[i] = (uint32_t)slot;
+    }
     m->nr_swap_free_stack = nfree;
     uint64_t nused = get_max(in, m->swap_pages);
     CHECK();
+    uint64_t last_slot = U64_NIL;
     for (uint64_t i = 0; i < nused; i++) {
         uint64_t slot = get_max(in, m->swap_pages ? m->swap_pages - 1 : 0);
         const uint8_t *data = get_blob(in, PA_PAGE_SIZE);
         CHECK();
+        if (in->swap_used[slot] != 1 || (last_slot != U64_NIL && slot <= last_slot))
+            BAD();
+        last_slot = slot;
         memcpy(m->swap + (slot << PA_PAGE_SHIFT), data, PA_PAGE_SIZE);
     }
     if (in->pos != in->len)
@@ -936,13 +1031,28 @@ PA_ENTRY(int, pa_snapshot_load, (pa_machine *m, const uint8_t *buf, int64_t len)
         return PA_EINVAL;
     if (m->nr_caches || m->nr_slab_ids || m->nr_mms)
         return PA_EBUSY;
-    struct snap_in in = {buf, (uint64_t)len, 0, 0};
+    struct snap_in in = {buf, (uint64_t)len, 0, 0, NULL};
     uint32_t **lists = calloc(PA_MAX_CACHES, sizeof(*lists));     /* partial lists as pfns, per cache */
     if (!lists)
         return PA_ENOMEM;
     int rc = load_core(m, &in, lists);
+    free(in.swap_used);
     for (uint32_t id = 0; id < PA_MAX_CACHES; id++)
         free(lists[id]);
     free(lists);
     return rc;
+}
+
+/* check() without the page tables, for a machine just loaded: the tables live in
+ * simulated memory, where a program may scribble on them through the direct map,
+ * so what pgt_check finds there is data the machine carries, not a broken file */
+PA_ENTRY(int, pa_snapshot_check, (pa_machine *m, char *msg, int64_t msglen), (m, msg, msglen))
+{
+    if (!msg || msglen < 1)
+        return PA_EINVAL;
+    msg[0] = 0;
+    int rc = buddy_check(m, msg, (size_t)msglen);
+    if (!rc)
+        rc = reclaim_check(m, msg, (size_t)msglen);
+    return rc ? rc : slab_check(m, msg, (size_t)msglen);
 }

@@ -313,12 +313,26 @@ class CCore:
     def snapshot_save(self, exhaustive: bool = False):
         """The canonical core section (bytes), or a negative status."""
         flags = lib.PA_SNAP_EXHAUSTIVE if exhaustive else 0
-        need = lib.pa_snapshot_save(self._m, ffi.NULL, 0, flags)
-        if need < 0:
-            return need
-        buf = bytearray(need)
-        got = lib.pa_snapshot_save(self._m, ffi.from_buffer(buf), need, flags)
-        return got if got < 0 else bytes(buf)
+        out = ffi.new("uint8_t **")
+        # sized and written in one call under the machine lock: a thread mutating the
+        # machine meanwhile cannot make the two walks disagree
+        n = lib.pa_snapshot_take(self._m, out, flags)
+        if n < 0:
+            return n
+        try:
+            return ffi.unpack(ffi.cast("char *", out[0]), n)
+        finally:
+            lib.pa_snapshot_release(out[0])
+
+    def snapshot_check(self):
+        """check() without the page tables (see csrc/snapshot.c): None, a message, or ECORRUPT."""
+        msg = ffi.new("char[]", 512)
+        rc = lib.pa_snapshot_check(self._m, msg, 512)
+        if rc == lib.PA_EINVARIANT:
+            return ffi.string(msg).decode()
+        if rc == lib.PA_ENOMEM:
+            return "out of host memory while checking"
+        return rc or None
 
     def snapshot_load(self, data: bytes) -> int:
         return lib.pa_snapshot_load(self._m, ffi.from_buffer(data), len(data))

@@ -260,6 +260,10 @@ class ModelCore:
             return EINVAL
         return 0
 
+    def snapshot_check(self):
+        """check() without the page tables, as a freshly loaded machine is judged."""
+        return buddy.check(self._a) or reclaim.check(self._a) or slab.check_slabs(self._a)
+
     def snapshot_pages(self, batch: int = 4096, exhaustive: bool = False):
         chunk_pfns, chunk = [], []
         for pfn, data in snapshot.touched_pages(self._a):

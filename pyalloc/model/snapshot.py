@@ -261,6 +261,8 @@ def load(a: Arena, data: bytes) -> None:
     """Make a freshly booted arena (same nr_pages, cpus and swap, nothing allocated) the saved one.
 
     Raises Corrupt, leaving *a* half-made: the caller throws it away."""
+    from ..snapshot_core import validate     # the format's rules, shared with the C path
+    validate(data, a.nr_pages, a.cpus, a.swap_pages)
     r = Reader(data)
     vals = {name: r.get() for name in MACHINE_SCALARS}
     vals["last_cache"] = vals["last_cache"] - (1 << 64) if vals["last_cache"] >> 63 else vals["last_cache"]

@@ -1,0 +1,347 @@
+"""The CORE section of a snapshot file, checked word by word before either backend sees it.
+
+A snapshot file is user input: its CORE words are treated as the kernel treats
+user memory.  :func:`validate` reads the whole section (layout: the docstring
+of pyalloc/model/snapshot.py) and refuses, with one message for both backends,
+any word outside what a running machine can hold: cache geometry that
+kmem_cache_create could not have produced, counts beyond their arrays, orders
+above MAX_PAGE_ORDER, pfns outside memory, slots outside their slab, unknown
+descriptor kinds, looping or crossed lists, swap slots used twice.  Only then
+does a backend load the words (each loader still checks what it indexes with,
+so the C core is safe on its own), and then the loaded core's structural
+check() runs; only findings about memory contents that a program may damage at
+run time (page tables scribbled through the direct map, slub_debug object
+bytes) are data that loads.
+
+The rules here are the format's, not a backend's: both backends must refuse
+exactly the files refused here (fuzz/fuzz_snapshot.py compares them).
+"""
+
+from __future__ import annotations
+
+from .model import slab as mslab
+from .model.snapshot import (CACHE_FIELDS, MACHINE_SCALARS, NR_KMALLOC_INDEX, SLOT_NIL16, U64_NIL, Corrupt,
+                             Reader)
+from .model.status import (KMALLOC_MAX_SIZE, MAX_NR_ZONES, MAX_PAGE_ORDER, MIGRATE_TYPES, NR_KMALLOC_TYPES,
+                           NR_PAGE_ORDERS, OBJECT_POISON, PAGE_SIZE)
+from .vmevents import NR_COSTS, NR_CTRS
+
+__all__ = ["Corrupt", "validate"]
+
+PG_BUDDY, PG_ALLOC = 0x01, 0x02
+KIND_SLAB, KIND_PGTABLE, KIND_ANON, KIND_FILE = 2, 5, 6, 7
+MAX_KIND = 7
+OBJ_STATES = frozenset((0, 1, 2, 5))      # never used, live, freed, pinned by a vmalloc area
+ENT_NONE, ENT_PRESENT, ENT_SWAP, ENT_DISK, ENT_DIRTY = 0, 1, 2, 3, 4
+MAX_MM_PAGES = 1 << 30
+MAX_CACHES = 1 << 16
+MAX_MMS = 1 << 24
+BIG = 1 << 62                # a counter this large cannot come from a run (and 64-bit wrap-around differs)
+DMA_END_PFN, DMA32_END_PFN = 1 << 12, 1 << 20
+PAGEBLOCK_ORDER = 9
+# scalars a running machine bounds: name -> largest value (None: a counter, below BIG)
+_SCALAR_LIMITS = {"slab_merge": 1, "kswapd_wanted": 1, "kswapd_order": MAX_PAGE_ORDER,
+                  "kswapd_highest": MAX_NR_ZONES - 1, "oom_mode": 1, "slab_fallback_gfp": (1 << 32) - 1}
+
+
+def _fail(what: str):
+    raise Corrupt(what)
+
+
+def _zone_of(pfn: int) -> int:
+    return 0 if pfn < DMA_END_PFN else 1 if pfn < DMA32_END_PFN else 2
+
+
+class _Cache:
+    __slots__ = ("fields", "partial", "cpu")
+
+
+def _expected_cache(flags: int, object_size: int, align: int, cpus: int):
+    """What calculate_sizes() makes of these creation parameters."""
+    s = mslab.Cache()
+    s.flags = flags & ~OBJECT_POISON
+    s.object_size = object_size
+    s.align = align
+    mslab.calculate_sizes(s, cpus)
+    return s
+
+
+def _check_cache(cid: int, f: dict, cpus: int) -> None:
+    bad = f"cache {cid}"
+    flags, osize, align = f["flags"], f["object_size"], f["align"]
+    if flags & ~(0x3fff | OBJECT_POISON) or bool(flags & OBJECT_POISON) != bool(flags & mslab.SLAB_POISON):
+        _fail(f"{bad}: unknown flags {flags:#x}")
+    if (flags & (mslab.SLAB_CACHE_DMA | mslab.SLAB_CACHE_DMA32)) == mslab.SLAB_CACHE_DMA | mslab.SLAB_CACHE_DMA32:
+        _fail(f"{bad}: both DMA zones")
+    if not 1 <= osize <= KMALLOC_MAX_SIZE:
+        _fail(f"{bad}: object size {osize} out of range")
+    if not 8 <= align <= KMALLOC_MAX_SIZE or align & (align - 1):
+        _fail(f"{bad}: alignment {align} is not a power of two from 8 to {KMALLOC_MAX_SIZE}")
+    e = _expected_cache(flags, osize, align, cpus)
+    if e.min_order > MAX_PAGE_ORDER:
+        _fail(f"{bad}: no slab order holds an object of {e.size} bytes")
+    for name in ("size", "inuse", "red_left_pad", "order", "objects", "min_order", "min_objects", "min_partial",
+                 "allocflags"):
+        if f[name] != getattr(e, name):
+            _fail(f"{bad}: {name} is {f[name]}, its geometry makes {getattr(e, name)}")
+    # a merge grows object_size (never size) after creation: the free pointer stays where the
+    # smaller first user put it, inside the object, on a word
+    mergeable = not flags & (mslab.SLAB_NEVER_MERGE | mslab.SLAB_KMALLOC)
+    off = f["offset"]
+    if off != e.offset and not (mergeable and off % 8 == 0 and off <= e.offset):
+        _fail(f"{bad}: free pointer offset {off} is not where its geometry puts it")
+    if not 1 <= f["refcount"] <= 0xffffffff:
+        _fail(f"{bad}: refcount {f['refcount']}")
+    if f["min_order"] > f["order"] or not 1 <= f["objects"] <= mslab.MAX_OBJS_PER_PAGE:
+        _fail(f"{bad}: slab order {f['order']} holds {f['objects']} objects")
+
+
+def validate(data, nr_pages: int, cpus: int, swap_pages: int) -> None:
+    """Raise Corrupt (its text names the first bad word) unless *data* is a CORE section a machine of
+    nr_pages pages, cpus CPUs and swap_pages swap slots can take."""
+    r = Reader(data)
+    get, count, many = r.get, r.count, r.many
+
+    def pfn_or_nil(what: str) -> int:
+        v = get()
+        if v != U64_NIL and v >= nr_pages:
+            _fail(f"{what}: pfn {v:#x} is outside memory")
+        return v
+
+    def counter(v: int, what: str) -> int:
+        if v >= BIG:
+            _fail(f"{what}: {v} is out of range")
+        return v
+
+    sc = dict(zip(MACHINE_SCALARS, many(len(MACHINE_SCALARS))))
+    if sc["nr_pages"] != nr_pages or sc["cpus"] != cpus:
+        _fail("nr_pages or cpus differ from the machine being loaded")
+    if sc["swap_pages"] != swap_pages or sc["swap_next"] > swap_pages or sc["cpu"] >= cpus:
+        _fail("swap or cpu values out of range")
+    for name, v in sc.items():
+        if name == "last_cache":
+            continue
+        limit = _SCALAR_LIMITS.get(name)
+        if limit is not None and v > limit:
+            _fail(f"{name}: {v} is more than {limit}")
+        counter(v, name)
+    for name in ("nr_page_table_pages", "nr_pgtable_pages_all", "vmalloc_pages", "nr_slab_reclaimable",
+                 "nr_slab_unreclaimable"):
+        if sc[name] > nr_pages:
+            _fail(f"{name}: {sc[name]} is more than the machine's {nr_pages} pages")
+    many(512)                       # the PGD: page-table contents, judged by pgt_check as data
+    nblocks = (nr_pages + (1 << PAGEBLOCK_ORDER) - 1) >> PAGEBLOCK_ORDER
+    mt = r.blob(nblocks)
+    if len(mt) != nblocks or any(b >= MIGRATE_TYPES for b in mt):
+        _fail("pageblock map")
+    pristine = []
+    prev_end = 0
+    for zi in range(MAX_NR_ZONES):
+        start, end, managed, pnext, pend = many(5)
+        if not start <= end <= nr_pages or (end > start and start < prev_end) or managed > end - start:
+            _fail(f"zone {zi}: bounds")
+        if end > start:
+            prev_end = end
+        if pnext > pend or (pend > pnext and not (start <= pnext and pend <= end)) \
+                or pnext % (1 << MAX_PAGE_ORDER) or pend % (1 << MAX_PAGE_ORDER):
+            _fail(f"zone {zi}: untouched range {pnext:#x}-{pend:#x}")
+        if pend > pnext:
+            pristine.append((pnext, pend))
+        links = [pfn_or_nil(f"zone {zi} free list") for _ in range(2 * NR_PAGE_ORDERS * MIGRATE_TYPES)]
+        free = many(NR_PAGE_ORDERS * MIGRATE_TYPES + MIGRATE_TYPES + 3)
+        rest = many(4 + MAX_NR_ZONES + MIGRATE_TYPES + 2 + 4 + 1)
+        for v in free + rest:
+            counter(v, f"zone {zi} counter")
+        # check() looks only at zones with pages: an empty zone must hold nothing to look at
+        if not managed and (any(v != U64_NIL for v in links) or any(free) or any(rest[-5:])):
+            _fail(f"zone {zi} has no pages but free or LRU pages counted")
+    for v in many(NR_CTRS + NR_COSTS):
+        counter(v, "event counter")
+    for _ in range(8):
+        pfn_or_nil("LRU list")
+
+    # page descriptors
+    pages = {}
+    last = -1
+    for _ in range(count(nr_pages, "pages")):
+        pfn = get()
+        if pfn >= nr_pages or pfn <= last:
+            _fail(f"page descriptor for pfn {pfn:#x}: outside memory or out of order")
+        last = pfn
+        pfn_or_nil(f"pfn {pfn:#x} next")
+        pfn_or_nil(f"pfn {pfn:#x} prev")
+        packed = get()
+        flags, order, kind, ref = packed & 0xff, packed >> 8 & 0xff, packed >> 16 & 0xff, packed >> 24
+        if order > MAX_PAGE_ORDER or kind > MAX_KIND or ref > 1:
+            _fail(f"pfn {pfn:#x}: descriptor {packed:#x} (order, kind or refcount out of range)")
+        if flags & PG_ALLOC and pfn + (1 << order) > nr_pages:
+            _fail(f"pfn {pfn:#x}: an order-{order} block runs past memory")
+        pages[pfn] = (flags, order, kind)
+    for lo, hi in pristine:
+        if any(lo <= p < hi for p in pages):
+            _fail(f"a touched descriptor lies in the untouched range {lo:#x}-{hi:#x}")
+    rmap = {}
+    last = -1
+    for _ in range(count(nr_pages, "rmap")):
+        pfn, mid, idx = many(3)
+        if pfn >= nr_pages or pfn <= last:
+            _fail(f"rmap pfn {pfn:#x}: outside memory or out of order")
+        last = pfn
+        p = pages.get(pfn)
+        if p is None or not p[0] & PG_ALLOC or p[2] not in (KIND_ANON, KIND_FILE):
+            _fail(f"rmap pfn {pfn:#x} is not a process or file page")
+        if mid >= MAX_MMS or idx >= MAX_MM_PAGES:
+            _fail(f"rmap pfn {pfn:#x}: owner {mid} index {idx} out of range")
+        rmap[pfn] = (mid, idx)
+
+    # caches
+    nr_ids = count(MAX_CACHES, "caches")
+    caches: list = []
+    for cid in range(nr_ids):
+        alive = get()
+        if alive > 1:
+            _fail(f"cache {cid}: alive word {alive}")
+        if not alive:
+            caches.append(None)
+            continue
+        c = _Cache()
+        c.fields = dict(zip(CACHE_FIELDS, many(len(CACHE_FIELDS))))
+        for name in ("nr_slabs", "total_objects", "live"):
+            counter(c.fields[name], f"cache {cid} {name}")
+        _check_cache(cid, c.fields, cpus)
+        c.partial = [pfn_or_nil(f"cache {cid} partial list") for _ in range(count(nr_pages, "partial"))]
+        c.cpu = []
+        for _ in range(cpus):
+            sp = pfn_or_nil(f"cache {cid} cpu slab")
+            fl = get()
+            if fl != U64_NIL and (fl > mslab.MAX_OBJS_PER_PAGE or sp == U64_NIL):
+                _fail(f"cache {cid}: cpu freelist {fl:#x}")
+            c.cpu.append((sp, fl))
+        caches.append(c)
+    order = many(count(nr_ids, "cache order"))
+    if sorted(order) != [i for i, c in enumerate(caches) if c is not None]:
+        _fail("cache order does not list the live caches")
+    lc = sc["last_cache"]
+    if lc != U64_NIL and lc >= nr_ids:
+        _fail(f"last cache {lc} out of range")
+    for t in range(NR_KMALLOC_TYPES):
+        for i, v in enumerate(many(NR_KMALLOC_INDEX)):
+            if v == U64_NIL and True:
+                continue
+            if i == 0 or v >= nr_ids or caches[v] is None:
+                _fail(f"kmalloc cache [{t}][{i}] names {v}, not a live cache")
+
+    # slabs
+    slabs = {}
+    last = -1
+    for _ in range(count(nr_pages, "slabs")):
+        pfn, cid, sorder, objects, inuse, freelist, frozen, on_partial = many(8)
+        what = f"slab at pfn {pfn:#x}"
+        if pfn >= nr_pages or pfn <= last:
+            _fail(f"{what}: outside memory or out of order")
+        last = pfn
+        if cid >= nr_ids or caches[cid] is None:
+            _fail(f"{what}: cache {cid} is not a live cache")
+        f = caches[cid].fields
+        if (sorder, objects) not in ((f["order"], f["objects"]), (f["min_order"], f["min_objects"])):
+            _fail(f"{what}: order {sorder} with {objects} objects does not fit cache {cid}")
+        p = pages.get(pfn)
+        if p is None or p[0] & (PG_ALLOC | PG_BUDDY) != PG_ALLOC or p[1] != sorder or p[2] != KIND_SLAB:
+            _fail(f"{what}: the page is not an order-{sorder} slab page")
+        if inuse > objects or frozen > 1 or on_partial > 1:
+            _fail(f"{what}: inuse {inuse}, frozen {frozen}, on_partial {on_partial}")
+        if freelist != U64_NIL and freelist >= objects:
+            _fail(f"{what}: freelist slot {freelist} is outside the slab")
+        chain = r.blob(2 * objects)
+        state = r.blob(objects)
+        if len(chain) != 2 * objects or len(state) != objects:
+            _fail(f"{what}: freelist or state of the wrong length")
+        nxt = [chain[2 * k] | chain[2 * k + 1] << 8 for k in range(objects)]
+        if any(v != SLOT_NIL16 and v >= objects for v in nxt):
+            _fail(f"{what}: a freelist link leaves the slab")
+        if any(b not in OBJ_STATES for b in state):
+            _fail(f"{what}: unknown object state")
+        slabs[pfn] = (cid, objects, bool(on_partial), bool(frozen))
+    for p, (flags, _, kind) in pages.items():
+        if flags & PG_ALLOC and kind == KIND_SLAB and p not in slabs:
+            _fail(f"slab page at pfn {p:#x} has no slab record")
+    for cid, c in enumerate(caches):
+        if c is None:
+            continue
+        if len(set(c.partial)) != len(c.partial):
+            _fail(f"cache {cid}: a slab is twice on the partial list")
+        for p in c.partial:
+            s = slabs.get(p)
+            if s is None or s[0] != cid or not s[2]:
+                _fail(f"cache {cid}: partial list names pfn {p:#x}, not one of its partial slabs")
+        if sum(1 for s in slabs.values() if s[0] == cid and s[2]) != len(c.partial):
+            _fail(f"cache {cid}: a slab marked partial is on no list")
+        held = [sp for sp, _ in c.cpu if sp != U64_NIL]
+        if len(set(held)) != len(held):
+            _fail(f"cache {cid}: two cpus hold one slab")
+        for sp, fl in c.cpu:
+            if sp == U64_NIL:
+                continue
+            s = slabs.get(sp)
+            if s is None or s[0] != cid or not s[3]:
+                _fail(f"cache {cid}: cpu slab pfn {sp:#x} is not one of its frozen slabs")
+            if fl != U64_NIL and fl >= s[1]:
+                _fail(f"cache {cid}: cpu freelist slot {fl} is outside its slab")
+        if sum(1 for s in slabs.values() if s[0] == cid and s[3]) != len(held):
+            _fail(f"cache {cid}: a frozen slab is no cpu's")
+
+    # processes and files
+    nmms = count(MAX_MMS, "mms")
+    swap_used = set()
+    for mid in range(nmms):
+        alive, is_file, npages, size, rss, swapents, nr_dirty = many(7)
+        what = f"mm {mid}"
+        if alive > 1 or is_file > 1 or npages > MAX_MM_PAGES or size > MAX_MM_PAGES * PAGE_SIZE:
+            _fail(f"{what}: header out of range")
+        for v in (rss, swapents, nr_dirty):
+            if v > npages:
+                _fail(f"{what}: counts beyond its {npages} pages")
+        nent = count(npages, "mm entries")
+        if nent != npages or (not alive and npages):
+            _fail(f"{what}: {nent} entries for {npages} pages")
+        for idx, e in enumerate(many(nent)):
+            st, val = e & 3, e >> 3
+            if st == ENT_NONE:
+                ok = e == 0
+            elif st == ENT_PRESENT:
+                ok = val < nr_pages and (is_file or not e & ENT_DIRTY)
+            elif st == ENT_SWAP:
+                ok = not is_file and not e & ENT_DIRTY and val < sc["swap_next"] and val not in swap_used
+                swap_used.add(val)
+            else:
+                ok = is_file and e == ENT_DISK
+            if not ok:
+                _fail(f"{what} page {idx}: bad entry {e:#x}")
+        last = -1
+        for _ in range(count(npages if is_file else 0, "disk pages")):
+            idx = get()
+            if idx >= npages or idx <= last:
+                _fail(f"{what}: disk page {idx} outside the file or out of order")
+            last = idx
+            if len(r.blob(PAGE_SIZE)) != PAGE_SIZE:
+                _fail(f"{what}: disk page {idx}")
+    for pfn, (mid, _) in rmap.items():
+        if mid >= nmms:
+            _fail(f"rmap pfn {pfn:#x} names mm {mid}, beyond the {nmms} there are")
+
+    # swap
+    free = many(count(swap_pages, "free swap slots"))
+    if any(v >= sc["swap_next"] for v in free) or len(set(free)) != len(free) or swap_used & set(free):
+        _fail("free swap slots: out of range, repeated or in use")
+    if len(free) + len(swap_used) != sc["swap_next"]:
+        _fail(f"swap: {len(free)} free and {len(swap_used)} used slots, {sc['swap_next']} handed out")
+    last = -1
+    for _ in range(count(swap_pages, "swap slots")):
+        slot = get()
+        if slot <= last or slot not in swap_used:
+            _fail(f"swap slot {slot}: not in use or out of order")
+        last = slot
+        if len(r.blob(PAGE_SIZE)) != PAGE_SIZE:
+            _fail(f"swap slot {slot}")
+    if r.i != len(r.w):
+        _fail("words left over after the core section")
