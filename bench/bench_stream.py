@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 import pyalloc
-from pyalloc.trace import parse_events
+from pyalloc.machine.trace import parse_events
 
 FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "ftrace-kmem.txt"
 CAPTURE_EVENTS = 154_000

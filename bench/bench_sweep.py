@@ -19,7 +19,7 @@ import pytest
 pd = pytest.importorskip("pandas", reason="pyalloc[sweep] is not installed")
 distributed = pytest.importorskip("distributed", reason="pyalloc[sweep] is not installed")
 
-sw = importlib.import_module("pyalloc.sweep")   # the module; pyalloc.sweep is the function
+sw = importlib.import_module("pyalloc.tools.sweep")   # the module; pyalloc.sweep is the function
 
 GRID = {"mem": ["64M"], "backend": ["c"], "cpus": [2, 8], "seed": list(range(32))}
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 import pytest
 
 import pyalloc
-from pyalloc import export, helpers, plot, serve
+from pyalloc.tools import export, serve
+from pyalloc import helpers, plot
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""pyalloc.vmap_area: alloc + free of a 64 KiB area, 100 vs 100 000 live areas.
+"""pyalloc.machine.vmap_area: alloc + free of a 64 KiB area, 100 vs 100 000 live areas.
 
 Target (the issue: "a sorted structure or an augmented tree, not a scan"): the
 pair's time grows with the tree depth, O(log n), so 1000x more live areas costs a
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyalloc.vmap_area import VmapAreas
+from pyalloc.machine.vmap_area import VmapAreas
 
 VMALLOC_START = 0xffffc90000000000
 VMALLOC_END = VMALLOC_START + (32 << 40)

@@ -347,7 +347,7 @@ def _same(v1, v2) -> bool:
     """Results compare equal, except objects that are machine-specific by nature (Cache)."""
     if isinstance(v1, tuple) and isinstance(v2, tuple) and len(v1) == len(v2) == 2 and v1[0] == "ok":
         a, b = v1[1], v2[1]
-        if isinstance(a, pyalloc.slab.Cache) and isinstance(b, pyalloc.slab.Cache):
+        if isinstance(a, pyalloc.machine.slab.Cache) and isinstance(b, pyalloc.machine.slab.Cache):
             return a.name == b.name and a.size == b.size
     return v1 == v2
 

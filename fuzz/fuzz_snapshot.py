@@ -38,7 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pyalloc                                   # noqa: E402
-from pyalloc import workload                     # noqa: E402
+from pyalloc.tools import workload  # noqa: E402
 from pyalloc.errors import SnapshotError         # noqa: E402
 
 HEADER = 16
@@ -91,7 +91,7 @@ def build_machines():
     m.sync()
     q = m.spawn("b")
     m.touch(q, 3200)                    # pushes a into swap
-    out.append(pyalloc.snapshot.to_bytes(m))
+    out.append(pyalloc.machine.snapshot.to_bytes(m))
     m.close()
     m = pyalloc.Machine(mem="8M", cpus=3, backend="c", slub_debug="FZPU,dbg")
     c = m.kmem_cache_create("dbg", 100, 0, "SLAB_HWCACHE_ALIGN")
@@ -101,7 +101,7 @@ def build_machines():
     with m.on_cpu(1):
         [m.kmalloc(200, "GFP_KERNEL") for _ in range(20)]
     m.vmalloc(20000, "GFP_KERNEL", "f+0x1/0x2")
-    out.append(pyalloc.snapshot.to_bytes(m))
+    out.append(pyalloc.machine.snapshot.to_bytes(m))
     m.close()
     return out
 
@@ -180,7 +180,7 @@ class Fuzzer:
 
     def load(self, blob: bytes, backend: str):
         try:
-            return ("ok", pyalloc.snapshot.read(blob, backend))
+            return ("ok", pyalloc.machine.snapshot.read(blob, backend))
         except SnapshotError as exc:
             return ("refused", str(exc))
         except Exception as exc:                  # noqa: BLE001 - any other exception is the finding

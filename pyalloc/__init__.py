@@ -14,12 +14,18 @@ from .errors import (
     MachineClosed, DoubleFree, InvalidFree, SlabCorruption, CacheInUse, InvariantBroken, SnapshotError,
 )
 from .gfp import GFP
-from .slab import SLAB, Cache
-from .stream import Stream, StreamResult
-from .trace import read_trace
-from .sweep import sweep
-from .machine import (
-    Machine, PAGE_SIZE, PAGE_SHIFT, PAGE_OFFSET, VMALLOC_START, VMALLOC_END, ZERO_SIZE_PTR,
+from .machine.slab import SLAB, Cache
+from .machine.stream import Stream, StreamResult
+from .machine.trace import read_trace
+from .tools.sweep import sweep
+from .machine.machine import (
+    Machine,
+    PAGE_SIZE,
+    PAGE_SHIFT,
+    PAGE_OFFSET,
+    VMALLOC_START,
+    VMALLOC_END,
+    ZERO_SIZE_PTR,
     MAX_PAGE_ORDER,
 )
 

@@ -23,7 +23,7 @@ from typing import Iterator, NamedTuple, Optional
 from .errors import InvalidArgument
 from .gfp import ZONE_NAMES
 from .model import status as st
-from .slab import Cache
+from .machine.slab import Cache
 
 PAGE_SHIFT = 12
 PAGE_OFFSET = 0xffff888000000000

@@ -21,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence
 
-from . import debugfs
+from .text import debugfs
 from .gfp import MIGRATETYPE_NAMES, ZONE_NAMES
 from .model import status as st
 

@@ -9,7 +9,7 @@ import pytest
 
 import pyalloc
 from pyalloc import Machine
-from pyalloc.slab import _slab_hot_paths
+from pyalloc.machine.slab import _slab_hot_paths
 
 HOT = ("alloc_pages", "free_pages", "kmalloc", "kfree", "kmem_cache_alloc", "kmem_cache_free")
 

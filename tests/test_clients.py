@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from pyalloc import procfs
+from pyalloc.text import procfs
 
 try:                                    # tests/ on sys.path (pytest's default rootdir import)
     from test_procfs import example_snapshot
@@ -37,7 +37,7 @@ except ImportError:                     # tests/ as a package
 
 def machine_snapshot(backend: str, mem: str, cpus: int) -> dict:
     import pyalloc
-    from pyalloc import workload
+    from pyalloc.tools import workload
     if backend == "c":
         pytest.importorskip("pyalloc._core")
     with pyalloc.Machine(mem=mem, cpus=cpus, backend=backend) as m:
@@ -48,7 +48,7 @@ def machine_snapshot(backend: str, mem: str, cpus: int) -> dict:
 def pressure_snapshot(backend: str) -> dict:
     """A machine after reclaim, swap and an OOM kill: page cache, dirty pages, used swap."""
     import pyalloc
-    from pyalloc import workload
+    from pyalloc.tools import workload
     if backend == "c":
         pytest.importorskip("pyalloc._core")
     with pyalloc.Machine(mem="64M", swap="32M", backend=backend) as m:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 import pyalloc
-from pyalloc import workload
+from pyalloc.tools import workload
 from pyalloc._testing import c_core_available
 
 try:

@@ -12,7 +12,8 @@ import re
 import pytest
 
 import pyalloc
-from pyalloc import debugfs, workload
+from pyalloc.text import debugfs
+from pyalloc.tools import workload
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "extfrag.txt"
 UNUSABLE_RE = re.compile(r"Node 0, zone [ \w]{8}( \d\.\d{3}){11} \n")

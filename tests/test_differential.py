@@ -277,7 +277,8 @@ class TwoBackends(RuleBasedStateMachine):
     @rule(obj=objects, delta=st.integers(-8, 300))
     def views_agree(self, obj, delta):
         """The read-only walks (introspect.c / model/introspect.py) and every view built on them."""
-        from pyalloc import export, helpers, plot
+        from pyalloc.tools import export
+        from pyalloc import helpers, plot
         assert export.render_tree(self.c) == export.render_tree(self.py)
         assert self.c._core.slab_pfns(-1) == self.py._core.slab_pfns(-1)
         for pfn in self.c._core.slab_pfns(-1):
@@ -307,7 +308,7 @@ class TwoBackends(RuleBasedStateMachine):
     def snapshot_and_continue(self, cross):
         """Save both mid-stream: the two files hold the same canonical bytes; load each on
         a backend (crosswise or not) and go on with the loaded machines."""
-        from pyalloc import snapshot
+        from pyalloc.machine import snapshot
         blob_c, blob_py = snapshot.to_bytes(self.c), snapshot.to_bytes(self.py)
         sec_c, sec_py = (snapshot._read_sections(b, "t") for b in (blob_c, blob_py))
         for tag in (b"CORE", b"MEM ", b"PYST"):

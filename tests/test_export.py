@@ -4,7 +4,8 @@ import os
 import threading
 
 import pyalloc
-from pyalloc import export, procfs, workload
+from pyalloc.tools import export, workload
+from pyalloc.text import procfs
 
 
 def test_tree_layout_and_contents(backend, tmp_path):

@@ -237,7 +237,7 @@ def test_vfree_of_an_area_robbed_behind_its_back_changes_nothing(m):
 
 @pytest.mark.parametrize("how", [copy.deepcopy, lambda m: pickle.loads(pickle.dumps(m))], ids=["deepcopy", "pickle"])
 def test_a_deep_copy_never_aliases_the_core(m, how):
-    """deepcopy and pickle clone through a snapshot (pyalloc.snapshot): a second core, never a shared one."""
+    """deepcopy and pickle clone through a snapshot (pyalloc.machine.snapshot): a second core, never a shared one."""
     pfn = m.alloc_pages("GFP_KERNEL")
     twin = how(m)
     try:

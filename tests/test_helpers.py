@@ -6,7 +6,8 @@ from collections import Counter
 import pytest
 
 import pyalloc
-from pyalloc import PAGE_OFFSET, helpers as h, workload
+from pyalloc import PAGE_OFFSET, helpers as h
+from pyalloc.tools import workload
 from pyalloc.model.status import KIND_LARGE_KMALLOC
 from procview import meminfo, slabinfo
 

@@ -6,7 +6,8 @@ import sys
 import pytest
 
 import pyalloc
-from pyalloc import plot, serve, workload
+from pyalloc import plot
+from pyalloc.tools import serve, workload
 
 
 def test_pageblock_map_counts_every_free_page(backend):

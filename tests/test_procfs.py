@@ -1,4 +1,4 @@
-"""Format tests for pyalloc.procfs and pyalloc.printk.
+"""Format tests for pyalloc.text.procfs and pyalloc.text.printk.
 
 The text must have the structure of a real Linux 6.18 machine's /proc files
 (shared/fixtures/): same line order, same labels, same column positions, same
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from pyalloc import procfs
+from pyalloc.text import procfs
 from pyalloc.errors import InvalidArgument
-from pyalloc.printk import KernelLog, warn_alloc_text, warn_text
+from pyalloc.text.printk import KernelLog, warn_alloc_text, warn_text
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"     # copies of ../shared/fixtures
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 import pyalloc
-from pyalloc import cli, report
+from pyalloc import cli
+from pyalloc.tools import perf_kmem as report
 
 FIXTURE = Path(__file__).parent / "fixtures" / "ftrace-kmem.txt"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import pyalloc
-from pyalloc import serve
+from pyalloc.tools import serve
 
 
 def test_serve_ticks_and_exports(backend, tmp_path):
@@ -76,7 +76,7 @@ def test_command_stops_cleanly_on_signal(tmp_path, sig):
 
 
 def test_serve_and_plot_replay_a_trace(tmp_path):
-    """--replay runs a kmem trace a slice per tick (pyalloc.replay.replay_steps)."""
+    """--replay runs a kmem trace a slice per tick (pyalloc.tools.replay.replay_steps)."""
     fixture = Path(__file__).parent / "fixtures" / "ftrace-kmem.txt"
     root = tmp_path / "x"
     r = subprocess.run([sys.executable, "-m", "pyalloc", "serve", "--root", str(root), "--replay", str(fixture),
@@ -96,7 +96,7 @@ def test_serve_and_plot_replay_a_trace(tmp_path):
 
 def test_replay_steps_runs_the_whole_trace():
     import pyalloc
-    from pyalloc.replay import replay_steps
+    from pyalloc.tools.replay import replay_steps
     fixture = Path(__file__).parent / "fixtures" / "ftrace-kmem.txt"
     with pyalloc.Machine(mem="64M", backend="model") as a, pyalloc.Machine(mem="64M", backend="model") as b:
         steps = list(replay_steps(a, str(fixture), chunk=7))

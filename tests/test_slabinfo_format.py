@@ -1,5 +1,5 @@
 """Format tests for /proc/slabinfo (procfs.render) and the SLUB debug reports
-(pyalloc.slub_report), against a real 6.18 sample (shared/fixtures/slabinfo.txt)
+(pyalloc.text.slub_report), against a real 6.18 sample (shared/fixtures/slabinfo.txt)
 and the format strings of 6.18's mm/slub.c."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from pyalloc import procfs, slub_report as sr
+from pyalloc.text import procfs, slub_report as sr
 
 try:                                    # tests/ on sys.path (pytest's default rootdir import)
     from test_procfs import example_snapshot, fixture

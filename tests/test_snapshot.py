@@ -9,7 +9,8 @@ import zlib
 import pytest
 
 import pyalloc
-from pyalloc import snapshot, workload
+from pyalloc.machine import snapshot
+from pyalloc.tools import workload
 from conftest import c_core_available
 
 VIEWS = ("buddyinfo", "pagetypeinfo", "zoneinfo", "meminfo", "vmstat", "slabinfo", "vmallocinfo",

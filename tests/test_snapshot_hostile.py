@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 import pyalloc
-from pyalloc import snapshot
+from pyalloc.machine import snapshot
 from pyalloc.errors import SnapshotError
 from pyalloc.model.snapshot import CACHE_FIELDS, MACHINE_SCALARS
-from pyalloc.vmevents import NR_COSTS, NR_CTRS
+from pyalloc._abi import NR_COSTS, NR_CTRS
 from conftest import c_core_available
 
 _spec = importlib.util.spec_from_file_location("fuzz_snapshot",

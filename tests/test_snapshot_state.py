@@ -16,7 +16,7 @@ import zlib
 import pytest
 
 import pyalloc
-from pyalloc import snapshot, snapshot_state
+from pyalloc.machine import snapshot, snapshot_state
 from conftest import c_core_available
 
 BACKENDS = ["c", "model"]

@@ -337,11 +337,11 @@ def test_nofail_failure_is_recorded_as_enomem(make_machine):
 
 
 def test_trace_drains_midway_without_changing_the_text(make_machine, tmp_path, monkeypatch):
-    import pyalloc.stream
+    import pyalloc.machine.stream
     ops = workload(9, 600, python_ops=False)
     a = make_machine(mem="64M", trace=tmp_path / "a.txt")
     a.run(as_stream(ops))
-    monkeypatch.setattr(pyalloc.stream, "TRACE_LIMIT", 7)    # the loop pauses every 7 records
+    monkeypatch.setattr(pyalloc.machine.stream, "TRACE_LIMIT", 7)    # the loop pauses every 7 records
     b = make_machine(mem="64M", trace=tmp_path / "b.txt")
     b.run(as_stream(ops))
     a.close()

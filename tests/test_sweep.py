@@ -7,8 +7,8 @@ import sys
 import pytest
 
 import pyalloc
-sw = importlib.import_module("pyalloc.sweep")   # the module (pyalloc.sweep is also the function)
-from pyalloc.cli_sweep import parse_param, parse_seeds
+sw = importlib.import_module("pyalloc.tools.sweep")   # the module (pyalloc.sweep is also the function)
+from pyalloc.cli.sweep import parse_param, parse_seeds
 
 def _no_workers_under_sanitizers():
     import os

@@ -4,7 +4,9 @@ and against what each cache was created with, on both backends."""
 import pytest
 
 import pyalloc
-from pyalloc import helpers, sysfs, workload
+from pyalloc import helpers
+from pyalloc.text import sysfs
+from pyalloc.tools import workload
 from procview import slabinfo
 
 SLABINFO_TOOL_READS = ("aliases", "align", "cache_dma", "cpu_slabs", "destroy_by_rcu", "hwcache_align",

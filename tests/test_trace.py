@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import pyalloc
-from pyalloc.trace import TraceFormatError, parse_events, parse_gfp
+from pyalloc.machine.trace import TraceFormatError, parse_events, parse_gfp
 
 FIXTURE = Path(__file__).parent / "fixtures" / "ftrace-kmem.txt"
 VIEWS = ("buddyinfo", "pagetypeinfo", "zoneinfo", "meminfo", "vmstat", "slabinfo", "vmallocinfo")

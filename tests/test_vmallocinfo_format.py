@@ -14,7 +14,7 @@ import re
 
 import pytest
 
-from pyalloc import procfs
+from pyalloc.text import procfs
 from pyalloc.errors import InvalidArgument
 
 try:                                    # tests/ on sys.path (pytest's default rootdir import)

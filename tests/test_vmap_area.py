@@ -1,4 +1,4 @@
-"""pyalloc.vmap_area: the busy/free range bookkeeping under vmalloc (kernel-facts.md §5.3).
+"""pyalloc.machine.vmap_area: the busy/free range bookkeeping under vmalloc (kernel-facts.md §5.3).
 
 Pure Python, shared by both backends, so no backend fixture.  The known-answer
 tests work out each address by hand from "lowest address that fits"; the property
@@ -12,7 +12,7 @@ import math
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from pyalloc.vmap_area import PAGE_SIZE, VmapAreas, _inorder
+from pyalloc.machine.vmap_area import PAGE_SIZE, VmapAreas, _inorder
 
 P = PAGE_SIZE
 B = 0xffffc90000000000          # VMALLOC_START, 4-level: aligned far beyond any align used here
@@ -280,7 +280,7 @@ def test_check_names_unmerged_free_neighbours():
     va._nr_busy = 0
     with pytest.raises(AssertionError, match="gap"):
         va.check()
-    from pyalloc.vmap_area import _Node, _insert
+    from pyalloc.machine.vmap_area import _Node, _insert
     va._free_root = _insert(va._free_root, _Node(a, a + P))
     with pytest.raises(AssertionError, match="not merged"):
         va.check()
@@ -289,7 +289,7 @@ def test_check_names_unmerged_free_neighbours():
 def test_check_names_overlap_and_count():
     va = make()
     alloc(va, 2 * P)
-    from pyalloc.vmap_area import _Node, _insert
+    from pyalloc.machine.vmap_area import _Node, _insert
     va._busy_root = _insert(va._busy_root, _Node(B + P, B + 3 * P))
     with pytest.raises(AssertionError, match="busy count"):
         va.check()

@@ -235,7 +235,7 @@ class ModelCore:
         return 0 if self._a.trace is None else len(self._a.trace.records)
 
     def trace_take(self) -> list:
-        from ..trace import format_records
+        from ..machine.trace import format_records
         if self._a.trace is None:
             return []
         records, self._a.trace.records = self._a.trace.records, []

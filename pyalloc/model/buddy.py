@@ -43,7 +43,7 @@ from .status import (
     PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER, PG_ALLOC, PG_BUDDY, PG_FREED, PG_HEAD,
     PG_MOVABLE, ZONE_NORMAL, ALLOC_WMARK_HIGH, GFP_FS, GFP_NORETRY, KIND_ANON, KIND_FILE,
 )
-from ..vmevents import COST, CTR
+from .._abi import COST, CTR
 from . import compaction, reclaim
 
 # gfp_zone(): the low four gfp bits -> zone; -1 marks GFP_ZONE_BAD combinations

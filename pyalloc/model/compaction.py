@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..vmevents import COST, CTR, MIGRATE_US
+from .._abi import COST, CTR, MIGRATE_US
 from .arena import NIL, Arena, Zone
 from .status import GFP_IO, MIGRATE_MOVABLE, MIGRATE_PCPTYPES, NR_PAGE_ORDERS, PAGE_SHIFT, PAGE_SIZE, PAGEBLOCK_ORDER, PG_LRU
 

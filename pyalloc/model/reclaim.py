@@ -9,10 +9,18 @@ bytes, the swap device a dict of slot to bytes, and the reverse map is
 
 from __future__ import annotations
 
-from .. import psi
-from ..vmevents import (
-    CTR, COST, LRU_ACTIVE_ANON, LRU_ACTIVE_FILE, LRU_INACTIVE_ANON, LRU_INACTIVE_FILE,
-    READ_PAGE_US, SWAP_IN_US, SWAP_OUT_US, WRITEBACK_US,
+from ..machine import psi
+from .._abi import (
+    CTR,
+    COST,
+    LRU_ACTIVE_ANON,
+    LRU_ACTIVE_FILE,
+    LRU_INACTIVE_ANON,
+    LRU_INACTIVE_FILE,
+    READ_PAGE_US,
+    SWAP_IN_US,
+    SWAP_OUT_US,
+    WRITEBACK_US,
 )
 from .arena import NIL, Arena
 from .status import (

@@ -46,7 +46,7 @@ from .arena import NIL, Arena, Page
 from .reclaim import Mm
 from .slab import Cache, CpuSlab, Slab
 from .status import MAX_NR_ZONES, MIGRATE_TYPES, NR_KMALLOC_TYPES, NR_PAGE_ORDERS, PAGE_SIZE
-from ..vmevents import NR_COSTS, NR_CTRS
+from .._abi import NR_COSTS, NR_CTRS
 
 VERSION = 1
 MASK = (1 << 64) - 1
@@ -261,7 +261,7 @@ def load(a: Arena, data: bytes) -> None:
     """Make a freshly booted arena (same nr_pages, cpus and swap, nothing allocated) the saved one.
 
     Raises Corrupt, leaving *a* half-made: the caller throws it away."""
-    from ..snapshot_core import validate     # the format's rules, shared with the C path
+    from .snapshot_check import validate  # the format's rules, shared with the C path
     validate(data, a.nr_pages, a.cpus, a.swap_pages)
     r = Reader(data)
     vals = {name: r.get() for name in MACHINE_SCALARS}

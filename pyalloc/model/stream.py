@@ -1,6 +1,6 @@
 """Run an operation stream (the model's copy of csrc/stream.c, same rules, same stops).
 
-``run`` walks the records of a :class:`pyalloc.stream.Stream` (four 64-bit
+``run`` walks the records of a :class:`pyalloc.machine.stream.Stream` (four 64-bit
 words each, laid out as struct pa_op) and calls the model's core functions as
 the per-call path does.  It stops at any status it does not handle itself and
 returns it with ``r.pos`` at that op; see csrc/stream.c for why.
@@ -9,7 +9,7 @@ returns it with ``r.pos`` at that op; see csrc/stream.c for why.
 from __future__ import annotations
 
 from . import buddy, slab, reclaim
-from .status import (  # noqa: F401  (the op kinds are re-exported for pyalloc.stream)
+from .status import (  # noqa: F401  (the op kinds are re-exported for pyalloc.machine.stream)
     EDEFER, EDOUBLEFREE, EINVAL, OBJ_FREED, OBJ_LIVE, OBJ_NONE, OK, OP_ALLOC_PAGES, OP_CPU_CURRENT,
     OP_FREE_PAGES, OP_KFREE, OP_KMALLOC, OP_KMEM_CACHE_ALLOC, OP_KMEM_CACHE_FREE, OP_KREALLOC, OP_VFREE,
     OP_VMALLOC, PAGE_SHIFT, ZERO_SIZE_STATUS, OP_SPAWN, OP_TOUCH, OP_EXIT, OP_READ_FILE, OP_WRITE_FILE,

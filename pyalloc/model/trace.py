@@ -1,6 +1,6 @@
 """The kmem tracepoint records of the model (csrc/trace.c records the same).
 
-Each hook appends one record; :func:`pyalloc.trace.format_records` turns
+Each hook appends one record; :func:`pyalloc.machine.trace.format_records` turns
 records into the ftrace text when the buffer is drained, as trace.c's
 pa_trace_take() does for the C core.
 """

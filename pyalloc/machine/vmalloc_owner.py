@@ -18,9 +18,9 @@ InvalidFree and a kernel-style report, and nothing changes.
 
 from __future__ import annotations
 
-from . import slub_report
-from .errors import InvalidFree
-from .safe import show
+from ..text import slub_report
+from ..errors import InvalidFree
+from ..safe import show
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT

@@ -27,7 +27,7 @@ import time
 from typing import Callable, Dict, Iterator, Optional
 
 from . import workload as demo_workload
-from .errors import PyallocError
+from ..errors import PyallocError
 from .export import Exporter
 
 TICK_OPS = 1500          # operations per churn tick
@@ -111,12 +111,12 @@ def replay_steps(m, path: str) -> Iterator[int]:
     """The hook for ``--replay``: a trace's events, a batch per tick.
 
     The replayer is its own module (``pyalloc replay``).  This hook expects it
-    as ``pyalloc.replay.replay_steps(machine, path)``, a generator that applies
+    as ``pyalloc.tools.replay.replay_steps(machine, path)``, a generator that applies
     the trace's events to the machine and yields after each batch; until that
     exists, --replay says so and serve exits with status 2.
     """
     try:
-        from . import replay as replay_mod        # type: ignore[attr-defined]
+        from . import replay as replay_mod  # type: ignore[attr-defined]
     except ImportError:
         replay_mod = None
     steps = getattr(replay_mod, "replay_steps", None)

@@ -35,9 +35,9 @@ import json
 from collections import OrderedDict, deque
 from typing import Any
 
-from .errors import SnapshotError
-from .model import status as st
-from .printk import LOG_BUF_LEN
+from ..errors import SnapshotError
+from ..model import status as st
+from ..text.printk import LOG_BUF_LEN
 from .reclaim import FIRST_PID, Process
 from .slab import Cache
 from .vmalloc import FORGET_AFTER, VMALLOC_END, VMALLOC_START, VmArea
@@ -162,7 +162,7 @@ def _slab_state(m, s: dict) -> None:
 
 
 def _log_state(m, s: dict) -> None:
-    from .printk import KernelLog
+    from ..text.printk import KernelLog
     m._comm = _str(s["comm"], "comm")
     m._pid = _int(s["pid"], 0, PID_MAX, "pid")
     warned = [_str(k, "a warned-once key") for k in _list(s["warned_once"], "warned_once")]

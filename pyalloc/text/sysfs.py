@@ -16,8 +16,8 @@ in every slab.  Per-cpu partial lists are left out of pyalloc, so
 
 from __future__ import annotations
 
-from .errors import InvalidArgument
-from .model import status as st
+from ..errors import InvalidArgument
+from ..model import status as st
 
 # attribute -> how it is printed from (info, counts)
 _FLAG_ATTRS = {

@@ -12,8 +12,8 @@ import os
 import sys
 from typing import Callable, Dict
 
-from . import workload
-from .printk import KERNEL_RELEASE
+from ..tools import workload
+from ..text.printk import KERNEL_RELEASE
 
 # One example per subcommand, shown at the end of its --help
 EXAMPLES: Dict[str, str] = {
@@ -35,7 +35,7 @@ EXAMPLES: Dict[str, str] = {
 
 
 def version_text() -> str:
-    from . import __version__
+    from .. import __version__
     return f"pyalloc {__version__} (simulating the Linux {'.'.join(KERNEL_RELEASE.split('.')[:2])} allocators on x86-64)"
 
 
@@ -69,7 +69,7 @@ def report_boot_complaints(m) -> None:
 # -- serve ---------------------------------------------------------------------------------
 
 def cmd_serve(args, make_machine: Callable) -> int:
-    from . import serve
+    from ..tools import serve
     try:
         interval = serve.parse_interval(args.interval)
     except ValueError as exc:
@@ -83,14 +83,14 @@ def cmd_serve(args, make_machine: Callable) -> int:
 
 def _steps(m, args):
     """The ticks serve and plot run: a trace replay (--replay) or a built-in workload."""
-    from . import serve
+    from ..tools import serve
     if args.replay:
         return serve.replay_steps(m, args.replay)
     return serve.WORKLOADS[args.workload](m, seed=args.seed)
 
 
 def cmd_plot(args, make_machine: Callable) -> int:
-    from . import plot
+    from .. import plot
     with make_machine(args) as m:        # make_machine reports boot complaints (cli._machine)
         samples = plot.record(m, _steps(m, args), args.ticks, progress=True)
         out = plot.plot(m, args.output, samples)
@@ -99,7 +99,7 @@ def cmd_plot(args, make_machine: Callable) -> int:
 
 
 def add_commands(sub, machine_args: Callable, make_machine: Callable) -> None:
-    from .serve import WORKLOADS
+    from ..tools.serve import WORKLOADS
     s = sub.add_parser("serve", help="run a workload and keep proc/, sys/kernel/slab/ and "
                        "sys/kernel/debug/ current under a directory, for real monitoring tools")
     s.add_argument("--root", required=True, help="directory to export into (made if missing)")

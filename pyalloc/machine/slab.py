@@ -13,11 +13,12 @@ import enum
 import sys
 from contextlib import contextmanager
 
-from . import errors, gfp as gfpmod, reports, slub_report
-from .errors import InvalidArgument
-from .model import status as st
-from .safe import show, show_hex
-from .threads import WRAPPER_CODE
+from .. import errors, gfp as gfpmod
+from ..text import bad_page as reports, slub_report
+from ..errors import InvalidArgument
+from ..model import status as st
+from ..safe import show, show_hex
+from ..threads import WRAPPER_CODE
 from .vmalloc_owner import pinned_free_report
 
 PAGE_OFFSET = 0xffff888000000000

@@ -41,8 +41,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from pyalloc.errors import InvalidArgument
-from pyalloc.safe import show
+from ..errors import InvalidArgument
+from ..safe import show
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT

@@ -12,22 +12,21 @@ from __future__ import annotations
 import os
 import re
 
-from . import errors, gfp as gfpmod, procfs
-from .errors import (
-    InvalidArgument, MachineClosed, OutOfMemory, PageFault, DoubleFree, InvalidFree,
-)
-from .printk import KERNEL_RELEASE, KernelLog, warn_alloc_text, warn_text
-from . import reports
+from .. import errors, gfp as gfpmod
+from ..text import procfs
+from ..errors import InvalidArgument, MachineClosed, OutOfMemory, PageFault, DoubleFree, InvalidFree
+from ..text.printk import KERNEL_RELEASE, KernelLog, warn_alloc_text, warn_text
+from ..text import bad_page as reports
 from .slab import SlabAPI
-from .safe import show, show_hex
-from .threads import new_lock, serialize
+from ..safe import show, show_hex
+from ..threads import new_lock, serialize
 from .vmalloc_owner import check_areas
 from .stream import StreamAPI
 from .trace import TraceAPI
 from .vmalloc import VmallocAPI, is_vmalloc_addr
 from .reclaim import ReclaimAPI
 from .views import ViewsAPI
-from .hotpath_docs import HotPathAPI
+from .buddy import HotPathAPI
 from .snapshot import SnapshotAPI
 
 PAGE_SHIFT = 12
@@ -71,10 +70,10 @@ def parse_size(value, what: str = "mem") -> int:
 
 def _load_core(backend: str):
     if backend == "c":
-        from ._cbackend import CCore
+        from .._cbackend import CCore
         return CCore
     if backend == "model":
-        from .model import ModelCore
+        from ..model import ModelCore
         return ModelCore
     raise InvalidArgument(f"backend must be 'c' or 'model', not {show(backend)}")
 

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from . import errors, gfp as gfpmod, oom, psi
-from .errors import InvalidArgument, OutOfMemory
-from .safe import show
-from .vmevents import COST, COUNTERS, CTR
+from .. import errors, gfp as gfpmod
+from . import oom, psi
+from ..errors import InvalidArgument, OutOfMemory
+from ..safe import show
+from .._abi import COST, COUNTERS, CTR
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
@@ -252,7 +253,7 @@ class ReclaimAPI:
                          stall_us=c[COST["stall_us"]], oom_victim=victim)
 
     def reclaim_counters(self) -> dict:
-        """Every reclaim counter and gauge of the core, by name (see pyalloc.vmevents)."""
+        """Every reclaim counter and gauge of the core, by name (see pyalloc._abi)."""
         self._live()
         return dict(zip(COUNTERS, self._core.counters()))
 

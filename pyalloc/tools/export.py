@@ -22,7 +22,7 @@ import shutil
 from pathlib import Path
 from typing import Dict, Optional, Union
 
-from . import debugfs, procfs, sysfs
+from ..text import debugfs, procfs, sysfs
 
 PathLike = Union[str, "os.PathLike[str]"]
 

@@ -96,7 +96,7 @@ def render(name: str, snap: dict) -> str:
     try:
         renderer = RENDERERS[name]
     except (KeyError, TypeError):
-        from .errors import InvalidArgument
+        from ..errors import InvalidArgument
         raise InvalidArgument(
             f"unknown debugfs file {name!r}; known: {', '.join(sorted(RENDERERS))}") from None
     return renderer(snap)

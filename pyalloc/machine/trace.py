@@ -22,8 +22,8 @@ import lzma
 import os
 import re
 
-from . import gfp as gfpmod
-from .errors import GFPError, InvalidArgument
+from .. import gfp as gfpmod
+from ..errors import GFPError, InvalidArgument
 from .slab import SLAB
 from .stream import Stream
 

@@ -30,11 +30,11 @@ from __future__ import annotations
 
 from array import array
 
-from . import errors
-from . import gfp as gfpmod
-from .errors import EOOM as _EOOM, InvalidArgument, PyallocError
-from .model import stream as ops_
-from .model.status import ZERO_SIZE_STATUS
+from .. import errors
+from .. import gfp as gfpmod
+from ..errors import EOOM as _EOOM, InvalidArgument, PyallocError
+from ..model import stream as ops_
+from ..model.status import ZERO_SIZE_STATUS
 
 PAGE_OFFSET = 0xffff888000000000
 VMALLOC_START = 0xffffc90000000000

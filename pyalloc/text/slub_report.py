@@ -44,7 +44,7 @@ an earlier slab report left B and W (WARN) set.  A string of taint letters
 (e.g. ``"BW"``) may be passed instead of a bool for any other state.
 
 Line numbers in ``mm/slub.c:NNNN`` locations and ``+0xOFF/0xSIZE`` offsets are
-stable inventions (see :data:`LOCATIONS`, :func:`pyalloc.printk.symbol_offset`):
+stable inventions (see :data:`LOCATIONS`, :func:`pyalloc.text.printk.symbol_offset`):
 a simulator has no build to take them from.
 """
 
@@ -53,7 +53,7 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 from .printk import HARDWARE_NAME, cpu_line, symbol_offset
-from .reports import STRUCT_PAGE_SIZE, VMEMMAP_START, dump_page_lines
+from .bad_page import STRUCT_PAGE_SIZE, VMEMMAP_START, dump_page_lines
 
 RULE_EQ = "=" * 77
 RULE_DASH = "-" * 77

@@ -13,7 +13,7 @@ import zlib
 from collections import deque
 from typing import Iterable, Sequence
 
-from pyalloc import procfs
+from . import procfs
 
 # CONFIG_LOG_BUF_SHIFT=17: the default log buffer holds 128 KiB.
 LOG_BUF_LEN = 1 << 17

@@ -40,8 +40,9 @@ import struct
 import tempfile
 import zlib
 
-from . import errors, snapshot_state
-from .errors import PyallocError, SnapshotError
+from .. import errors
+from . import snapshot_state
+from ..errors import PyallocError, SnapshotError
 
 MAGIC = b"PYASNAP\0"
 VERSION = 2                     # 2: the Python-side state is schema'd JSON (1 held a pickle)
@@ -251,7 +252,7 @@ def read_file(f, backend=None, where: str = "snapshot"):
     """A new Machine from a binary file positioned at a snapshot's first byte."""
     from .machine import Machine, PAGE_SHIFT, PAGE_SIZE, _hot_paths, _load_core
     from .slab import _slab_hot_paths, parse_slub_debug
-    from .threads import new_lock
+    from ..threads import new_lock
     sections = _Sections(f, where)
     info = _info(sections.next((b"INFO",))[1], where)
     if backend is None:
@@ -274,7 +275,7 @@ def read_file(f, backend=None, where: str = "snapshot"):
             rc = core.set_swap(info["swap"] >> PAGE_SHIFT)
             if rc:
                 raise SnapshotError(f"{where}: cannot set up {info['swap']} bytes of swap")
-        from .snapshot_core import Corrupt, validate
+        from ..model.snapshot_check import Corrupt, validate
         try:
             validate(core_words, mem >> PAGE_SHIFT, info["cpus"], info["swap"] >> PAGE_SHIFT)
         except Corrupt as exc:
@@ -344,7 +345,7 @@ class SnapshotAPI:
     """m.save(path) and Machine.load(path)."""
 
     def save(self, path) -> dict:
-        """Write the whole machine to *path* (format: pyalloc.snapshot).  Returns what was
+        """Write the whole machine to *path* (format: pyalloc.machine.snapshot).  Returns what was
         written: the machine's parameters, ``pages`` (memory pages saved) and sizes."""
         return save(self, path)
 

@@ -1,7 +1,7 @@
 """vmalloc, vmap and kvmalloc, shared by both backends.
 
 The shared layer keeps the bookkeeping mm/vmalloc.c keeps: which virtual
-ranges are busy (pyalloc.vmap_area.VmapAreas, lowest-address first fit, one
+ranges are busy (pyalloc.machine.vmap_area.VmapAreas, lowest-address first fit, one
 guard page after every area), and a vm_struct per area (caller, pages, flags).
 The cores hold what is physical: the pages, taken one order-0 page at a time
 from the buddy allocator, and the 4-level page tables that map them.
@@ -22,12 +22,12 @@ from __future__ import annotations
 import sys
 from collections import OrderedDict
 
-from . import errors, gfp as gfpmod
-from .errors import DoubleFree, InvalidArgument, InvalidFree
+from .. import errors, gfp as gfpmod
+from ..errors import DoubleFree, InvalidArgument, InvalidFree
 from .slab import check_size, frame_caller
 from .vmap_area import VmapAreas
 from .vmalloc_owner import refuse_page_array_free
-from .safe import show, show_hex
+from ..safe import show, show_hex
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT

@@ -6,9 +6,10 @@ import argparse
 import sys
 import time
 
-from . import cli_sweep, cli_views, workload
-from .errors import PyallocError
-from .machine import Machine
+from . import sweep as cli_sweep, live as cli_views
+from ..tools import workload
+from ..errors import PyallocError
+from ..machine.machine import Machine
 
 VIEWS = ("buddyinfo", "pagetypeinfo", "zoneinfo", "meminfo", "vmstat", "slabinfo", "vmallocinfo",
          "pressure/memory")
@@ -59,7 +60,7 @@ def cmd_demo(args) -> int:
             print(f"\n$ cat /proc/{view}")
             print(m.proc(view), end="")
         if args.plot:
-            from . import plot
+            from .. import plot
             plot.plot(m, args.plot)
         m.check()
     return 0
@@ -85,7 +86,7 @@ def _progress(args, total, unit: str):
 
 
 def cmd_replay(args) -> int:
-    from . import read_trace
+    from .. import read_trace
     t0 = time.perf_counter()
     bar = _progress(args, None, "line")
     stream = read_trace(args.trace, skip_bad=args.skip_bad, progress=None if bar is None else bar.update)
@@ -129,7 +130,7 @@ def cmd_replay(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from . import report
+    from ..tools import perf_kmem as report
     if args.page:
         stats = report.page_stats(args.trace, skip_bad=args.skip_bad)
         text = report.render_page(stats, args.sort or report.DEFAULT_PAGE_SORT, args.lines) \

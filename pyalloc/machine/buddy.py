@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Optional, Union
 
-from .gfp import GFP
+from ..gfp import GFP
 
 GfpLike = Union[int, str, GFP]
 

@@ -29,9 +29,9 @@ import random
 import time
 from typing import Callable, Iterable
 
-from . import debugfs
-from .errors import InvalidArgument, PyallocError
-from .safe import show
+from ..text import debugfs
+from ..errors import InvalidArgument, PyallocError
+from ..safe import show
 
 MACHINE_PARAMS = ("mem", "cpus", "backend", "min_free_kbytes", "slub_debug", "swap", "slab_merge")
 RUN_PARAMS = ("seed", "snapshot")
@@ -169,7 +169,7 @@ def kmalloc_mix(m, seed: int, ops: int = 20000) -> dict:
 
 
 def demo_mix(m, seed: int) -> dict:
-    """The demo's page, slab and vmalloc mix (pyalloc.workload), seeded per run."""
+    """The demo's page, slab and vmalloc mix (pyalloc.tools.workload), seeded per run."""
     from . import workload
     pages = workload.run_pages(m, seed=seed)
     slab = workload.run_slab(m, objects=4000, seed=seed)
@@ -179,7 +179,7 @@ def demo_mix(m, seed: int) -> dict:
 
 
 def pressure(m, seed: int) -> dict:
-    """The demo's bad day (pyalloc.workload.run_pressure): reclaim, swap, the OOM killer."""
+    """The demo's bad day (pyalloc.tools.workload.run_pressure): reclaim, swap, the OOM killer."""
     from . import workload
     r = workload.run_pressure(m, seed=seed)
     return {"processes": r["processes"], "leak_pages": r["leak_pages"], "db_intact": r["db_intact"]}
@@ -231,13 +231,13 @@ class TraceWorkload(StreamWorkload):
         self.__name__ = f"replay:{path}"
 
     def __call__(self, m, seed: int) -> dict:
-        from .trace import read_trace
+        from ..machine.trace import read_trace
         self.stream = read_trace(self.path, skip_bad=True)
         return super().__call__(m, seed)
 
 
 def _resolve(workload) -> tuple[str, Callable]:
-    from .stream import Stream
+    from ..machine.stream import Stream
     if isinstance(workload, str) and workload.startswith("replay:"):
         w = TraceWorkload(workload[len("replay:"):])
         return w.__name__, w
@@ -259,7 +259,7 @@ def _resolve(workload) -> tuple[str, Callable]:
 def run_one(params: dict, workload) -> dict:
     """One run: build (or load) the machine, run the workload, collect the row.  Never raises
     for the run's own failure: the row says what went wrong in ``error``."""
-    from .machine import Machine
+    from ..machine.machine import Machine
     _, fn = _resolve(workload)
     row: dict = {}
     t0 = time.perf_counter()

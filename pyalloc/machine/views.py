@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import debugfs, export as exportmod, sysfs
+from ..text import debugfs, sysfs
+from ..tools import export as exportmod
 
 
 class ViewsAPI:

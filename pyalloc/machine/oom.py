@@ -7,8 +7,9 @@ says it in the kernel's words.  Pure functions of their arguments.
 
 from __future__ import annotations
 
-from . import gfp as gfpmod, procfs
-from .printk import dump_stack_lines
+from .. import gfp as gfpmod
+from ..text import procfs
+from ..text.printk import dump_stack_lines
 
 PAGE_SIZE = 4096
 OOM_SCORE_ADJ_MIN = -1000

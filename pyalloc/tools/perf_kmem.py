@@ -17,9 +17,9 @@ import csv
 import io
 import json
 
-from .errors import InvalidArgument
-from .trace import PAGE_FREE_EVENTS, parse_events, parse_gfp
-from .trace import parse_ptr as _ptr
+from ..errors import InvalidArgument
+from ..machine.trace import PAGE_FREE_EVENTS, parse_events, parse_gfp
+from ..machine.trace import parse_ptr as _ptr
 
 DOTS = "-" * 105
 PAGE_SIZE = 4096

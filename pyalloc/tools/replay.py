@@ -14,7 +14,7 @@ def replay_steps(m, path: str, chunk: int = 2000) -> Iterator[int]:
     """Apply the trace at *path* to machine *m*, *chunk* operations per step;
     yields how many operations have run so far.  Failed operations are
     recorded, not raised, as ``pyalloc replay`` does."""
-    from .trace import read_trace
+    from ..machine.trace import read_trace
     stream = read_trace(path, skip_bad=True)
     n = len(stream)
     result = None

@@ -19,12 +19,27 @@ exactly the files refused here (fuzz/fuzz_snapshot.py compares them).
 
 from __future__ import annotations
 
-from .model import slab as mslab
-from .model.snapshot import (CACHE_FIELDS, MACHINE_SCALARS, NR_KMALLOC_INDEX, SLOT_NIL16, U64_NIL, Corrupt,
-                             Reader)
-from .model.status import (KMALLOC_MAX_SIZE, MAX_NR_ZONES, MAX_PAGE_ORDER, MIGRATE_TYPES, NR_KMALLOC_TYPES,
-                           NR_PAGE_ORDERS, OBJECT_POISON, PAGE_SIZE)
-from .vmevents import NR_COSTS, NR_CTRS
+from . import slab as mslab
+from .snapshot import (
+    CACHE_FIELDS,
+    MACHINE_SCALARS,
+    NR_KMALLOC_INDEX,
+    SLOT_NIL16,
+    U64_NIL,
+    Corrupt,
+    Reader,
+)
+from .status import (
+    KMALLOC_MAX_SIZE,
+    MAX_NR_ZONES,
+    MAX_PAGE_ORDER,
+    MIGRATE_TYPES,
+    NR_KMALLOC_TYPES,
+    NR_PAGE_ORDERS,
+    OBJECT_POISON,
+    PAGE_SIZE,
+)
+from .._abi import NR_COSTS, NR_CTRS
 
 __all__ = ["Corrupt", "validate"]
 

@@ -5,14 +5,14 @@ stalled time (in percent, FIXED_1 = 2048 fixed point) is folded into three
 exponentially decaying averages with the kernel's factors EXP_10s, EXP_60s and
 EXP_300s, and periods with no activity decay them with ``fixed_power_int``, as
 ``calc_avgs()`` does.  The state is six numbers in the reclaim counters (see
-:mod:`pyalloc.vmevents`); the model calls :func:`account` when a task stalls,
+:mod:`pyalloc._abi`); the model calls :func:`account` when a task stalls,
 the C core does the same in csrc/reclaim.c, and /proc/pressure/memory folds a
 copy up to the current time.  pyalloc runs one task, so ``full`` equals ``some``.
 """
 
 from __future__ import annotations
 
-from .vmevents import CTR, PSI_PERIOD_US
+from .._abi import CTR, PSI_PERIOD_US
 
 FSHIFT = 11
 FIXED_1 = 1 << FSHIFT

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .errors import InvalidArgument
-from .safe import show
+from ..errors import InvalidArgument
+from ..safe import show
 
 EXAMPLE = ("  pyalloc sweep --param mem=256M,1G --param cpus=2,8 --seeds 0-99 --workload kmalloc-mix "
            "--out results.csv")
@@ -14,7 +14,7 @@ INT_PARAMS = ("cpus", "min_free_kbytes")
 
 
 def _workload_name(text: str) -> str:
-    from .sweep import WORKLOADS
+    from ..tools.sweep import WORKLOADS
     if text in WORKLOADS or (text.startswith("replay:") and len(text) > len("replay:")):
         return text
     raise argparse.ArgumentTypeError(f"unknown workload {text!r}: one of {', '.join(sorted(WORKLOADS))} "
@@ -63,7 +63,7 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def cmd_sweep(args) -> int:
-    from .sweep import sweep
+    from ..tools.sweep import sweep
     grid: dict = {}
     for text in args.param or ():
         name, values = parse_param(text)
@@ -83,7 +83,7 @@ def cmd_sweep(args) -> int:
 
 
 def add_command(sub) -> None:
-    from .sweep import WORKLOADS
+    from ..tools.sweep import WORKLOADS
     s = sub.add_parser("sweep", help="run a workload over a grid of machine parameters and seeds "
                        "(on Dask; needs pyalloc[sweep]); one CSV row per run")
     s.add_argument("--param", action="append", metavar="NAME=V1,V2",
