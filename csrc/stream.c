@@ -22,10 +22,14 @@
  * records, so Python can drain it.  Nothing is half-done at a stop: the op
  * at pos either completed or failed as the per-call path would.
  *
- * Handles are checked here too (Python builds valid ones, but a stream is
- * a buffer anyone can fill): a handle must name an earlier allocating op;
- * freeing what was already freed is PA_EDOUBLEFREE without touching the core,
- * because the address may since belong to a newer object.
+ * Handles are checked here too (Python checks every record before a run, but
+ * a stream is a buffer anyone can fill, and this entry point can be called
+ * directly): a handle must name an earlier allocating op; freeing what was
+ * already freed is PA_EDOUBLEFREE without touching the core, because the
+ * address may since belong to a newer object.  Every index into ops, results,
+ * state, callers and caches is checked against the counts in struct pa_run,
+ * and the counts against each other; a result the caller filled in is only
+ * trusted as far as the core's own checks of an address go.
  */
 #include <string.h>
 

@@ -384,6 +384,16 @@ class StreamAPI:
         is as after the op before it); ``errors="record"`` notes it in
         ``result.errors`` and goes on.  ``start=``, ``end=`` and ``result=`` run a slice or resume,
         for instance after the caller dealt with an exception.
+
+        Before the first op runs, and whatever *errors* says, InvalidArgument
+        refuses: a result whose ``raw`` is not an ``array('q')`` or whose ``state``
+        is not a ``bytearray`` of one entry per op; stream tables of the wrong
+        types; and any record below *end* holding an index that names nothing (a
+        handle that is not an earlier op of a kind the op can free, a cache,
+        name or caller index past the stream's tables, a CPU past the machine's,
+        an unknown kind, or a handle or cache in an op that takes none).  The
+        message begins ``stream op N (kind):`` and names the field.  Records are
+        checked once per stream; taking ``buffer`` makes the next run check again.
         """
         self._live()
         if not isinstance(stream, Stream):
