@@ -126,6 +126,13 @@ class Stream:
         index = len(self._rec) >> 2
         self._rec.extend((kind | cpu_v << 16 | gfp << 32, who | (cache & 0xffffffff) << 32,
                           handle & MASK64, arg))
+        if self._checked == index:
+            # the builder's own checks are run()'s (check_records): a record made here
+            # after a checked prefix extends it, so a built stream is never walked again
+            self._checked = index + 1
+            self._checked_sizes = (len(self.callers), len(self.caches), len(self.names))
+            if cpu_v != ops_.OP_CPU_CURRENT and cpu_v > self._checked_cpu[0]:
+                self._checked_cpu = (cpu_v, index)
         return index
 
     def _handle(self, h, kinds, what: str) -> int:

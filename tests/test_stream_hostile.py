@@ -188,18 +188,53 @@ def test_records_checked_once_and_again_after_an_edit(backend, monkeypatch):
     s.kmalloc(16, "GFP_KERNEL")
     with pyalloc.Machine(mem="32M", backend=backend) as m:
         m.run(s)
-        m.run(s)                                # checked already: no second pass
-        assert calls == [(0, 4)]
         s.kmalloc(10, "GFP_KERNEL")
         m.run(s)
-        assert calls[-1] == (4, 5)              # only the appended record
+        assert calls == []                      # built by the builder: checked as it was built
         s.buffer                                # whoever holds the buffer may have written it
         m.run(s)
-        assert calls[-1] == (0, 5)
+        assert calls == [(0, 5)]
+        m.run(s)
+        s.kmalloc(20, "GFP_KERNEL")             # appended after a check: only it is new
+        s._rec.append(0)                        # (what an edit of the private array looks like)
+        s._rec.pop()
+        m.run(s)
+        assert calls == [(0, 5)]
+        s._ops.append(0)
+        s._ops.pop()
+        m.run(s)
+        assert calls == [(0, 5), (0, 6)]
         put(s, 3, handle=10 ** 6)               # an edit through _ops is seen too
         with pytest.raises(InvalidArgument, match="stream op 3 .*handle 1000000"):
             m.run(s)
         m.check()
+
+
+def test_builder_records_pass_the_run_check():
+    """The builder marks what it builds as checked: that must be what check_records says."""
+    s = pyalloc.Stream()
+    a = s.kmalloc(64, "GFP_KERNEL", cpu=1, caller="x")
+    b = s.krealloc(a, 128, "GFP_KERNEL")
+    c = s.kmem_cache_alloc("built_c", "GFP_KERNEL", size=40, caller="y")
+    s.kmem_cache_free("built_c", c)
+    s.kmem_cache_free("built_c", None)
+    s.kfree(b)
+    s.kfree(None)
+    s.krealloc(None, 10, "GFP_KERNEL")
+    p = s.alloc_pages("GFP_KERNEL", 1, cpu=0)
+    s.free_pages(p, 1)
+    v = s.vmalloc(5000)
+    s.vfree(v)
+    s.vfree(None)
+    pid = s.spawn("built")
+    s.touch(pid, 3)
+    s.read_file("/f", 2)
+    s.write_file("/g", 2)
+    s.sync()
+    s.drop_caches()
+    s.exit(pid)
+    assert s._checked == len(s) == 20 and s._checked_cpu == (1, 0)
+    assert stream_mod.check_records(s._rec, 0, len(s), len(s.callers), len(s.caches), len(s.names)) == (1, 0)
 
 
 def test_edit_through_a_buffer_held_across_runs_is_caught_at_the_op(backend):
