@@ -21,6 +21,7 @@ import io
 import lzma
 import os
 import re
+import zlib
 
 from . import gfp as gfpmod
 from .errors import GFPError, InvalidArgument
@@ -205,6 +206,52 @@ class TraceFormatError(InvalidArgument):
     """A line of a trace file that is not an ftrace event line."""
 
 
+# The most memory an .xz decoder may take.  xz -9 needs 65 MiB; a file can ask for a 1.5 GiB
+# dictionary, which the decoder fills as it goes however little is read at a time.
+XZ_MEMLIMIT = 128 << 20
+
+
+class _XZReader(io.RawIOBase):
+    """The bytes of an .xz file (one stream or several), decoded within XZ_MEMLIMIT
+    (lzma.open cannot be given a limit)."""
+
+    def __init__(self, path) -> None:
+        super().__init__()
+        self._f = open(path, "rb")
+        self._d = lzma.LZMADecompressor(memlimit=XZ_MEMLIMIT)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        n = len(b)
+        while True:
+            d = self._d
+            if d.eof:
+                raw = d.unused_data or self._f.read(1 << 16)
+                if not raw:
+                    return 0
+                self._d = lzma.LZMADecompressor(memlimit=XZ_MEMLIMIT)
+                try:
+                    data = self._d.decompress(raw, n)
+                except lzma.LZMAError:
+                    return 0            # padding or other trailing bytes after the last stream
+            elif d.needs_input:
+                raw = self._f.read(1 << 16)
+                if not raw:
+                    raise EOFError("the .xz file ends in the middle of a stream")
+                data = d.decompress(raw, n)
+            else:
+                data = d.decompress(b"", n)
+            if data:
+                b[:len(data)] = data
+                return len(data)
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
+
+
 def open_text(path):
     """A text file from a path, reading .gz and .xz (by name or by magic) transparently."""
     if hasattr(path, "read"):
@@ -214,7 +261,7 @@ def open_text(path):
     if magic[:2] == b"\x1f\x8b":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace")
     if magic == b"\xfd7zXZ\x00":
-        return io.TextIOWrapper(lzma.open(path, "rb"), encoding="utf-8", errors="replace")
+        return io.TextIOWrapper(io.BufferedReader(_XZReader(path)), encoding="utf-8", errors="replace")
     return open(path, encoding="utf-8", errors="replace")
 
 
@@ -227,12 +274,23 @@ def _lines(f):
         if not line:
             return
         if len(line) > MAX_LINE and line[-1] != "\n":
+            yield None              # first: a caller that stops here reads no further
             while True:             # the rest of it, piece by piece
                 more = readline(MAX_LINE)
                 if not more or more[-1] == "\n":
                     break
-            line = None
+            continue
         yield line
+
+
+def _read_lines(f):
+    """_lines(f), with a damaged .gz or .xz file as a TraceFormatError (it cannot be skipped)."""
+    lineno = 0
+    try:
+        for lineno, line in enumerate(_lines(f), 1):
+            yield line
+    except (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile) as exc:
+        raise TraceFormatError(f"line {lineno + 1}: the compressed file is damaged ({exc})") from None
 
 
 def parse_events(path, skip_bad: bool = False, stats: dict | None = None, progress=None):
@@ -240,7 +298,8 @@ def parse_events(path, skip_bad: bool = False, stats: dict | None = None, progre
 
     A line longer than MAX_LINE characters, one that is not an event line, and one whose
     CPU field has more than MAX_DIGITS digits raise :class:`TraceFormatError`, or with
-    skip_bad are skipped and counted in stats["bad_lines"].
+    skip_bad are skipped and counted in stats["bad_lines"].  A damaged .gz or .xz file (or
+    an .xz one that needs more than XZ_MEMLIMIT bytes to decode) raises it always.
     progress, if given, is called with a count of lines every PROGRESS_LINES lines.
     """
     if stats is None:
@@ -251,7 +310,7 @@ def parse_events(path, skip_bad: bool = False, stats: dict | None = None, progre
     search, findall = _HEAD.search, _FIELD.findall
     lineno = 0
     try:
-        for lineno, line in enumerate(_lines(f), 1):
+        for lineno, line in enumerate(_read_lines(f), 1):
             if progress is not None and not lineno % PROGRESS_LINES:
                 progress(PROGRESS_LINES)
             if line is None:

@@ -187,3 +187,41 @@ def test_sweep_replay_workload_skips_hostile_lines(tmp_path, backend):
     with pyalloc.Machine(mem="32M", backend=backend) as m:
         assert TraceWorkload(str(hostile_trace(tmp_path)))(m, 0) == {"operations": 2, "failed": 0, "errors": 0}
         m.check()
+
+
+# -- compressed files ------------------------------------------------------------------------------
+
+def xz_asking_for(dict_code: int, text: str) -> bytes:
+    """An .xz file of text whose block header asks for the dictionary size of dict_code
+    (40: 4 GiB - 1), its header CRC made right again."""
+    import struct
+    import zlib
+    data = bytearray(lzma.compress(text.encode(), format=lzma.FORMAT_XZ))
+    size = (data[12] + 1) * 4
+    assert data[13] == 0 and data[14] == 0x21 and data[15] == 1      # one LZMA2 filter, no sizes
+    data[16] = dict_code
+    data[12 + size - 4:12 + size] = struct.pack("<I", zlib.crc32(bytes(data[12:12 + size - 4])))
+    return bytes(data)
+
+
+def test_an_xz_file_may_not_ask_for_a_huge_dictionary(tmp_path):
+    path = tmp_path / "dict.xz"
+    path.write_bytes(xz_asking_for(40, HEAD + GOOD))
+    with pytest.raises(TraceFormatError, match="line 1: the compressed file is damaged"):
+        pyalloc.read_trace(path)
+    with pytest.raises(TraceFormatError, match="damaged"):
+        pyalloc.read_trace(path, skip_bad=True)            # nothing after it can be read
+    path.write_bytes(xz_asking_for(22, HEAD + GOOD))       # 8 MiB, xz's default: fine
+    assert len(pyalloc.read_trace(path)) == 1
+
+
+def test_multi_stream_xz_and_damaged_gz(tmp_path):
+    xz = tmp_path / "two.xz"
+    xz.write_bytes(lzma.compress((HEAD + GOOD).encode()) + lzma.compress(GOOD_FREE.encode()))
+    assert len(pyalloc.read_trace(xz)) == 2
+    gz = tmp_path / "cut.gz"
+    gz.write_bytes(gzip.compress((HEAD + GOOD * 2000).encode())[:-200])
+    with pytest.raises(TraceFormatError, match="the compressed file is damaged"):
+        pyalloc.read_trace(gz, skip_bad=True)
+    rc = cli.main(["replay", str(gz), "--mem", "16M", "--backend", "model"])
+    assert rc == 2
