@@ -204,8 +204,8 @@ def _unlink(dirfd: int, name: str) -> None:
         remove_entry(dirfd, name)
 
 
-def write_file(dirfd: int, name: str, data: bytes) -> int:
-    """Replace dirfd/name by a file holding data, in one rename; returns the new file's inode.
+def write_file(dirfd: int, name: str, data: bytes) -> Tuple[int, int, int]:
+    """Replace dirfd/name by a file holding data, in one rename; returns the new file's identity.
 
     Readers see the old file or the new one.  The temporary file's name cannot be
     guessed, and it is created exclusively, so nothing planted can be written through.
@@ -221,13 +221,13 @@ def write_file(dirfd: int, name: str, data: bytes) -> int:
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view):]
-                ino = os.fstat(fd).st_ino
+                ident = _identity(os.fstat(fd))
             finally:
                 os.close(fd)
             for _ in range(_TRIES):
                 try:
                     os.replace(tmp, name, src_dir_fd=dirfd, dst_dir_fd=dirfd)
-                    return ino
+                    return ident
                 except OSError as exc:
                     if exc.errno not in _DIR_IN_THE_WAY:
                         raise
@@ -268,7 +268,7 @@ class Exporter:
             self._real = os.path.realpath(os.fspath(root))
         except (TypeError, ValueError) as exc:
             raise InvalidArgument(f"export: bad root {root!r} ({exc})") from None
-        self._written: Dict[str, Tuple[str, int]] = {}      # rel -> (text, inode written)
+        self._written: Dict[str, Tuple[str, Tuple[int, int, int]]] = {}     # rel -> (text, identity)
 
     def _open_root(self) -> int:
         for _ in range(_TRIES):
@@ -299,7 +299,7 @@ class Exporter:
                 for name, text in by_dir[parts].items():
                     rel = "/".join(parts + (name,))
                     last = self._written.get(rel)
-                    if last is not None and last[0] == text and _still_ours(dirfd, name, present, last[1]):
+                    if last is not None and last[0] == text and present.get(name) == last[1]:
                         continue
                     self._written[rel] = (text, write_file(dirfd, name, _encode(text)))
                     changed += 1
@@ -327,23 +327,23 @@ class Exporter:
         return fds[parts]
 
 
-def _files_in(dirfd: int) -> Dict[str, int]:
-    """The regular files of a directory, name -> inode (links, directories and the rest left out)."""
+def _identity(st: os.stat_result) -> Tuple[int, int, int]:
+    """What tells the file this exporter wrote from one put in its place: a freed inode
+    number comes back at once on some file systems, so the inode alone is not enough."""
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _files_in(dirfd: int) -> Dict[str, Tuple[int, int, int]]:
+    """The regular files of a directory, name -> identity (links, directories and the rest left out)."""
+    out = {}
     with os.scandir(dirfd) as it:
-        return {e.name: e.inode() for e in it if e.is_file(follow_symlinks=False)}
-
-
-def _still_ours(dirfd: int, name: str, present: Dict[str, int], ino: int) -> bool:
-    """Whether dirfd/name is still the file this exporter wrote there."""
-    if name not in present:
-        return False
-    if present[name] == ino:
-        return True
-    try:                # some file systems (overlayfs) list another inode number than stat gives
-        st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
-    except OSError:
-        return False
-    return stat.S_ISREG(st.st_mode) and st.st_ino == ino
+        for e in it:
+            try:
+                if e.is_file(follow_symlinks=False):
+                    out[e.name] = _identity(e.stat(follow_symlinks=False))
+            except FileNotFoundError:
+                pass
+    return out
 
 
 def export(m, root: PathLike, exporter: Optional[Exporter] = None) -> Path:
