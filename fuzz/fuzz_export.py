@@ -90,7 +90,7 @@ def fingerprint(top: str, skip: str | None = None) -> dict:
             if path == skip:
                 continue
             st = os.lstat(path)
-            body = None
+            body: str | bytes | None = None
             if stat.S_ISLNK(st.st_mode):
                 body = os.readlink(path)
             elif stat.S_ISREG(st.st_mode):
@@ -289,7 +289,7 @@ def main(argv=None) -> int:
         return 0
     if not opts.plain:
         try:
-            import atheris
+            import atheris  # type: ignore[import-untyped]
         except ImportError:
             print("atheris is not installed; falling back to --plain", file=sys.stderr)
         else:

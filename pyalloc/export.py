@@ -288,8 +288,8 @@ class Exporter:
         files = render_tree(m)
         by_dir: Dict[Tuple[str, ...], Dict[str, str]] = {}
         for rel, text in files.items():
-            *parts, name = rel.split("/")
-            by_dir.setdefault(tuple(parts), {})[name] = text
+            where, _, name = rel.rpartition("/")
+            by_dir.setdefault(tuple(where.split("/")), {})[name] = text
         fds: Dict[Tuple[str, ...], int] = {(): self._open_root()}
         try:
             changed = 0
