@@ -290,9 +290,18 @@ class Exporter:
         for rel, text in files.items():
             where, _, name = rel.rpartition("/")
             by_dir.setdefault(tuple(where.split("/")), {})[name] = text
+        changed = [0]
+        for _ in range(8):
+            try:
+                self._write_tree(by_dir, changed)
+                return changed[0]
+            except FileNotFoundError:
+                pass            # a directory this pass held was removed under it: the next pass remakes it
+        raise InvalidArgument(f"export: the tree under {self._real} keeps changing under the exporter")
+
+    def _write_tree(self, by_dir: Dict[Tuple[str, ...], Dict[str, str]], changed: List[int]) -> None:
         fds: Dict[Tuple[str, ...], int] = {(): self._open_root()}
         try:
-            changed = 0
             for parts in sorted(by_dir):
                 dirfd = self._dir(fds, parts)
                 present = _files_in(dirfd)
@@ -302,7 +311,7 @@ class Exporter:
                     if last is not None and last[0] == text and present.get(name) == last[1]:
                         continue
                     self._written[rel] = (text, write_file(dirfd, name, _encode(text)))
-                    changed += 1
+                    changed[0] += 1
             # a destroyed cache's directory goes, as its kobject does
             slab = ("sys", "kernel", "slab")
             keep = {parts[3] for parts in by_dir if parts[:3] == slab}
@@ -317,7 +326,6 @@ class Exporter:
         finally:
             for fd in fds.values():
                 os.close(fd)
-        return changed
 
     def _dir(self, fds: Dict[Tuple[str, ...], int], parts: Tuple[str, ...]) -> int:
         """The directory root/parts..., opened step by step from the nearest one already open."""

@@ -7,6 +7,7 @@ tree under the root is what the machine shows.
 """
 
 import os
+import re
 import shutil
 import stat
 
@@ -57,7 +58,8 @@ def assert_tree_matches(m, root):
         assert path.read_bytes() == text.encode("utf-8"), rel
     slab = root / "sys/kernel/slab"
     assert sorted(os.listdir(slab)) == sorted({rel.split("/")[3] for rel in files if rel.startswith("sys/kernel/slab/")})
-    leftovers = [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs if f.endswith(".tmp")]
+    leftovers = [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs
+                 if re.match(r"^\..*\.[0-9a-f]{16}\.tmp$", f)]          # the exporter's own temporaries
     assert not leftovers
 
 
@@ -257,3 +259,86 @@ def test_root_that_is_a_file_is_refused(backend, tmp_path):
         with pytest.raises(InvalidArgument, match="not a directory"):
             m.export(tmp_path / "f")
         assert (tmp_path / "f").read_text() == "mine"
+
+
+def test_a_racing_writer_below_the_root_cannot_redirect_the_export(backend, places):
+    """Another user swapping directories for links while updates run: every update
+    succeeds and nothing outside the root changes."""
+    import threading
+
+    root, outside = places
+    before = fingerprint(outside)
+    stop = threading.Event()
+    swaps = [0]
+
+    def opened(rel):
+        """rel's directory opened without following links (the racer must not plant through its own)."""
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+        for part in filter(None, rel.split("/")):
+            try:
+                child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            finally:
+                os.close(fd)
+            fd = child
+        return fd
+
+    def racer():
+        i = 0
+        while not stop.wait(0.002):
+            i += 1
+            for where, name in (("", "proc"), ("sys/kernel", "slab"), ("sys/kernel/slab", "kmalloc-64"), ("", "sys"),
+                                ("proc", f".meminfo.{os.getpid()}.tmp")):
+                try:
+                    fd = opened(where)
+                except OSError:
+                    continue
+                try:
+                    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                    if stat.S_ISDIR(st.st_mode):
+                        os.rename(name, f"moved{i}{name}", src_dir_fd=fd, dst_dir_fd=fd)   # aside, inside the root
+                    else:
+                        os.unlink(name, dir_fd=fd)
+                except OSError:
+                    pass
+                try:
+                    os.symlink(outside / "meminfo" if name.endswith(".tmp") else outside, name, dir_fd=fd)
+                    swaps[0] += 1
+                except OSError:
+                    pass
+                finally:
+                    os.close(fd)
+
+    with pyalloc.Machine(mem="64M", backend=backend) as m:
+        ex = export.Exporter(root)
+        t = threading.Thread(target=racer)
+        t.start()
+        try:
+            for _ in range(8):
+                m.kmalloc(64, "GFP_KERNEL")
+                ex.update(m)
+        finally:
+            stop.set()
+            t.join()
+        assert swaps[0] > 0
+        assert fingerprint(outside) == before
+        ex.update(m)
+        assert_tree_matches(m, root)
+
+
+def test_a_directory_removed_during_an_update_is_made_again(backend, tmp_path, monkeypatch):
+    root = tmp_path / "root"
+    real_write = export.write_file
+    removed = []
+
+    def write_then_remove(dirfd, name, data):
+        ident = real_write(dirfd, name, data)
+        if not removed and (root / "proc").is_dir():
+            removed.append(name)
+            shutil.rmtree(root / "proc")        # the directory this write went into, mid-update
+        return ident
+
+    monkeypatch.setattr(export, "write_file", write_then_remove)
+    with pyalloc.Machine(mem="64M", backend=backend) as m:
+        export.Exporter(root).update(m)
+        assert removed
+        assert_tree_matches(m, root)
