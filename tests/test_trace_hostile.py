@@ -4,6 +4,7 @@ TraceFormatError, or a counted skip under skip_bad -- through every entry point.
 
 import gzip
 import io
+import re
 import lzma
 import time
 import tracemalloc
@@ -225,3 +226,24 @@ def test_multi_stream_xz_and_damaged_gz(tmp_path):
         pyalloc.read_trace(gz, skip_bad=True)
     rc = cli.main(["replay", str(gz), "--mem", "16M", "--backend", "model"])
     assert rc == 2
+
+
+@pytest.mark.parametrize("field,value", [("bytes_req", "9" * 5000), ("bytes_alloc", "x12"), ("order", "1" * 30),
+                                         ("order", "-1"), ("pfn", "0x" + "f" * 5000)])
+def test_perf_kmem_report_refuses_or_skips_bad_numbers(tmp_path, field, value):
+    """perf-kmem tables over a trace with a hostile number: TraceFormatError naming the line, or skipped."""
+    from pyalloc import report
+    good = {"kmalloc": "kmalloc: call_site=foo+0x1/0x2 ptr=0xffff888000001000 bytes_req=100 bytes_alloc=128 "
+                       "gfp_flags=GFP_KERNEL node=-1 accounted=false",
+            "page": "mm_page_alloc: page=0xffffea0000000040 pfn=0x1 order=0 migratetype=0 gfp_flags=GFP_KERNEL"}
+    event = good["kmalloc"] if field.startswith("bytes") else good["page"]
+    bad = re.sub(rf"\b{field}=\S+", f"{field}={value}", event)
+    path = tmp_path / "t.txt"
+    path.write_text("".join(f"          python-1     [000] .....    1.{i:06d}: {e}\n"
+                            for i, e in enumerate([event, bad, event])))
+    stats = report.slab_stats if field.startswith("bytes") else report.page_stats
+    with pytest.raises(TraceFormatError, match="line 2"):
+        stats(path)
+    got = stats(path, skip_bad=True)
+    summary = got["summary"]
+    assert summary.get("allocs", summary.get("alloc_requests")) == 2
