@@ -398,6 +398,8 @@ struct pa_run {
     int64_t nr_ops, nr_callers, nr_caches;
     int64_t pos;            /* in: the first op to run; out: where the loop stopped */
     int64_t trace_limit;    /* pause with PA_OK once this many trace records wait (0: never) */
+    int64_t nr_results;     /* entries in results and in state: each must hold nr_ops, */
+    int64_t nr_state;       /* or the loop refuses the run (PA_EINVAL) before the first op */
 };
 
 int pa_stream_run(pa_machine *m, struct pa_run *run);

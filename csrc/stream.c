@@ -22,10 +22,14 @@
  * records, so Python can drain it.  Nothing is half-done at a stop: the op
  * at pos either completed or failed as the per-call path would.
  *
- * Handles are checked here too (Python builds valid ones, but a stream is
- * a buffer anyone can fill): a handle must name an earlier allocating op;
- * freeing what was already freed is PA_EDOUBLEFREE without touching the core,
- * because the address may since belong to a newer object.
+ * Handles are checked here too (Python checks every record before a run, but
+ * a stream is a buffer anyone can fill, and this entry point can be called
+ * directly): a handle must name an earlier allocating op; freeing what was
+ * already freed is PA_EDOUBLEFREE without touching the core, because the
+ * address may since belong to a newer object.  Every index into ops, results,
+ * state, callers and caches is checked against the counts in struct pa_run,
+ * and the counts against each other; a result the caller filled in is only
+ * trusted as far as the core's own checks of an address go.
  */
 #include <string.h>
 
@@ -50,6 +54,9 @@ static int64_t handle_phys(const struct pa_run *r, int64_t i, int64_t h)
     if (r->state[h] != PA_OBJ_LIVE)
         return PA_EINVAL;
     int64_t v = r->results[h];
+    /* results[] is the caller's memory: a pfn too large to shift would be undefined */
+    if (r->ops[h].kind == PA_OP_ALLOC_PAGES && (v < 0 || v > (INT64_MAX >> PA_PAGE_SHIFT)))
+        return PA_EINVAL;
     return r->ops[h].kind == PA_OP_ALLOC_PAGES ? v << PA_PAGE_SHIFT : v;
 }
 
@@ -139,10 +146,11 @@ static int64_t run_op(pa_machine *m, struct pa_run *r, int64_t i, const struct p
             return PA_EDEFER;
         return stream_krealloc(m, r, i, op, caller);
     case PA_OP_KMEM_CACHE_ALLOC:
-        if (pa_unlikely(op->gfp & (OP_SLAB_BUG_MASK | GFP_NOFAIL_BIT)))
-            return PA_EDEFER;
+        /* the cache first: the per-call path that a deferral takes must get a real one */
         if (op->cache < 0 || op->cache >= r->nr_caches)
             return PA_EINVAL;
+        if (pa_unlikely(op->gfp & (OP_SLAB_BUG_MASK | GFP_NOFAIL_BIT)))
+            return PA_EDEFER;
         return slab_cache_alloc(m, r->caches[op->cache], op->gfp, caller);
     case PA_OP_KMEM_CACHE_FREE:
         if (op->cache < 0 || op->cache >= r->nr_caches)
@@ -201,8 +209,13 @@ __attribute__((always_inline)) static inline void prefetch_ahead(const pa_machin
 
 PA_ENTRY(int, pa_stream_run, (pa_machine *m, struct pa_run *r), (m, r))
 {
+    /* Every length comes from the caller: the loop indexes ops, results and state
+     * below nr_ops only, so each buffer must be that long; callers and caches are
+     * indexed below their own counts (checked per op). */
     if (!m || !r || !r->ops || !r->results || !r->state || (!r->callers && r->nr_callers)
-        || (!r->caches && r->nr_caches) || r->pos < 0 || r->pos > r->nr_ops)
+        || (!r->caches && r->nr_caches) || r->nr_callers < 0 || r->nr_caches < 0
+        || r->nr_ops < 0 || r->nr_results < r->nr_ops || r->nr_state < r->nr_ops
+        || r->pos < 0 || r->pos > r->nr_ops)
         return PA_EINVAL;
     const uint32_t home = m->cpu;
     for (int64_t i = r->pos; i < r->nr_ops; i++) {

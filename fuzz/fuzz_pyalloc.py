@@ -134,7 +134,7 @@ def _live(seq, r: Reader, default):
 def plan(r: Reader, s: Side):
     """Decode one call: (name, function of the Side, bookkeeping of its result)."""
     m = s.m
-    op = r.below(28)
+    op = r.below(29)
     gfp = r.pick(GFPS) if r.below(8) else _arg(r, s, lambda: "GFP_KERNEL")
     if op == 0:
         order = _arg(r, s, lambda: r.below(4))
@@ -286,8 +286,31 @@ def plan(r: Reader, s: Side):
             return f"file_read({show(path)}, {show(off)}, {show(n)})", lambda: m.file_read(path, off, n), None
         fn = r.pick(("sync", "drop_caches"))
         return f"{fn}()", lambda: getattr(m, fn)(), None
+    if op == 28:
+        return _hand_made_stream(r, m)
     a = _arg(r, s, lambda: PAGE_OFFSET)
     return f"virt_to_page({show(a)})", lambda: m.virt_to_page(a), None
+
+
+def _hand_made_stream(r: Reader, m):
+    """m.run() of a small stream with one 64-bit word of its records written by hand."""
+    st = pyalloc.Stream()
+    a = st.kmalloc(r.pick((8, 64, 5000)), "GFP_KERNEL")
+    c = st.kmem_cache_alloc("fzs", r.pick(("GFP_KERNEL", "GFP_KERNEL|__GFP_NOFAIL")), size=40)
+    b = st.krealloc(a, 100, "GFP_KERNEL", caller="fz+0x1/0x2")
+    st.spawn("fzp")
+    st.free_pages(st.alloc_pages("GFP_KERNEL", 1), 1)
+    st.kmem_cache_free("fzs", c)
+    st.kfree(b)
+    word = r.below(4 * len(st))
+    v = r.pick((-1, 0, 1, 3, 7, 10 ** 6, 0xffff, 1 << 16, 5 << 32, 0xffffffff << 32, 2 ** 63)) \
+        if r.below(2) else r.int64()
+    st._ops[word] = v & (2 ** 64 - 1)
+
+    def go():
+        res = m.run(st, errors="record")
+        return list(res.raw), bytes(res.state), [(i, type(e).__name__, str(e)) for i, e in res.errors]
+    return f"run(hand-made stream, word {word} = {show(v)})", go, None
 
 
 def _cache(r: Reader, s: Side):

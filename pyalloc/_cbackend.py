@@ -266,12 +266,16 @@ class CCore:
     def stream_run(self, ops, results, state, callers, caches, pos: int, end: int, trace_limit: int):
         """(status, pos): run ops from pos until the end or a stop (see csrc/stream.c)."""
         r = ffi.new("struct pa_run *")      # one per call: two threads may run streams at once
-        r.ops = ffi.from_buffer("struct pa_op[]", ops)
-        r.results = ffi.from_buffer("int64_t[]", results)
-        r.state = ffi.from_buffer("uint8_t[]", state)
-        r.callers = ffi.from_buffer("int64_t[]", callers)
-        r.caches = ffi.from_buffer("int64_t[]", caches) if len(caches) else ffi.NULL
-        r.nr_ops, r.nr_callers, r.nr_caches = min(end, len(ops) // 4, len(results)), len(callers), len(caches)
+        # Every count is the buffer's own size in C elements (not len() of the Python object,
+        # whose items may be narrower): the core checks them against each other.
+        keep = (ffi.from_buffer("struct pa_op[]", ops), ffi.from_buffer("int64_t[]", results),
+                ffi.from_buffer("uint8_t[]", state), ffi.from_buffer("int64_t[]", callers),
+                ffi.from_buffer("int64_t[]", caches))
+        r.ops, r.results, r.state, r.callers = keep[:4]
+        r.caches = keep[4] if len(keep[4]) else ffi.NULL
+        r.nr_ops = max(0, min(end, len(keep[0])))
+        r.nr_results, r.nr_state = len(keep[1]), len(keep[2])
+        r.nr_callers, r.nr_caches = len(keep[3]), len(keep[4])
         r.pos, r.trace_limit = pos, trace_limit
         rc = lib.pa_stream_run(self._m, r)
         return rc, r.pos

@@ -78,7 +78,17 @@ def test_write_atomic_replaces_by_rename(tmp_path, monkeypatch):
     target.write_text("old")
     calls = []
     real = os.replace
-    monkeypatch.setattr(os, "replace", lambda a, b: (calls.append((str(a), str(b))), real(a, b)))
+
+    def spy(src, dst, **kw):
+        calls.append((src, dst, sorted(kw)))
+        return real(src, dst, **kw)
+
+    monkeypatch.setattr(os, "replace", spy)
     export.write_atomic(target, "new")
-    assert target.read_text() == "new"
-    assert calls == [(str(tmp_path / f".f.{os.getpid()}.tmp"), str(target))]
+    export.write_atomic(target, "newer")
+    assert target.read_text() == "newer"
+    assert [c[1:] for c in calls] == [("f", ["dst_dir_fd", "src_dir_fd"])] * 2
+    # temporary names cannot be predicted (not the pid), so a planted link cannot be waiting for one
+    assert all(c[0].startswith(".f.") and c[0].endswith(".tmp") for c in calls)
+    assert calls[0][0] != calls[1][0] and str(os.getpid()) not in calls[0][0]
+    assert os.listdir(tmp_path) == ["f"]

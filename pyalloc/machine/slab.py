@@ -311,8 +311,12 @@ class SlabAPI:
     def kmem_cache_create(self, name: str, size: int, align: int = 0, flags=0) -> Cache:
         """kmem_cache_create(): a new cache (or, with slab_merge, an alias of a compatible one)."""
         self._live()
-        if not isinstance(name, str) or not 1 <= len(name) <= 64 or not name.isprintable() or " " in name:
-            raise InvalidArgument(f"kmem_cache_create: bad name {show(name)} (1 to 64 printable characters, no spaces)")
+        # The name becomes /sys/kernel/slab/<name>/ ('/' shown as '!', as kobject names do):
+        # "." and ".." could name no directory there, and a directory name holds at most 255 bytes.
+        if (not isinstance(name, str) or not 1 <= len(name) <= 64 or not name.isprintable() or " " in name
+                or name in (".", "..") or len(name.encode("utf-8")) > 255):
+            raise InvalidArgument(f"kmem_cache_create: bad name {show(name)} (1 to 64 printable characters, "
+                                  "at most 255 bytes of UTF-8, no spaces, not . or ..)")
         for what, v in (("size", size), ("align", align)):
             if isinstance(v, bool) or not isinstance(v, int):
                 raise InvalidArgument(f"kmem_cache_create({show(name)}): {what} must be an int, not {show(v)}")

@@ -56,6 +56,16 @@ _SLAB_OBJECT = frozenset({ops_.OP_KMALLOC, ops_.OP_KREALLOC, ops_.OP_KMEM_CACHE_
 _ALLOCATES = _SLAB_OBJECT | {ops_.OP_ALLOC_PAGES, ops_.OP_VMALLOC}
 _PROCESS_OPS = frozenset({ops_.OP_SPAWN, ops_.OP_TOUCH, ops_.OP_EXIT, ops_.OP_READ_FILE, ops_.OP_WRITE_FILE,
                           ops_.OP_SYNC, ops_.OP_DROP_CACHES})
+# what a handle may name, per op kind that takes one, and whether -1 (NULL) is allowed
+_HANDLE_RULES = {
+    ops_.OP_KFREE: (_SLAB_OBJECT, True), ops_.OP_KREALLOC: (_SLAB_OBJECT, True),
+    ops_.OP_KMEM_CACHE_FREE: (_SLAB_OBJECT, True), ops_.OP_VFREE: (frozenset({ops_.OP_VMALLOC}), True),
+    ops_.OP_FREE_PAGES: (frozenset({ops_.OP_ALLOC_PAGES}), False),
+    ops_.OP_TOUCH: (frozenset({ops_.OP_SPAWN}), False), ops_.OP_EXIT: (frozenset({ops_.OP_SPAWN}), False),
+}
+_CACHE_KINDS = frozenset({ops_.OP_KMEM_CACHE_ALLOC, ops_.OP_KMEM_CACHE_FREE})
+_NAME_KINDS = frozenset({ops_.OP_SPAWN, ops_.OP_READ_FILE, ops_.OP_WRITE_FILE})
+_NO_INDEX = 0xffffffff                  # -1 in the 32-bit cache field
 _STATUS_OF = {cls: code for code, cls in errors.EXCEPTIONS.items()}
 _STATUS_OF[errors.OutOfMemory] = errors.ENOMEM
 # how many trace records may wait in the core before the loop pauses for a drain
@@ -74,7 +84,12 @@ class Stream:
     """
 
     def __init__(self) -> None:
-        self._ops = array("Q")
+        self._rec = array("Q")
+        # run() checks every record once: records below _checked passed against tables of
+        # _checked_sizes (callers, caches, names); _checked_cpu is their highest CPU and its op
+        self._checked = 0
+        self._checked_sizes = (0, 0, 0)
+        self._checked_cpu = (-1, -1)
         self.callers: list = [None]             # index 0: no caller
         self._caller_index: dict[str, int] = {}
         self.caches: list[tuple] = []           # (name, size, align, flags)
@@ -84,7 +99,7 @@ class Stream:
         self.max_cpu = -1
 
     def __len__(self) -> int:
-        return len(self._ops) >> 2
+        return len(self._rec) >> 2
 
     def __repr__(self) -> str:
         return f"<pyalloc.Stream of {len(self)} operations>"
@@ -108,9 +123,16 @@ class Stream:
                     raise InvalidArgument(f"caller must be a string, not {caller!r}")
                 who = self._caller_index[caller] = len(self.callers)
                 self.callers.append(caller)
-        index = len(self._ops) >> 2
-        self._ops.extend((kind | cpu_v << 16 | gfp << 32, who | (cache & 0xffffffff) << 32,
+        index = len(self._rec) >> 2
+        self._rec.extend((kind | cpu_v << 16 | gfp << 32, who | (cache & 0xffffffff) << 32,
                           handle & MASK64, arg))
+        if self._checked == index:
+            # the builder's own checks are run()'s (check_records): a record made here
+            # after a checked prefix extends it, so a built stream is never walked again
+            self._checked = index + 1
+            self._checked_sizes = (len(self.callers), len(self.caches), len(self.names))
+            if cpu_v != ops_.OP_CPU_CURRENT and cpu_v > self._checked_cpu[0]:
+                self._checked_cpu = (cpu_v, index)
         return index
 
     def _handle(self, h, kinds, what: str) -> int:
@@ -232,11 +254,11 @@ class Stream:
     # -- reading ---------------------------------------------------------------------
 
     def kind(self, i: int) -> int:
-        return self._ops[4 * i] & 0xffff
+        return self._rec[4 * i] & 0xffff
 
     def op(self, i: int) -> dict:
         """Op i as a dict: kind, cpu (None: current), gfp, caller, cache name, handle, arg."""
-        kind, cpu, gfp, caller, cache, handle, arg = ops_.decode(self._ops, i)
+        kind, cpu, gfp, caller, cache, handle, arg = ops_.decode(self._rec, i)
         return {"kind": KIND_NAMES.get(kind, kind), "cpu": None if cpu == ops_.OP_CPU_CURRENT else cpu,
                 "gfp": gfp, "caller": self.callers[caller] if caller < len(self.callers) else caller,
                 "cache": self.caches[cache][0] if 0 <= cache < len(self.caches) else None,
@@ -244,8 +266,75 @@ class Stream:
 
     @property
     def buffer(self) -> memoryview:
-        """The raw records (struct pa_op), for tools that write streams themselves."""
-        return memoryview(self._ops).cast("B")
+        """The raw records (struct pa_op), for tools that write streams themselves.
+
+        Taking the buffer makes the next run() check every record again; records
+        written through a buffer taken before a run are checked by the core as it
+        goes (a documented error at that op, never a crash), not in advance.
+        """
+        self._checked = 0
+        return memoryview(self._rec).cast("B")
+
+    @property
+    def _ops(self) -> array:
+        # the records themselves, for tests and tools that edit them: as for buffer
+        self._checked = 0
+        return self._rec
+
+
+def _bad_record(i: int, kind_name, what: str) -> InvalidArgument:
+    exc = InvalidArgument(f"stream op {i} ({kind_name}): {what}" if kind_name else f"stream op {i}: {what}")
+    exc.index = i
+    return exc
+
+
+def check_records(rec, lo: int, hi: int, n_callers: int, n_caches: int, n_names: int) -> tuple[int, int]:
+    """Check records lo..hi-1 of a stream's buffer: every index a record holds must name
+    something that exists (a handle an earlier op of the right kind, a cache, name or
+    caller an entry of the stream's tables) and every field an op does not use must be
+    empty (-1, caller 0 allowed).  Raises InvalidArgument naming the op and the field;
+    returns the highest CPU the records name and its op ((-1, -1): none).
+
+    Argument values (sizes, orders, masks) are not indices and stay the core's to judge.
+    """
+    top, top_i = -1, -1
+    names, rules = KIND_NAMES, _HANDLE_RULES
+    current = ops_.OP_CPU_CURRENT
+    for i in range(lo, hi):
+        w0, w1, h = rec[4 * i], rec[4 * i + 1], rec[4 * i + 2]
+        kind = w0 & 0xffff
+        name = names.get(kind)
+        if name is None:
+            raise _bad_record(i, None, f"kind {kind} is not an operation")
+        cpu = (w0 >> 16) & 0xffff
+        if cpu != current and cpu > top:
+            top, top_i = cpu, i
+        caller = w1 & 0xffffffff
+        if caller >= n_callers:
+            raise _bad_record(i, name, f"caller index {caller} is past the stream's {n_callers} callers")
+        index = w1 >> 32
+        if kind in _CACHE_KINDS:
+            if index >= n_caches:
+                raise _bad_record(i, name, f"cache index {index - (index >> 31 << 32)} is not one of "
+                                           f"the stream's {n_caches} caches")
+        elif kind in _NAME_KINDS:
+            if index >= n_names:
+                raise _bad_record(i, name, f"name index {index - (index >> 31 << 32)} is not one of "
+                                           f"the stream's {n_names} names")
+        elif index != _NO_INDEX:
+            raise _bad_record(i, name, f"cache field {index - (index >> 31 << 32)} must be -1 (the op uses none)")
+        rule = rules.get(kind)
+        if h == MASK64:
+            if rule is not None and not rule[1]:
+                raise _bad_record(i, name, "handle -1: the op needs the handle of an earlier operation")
+        elif rule is None:
+            raise _bad_record(i, name, f"handle {h - (h >> 63 << 64)} must be -1 (the op frees nothing)")
+        elif h >= i:
+            raise _bad_record(i, name, f"handle {h - (h >> 63 << 64)} is not an earlier operation of this stream")
+        elif rec[4 * h] & 0xffff not in rule[0]:
+            raise _bad_record(i, name, f"handle {h} is a {names.get(rec[4 * h] & 0xffff)}, "
+                                       "which allocated nothing this op frees")
+    return top, top_i
 
 
 class StreamResult:
@@ -302,17 +391,25 @@ class StreamAPI:
         is as after the op before it); ``errors="record"`` notes it in
         ``result.errors`` and goes on.  ``start=``, ``end=`` and ``result=`` run a slice or resume,
         for instance after the caller dealt with an exception.
+
+        Before the first op runs, and whatever *errors* says, InvalidArgument
+        refuses: a result whose ``raw`` is not an ``array('q')`` or whose ``state``
+        is not a ``bytearray`` of one entry per op; stream tables of the wrong
+        types; and any record below *end* holding an index that names nothing (a
+        handle that is not an earlier op of a kind the op can free, a cache,
+        name or caller index past the stream's tables, a CPU past the machine's,
+        an unknown kind, or a handle or cache in an op that takes none).  The
+        message begins ``stream op N (kind):`` and names the field.  Records are
+        checked once per stream; taking ``buffer`` makes the next run check again.
         """
         self._live()
         if not isinstance(stream, Stream):
             raise InvalidArgument(f"run() takes a pyalloc.Stream, not {type(stream).__name__}")
         if errors not in ("raise", "record"):
             raise InvalidArgument(f"errors must be 'raise' or 'record', not {errors!r}")
-        n = len(stream)
+        n = self._stream_check_buffers(stream, result)
         if result is None:
             result = StreamResult(stream)
-        elif result.stream is not stream or len(result) != n:
-            raise InvalidArgument("result= belongs to another stream")
         if isinstance(start, bool) or not isinstance(start, int) or not 0 <= start <= n:
             raise InvalidArgument(f"start must be an int from 0 to {n}, not {start!r}")
         if end is None:
@@ -321,14 +418,16 @@ class StreamAPI:
             raise InvalidArgument(f"end must be an int from start ({start}) to {n}, not {end!r}")
         if stream.max_cpu >= self.cpus:
             raise InvalidArgument(f"the stream runs ops on CPU {stream.max_cpu}, this machine has {self.cpus}")
+        self._stream_check_records(stream, end)
+        # nothing has changed yet; from here on the machine learns the stream's names
         callers = array("q", [0] + [self._caller_id(name, None) for name in stream.callers[1:]])
-        caches = array("q", [self._stream_cache(*spec)._id for spec in stream.caches])
+        caches = self._stream_caches(stream)
         tracer = getattr(self, "_tracer", None)
         limit = TRACE_LIMIT if tracer is not None else 0
         core = self._core
         pos = start
         while True:
-            status, pos = core.stream_run(stream._ops, result.raw, result.state, callers, caches, pos, end, limit)
+            status, pos = core.stream_run(stream._rec, result.raw, result.state, callers, caches, pos, end, limit)
             if tracer is not None:
                 self._trace_drain()
             if status == 0:
@@ -343,7 +442,7 @@ class StreamAPI:
                     continue
                 self._core.set_oom_mode(1)      # nobody to kill: the op fails (or NOFAIL takes the reserves)
                 try:
-                    status, after = core.stream_run(stream._ops, result.raw, result.state, callers, caches,
+                    status, after = core.stream_run(stream._rec, result.raw, result.state, callers, caches,
                                                     pos, pos + 1, 0)
                 finally:
                     self._core.set_oom_mode(0)
@@ -355,13 +454,80 @@ class StreamAPI:
         result.pos = end
         return result
 
+    # -- checks before the first op ----------------------------------------------------
+
+    @staticmethod
+    def _stream_check_buffers(stream: Stream, result) -> int:
+        """The stream's record buffer and tables and the result's arrays have the types and
+        lengths the core reads (it checks the lengths again itself); returns the op count."""
+        rec = stream._rec
+        if type(rec) is not array or rec.typecode != "Q" or len(rec) % 4:
+            raise InvalidArgument("run(): the stream's records are not an array('Q') of whole 4-word records")
+        n = len(rec) >> 2
+        callers, caches, names = stream.callers, stream.caches, stream.names
+        if (type(callers) is not list or not callers or callers[0] is not None
+                or not all(type(c) is str for c in callers[1:])):
+            raise InvalidArgument("run(): the stream's caller table must be a list of None then strings")
+        if type(caches) is not list or not all(
+                type(c) is tuple and len(c) == 4 and type(c[0]) is str
+                and all(type(v) is int for v in c[1:]) for c in caches):
+            raise InvalidArgument("run(): the stream's cache table must be a list of (name, size, align, flags)")
+        if type(names) is not list or not all(type(v) is str for v in names):
+            raise InvalidArgument("run(): the stream's name table must be a list of strings")
+        if result is not None:
+            if not isinstance(result, StreamResult) or result.stream is not stream:
+                raise InvalidArgument("result= belongs to another stream")
+            raw, state = result.raw, result.state
+            if type(raw) is not array or raw.typecode != "q" or len(raw) != n:
+                raise InvalidArgument(f"result.raw must be an array('q') of {n} entries, one per op")
+            if type(state) is not bytearray or len(state) != n:
+                raise InvalidArgument(f"result.state must be a bytearray of {n} entries, one per op")
+            if type(result.errors) is not list:
+                raise InvalidArgument("result.errors must be a list")
+        return n
+
+    def _stream_check_records(self, stream: Stream, end: int) -> None:
+        """Every record below end is checked (see check_records), once per stream: the
+        stream remembers how far its records passed, for tables of what size."""
+        sizes = (len(stream.callers), len(stream.caches), len(stream.names))
+        done, was = stream._checked, stream._checked_sizes
+        if done > len(stream) or any(a < b for a, b in zip(sizes, was)):
+            done = 0                    # the tables shrank (or the records did): start over
+        top, top_i = stream._checked_cpu if done else (-1, -1)
+        if end > done:
+            more, more_i = check_records(stream._rec, done, end, *sizes)
+            if more > top:
+                top, top_i = more, more_i
+            stream._checked, stream._checked_sizes, stream._checked_cpu = end, sizes, (top, top_i)
+        if top >= self.cpus:
+            raise _bad_record(top_i, KIND_NAMES[stream.kind(top_i)],
+                              f"cpu {top} is not a CPU of this machine ({self.cpus} CPUs)")
+
+    def _stream_caches(self, stream: Stream) -> array:
+        """The core ids of the stream's caches, created here when new; if one cannot be
+        created, the ones this call created are destroyed again."""
+        made: list = []
+        ids = array("q")
+        try:
+            for spec in stream.caches:
+                cache = self._stream_cache(*spec, made=made)
+                ids.append(cache._id)
+        except BaseException:
+            for cache in reversed(made):
+                self.kmem_cache_destroy(cache)
+            raise
+        return ids
+
     # -- slow paths ----------------------------------------------------------------------
 
-    def _stream_cache(self, name, size, align, flags):
+    def _stream_cache(self, name, size, align, flags, made: list | None = None):
         for cache in self._caches.values():
             if cache.name == name:
                 return cache
-        return self.kmem_cache_create(name, size, align, flags)
+        cache = self.kmem_cache_create(name, size, align, flags)
+        if made is not None:
+            made.append(cache)
+        return cache
 
     def _stream_stop(self, stream: Stream, result: StreamResult, i: int, status: int, mode: str) -> int:
         """Op i stopped the core loop: act as the per-call API would, then record or raise.
@@ -369,6 +535,8 @@ class StreamAPI:
         Returns where the loop resumes: the next op.  A status that asks Python to act and
         then retry the same op (the OOM killer's, once reclaim exists) returns i instead.
         """
+        # a record edited behind run()'s back since it was checked is judged here
+        check_records(stream._rec, i, i + 1, len(stream.callers), len(stream.caches), len(stream.names))
         try:
             if status == ops_.EDEFER:
                 self._stream_per_call(stream, result, i)
@@ -396,7 +564,7 @@ class StreamAPI:
             raise errors.DoubleFree(f"{what}: the object of handle {h} was already freed")
 
     def _stream_failed(self, stream: Stream, result: StreamResult, i: int, status: int) -> None:
-        kind, cpu, gfp, caller, cache, h, arg = ops_.decode(stream._ops, i)
+        kind, cpu, gfp, caller, cache, h, arg = ops_.decode(stream._rec, i)
         if caller >= len(stream.callers) or (cpu != ops_.OP_CPU_CURRENT and cpu >= self.cpus):
             raise InvalidArgument(f"op {i}: bad caller index or CPU")
         if kind in (ops_.OP_KFREE, ops_.OP_KREALLOC, ops_.OP_KMEM_CACHE_FREE):
@@ -430,7 +598,7 @@ class StreamAPI:
 
     def _stream_per_call(self, stream: Stream, result: StreamResult, i: int) -> None:
         """Do op i through the per-call API (vmalloc, warned-about masks, future op kinds)."""
-        kind, cpu, gfp, caller, cache, h, arg = ops_.decode(stream._ops, i)
+        kind, cpu, gfp, caller, cache, h, arg = ops_.decode(stream._rec, i)
         cpu = None if cpu == ops_.OP_CPU_CURRENT else cpu
         name = stream.callers[caller] if caller < len(stream.callers) else None
         raw, state = result.raw, result.state

@@ -21,10 +21,12 @@ import io
 import lzma
 import os
 import re
+import zlib
 
 from .. import gfp as gfpmod
 from ..errors import GFPError, InvalidArgument
 from .slab import SLAB
+from ..model.status import OP_CPU_CURRENT
 from .stream import Stream
 
 PAGE_OFFSET = 0xffff888000000000
@@ -178,10 +180,21 @@ class TraceAPI:
 # -- reading --------------------------------------------------------------------------
 
 # "  <task>-<pid> [(<tgid>)] [<cpu>] [<flags>] <secs>.<usecs>: <event>: <fields>"
-_LINE = re.compile(r"\s*(?P<task>.+?)-(?P<pid>\d+)\s+(?:\(\s*[-\d]+\)\s+)?\[(?P<cpu>\d+)\]\s+"
-                   r"(?:(?P<flags>\S{4,5})\s+)?(?P<ts>\d+\.\d+):\s+(?P<event>\w+):\s*(?P<rest>.*)")
+# The task name may hold spaces, dashes and digits, so a line is recognised by what
+# follows it: the leftmost "-<pid> ... <event>:" after at least one character.  Found
+# with search() rather than a lazy ".+?" in front, each character is looked at a bounded
+# number of times, so a line costs linear time whatever it holds.
+_HEAD = re.compile(r"-\d+\s+(?:\(\s*[-\d]+\)\s+)?\[(\d+)\]\s+(?:\S{4,5}\s+)?(\d+\.\d+):\s+(\w+):")
 PROGRESS_LINES = 1 << 16
-_FIELD = re.compile(r"(\w+)=(\S*)")
+# a key starts where a run of word characters starts: without the look-behind a long run
+# with no "=" after it would be tried again from each of its characters (quadratic)
+_FIELD = re.compile(r"(?<!\w)(\w+)=(\S*)")
+# The longest line read, in characters.  The kernel's kmem lines are a few hundred; the
+# limit holds while reading, so a longer line (a one-line .gz bomb) is never held whole.
+MAX_LINE = 1 << 16
+# The most digits a number field may have (a 128-bit value has 39 in decimal): int() of a
+# longer one is slow, and over 4300 digits it raises a ValueError of its own.
+MAX_DIGITS = 40
 _NULLS = frozenset({"0000000000000000", "(null)", "0", "00000000", "0x0"})
 # the page-free events of 3.x were mm_page_free_direct and mm_pagevec_free
 PAGE_FREE_EVENTS = frozenset({"mm_page_free", "mm_page_free_batched", "mm_page_free_direct", "mm_pagevec_free"})
@@ -193,6 +206,52 @@ class TraceFormatError(InvalidArgument):
     """A line of a trace file that is not an ftrace event line."""
 
 
+# The most memory an .xz decoder may take.  xz -9 needs 65 MiB; a file can ask for a 1.5 GiB
+# dictionary, which the decoder fills as it goes however little is read at a time.
+XZ_MEMLIMIT = 128 << 20
+
+
+class _XZReader(io.RawIOBase):
+    """The bytes of an .xz file (one stream or several), decoded within XZ_MEMLIMIT
+    (lzma.open cannot be given a limit)."""
+
+    def __init__(self, path) -> None:
+        super().__init__()
+        self._f = open(path, "rb")
+        self._d = lzma.LZMADecompressor(memlimit=XZ_MEMLIMIT)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        n = len(b)
+        while True:
+            d = self._d
+            if d.eof:
+                raw = d.unused_data or self._f.read(1 << 16)
+                if not raw:
+                    return 0
+                self._d = lzma.LZMADecompressor(memlimit=XZ_MEMLIMIT)
+                try:
+                    data = self._d.decompress(raw, n)
+                except lzma.LZMAError:
+                    return 0            # padding or other trailing bytes after the last stream
+            elif d.needs_input:
+                raw = self._f.read(1 << 16)
+                if not raw:
+                    raise EOFError("the .xz file ends in the middle of a stream")
+                data = d.decompress(raw, n)
+            else:
+                data = d.decompress(b"", n)
+            if data:
+                b[:len(data)] = data
+                return len(data)
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
+
+
 def open_text(path):
     """A text file from a path, reading .gz and .xz (by name or by magic) transparently."""
     if hasattr(path, "read"):
@@ -202,13 +261,45 @@ def open_text(path):
     if magic[:2] == b"\x1f\x8b":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace")
     if magic == b"\xfd7zXZ\x00":
-        return io.TextIOWrapper(lzma.open(path, "rb"), encoding="utf-8", errors="replace")
+        return io.TextIOWrapper(io.BufferedReader(_XZReader(path)), encoding="utf-8", errors="replace")
     return open(path, encoding="utf-8", errors="replace")
+
+
+def _lines(f):
+    """The lines of text file f, each None if longer than MAX_LINE characters.  A line is
+    read at most MAX_LINE + 1 characters at a time, so a long one is never held whole."""
+    readline = f.readline
+    while True:
+        line = readline(MAX_LINE + 1)
+        if not line:
+            return
+        if len(line) > MAX_LINE and line[-1] != "\n":
+            yield None              # first: a caller that stops here reads no further
+            while True:             # the rest of it, piece by piece
+                more = readline(MAX_LINE)
+                if not more or more[-1] == "\n":
+                    break
+            continue
+        yield line
+
+
+def _read_lines(f):
+    """_lines(f), with a damaged .gz or .xz file as a TraceFormatError (it cannot be skipped)."""
+    lineno = 0
+    try:
+        for lineno, line in enumerate(_lines(f), 1):
+            yield line
+    except (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile) as exc:
+        raise TraceFormatError(f"line {lineno + 1}: the compressed file is damaged ({exc})") from None
 
 
 def parse_events(path, skip_bad: bool = False, stats: dict | None = None, progress=None):
     """Yield (lineno, event, cpu, timestamp_text, fields) for each event line of a trace.
 
+    A line longer than MAX_LINE characters, one that is not an event line, and one whose
+    CPU field has more than MAX_DIGITS digits raise :class:`TraceFormatError`, or with
+    skip_bad are skipped and counted in stats["bad_lines"].  A damaged .gz or .xz file (or
+    an .xz one that needs more than XZ_MEMLIMIT bytes to decode) raises it always.
     progress, if given, is called with a count of lines every PROGRESS_LINES lines.
     """
     if stats is None:
@@ -216,25 +307,33 @@ def parse_events(path, skip_bad: bool = False, stats: dict | None = None, progre
     stats.setdefault("lines", 0)
     stats.setdefault("bad_lines", 0)
     f = open_text(path)
-    match, findall = _LINE.match, _FIELD.findall
+    search, findall = _HEAD.search, _FIELD.findall
     lineno = 0
     try:
-        for lineno, line in enumerate(f, 1):
+        for lineno, line in enumerate(_read_lines(f), 1):
             if progress is not None and not lineno % PROGRESS_LINES:
                 progress(PROGRESS_LINES)
-            if line.startswith("#"):
+            if line is None:
+                problem = f"longer than {MAX_LINE} characters"
+            elif line.startswith("#"):
                 continue
-            m = match(line)
-            if m is None:
+            else:
+                m = search(line, 1)
+                if m is not None and len(m.group(1)) <= MAX_DIGITS:
+                    cpu, ts, event = m.groups()
+                    yield lineno, event, int(cpu), ts, dict(findall(line, m.end()))
+                    continue
                 if not line.strip():
                     continue
-                if skip_bad:
-                    stats["bad_lines"] += 1
-                    continue
-                stats["lines"] = lineno
-                raise TraceFormatError(f"line {lineno}: not an ftrace event line: {line.rstrip()[:120]!r}")
-            cpu, ts, event, rest = m.group("cpu", "ts", "event", "rest")
-            yield lineno, event, int(cpu), ts, dict(findall(rest))
+                if m is None:
+                    problem = f"not an ftrace event line: {line.rstrip()[:120]!r}"
+                else:
+                    problem = f"the CPU field has more than {MAX_DIGITS} digits"
+            if skip_bad:
+                stats["bad_lines"] += 1
+                continue
+            stats["lines"] = lineno
+            raise TraceFormatError(f"line {lineno}: {problem}")
     finally:
         stats["lines"] = lineno
         if f is not path:
@@ -261,24 +360,33 @@ def parse_gfp(text: str) -> int:
                     break
             else:
                 try:
-                    value |= int(part, 16) if part.lower().startswith("0x") else 0
+                    value |= _int(part) if part.lower().startswith("0x") else 0
                 except ValueError:
                     pass
         if value & 0xf and not gfpmod._ZONE_OK[value & 0xf]:
             value &= ~0xf & 0xffffffff
-    _GFP_CACHE[text] = value
+    # one trace has a handful of spellings; a hostile one may have a new one per line
+    if len(_GFP_CACHE) < 4096 and len(text) <= 512:
+        _GFP_CACHE[text] = value
     return value
 
 
+def _digits(text: str) -> str:
+    if len(text) > MAX_DIGITS:
+        raise ValueError(f"a number of more than {MAX_DIGITS} digits ({text[:20]}...)")
+    return text
+
+
 def _int(text: str) -> int:
-    return int(text, 16) if text[:2].lower() == "0x" else int(text)
+    """A decimal or 0x-prefixed hex field."""
+    return int(_digits(text), 16) if text[:2].lower() == "0x" else int(_digits(text))
 
 
 def parse_ptr(text: str):
     """A pointer field: None for NULL, else an int key (hashed or not)."""
     if text in _NULLS:
         return None
-    return int(text, 16)
+    return int(_digits(text), 16)
 
 
 def _cache_shape(req: int, alloc: int, gfp: int, accounted: bool) -> tuple[int, int]:
@@ -343,27 +451,29 @@ def read_trace(path, skip_bad: bool = False, progress=None) -> Stream:
             stats["ignored_events"] += 1
             continue
         stats["events"] += 1
-        max_cpu = max(max_cpu, cpu)
         try:
+            if cpu >= OP_CPU_CURRENT:
+                raise ValueError(f"CPU {cpu} is past the last CPU a stream can name")
+            max_cpu = max(max_cpu, cpu)
             if event == "mm_page_alloc":
                 pfn = _int(f["pfn"])
                 page = f.get("page", "")
                 ok = page not in _NULLS and not (pfn == 0 and page in ("", "(null)"))
-                pending.append((cpu, pfn if ok else None, int(f["order"]), parse_gfp(f.get("gfp_flags", "none"))))
+                pending.append((cpu, pfn if ok else None, _int(f["order"]), parse_gfp(f.get("gfp_flags", "none"))))
                 continue
             site = f.get("call_site")
             if event.startswith(("kmalloc", "kmem_cache_alloc")):
                 ptr = parse_ptr(f["ptr"])
                 flush_pages(ptr if ptr is not None else 0, cpu)
                 gfp = parse_gfp(f.get("gfp_flags", "none"))
-                req = int(f["bytes_req"])
+                req = _int(f["bytes_req"])
                 if event.startswith("kmalloc"):
                     h, cache = s.kmalloc(req, gfp, cpu=cpu, caller=site), -1
                 else:
                     name = f.get("name") or f"trace-{req}"
                     cache = s._cache_index.get(name)
                     if cache is None:
-                        cache = s.cache(name, max(req, 1), *_cache_shape(req, int(f["bytes_alloc"]), gfp,
+                        cache = s.cache(name, max(req, 1), *_cache_shape(req, _int(f["bytes_alloc"]), gfp,
                                                                         f.get("accounted") == "true"))
                     h = s.kmem_cache_alloc(name, gfp, cpu=cpu, caller=site)
                 if ptr is not None:
@@ -389,7 +499,7 @@ def read_trace(path, skip_bad: bool = False, progress=None) -> Stream:
                 pfn = _int(f["pfn"])
                 h = pages.pop(pfn, None)
                 if h is not None:
-                    s.free_pages(h, int(f.get("order", 0)), cpu=cpu)
+                    s.free_pages(h, _int(f.get("order", "0")), cpu=cpu)
                 elif pfn in internal:
                     internal.discard(pfn)
                 else:

@@ -32,7 +32,7 @@ class Run:
         self.ops, self.results, self.state = ops, results, state
         self.callers, self.caches = callers, caches
         self.pos, self.trace_limit = pos, trace_limit
-        self.end = min(len(ops) // 4, len(results)) if end is None else min(end, len(ops) // 4, len(results))
+        self.end = len(ops) // 4 if end is None else max(0, min(end, len(ops) // 4))
 
 
 def _signed(v: int, bits: int) -> int:
@@ -54,7 +54,10 @@ def _handle_phys(r: Run, i: int, h: int) -> int:
     if r.state[h] != OBJ_LIVE:
         return EINVAL
     v = r.results[h]
-    return v << PAGE_SHIFT if decode(r.ops, h)[0] == OP_ALLOC_PAGES else v
+    if decode(r.ops, h)[0] == OP_ALLOC_PAGES:
+        # results is the caller's memory: a pfn past int64 when shifted is refused, as in C
+        return v << PAGE_SHIFT if 0 <= v <= (1 << 63) - 1 >> PAGE_SHIFT else EINVAL
+    return v
 
 
 def _null_handle(r: Run, i: int, h: int) -> bool:
@@ -131,10 +134,11 @@ def run_op(a, r: Run, i: int, kind, gfp, cache, h, arg, caller) -> int:
             return EDEFER
         return _krealloc(a, r, i, h, arg, gfp, caller)
     if kind == OP_KMEM_CACHE_ALLOC:
-        if gfp & (SLAB_BUG_MASK | GFP_NOFAIL):
-            return EDEFER
+        # the cache first: the per-call path that a deferral takes must get a real one
         if not 0 <= cache < len(r.caches):
             return EINVAL
+        if gfp & (SLAB_BUG_MASK | GFP_NOFAIL):
+            return EDEFER
         return slab.slab_cache_alloc(a, r.caches[cache], gfp, caller)
     if kind == OP_KMEM_CACHE_FREE:
         if not 0 <= cache < len(r.caches):
@@ -160,7 +164,8 @@ def run_op(a, r: Run, i: int, kind, gfp, cache, h, arg, caller) -> int:
 def stream_run(a, r: Run) -> int:
     """Run ops from r.pos; OK when done (or paused for the trace), else the stopping status."""
     n = r.end
-    if not 0 <= r.pos <= n:
+    # the lengths csrc/stream.c checks: results and state hold every op that may run
+    if not 0 <= r.pos <= n or len(r.results) < n or len(r.state) < n:
         return EINVAL
     home = a.cpu
     ops, results, state, callers = r.ops, r.results, r.state, r.callers

@@ -18,7 +18,7 @@ import io
 import json
 
 from ..errors import InvalidArgument
-from ..machine.trace import PAGE_FREE_EVENTS, parse_events, parse_gfp
+from ..machine.trace import PAGE_FREE_EVENTS, TraceFormatError, _int, parse_events, parse_gfp
 from ..machine.trace import parse_ptr as _ptr
 
 DOTS = "-" * 105
@@ -76,6 +76,24 @@ class _Row:
                 "pingpong": self.pingpong, "frag": round(fragmentation(self.req, self.alloc), 3)}
 
 
+def _fields(f: dict, lineno: int, skip_bad: bool, *spec):
+    """The numeric fields *spec* ((name, default, upper bound) ...) of one event as ints; None when
+    the line is malformed and skip_bad says to pass over it, else TraceFormatError naming the line."""
+    out = []
+    for name, default, hi in spec:
+        text = f.get(name)
+        try:
+            v = default if text is None else _int(text)
+        except ValueError:
+            v = -1
+        if not 0 <= v <= hi:
+            if skip_bad:
+                return None
+            raise TraceFormatError(f"line {lineno}: bad {name} field {str(text)[:40]!r}")
+        out.append(v)
+    return out
+
+
 def slab_stats(path, skip_bad: bool = False) -> dict:
     """Per call site and per cache rows, and the summary, of a trace's slab events."""
     sites: dict[str, _Row] = {}
@@ -83,12 +101,15 @@ def slab_stats(path, skip_bad: bool = False) -> dict:
     live: dict[int, tuple] = {}
     total = {"requested": 0, "allocated": 0, "freed": 0, "allocs": 0, "frees": 0, "cross_cpu_frees": 0,
              "unmatched_frees": 0}
-    for _lineno, event, cpu, _ts, f in parse_events(path, skip_bad):
+    for lineno, event, cpu, _ts, f in parse_events(path, skip_bad):
         if event.startswith(("kmalloc", "kmem_cache_alloc")):
             ptr = _ptr(f.get("ptr", "0"))
             if ptr is None:
                 continue
-            req, alloc = int(f.get("bytes_req", 0)), int(f.get("bytes_alloc", 0))
+            sizes = _fields(f, lineno, skip_bad, ("bytes_req", 0, 1 << 62), ("bytes_alloc", 0, 1 << 62))
+            if sizes is None:
+                continue
+            req, alloc = sizes
             site = f.get("call_site", "?")
             if event.startswith("kmalloc"):
                 cache = _kmalloc_cache(alloc, parse_gfp(f.get("gfp_flags", "none")))
@@ -134,14 +155,22 @@ def page_stats(path, skip_bad: bool = False) -> dict:
     orders = [[0] * 5 for _ in range(11)]
     s = {"alloc_requests": 0, "alloc_bytes": 0, "free_requests": 0, "free_bytes": 0, "nomatch": 0,
          "nomatch_bytes": 0, "failures": 0, "failure_bytes": 0}
-    for _lineno, event, _cpu, _ts, f in parse_events(path, skip_bad):
+    for lineno, event, _cpu, _ts, f in parse_events(path, skip_bad):
         if event == "mm_page_alloc":
-            order, mt = int(f.get("order", 0)), int(f.get("migratetype", 0))
+            got = _fields(f, lineno, skip_bad, ("order", 0, 63), ("migratetype", 0, 1 << 31))
+            if got is None:
+                continue
+            order, mt = got
+            pfn_text, page = f.get("pfn", "0"), f.get("page", "")
+            failed = page in ("0000000000000000", "(null)") or (pfn_text in ("0x0", "0") and not page.strip("0"))
+            pfn_field = [0] if failed else _fields(f, lineno, skip_bad, ("pfn", 0, 1 << 62))
+            if pfn_field is None:
+                continue
+            pfn = pfn_field[0]
             nbytes = PAGE_SIZE << order
             s["alloc_requests"] += 1
             s["alloc_bytes"] += nbytes
-            pfn_text, page = f.get("pfn", "0"), f.get("page", "")
-            if page in ("0000000000000000", "(null)") or (pfn_text in ("0x0", "0") and not page.strip("0")):
+            if failed:
                 s["failures"] += 1
                 s["failure_bytes"] += nbytes
                 continue
@@ -155,14 +184,16 @@ def page_stats(path, skip_bad: bool = False) -> dict:
             row["bytes"] += nbytes
             if 0 <= order <= 10 and 0 <= mt < 5:
                 orders[order][mt] += 1
-            live[int(pfn_text, 0) if pfn_text.startswith("0x") else int(pfn_text)] = key
+            live[pfn] = key
         elif event in PAGE_FREE_EVENTS:
-            order = int(f.get("order", 0))
+            got = _fields(f, lineno, skip_bad, ("order", 0, 63), ("pfn", 0, 1 << 62))
+            if got is None:
+                continue
+            order, pfn = got
             nbytes = PAGE_SIZE << order
             s["free_requests"] += 1
             s["free_bytes"] += nbytes
-            pfn_text = f.get("pfn", "0")
-            if live.pop(int(pfn_text, 0) if pfn_text.startswith("0x") else int(pfn_text), None) is None:
+            if live.pop(pfn, None) is None:
                 s["nomatch"] += 1
                 s["nomatch_bytes"] += nbytes
     s["order_migratetype"] = orders

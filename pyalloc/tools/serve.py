@@ -5,6 +5,9 @@ It runs a workload one tick at a time and after each tick rewrites the export
 replaced atomically), so node_exporter, psutil, PCP or a bind-mounted
 ``free`` see numbers that move, as on a live machine.  SIGTERM or Ctrl-C ends
 it after the current tick, with the export complete and the machine closed.
+Each tick also puts back whatever of the tree went away -- a file, a cache's
+directory, the whole root -- and never follows a link planted below the root
+(export.py says what it guarantees).
 
 Workloads are generators over a machine that yield after each tick:
 
