@@ -22,6 +22,12 @@
  * inside their slab, ids inside their tables) and refuses with PA_EINVAL; it
  * only takes a freshly created machine (no cache, no slab, no mm), which the
  * caller throws away on failure.
+ *
+ * Each section of the layout has its save_NAME() and load_NAME(), called in
+ * layout order by save_core() and load_core(); the model's functions carry
+ * the same names.  What a section needs from an earlier one (the rmap's mm
+ * ids, the caches' partial lists as pfns, the swap slots the mms name) rides
+ * in struct snap_in.
  */
 #include <stdlib.h>
 #include <string.h>

@@ -157,7 +157,8 @@ def _pfn(r: Reader, a: Arena) -> int:
 
 
 # -- save ---------------------------------------------------------------------------------
-# One function per section of the layout above, with the names csrc/snapshot.c uses.
+# One function per section of the layout above, with the names csrc/snapshot.c uses (the
+# pages section is *_descriptors: load_pages below writes memory, not descriptors).
 
 def save_machine(a: Arena, w: Writer) -> None:
     for name in MACHINE_SCALARS:
