@@ -65,6 +65,21 @@ struct scan_control {
     uint64_t written, swapped, work_us;
 };
 
+/* The pages a read or write is working on (pa_mm_rw): it needs all of them
+ * in memory at once, so reclaim run by its own later faults must leave the
+ * earlier ones alone, as the kernel's reclaim skips a locked folio.  It lives
+ * for one call, in the calling thread (the call holds the machine lock). */
+static _Thread_local struct {
+    const pa_machine *m;
+    int64_t id;
+    uint64_t first, last;
+} rw_pin;
+
+static bool rw_pinned(const pa_machine *m, int64_t id, uint64_t idx)
+{
+    return rw_pin.m == m && rw_pin.id == id && idx >= rw_pin.first && idx <= rw_pin.last;
+}
+
 /* -- PSI (kernel/sched/psi.c): 2 s periods folded into decaying averages ------ */
 
 #define FSHIFT 11
@@ -521,7 +536,12 @@ PA_ENTRY(int, pa_mm_rw, (pa_machine *m, int64_t id, int64_t offset, int64_t n, u
     int64_t done;
     /* pages are dirtied only once all of them are in: a write that fails
      * leaves no dirty page behind, and none past the file's old end */
+    rw_pin.m = m;
+    rw_pin.id = id;
+    rw_pin.first = first;
+    rw_pin.last = last;
     int rc = mm_fault(m, id, first, last - first + 1, (uint32_t)gfp, 0, &done);
+    rw_pin.m = NULL;
     if (rc) {
         if (write && mm->is_file)
             mm_truncate(m, &m->mms[id], old_nr_pages);
@@ -710,6 +730,10 @@ static bool shrink_folio(pa_machine *m, struct scan_control *sc, uint64_t pfn, u
     struct pa_mm *mm = &m->mms[p->priv];
     uint64_t idx = m->pg_index[pfn];
     uint64_t *e = &mm->ent[idx];
+    if (rw_pinned(m, p->priv, idx)) {
+        lru_move(m, pfn, lru);              /* in use by the read or write: keep */
+        return false;
+    }
     if (!file) {
         uint64_t slot = sc->may_swap ? swap_slot_alloc(m) : PA_NIL;
         if (slot == PA_NIL) {

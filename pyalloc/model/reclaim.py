@@ -80,6 +80,7 @@ def init(a: Arena) -> None:
     a.alloc_seq = 0
     a.kswapd_wanted = a.kswapd_order = a.kswapd_highest = 0
     a.oom_mode = 0
+    a.rw_pin = None         # (mm id, first, last) while mm_rw faults its pages in
 
 
 # -- PSI ---------------------------------------------------------------------------
@@ -392,7 +393,11 @@ def mm_rw(a: Arena, mid, offset, n, buf, write, gfp) -> int:
     first, last = offset >> PAGE_SHIFT, (end - 1) >> PAGE_SHIFT
     old_nr_pages = mm.nr_pages
     done = [0]
-    rc = _mm_fault(a, mid, first, last - first + 1, gfp, 0, done)
+    a.rw_pin = (mid, first, last)
+    try:
+        rc = _mm_fault(a, mid, first, last - first + 1, gfp, 0, done)
+    finally:
+        a.rw_pin = None
     if rc:
         if write and mm.is_file:
             mm_truncate(a, mm, old_nr_pages)
@@ -530,6 +535,10 @@ def shrink_folio(a: Arena, sc: ScanControl, pfn: int, lru: int) -> bool:
     mid, idx = a.rmap[pfn]
     mm = a.mms[mid]
     e = mm.ent[idx]
+    pin = a.rw_pin
+    if pin is not None and pin[0] == mid and pin[1] <= idx <= pin[2]:
+        lru_move(a, pfn, lru)           # in use by the read or write: keep
+        return False
     if not file:
         slot = swap_slot_alloc(a) if sc.may_swap else NIL
         if slot == NIL:
