@@ -32,6 +32,7 @@ PAGE_SIZE = 1 << PAGE_SHIFT
 TASK_COMM_LEN = 16
 FIRST_PID = 100
 MAX_PAGES = 1 << 30              # per process or file, as the core allows
+MAX_SWAP_PAGES = (1 << 32) - 1   # swap slots are 32-bit in the core
 FILE_SIZE_FACTOR = 4             # a file holds at most this many times the machine's memory
 
 # do_anonymous_page(): vma_alloc_folio(GFP_HIGHUSER_MOVABLE | __GFP_ZERO) of an order-0 folio
@@ -87,6 +88,9 @@ class ReclaimAPI:
         self._files: dict[str, int] = {}
         self._next_pid = FIRST_PID
         self._oom_victim = None
+        if swap_bytes >> PAGE_SHIFT > MAX_SWAP_PAGES:
+            raise InvalidArgument(f"swap must be less than 16 TiB ({MAX_SWAP_PAGES} pages at most), "
+                                  f"not {show(swap_bytes)} bytes")
         if swap_bytes:
             r = self._core.set_swap(swap_bytes >> PAGE_SHIFT)
             if r == errors.ENOMEM:
