@@ -56,7 +56,10 @@ class KernelBug(PyallocError):
 
 
 class OutOfMemory(PyallocError, MemoryError):
-    """A __GFP_NOFAIL request that nothing can satisfy (the kernel would loop forever)."""
+    """Memory that cannot be had: a __GFP_NOFAIL request that nothing can satisfy (the
+    kernel would loop forever); a read or write of a process's memory or a file whose
+    pages do not fit (at once) in the machine's memory; or, at Machine(swap=...), a
+    swap device the host cannot back."""
 
 
 class GFPError(PyallocError, ValueError):
