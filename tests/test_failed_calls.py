@@ -17,9 +17,9 @@ import textwrap
 import pytest
 
 import pyalloc
-from pyalloc import snapshot
+from pyalloc.machine import snapshot
 from pyalloc.errors import InvalidArgument, OutOfMemory
-from pyalloc.vmevents import CTR
+from pyalloc._abi import CTR
 
 PAGE = 4096
 
