@@ -34,7 +34,7 @@ import enum
 import re
 
 from .errors import GFPError
-from .safe import show
+from .errors import show
 
 # --------------------------------------------------------------------------------------
 # Layer 1: the bits (6.18, default config).  Bit 9 (0x200) is unused since v6.3.

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..errors import InvalidArgument
-from ..safe import show
+from ..errors import show
 
 EXAMPLE = ("  pyalloc sweep --param mem=256M,1G --param cpus=2,8 --seeds 0-99 --workload kmalloc-mix "
            "--out results.csv")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from ..text import slub_report
 from ..errors import InvalidFree
-from ..safe import show
+from ..errors import show
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT

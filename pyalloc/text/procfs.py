@@ -42,7 +42,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ..errors import InvalidArgument
-from ..safe import show
+from ..errors import show
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT

@@ -31,7 +31,7 @@ from typing import Callable, Iterable
 
 from ..text import debugfs
 from ..errors import InvalidArgument, PyallocError
-from ..safe import show
+from ..errors import show
 
 MACHINE_PARAMS = ("mem", "cpus", "backend", "min_free_kbytes", "slub_debug", "swap", "slab_merge")
 RUN_PARAMS = ("seed", "snapshot")
