@@ -28,6 +28,7 @@ from .reclaim import ReclaimAPI
 from .views import ViewsAPI
 from .buddy import HotPathAPI, _hot_paths
 from .snapshot import SnapshotAPI
+from .view import CoreView
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
@@ -114,7 +115,7 @@ def _bad_free_reason(status, state, horder, order, pflags) -> str:
     return "never allocated"
 
 
-class Machine(SlabAPI, VmallocAPI, ReclaimAPI, StreamAPI, TraceAPI, ViewsAPI, HotPathAPI, SnapshotAPI):
+class Machine(SlabAPI, VmallocAPI, ReclaimAPI, StreamAPI, TraceAPI, ViewsAPI, HotPathAPI, SnapshotAPI, CoreView):
     """A simulated x86-64 machine running Linux 6.18's allocators.
 
     ``alloc_pages(gfp, order=0)`` and ``free_pages(pfn, order=0)`` are set per
