@@ -1,11 +1,11 @@
 """The built-in workloads, and the one registry of them that ``pyalloc demo``,
 ``serve``, ``plot`` and ``sweep`` read (:data:`REGISTRY`).
 
-``pyalloc demo`` runs :data:`DEMO_PHASES`.  Deterministic (a fixed seed drives the choices), so two runs print the same
-text on either backend.  It allocates pages of several orders and migrate
-types, then frees a scattered subset -- every block whose index is not a
-multiple of three -- so that the survivors pin pageblocks apart and the free
-lists show fragmentation: many low-order blocks, fewer order-10 ones, and
+``pyalloc demo`` runs :data:`DEMO_PHASES`.  Deterministic (a fixed seed
+drives the choices), so two runs print the same text on either backend.  It
+allocates pages of several orders and migrate types, then frees a scattered
+subset -- every block whose index is not a multiple of three -- so that the
+survivors pin pageblocks apart and the free lists show fragmentation: many low-order blocks, fewer order-10 ones, and
 pageblocks converted to Unmovable and Reclaimable.
 """
 
