@@ -5,8 +5,9 @@
 drives the choices), so two runs print the same text on either backend.  It
 allocates pages of several orders and migrate types, then frees a scattered
 subset -- every block whose index is not a multiple of three -- so that the
-survivors pin pageblocks apart and the free lists show fragmentation: many low-order blocks, fewer order-10 ones, and
-pageblocks converted to Unmovable and Reclaimable.
+survivors pin pageblocks apart and the free lists show fragmentation: many
+low-order blocks, fewer order-10 ones, and pageblocks converted to Unmovable
+and Reclaimable.
 """
 
 from __future__ import annotations
