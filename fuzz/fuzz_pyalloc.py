@@ -42,7 +42,7 @@ sys.path.insert(0, os.path.dirname(HERE))       # run from a checkout without in
 import _driver  # noqa: E402
 import pyalloc  # noqa: E402
 from pyalloc import PAGE_OFFSET, VMALLOC_START  # noqa: E402
-from pyalloc.safe import show  # noqa: E402
+from pyalloc.errors import show  # noqa: E402
 
 MAX_OPS = 40
 VIEWS = ("buddyinfo", "meminfo", "slabinfo", "vmallocinfo")

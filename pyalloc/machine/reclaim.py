@@ -25,7 +25,7 @@ import dataclasses
 from .. import errors, gfp as gfpmod
 from . import oom, psi
 from ..errors import InvalidArgument, OutOfMemory
-from ..safe import show
+from ..errors import show
 from .._abi import COST, COUNTERS, CTR
 
 PAGE_SHIFT = 12
@@ -41,6 +41,11 @@ GFP_ANON_FAULT = gfpmod.parse("GFP_HIGHUSER_MOVABLE|__GFP_COMP|__GFP_ZERO")
 # filemap_alloc_folio() with the mapping's gfp (GFP_HIGHUSER_MOVABLE)
 GFP_PAGECACHE = gfpmod.parse("GFP_HIGHUSER_MOVABLE|__GFP_COMP")
 FAULT_WRITE = 1
+
+
+def _is_eoom(r) -> bool:
+    """A core call answered EOOM: a bare status, or a tuple that starts with one."""
+    return r == errors.EOOM or (isinstance(r, tuple) and r[0] == errors.EOOM)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -346,50 +351,23 @@ class ReclaimAPI:
         return victim["pid"]
 
     def _with_oom(self, call, comm: str = None, pid: int = None, user_fault: bool = False):
-        """Run a core call; while it answers EOOM, kill a victim and call again.
-        With no victim left, call once more with the OOM killer declared
-        helpless (a __GFP_NOFAIL request then takes the reserves)."""
+        """Run a core call through the OOM killer's turn (oom.retry)."""
         self._oom_victim = None
-        r = call()
-        while r == errors.EOOM or (isinstance(r, tuple) and r[0] == errors.EOOM):
-            victim = self._out_of_memory(comm or self._comm, pid or self._pid, user_fault)
-            if victim is None:
-                self._core.set_oom_mode(1)
-                try:
-                    r = call()
-                finally:
-                    self._core.set_oom_mode(0)
-                break
-            self._oom_victim = victim
-            if victim == pid:
-                break
-            r = call()
-        return r
+        return oom.retry(self, call, _is_eoom, comm or self._comm, pid or self._pid, user_fault, stop=pid)[0]
 
     # -- helpers ---------------------------------------------------------------------------
 
     def _fault_range(self, mid: int, start: int, nr: int, gfp: int, flags: int, comm: str, pid: int,
                      user_fault: bool) -> int:
         done_total = 0
-        self._oom_victim = None
-        victim = None
-        while True:
+
+        def fault():
+            nonlocal done_total
             r, done = self._core.mm_fault(mid, start + done_total, nr - done_total, gfp, flags)
             done_total += done
-            if r != errors.EOOM:
-                break
-            victim = self._out_of_memory(comm, pid, user_fault)
-            if victim is None:
-                self._core.set_oom_mode(1)
-                try:
-                    r, done = self._core.mm_fault(mid, start + done_total, nr - done_total, gfp, flags)
-                finally:
-                    self._core.set_oom_mode(0)
-                done_total += done
-                break
-            self._oom_victim = victim
-            if victim == pid:
-                break
+            return r
+        self._oom_victim = None
+        r, victim = oom.retry(self, fault, lambda r: r == errors.EOOM, comm, pid, user_fault, stop=pid)
         if r and r not in (errors.ENOMEM, errors.EOOM):
             errors.raise_for(r, "fault")
         if r == errors.ENOMEM and victim is None:

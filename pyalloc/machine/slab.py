@@ -17,7 +17,7 @@ from .. import errors, gfp as gfpmod
 from ..text import bad_page as reports, slub_report
 from ..errors import InvalidArgument
 from ..model import status as st
-from ..safe import show, show_hex
+from ..errors import show, show_hex
 from ..threads import WRAPPER_CODE
 from .vmalloc_owner import pinned_free_report
 

@@ -27,7 +27,7 @@ from ..errors import DoubleFree, InvalidArgument, InvalidFree
 from .slab import check_size, frame_caller
 from .vmap_area import VmapAreas
 from .vmalloc_owner import refuse_page_array_free
-from ..safe import show, show_hex
+from ..errors import show, show_hex
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
