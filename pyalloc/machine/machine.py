@@ -28,7 +28,7 @@ from .reclaim import ReclaimAPI
 from .views import ViewsAPI
 from .buddy import HotPathAPI, _hot_paths
 from .snapshot import SnapshotAPI
-from .view import CoreView
+from .core_view import CoreView
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
