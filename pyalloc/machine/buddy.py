@@ -16,11 +16,12 @@ from __future__ import annotations
 from typing import Optional, Union
 
 from ..gfp import GFP
+from .state import MachineState
 
 GfpLike = Union[int, str, GFP]
 
 
-class HotPathAPI:
+class HotPathAPI(MachineState):
     """alloc_pages, free_pages, kmalloc, kfree, kmem_cache_alloc, kmem_cache_free."""
 
     def alloc_pages(self, gfp: GfpLike, order: int = 0) -> Optional[int]:

@@ -27,6 +27,7 @@ from . import oom, psi
 from ..errors import InvalidArgument, OutOfMemory
 from ..safe import show
 from .._abi import COST, COUNTERS, CTR
+from .state import MachineState
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
@@ -79,7 +80,7 @@ def _check_int(value, what: str) -> int:
     return value
 
 
-class ReclaimAPI:
+class ReclaimAPI(MachineState):
     """Mixin of :class:`pyalloc.Machine`: processes, files, swap, reclaim, OOM."""
 
     def _reclaim_boot(self, swap_bytes: int) -> None:

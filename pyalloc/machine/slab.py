@@ -20,6 +20,7 @@ from ..model import status as st
 from ..safe import show, show_hex
 from ..threads import WRAPPER_CODE
 from .vmalloc_owner import pinned_free_report
+from .state import MachineState
 
 PAGE_OFFSET = 0xffff888000000000
 PAGE_SIZE = 4096
@@ -262,7 +263,7 @@ _FREE_REASONS = {
 _SLAB_BUG_MASK = gfpmod.GFP_DMA32 | gfpmod.GFP_HIGHMEM | (0xffffffff & ~gfpmod.GFP_BITS_MASK)
 
 
-class SlabAPI:
+class SlabAPI(MachineState):
     """The slab half of Machine (mixed into it)."""
 
     # -- boot --------------------------------------------------------------------

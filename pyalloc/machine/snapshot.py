@@ -43,6 +43,7 @@ import zlib
 from .. import errors
 from . import snapshot_state
 from ..errors import PyallocError, SnapshotError
+from .state import MachineState
 
 MAGIC = b"PYASNAP\0"
 VERSION = 2                     # 2: the Python-side state is schema'd JSON (1 held a pickle)
@@ -341,7 +342,7 @@ def clone(m):
     return read(to_bytes(m), m.backend, where="deepcopy")
 
 
-class SnapshotAPI:
+class SnapshotAPI(MachineState):
     """m.save(path) and Machine.load(path)."""
 
     def save(self, path) -> dict:

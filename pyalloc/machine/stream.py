@@ -35,6 +35,7 @@ from .. import gfp as gfpmod
 from ..errors import EOOM as _EOOM, InvalidArgument, PyallocError
 from ..model import stream as ops_
 from ..model.status import ZERO_SIZE_STATUS
+from .state import MachineState
 
 PAGE_OFFSET = 0xffff888000000000
 VMALLOC_START = 0xffffc90000000000
@@ -379,7 +380,7 @@ class StreamResult:
         return [self[i] for i in range(len(self.raw))]
 
 
-class StreamAPI:
+class StreamAPI(MachineState):
     """Machine.run (mixed into Machine)."""
 
     def run(self, stream: Stream, errors: str = "raise", *, start: int = 0, end: int | None = None,

@@ -28,6 +28,7 @@ from ..errors import GFPError, InvalidArgument
 from .slab import SLAB
 from ..model.status import OP_CPU_CURRENT
 from .stream import Stream
+from .state import MachineState
 
 PAGE_OFFSET = 0xffff888000000000
 VMALLOC_START = 0xffffc90000000000
@@ -93,7 +94,7 @@ class _Tracer:
         self.lines = 0
 
 
-class TraceAPI:
+class TraceAPI(MachineState):
     """Machine(trace=...) and the trace buffer (mixed into Machine)."""
 
     _tracer = None

@@ -28,6 +28,7 @@ from .slab import check_size, frame_caller
 from .vmap_area import VmapAreas
 from .vmalloc_owner import refuse_page_array_free
 from ..safe import show, show_hex
+from .state import MachineState
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
@@ -70,7 +71,7 @@ def is_vmalloc_addr(addr) -> bool:
     return isinstance(addr, int) and VMALLOC_START <= addr < VMALLOC_END
 
 
-class VmallocAPI:
+class VmallocAPI(MachineState):
     """The vmalloc half of Machine (mixed into it)."""
 
     def _vmalloc_boot(self) -> None:
