@@ -32,6 +32,7 @@ NIL = -1
 
 if TYPE_CHECKING:
     from .reclaim import Mm
+    from .trace import TraceBuffer
 
 ZONE_NAMES = ("DMA", "DMA32", "Normal", "Movable", "Device")
 
@@ -199,7 +200,7 @@ class Arena:
         self.nr_pgtable_pages_all = 0
         self.vmalloc_pages = 0
         self.slowpath_entries = 0
-        self.trace = None                 # a trace.TraceBuffer while tracing (trace.py)
+        self.trace: TraceBuffer | None = None   # set while tracing (trace.py)
         for z in self.zones:
             if not z.managed:
                 continue

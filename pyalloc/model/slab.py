@@ -972,7 +972,7 @@ def check_slabs(a: Arena):
     """None, a message for a broken invariant, or ECORRUPT after validate found damage."""
     pages_rec = pages_unrec = 0
     corrupt = False
-    per_cache = {}
+    per_cache: dict[int, list[int]] = {}   # cache id -> [slabs, objects, live]
     for pfn in sorted(a.slabs):
         slab = a.slabs[pfn]
         p = a.pages.get(pfn)
