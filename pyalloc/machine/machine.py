@@ -201,7 +201,7 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, StreamAPI, TraceAPI, ViewsAPI, Ho
         self.slub_debug = slub_debug
         self.slab_merge = bool(slab_merge)
         self._core = _load_core(backend)(nr_pages, cpus, min_free_kbytes)
-        self.alloc_pages, self.free_pages = _hot_paths(self, self._core)
+        self.alloc_pages, self.free_pages = _hot_paths(self, self._core)  # type: ignore[method-assign]  # per-instance closures (buddy.py)
         self._log = KernelLog()
         self._warned_once: set[str] = set()
         self._comm, self._pid = COMM, PID
@@ -225,8 +225,8 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, StreamAPI, TraceAPI, ViewsAPI, Ho
         finally:
             self._closed = True
         core, self._core = self._core, _ClosedCore()
-        self.alloc_pages = self.free_pages = _closed
-        self.kmalloc = self.kfree = self.kmem_cache_alloc = self.kmem_cache_free = _closed
+        self.alloc_pages = self.free_pages = _closed  # type: ignore[method-assign]  # per-instance closures (buddy.py)
+        self.kmalloc = self.kfree = self.kmem_cache_alloc = self.kmem_cache_free = _closed  # type: ignore[method-assign]  # per-instance closures (buddy.py)
         core.close()
 
     def __enter__(self) -> "Machine":

@@ -21,6 +21,7 @@ Choices, all deterministic:
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, Callable, Optional
 
 from .. import errors, gfp as gfpmod
 from . import oom, psi
@@ -285,7 +286,8 @@ class ReclaimAPI(MachineState):
         self._core.set_oom_mode(2)          # count the kill
         return victim["pid"]
 
-    def _with_oom(self, call, comm: str = None, pid: int = None, user_fault: bool = False):
+    def _with_oom(self, call: Callable[[], Any], comm: Optional[str] = None, pid: Optional[int] = None,
+                  user_fault: bool = False) -> Any:
         """Run a core call; while it answers EOOM, kill a victim and call again.
         With no victim left, call once more with the OOM killer declared
         helpless (a __GFP_NOFAIL request then takes the reserves)."""

@@ -333,9 +333,9 @@ class SlabAPI(MachineState):
 
     def _cache_id(self, cache, what: str) -> int:
         self._live()
-        cid = getattr(cache, "_id", None)
         if not isinstance(cache, Cache) or cache._machine is not self:
             raise InvalidArgument(f"{what}: not a kmem_cache of this machine: {show(cache)}")
+        cid = cache._id
         if cid < 0:
             raise InvalidArgument(f"{what}: kmem_cache {show(cache.name)} has been destroyed")
         return cid
@@ -664,7 +664,7 @@ class SlabAPI(MachineState):
             return None, None
         base = obj + (info["offset"] + 8 if info["offset"] >= info["inuse"] else info["inuse"])
         now = self._core.vm_info()["ticks"]
-        out = []
+        out: list[tuple[str, int, int, int] | None] = []    # (caller, age, cpu, pid) or no record
         for which in (0, 1):
             raw = self._core.read(base + which * st.TRACK_SIZE, st.TRACK_SIZE)
             caller = int.from_bytes(raw[0:8], "little")

@@ -301,8 +301,8 @@ def read_file(f, backend=None, where: str = "snapshot"):
         pyst = payload
         sections.next((b"END ",))
         sections.end()
-        m.alloc_pages, m.free_pages = _hot_paths(m, core)
-        m.kmalloc, m.kfree, m.kmem_cache_alloc, m.kmem_cache_free = _slab_hot_paths(m, core)
+        m.alloc_pages, m.free_pages = _hot_paths(m, core)  # type: ignore[method-assign]  # per-instance closures (buddy.py)
+        m.kmalloc, m.kfree, m.kmem_cache_alloc, m.kmem_cache_free = _slab_hot_paths(m, core)  # type: ignore[method-assign]  # per-instance closures (buddy.py)
         # the loaded core must be as sound as the saved one was (a machine the user damaged
         # through the direct map loads damaged, and check() says so as it did before)
         # the two backends word the same broken invariant differently: one message for both

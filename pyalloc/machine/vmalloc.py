@@ -359,7 +359,7 @@ class VmallocAPI(MachineState):
         areas = []
         for start, size in self._vmap.busy():
             a = self._vm_areas[start]
-            flags = ("vmalloc",) if a.flags & VM_ALLOC else ("vmap",) if a.flags & VM_MAP else ()
+            flags: tuple[str, ...] = ("vmalloc",) if a.flags & VM_ALLOC else ("vmap",) if a.flags & VM_MAP else ()
             if a.nested:
                 flags += ("vpages",)
             nr = len(a.pfns)

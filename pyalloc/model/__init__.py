@@ -216,8 +216,7 @@ class ModelCore:
             return EBUSY
         self._a.trace = trace.TraceBuffer()
         # comm, pid, the gfp print table, then the names of callers and caches by id
-        self._trace_meta: tuple = (
-            comm, pid, tuple(gfp_table), {}, {})
+        self._trace_meta: tuple = (comm, pid, tuple(gfp_table), {}, {})
         return 0
 
     def trace_stop(self) -> None:
