@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
+from typing import Any, Callable
 
 __all__ = ["serialize", "locked_entry", "retarget", "new_lock"]
 
@@ -45,6 +46,7 @@ def locked_entry(fn, lock):
     acquire, release = lock.acquire, lock.release
     arity = sum(p.default is p.empty for p in inspect.signature(fn).parameters.values())
 
+    call: Callable[..., Any]
     if arity == 3:
         def call(a, b, c):
             acquire()

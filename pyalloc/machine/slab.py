@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import sys
+from typing import Any
 from contextlib import contextmanager
 
 from .. import errors, gfp as gfpmod
@@ -705,7 +706,7 @@ class SlabAPI(MachineState):
             info = self._core.cache_info(cid) if cid >= 0 else None
             slab = self._slab_dict(slab_phys) if slab_phys >= 0 else None
             clock = self._clock_ns()
-            common = dict(comm=self._comm, pid=self._pid, cpu=self._cpu())
+            common: dict[str, Any] = dict(comm=self._comm, pid=self._pid, cpu=self._cpu())
             if reason == st.SLAB_ERR_OBJECTS_REMAINING:
                 shutdown.setdefault(slab_phys, (cache, slab, []))[2].append(PAGE_OFFSET + obj)
                 continue

@@ -57,7 +57,7 @@ class VmArea:
         self.pfns: list[int] = []   # the pages vmalloc owns, in order (vmap: none, nr_pages 0)
         self.mapped = 0             # pages mapped in the area
         self.caller = caller
-        self.pages_array = None     # address of the page array (kmalloc'ed, or vmalloc'ed when nested)
+        self.pages_array: int | None = None     # address of the page array (kmalloc'ed, or vmalloc'ed when nested)
         self.nested = False         # page array itself vmalloc'ed: "vpages"
 
 

@@ -239,7 +239,7 @@ class TraceWorkload(StreamWorkload):
 def _resolve(workload) -> tuple[str, Callable]:
     from ..machine.stream import Stream
     if isinstance(workload, str) and workload.startswith("replay:"):
-        w = TraceWorkload(workload[len("replay:"):])
+        w: StreamWorkload = TraceWorkload(workload[len("replay:"):])
         return w.__name__, w
     if isinstance(workload, str):
         try:
