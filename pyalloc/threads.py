@@ -35,7 +35,7 @@ __all__ = ["serialize", "locked_entry", "retarget", "new_lock"]
 new_lock = threading.RLock
 
 
-def locked_entry(fn, lock):
+def locked_entry(fn: Callable[..., Any], lock: Any) -> Callable[..., Any]:
     """fn with `lock` held: the model core's hot entry points.
 
     The wrapper has a fixed arity for the common shapes (Python 3.11
