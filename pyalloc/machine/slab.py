@@ -21,6 +21,7 @@ from ..model import status as st
 from ..safe import show, show_hex
 from ..threads import WRAPPER_CODE
 from .vmalloc_owner import pinned_free_report
+from .buddy import GfpLike
 from .state import MachineState
 
 PAGE_OFFSET = 0xffff888000000000
@@ -366,17 +367,20 @@ class SlabAPI(MachineState):
             self._cache_order.remove(cid)
         cache._id = -1
 
-    def kmem_cache_zalloc(self, cache, gfp, cpu=None, caller=None):
+    def kmem_cache_zalloc(self, cache: Cache, gfp: GfpLike, cpu: int | None = None,
+                          caller: str | None = None) -> int | None:
         """kmem_cache_zalloc(): kmem_cache_alloc with __GFP_ZERO."""
         return self.kmem_cache_alloc(cache, gfpmod.parse(gfp) | gfpmod.GFP_ZERO, cpu, caller or self._where(1))
 
     # -- the kmalloc family ----------------------------------------------------------
 
-    def kzalloc(self, size, gfp, cpu=None, caller=None):
+    def kzalloc(self, size: int, gfp: GfpLike, cpu: int | None = None,
+                caller: str | None = None) -> int | None:
         """kzalloc(): kmalloc with __GFP_ZERO."""
         return self.kmalloc(size, gfpmod.parse(gfp) | gfpmod.GFP_ZERO, cpu, caller or self._where(1))
 
-    def kmalloc_array(self, n, size, gfp, cpu=None, caller=None):
+    def kmalloc_array(self, n: int, size: int, gfp: GfpLike, cpu: int | None = None,
+                      caller: str | None = None) -> int | None:
         """kmalloc_array(): NULL without a warning when n * size overflows."""
         check_size(n, "kmalloc_array", "n")
         check_size(size, "kmalloc_array")
@@ -386,7 +390,8 @@ class SlabAPI(MachineState):
             return None
         return self.kmalloc(n * size, flags, cpu, caller or self._where(1))
 
-    def kcalloc(self, n, size, gfp, cpu=None, caller=None):
+    def kcalloc(self, n: int, size: int, gfp: GfpLike, cpu: int | None = None,
+                caller: str | None = None) -> int | None:
         """kcalloc(): kmalloc_array with __GFP_ZERO."""
         return self.kmalloc_array(n, size, gfpmod.parse(gfp) | gfpmod.GFP_ZERO, cpu, caller or self._where(1))
 
@@ -403,7 +408,8 @@ class SlabAPI(MachineState):
             raise InvalidArgument(f"ksize({show_hex(addr)}): not a slab object or kmalloc allocation")
         return r
 
-    def krealloc(self, addr, size, gfp, cpu=None, caller=None):
+    def krealloc(self, addr: int | None, size: int, gfp: GfpLike, cpu: int | None = None,
+                 caller: str | None = None) -> int | None:
         """krealloc(): resize in place while it fits ksize, else allocate, copy and free."""
         flags = gfpmod.parse(gfp)
         caller = caller or self._where(1)
@@ -415,6 +421,7 @@ class SlabAPI(MachineState):
         ks = self.ksize(addr)
         if ks >= size:
             if flags & gfpmod.GFP_ZERO:
+                assert addr is not None     # ksize(None) is 0
                 self.memset(addr + size, 0, ks - size)
             return addr
         new = self.kmalloc(size, flags, cpu, caller)
