@@ -28,6 +28,7 @@ from .reclaim import ReclaimAPI
 from .views import ViewsAPI
 from .buddy import GfpLike, HotPathAPI
 from .snapshot import SnapshotAPI
+from .state import Core
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
@@ -68,7 +69,7 @@ def parse_size(value, what: str = "mem") -> int:
     return int(m.group(1)) << _SIZE_SHIFT[m.group(2).lower()]
 
 
-def _load_core(backend: str):
+def _load_core(backend: str) -> type[Core]:
     if backend == "c":
         from .._cbackend import CCore
         return CCore

@@ -276,7 +276,7 @@ class ModelCore:
         if chunk:
             yield chunk_pfns, b"".join(chunk)
 
-    def snapshot_put_pages(self, pfns, data: bytes) -> int:
+    def snapshot_put_pages(self, pfns, data: bytes | memoryview) -> int:
         a = self._a
         if any(not 0 <= p < a.nr_pages for p in pfns) or len(data) != len(pfns) << 12:
             return EINVAL
