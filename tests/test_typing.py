@@ -103,3 +103,23 @@ def test_user_script_passes_mypy_strict(tmp_path):
 def test_package_passes_mypy():
     r = _mypy("pyalloc", "--ignore-missing-imports", cwd=REPO)
     assert r.returncode == 0 and "Success" in r.stdout, r.stdout + r.stderr
+
+
+def test_machine_state_declares_every_attribute():
+    """MachineState (pyalloc/machine/state.py) names all a busy machine holds, and all a snapshot saves."""
+    import io
+
+    from pyalloc._testing import c_core_available
+    from pyalloc.machine.snapshot_state import SAVED
+    from pyalloc.machine.state import MachineState
+
+    declared = set(MachineState.__annotations__)
+    assert set(SAVED) <= declared
+    for backend in ("c", "model"):
+        if backend == "c" and not c_core_available():
+            continue
+        with pyalloc.Machine(mem="64M", backend=backend, swap="8M", slub_debug="FZPU", trace=io.StringIO()) as m:
+            m.kmalloc(64, "GFP_KERNEL")
+            m.vmalloc(3 * pyalloc.PAGE_SIZE)
+            m.touch(m.spawn("worker"), 4)
+            assert set(vars(m)) <= declared, sorted(set(vars(m)) - declared)
