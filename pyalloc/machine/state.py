@@ -140,7 +140,7 @@ class MachineState:
     _track_callers: bool
     _slab_tainted: bool
     _debug_flags: int                     # slub_debug= as SLAB_* bits
-    _debug_names: Optional[set[str]]      # the caches slub_debug= names; None: all
+    _debug_names: Optional[tuple[str, ...]]  # the caches slub_debug= names; None: all
 
     # -- reclaim (reclaim.py) ----------------------------------------------------------
     _procs: dict[int, Process]            # pid -> simulated task
