@@ -359,7 +359,7 @@ class CCore:
                 return
             start = nxt[0]
 
-    def snapshot_put_pages(self, pfns, data: bytes) -> int:
+    def snapshot_put_pages(self, pfns, data: bytes | memoryview) -> int:
         if len(data) != len(pfns) << 12:
             return errors.EINVAL
         return lib.pa_snapshot_put_pages(self._m, ffi.new("int64_t[]", list(pfns)), ffi.from_buffer(data),

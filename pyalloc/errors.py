@@ -9,6 +9,8 @@ exception type *and* text are identical on both backends.
 
 from __future__ import annotations
 
+from typing import Any
+
 # Status codes.  errno-valued where Linux has an errno for the situation.
 OK = 0
 E2BIG = -7          # request larger than the allocator can ever serve: NULL + WARN
@@ -42,6 +44,9 @@ class PyallocError(Exception):
     addr = None
     cache = None
     reason = None
+    # an error a Stream run raises also carries the op's index and the StreamResult so far (stream.py)
+    index: int
+    result: Any
 
     def __init__(self, *args, addr=None, cache=None, reason=None) -> None:
         super().__init__(*args)

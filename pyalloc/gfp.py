@@ -318,7 +318,7 @@ def _did_you_mean(part: str) -> str:
     def stem(name: str) -> str:
         name = name.upper().lstrip("_")
         return name[4:] if name.startswith("GFP_") else name
-    stems = {}
+    stems: dict[str, str] = {}
     for name in NAMES:
         stems.setdefault(stem(name), name)
     close = difflib.get_close_matches(stem(part), stems, n=1, cutoff=0.75)

@@ -28,13 +28,14 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
+from typing import Any, Callable
 
 __all__ = ["serialize", "locked_entry", "retarget", "new_lock"]
 
 new_lock = threading.RLock
 
 
-def locked_entry(fn, lock):
+def locked_entry(fn: Callable[..., Any], lock: Any) -> Callable[..., Any]:
     """fn with `lock` held: the model core's hot entry points.
 
     The wrapper has a fixed arity for the common shapes (Python 3.11
@@ -45,6 +46,7 @@ def locked_entry(fn, lock):
     acquire, release = lock.acquire, lock.release
     arity = sum(p.default is p.empty for p in inspect.signature(fn).parameters.values())
 
+    call: Callable[..., Any]
     if arity == 3:
         def call(a, b, c):
             acquire()

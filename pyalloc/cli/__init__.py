@@ -132,6 +132,7 @@ def cmd_report(args) -> int:
         text = report.to_json(stats)
     elif args.format == "csv":
         text = report.to_csv(stats)
+    assert text is not None     # --format is one of text, csv, json
     sys.stdout.write(text)
     return 0
 

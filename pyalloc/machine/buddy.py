@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Optional, Union
 
 from .. import gfp as gfpmod
 from ..gfp import GFP
+from .state import MachineState
 
 if TYPE_CHECKING:
     from .machine import Machine
@@ -68,7 +69,7 @@ def _hot_paths(machine: "Machine", core):
     return alloc_pages, free_pages
 
 
-class HotPathAPI:
+class HotPathAPI(MachineState):
     """alloc_pages, free_pages, kmalloc, kfree, kmem_cache_alloc, kmem_cache_free."""
 
     def alloc_pages(self, gfp: GfpLike, order: int = 0) -> Optional[int]:

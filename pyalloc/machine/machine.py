@@ -26,9 +26,10 @@ from .trace import TraceAPI
 from .vmalloc import VmallocAPI, is_vmalloc_addr
 from .reclaim import ReclaimAPI
 from .views import ViewsAPI
-from .buddy import HotPathAPI, _hot_paths
+from .buddy import GfpLike, HotPathAPI, _hot_paths
 from .snapshot import SnapshotAPI
 from .core_view import CoreView
+from .state import Core
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
@@ -69,7 +70,7 @@ def parse_size(value, what: str = "mem") -> int:
     return int(m.group(1)) << _SIZE_SHIFT[m.group(2).lower()]
 
 
-def _load_core(backend: str):
+def _load_core(backend: str) -> type[Core]:
     if backend == "c":
         from .._cbackend import CCore
         return CCore
@@ -161,7 +162,8 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, StreamAPI, TraceAPI, ViewsAPI, Ho
         self.slub_debug = slub_debug
         self.slab_merge = bool(slab_merge)
         self._core = _load_core(backend)(nr_pages, cpus, min_free_kbytes)
-        self.alloc_pages, self.free_pages = _hot_paths(self, self._core)
+        # instance closures shadow the documented methods (buddy.py); mypy forbids that by default
+        self.alloc_pages, self.free_pages = _hot_paths(self, self._core)  # type: ignore[method-assign]
         self._log = KernelLog()
         self._warned_once: set[str] = set()
         self._comm, self._pid = COMM, PID
@@ -185,8 +187,9 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, StreamAPI, TraceAPI, ViewsAPI, Ho
         finally:
             self._closed = True
         core, self._core = self._core, _ClosedCore()
-        self.alloc_pages = self.free_pages = _closed
-        self.kmalloc = self.kfree = self.kmem_cache_alloc = self.kmem_cache_free = _closed
+        # instance closures shadow the documented methods (buddy.py); mypy forbids that by default
+        self.alloc_pages = self.free_pages = _closed  # type: ignore[method-assign]
+        self.kmalloc = self.kfree = self.kmem_cache_alloc = self.kmem_cache_free = _closed  # type: ignore[method-assign]
         core.close()
 
     def __enter__(self) -> "Machine":
@@ -222,12 +225,12 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, StreamAPI, TraceAPI, ViewsAPI, Ho
 
     # -- pages -----------------------------------------------------------------
 
-    def get_free_pages(self, gfp, order: int = 0):
+    def get_free_pages(self, gfp: GfpLike, order: int = 0) -> int | None:
         """__get_free_pages(): the direct-map address of a new block, or None."""
         pfn = self.alloc_pages(_parse_gfp(gfp) & ~gfpmod.GFP_HIGHMEM, order)
         return None if pfn is None else PAGE_OFFSET + (pfn << PAGE_SHIFT)
 
-    def get_zeroed_page(self, gfp):
+    def get_zeroed_page(self, gfp: GfpLike) -> int | None:
         """get_zeroed_page(): one zeroed page's address, or None."""
         return self.get_free_pages(_parse_gfp(gfp) | gfpmod.GFP_ZERO, 0)
 

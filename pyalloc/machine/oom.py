@@ -7,6 +7,8 @@ says it in the kernel's words.  Pure functions of their arguments.
 
 from __future__ import annotations
 
+from typing import AbstractSet
+
 from .. import gfp as gfpmod
 from ..text import procfs
 from ..text.printk import dump_stack_lines
@@ -62,7 +64,7 @@ def dump_tasks(tasks: list) -> list[str]:
     return lines
 
 
-def unreclaimable_slab(snap: dict, reclaimable: set = frozenset()) -> list[str]:
+def unreclaimable_slab(snap: dict, reclaimable: AbstractSet[str] = frozenset()) -> list[str]:
     """dump_unreclaimable_slab(), printed when unreclaimable slab outweighs the LRU lists."""
     rc = snap["reclaim"]
     nr_lru = rc["nr_inactive_anon"] + rc["nr_active_anon"] + rc["nr_inactive_file"] + rc["nr_active_file"]

@@ -21,12 +21,14 @@ Choices, all deterministic:
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, Callable, Optional
 
 from .. import errors, gfp as gfpmod
 from . import oom, psi
 from ..errors import InvalidArgument, OutOfMemory
 from ..errors import show
 from .._abi import COST, COUNTERS, CTR
+from .state import MachineState
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
@@ -86,7 +88,7 @@ def _check_int(value, what: str) -> int:
     return value
 
 
-class ReclaimAPI:
+class ReclaimAPI(MachineState):
     """Mixin of :class:`pyalloc.Machine`: processes, files, swap, reclaim, OOM."""
 
     def _reclaim_boot(self, swap_bytes: int) -> None:
@@ -350,7 +352,8 @@ class ReclaimAPI:
         self._core.set_oom_mode(2)          # count the kill
         return victim["pid"]
 
-    def _with_oom(self, call, comm: str = None, pid: int = None, user_fault: bool = False):
+    def _with_oom(self, call: Callable[[], Any], comm: Optional[str] = None, pid: Optional[int] = None,
+                  user_fault: bool = False) -> Any:
         """Run a core call through the OOM killer's turn (oom.retry)."""
         self._oom_victim = None
         return oom.retry(self, call, _is_eoom, comm or self._comm, pid or self._pid, user_fault, stop=pid)[0]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import sys
+from typing import Any
 from contextlib import contextmanager
 
 from .. import errors, gfp as gfpmod
@@ -20,6 +21,8 @@ from ..model import status as st
 from ..errors import show, show_hex
 from ..threads import WRAPPER_CODE
 from .vmalloc_owner import pinned_free_report
+from .buddy import GfpLike
+from .state import MachineState
 
 PAGE_OFFSET = 0xffff888000000000
 PAGE_SIZE = 4096
@@ -262,7 +265,7 @@ _FREE_REASONS = {
 _SLAB_BUG_MASK = gfpmod.GFP_DMA32 | gfpmod.GFP_HIGHMEM | (0xffffffff & ~gfpmod.GFP_BITS_MASK)
 
 
-class SlabAPI:
+class SlabAPI(MachineState):
     """The slab half of Machine (mixed into it)."""
 
     # -- boot --------------------------------------------------------------------
@@ -332,9 +335,9 @@ class SlabAPI:
 
     def _cache_id(self, cache, what: str) -> int:
         self._live()
-        cid = getattr(cache, "_id", None)
         if not isinstance(cache, Cache) or cache._machine is not self:
             raise InvalidArgument(f"{what}: not a kmem_cache of this machine: {show(cache)}")
+        cid = cache._id
         if cid < 0:
             raise InvalidArgument(f"{what}: kmem_cache {show(cache.name)} has been destroyed")
         return cid
@@ -364,17 +367,20 @@ class SlabAPI:
             self._cache_order.remove(cid)
         cache._id = -1
 
-    def kmem_cache_zalloc(self, cache, gfp, cpu=None, caller=None):
+    def kmem_cache_zalloc(self, cache: Cache, gfp: GfpLike, cpu: int | None = None,
+                          caller: str | None = None) -> int | None:
         """kmem_cache_zalloc(): kmem_cache_alloc with __GFP_ZERO."""
         return self.kmem_cache_alloc(cache, gfpmod.parse(gfp) | gfpmod.GFP_ZERO, cpu, caller or self._where(1))
 
     # -- the kmalloc family ----------------------------------------------------------
 
-    def kzalloc(self, size, gfp, cpu=None, caller=None):
+    def kzalloc(self, size: int, gfp: GfpLike, cpu: int | None = None,
+                caller: str | None = None) -> int | None:
         """kzalloc(): kmalloc with __GFP_ZERO."""
         return self.kmalloc(size, gfpmod.parse(gfp) | gfpmod.GFP_ZERO, cpu, caller or self._where(1))
 
-    def kmalloc_array(self, n, size, gfp, cpu=None, caller=None):
+    def kmalloc_array(self, n: int, size: int, gfp: GfpLike, cpu: int | None = None,
+                      caller: str | None = None) -> int | None:
         """kmalloc_array(): NULL without a warning when n * size overflows."""
         check_size(n, "kmalloc_array", "n")
         check_size(size, "kmalloc_array")
@@ -384,7 +390,8 @@ class SlabAPI:
             return None
         return self.kmalloc(n * size, flags, cpu, caller or self._where(1))
 
-    def kcalloc(self, n, size, gfp, cpu=None, caller=None):
+    def kcalloc(self, n: int, size: int, gfp: GfpLike, cpu: int | None = None,
+                caller: str | None = None) -> int | None:
         """kcalloc(): kmalloc_array with __GFP_ZERO."""
         return self.kmalloc_array(n, size, gfpmod.parse(gfp) | gfpmod.GFP_ZERO, cpu, caller or self._where(1))
 
@@ -401,7 +408,8 @@ class SlabAPI:
             raise InvalidArgument(f"ksize({show_hex(addr)}): not a slab object or kmalloc allocation")
         return r
 
-    def krealloc(self, addr, size, gfp, cpu=None, caller=None):
+    def krealloc(self, addr: int | None, size: int, gfp: GfpLike, cpu: int | None = None,
+                 caller: str | None = None) -> int | None:
         """krealloc(): resize in place while it fits ksize, else allocate, copy and free."""
         flags = gfpmod.parse(gfp)
         caller = caller or self._where(1)
@@ -413,6 +421,7 @@ class SlabAPI:
         ks = self.ksize(addr)
         if ks >= size:
             if flags & gfpmod.GFP_ZERO:
+                assert addr is not None     # ksize(None) is 0
                 self.memset(addr + size, 0, ks - size)
             return addr
         new = self.kmalloc(size, flags, cpu, caller)
@@ -663,7 +672,7 @@ class SlabAPI:
             return None, None
         base = obj + (info["offset"] + 8 if info["offset"] >= info["inuse"] else info["inuse"])
         now = self._core.vm_info()["ticks"]
-        out = []
+        out: list[tuple[str, int, int, int] | None] = []    # (caller, age, cpu, pid) or no record
         for which in (0, 1):
             raw = self._core.read(base + which * st.TRACK_SIZE, st.TRACK_SIZE)
             caller = int.from_bytes(raw[0:8], "little")
@@ -704,7 +713,7 @@ class SlabAPI:
             info = self._core.cache_info(cid) if cid >= 0 else None
             slab = self._slab_dict(slab_phys) if slab_phys >= 0 else None
             clock = self._clock_ns()
-            common = dict(comm=self._comm, pid=self._pid, cpu=self._cpu())
+            common: dict[str, Any] = dict(comm=self._comm, pid=self._pid, cpu=self._cpu())
             if reason == st.SLAB_ERR_OBJECTS_REMAINING:
                 shutdown.setdefault(slab_phys, (cache, slab, []))[2].append(PAGE_OFFSET + obj)
                 continue

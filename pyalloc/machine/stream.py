@@ -29,6 +29,7 @@ vfree) and masks whose per-call path warns first always take that route.
 from __future__ import annotations
 
 from array import array
+from typing import Any
 
 from .. import errors
 from .. import gfp as gfpmod
@@ -36,6 +37,7 @@ from ..errors import EOOM as _EOOM, InvalidArgument, PyallocError
 from ..model import stream as ops_
 from ..model.status import ZERO_SIZE_STATUS
 from . import oom
+from .state import MachineState
 
 PAGE_OFFSET = 0xffff888000000000
 VMALLOC_START = 0xffffc90000000000
@@ -84,6 +86,8 @@ class Stream:
     one of that name exists); a :class:`pyalloc.Cache` works as well.
     """
 
+    trace_stats: dict[str, int]     # a stream read_trace() made: what it kept and skipped (trace.py)
+
     def __init__(self) -> None:
         self._rec = array("Q")
         # run() checks every record once: records below _checked passed against tables of
@@ -93,7 +97,7 @@ class Stream:
         self._checked_cpu = (-1, -1)
         self.callers: list = [None]             # index 0: no caller
         self._caller_index: dict[str, int] = {}
-        self.caches: list[tuple] = []           # (name, size, align, flags)
+        self.caches: list[tuple[str, int, int, Any]] = []   # (name, size, align, flags)
         self._cache_index: dict[str, int] = {}
         self.names: list[str] = []              # process names and file paths
         self._name_index: dict[str, int] = {}
@@ -118,8 +122,8 @@ class Stream:
                 self.max_cpu = cpu
         who = 0
         if caller is not None:
-            who = self._caller_index.get(caller)
-            if who is None:
+            who = self._caller_index.get(caller, -1)
+            if who < 0:
                 if not isinstance(caller, str):
                     raise InvalidArgument(f"caller must be a string, not {caller!r}")
                 who = self._caller_index[caller] = len(self.callers)
@@ -380,7 +384,7 @@ class StreamResult:
         return [self[i] for i in range(len(self.raw))]
 
 
-class StreamAPI:
+class StreamAPI(MachineState):
     """Machine.run (mixed into Machine)."""
 
     def run(self, stream: Stream, errors: str = "raise", *, start: int = 0, end: int | None = None,
@@ -584,6 +588,7 @@ class StreamAPI:
         if kind == ops_.OP_KMALLOC or (kind == ops_.OP_KREALLOC and status in (errors.ENOMEM, errors.E2BIG)):
             self._kmalloc_failed(status, arg, gfp)
         elif kind == ops_.OP_KMEM_CACHE_ALLOC:
+            assert cache_obj is not None    # refused above
             self._cache_alloc_failed(status, cache_obj, gfp)
         elif kind == ops_.OP_KREALLOC and status == errors.EINVAL:
             raise InvalidArgument(f"krealloc: size {arg} is negative" if arg < 0 else

@@ -28,6 +28,7 @@ from ..errors import GFPError, InvalidArgument
 from .slab import SLAB
 from ..model.status import OP_CPU_CURRENT
 from .stream import Stream
+from .state import MachineState
 
 PAGE_OFFSET = 0xffff888000000000
 VMALLOC_START = 0xffffc90000000000
@@ -93,7 +94,7 @@ class _Tracer:
         self.lines = 0
 
 
-class TraceAPI:
+class TraceAPI(MachineState):
     """Machine(trace=...) and the trace buffer (mixed into Machine)."""
 
     _tracer = None
@@ -123,6 +124,7 @@ class TraceAPI:
 
     def _trace_drain(self) -> None:
         t, core = self._tracer, self._core
+        assert t is not None        # called only while tracing
         names = self._caller_names
         for ident in range(t.callers_synced, len(names)):
             core.trace_name(0, ident + 1, names[ident])
@@ -144,6 +146,7 @@ class TraceAPI:
         self._trace_drain()
         vm = self._core.vm_info()
         ticks = vm["ticks"]
+        assert self._tracer is not None     # called only while tracing
         self._tracer.file.write(f"{self._comm:>16}-{self._pid:<7} [{vm['cpu']:03d}] ..... "
                                 f"{ticks // 1000000:5d}.{ticks % 1000000:06d}: {event}: {fields}\n")
 
@@ -471,8 +474,8 @@ def read_trace(path, skip_bad: bool = False, progress=None) -> Stream:
                     h, cache = s.kmalloc(req, gfp, cpu=cpu, caller=site), -1
                 else:
                     name = f.get("name") or f"trace-{req}"
-                    cache = s._cache_index.get(name)
-                    if cache is None:
+                    cache = s._cache_index.get(name, -1)
+                    if cache < 0:
                         cache = s.cache(name, max(req, 1), *_cache_shape(req, _int(f["bytes_alloc"]), gfp,
                                                                         f.get("accounted") == "true"))
                     h = s.kmem_cache_alloc(name, gfp, cpu=cpu, caller=site)
@@ -497,9 +500,9 @@ def read_trace(path, skip_bad: bool = False, progress=None) -> Stream:
                     s.kmem_cache_free(s.caches[cache][0], h, cpu=cpu, caller=site)
             else:       # PAGE_FREE_EVENTS
                 pfn = _int(f["pfn"])
-                h = pages.pop(pfn, None)
-                if h is not None:
-                    s.free_pages(h, _int(f.get("order", "0")), cpu=cpu)
+                freed = pages.pop(pfn, None)
+                if freed is not None:
+                    s.free_pages(freed, _int(f.get("order", "0")), cpu=cpu)
                 elif pfn in internal:
                     internal.discard(pfn)
                 else:

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING
 
 from ..text import debugfs, sysfs
 from ..tools import export as exportmod
+from .state import MachineState
 
 
-class ViewsAPI:
+class ViewsAPI(MachineState):
     """debugfs(), sysfs() and export() of Machine."""
 
     if TYPE_CHECKING:                   # provided by Machine

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import sys
 from collections import OrderedDict
+from typing import Iterable
 
 from .. import errors, gfp as gfpmod
 from ..errors import DoubleFree, InvalidArgument, InvalidFree
@@ -28,6 +29,8 @@ from .slab import check_size, frame_caller
 from .vmap_area import VmapAreas
 from .vmalloc_owner import refuse_page_array_free
 from ..errors import show, show_hex
+from .buddy import GfpLike
+from .state import MachineState
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
@@ -56,7 +59,7 @@ class VmArea:
         self.pfns: list[int] = []   # the pages vmalloc owns, in order (vmap: none, nr_pages 0)
         self.mapped = 0             # pages mapped in the area
         self.caller = caller
-        self.pages_array = None     # address of the page array (kmalloc'ed, or vmalloc'ed when nested)
+        self.pages_array: int | None = None     # address of the page array (kmalloc'ed, or vmalloc'ed when nested)
         self.nested = False         # page array itself vmalloc'ed: "vpages"
 
 
@@ -73,7 +76,7 @@ def is_vmalloc_addr(addr) -> bool:
     return isinstance(addr, int) and VMALLOC_START <= addr < VMALLOC_END
 
 
-class VmallocAPI:
+class VmallocAPI(MachineState):
     """The vmalloc half of Machine (mixed into it)."""
 
     def _vmalloc_boot(self) -> None:
@@ -84,16 +87,17 @@ class VmallocAPI:
 
     # -- vmalloc ------------------------------------------------------------------
 
-    def vmalloc(self, size, gfp="GFP_KERNEL", caller=None, node=-1):
+    def vmalloc(self, size: int, gfp: GfpLike = "GFP_KERNEL", caller: str | None = None, node: int = -1) -> int | None:
         """vmalloc(): virtually contiguous memory of order-0 pages, or None."""
         return self._vmalloc_node_range(size, 1, gfpmod.parse(gfp), caller or self._where_always(1), node)
 
-    def vzalloc(self, size, gfp="GFP_KERNEL", caller=None, node=-1):
+    def vzalloc(self, size: int, gfp: GfpLike = "GFP_KERNEL", caller: str | None = None, node: int = -1) -> int | None:
         """vzalloc(): vmalloc with __GFP_ZERO."""
         return self._vmalloc_node_range(size, 1, gfpmod.parse(gfp) | gfpmod.GFP_ZERO,
                                         caller or self._where_always(1), node)
 
-    def vmalloc_node(self, size, node=0, gfp="GFP_KERNEL", caller=None):
+    def vmalloc_node(self, size: int, node: int = 0, gfp: GfpLike = "GFP_KERNEL",
+                     caller: str | None = None) -> int | None:
         """vmalloc_node(): vmalloc on a NUMA node (the machine has one, node 0)."""
         return self._vmalloc_node_range(size, 1, gfpmod.parse(gfp), caller or self._where_always(1), node)
 
@@ -194,7 +198,7 @@ class VmallocAPI:
 
     # -- freeing ----------------------------------------------------------------------
 
-    def vfree(self, addr) -> None:
+    def vfree(self, addr: int | None) -> None:
         """vfree(): unmap and free a vmalloc area; vfree(None) does nothing."""
         self._live()
         if addr is None:
@@ -254,7 +258,7 @@ class VmallocAPI:
 
     # -- vmap ----------------------------------------------------------------------------
 
-    def vmap(self, pfns, caller=None):
+    def vmap(self, pfns: Iterable[int], caller: str | None = None) -> int | None:
         """vmap(): map existing pages (pfns) into one virtually contiguous area, or None."""
         self._live()
         try:
@@ -289,7 +293,7 @@ class VmallocAPI:
         self._release_range(area)
         self._remember_freed(area.start, "vunmap")
 
-    def vmalloc_to_page(self, addr):
+    def vmalloc_to_page(self, addr: int) -> int | None:
         """vmalloc_to_page(): the pfn mapped at addr, or None where nothing is mapped."""
         self._live()
         if isinstance(addr, bool) or not isinstance(addr, int):
@@ -306,7 +310,7 @@ class VmallocAPI:
 
     # -- kvmalloc --------------------------------------------------------------------------
 
-    def kvmalloc(self, size, gfp="GFP_KERNEL", caller=None, node=-1):
+    def kvmalloc(self, size: int, gfp: GfpLike = "GFP_KERNEL", caller: str | None = None, node: int = -1) -> int | None:
         """kvmalloc(): kmalloc, falling back to vmalloc above a page for blocking requests."""
         self._live()
         flags = gfpmod.parse(gfp)
@@ -330,7 +334,7 @@ class VmallocAPI:
             return None
         return self._vmalloc_node_range(size, 1, flags, caller, node, VM_ALLOW_HUGE_VMAP)
 
-    def kvzalloc(self, size, gfp="GFP_KERNEL", caller=None, node=-1):
+    def kvzalloc(self, size: int, gfp: GfpLike = "GFP_KERNEL", caller: str | None = None, node: int = -1) -> int | None:
         """kvzalloc(): kvmalloc with __GFP_ZERO."""
         return self.kvmalloc(size, gfpmod.parse(gfp) | gfpmod.GFP_ZERO, caller or self._where_always(1), node)
 
@@ -364,7 +368,7 @@ class VmallocAPI:
         areas = []
         for start, size in self._vmap.busy():
             a = self._vm_areas[start]
-            flags = ("vmalloc",) if a.flags & VM_ALLOC else ("vmap",) if a.flags & VM_MAP else ()
+            flags: tuple[str, ...] = ("vmalloc",) if a.flags & VM_ALLOC else ("vmap",) if a.flags & VM_MAP else ()
             if a.nested:
                 flags += ("vpages",)
             nr = len(a.pfns)

@@ -215,7 +215,7 @@ def _first_fit(t: Optional[_Node], size: int, align: int, vstart: int) -> Option
 
 
 def _inorder(t: Optional[_Node]) -> Iterator[_Node]:
-    stack = []
+    stack: list[_Node] = []
     while stack or t is not None:
         while t is not None:
             stack.append(t)

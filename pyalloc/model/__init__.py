@@ -215,7 +215,8 @@ class ModelCore:
         if self._a.trace is not None:
             return EBUSY
         self._a.trace = trace.TraceBuffer()
-        self._trace_meta = (comm, pid, tuple(gfp_table), {}, {})
+        # comm, pid, the gfp print table, then the names of callers and caches by id
+        self._trace_meta: tuple = (comm, pid, tuple(gfp_table), {}, {})
         return 0
 
     def trace_stop(self) -> None:
@@ -275,16 +276,18 @@ class ModelCore:
         if chunk:
             yield chunk_pfns, b"".join(chunk)
 
-    def snapshot_put_pages(self, pfns, data: bytes) -> int:
+    def snapshot_put_pages(self, pfns, data: bytes | memoryview) -> int:
         a = self._a
         if any(not 0 <= p < a.nr_pages for p in pfns) or len(data) != len(pfns) << 12:
             return EINVAL
-        data = memoryview(data)
-        snapshot.load_pages(a, ((p, data[i << 12:(i + 1) << 12]) for i, p in enumerate(pfns)))
+        view = memoryview(data)
+        snapshot.load_pages(a, ((p, view[i << 12:(i + 1) << 12]) for i, p in enumerate(pfns)))
         return 0
 
     def close(self) -> None:
-        self._a = self.handle = None
+        # a closed core is never called again: its hot entries are retargeted below and
+        # the Machine swaps it for _ClosedCore, so no entry reaches the missing arena
+        self._a = self.handle = None  # type: ignore[assignment]
         for entry in (self.hot_alloc_pages, self.hot_free_pages, self.hot_kmalloc, self.hot_kfree,
                       self.hot_kmem_cache_alloc, self.hot_kmem_cache_free):
             retarget(entry, _closed_entry)

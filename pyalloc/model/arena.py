@@ -20,6 +20,8 @@ simplification the /proc views inherit.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .status import (
     DMA32_END_PFN, DMA_END_PFN, MAX_NR_ZONES, MAX_PAGE_ORDER, MIGRATE_MOVABLE,
     MIGRATE_TYPES, NR_PAGE_ORDERS, PAGE_SHIFT, PAGE_SIZE, PAGEBLOCK_ORDER,
@@ -27,6 +29,10 @@ from .status import (
 )
 
 NIL = -1
+
+if TYPE_CHECKING:
+    from .reclaim import Mm
+    from .trace import TraceBuffer
 
 ZONE_NAMES = ("DMA", "DMA32", "Normal", "Movable", "Device")
 
@@ -141,6 +147,23 @@ def _mult_frac(x: int, n: int, d: int) -> int:
 class Arena:
     """Machine state: memory, descriptors, zones, counters."""
 
+    # the reclaim part, set by reclaim.init() (reclaim.py)
+    lru: list[list[int]]                  # [lru list] -> [head pfn, tail pfn]
+    mms: list[Mm]                         # mm id -> process memory or file page cache
+    rmap: dict[int, tuple[int, int]]      # pfn -> (mm id, index)
+    swap: dict[int, bytes]                # swap slot -> page contents
+    swap_pages: int
+    swap_next: int
+    swap_free: list[int]                  # freed swap slots, reused first
+    ctr: list[int]                        # the reclaim counters (_abi.CTR)
+    cost: list[int]                       # the last call's cost (_abi.COST)
+    alloc_seq: int
+    kswapd_wanted: int
+    kswapd_order: int
+    kswapd_highest: int
+    oom_mode: int
+    rw_pin: "tuple[int, int, int] | None"   # (mm id, first, last) while a read or write faults its pages in
+
     def __init__(self, nr_pages: int, cpus: int, min_free_kbytes: int) -> None:
         self.nr_pages = nr_pages
         self.cpus = cpus
@@ -178,7 +201,7 @@ class Arena:
         self.nr_pgtable_pages_all = 0
         self.vmalloc_pages = 0
         self.slowpath_entries = 0
-        self.trace = None                 # a trace.TraceBuffer while tracing (trace.py)
+        self.trace: TraceBuffer | None = None   # set while tracing (trace.py)
         for z in self.zones:
             if not z.managed:
                 continue

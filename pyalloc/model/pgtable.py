@@ -106,7 +106,7 @@ def map_pages(a: Arena, va: int, nr: int, pfns) -> int:
         pte = pte_slot(a, va + (i << PAGE_SHIFT), True)
         if pte is None or pte.get() & PTE_PRESENT:
             for j in range(i):
-                pte_slot(a, va + (j << PAGE_SHIFT), False).set(0)
+                pte_slot(a, va + (j << PAGE_SHIFT), False).set(0)  # type: ignore[union-attr]  # mapped above
             return EBUSY if pte is not None else ENOMEM
         pte.set((pfns[i] << PAGE_SHIFT) | PAGE_KERNEL)
     return OK

@@ -121,6 +121,28 @@ class Cache:
     __slots__ = ("id", "flags", "object_size", "size", "align", "inuse", "offset", "red_left_pad",
                  "order", "objects", "min_order", "min_objects", "min_partial", "refcount",
                  "allocflags", "partial", "nr_slabs", "total_objects", "cpu", "alive", "live")
+    # the fields of struct pa_cache (csrc/internal.h), set by kmem_cache_create()
+    id: int
+    flags: int
+    object_size: int
+    size: int
+    align: int
+    inuse: int
+    offset: int
+    red_left_pad: int
+    order: int
+    objects: int
+    min_order: int
+    min_objects: int
+    min_partial: int
+    refcount: int
+    allocflags: int
+    partial: list[int]                  # head pfns of the partial slabs
+    nr_slabs: int
+    total_objects: int
+    cpu: list[CpuSlab]
+    alive: bool
+    live: int
 
 
 # -- creation ----------------------------------------------------------------------
@@ -950,7 +972,7 @@ def check_slabs(a: Arena):
     """None, a message for a broken invariant, or ECORRUPT after validate found damage."""
     pages_rec = pages_unrec = 0
     corrupt = False
-    per_cache = {}
+    per_cache: dict[int, list[int]] = {}   # cache id -> [slabs, objects, live]
     for pfn in sorted(a.slabs):
         slab = a.slabs[pfn]
         p = a.pages.get(pfn)

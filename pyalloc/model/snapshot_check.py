@@ -19,6 +19,8 @@ exactly the files refused here (fuzz/fuzz_snapshot.py compares them).
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 from . import slab as mslab
 from .snapshot import (
     CACHE_FIELDS,
@@ -59,7 +61,7 @@ _SCALAR_LIMITS = {"slab_merge": 1, "kswapd_wanted": 1, "kswapd_order": MAX_PAGE_
                   "kswapd_highest": MAX_NR_ZONES - 1, "oom_mode": 1, "slab_fallback_gfp": (1 << 32) - 1}
 
 
-def _fail(what: str):
+def _fail(what: str) -> NoReturn:
     raise Corrupt(what)
 
 
@@ -69,6 +71,9 @@ def _zone_of(pfn: int) -> int:
 
 class _Cache:
     __slots__ = ("fields", "partial", "cpu")
+    fields: dict[str, int]
+    partial: list[int]
+    cpu: list[tuple[int, int]]          # (slab pfn, freelist slot) per cpu
 
 
 def _expected_cache(flags: int, object_size: int, align: int, cpus: int):
@@ -202,8 +207,8 @@ def validate(data, nr_pages: int, cpus: int, swap_pages: int) -> None:
         if pfn >= nr_pages or pfn <= last:
             _fail(f"rmap pfn {pfn:#x}: outside memory or out of order")
         last = pfn
-        p = pages.get(pfn)
-        if p is None or not p[0] & PG_ALLOC or p[2] not in (KIND_ANON, KIND_FILE):
+        desc = pages.get(pfn)
+        if desc is None or not desc[0] & PG_ALLOC or desc[2] not in (KIND_ANON, KIND_FILE):
             _fail(f"rmap pfn {pfn:#x} is not a process or file page")
         if mid >= MAX_MMS or idx >= MAX_MM_PAGES:
             _fail(f"rmap pfn {pfn:#x}: owner {mid} index {idx} out of range")
@@ -233,8 +238,8 @@ def validate(data, nr_pages: int, cpus: int, swap_pages: int) -> None:
                 _fail(f"cache {cid}: cpu freelist {fl:#x}")
             c.cpu.append((sp, fl))
         caches.append(c)
-    order = many(count(nr_ids, "cache order"))
-    if sorted(order) != [i for i, c in enumerate(caches) if c is not None]:
+    cache_order = many(count(nr_ids, "cache order"))
+    if sorted(cache_order) != [i for i, c in enumerate(caches) if c is not None]:
         _fail("cache order does not list the live caches")
     lc = sc["last_cache"]
     if lc != U64_NIL and lc >= nr_ids:
@@ -260,8 +265,8 @@ def validate(data, nr_pages: int, cpus: int, swap_pages: int) -> None:
         f = caches[cid].fields
         if (sorder, objects) not in ((f["order"], f["objects"]), (f["min_order"], f["min_objects"])):
             _fail(f"{what}: order {sorder} with {objects} objects does not fit cache {cid}")
-        p = pages.get(pfn)
-        if p is None or p[0] & (PG_ALLOC | PG_BUDDY) != PG_ALLOC or p[1] != sorder or p[2] != KIND_SLAB:
+        desc = pages.get(pfn)
+        if desc is None or desc[0] & (PG_ALLOC | PG_BUDDY) != PG_ALLOC or desc[1] != sorder or desc[2] != KIND_SLAB:
             _fail(f"{what}: the page is not an order-{sorder} slab page")
         if inuse > objects or frozen > 1 or on_partial > 1:
             _fail(f"{what}: inuse {inuse}, frozen {frozen}, on_partial {on_partial}")

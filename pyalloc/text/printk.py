@@ -93,7 +93,7 @@ def symbol_offset(function: str) -> str:
     return "%s+0x%x/0x%x" % (base, offset, size)
 
 
-def cpu_line(cpu: int, pid: int, comm: str, tainted=False) -> str:
+def cpu_line(cpu: int, pid: int, comm: str, tainted: bool | str = False) -> str:
     """dump_stack_print_info(), 6.18: the preemption model follows the version and
     a space precedes the (empty, no STACKTRACE_BUILD_ID) build id.
 
@@ -107,7 +107,7 @@ def cpu_line(cpu: int, pid: int, comm: str, tainted=False) -> str:
 
 
 def dump_stack_lines(cpu: int, pid: int, comm: str, frames: Iterable[str],
-                      tainted: bool = False) -> list[str]:
+                      tainted: bool | str = False) -> list[str]:
     lines = [cpu_line(cpu, pid, comm, tainted)]
     if tainted:
         lines.append("Tainted: [W]=WARN")

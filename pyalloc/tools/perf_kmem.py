@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from typing import Any
 
 from ..errors import InvalidArgument
 from ..machine.trace import PAGE_FREE_EVENTS, TraceFormatError, _int, parse_events, parse_gfp
@@ -99,7 +100,7 @@ def slab_stats(path, skip_bad: bool = False) -> dict:
     sites: dict[str, _Row] = {}
     caches: dict[str, _Row] = {}
     live: dict[int, tuple] = {}
-    total = {"requested": 0, "allocated": 0, "freed": 0, "allocs": 0, "frees": 0, "cross_cpu_frees": 0,
+    total: dict[str, Any] = {"requested": 0, "allocated": 0, "freed": 0, "allocs": 0, "frees": 0, "cross_cpu_frees": 0,
              "unmatched_frees": 0}
     for lineno, event, cpu, _ts, f in parse_events(path, skip_bad):
         if event.startswith(("kmalloc", "kmem_cache_alloc")):
@@ -153,7 +154,7 @@ def page_stats(path, skip_bad: bool = False) -> dict:
     groups: dict[tuple, dict] = {}
     live: dict[int, tuple] = {}
     orders = [[0] * 5 for _ in range(11)]
-    s = {"alloc_requests": 0, "alloc_bytes": 0, "free_requests": 0, "free_bytes": 0, "nomatch": 0,
+    s: dict[str, Any] = {"alloc_requests": 0, "alloc_bytes": 0, "free_requests": 0, "free_bytes": 0, "nomatch": 0,
          "nomatch_bytes": 0, "failures": 0, "failure_bytes": 0}
     for lineno, event, _cpu, _ts, f in parse_events(path, skip_bad):
         if event == "mm_page_alloc":
@@ -251,7 +252,7 @@ def render_page(stats: dict, sort: str = DEFAULT_PAGE_SORT, lines: int | None = 
     rows = _sorted(stats["pages"], sort, PAGE_SORT_KEYS, {})
     gfp_len = max([len("GFP flags")] + [len(compact_gfp(r["gfp"])) for r in rows])
     out = ["#", "# GFP flags", "# ---------"]
-    seen = {}
+    seen: dict[int, str] = {}
     for r in rows:
         seen.setdefault(r["gfp_mask"], r["gfp"])
     for mask in sorted(seen):

@@ -52,7 +52,7 @@ def replay_steps(m, path: str) -> Iterator[int]:
     try:
         from . import replay as replay_mod  # type: ignore[attr-defined]
     except ImportError:
-        replay_mod = None
+        replay_mod = None  # type: ignore[assignment]  # an optional module
     steps = getattr(replay_mod, "replay_steps", None)
     if steps is None:
         raise ReplayUnavailable(f"--replay {path}: trace replay is not available yet in this pyalloc "

@@ -26,7 +26,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable, Union
 
 from ..text import debugfs
 from ..errors import InvalidArgument, PyallocError
@@ -122,7 +122,7 @@ class TraceWorkload(StreamWorkload):
 def _resolve(workload) -> tuple[str, Callable]:
     from ..machine.stream import Stream
     if isinstance(workload, str) and workload.startswith("replay:"):
-        w = TraceWorkload(workload[len("replay:"):])
+        w: StreamWorkload = TraceWorkload(workload[len("replay:"):])
         return w.__name__, w
     if isinstance(workload, str):
         try:
@@ -188,7 +188,7 @@ def _progress(total: int, enabled: bool | Callable):
     return tqdm(total=total, unit="run", desc="sweep", leave=False)
 
 
-def _run_serial(runs: list, workload, progress: bool) -> list:
+def _run_serial(runs: list, workload, progress: Union[bool, Callable[..., Any]]) -> list:
     bar = _progress(len(runs), progress)
     rows = []
     for params in runs:
@@ -208,7 +208,7 @@ def local_cluster(workers: int | None = None):
                                     dashboard_address=None, silence_logs=40)
 
 
-def _run_dask(runs: list, workload, scheduler, workers, progress: bool) -> list:
+def _run_dask(runs: list, workload, scheduler, workers, progress: Union[bool, Callable[..., Any]]) -> list:
     distributed = _need("distributed")
     cluster = None
     if scheduler is None:
