@@ -1,6 +1,10 @@
 /*
  * buddy.c - the buddy page allocator.
  *
+ * Watermark rules live here (zone_watermark_ok, and the slow path that obeys
+ * the GFP flags: __alloc_pages_slowpath, should_reclaim_retry); the marks are
+ * computed in arena.c (setup_per_zone_wmarks).
+ *
  * Each zone keeps free_area[order].free_list[migratetype] as doubly linked
  * lists threaded through the page descriptors by pfn.  Every choice that
  * decides an address follows Linux 6.18 (pyalloc/model/buddy.py is the same

@@ -1,5 +1,11 @@
 """GFP masks: names, parsing, printing and the few questions the allocator asks of them.
 
+Where the flags act: this module only names and prints them.  The zone and watermark bits act
+in the fast path (``get_page_from_freelist`` in csrc/buddy.c <-> model/buddy.py); the reclaim,
+IO/FS and retry bits in the slow path (``__alloc_pages_slowpath``, ``should_reclaim_retry``, same
+files) and in reclaim (csrc/reclaim.c <-> model/reclaim.py); __GFP_ZERO, __GFP_COMP and the slab
+fix-ups in csrc/slab.c <-> model/slab.py; __GFP_NOWARN in the shared layer's reports.
+
 A GFP ("get free pages") mask tells an allocator where memory may come from and how
 hard it may try.  The kernel spells masks in three layers, and so does this module:
 

@@ -1,5 +1,8 @@
 """Machine snapshots: ``m.save(path)``, ``Machine.load(path)``, pickling and deepcopy.
 
+A new core section: a save_/load_ pair in csrc/snapshot.c <-> model/snapshot.py, its rules in
+model/snapshot_check.py, then bump the CORE version; Python-side state goes in snapshot_state.py.
+
 A snapshot is one file, the same whichever backend wrote it::
 
     header    b"PYASNAP\\0", format version (u32 LE), 0 (u32)

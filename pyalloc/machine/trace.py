@@ -1,5 +1,8 @@
 """The kmem tracepoints in ftrace text: written by a machine, read back as a stream.
 
+A new event: its number in pyalloc/_abi.py, the hook where it happens in csrc/trace.c <->
+model/trace.py, and its text in :func:`format_records` below (then the reader, if replays need it).
+
 Out: ``Machine(trace=path_or_file)`` writes kmalloc, kmem_cache_alloc, kfree,
 kmem_cache_free, mm_page_alloc and mm_page_free exactly as Linux 6.18's
 tracefs prints them (include/trace/events/kmem.h), with
