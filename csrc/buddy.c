@@ -3,7 +3,8 @@
  *
  * Watermark rules live here (zone_watermark_ok, and the slow path that obeys
  * the GFP flags: __alloc_pages_slowpath, should_reclaim_retry); the marks are
- * computed in arena.c (setup_per_zone_wmarks).
+ * computed in arena.c (arena_setup_watermarks, the kernel's
+ * setup_per_zone_wmarks).
  *
  * Each zone keeps free_area[order].free_list[migratetype] as doubly linked
  * lists threaded through the page descriptors by pfn.  Every choice that
