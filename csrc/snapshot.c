@@ -235,8 +235,10 @@ static void save_core(pa_machine *m, struct snap_out *o, bool exhaustive)
             put(o, z->nr_lru[i]);
         put(o, z->nr_dirty);
     }
+    put(o, PA_NR_CTRS);                 /* counted, so a table that grows still reads old files */
     for (int i = 0; i < PA_NR_CTRS; i++)
         put(o, m->ctr[i]);
+    put(o, PA_NR_COSTS);
     for (int i = 0; i < PA_NR_COSTS; i++)
         put(o, m->cost[i]);
     for (int i = 0; i < NR_LRU_LISTS; i++) {
@@ -564,6 +566,19 @@ static const uint8_t *get_blob(struct snap_in *in, uint64_t n)
     return p;
 }
 
+/* a counted block of counters: the first `known`; those an older writer did not have read as 0 */
+static void get_counters(struct snap_in *in, uint64_t *out, int known)
+{
+    uint64_t n = get_max(in, (in->len - in->pos) / 8);
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t v = get(in);
+        if (i < (uint64_t)known)
+            out[i] = v;
+    }
+    for (uint64_t i = n; i < (uint64_t)known; i++)
+        out[i] = 0;
+}
+
 #define BAD() do { return PA_EINVAL; } while (0)
 #define CHECK() do { if (in->bad) BAD(); } while (0)
 
@@ -665,10 +680,8 @@ static int load_core(pa_machine *m, struct snap_in *in, uint32_t **lists)
         z->nr_dirty = get(in);
         CHECK();
     }
-    for (int i = 0; i < PA_NR_CTRS; i++)
-        m->ctr[i] = get(in);
-    for (int i = 0; i < PA_NR_COSTS; i++)
-        m->cost[i] = get(in);
+    get_counters(in, m->ctr, PA_NR_CTRS);
+    get_counters(in, m->cost, PA_NR_COSTS);
     for (int i = 0; i < NR_LRU_LISTS; i++) {
         m->lru[i].head = get_pfn(in, m);
         m->lru[i].tail = get_pfn(in, m);

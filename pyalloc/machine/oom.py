@@ -10,8 +10,8 @@ from __future__ import annotations
 from .. import gfp as gfpmod
 from ..text import procfs
 from ..text.printk import dump_stack_lines
+from .._abi import PAGE_SIZE
 
-PAGE_SIZE = 4096
 OOM_SCORE_ADJ_MIN = -1000
 
 OOM_FRAMES = (

@@ -26,19 +26,16 @@ from .. import errors, gfp as gfpmod
 from . import oom, psi
 from ..errors import InvalidArgument, OutOfMemory
 from ..safe import show
-from .._abi import COST, COUNTERS, CTR
+from .._abi import COST, COUNTERS, CTR, FAULT_WRITE, PAGE_SHIFT, PAGE_SIZE
+from .._abi import MAX_PAGES  # per process or file, as the core allows
 
-PAGE_SHIFT = 12
-PAGE_SIZE = 1 << PAGE_SHIFT
 TASK_COMM_LEN = 16
 FIRST_PID = 100
-MAX_PAGES = 1 << 30              # per process or file, as the core allows
 
 # do_anonymous_page(): vma_alloc_folio(GFP_HIGHUSER_MOVABLE | __GFP_ZERO) of an order-0 folio
 GFP_ANON_FAULT = gfpmod.parse("GFP_HIGHUSER_MOVABLE|__GFP_COMP|__GFP_ZERO")
 # filemap_alloc_folio() with the mapping's gfp (GFP_HIGHUSER_MOVABLE)
 GFP_PAGECACHE = gfpmod.parse("GFP_HIGHUSER_MOVABLE|__GFP_COMP")
-FAULT_WRITE = 1
 
 
 @dataclasses.dataclass(frozen=True)
