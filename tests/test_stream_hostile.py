@@ -7,7 +7,7 @@ from array import array
 import pytest
 
 import pyalloc
-import pyalloc.stream as stream_mod
+import pyalloc.machine.stream as stream_mod
 from pyalloc import InvalidArgument
 from pyalloc.model import stream as model_stream
 
