@@ -53,6 +53,8 @@ STATUS_CODES = ("OK", "E2BIG", "ENOMEM", "EFAULT", "EBUSY", "EINVAL", "EDOUBLEFR
                 "ECORRUPT", "EOOM", "ECLOSED")
 STATUS_NAMES = {globals()[name]: "PA_" + name for name in STATUS_CODES}
 
+# -- the allocators' sizes, limits, flags and private codes ------------------------------------
+
 MAX_PAGE_ORDER = 10
 NR_PAGE_ORDERS = MAX_PAGE_ORDER + 1
 PAGEBLOCK_ORDER = 9
@@ -207,7 +209,8 @@ CACHE_INFO_FIELDS = ("flags", "object_size", "size", "align", "order", "objects"
                      "red_left_pad", "min_order", "nr_slabs", "total_objects", "active_objects",
                      "refcount", "allocflags", "live")
 
-# operation streams (csrc/stream.c, model/stream.py, pyalloc/machine/stream.py)
+# -- operation streams (csrc/stream.c, model/stream.py, pyalloc/machine/stream.py) ------------
+
 OP_KMALLOC = 1
 OP_KFREE = 2
 OP_KREALLOC = 3

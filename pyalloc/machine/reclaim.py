@@ -10,7 +10,7 @@ Choices, all deterministic:
 - kswapd runs at the end of the core call that woke it (the machine is idle
   then), reclaims until a zone the request could use is at its high watermark,
   and moves the clock by the work it did without stalling anybody;
-- simulated costs (pyalloc/vmevents.py): writeback, swap-out, swap-in and a
+- simulated costs (pyalloc/_abi.py): writeback, swap-out, swap-in and a
   page read from disk cost 100 us each, a page moved by compaction 2 us, any
   core operation 1 us; direct reclaim, direct compaction and refaults stall the
   calling task for that long, which /proc/pressure/memory reports;
