@@ -35,9 +35,6 @@ from .._abi import (  # noqa: F401  (the layout names are Machine's module attri
     PAGE_STATE_OUT_OF_RANGE as _OUT_OF_RANGE, PG_BUDDY as _PG_BUDDY, PG_HEAD as _PG_HEAD,
 )
 
-
-# page_state() answers (pyalloc.h PA_PAGE_STATE_*)
-
 _NOWARN = gfpmod.GFP_NOWARN
 _NOFAIL = gfpmod.GFP_NOFAIL
 _DIRECT_RECLAIM = gfpmod.GFP_DIRECT_RECLAIM

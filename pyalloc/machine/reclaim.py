@@ -26,8 +26,7 @@ from .. import errors, gfp as gfpmod
 from . import oom, psi
 from ..errors import InvalidArgument, OutOfMemory
 from ..safe import show
-from .._abi import COST, COUNTERS, CTR, FAULT_WRITE, PAGE_SHIFT, PAGE_SIZE
-from .._abi import MAX_PAGES  # per process or file, as the core allows
+from .._abi import COST, COUNTERS, CTR, FAULT_WRITE, MAX_PAGES, PAGE_SHIFT, PAGE_SIZE
 
 TASK_COMM_LEN = 16
 FIRST_PID = 100

@@ -33,8 +33,8 @@ from .._abi import (
     TRACE_MM_PAGE_FREE as MM_PAGE_FREE,
 )
 from .stream import Stream
-VMALLOC_END_INCL = VMALLOC_END - 1      # the kernel's VMALLOC_END is the last byte
 
+VMALLOC_END_INCL = VMALLOC_END - 1      # the kernel's VMALLOC_END is the last byte
 
 HEADER = """# tracer: nop
 #

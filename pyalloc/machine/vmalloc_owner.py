@@ -21,9 +21,9 @@ from __future__ import annotations
 from ..text import slub_report
 from ..errors import InvalidFree
 from ..safe import show
-from .._abi import PAGE_OFFSET, PAGE_SHIFT, PAGE_SIZE, PAGE_STATE_ALLOCATED as _ALLOCATED
-
-_KIND_VMALLOC = 4       # PA_KIND_VMALLOC
+from .._abi import (
+    KIND_VMALLOC as _KIND_VMALLOC, PAGE_OFFSET, PAGE_SHIFT, PAGE_SIZE, PAGE_STATE_ALLOCATED as _ALLOCATED,
+)
 
 
 def _owner_text(m, array: int) -> str:

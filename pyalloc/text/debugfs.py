@@ -23,7 +23,6 @@ from typing import Callable, Sequence
 from .._abi import NR_PAGE_ORDERS
 
 
-
 def contig_page_info(nr_free: Sequence[int], order: int) -> tuple[int, int, int]:
     """(free_pages, free_blocks_total, free_blocks_suitable) of one zone for an order
     (fill_contig_page_info); nr_free[k] is the number of free blocks of order k."""
