@@ -137,29 +137,18 @@ static void zone_init(struct pa_zone *z, uint64_t start, uint64_t end)
     z->nr_free_blocks_pages = pristine;
 }
 
-int pa_machine_new(int64_t nr_pages, int64_t cpus, int64_t min_free_kbytes, pa_machine **out)
+/* The arena of a machine whose nr_pages is set: memory, descriptors, the
+ * pageblock map and the zones.  On PA_ENOMEM the caller releases what was
+ * mapped with arena_free(). */
+int arena_init(pa_machine *m)
 {
-    if (!out)
-        return PA_EINVAL;
-    *out = NULL;
-    if (nr_pages < PA_MIN_PAGES || nr_pages > PA_MAX_PAGES || cpus < 1 || cpus > 4096
-        || min_free_kbytes < -1 || min_free_kbytes > (int64_t)1 << 40)
-        return PA_EINVAL;
-
-    pa_machine *m = calloc(1, sizeof(*m));
-    if (!m)
-        return PA_ENOMEM;
-    uint64_t n = (uint64_t)nr_pages;
-    m->nr_pages = n;
-    m->cpus = (uint32_t)cpus;
+    uint64_t n = m->nr_pages;
     m->nr_pageblocks = (n + PAGEBLOCK_NR_PAGES - 1) >> PA_PAGEBLOCK_ORDER;
     m->mem = pa_map_noreserve(n << PA_PAGE_SHIFT);
     m->pages = pa_map_noreserve(n * sizeof(struct pa_page));
     m->pageblock_mt = malloc(m->nr_pageblocks);
-    if (!m->mem || !m->pages || !m->pageblock_mt) {
-        pa_machine_free(m);
+    if (!m->mem || !m->pages || !m->pageblock_mt)
         return PA_ENOMEM;
-    }
     memset(m->pageblock_mt, MIGRATE_MOVABLE, m->nr_pageblocks);
 
     zone_init(&m->zones[ZONE_DMA], 0, n < DMA_END_PFN ? n : DMA_END_PFN);
@@ -167,64 +156,27 @@ int pa_machine_new(int64_t nr_pages, int64_t cpus, int64_t min_free_kbytes, pa_m
     zone_init(&m->zones[ZONE_NORMAL], DMA32_END_PFN, n);
     zone_init(&m->zones[ZONE_MOVABLE], 0, 0);
     zone_init(&m->zones[ZONE_DEVICE], 0, 0);
-
-    if (min_free_kbytes < 0) {
-        /* the watermarks are still 0 at first boot: lowmem is all of it */
-        uint64_t kb = int_sqrt(lowmem_managed(m) * (PA_PAGE_SIZE / 1024) * 16);
-        min_free_kbytes = (int64_t)(kb < 128 ? 128 : kb > 262144 ? 262144 : kb);
-    }
-    m->min_free_kbytes = (uint64_t)min_free_kbytes;
-    m->last_cache = -1;
-    memset(m->lru, 0xff, sizeof(m->lru));
-    memset(m->kmalloc_caches, 0xff, sizeof(m->kmalloc_caches));
-    m->caches = calloc(PA_MAX_CACHES, sizeof(*m->caches));
-    if (!m->caches) {
-        pa_machine_free(m);
-        return PA_ENOMEM;
-    }
-    arena_setup_watermarks(m);
-    buddy_free_boot_tail(m);
-    *out = m;
     return PA_OK;
 }
 
-/* Release the arena but keep the machine record, so that a thread still
- * holding the handle gets PA_ECLOSED from any entry instead of touching freed
- * memory; the record itself goes with pa_machine_free().  The lock makes an
- * entry already running on another thread finish first. */
-int pa_machine_close(pa_machine *m)
+/* min_free_kbytes when the user gives none, from the zones arena_init() made */
+uint64_t arena_default_min_free_kbytes(const pa_machine *m)
 {
-    if (!m)
-        return PA_EINVAL;
-    pa_lock(m);
-    if (!m->closed) {
-        slab_machine_free(m);
-        reclaim_machine_free(m);
-        trace_machine_free(m);
-        m->slabs = NULL;
-        m->free_slab_ids = NULL;
-        m->caches = NULL;
-        m->nr_slab_ids = m->nr_caches = 0;
-        if (m->mem)
-            munmap(m->mem, m->nr_pages << PA_PAGE_SHIFT);
-        if (m->pages)
-            munmap(m->pages, m->nr_pages * sizeof(struct pa_page));
-        free(m->pageblock_mt);
-        m->mem = NULL;
-        m->pages = NULL;
-        m->pageblock_mt = NULL;
-        m->closed = 1;
-    }
-    pa_unlock(m);
-    return PA_OK;
+    /* the watermarks are still 0 at first boot: lowmem is all of it */
+    uint64_t kb = int_sqrt(lowmem_managed(m) * (PA_PAGE_SIZE / 1024) * 16);
+    return kb < 128 ? 128 : kb > 262144 ? 262144 : kb;
 }
 
-void pa_machine_free(pa_machine *m)
+void arena_free(pa_machine *m)
 {
-    if (!m)
-        return;
-    pa_machine_close(m);
-    free(m);
+    if (m->mem)
+        munmap(m->mem, m->nr_pages << PA_PAGE_SHIFT);
+    if (m->pages)
+        munmap(m->pages, m->nr_pages * sizeof(struct pa_page));
+    free(m->pageblock_mt);
+    m->mem = NULL;
+    m->pages = NULL;
+    m->pageblock_mt = NULL;
 }
 
 /* -- memory access through physical addresses ------------------------------ */
@@ -324,17 +276,4 @@ PA_ENTRY(int, pa_vm_info, (pa_machine *m, struct pa_vm_info *out), (m, out))
     out->nr_pgtable_pages_all = m->nr_pgtable_pages_all;
     out->vmalloc_pages = m->vmalloc_pages;
     return PA_OK;
-}
-
-PA_ENTRY(int, pa_check, (pa_machine *m, char *msg, int64_t msglen), (m, msg, msglen))
-{
-    if (!m || !msg || msglen < 1)
-        return PA_EINVAL;
-    msg[0] = 0;
-    int rc = buddy_check(m, msg, (size_t)msglen);
-    if (!rc)
-        rc = pgt_check(m, msg, (size_t)msglen);
-    if (!rc)
-        rc = reclaim_check(m, msg, (size_t)msglen);
-    return rc ? rc : slab_check(m, msg, (size_t)msglen);
 }

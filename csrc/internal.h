@@ -294,7 +294,13 @@ int pa_kmem_cache_free_locked(pa_machine *m, int64_t cache, int64_t phys, int64_
 /* "arena.c" */
 void *pa_map_noreserve(size_t len);
 void pa_unmap(void *p, size_t len);
+int arena_init(pa_machine *m);
+uint64_t arena_default_min_free_kbytes(const pa_machine *m);
+void arena_free(pa_machine *m);
 void arena_setup_watermarks(pa_machine *m);
+
+/* "machine.c": its entries (pa_machine_new/close/free, pa_check) are public,
+ * declared in pyalloc.h; the core itself calls none of them */
 
 /* "buddy.c" */
 int64_t buddy_alloc_pages(pa_machine *m, int64_t gfp, int64_t order);

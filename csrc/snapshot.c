@@ -22,6 +22,12 @@
  * inside their slab, ids inside their tables) and refuses with PA_EINVAL; it
  * only takes a freshly created machine (no cache, no slab, no mm), which the
  * caller throws away on failure.
+ *
+ * Each section of the layout has its save_NAME() and load_NAME(), called in
+ * layout order by save_core() and load_core(); the model's functions carry
+ * the same names.  What a section needs from an earlier one (the rmap's mm
+ * ids, the caches' partial lists as pfns, the swap slots the mms name) rides
+ * in struct snap_in.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -188,53 +194,83 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static void save_core(pa_machine *m, struct snap_out *o, bool exhaustive)
+/* The machine section's scalars, in layout order: one list for the struct, the
+ * writer and the reader, so the three cannot drift apart. */
+#define SNAP_MACHINE_SCALARS(X)                                                              \
+    X(nr_pages) X(cpus) X(min_free_kbytes) X(pgfree) X(ticks) X(slowpath_entries) X(cpu)   \
+    X(slab_merge) X(nr_slab_reclaimable) X(nr_slab_unreclaimable) X(gfp_fixups)            \
+    X(last_cache) X(slab_fallback_gfp) X(nr_page_table_pages) X(nr_pgtable_pages_all)      \
+    X(vmalloc_pages) X(swap_pages) X(swap_next) X(alloc_seq) X(kswapd_wanted)              \
+    X(kswapd_order) X(kswapd_highest) X(oom_mode)
+
+/* the machine section as read, one word a field (last_cache as its two's complement) */
+struct snap_machine {
+#define SNAP_FIELD(f) uint64_t f;
+    SNAP_MACHINE_SCALARS(SNAP_FIELD)
+#undef SNAP_FIELD
+};
+
+static void save_machine(const pa_machine *m, struct snap_out *o)
 {
-    uint64_t scalars[] = {
-        m->nr_pages, m->cpus, m->min_free_kbytes, m->pgfree, m->ticks, m->slowpath_entries, m->cpu,
-        m->slab_merge, m->nr_slab_reclaimable, m->nr_slab_unreclaimable, m->gfp_fixups, (uint64_t)m->last_cache,
-        m->slab_fallback_gfp, m->nr_page_table_pages, m->nr_pgtable_pages_all, m->vmalloc_pages,
-        m->swap_pages, m->swap_next, m->alloc_seq, m->kswapd_wanted, m->kswapd_order, m->kswapd_highest,
-        m->oom_mode,
-    };
-    for (size_t i = 0; i < sizeof(scalars) / sizeof(scalars[0]); i++)
-        put(o, scalars[i]);
+#define SNAP_PUT(f) put(o, (uint64_t)m->f);
+    SNAP_MACHINE_SCALARS(SNAP_PUT)
+#undef SNAP_PUT
+}
+
+static void save_pgd(const pa_machine *m, struct snap_out *o)
+{
     for (int i = 0; i < 512; i++)
         put(o, m->pgd[i]);
+}
+
+static void save_pageblocks(const pa_machine *m, struct snap_out *o)
+{
     put_blob(o, m->pageblock_mt, m->nr_pageblocks);
-    for (int zi = 0; zi < PA_MAX_NR_ZONES; zi++) {
-        const struct pa_zone *z = &m->zones[zi];
-        put(o, z->start_pfn);
-        put(o, z->end_pfn);
-        put(o, z->managed);
-        put(o, z->pristine_next);
-        put(o, z->pristine_end);
-        for (int k = 0; k < PA_NR_PAGE_ORDERS; k++)
-            for (int t = 0; t < PA_MIGRATE_TYPES; t++)
-                put_nil32(o, z->head[k][t]);
-        for (int k = 0; k < PA_NR_PAGE_ORDERS; k++)
-            for (int t = 0; t < PA_MIGRATE_TYPES; t++)
-                put_nil32(o, z->tail[k][t]);
-        for (int k = 0; k < PA_NR_PAGE_ORDERS; k++)
-            for (int t = 0; t < PA_MIGRATE_TYPES; t++)
-                put(o, z->nr_free[k][t]);
+}
+
+static void save_zone(const struct pa_zone *z, struct snap_out *o)
+{
+    put(o, z->start_pfn);
+    put(o, z->end_pfn);
+    put(o, z->managed);
+    put(o, z->pristine_next);
+    put(o, z->pristine_end);
+    for (int k = 0; k < PA_NR_PAGE_ORDERS; k++)
         for (int t = 0; t < PA_MIGRATE_TYPES; t++)
-            put(o, z->nr_free_mt_pages[t]);
-        put(o, z->nr_free_pages);
-        put(o, z->nr_free_blocks_pages);
-        put(o, z->nr_reserved_highatomic);
-        for (int i = 0; i < 4; i++)
-            put(o, z->wmark[i]);
-        for (int i = 0; i < PA_MAX_NR_ZONES; i++)
-            put(o, z->lowmem_reserve[i]);
+            put_nil32(o, z->head[k][t]);
+    for (int k = 0; k < PA_NR_PAGE_ORDERS; k++)
         for (int t = 0; t < PA_MIGRATE_TYPES; t++)
-            put(o, z->pageblocks[t]);
-        put(o, z->pgalloc);
-        put(o, z->numa_hit);
-        for (int i = 0; i < 4; i++)
-            put(o, z->nr_lru[i]);
-        put(o, z->nr_dirty);
-    }
+            put_nil32(o, z->tail[k][t]);
+    for (int k = 0; k < PA_NR_PAGE_ORDERS; k++)
+        for (int t = 0; t < PA_MIGRATE_TYPES; t++)
+            put(o, z->nr_free[k][t]);
+    for (int t = 0; t < PA_MIGRATE_TYPES; t++)
+        put(o, z->nr_free_mt_pages[t]);
+    put(o, z->nr_free_pages);
+    put(o, z->nr_free_blocks_pages);
+    put(o, z->nr_reserved_highatomic);
+    for (int i = 0; i < 4; i++)
+        put(o, z->wmark[i]);
+    for (int i = 0; i < PA_MAX_NR_ZONES; i++)
+        put(o, z->lowmem_reserve[i]);
+    for (int t = 0; t < PA_MIGRATE_TYPES; t++)
+        put(o, z->pageblocks[t]);
+    put(o, z->pgalloc);
+    put(o, z->numa_hit);
+    for (int i = 0; i < 4; i++)
+        put(o, z->nr_lru[i]);
+    put(o, z->nr_dirty);
+}
+
+static void save_zones(const pa_machine *m, struct snap_out *o)
+{
+    for (int zi = 0; zi < PA_MAX_NR_ZONES; zi++)
+        save_zone(&m->zones[zi], o);
+}
+
+/* reclaim's counters, the costs of the last allocating call, the LRU heads */
+static void save_reclaim(const pa_machine *m, struct snap_out *o)
+{
     put(o, PA_NR_CTRS);                 /* counted, so a table that grows still reads old files */
     for (int i = 0; i < PA_NR_CTRS; i++)
         put(o, m->ctr[i]);
@@ -245,36 +281,66 @@ static void save_core(pa_machine *m, struct snap_out *o, bool exhaustive)
         put_nil32(o, m->lru[i].head);
         put_nil32(o, m->lru[i].tail);
     }
+}
+
+static void save_descriptors(pa_machine *m, struct snap_out *o, bool exhaustive)
+{
     walk_pages(m, o, emit_pages, exhaustive);
-    if (m->pg_index) {
+}
+
+static void save_rmap(pa_machine *m, struct snap_out *o, bool exhaustive)
+{
+    if (m->pg_index)
         walk_pages(m, o, emit_rmap, exhaustive);
-    } else {
+    else
         put(o, 0);
+}
+
+static void save_cache(const pa_machine *m, const struct pa_cache *s, struct snap_out *o)
+{
+    put(o, s->flags);
+    put(o, s->object_size);
+    put(o, s->size);
+    put(o, s->align);
+    put(o, s->inuse);
+    put(o, s->offset);
+    put(o, s->red_left_pad);
+    put(o, s->order);
+    put(o, s->objects);
+    put(o, s->min_order);
+    put(o, s->min_objects);
+    put(o, s->min_partial);
+    put(o, s->refcount);
+    put(o, s->allocflags);
+    put(o, s->nr_slabs);
+    put(o, s->total_objects);
+    put(o, s->live);
+    put(o, s->nr_partial);
+    for (uint32_t sid = s->partial_head; sid != PA_NIL; sid = m->slabs[sid].next)
+        put(o, m->slabs[sid].pfn);
+    for (uint32_t c = 0; c < m->cpus; c++) {
+        uint32_t sid = s->cpu[c].slab;
+        put(o, sid == PA_NIL ? U64_NIL : m->slabs[sid].pfn);
+        put(o, s->cpu[c].freelist == SLOT_NIL ? U64_NIL : s->cpu[c].freelist);
     }
-    /* caches */
+}
+
+static void save_caches(const pa_machine *m, struct snap_out *o)
+{
     put(o, m->nr_caches);
-    uint32_t alive = 0;
     for (uint32_t id = 0; id < m->nr_caches; id++) {
-        const struct pa_cache *s = &m->caches[id];
-        put(o, s->alive);
-        if (!s->alive)
-            continue;
-        alive++;
-        uint64_t f[] = {s->flags, s->object_size, s->size, s->align, s->inuse, s->offset, s->red_left_pad,
-                        s->order, s->objects, s->min_order, s->min_objects, s->min_partial, s->refcount,
-                        s->allocflags, s->nr_slabs, s->total_objects, s->live};
-        for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
-            put(o, f[i]);
-        put(o, s->nr_partial);
-        for (uint32_t sid = s->partial_head; sid != PA_NIL; sid = m->slabs[sid].next)
-            put(o, m->slabs[sid].pfn);
-        for (uint32_t c = 0; c < m->cpus; c++) {
-            uint32_t sid = s->cpu[c].slab;
-            put(o, sid == PA_NIL ? U64_NIL : m->slabs[sid].pfn);
-            put(o, s->cpu[c].freelist == SLOT_NIL ? U64_NIL : s->cpu[c].freelist);
-        }
+        put(o, m->caches[id].alive);
+        if (m->caches[id].alive)
+            save_cache(m, &m->caches[id], o);
     }
-    /* creation order: seq ascending (a selection sort: caches are few) */
+}
+
+/* creation order: seq ascending (a selection sort: caches are few) */
+static void save_cache_order(const pa_machine *m, struct snap_out *o)
+{
+    uint32_t alive = 0;
+    for (uint32_t id = 0; id < m->nr_caches; id++)
+        alive += m->caches[id].alive != 0;
     put(o, alive);
     uint64_t last = 0;
     for (uint32_t n = 0; n < alive; n++) {
@@ -286,78 +352,99 @@ static void save_core(pa_machine *m, struct snap_out *o, bool exhaustive)
         put(o, best);
         last = m->caches[best].seq;
     }
+}
+
+static void save_kmalloc(const pa_machine *m, struct snap_out *o)
+{
     for (int t = 0; t < PA_NR_KMALLOC_TYPES; t++)
         for (int i = 0; i < NR_KMALLOC_INDEX; i++)
             put(o, (uint64_t)(int64_t)m->kmalloc_caches[t][i]);
-    /* slabs by head pfn */
+}
+
+static void save_slab(const struct pa_slab *sl, struct snap_out *o)
+{
+    put(o, sl->pfn);
+    put(o, sl->cache);
+    put(o, sl->order);
+    put(o, sl->objects);
+    put(o, sl->inuse);
+    put(o, sl->freelist == SLOT_NIL ? U64_NIL : sl->freelist);
+    put(o, sl->frozen);
+    put(o, sl->on_partial);
+    uint8_t *chain = malloc(2u * sl->objects + 1);
+    if (chain) {
+        for (uint32_t k = 0; k < sl->objects; k++) {
+            chain[2 * k] = (uint8_t)sl->chain[k];
+            chain[2 * k + 1] = (uint8_t)(sl->chain[k] >> 8);
+        }
+    } else {
+        o->cap = 0;     /* no room to stage it: the caller sees a failed save */
+    }
+    put_blob(o, chain, 2u * sl->objects);
+    free(chain);
+    put_blob(o, sl->state, sl->objects);
+}
+
+/* slabs by head pfn */
+static void save_slabs(const pa_machine *m, struct snap_out *o)
+{
     uint64_t nslabs = 0;
     for (uint32_t id = 0; id < m->nr_slab_ids; id++)
         nslabs += m->slabs[id].used;
     put(o, nslabs);
     uint64_t *order = malloc((nslabs ? nslabs : 1) * sizeof(*order));
-    if (order) {
-        uint64_t n = 0;
-        for (uint32_t id = 0; id < m->nr_slab_ids; id++)
-            if (m->slabs[id].used)
-                order[n++] = (uint64_t)m->slabs[id].pfn << 32 | id;
-        qsort(order, n, sizeof(*order), cmp_u64);
-        for (uint64_t i = 0; i < n; i++) {
-            const struct pa_slab *sl = &m->slabs[(uint32_t)order[i]];
-            put(o, sl->pfn);
-            put(o, sl->cache);
-            put(o, sl->order);
-            put(o, sl->objects);
-            put(o, sl->inuse);
-            put(o, sl->freelist == SLOT_NIL ? U64_NIL : sl->freelist);
-            put(o, sl->frozen);
-            put(o, sl->on_partial);
-            uint8_t *chain = malloc(2u * sl->objects + 1);
-            if (chain) {
-                for (uint32_t k = 0; k < sl->objects; k++) {
-                    chain[2 * k] = (uint8_t)sl->chain[k];
-                    chain[2 * k + 1] = (uint8_t)(sl->chain[k] >> 8);
-                }
-            } else {
-                o->cap = 0;     /* no room to stage it: the caller sees a failed save */
-            }
-            put_blob(o, chain, 2u * sl->objects);
-            free(chain);
-            put_blob(o, sl->state, sl->objects);
-        }
-        free(order);
-    } else {
+    if (!order) {
         o->cap = 0;
+        return;
     }
-    /* mms */
+    uint64_t n = 0;
+    for (uint32_t id = 0; id < m->nr_slab_ids; id++)
+        if (m->slabs[id].used)
+            order[n++] = (uint64_t)m->slabs[id].pfn << 32 | id;
+    qsort(order, n, sizeof(*order), cmp_u64);
+    for (uint64_t i = 0; i < n; i++)
+        save_slab(&m->slabs[(uint32_t)order[i]], o);
+    free(order);
+}
+
+static void save_mm(const struct pa_mm *mm, struct snap_out *o)
+{
+    put(o, mm->alive);
+    put(o, mm->is_file);
+    put(o, mm->nr_pages);
+    put(o, mm->size);
+    put(o, mm->rss);
+    put(o, mm->swapents);
+    put(o, mm->nr_dirty);
+    uint64_t n = mm->cap;
+    while (n && !mm->ent[n - 1])
+        n--;
+    put(o, n);
+    for (uint64_t i = 0; i < n; i++)
+        put(o, mm->ent[i]);
+    uint64_t nd = 0;
+    if (mm->disk)
+        for (uint64_t i = 0; i < mm->cap; i++)
+            nd += mm->disk[i] != NULL;
+    put(o, nd);
+    if (mm->disk)
+        for (uint64_t i = 0; i < mm->cap; i++)
+            if (mm->disk[i]) {
+                put(o, i);
+                put_blob(o, mm->disk[i], PA_PAGE_SIZE);
+            }
+}
+
+static void save_mms(const pa_machine *m, struct snap_out *o)
+{
     put(o, m->nr_mms);
-    for (uint32_t id = 0; id < m->nr_mms; id++) {
-        const struct pa_mm *mm = &m->mms[id];
-        put(o, mm->alive);
-        put(o, mm->is_file);
-        put(o, mm->nr_pages);
-        put(o, mm->size);
-        put(o, mm->rss);
-        put(o, mm->swapents);
-        put(o, mm->nr_dirty);
-        uint64_t n = mm->cap;
-        while (n && !mm->ent[n - 1])
-            n--;
-        put(o, n);
-        for (uint64_t i = 0; i < n; i++)
-            put(o, mm->ent[i]);
-        uint64_t nd = 0;
-        if (mm->disk)
-            for (uint64_t i = 0; i < mm->cap; i++)
-                nd += mm->disk[i] != NULL;
-        put(o, nd);
-        if (mm->disk)
-            for (uint64_t i = 0; i < mm->cap; i++)
-                if (mm->disk[i]) {
-                    put(o, i);
-                    put_blob(o, mm->disk[i], PA_PAGE_SIZE);
-                }
-    }
-    /* swap: the free stack, then the slots in use (named by the mms' entries) */
+    for (uint32_t id = 0; id < m->nr_mms; id++)
+        save_mm(&m->mms[id], o);
+}
+
+/* swap: the free stack, then the slots in use (named by the mms' entries) */
+static void save_swap(const pa_machine *m, struct snap_out *o)
+{
     put(o, m->nr_swap_free_stack);
     for (uint64_t i = 0; i < m->nr_swap_free_stack; i++)
         put(o, m->swap_free[i]);
@@ -383,6 +470,24 @@ static void save_core(pa_machine *m, struct snap_out *o, bool exhaustive)
         put_blob(o, m->swap + (slots[i] << PA_PAGE_SHIFT), PA_PAGE_SIZE);
     }
     free(slots);
+}
+
+/* the sections in the order of the layout (pyalloc/model/snapshot.py) */
+static void save_core(pa_machine *m, struct snap_out *o, bool exhaustive)
+{
+    save_machine(m, o);
+    save_pgd(m, o);
+    save_pageblocks(m, o);
+    save_zones(m, o);
+    save_reclaim(m, o);
+    save_descriptors(m, o, exhaustive);
+    save_rmap(m, o, exhaustive);
+    save_caches(m, o);
+    save_cache_order(m, o);
+    save_kmalloc(m, o);
+    save_slabs(m, o);
+    save_mms(m, o);
+    save_swap(m, o);
 }
 
 /* The canonical core section into buf (cap bytes); the answer is its size in
@@ -513,6 +618,9 @@ struct snap_in {
     const uint8_t *buf;
     uint64_t len, pos;
     int bad;                    /* set by the first short read or bad value; every later read gives 0 */
+    /* what one section leaves for a later one to check or resolve */
+    uint64_t nrmap, max_rmap_mm;    /* rmap records, and the highest mm they name (mms) */
+    uint32_t **partial;         /* per cache id: its partial list as pfns (link_cache_slabs) */
     uint8_t *swap_used;         /* a byte per swap slot: 1 named by an entry, 2 on the free stack */
 };
 
@@ -600,92 +708,107 @@ static uint32_t slab_by_pfn(const pa_machine *m, uint32_t pfn)
     return p->priv;
 }
 
-static int load_core(pa_machine *m, struct snap_in *in, uint32_t **lists)
+static int load_machine(pa_machine *m, struct snap_in *in)
 {
-    /* the boot touched the descriptors of the zones' unaligned tails (the rest of a fresh
-     * machine is pristine): none of them survives */
-    for (int zi = 0; zi < PA_MAX_NR_ZONES; zi++)
-        clear_pages(m, m->zones[zi].pristine_end * sizeof(struct pa_page),
-                    m->zones[zi].end_pfn * sizeof(struct pa_page));
-    uint64_t v[23];
-    for (int i = 0; i < 23; i++)
-        v[i] = get(in);
+    struct snap_machine s;
+#define SNAP_GET(f) s.f = get(in);
+    SNAP_MACHINE_SCALARS(SNAP_GET)
+#undef SNAP_GET
     CHECK();
-    if (v[0] != m->nr_pages || v[1] != m->cpus || v[6] >= m->cpus || v[16] != m->swap_pages
-        || v[17] > m->swap_pages || v[7] > 1 || v[12] > UINT32_MAX || v[19] > 1 || v[20] > PA_MAX_PAGE_ORDER
-        || v[21] >= PA_MAX_NR_ZONES || v[22] > 1)
+    /* the machine being loaded was made with the saved size, cpus and swap */
+    if (s.nr_pages != m->nr_pages || s.cpus != m->cpus || s.cpu >= m->cpus || s.swap_pages != m->swap_pages
+        || s.swap_next > m->swap_pages || s.slab_merge > 1 || s.slab_fallback_gfp > UINT32_MAX
+        || s.kswapd_wanted > 1 || s.kswapd_order > PA_MAX_PAGE_ORDER || s.kswapd_highest >= PA_MAX_NR_ZONES
+        || s.oom_mode > 1)
         BAD();
-    m->min_free_kbytes = v[2];
-    m->pgfree = v[3];
-    m->ticks = v[4];
-    m->slowpath_entries = v[5];
-    m->cpu = (uint32_t)v[6];
-    m->slab_merge = (uint32_t)v[7];
-    m->nr_slab_reclaimable = v[8];
-    m->nr_slab_unreclaimable = v[9];
-    m->gfp_fixups = v[10];
-    m->last_cache = (int64_t)v[11];
-    m->slab_fallback_gfp = v[12];
-    m->nr_page_table_pages = v[13];
-    m->nr_pgtable_pages_all = v[14];
-    m->vmalloc_pages = v[15];
-    m->swap_next = v[17];
-    m->alloc_seq = v[18];
-    m->kswapd_wanted = (uint32_t)v[19];
-    m->kswapd_order = (uint32_t)v[20];
-    m->kswapd_highest = (uint32_t)v[21];
-    m->oom_mode = (uint32_t)v[22];
+    /* last_cache names a cache: checked with the kmalloc table, once the caches are known */
+#define SNAP_SET(f) m->f = (__typeof__(m->f))s.f;
+    SNAP_MACHINE_SCALARS(SNAP_SET)
+#undef SNAP_SET
+    return PA_OK;
+}
+
+static int load_pgd(pa_machine *m, struct snap_in *in)
+{
     for (int i = 0; i < 512; i++)
         m->pgd[i] = get(in);
+    return PA_OK;
+}
+
+static int load_pageblocks(pa_machine *m, struct snap_in *in)
+{
     const uint8_t *mt = get_blob(in, m->nr_pageblocks);
     CHECK();
     for (uint64_t i = 0; i < m->nr_pageblocks; i++)
         if (mt[i] >= PA_MIGRATE_TYPES)
             BAD();
     memcpy(m->pageblock_mt, mt, m->nr_pageblocks);
+    return PA_OK;
+}
+
+static int load_zone(pa_machine *m, struct pa_zone *z, struct snap_in *in)
+{
+    if (get(in) != z->start_pfn || get(in) != z->end_pfn || get(in) != z->managed)
+        BAD();
+    z->pristine_next = get_max(in, m->nr_pages);
+    z->pristine_end = get_max(in, m->nr_pages);
+    if (z->pristine_next > z->pristine_end || ((z->pristine_next | z->pristine_end) & ((1u << PA_MAX_PAGE_ORDER) - 1))
+        || (z->pristine_end > z->pristine_next
+            && (z->pristine_next < z->start_pfn || z->pristine_end > z->end_pfn)))
+        BAD();
+    for (int k = 0; k < PA_NR_PAGE_ORDERS; k++)
+        for (int t = 0; t < PA_MIGRATE_TYPES; t++)
+            z->head[k][t] = get_pfn(in, m);
+    for (int k = 0; k < PA_NR_PAGE_ORDERS; k++)
+        for (int t = 0; t < PA_MIGRATE_TYPES; t++)
+            z->tail[k][t] = get_pfn(in, m);
+    for (int k = 0; k < PA_NR_PAGE_ORDERS; k++)
+        for (int t = 0; t < PA_MIGRATE_TYPES; t++)
+            z->nr_free[k][t] = get(in);
+    for (int t = 0; t < PA_MIGRATE_TYPES; t++)
+        z->nr_free_mt_pages[t] = get(in);
+    z->nr_free_pages = get(in);
+    z->nr_free_blocks_pages = get(in);
+    z->nr_reserved_highatomic = get(in);
+    for (int i = 0; i < 4; i++)
+        z->wmark[i] = get(in);
+    for (int i = 0; i < PA_MAX_NR_ZONES; i++)
+        z->lowmem_reserve[i] = get(in);
+    for (int t = 0; t < PA_MIGRATE_TYPES; t++)
+        z->pageblocks[t] = get(in);
+    z->pgalloc = get(in);
+    z->numa_hit = get(in);
+    for (int i = 0; i < 4; i++)
+        z->nr_lru[i] = get(in);
+    z->nr_dirty = get(in);
+    CHECK();
+    return PA_OK;
+}
+
+static int load_zones(pa_machine *m, struct snap_in *in)
+{
     for (int zi = 0; zi < PA_MAX_NR_ZONES; zi++) {
-        struct pa_zone *z = &m->zones[zi];
-        if (get(in) != z->start_pfn || get(in) != z->end_pfn || get(in) != z->managed)
-            BAD();
-        z->pristine_next = get_max(in, m->nr_pages);
-        z->pristine_end = get_max(in, m->nr_pages);
-        if (z->pristine_next > z->pristine_end || ((z->pristine_next | z->pristine_end) & ((1u << PA_MAX_PAGE_ORDER) - 1))
-            || (z->pristine_end > z->pristine_next
-                && (z->pristine_next < z->start_pfn || z->pristine_end > z->end_pfn)))
-            BAD();
-        for (int k = 0; k < PA_NR_PAGE_ORDERS; k++)
-            for (int t = 0; t < PA_MIGRATE_TYPES; t++)
-                z->head[k][t] = get_pfn(in, m);
-        for (int k = 0; k < PA_NR_PAGE_ORDERS; k++)
-            for (int t = 0; t < PA_MIGRATE_TYPES; t++)
-                z->tail[k][t] = get_pfn(in, m);
-        for (int k = 0; k < PA_NR_PAGE_ORDERS; k++)
-            for (int t = 0; t < PA_MIGRATE_TYPES; t++)
-                z->nr_free[k][t] = get(in);
-        for (int t = 0; t < PA_MIGRATE_TYPES; t++)
-            z->nr_free_mt_pages[t] = get(in);
-        z->nr_free_pages = get(in);
-        z->nr_free_blocks_pages = get(in);
-        z->nr_reserved_highatomic = get(in);
-        for (int i = 0; i < 4; i++)
-            z->wmark[i] = get(in);
-        for (int i = 0; i < PA_MAX_NR_ZONES; i++)
-            z->lowmem_reserve[i] = get(in);
-        for (int t = 0; t < PA_MIGRATE_TYPES; t++)
-            z->pageblocks[t] = get(in);
-        z->pgalloc = get(in);
-        z->numa_hit = get(in);
-        for (int i = 0; i < 4; i++)
-            z->nr_lru[i] = get(in);
-        z->nr_dirty = get(in);
-        CHECK();
+        int rc = load_zone(m, &m->zones[zi], in);
+        if (rc)
+            return rc;
     }
+    return PA_OK;
+}
+
+static int load_reclaim(pa_machine *m, struct snap_in *in)
+{
     get_counters(in, m->ctr, PA_NR_CTRS);
     get_counters(in, m->cost, PA_NR_COSTS);
     for (int i = 0; i < NR_LRU_LISTS; i++) {
         m->lru[i].head = get_pfn(in, m);
         m->lru[i].tail = get_pfn(in, m);
     }
+    return PA_OK;
+}
+
+/* the touched descriptors, ascending pfn; none inside a pristine block */
+static int load_descriptors(pa_machine *m, struct snap_in *in)
+{
     uint64_t npages = get_max(in, m->nr_pages);
     CHECK();
     uint64_t last_pfn = U64_NIL;
@@ -694,9 +817,10 @@ static int load_core(pa_machine *m, struct snap_in *in, uint32_t **lists)
         uint32_t next = get_pfn(in, m), prev = get_pfn(in, m);
         uint64_t packed = get(in);
         CHECK();
-        unsigned order = (uint8_t)(packed >> 8), kind = (uint8_t)(packed >> 16), ref = (uint8_t)(packed >> 24);
+        uint8_t flags = (uint8_t)packed, order = (uint8_t)(packed >> 8), kind = (uint8_t)(packed >> 16),
+                refcount = (uint8_t)(packed >> 24);
         if (pfn == PA_NIL || packed >> 32 || (last_pfn != U64_NIL && pfn <= last_pfn) || order > PA_MAX_PAGE_ORDER
-            || kind > PA_KIND_FILE || ref > 1 || (((uint8_t)packed & PA_PG_ALLOC) && pfn + (1ull << order) > m->nr_pages))
+            || kind > PA_KIND_FILE || refcount > 1 || ((flags & PA_PG_ALLOC) && pfn + (1ull << order) > m->nr_pages))
             BAD();
         last_pfn = pfn;
         for (int zi = 0; zi < PA_MAX_NR_ZONES; zi++)
@@ -706,204 +830,238 @@ static int load_core(pa_machine *m, struct snap_in *in, uint32_t **lists)
         p->next = next;
         p->prev = prev;
         p->priv = 0;
-        p->flags = (uint8_t)packed;
-        p->order = (uint8_t)(packed >> 8);
-        p->kind = (uint8_t)(packed >> 16);
-        p->refcount = (uint8_t)(packed >> 24);
+        p->flags = flags;
+        p->order = order;
+        p->kind = kind;
+        p->refcount = refcount;
     }
-    uint64_t nrmap = get_max(in, m->nr_pages);
+    return PA_OK;
+}
+
+/* which mm, and where in it, each LRU page belongs to */
+static int load_rmap(pa_machine *m, struct snap_in *in)
+{
+    in->nrmap = get_max(in, m->nr_pages);
     CHECK();
-    if (nrmap && !m->pg_index) {
+    if (in->nrmap && !m->pg_index) {
         m->pg_index = calloc(m->nr_pages, sizeof(*m->pg_index));
         if (!m->pg_index)
             return PA_ENOMEM;
     }
-    uint64_t max_rmap_id = 0;
-    last_pfn = U64_NIL;
-    for (uint64_t i = 0; i < nrmap; i++) {
+    uint64_t last_pfn = U64_NIL;
+    for (uint64_t i = 0; i < in->nrmap; i++) {
         uint32_t pfn = get_pfn(in, m);
-        uint64_t id = get_max(in, (1u << 24) - 1), idx = get_max(in, (1u << 30) - 1);
+        uint64_t mm = get_max(in, (1u << 24) - 1), index = get_max(in, (1u << 30) - 1);
         CHECK();
         if (pfn == PA_NIL || (last_pfn != U64_NIL && pfn <= last_pfn) || !is_mm_page(&m->pages[pfn]))
             BAD();
         last_pfn = pfn;
-        if (id > max_rmap_id)
-            max_rmap_id = id;
-        m->pages[pfn].priv = (uint32_t)id;
-        m->pg_index[pfn] = (uint32_t)idx;
+        if (mm > in->max_rmap_mm)
+            in->max_rmap_mm = mm;
+        m->pages[pfn].priv = (uint32_t)mm;
+        m->pg_index[pfn] = (uint32_t)index;
     }
-    /* caches: the partial lists and cpu slabs name slabs by pfn, which are read
-     * later; keep the pfns in the links for now and resolve them below */
+    return PA_OK;
+}
+
+/* One live cache.  Its partial list and cpu slabs name slabs by pfn, and the
+ * slabs come later: the partial pfns wait in in->partial[id], the cpu slabs'
+ * pfns in cpu[].slab, until link_cache_slabs() turns them into slab ids. */
+static int load_cache(pa_machine *m, uint32_t id, struct snap_in *in)
+{
+    struct pa_cache *s = &m->caches[id];
+    struct pa_cpu_slab *cpu = malloc(m->cpus * sizeof(*cpu));
+    if (!cpu)
+        return PA_ENOMEM;
+    memset(s, 0, sizeof(*s));
+    s->cpu = cpu;
+    s->alive = 1;
+    s->flags = (uint32_t)get_max(in, UINT32_MAX);
+    s->object_size = (uint32_t)get_max(in, 4u << 20);
+    s->size = (uint32_t)get_max(in, 8u << 20);
+    s->align = (uint32_t)get_max(in, 4u << 20);
+    s->inuse = (uint32_t)get_max(in, 8u << 20);
+    s->offset = (uint32_t)get_max(in, 8u << 20);
+    s->red_left_pad = (uint32_t)get_max(in, 4u << 20);
+    s->order = (uint32_t)get_max(in, PA_MAX_PAGE_ORDER);
+    s->objects = (uint32_t)get_max(in, 32767);
+    s->min_order = (uint32_t)get_max(in, PA_MAX_PAGE_ORDER);
+    s->min_objects = (uint32_t)get_max(in, 32767);
+    s->min_partial = (uint32_t)get_max(in, UINT32_MAX);
+    s->refcount = (uint32_t)get_max(in, UINT32_MAX);
+    s->allocflags = (uint32_t)get_max(in, UINT32_MAX);
+    s->nr_slabs = get(in);
+    s->total_objects = get(in);
+    s->live = get(in);
+    s->nr_partial = get_max(in, m->nr_pages);
+    CHECK();
+    if (!slab_cache_geometry_ok(s, m->cpus))
+        BAD();
+    s->partial_head = s->partial_tail = PA_NIL;
+    uint32_t *partial = malloc((s->nr_partial ? s->nr_partial : 1) * sizeof(*partial));
+    if (!partial)
+        return PA_ENOMEM;
+    for (uint64_t k = 0; k < s->nr_partial; k++)
+        partial[k] = get_pfn(in, m);
+    for (uint32_t c = 0; c < m->cpus; c++) {
+        cpu[c].slab = get_pfn(in, m);
+        uint64_t fl = get(in);
+        cpu[c].freelist = fl == U64_NIL ? SLOT_NIL : (uint32_t)(fl > 32767 ? (in->bad = 1, 0) : fl);
+        if (cpu[c].slab == PA_NIL && cpu[c].freelist != SLOT_NIL)
+            in->bad = 1;
+    }
+    in->partial[id] = partial;
+    CHECK();
+    return PA_OK;
+}
+
+static int load_caches(pa_machine *m, struct snap_in *in)
+{
     uint64_t nr_ids = get_max(in, PA_MAX_CACHES);
     CHECK();
     for (uint32_t id = 0; id < nr_ids; id++) {
-        struct pa_cache *s = &m->caches[id];
         uint64_t alive = get_max(in, 1);
         CHECK();
         m->nr_caches = id + 1;          /* from here the machine's free path releases it */
         if (!alive)
             continue;
-        struct pa_cpu_slab *cpu = malloc(m->cpus * sizeof(*cpu));
-        if (!cpu)
-            return PA_ENOMEM;
-        memset(s, 0, sizeof(*s));
-        s->cpu = cpu;
-        s->alive = 1;
-        s->flags = (uint32_t)get_max(in, UINT32_MAX);
-        s->object_size = (uint32_t)get_max(in, 4u << 20);
-        s->size = (uint32_t)get_max(in, 8u << 20);
-        s->align = (uint32_t)get_max(in, 4u << 20);
-        s->inuse = (uint32_t)get_max(in, 8u << 20);
-        s->offset = (uint32_t)get_max(in, 8u << 20);
-        s->red_left_pad = (uint32_t)get_max(in, 4u << 20);
-        s->order = (uint32_t)get_max(in, PA_MAX_PAGE_ORDER);
-        s->objects = (uint32_t)get_max(in, 32767);
-        s->min_order = (uint32_t)get_max(in, PA_MAX_PAGE_ORDER);
-        s->min_objects = (uint32_t)get_max(in, 32767);
-        s->min_partial = (uint32_t)get_max(in, UINT32_MAX);
-        s->refcount = (uint32_t)get_max(in, UINT32_MAX);
-        s->allocflags = (uint32_t)get_max(in, UINT32_MAX);
-        s->nr_slabs = get(in);
-        s->total_objects = get(in);
-        s->live = get(in);
-        s->nr_partial = get_max(in, m->nr_pages);
-        CHECK();
-        if (!slab_cache_geometry_ok(s, m->cpus))
-            BAD();
-        /* the partial list as pfns, chained through partial_head for now */
-        s->partial_head = s->partial_tail = PA_NIL;
-        uint32_t *list = malloc((s->nr_partial ? s->nr_partial : 1) * sizeof(*list));
-        if (!list)
-            return PA_ENOMEM;
-        for (uint64_t k = 0; k < s->nr_partial; k++)
-            list[k] = get_pfn(in, m);
-        for (uint32_t c = 0; c < m->cpus; c++) {
-            cpu[c].slab = get_pfn(in, m);
-            uint64_t fl = get(in);
-            cpu[c].freelist = fl == U64_NIL ? SLOT_NIL : (uint32_t)(fl > 32767 ? (in->bad = 1, 0) : fl);
-            if (cpu[c].slab == PA_NIL && cpu[c].freelist != SLOT_NIL)
-                in->bad = 1;
-        }
-        lists[id] = list;
-        CHECK();
+        int rc = load_cache(m, id, in);
+        if (rc)
+            return rc;
     }
     m->nr_caches = (uint32_t)nr_ids;
+    return PA_OK;
+}
+
+/* every live cache once, oldest first: its position is its seq */
+static int load_cache_order(pa_machine *m, struct snap_in *in)
+{
+    uint64_t nr_ids = m->nr_caches;
     uint64_t norder = get_max(in, nr_ids);
     CHECK();
-    uint64_t alive_count = 0;
+    uint64_t alive = 0;
     for (uint32_t id = 0; id < nr_ids; id++)
-        alive_count += m->caches[id].alive;
-    if (norder != alive_count)
+        alive += m->caches[id].alive;
+    if (norder != alive)
         BAD();
-    uint64_t *seq = calloc(nr_ids ? nr_ids : 1, sizeof(*seq));
-    if (!seq)
-        return PA_ENOMEM;
     for (uint64_t k = 0; k < norder; k++) {
         uint64_t id = get_max(in, nr_ids ? nr_ids - 1 : 0);
-        if (in->bad || !m->caches[id].alive || seq[id]) {
-            free(seq);
+        if (in->bad || !m->caches[id].alive || m->caches[id].seq)
             BAD();
-        }
-        seq[id] = k + 1;
+        m->caches[id].seq = k + 1;
     }
+    m->cache_seq = norder;
+    return PA_OK;
+}
+
+/* the kmalloc table, and the machine section's last_cache, name live caches */
+static int load_kmalloc(pa_machine *m, struct snap_in *in)
+{
+    int64_t nr_ids = m->nr_caches;
     for (int t = 0; t < PA_NR_KMALLOC_TYPES; t++)
         for (int i = 0; i < NR_KMALLOC_INDEX; i++) {
             int64_t cid = (int64_t)get(in);
-            if (cid < -1 || cid >= (int64_t)nr_ids || (cid >= 0 && (!m->caches[cid].alive || i == 0)))
+            if (cid < -1 || cid >= nr_ids || (cid >= 0 && (!m->caches[cid].alive || i == 0)))
                 in->bad = 1;
             m->kmalloc_caches[t][i] = (int32_t)cid;
         }
-    if (m->last_cache < -1 || m->last_cache >= (int64_t)nr_ids)
+    if (m->last_cache < -1 || m->last_cache >= nr_ids)
         in->bad = 1;
-    /* slabs, ascending pfn: ids handed out in that order */
+    CHECK();
+    return PA_OK;
+}
+
+/* One slab record, as slab id i.  On failure nr_slab_ids covers exactly the
+ * slabs whose arrays the machine's free path must release. */
+static int load_slab(pa_machine *m, uint64_t i, uint64_t *last_pfn, struct snap_in *in)
+{
+    uint64_t nr_ids = m->nr_caches;
+    struct pa_slab *sl = &m->slabs[i];
+    uint32_t pfn = get_pfn(in, m);
+    uint64_t cache = get_max(in, nr_ids ? nr_ids - 1 : 0);
+    uint64_t order = get_max(in, PA_MAX_PAGE_ORDER), objects = get_max(in, 32767);
+    uint64_t inuse = get_max(in, objects), freelist = get(in);
+    uint64_t frozen = get_max(in, 1), on_partial = get_max(in, 1);
+    const uint8_t *chain = get_blob(in, 2 * objects);
+    const uint8_t *state = get_blob(in, objects);
+    const struct pa_cache *sc = &m->caches[cache];
+    const struct pa_page *head = in->bad || pfn == PA_NIL ? NULL : &m->pages[pfn];
+    bool fits = !in->bad && sc->alive
+                && ((order == sc->order && objects == sc->objects) || (order == sc->min_order && objects == sc->min_objects));
+    if (in->bad || !head || !fits || (freelist != U64_NIL && freelist >= objects) || head->kind != PA_KIND_SLAB
+        || (head->flags & (PA_PG_ALLOC | PA_PG_BUDDY)) != PA_PG_ALLOC || head->order != order
+        || (*last_pfn != U64_NIL && pfn <= *last_pfn)) {
+        m->nr_slab_ids = (uint32_t)i;
+        BAD();
+    }
+    sl->pfn = pfn;
+    sl->cache = (uint32_t)cache;
+    sl->order = (uint8_t)order;
+    sl->objects = (uint16_t)objects;
+    sl->inuse = (uint16_t)inuse;
+    sl->freelist = freelist == U64_NIL ? SLOT_NIL : (uint16_t)freelist;
+    sl->frozen = (uint8_t)frozen;
+    sl->on_partial = (uint8_t)on_partial;
+    sl->prev = sl->next = PA_NIL;
+    sl->chain = malloc(2 * objects + 2);
+    sl->state = malloc(objects + 1);
+    sl->used = 1;
+    m->nr_slab_ids = (uint32_t)i + 1;
+    if (!sl->chain || !sl->state)
+        return PA_ENOMEM;
+    for (uint64_t k = 0; k < objects; k++) {
+        uint16_t nx = (uint16_t)(chain[2 * k] | chain[2 * k + 1] << 8);
+        if (nx != SLOT_NIL && nx >= objects)
+            in->bad = 1;
+        sl->chain[k] = nx;
+    }
+    for (uint64_t k = 0; k < objects; k++)
+        if (state[k] != 0 && state[k] != 1 && state[k] != 2 && state[k] != 5)
+            in->bad = 1;
+    *last_pfn = pfn;
+    memcpy(sl->state, state, objects);
+    m->pages[pfn].priv = (uint32_t)i;
+    CHECK();
+    return PA_OK;
+}
+
+/* slabs, ascending pfn: ids handed out in that order */
+static int load_slabs(pa_machine *m, struct snap_in *in)
+{
     uint64_t nslabs = get_max(in, m->nr_pages);
-    if (in->bad) {
-        free(seq);
+    CHECK();
+    if (nslabs > (in->len - in->pos) / 80)      /* a slab record is at least ten words */
         BAD();
-    }
-    if (nslabs > (in->len - in->pos) / 80) {      /* a slab record is at least ten words */
-        free(seq);
-        BAD();
-    }
     if (nslabs) {
         m->slabs = calloc(nslabs, sizeof(*m->slabs));
         m->free_slab_ids = calloc(nslabs, sizeof(*m->free_slab_ids));
-        if (!m->slabs || !m->free_slab_ids) {
-            free(seq);
+        if (!m->slabs || !m->free_slab_ids)
             return PA_ENOMEM;
-        }
         m->cap_slab_ids = (uint32_t)nslabs;
     }
-    last_pfn = U64_NIL;
+    uint64_t last_pfn = U64_NIL;
     for (uint64_t i = 0; i < nslabs; i++) {
-        struct pa_slab *sl = &m->slabs[i];
-        uint32_t pfn = get_pfn(in, m);
-        uint64_t cache = get_max(in, nr_ids ? nr_ids - 1 : 0);
-        uint64_t order = get_max(in, PA_MAX_PAGE_ORDER), objects = get_max(in, 32767);
-        uint64_t inuse = get_max(in, objects), freelist = get(in);
-        uint64_t frozen = get_max(in, 1), on_partial = get_max(in, 1);
-        const uint8_t *chain = get_blob(in, 2 * objects);
-        const uint8_t *state = get_blob(in, objects);
-        const struct pa_cache *sc = &m->caches[cache];
-        const struct pa_page *head = in->bad || pfn == PA_NIL ? NULL : &m->pages[pfn];
-        bool fits = !in->bad && sc->alive
-                    && ((order == sc->order && objects == sc->objects) || (order == sc->min_order && objects == sc->min_objects));
-        if (in->bad || !head || !fits || (freelist != U64_NIL && freelist >= objects) || head->kind != PA_KIND_SLAB
-            || (head->flags & (PA_PG_ALLOC | PA_PG_BUDDY)) != PA_PG_ALLOC || head->order != order
-            || (last_pfn != U64_NIL && pfn <= last_pfn)) {
-            m->nr_slab_ids = (uint32_t)i;
-            free(seq);
-            BAD();
-        }
-        sl->pfn = pfn;
-        sl->cache = (uint32_t)cache;
-        sl->order = (uint8_t)order;
-        sl->objects = (uint16_t)objects;
-        sl->inuse = (uint16_t)inuse;
-        sl->freelist = freelist == U64_NIL ? SLOT_NIL : (uint16_t)freelist;
-        sl->frozen = (uint8_t)frozen;
-        sl->on_partial = (uint8_t)on_partial;
-        sl->prev = sl->next = PA_NIL;
-        sl->chain = malloc(2 * objects + 2);
-        sl->state = malloc(objects + 1);
-        sl->used = 1;
-        m->nr_slab_ids = (uint32_t)i + 1;
-        if (!sl->chain || !sl->state) {
-            free(seq);
-            return PA_ENOMEM;
-        }
-        for (uint64_t k = 0; k < objects; k++) {
-            uint16_t nx = (uint16_t)(chain[2 * k] | chain[2 * k + 1] << 8);
-            if (nx != SLOT_NIL && nx >= objects)
-                in->bad = 1;
-            sl->chain[k] = nx;
-        }
-        for (uint64_t k = 0; k < objects; k++)
-            if (state[k] != 0 && state[k] != 1 && state[k] != 2 && state[k] != 5)
-                in->bad = 1;
-        last_pfn = pfn;
-        memcpy(sl->state, state, objects);
-        m->pages[pfn].priv = (uint32_t)i;
-        if (in->bad) {
-            free(seq);
-            BAD();
-        }
+        int rc = load_slab(m, i, &last_pfn, in);
+        if (rc)
+            return rc;
     }
-    /* now the partial lists and cpu slabs, by pfn -> slab id */
-    int rc = PA_OK;
-    for (uint32_t id = 0; id < nr_ids; id++) {
+    return PA_OK;
+}
+
+/* Not a section: the caches' partial lists and cpu slabs, read as pfns, become
+ * slab ids now that the slabs are read. */
+static int link_cache_slabs(pa_machine *m, struct snap_in *in)
+{
+    for (uint32_t id = 0; id < m->nr_caches; id++) {
         struct pa_cache *s = &m->caches[id];
         if (!s->alive)
             continue;
-        uint32_t *list = lists[id];
-        s->seq = seq[id];
-        for (uint64_t k = 0; k < s->nr_partial && rc == PA_OK; k++) {
-            uint32_t sid = slab_by_pfn(m, list[k]);
+        const uint32_t *partial = in->partial[id];
+        for (uint64_t k = 0; k < s->nr_partial; k++) {
+            uint32_t sid = slab_by_pfn(m, partial[k]);
             if (sid == PA_NIL || m->slabs[sid].cache != id || m->slabs[sid].prev != PA_NIL
-                || s->partial_head == sid) {
-                rc = PA_EINVAL;
-                break;
-            }
+                || s->partial_head == sid)
+                BAD();
             struct pa_slab *sl = &m->slabs[sid];
             sl->prev = s->partial_tail;
             sl->next = PA_NIL;
@@ -913,25 +1071,81 @@ static int load_core(pa_machine *m, struct snap_in *in, uint32_t **lists)
                 m->slabs[s->partial_tail].next = sid;
             s->partial_tail = sid;
         }
-        for (uint32_t c = 0; c < m->cpus && rc == PA_OK; c++) {
+        for (uint32_t c = 0; c < m->cpus; c++) {
             if (s->cpu[c].slab == PA_NIL)
                 continue;
             uint32_t sid = slab_by_pfn(m, s->cpu[c].slab);
             if (sid == PA_NIL || m->slabs[sid].cache != id
                 || (s->cpu[c].freelist != SLOT_NIL && s->cpu[c].freelist >= m->slabs[sid].objects))
-                rc = PA_EINVAL;
-            else
-                s->cpu[c].slab = sid;
+                BAD();
+            s->cpu[c].slab = sid;
         }
     }
-    m->cache_seq = norder;
-    free(seq);
-    if (rc)
-        return rc;
-    /* mms */
+    return PA_OK;
+}
+
+/* One mm: its scalars, its entries (each swap slot named once, noted in
+ * in->swap_used for the swap section), and a file's pages on disk. */
+static int load_mm(pa_machine *m, struct pa_mm *mm, struct snap_in *in)
+{
+    mm->alive = (uint8_t)get_max(in, 1);
+    mm->is_file = (uint8_t)get_max(in, 1);
+    mm->nr_pages = get_max(in, 1ull << 30);
+    mm->size = get(in);
+    mm->rss = get(in);
+    mm->swapents = get(in);
+    mm->nr_dirty = get(in);
+    uint64_t nent = get_max(in, 1ull << 30);
+    CHECK();
+    /* the last entry a fault made is never empty again, so the entries end at nr_pages */
+    if (in->len - in->pos < nent * 8 || nent != mm->nr_pages || (!mm->alive && nent)
+        || mm->rss > nent || mm->swapents > nent || mm->nr_dirty > nent || mm->size > (1ull << 42))
+        BAD();
+    uint64_t cap = 16;
+    while (cap < nent)
+        cap *= 2;
+    mm->ent = calloc(cap, sizeof(*mm->ent));
+    mm->disk = mm->is_file ? calloc(cap, sizeof(*mm->disk)) : NULL;
+    if (!mm->ent || (mm->is_file && !mm->disk))
+        return PA_ENOMEM;
+    mm->cap = cap;
+    for (uint64_t i = 0; i < nent; i++) {
+        uint64_t e = get(in);
+        unsigned st = (unsigned)(e & 3u);
+        uint64_t val = e >> 3;
+        bool dirty = (e & 4u) != 0;
+        if (st == 0u ? e != 0
+            : st == 1u ? val >= m->nr_pages || (dirty && !mm->is_file)
+            : st == 2u ? mm->is_file || dirty || val >= m->swap_next || in->swap_used[val]
+            : !mm->is_file || e != 3u)
+            BAD();
+        if (st == 2u)
+            in->swap_used[val] = 1;
+        mm->ent[i] = e;
+    }
+    uint64_t ndisk = get_max(in, mm->is_file ? nent : 0);
+    CHECK();
+    uint64_t last_idx = U64_NIL;
+    for (uint64_t k = 0; k < ndisk; k++) {
+        uint64_t idx = get_max(in, nent ? nent - 1 : 0);
+        const uint8_t *data = get_blob(in, PA_PAGE_SIZE);
+        CHECK();
+        if (mm->disk[idx] || (last_idx != U64_NIL && idx <= last_idx))
+            BAD();
+        last_idx = idx;
+        mm->disk[idx] = malloc(PA_PAGE_SIZE);
+        if (!mm->disk[idx])
+            return PA_ENOMEM;
+        memcpy(mm->disk[idx], data, PA_PAGE_SIZE);
+    }
+    return PA_OK;
+}
+
+static int load_mms(pa_machine *m, struct snap_in *in)
+{
     uint64_t nmms = get_max(in, 1u << 24);
     CHECK();
-    if ((nrmap && max_rmap_id >= nmms) || nmms > (in->len - in->pos) / 72)     /* an mm is at least nine words */
+    if ((in->nrmap && in->max_rmap_mm >= nmms) || nmms > (in->len - in->pos) / 72)     /* an mm is at least nine words */
         BAD();
     in->swap_used = calloc(m->swap_pages ? m->swap_pages : 1, 1);
     if (!in->swap_used)
@@ -948,60 +1162,17 @@ static int load_core(pa_machine *m, struct snap_in *in, uint32_t **lists)
         }
     }
     for (uint64_t id = 0; id < nmms; id++) {
-        struct pa_mm *mm = &m->mms[id];
         m->nr_mms = (uint32_t)id + 1;
-        mm->alive = (uint8_t)get_max(in, 1);
-        mm->is_file = (uint8_t)get_max(in, 1);
-        mm->nr_pages = get_max(in, 1ull << 30);
-        mm->size = get(in);
-        mm->rss = get(in);
-        mm->swapents = get(in);
-        mm->nr_dirty = get(in);
-        uint64_t nent = get_max(in, 1ull << 30);
-        CHECK();
-        /* the last entry a fault made is never empty again, so the entries end at nr_pages */
-        if (in->len - in->pos < nent * 8 || nent != mm->nr_pages || (!mm->alive && nent)
-            || mm->rss > nent || mm->swapents > nent || mm->nr_dirty > nent || mm->size > (1ull << 42))
-            BAD();
-        uint64_t cap = 16;
-        while (cap < nent)
-            cap *= 2;
-        mm->ent = calloc(cap, sizeof(*mm->ent));
-        mm->disk = mm->is_file ? calloc(cap, sizeof(*mm->disk)) : NULL;
-        if (!mm->ent || (mm->is_file && !mm->disk))
-            return PA_ENOMEM;
-        mm->cap = cap;
-        for (uint64_t i = 0; i < nent; i++) {
-            uint64_t e = get(in);
-            unsigned st = (unsigned)(e & 3u);
-            uint64_t val = e >> 3;
-            bool dirty = (e & 4u) != 0;
-            if (st == 0u ? e != 0
-                : st == 1u ? val >= m->nr_pages || (dirty && !mm->is_file)
-                : st == 2u ? mm->is_file || dirty || val >= m->swap_next || in->swap_used[val]
-                : !mm->is_file || e != 3u)
-                BAD();
-            if (st == 2u)
-                in->swap_used[val] = 1;
-            mm->ent[i] = e;
-        }
-        uint64_t ndisk = get_max(in, mm->is_file ? nent : 0);
-        CHECK();
-        uint64_t last_idx = U64_NIL;
-        for (uint64_t k = 0; k < ndisk; k++) {
-            uint64_t idx = get_max(in, nent ? nent - 1 : 0);
-            const uint8_t *data = get_blob(in, PA_PAGE_SIZE);
-            CHECK();
-            if (mm->disk[idx] || (last_idx != U64_NIL && idx <= last_idx))
-                BAD();
-            last_idx = idx;
-            mm->disk[idx] = malloc(PA_PAGE_SIZE);
-            if (!mm->disk[idx])
-                return PA_ENOMEM;
-            memcpy(mm->disk[idx], data, PA_PAGE_SIZE);
-        }
+        int rc = load_mm(m, &m->mms[id], in);
+        if (rc)
+            return rc;
     }
-    /* swap */
+    return PA_OK;
+}
+
+/* the free stack, then the bytes of the slots the mms' entries name */
+static int load_swap(pa_machine *m, struct snap_in *in)
+{
     uint64_t nfree = get_max(in, m->swap_pages);
     CHECK();
     uint64_t in_use = 0;
@@ -1030,6 +1201,31 @@ static int load_core(pa_machine *m, struct snap_in *in, uint32_t **lists)
         last_slot = slot;
         memcpy(m->swap + (slot << PA_PAGE_SHIFT), data, PA_PAGE_SIZE);
     }
+    return PA_OK;
+}
+
+typedef int (*section_loader)(pa_machine *m, struct snap_in *in);
+
+/* the sections in the order of the layout (pyalloc/model/snapshot.py), each
+ * checked before the next is read */
+static const section_loader load_sections[] = {
+    load_machine, load_pgd, load_pageblocks, load_zones, load_reclaim, load_descriptors, load_rmap,
+    load_caches, load_cache_order, load_kmalloc, load_slabs, link_cache_slabs, load_mms, load_swap,
+};
+
+static int load_core(pa_machine *m, struct snap_in *in)
+{
+    /* the boot touched the descriptors of the zones' unaligned tails (the rest of a fresh
+     * machine is pristine): none of them survives.  This reads pristine_end before the
+     * zones section replaces it. */
+    for (int zi = 0; zi < PA_MAX_NR_ZONES; zi++)
+        clear_pages(m, m->zones[zi].pristine_end * sizeof(struct pa_page),
+                    m->zones[zi].end_pfn * sizeof(struct pa_page));
+    for (size_t i = 0; i < sizeof(load_sections) / sizeof(load_sections[0]); i++) {
+        int rc = load_sections[i](m, in);
+        if (rc)
+            return rc;
+    }
     if (in->pos != in->len)
         BAD();
     return PA_OK;
@@ -1044,15 +1240,15 @@ PA_ENTRY(int, pa_snapshot_load, (pa_machine *m, const uint8_t *buf, int64_t len)
         return PA_EINVAL;
     if (m->nr_caches || m->nr_slab_ids || m->nr_mms)
         return PA_EBUSY;
-    struct snap_in in = {buf, (uint64_t)len, 0, 0, NULL};
-    uint32_t **lists = calloc(PA_MAX_CACHES, sizeof(*lists));     /* partial lists as pfns, per cache */
-    if (!lists)
+    struct snap_in in = {.buf = buf, .len = (uint64_t)len};
+    in.partial = calloc(PA_MAX_CACHES, sizeof(*in.partial));
+    if (!in.partial)
         return PA_ENOMEM;
-    int rc = load_core(m, &in, lists);
+    int rc = load_core(m, &in);
     free(in.swap_used);
     for (uint32_t id = 0; id < PA_MAX_CACHES; id++)
-        free(lists[id]);
-    free(lists);
+        free(in.partial[id]);
+    free(in.partial);
     return rc;
 }
 

@@ -42,6 +42,7 @@ Memory is not here: the snapshot file carries the touched pages apart
 
 from __future__ import annotations
 
+import sys
 from array import array
 
 from .arena import NIL, Arena, Page
@@ -90,7 +91,6 @@ class Writer:
         w = self.w
         if w.itemsize != 8:
             raise RuntimeError("array('Q') is not 64-bit here")
-        import sys
         if sys.byteorder != "little":
             w = array("Q", w)
             w.byteswap()
@@ -103,7 +103,6 @@ class Reader:
             raise Corrupt("the core section is not a whole number of words")
         self.w = array("Q")
         self.w.frombytes(data)
-        import sys
         if sys.byteorder != "little":
             self.w.byteswap()
         self.raw = memoryview(data)
@@ -147,7 +146,6 @@ class Reader:
         return out
 
 
-
 def _counter_block(r: Reader, known: int) -> list:
     """A counted block of counters: the first *known*, 0 for those an older writer did not have."""
     vals = r.many(r.count(len(r.w) - r.i, "counter block"))
@@ -187,90 +185,151 @@ def _pfn(r: Reader, a: Arena) -> int:
 
 
 # -- save ---------------------------------------------------------------------------------
+# One function per section of the layout above, with the names csrc/snapshot.c uses (the
+# pages section is *_descriptors: load_pages below writes memory, not descriptors).
 
-def save(a: Arena) -> bytes:
-    """The canonical core section of this machine."""
-    if a.slab_events:
-        raise Corrupt("slab events are pending")      # drained at the end of every call
-    w = Writer()
+def save_machine(a: Arena, w: Writer) -> None:
     for name in MACHINE_SCALARS:
         w.put(int(getattr(a, name)))
+
+
+def save_pgd(a: Arena, w: Writer) -> None:
     w.many(a.pgd)
+
+
+def save_pageblocks(a: Arena, w: Writer) -> None:
     w.blob(a.pageblock_mt)
+
+
+def save_zone(z, w: Writer) -> None:
+    w.many((z.start_pfn, z.end_pfn, z.managed, z.pristine_next, z.pristine_end))
+    for table in (z.head, z.tail):
+        for row in table:
+            w.many(_nil(v) for v in row)
+    for row in z.nr_free:
+        w.many(row)
+    w.many(z.nr_free_mt_pages)
+    w.many(getattr(z, n) for n in ZONE_SCALARS)
+    w.many(z.wmark)
+    w.many(z.lowmem_reserve)
+    w.many(z.pageblocks)
+    w.many((z.pgalloc, z.numa_hit))
+    w.many(z.nr_lru)
+    w.put(z.nr_dirty)
+
+
+def save_zones(a: Arena, w: Writer) -> None:
     for z in a.zones:
-        w.many((z.start_pfn, z.end_pfn, z.managed, z.pristine_next, z.pristine_end))
-        for table in (z.head, z.tail):
-            for row in table:
-                w.many(_nil(v) for v in row)
-        for row in z.nr_free:
-            w.many(row)
-        w.many(z.nr_free_mt_pages)
-        w.many(getattr(z, n) for n in ZONE_SCALARS)
-        w.many(z.wmark)
-        w.many(z.lowmem_reserve)
-        w.many(z.pageblocks)
-        w.many((z.pgalloc, z.numa_hit))
-        w.many(z.nr_lru)
-        w.put(z.nr_dirty)
+        save_zone(z, w)
+
+
+def save_reclaim(a: Arena, w: Writer) -> None:
+    """Reclaim's counters, the costs of the last allocating call, the LRU heads."""
     for block in (a.ctr, a.cost):
         w.put(len(block))
         w.many(block)
     for head, tail in a.lru:
         w.many((_nil(head), _nil(tail)))
+
+
+def save_descriptors(a: Arena, w: Writer) -> None:
     pfns = sorted(a.pages)
     w.put(len(pfns))
     for pfn in pfns:
         p = a.pages[pfn]
         w.many((pfn, _nil(p.next), _nil(p.prev), p.flags | p.order << 8 | p.kind << 16 | p.refcount << 24))
+
+
+def save_rmap(a: Arena, w: Writer) -> None:
     w.put(len(a.rmap))
     for pfn in sorted(a.rmap):
         mid, idx = a.rmap[pfn]
         w.many((pfn, mid, idx))
+
+
+def save_cache(s: Cache, w: Writer) -> None:
+    w.many(getattr(s, f) for f in CACHE_FIELDS)
+    w.put(len(s.partial))
+    w.many(s.partial)
+    for c in s.cpu:
+        w.many((_nil(c.slab), _nil(c.freelist)))
+
+
+def save_caches(a: Arena, w: Writer) -> None:
     w.put(len(a.caches))
     for s in a.caches:
         w.put(s is not None)
-        if s is None:
-            continue
-        w.many(getattr(s, f) for f in CACHE_FIELDS)
-        w.put(len(s.partial))
-        w.many(s.partial)
-        for c in s.cpu:
-            w.many((_nil(c.slab), _nil(c.freelist)))
+        if s is not None:
+            save_cache(s, w)
+
+
+def save_cache_order(a: Arena, w: Writer) -> None:
     w.put(len(a.cache_order))
     w.many(a.cache_order)
+
+
+def save_kmalloc(a: Arena, w: Writer) -> None:
     for row in a.kmalloc_caches:
         w.many(row)
+
+
+def save_slab(sl: Slab, w: Writer) -> None:
+    w.many((sl.pfn, sl.cache, sl.order, sl.objects, sl.inuse, _nil(sl.freelist), sl.frozen, sl.on_partial))
+    chain = array("H", (SLOT_NIL16 if v == NIL else v for v in sl.next))
+    w.blob(_le16(chain))
+    w.blob(sl.state)
+
+
+def save_slabs(a: Arena, w: Writer) -> None:
     w.put(len(a.slabs))
     for pfn in sorted(a.slabs):
-        sl = a.slabs[pfn]
-        w.many((sl.pfn, sl.cache, sl.order, sl.objects, sl.inuse, _nil(sl.freelist), sl.frozen, sl.on_partial))
-        chain = array("H", (SLOT_NIL16 if v == NIL else v for v in sl.next))
-        w.blob(_le16(chain))
-        w.blob(sl.state)
+        save_slab(a.slabs[pfn], w)
+
+
+def save_mm(mm: Mm, w: Writer) -> None:
+    w.many((mm.alive, mm.is_file, mm.nr_pages, mm.size, mm.rss, mm.swapents, mm.nr_dirty))
+    ent = mm.ent
+    n = len(ent)
+    while n and not ent[n - 1]:
+        n -= 1
+    w.put(n)
+    w.many(ent[:n])
+    w.put(len(mm.disk))
+    for idx in sorted(mm.disk):
+        w.put(idx)
+        w.blob(mm.disk[idx])
+
+
+def save_mms(a: Arena, w: Writer) -> None:
     w.put(len(a.mms))
     for mm in a.mms:
-        w.many((mm.alive, mm.is_file, mm.nr_pages, mm.size, mm.rss, mm.swapents, mm.nr_dirty))
-        ent = mm.ent
-        n = len(ent)
-        while n and not ent[n - 1]:
-            n -= 1
-        w.put(n)
-        w.many(ent[:n])
-        w.put(len(mm.disk))
-        for idx in sorted(mm.disk):
-            w.put(idx)
-            w.blob(mm.disk[idx])
+        save_mm(mm, w)
+
+
+def save_swap(a: Arena, w: Writer) -> None:
     w.put(len(a.swap_free))
     w.many(a.swap_free)
     w.put(len(a.swap))
     for slot in sorted(a.swap):
         w.put(slot)
         w.blob(a.swap[slot])
+
+
+SAVE_SECTIONS = (save_machine, save_pgd, save_pageblocks, save_zones, save_reclaim, save_descriptors, save_rmap,
+                 save_caches, save_cache_order, save_kmalloc, save_slabs, save_mms, save_swap)
+
+
+def save(a: Arena) -> bytes:
+    """The canonical core section of this machine."""
+    if a.slab_events:
+        raise Corrupt("slab events are pending")      # drained at the end of every call
+    w = Writer()
+    for section in SAVE_SECTIONS:
+        section(a, w)
     return w.bytes()
 
 
 def _le16(arr: array) -> bytes:
-    import sys
     if sys.byteorder != "little":
         arr = array("H", arr)
         arr.byteswap()
@@ -286,14 +345,10 @@ def touched_pages(a: Arena, start: int = 0):
 
 
 # -- load ---------------------------------------------------------------------------------
+# One function per section, named as in csrc/snapshot.c.  validate() has checked the
+# words already; what is left here are the checks the model needs to build its objects.
 
-def load(a: Arena, data: bytes) -> None:
-    """Make a freshly booted arena (same nr_pages, cpus and swap, nothing allocated) the saved one.
-
-    Raises Corrupt, leaving *a* half-made: the caller throws it away."""
-    from .snapshot_check import validate  # the format's rules, shared with the C path
-    validate(data, a.nr_pages, a.cpus, a.swap_pages)
-    r = Reader(data)
+def load_machine(a: Arena, r: Reader) -> None:
     vals = {name: r.get() for name in MACHINE_SCALARS}
     vals["last_cache"] = vals["last_cache"] - (1 << 64) if vals["last_cache"] >> 63 else vals["last_cache"]
     if (vals["nr_pages"], vals["cpus"]) != (a.nr_pages, a.cpus):
@@ -302,31 +357,50 @@ def load(a: Arena, data: bytes) -> None:
         raise Corrupt("swap or cpu values out of range")
     for name, v in vals.items():
         setattr(a, name, bool(v) if name == "slab_merge" else v)
+
+
+def load_pgd(a: Arena, r: Reader) -> None:
     a.pgd = r.many(512)
+
+
+def load_pageblocks(a: Arena, r: Reader) -> None:
     mt = r.blob(len(a.pageblock_mt))
     if len(mt) != len(a.pageblock_mt) or any(b >= MIGRATE_TYPES for b in mt):
         raise Corrupt("pageblock map")
     a.pageblock_mt = bytearray(mt)
+
+
+def load_zone(a: Arena, z, r: Reader) -> None:
+    geo = r.many(5)
+    if geo[:3] != [z.start_pfn, z.end_pfn, z.managed]:
+        raise Corrupt(f"zone {z.name} has another size")
+    z.pristine_next, z.pristine_end = geo[3], geo[4]
+    z.head = [[_pfn(r, a) for _ in range(MIGRATE_TYPES)] for _ in range(NR_PAGE_ORDERS)]
+    z.tail = [[_pfn(r, a) for _ in range(MIGRATE_TYPES)] for _ in range(NR_PAGE_ORDERS)]
+    z.nr_free = [r.many(MIGRATE_TYPES) for _ in range(NR_PAGE_ORDERS)]
+    z.nr_free_mt_pages = r.many(MIGRATE_TYPES)
+    for n in ZONE_SCALARS:
+        setattr(z, n, r.get())
+    z.wmark = r.many(4)
+    z.lowmem_reserve = r.many(MAX_NR_ZONES)
+    z.pageblocks = r.many(MIGRATE_TYPES)
+    z.pgalloc, z.numa_hit = r.many(2)
+    z.nr_lru = r.many(4)
+    z.nr_dirty = r.get()
+
+
+def load_zones(a: Arena, r: Reader) -> None:
     for z in a.zones:
-        geo = r.many(5)
-        if geo[:3] != [z.start_pfn, z.end_pfn, z.managed]:
-            raise Corrupt(f"zone {z.name} has another size")
-        z.pristine_next, z.pristine_end = geo[3], geo[4]
-        z.head = [[_pfn(r, a) for _ in range(MIGRATE_TYPES)] for _ in range(NR_PAGE_ORDERS)]
-        z.tail = [[_pfn(r, a) for _ in range(MIGRATE_TYPES)] for _ in range(NR_PAGE_ORDERS)]
-        z.nr_free = [r.many(MIGRATE_TYPES) for _ in range(NR_PAGE_ORDERS)]
-        z.nr_free_mt_pages = r.many(MIGRATE_TYPES)
-        for n in ZONE_SCALARS:
-            setattr(z, n, r.get())
-        z.wmark = r.many(4)
-        z.lowmem_reserve = r.many(MAX_NR_ZONES)
-        z.pageblocks = r.many(MIGRATE_TYPES)
-        z.pgalloc, z.numa_hit = r.many(2)
-        z.nr_lru = r.many(4)
-        z.nr_dirty = r.get()
+        load_zone(a, z, r)
+
+
+def load_reclaim(a: Arena, r: Reader) -> None:
     a.ctr = _counter_block(r, NR_CTRS)
     a.cost = _counter_block(r, NR_COSTS)
     a.lru = [[_pfn(r, a), _pfn(r, a)] for _ in range(4)]
+
+
+def load_descriptors(a: Arena, r: Reader) -> None:
     a.pages = {}
     for _ in range(r.count(a.nr_pages, "pages")):
         pfn = _pfn(r, a)
@@ -337,69 +411,99 @@ def load(a: Arena, data: bytes) -> None:
         packed = r.get()
         p.flags, p.order, p.kind, p.refcount = packed & 0xff, packed >> 8 & 0xff, packed >> 16 & 0xff, packed >> 24 & 0xff
         a.pages[pfn] = p
+
+
+def load_rmap(a: Arena, r: Reader) -> None:
     a.rmap = {}
     for _ in range(r.count(a.nr_pages, "rmap")):
         pfn, mid, idx = r.many(3)
         if pfn >= a.nr_pages:
             raise Corrupt("rmap pfn")
         a.rmap[pfn] = (mid, idx)
+
+
+def load_cache(a: Arena, cid: int, r: Reader) -> Cache:
+    s = Cache()
+    for f in CACHE_FIELDS:
+        setattr(s, f, r.get())
+    s.id = cid
+    s.alive = True
+    s.partial = [_pfn(r, a) for _ in range(r.count(a.nr_pages, "partial"))]
+    s.cpu = []
+    for _ in range(a.cpus):
+        c = CpuSlab()
+        c.slab, c.freelist = _pfn(r, a), r.nil()
+        s.cpu.append(c)
+    return s
+
+
+def load_caches(a: Arena, r: Reader) -> None:
     nr_ids = r.count(1 << 16, "caches")
     a.caches = []
     for cid in range(nr_ids):
-        if not r.get():
-            a.caches.append(None)
-            continue
-        s = Cache()
-        for f in CACHE_FIELDS:
-            setattr(s, f, r.get())
-        s.id = cid
-        s.alive = True
-        s.partial = [_pfn(r, a) for _ in range(r.count(a.nr_pages, "partial"))]
-        s.cpu = []
-        for _ in range(a.cpus):
-            c = CpuSlab()
-            c.slab, c.freelist = _pfn(r, a), r.nil()
-            s.cpu.append(c)
-        a.caches.append(s)
-    a.cache_order = r.many(r.count(nr_ids, "cache order"))
+        a.caches.append(load_cache(a, cid, r) if r.get() else None)
+
+
+def load_cache_order(a: Arena, r: Reader) -> None:
+    a.cache_order = r.many(r.count(len(a.caches), "cache order"))
     if sorted(a.cache_order) != [i for i, s in enumerate(a.caches) if s is not None]:
         raise Corrupt("cache order does not list the live caches")
+
+
+def load_kmalloc(a: Arena, r: Reader) -> None:
     a.kmalloc_caches = [[v - (1 << 64) if v >> 63 else v for v in r.many(NR_KMALLOC_INDEX)]
                         for _ in range(NR_KMALLOC_TYPES)]
+
+
+def load_slab(a: Arena, r: Reader) -> Slab:
+    pfn, cache, order, objects, inuse, freelist, frozen, on_partial = r.many(8)
+    if pfn >= a.nr_pages or cache >= len(a.caches) or a.caches[cache] is None or objects > 32767 or order > 10:
+        raise Corrupt("slab record")
+    sl = Slab(pfn, cache, order, objects)
+    sl.inuse = inuse
+    sl.freelist = NIL if freelist == U64_NIL else freelist
+    sl.frozen, sl.on_partial = bool(frozen), bool(on_partial)
+    chain = r.blob(2 * objects)
+    state = r.blob(objects)
+    if len(chain) != 2 * objects or len(state) != objects:
+        raise Corrupt("slab freelist")
+    arr = array("H")
+    arr.frombytes(chain)
+    if sys.byteorder != "little":
+        arr.byteswap()
+    sl.next = [NIL if v == SLOT_NIL16 else v for v in arr]
+    sl.state = bytearray(state)
+    return sl
+
+
+def load_slabs(a: Arena, r: Reader) -> None:
     a.slabs = {}
     for _ in range(r.count(a.nr_pages, "slabs")):
-        pfn, cache, order, objects, inuse, freelist, frozen, on_partial = r.many(8)
-        if pfn >= a.nr_pages or cache >= nr_ids or a.caches[cache] is None or objects > 32767 or order > 10:
-            raise Corrupt("slab record")
-        sl = Slab(pfn, cache, order, objects)
-        sl.inuse = inuse
-        sl.freelist = NIL if freelist == U64_NIL else freelist
-        sl.frozen, sl.on_partial = bool(frozen), bool(on_partial)
-        chain = r.blob(2 * objects)
-        state = r.blob(objects)
-        if len(chain) != 2 * objects or len(state) != objects:
-            raise Corrupt("slab freelist")
-        arr = array("H")
-        arr.frombytes(chain)
-        import sys
-        if sys.byteorder != "little":
-            arr.byteswap()
-        sl.next = [NIL if v == SLOT_NIL16 else v for v in arr]
-        sl.state = bytearray(state)
-        a.slabs[pfn] = sl
+        sl = load_slab(a, r)
+        a.slabs[sl.pfn] = sl
+
+
+def load_mm(r: Reader) -> Mm:
+    alive, is_file, nr_pages, size, rss, swapents, nr_dirty = r.many(7)
+    mm = Mm(bool(is_file))
+    mm.alive = bool(alive)
+    mm.nr_pages, mm.size, mm.rss, mm.swapents, mm.nr_dirty = nr_pages, size, rss, swapents, nr_dirty
+    mm.ent = r.many(r.count(1 << 30, "mm entries"))
+    for _ in range(r.count(1 << 30, "disk pages")):
+        idx = r.get()
+        mm.disk[idx] = r.blob(PAGE_SIZE)
+        if len(mm.disk[idx]) != PAGE_SIZE:
+            raise Corrupt("disk page")
+    return mm
+
+
+def load_mms(a: Arena, r: Reader) -> None:
     a.mms = []
     for _ in range(r.count(1 << 24, "mms")):
-        alive, is_file, nr_pages, size, rss, swapents, nr_dirty = r.many(7)
-        mm = Mm(bool(is_file))
-        mm.alive = bool(alive)
-        mm.nr_pages, mm.size, mm.rss, mm.swapents, mm.nr_dirty = nr_pages, size, rss, swapents, nr_dirty
-        mm.ent = r.many(r.count(1 << 30, "mm entries"))
-        for _ in range(r.count(1 << 30, "disk pages")):
-            idx = r.get()
-            mm.disk[idx] = r.blob(PAGE_SIZE)
-            if len(mm.disk[idx]) != PAGE_SIZE:
-                raise Corrupt("disk page")
-        a.mms.append(mm)
+        a.mms.append(load_mm(r))
+
+
+def load_swap(a: Arena, r: Reader) -> None:
     a.swap_free = r.many(r.count(a.swap_pages, "free swap slots"))
     a.swap = {}
     for _ in range(r.count(a.swap_pages, "swap slots")):
@@ -408,6 +512,21 @@ def load(a: Arena, data: bytes) -> None:
         if slot >= a.swap_pages or len(data) != PAGE_SIZE:
             raise Corrupt("swap slot")
         a.swap[slot] = data
+
+
+LOAD_SECTIONS = (load_machine, load_pgd, load_pageblocks, load_zones, load_reclaim, load_descriptors, load_rmap,
+                 load_caches, load_cache_order, load_kmalloc, load_slabs, load_mms, load_swap)
+
+
+def load(a: Arena, data: bytes) -> None:
+    """Make a freshly booted arena (same nr_pages, cpus and swap, nothing allocated) the saved one.
+
+    Raises Corrupt, leaving *a* half-made: the caller throws it away."""
+    from .snapshot_check import validate     # the format's rules, shared with the C path
+    validate(data, a.nr_pages, a.cpus, a.swap_pages)
+    r = Reader(data)
+    for section in LOAD_SECTIONS:
+        section(a, r)
     if r.i != len(r.w):
         raise Corrupt("words left over after the core section")
 
