@@ -222,7 +222,7 @@ static inline unsigned get_pageblock_mt(const pa_machine *m, uint64_t pfn)
  * takes its machine's lock for the whole call; two machines never share one, so
  * they run in parallel.  Uncontended, the lock is one atomic exchange, one
  * pthread_self() and two plain stores: a few ns, below the noise of the per-call
- * benchmarks (bench_buddy.py, bench_slab.py; issue 8 has the numbers);
+ * benchmarks (bench_buddy.py, bench_slab.py);
  * a waiter spins briefly, then yields the CPU (a holder may be descheduled).
  *
  * How to write an entry point: define it with PA_ENTRY instead of a plain

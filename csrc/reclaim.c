@@ -65,6 +65,21 @@ struct scan_control {
     uint64_t written, swapped, work_us;
 };
 
+/* The pages a read or write is working on (pa_mm_rw): it needs all of them
+ * in memory at once, so reclaim run by its own later faults must leave the
+ * earlier ones alone, as the kernel's reclaim skips a locked folio.  It lives
+ * for one call, in the calling thread (the call holds the machine lock). */
+static _Thread_local struct {
+    const pa_machine *m;
+    int64_t id;
+    uint64_t first, last;
+} rw_pin;
+
+static bool rw_pinned(const pa_machine *m, int64_t id, uint64_t idx)
+{
+    return rw_pin.m == m && rw_pin.id == id && idx >= rw_pin.first && idx <= rw_pin.last;
+}
+
 /* -- PSI (kernel/sched/psi.c): 2 s periods folded into decaying averages ------ */
 
 #define FSHIFT 11
@@ -418,6 +433,29 @@ static int fault_in(pa_machine *m, int64_t id, uint64_t idx, uint32_t gfp)
     return PA_OK;
 }
 
+/* a failed write gives back what it added past the file's old end: the
+ * pages it faulted in (or that reclaim dropped again) return to "never
+ * touched", so the file is as it was */
+static void mm_truncate(pa_machine *m, struct pa_mm *mm, uint64_t nr_pages)
+{
+    for (uint64_t idx = nr_pages; idx < mm->nr_pages; idx++) {
+        uint64_t e = mm->ent[idx];
+        if (ENT_STATE(e) == ENT_PRESENT) {
+            if (e & ENT_DIRTY) {
+                mm->nr_dirty--;
+                m->ctr[PA_CTR_NR_DIRTY]--;
+                pa_zone_of(m, ENT_VAL(e))->nr_dirty--;
+            }
+            mm->rss--;
+            release_page(m, ENT_VAL(e));
+        }
+        mm->ent[idx] = 0;
+        free(mm->disk[idx]);
+        mm->disk[idx] = NULL;
+    }
+    mm->nr_pages = nr_pages;
+}
+
 static int mm_range_ok(int64_t start, int64_t nr)
 {
     return start >= 0 && nr >= 0 && (uint64_t)start <= MAX_MM_PAGES && (uint64_t)nr <= MAX_MM_PAGES - (uint64_t)start;
@@ -430,11 +468,13 @@ static int mm_fault(pa_machine *m, int64_t id, uint64_t start, uint64_t nr, uint
                     int64_t *done)
 {
     struct pa_mm *mm = &m->mms[id];
-    int rc = mm_reserve(mm, start + nr);
+    int rc;
     *done = 0;
-    if (rc)
-        return rc;
     for (uint64_t idx = start; idx < start + nr; idx++) {
+        /* the entry array grows only as pages are really backed, so a huge
+         * request costs the host what the machine could hold before it fails */
+        if (idx >= mm->cap && (rc = mm_reserve(mm, idx + 1)))
+            return rc;
         uint64_t e = mm->ent[idx];
         if (ENT_STATE(e) == ENT_PRESENT) {
             m->pages[ENT_VAL(e)].flags |= PA_PG_REFERENCED;
@@ -492,10 +532,21 @@ PA_ENTRY(int, pa_mm_rw, (pa_machine *m, int64_t id, int64_t offset, int64_t n, u
     if (!n)
         return PA_OK;
     uint64_t first = (uint64_t)offset >> PA_PAGE_SHIFT, last = (end - 1) >> PA_PAGE_SHIFT;
+    uint64_t old_nr_pages = mm->nr_pages;
     int64_t done;
-    int rc = mm_fault(m, id, first, last - first + 1, (uint32_t)gfp, write ? PA_FAULT_WRITE : 0, &done);
-    if (rc)
+    /* pages are dirtied only once all of them are in: a write that fails
+     * leaves no dirty page behind, and none past the file's old end */
+    rw_pin.m = m;
+    rw_pin.id = id;
+    rw_pin.first = first;
+    rw_pin.last = last;
+    int rc = mm_fault(m, id, first, last - first + 1, (uint32_t)gfp, 0, &done);
+    rw_pin.m = NULL;
+    if (rc) {
+        if (write && mm->is_file)
+            mm_truncate(m, &m->mms[id], old_nr_pages);
         return (int)pa_call_end(m, rc);
+    }
     mm = &m->mms[id];
     /* kswapd has not run yet (it runs at the end), so every page is still here */
     uint64_t pos = (uint64_t)offset;
@@ -505,10 +556,13 @@ PA_ENTRY(int, pa_mm_rw, (pa_machine *m, int64_t id, int64_t offset, int64_t n, u
         if (chunk > end - pos)
             chunk = end - pos;
         unsigned char *mem = page_mem(m, ENT_VAL(mm->ent[idx])) + off;
-        if (write)
+        if (write) {
             memcpy(mem, buf + (pos - (uint64_t)offset), chunk);
-        else
+            if (mm->is_file)
+                set_dirty(m, mm, idx);
+        } else {
             memcpy(buf + (pos - (uint64_t)offset), mem, chunk);
+        }
         pos += chunk;
     }
     if (write && mm->is_file && end > mm->size)
@@ -552,6 +606,10 @@ PA_ENTRY(int, pa_mm_release, (pa_machine *m, int64_t id), (m, id))
         return PA_EINVAL;
     m->ticks++;
     mm_free_pages(m, mm);
+    /* the newest slots are given back, so creating an mm and releasing it
+     * again (a failed call undoing itself) leaves nothing behind */
+    while (m->nr_mms && !m->mms[m->nr_mms - 1].alive)
+        m->nr_mms--;
     return PA_OK;
 }
 
@@ -672,6 +730,10 @@ static bool shrink_folio(pa_machine *m, struct scan_control *sc, uint64_t pfn, u
     struct pa_mm *mm = &m->mms[p->priv];
     uint64_t idx = m->pg_index[pfn];
     uint64_t *e = &mm->ent[idx];
+    if (rw_pinned(m, p->priv, idx)) {
+        lru_move(m, pfn, lru);              /* in use by the read or write: keep */
+        return false;
+    }
     if (!file) {
         uint64_t slot = sc->may_swap ? swap_slot_alloc(m) : PA_NIL;
         if (slot == PA_NIL) {

@@ -30,21 +30,20 @@ It prints the inputs run and the findings by kind, and exits 1 if there was any.
 
 from __future__ import annotations
 
-import argparse
 import os
-import random
 import re
 import shutil
 import stat
 import sys
 import tempfile
-import time
 import traceback
 from collections import Counter
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)                        # the shared driver beside this file
 sys.path.insert(0, os.path.dirname(HERE))       # run from a checkout without installing
 
+import _driver  # noqa: E402
 import pyalloc  # noqa: E402
 from pyalloc.tools import export
 from pyalloc.errors import InvalidArgument  # noqa: E402
@@ -251,53 +250,11 @@ def pyalloc_c_available() -> bool:
 
 def plain(seconds: float, seed: int, max_len: int = 200) -> int:
     """The driver without atheris: random inputs until the time is up."""
-    rnd = random.Random(seed)
-    stats: Counter = Counter()
-    findings: Counter = Counter()
-    shown: set = set()
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        data = rnd.randbytes(rnd.randrange(8, max_len))
-        try:
-            test_one_input(data, stats)
-        except Finding as f:
-            findings[f.kind] += 1
-            key = str(f).split("\n")[0][:160]
-            if key not in shown:
-                shown.add(key)
-                print(f"FINDING {f}\n  input: {data.hex()}", flush=True)
-    print("fuzz_export: " + ", ".join(f"{v} {k}" for k, v in sorted(stats.items()))
-          + f" in {seconds:.0f} s (seed {seed})")
-    print("findings: " + (", ".join(f"{v} {k}" for k, v in sorted(findings.items())) or "none"))
-    return 1 if findings else 0
+    return _driver.plain("fuzz_export", test_one_input, Finding, seconds, seed, max_len)
 
 
 def main(argv=None) -> int:
-    argv = sys.argv if argv is None else argv
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0], add_help=False)
-    ap.add_argument("--plain", action="store_true", help="random inputs, no atheris")
-    ap.add_argument("--seconds", type=float, default=120)
-    ap.add_argument("--seed", type=int, default=int(time.time()))
-    ap.add_argument("--repro", help="run one input given in hex (as a FINDING prints it)")
-    opts, rest = ap.parse_known_args(argv[1:])
-    for arg in rest:        # libFuzzer's time limit also bounds the fallback driver
-        if arg.startswith("-max_total_time="):
-            opts.seconds = float(arg.split("=", 1)[1])
-    if opts.repro:
-        test_one_input(bytes.fromhex(opts.repro))
-        print("no finding")
-        return 0
-    if not opts.plain:
-        try:
-            import atheris  # type: ignore[import-untyped]
-        except ImportError:
-            print("atheris is not installed; falling back to --plain", file=sys.stderr)
-        else:
-            atheris.instrument_all()
-            atheris.Setup([argv[0]] + rest, lambda data: test_one_input(data))
-            atheris.Fuzz()
-            return 0
-    return plain(opts.seconds, opts.seed)
+    return _driver.main("fuzz_export", __doc__ or "", test_one_input, Finding, 200, argv)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ The values are those of Linux 6.18 on x86-64 with a distro-like config (ZONE_DMA
 ZONE_DMA32 on, HIGHMEM off, MEMCG on so ``__GFP_NO_OBJ_EXT`` exists, LOCKDEP and
 KASAN_HW_TAGS off, so ``__GFP_NOLOCKDEP``, ``__GFP_SKIP_ZERO`` and ``__GFP_SKIP_KASAN``
 are 0), taken from ``include/linux/gfp_types.h``; the print order is that of the 6.18
-tracepoint format (``include/trace/events/mmflags.h``).  See ``kernel-facts.md`` §1.
+tracepoint format (``include/trace/events/mmflags.h``).
 
 Everything that accepts a mask from a user goes through :func:`parse` once, which
 returns a plain ``int``; from there on the allocator works on ints only.
@@ -34,7 +34,7 @@ import enum
 import re
 
 from .errors import GFPError
-from .safe import show
+from .errors import show
 
 # --------------------------------------------------------------------------------------
 # Layer 1: the bits (6.18, default config).  Bit 9 (0x200) is unused since v6.3.

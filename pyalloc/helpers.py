@@ -74,7 +74,7 @@ class SlabObjectInfo(NamedTuple):
 def for_each_slab_cache(m) -> Iterator[Cache]:
     """Every slab cache, newest first (the order of the kernel's slab_caches list and /proc/slabinfo)."""
     m._live()
-    return iter([m._caches[cid] for cid in reversed(m._cache_order)])
+    return iter(m._view_caches()[::-1])
 
 
 def find_slab_cache(m, name: str) -> Optional[Cache]:
@@ -88,12 +88,12 @@ def find_slab_cache(m, name: str) -> Optional[Cache]:
 
 
 def _cache_of(m, cid: int) -> Cache:
-    return m._caches[cid]
+    return m._view_cache(cid)
 
 
 def _slab(m, pfn: int):
     """(Slab, object states) of the slab headed at pfn, or None."""
-    view = m._core.slab_view(pfn)
+    view = m._view_slab(pfn)
     if isinstance(view, int):
         return None
     (cid, order, objects, inuse, frozen, on_partial, cpu), states = view
@@ -102,7 +102,7 @@ def _slab(m, pfn: int):
 
 
 def _first_object(m, cache: Cache, slab_pfn: int) -> tuple[int, int]:
-    info = m._core.cache_info(cache._id)
+    info = m._view_cache_info(cache._id)
     return (slab_pfn << PAGE_SHIFT) + info["red_left_pad"], info["size"]
 
 
@@ -110,7 +110,7 @@ def slab_cache_for_each_allocated_object(m, cache: Cache) -> Iterator[int]:
     """The address of every allocated object of the cache, slab by slab in pfn order."""
     cid = m._cache_id(cache, "slab_cache_for_each_allocated_object")
     found: list = []
-    for pfn in m._core.slab_pfns(cid):
+    for pfn in m._view_slab_pfns(cid):
         got = _slab(m, pfn)
         if got is None:
             continue
@@ -133,7 +133,7 @@ def slab_object_info(m, addr: int) -> Optional[SlabObjectInfo]:
     phys = addr - PAGE_OFFSET
     if not 0 <= phys < m.nr_pages << PAGE_SHIFT:
         return None
-    state, head, _order, kind, _flags, _ref = m._core.page_state(phys >> PAGE_SHIFT)
+    state, head, _order, kind, _flags, _ref = m._view_page_state(phys >> PAGE_SHIFT)
     if state not in (_ALLOCATED, _INTERIOR) or kind != st.KIND_SLAB:
         return None
     got = _slab(m, head)
@@ -155,12 +155,12 @@ def find_containing_slab_cache(m, addr: int) -> Optional[Cache]:
 
 def slab_cache_objects_per_slab(m, cache: Cache) -> int:
     """Objects in one slab of the cache's default order (oo_objects(s->oo))."""
-    return m._core.cache_info(m._cache_id(cache, "slab_cache_objects_per_slab"))["objects"]
+    return m._view_cache_info(m._cache_id(cache, "slab_cache_objects_per_slab"))["objects"]
 
 
 def slab_cache_order(m, cache: Cache) -> int:
     """The cache's default slab order (oo_order(s->oo))."""
-    return m._core.cache_info(m._cache_id(cache, "slab_cache_order"))["order"]
+    return m._view_cache_info(m._cache_id(cache, "slab_cache_order"))["order"]
 
 
 def slab_cache_pages_per_slab(m, cache: Cache) -> int:
@@ -180,7 +180,7 @@ class Page:
         self.pfn = pfn
 
     def _state(self):
-        return self.machine._core.page_state(self.pfn)
+        return self.machine._view_page_state(self.pfn)
 
     def __eq__(self, other) -> bool:
         return isinstance(other, Page) and other.machine is self.machine and other.pfn == self.pfn
@@ -341,7 +341,7 @@ def for_each_zone(m) -> Iterator[Zone]:
     m._live()
     out = []
     for zid, name in enumerate(ZONE_NAMES):
-        z = m._core.zone_info(zid)
+        z = m._view_zone(zid)
         if z.present:
             out.append(Zone(name, z.start_pfn, z.spanned, z.present, z.managed, tuple(z.wmark), 0,
                             z.nr_free_pages))

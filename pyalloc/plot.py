@@ -45,13 +45,13 @@ def _require_matplotlib():
 def pageblock_map(m) -> tuple:
     """(migratetype per pageblock, free pages per pageblock), by walking memory block by block."""
     m._live()
-    core = m._core
+    page_state = m._view_page_state
     nr = m.nr_pages
     per = 1 << PAGEBLOCK_ORDER
     free = [0] * ((nr + per - 1) // per)
     pfn = 0
     while pfn < nr:
-        state, head, order, _kind, _flags, _ref = core.page_state(pfn)
+        state, head, order, _kind, _flags, _ref = page_state(pfn)
         end = head + (1 << order) if 0 <= head <= pfn else pfn + 1
         if end <= pfn:
             end = pfn + 1
@@ -63,18 +63,18 @@ def pageblock_map(m) -> tuple:
                 free[p // per] += block_end - p
                 p = block_end
         pfn = end
-    return core.pageblock_mt(), free
+    return m._view_pageblock_mt(), free
 
 
 def slab_usage(m) -> list:
     """Per cache: (name, bytes in live objects, bytes its slabs hold), largest first."""
     rows = []
-    for cid in m._cache_order:
-        info = m._core.cache_info(cid)
+    for cache in m._view_caches():
+        info = m._view_cache_info(cache._id)
         held = info["nr_slabs"] << (info["order"] + st.PAGE_SHIFT) if info["nr_slabs"] else 0
         if not held:
             continue
-        rows.append((m._caches[cid].name, info["live"] * info["object_size"], held))
+        rows.append((cache.name, info["live"] * info["object_size"], held))
     rows.sort(key=lambda r: (-r[2], r[0]))
     return rows
 

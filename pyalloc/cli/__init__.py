@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from . import sweep as cli_sweep, live as cli_views
+from . import sweep as cli_sweep, live as cli_views, manners
 from ..tools import workload
 from ..errors import PyallocError
 from ..machine.machine import Machine
@@ -74,21 +74,10 @@ def cmd_proc(args) -> int:
     return 0
 
 
-def _progress(args, total, unit: str):
-    """A tqdm bar on stderr when asked for or when stderr is a terminal; None otherwise."""
-    if not (args.progress or sys.stderr.isatty()):
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:     # pragma: no cover - tqdm is a dependency
-        return None
-    return tqdm(total=total, unit=unit, unit_scale=True, file=sys.stderr, leave=False)
-
-
 def cmd_replay(args) -> int:
     from .. import read_trace
     t0 = time.perf_counter()
-    bar = _progress(args, None, "line")
+    bar = manners.progress(None, "line", force=args.progress, unit_scale=True)
     stream = read_trace(args.trace, skip_bad=args.skip_bad, progress=None if bar is None else bar.update)
     if bar is not None:
         bar.close()
@@ -97,7 +86,7 @@ def cmd_replay(args) -> int:
     cpus = max(args.cpus, st["cpus"])
     with Machine(mem=args.mem or "1G", cpus=cpus, backend=args.backend, slub_debug=args.slub_debug,
                  swap=args.swap or 0) as m:
-        bar = _progress(args, len(stream), "op")
+        bar = manners.progress(len(stream), "op", force=args.progress, unit_scale=True)
         n, chunk = len(stream), max(1, len(stream) // 200)
         result = None
         t0 = time.perf_counter()
@@ -195,13 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_views.add_commands(sub, machine_args, _machine)
     cli_sweep.add_command(sub)
-    cli_views.finish(p, sub)
+    manners.finish(p, sub)
     return p
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    return cli_views.quiet_broken_pipe(lambda: _run(args))
+    return manners.quiet_broken_pipe(lambda: _run(args))
 
 
 def _run(args) -> int:

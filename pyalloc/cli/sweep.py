@@ -6,7 +6,9 @@ import argparse
 import sys
 
 from ..errors import InvalidArgument
-from ..safe import show
+from ..errors import show
+from ..tools import workload
+from . import manners
 
 EXAMPLE = ("  pyalloc sweep --param mem=256M,1G --param cpus=2,8 --seeds 0-99 --workload kmalloc-mix "
            "--out results.csv")
@@ -14,10 +16,10 @@ INT_PARAMS = ("cpus", "min_free_kbytes")
 
 
 def _workload_name(text: str) -> str:
-    from ..tools.sweep import WORKLOADS
-    if text in WORKLOADS or (text.startswith("replay:") and len(text) > len("replay:")):
+    names = workload.named("sweep")
+    if text in names or (text.startswith("replay:") and len(text) > len("replay:")):
         return text
-    raise argparse.ArgumentTypeError(f"unknown workload {text!r}: one of {', '.join(sorted(WORKLOADS))} "
+    raise argparse.ArgumentTypeError(f"unknown workload {text!r}: one of {', '.join(sorted(names))} "
                                      "or replay:TRACE")
 
 
@@ -62,6 +64,10 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+def _bar(total: int):
+    return manners.progress(total, "run", "sweep", force=True)
+
+
 def cmd_sweep(args) -> int:
     from ..tools.sweep import sweep
     grid: dict = {}
@@ -72,7 +78,7 @@ def cmd_sweep(args) -> int:
         grid["snapshot"] = args.snapshot
     grid["seed"] = parse_seeds(args.seeds)
     table = sweep(grid, args.workload, engine=args.engine, scheduler=args.scheduler,
-                           workers=args.workers, progress=not args.quiet)
+                           workers=args.workers, progress=False if args.quiet else _bar)
     failed = int((table["error"] != "").sum())
     if args.out:
         table.to_csv(args.out, index=False)
@@ -83,7 +89,7 @@ def cmd_sweep(args) -> int:
 
 
 def add_command(sub) -> None:
-    from ..tools.sweep import WORKLOADS
+    names = workload.named("sweep")
     s = sub.add_parser("sweep", help="run a workload over a grid of machine parameters and seeds "
                        "(on Dask; needs pyalloc[sweep]); one CSV row per run")
     s.add_argument("--param", action="append", metavar="NAME=V1,V2",
@@ -93,7 +99,7 @@ def add_command(sub) -> None:
     s.add_argument("--snapshot", action="append", metavar="FILE",
                    help="start each run from this saved machine (Machine.save) instead of a new one")
     s.add_argument("--workload", default="kmalloc-mix", type=_workload_name,
-                   help=f"built-in workload ({', '.join(sorted(WORKLOADS))}; default kmalloc-mix) "
+                   help=f"built-in workload ({', '.join(sorted(names))}; default kmalloc-mix) "
                         "or replay:TRACE, a kernel kmem capture replayed in every run")
     s.add_argument("--engine", default="dask", choices=("dask", "serial"),
                    help="dask (default: a local cluster, or --scheduler) or serial")

@@ -1,8 +1,8 @@
-"""The documented face of Machine's per-call methods.
+"""Machine's per-call page methods, and the documented face of every hot path.
 
 ``alloc_pages``, ``free_pages``, ``kmalloc``, ``kfree``, ``kmem_cache_alloc``
 and ``kmem_cache_free`` run as closures set on each instance
-(machine.py ``_hot_paths``, slab.py ``_slab_hot_paths``): every name they use
+(:func:`_hot_paths` below, slab.py ``_slab_hot_paths``): every name they use
 is a local, so a call costs one core call and a sign test.  An instance
 attribute shadows a method of the same name, so the methods below are never on
 that path; they exist so that ``help(pyalloc.Machine.kmalloc)``, ``help(m)``,
@@ -13,11 +13,59 @@ hand over to the instance's closure.
 
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
 
+from .. import gfp as gfpmod
 from ..gfp import GFP
 
+if TYPE_CHECKING:
+    from .machine import Machine
+
 GfpLike = Union[int, str, GFP]
+
+_NOFAIL = gfpmod.GFP_NOFAIL
+_parse_gfp = gfpmod.parse
+
+
+def _hot_paths(machine: "Machine", core):
+    """alloc_pages and free_pages as closures over one machine's core.
+
+    They are the per-call path, so everything they need is a local: a cached
+    GFP lookup, one core call (a cffi function for the C core), a sign test.
+    All else (failures, warnings, __GFP_NOFAIL) is in Machine's slow helpers.
+    """
+    alloc, free, handle = core.hot_alloc_pages, core.hot_free_pages, core.handle
+    parse, alloc_failed, free_failed = _parse_gfp, machine._alloc_failed_slow, machine._free_failed_slow
+    alloc_nofail, nofail = machine._alloc_pages_nofail, _NOFAIL
+
+    def alloc_pages(gfp, order=0):
+        """alloc_pages(): the pfn of a new 2**order block, or None (NULL)."""
+        flags = parse(gfp)
+        if flags & nofail:
+            return alloc_nofail(flags, order)
+        try:
+            r = alloc(handle, flags, order)
+        except OverflowError:
+            r = core.alloc_pages_wide(flags, order)
+        except TypeError:
+            raise TypeError(f"alloc_pages: order must be an int, not {type(order).__name__}") from None
+        if r >= 0:
+            return r
+        return alloc_failed(r, flags, order)
+
+    def free_pages(pfn, order=0):
+        """__free_pages(): give back a block from alloc_pages (same pfn, same order)."""
+        try:
+            r = free(handle, pfn, order)
+        except OverflowError:
+            r = core.free_pages_wide(pfn, order)
+        except TypeError:
+            bad, what = (pfn, "pfn") if isinstance(order, int) else (order, "order")
+            raise TypeError(f"free_pages: {what} must be an int, not {type(bad).__name__}") from None
+        if r:
+            free_failed(r, pfn, order)
+
+    return alloc_pages, free_pages
 
 
 class HotPathAPI:

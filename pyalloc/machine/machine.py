@@ -18,7 +18,7 @@ from ..errors import InvalidArgument, MachineClosed, OutOfMemory, PageFault, Dou
 from ..text.printk import KERNEL_RELEASE, KernelLog, warn_alloc_text, warn_text
 from ..text import bad_page as reports
 from .slab import SlabAPI
-from ..safe import show, show_hex
+from ..errors import show, show_hex
 from ..threads import new_lock, serialize
 from .vmalloc_owner import check_areas
 from .stream import StreamAPI
@@ -26,8 +26,9 @@ from .trace import TraceAPI
 from .vmalloc import VmallocAPI, is_vmalloc_addr
 from .reclaim import ReclaimAPI
 from .views import ViewsAPI
-from .buddy import HotPathAPI
+from .buddy import HotPathAPI, _hot_paths
 from .snapshot import SnapshotAPI
+from .core_view import CoreView
 from .._abi import (  # noqa: F401  (the layout names are Machine's module attributes)
     DIRECT_MAP_SIZE, MAX_PAGE_ORDER, PAGE_OFFSET, PAGE_SHIFT, PAGE_SIZE, VMALLOC_END, VMALLOC_SIZE,
     VMALLOC_START, ZERO_SIZE_PTR,
@@ -93,47 +94,6 @@ def _zone_dict(z, name: str) -> dict:
     }
 
 
-def _hot_paths(machine: "Machine", core):
-    """alloc_pages and free_pages as closures over one machine's core.
-
-    They are the per-call path, so everything they need is a local: a cached
-    GFP lookup, one core call (a cffi function for the C core), a sign test.
-    All else (failures, warnings, __GFP_NOFAIL) is in Machine's slow helpers.
-    """
-    alloc, free, handle = core.hot_alloc_pages, core.hot_free_pages, core.handle
-    parse, alloc_failed, free_failed = _parse_gfp, machine._alloc_failed_slow, machine._free_failed_slow
-    alloc_nofail, nofail = machine._alloc_pages_nofail, _NOFAIL
-
-    def alloc_pages(gfp, order=0):
-        """alloc_pages(): the pfn of a new 2**order block, or None (NULL)."""
-        flags = parse(gfp)
-        if flags & nofail:
-            return alloc_nofail(flags, order)
-        try:
-            r = alloc(handle, flags, order)
-        except OverflowError:
-            r = core.alloc_pages_wide(flags, order)
-        except TypeError:
-            raise TypeError(f"alloc_pages: order must be an int, not {type(order).__name__}") from None
-        if r >= 0:
-            return r
-        return alloc_failed(r, flags, order)
-
-    def free_pages(pfn, order=0):
-        """__free_pages(): give back a block from alloc_pages (same pfn, same order)."""
-        try:
-            r = free(handle, pfn, order)
-        except OverflowError:
-            r = core.free_pages_wide(pfn, order)
-        except TypeError:
-            bad, what = (pfn, "pfn") if isinstance(order, int) else (order, "order")
-            raise TypeError(f"free_pages: {what} must be an int, not {type(bad).__name__}") from None
-        if r:
-            free_failed(r, pfn, order)
-
-    return alloc_pages, free_pages
-
-
 def _bad_free_reason(status, state, horder, order, pflags) -> str:
     """The short phrase an InvalidFree or DoubleFree of pages carries as .reason."""
     if status == errors.EDOUBLEFREE:
@@ -147,7 +107,7 @@ def _bad_free_reason(status, state, horder, order, pflags) -> str:
     return "never allocated"
 
 
-class Machine(SlabAPI, VmallocAPI, ReclaimAPI, StreamAPI, TraceAPI, ViewsAPI, HotPathAPI, SnapshotAPI):
+class Machine(SlabAPI, VmallocAPI, ReclaimAPI, StreamAPI, TraceAPI, ViewsAPI, HotPathAPI, SnapshotAPI, CoreView):
     """A simulated x86-64 machine running Linux 6.18's allocators.
 
     ``alloc_pages(gfp, order=0)`` and ``free_pages(pfn, order=0)`` are set per

@@ -108,3 +108,32 @@ def no_victim_report(snap: dict, tasks: list, gfp: int, order: int, comm: str, p
     lines = dump_header(snap, tasks, gfp, order, comm, pid, NO_VICTIM_FRAMES)
     lines.append("Out of memory and no killable processes...")
     return "\n".join(lines) + "\n"
+
+
+def retry(m, call, failed, comm: str, pid, user_fault: bool, *, stop=None, last=None):
+    """The slow path's OOM turn, for every caller: per-call allocations, page
+    faults and streams.  Make *call*; while *failed* says its answer is EOOM
+    (where __alloc_pages_may_oom() in mm/page_alloc.c calls out_of_memory()),
+    kill a victim, note it in ``m._oom_victim`` and call again, unless the
+    victim is *stop* (the faulting process itself: its fault cannot go on).
+    With nobody left to kill, make *last* (default: *call*) once more with the
+    OOM killer declared helpless, so a __GFP_NOFAIL request takes the reserves.
+
+    Returns (the last answer, what the last out_of_memory() returned).
+    """
+    victim = None
+    r = call()
+    while failed(r):
+        victim = m._out_of_memory(comm, pid, user_fault)
+        if victim is None:
+            m._core.set_oom_mode(1)
+            try:
+                r = (last or call)()
+            finally:
+                m._core.set_oom_mode(0)
+            break
+        m._oom_victim = victim
+        if victim == stop:
+            break
+        r = call()
+    return r, victim

@@ -22,23 +22,33 @@ _TOTAL, _PERIOD, _STALL = CTR["psi_total_us"], CTR["psi_period"], CTR["psi_perio
 _AVG = CTR["psi_avg10"]
 
 
+U64 = (1 << 64) - 1
+
+
+def wrap64(x: int) -> int:
+    """x as a C uint64_t holds it.  The one home of the model's u64 wrap-around:
+    the core's PSI arithmetic overflows for counters a snapshot may legally hold
+    (below 2**62: stall time times 100, an average times its decay factor), and
+    the model must get the same numbers."""
+    return x & U64
+
+
 def calc_load(load: int, exp: int, active: int) -> int:
-    newload = load * exp + active * (FIXED_1 - exp)
+    newload = wrap64(load * exp + active * (FIXED_1 - exp))
     if active >= load:
-        newload += FIXED_1 - 1
+        newload = wrap64(newload + FIXED_1 - 1)
     return newload // FIXED_1
 
 
 def fixed_power_int(x: int, frac_bits: int, n: int) -> int:
-    mask = (1 << 64) - 1
     result = 1 << frac_bits
     while n:
         if n & 1:
-            result = ((result * x + (1 << (frac_bits - 1))) & mask) >> frac_bits
+            result = wrap64(result * x + (1 << (frac_bits - 1))) >> frac_bits
         n >>= 1
         if not n:
             break
-        x = ((x * x + (1 << (frac_bits - 1))) & mask) >> frac_bits
+        x = wrap64(x * x + (1 << (frac_bits - 1))) >> frac_bits
     return result
 
 
@@ -47,7 +57,7 @@ def fold(ctr: list, now: int) -> None:
     cur = now // PSI_PERIOD_US
     if cur <= ctr[_PERIOD]:
         return
-    pct = ctr[_STALL] * 100 // PSI_PERIOD_US * FIXED_1
+    pct = wrap64(wrap64(ctr[_STALL] * 100) // PSI_PERIOD_US * FIXED_1)
     missed = cur - ctr[_PERIOD] - 1
     for i in range(3):
         avg = calc_load(ctr[_AVG + i], EXP[i], pct)
@@ -62,11 +72,11 @@ def account(ctr: list, start: int, end: int) -> None:
     """The task stalled on memory from ``start`` to ``end`` (microseconds)."""
     while start < end:
         fold(ctr, start)
-        period_end = (ctr[_PERIOD] + 1) * PSI_PERIOD_US
-        chunk = min(end, period_end) - start
-        ctr[_STALL] += chunk
-        ctr[_TOTAL] += chunk
-        start += chunk
+        period_end = wrap64((ctr[_PERIOD] + 1) * PSI_PERIOD_US)
+        chunk = wrap64(min(end, period_end) - start)
+        ctr[_STALL] = wrap64(ctr[_STALL] + chunk)
+        ctr[_TOTAL] = wrap64(ctr[_TOTAL] + chunk)
+        start = wrap64(start + chunk)
 
 
 def render(ctr, now: int) -> str:

@@ -25,16 +25,23 @@ import dataclasses
 from .. import errors, gfp as gfpmod
 from . import oom, psi
 from ..errors import InvalidArgument, OutOfMemory
-from ..safe import show
+from ..errors import show
 from .._abi import COST, COUNTERS, CTR, FAULT_WRITE, MAX_PAGES, PAGE_SHIFT, PAGE_SIZE
 
 TASK_COMM_LEN = 16
 FIRST_PID = 100
+MAX_SWAP_PAGES = (1 << 32) - 1   # swap slots are 32-bit in the core
+FILE_SIZE_FACTOR = 4             # a file holds at most this many times the machine's memory
 
 # do_anonymous_page(): vma_alloc_folio(GFP_HIGHUSER_MOVABLE | __GFP_ZERO) of an order-0 folio
 GFP_ANON_FAULT = gfpmod.parse("GFP_HIGHUSER_MOVABLE|__GFP_COMP|__GFP_ZERO")
 # filemap_alloc_folio() with the mapping's gfp (GFP_HIGHUSER_MOVABLE)
 GFP_PAGECACHE = gfpmod.parse("GFP_HIGHUSER_MOVABLE|__GFP_COMP")
+
+
+def _is_eoom(r) -> bool:
+    """A core call answered EOOM: a bare status, or a tuple that starts with one."""
+    return r == errors.EOOM or (isinstance(r, tuple) and r[0] == errors.EOOM)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,10 +90,47 @@ class ReclaimAPI:
         self._files: dict[str, int] = {}
         self._next_pid = FIRST_PID
         self._oom_victim = None
+        if swap_bytes >> PAGE_SHIFT > MAX_SWAP_PAGES:
+            raise InvalidArgument(f"swap must be less than 16 TiB ({MAX_SWAP_PAGES} pages at most), "
+                                  f"not {show(swap_bytes)} bytes")
         if swap_bytes:
             r = self._core.set_swap(swap_bytes >> PAGE_SHIFT)
+            if r == errors.ENOMEM:
+                raise OutOfMemory(f"swap={swap_bytes}: the host cannot back a swap device of "
+                                  f"{swap_bytes >> PAGE_SHIFT} pages")
             if r:
                 errors.raise_for(r, f"swap={swap_bytes}")
+
+    @property
+    def max_file_size(self) -> int:
+        """The largest file the machine holds, in bytes: FILE_SIZE_FACTOR times its memory.
+        Each page of a file costs the host an entry even when it is a hole, so a
+        write far past the end must not cost what its offset says."""
+        return min(FILE_SIZE_FACTOR * self.nr_pages, MAX_PAGES) << PAGE_SHIFT
+
+    def _check_file_pages(self, pages, what: str) -> int:
+        _check_int(pages, "pages")
+        limit = self.max_file_size >> PAGE_SHIFT
+        if not 0 <= pages <= limit:
+            raise InvalidArgument(f"{what}: pages must be in 0..{limit} ({FILE_SIZE_FACTOR} times the memory: "
+                                  f"the largest file), not {show(pages)}")
+        return pages
+
+    def _check_backable(self, offset: int, n: int, what: str) -> None:
+        """A read or write holds all its pages in memory at once: one spanning
+        more pages than this kind of allocation may ever hold (every zone's
+        managed pages above its min watermark) cannot succeed, and fails
+        before it allocates, reclaims or kills anything."""
+        if not n:
+            return
+        span = ((offset + n - 1) >> PAGE_SHIFT) - (offset >> PAGE_SHIFT) + 1
+        limit = 0
+        for zid in range(len(gfpmod.ZONE_NAMES)):
+            z = self._core.zone_info(zid)
+            limit += max(0, z.managed - z.wmark[0])
+        if span > limit:
+            raise OutOfMemory(f"{what}: [{show(offset)}, {show(offset + n)}) spans {span} pages, more than "
+                              f"the machine's memory can hold at once ({limit})")
 
     # -- processes ---------------------------------------------------------------
 
@@ -155,13 +199,15 @@ class ReclaimAPI:
         """Write bytes into the process's anonymous memory (within what it touched)."""
         proc = self._proc(pid, "user_write")
         view = self._bytes_arg(data, "user_write")
-        self._check_span(offset, len(view), "user_write")
+        self._check_span(offset, len(view), "user_write", self._core.mm_info(proc.mm)["nr_pages"] << PAGE_SHIFT)
+        self._check_backable(offset, len(view), "user_write")
         self._rw(proc.mm, offset, view, None, proc.name, pid, "user_write", GFP_ANON_FAULT)
 
     def user_read(self, pid: int, offset: int, n: int) -> bytes:
         """Read n bytes of the process's anonymous memory; swapped-out pages come back."""
         proc = self._proc(pid, "user_read")
-        self._check_span(offset, n, "user_read")
+        self._check_span(offset, n, "user_read", self._core.mm_info(proc.mm)["nr_pages"] << PAGE_SHIFT)
+        self._check_backable(offset, n, "user_read")
         return self._rw(proc.mm, offset, None, n, proc.name, pid, "user_read", GFP_ANON_FAULT)
 
     # -- files -----------------------------------------------------------------------
@@ -179,35 +225,55 @@ class ReclaimAPI:
             self._files[path] = mid
         return mid
 
+    def _forget_file(self, path: str) -> None:
+        """Undo the creation of a file whose first call failed: it never existed."""
+        mid = self._files.pop(path)
+        r = self._core.mm_release(mid)
+        if r:
+            errors.raise_for(r, f"releasing {path[:60]!r}")
+
     def read_file(self, path: str, pages: int) -> int:
         """Read pages [0, pages) of a file through the page cache (clean pages);
         the file is created, empty of data, if it does not exist.  Returns the
         pages it got into the cache."""
-        _check_int(pages, "pages")
-        if not 0 <= pages <= MAX_PAGES:
-            raise InvalidArgument(f"read_file: pages must be in 0..{MAX_PAGES}, not {show(pages)}")
+        self._live()
+        self._check_file_pages(pages, "read_file")
         mid = self._file(path, "read_file", True)
         return self._fault_range(mid, 0, pages, GFP_PAGECACHE, 0, self._comm, self._pid, False)
 
     def write_file(self, path: str, pages: int) -> int:
         """Write pages [0, pages) of a file: dirty page cache until writeback."""
-        _check_int(pages, "pages")
-        if not 0 <= pages <= MAX_PAGES:
-            raise InvalidArgument(f"write_file: pages must be in 0..{MAX_PAGES}, not {show(pages)}")
+        self._live()
+        self._check_file_pages(pages, "write_file")
         mid = self._file(path, "write_file", True)
         return self._fault_range(mid, 0, pages, GFP_PAGECACHE, FAULT_WRITE, self._comm, self._pid, False)
 
     def file_write(self, path: str, offset: int, data) -> None:
         """pwrite(): bytes into the file through the page cache (the file grows as needed)."""
+        self._live()
         view = self._bytes_arg(data, "file_write")
-        self._check_span(offset, len(view), "file_write")
+        self._check_span(offset, len(view), "file_write", MAX_PAGES << PAGE_SHIFT)
+        if offset + len(view) > self.max_file_size:
+            raise InvalidArgument(f"file_write: [{show(offset)}, {show(offset + len(view))}) runs past the largest "
+                                  f"file ({self.max_file_size} bytes, {FILE_SIZE_FACTOR} times the memory)")
+        check_name(path, "file_write: path")
+        self._check_backable(offset, len(view), "file_write")
+        created = path not in self._files
         mid = self._file(path, "file_write", True)
-        self._rw(mid, offset, view, None, self._comm, None, "file_write", GFP_PAGECACHE)
+        try:
+            self._rw(mid, offset, view, None, self._comm, None, "file_write", GFP_PAGECACHE)
+        except BaseException:
+            if created and path in self._files:
+                self._forget_file(path)
+            raise
 
     def file_read(self, path: str, offset: int, n: int) -> bytes:
         """pread() of n bytes, all within the file; dropped pages are read back from disk."""
-        self._check_span(offset, n, "file_read")
+        self._live()
+        self._check_span(offset, n, "file_read", MAX_PAGES << PAGE_SHIFT)
         mid = self._file(path, "file_read", False)
+        self._check_span(offset, n, "file_read", self._core.mm_info(mid)["size"])
+        self._check_backable(offset, n, "file_read")
         return self._rw(mid, offset, None, n, self._comm, None, "file_read", GFP_PAGECACHE)
 
     def file_size(self, path: str) -> int:
@@ -281,50 +347,23 @@ class ReclaimAPI:
         return victim["pid"]
 
     def _with_oom(self, call, comm: str = None, pid: int = None, user_fault: bool = False):
-        """Run a core call; while it answers EOOM, kill a victim and call again.
-        With no victim left, call once more with the OOM killer declared
-        helpless (a __GFP_NOFAIL request then takes the reserves)."""
+        """Run a core call through the OOM killer's turn (oom.retry)."""
         self._oom_victim = None
-        r = call()
-        while r == errors.EOOM or (isinstance(r, tuple) and r[0] == errors.EOOM):
-            victim = self._out_of_memory(comm or self._comm, pid or self._pid, user_fault)
-            if victim is None:
-                self._core.set_oom_mode(1)
-                try:
-                    r = call()
-                finally:
-                    self._core.set_oom_mode(0)
-                break
-            self._oom_victim = victim
-            if victim == pid:
-                break
-            r = call()
-        return r
+        return oom.retry(self, call, _is_eoom, comm or self._comm, pid or self._pid, user_fault, stop=pid)[0]
 
     # -- helpers ---------------------------------------------------------------------------
 
     def _fault_range(self, mid: int, start: int, nr: int, gfp: int, flags: int, comm: str, pid: int,
                      user_fault: bool) -> int:
         done_total = 0
-        self._oom_victim = None
-        victim = None
-        while True:
+
+        def fault():
+            nonlocal done_total
             r, done = self._core.mm_fault(mid, start + done_total, nr - done_total, gfp, flags)
             done_total += done
-            if r != errors.EOOM:
-                break
-            victim = self._out_of_memory(comm, pid, user_fault)
-            if victim is None:
-                self._core.set_oom_mode(1)
-                try:
-                    r, done = self._core.mm_fault(mid, start + done_total, nr - done_total, gfp, flags)
-                finally:
-                    self._core.set_oom_mode(0)
-                done_total += done
-                break
-            self._oom_victim = victim
-            if victim == pid:
-                break
+            return r
+        self._oom_victim = None
+        r, victim = oom.retry(self, fault, lambda r: r == errors.EOOM, comm, pid, user_fault, stop=pid)
         if r and r not in (errors.ENOMEM, errors.EOOM):
             errors.raise_for(r, "fault")
         if r == errors.ENOMEM and victim is None:
@@ -360,10 +399,12 @@ class ReclaimAPI:
             raise TypeError(f"{what}: data must be bytes-like, not {type(data).__name__}") from None
 
     @staticmethod
-    def _check_span(offset, n, what: str) -> None:
+    def _check_span(offset, n, what: str, end: int) -> None:
+        """[offset, offset+n) must lie within [0, end): checked before anything is
+        allocated for it, host buffers included."""
         _check_int(offset, "offset")
         _check_int(n, "size")
         if offset < 0 or n < 0:
             raise InvalidArgument(f"{what}: offset and size must not be negative")
-        if offset + n > MAX_PAGES << PAGE_SHIFT:
+        if offset + n > end:
             raise InvalidArgument(f"{what}: [{show(offset)}, {show(offset + n)}) runs past the end")

@@ -18,7 +18,7 @@ from ..text import bad_page as reports, slub_report
 from ..errors import InvalidArgument
 from .. import _abi as st
 from .._abi import DIRECT_MAP_SIZE, PAGE_OFFSET, PAGE_SIZE, ZERO_SIZE_PTR
-from ..safe import show, show_hex
+from ..errors import show, show_hex
 from ..threads import WRAPPER_CODE
 from .vmalloc_owner import pinned_free_report
 

@@ -35,6 +35,7 @@ from .. import gfp as gfpmod
 from ..errors import EOOM as _EOOM, InvalidArgument, PyallocError
 from ..model import stream as ops_
 from .._abi import PAGE_OFFSET, VMALLOC_START, ZERO_SIZE_PTR, ZERO_SIZE_STATUS
+from . import oom
 
 MASK64 = (1 << 64) - 1
 INT63 = 1 << 63
@@ -423,29 +424,32 @@ class StreamAPI:
         limit = TRACE_LIMIT if tracer is not None else 0
         core = self._core
         pos = start
-        while True:
+
+        def run_on() -> int:
+            nonlocal pos
             status, pos = core.stream_run(stream._rec, result.raw, result.state, callers, caches, pos, end, limit)
             if tracer is not None:
                 self._trace_drain()
+            return status
+
+        def run_op() -> int:
+            # nobody to kill: op pos alone fails (or NOFAIL takes the reserves)
+            nonlocal pos
+            status, after = core.stream_run(stream._rec, result.raw, result.state, callers, caches,
+                                            pos, pos + 1, 0)
+            if status == 0:
+                pos = after
+                if tracer is not None:
+                    self._trace_drain()
+            return status
+
+        while True:
+            # the OOM killer's turn, as in the per-call path: kill, then run op pos again
+            status, _ = oom.retry(self, run_on, lambda s: s == _EOOM, self._comm, self._pid, False, last=run_op)
             if status == 0:
                 if pos >= end:
                     break
-                continue            # paused so the trace could be drained
-            if status == _EOOM:
-                # the OOM killer's turn, as in the per-call path: kill, then run op pos again
-                victim = self._out_of_memory(self._comm, self._pid, False)
-                if victim is not None:
-                    self._oom_victim = victim
-                    continue
-                self._core.set_oom_mode(1)      # nobody to kill: the op fails (or NOFAIL takes the reserves)
-                try:
-                    status, after = core.stream_run(stream._rec, result.raw, result.state, callers, caches,
-                                                    pos, pos + 1, 0)
-                finally:
-                    self._core.set_oom_mode(0)
-                if status == 0:
-                    pos = after
-                    continue
+                continue            # paused so the trace could be drained, or past a helpless op
             result.pos = pos
             pos = self._stream_stop(stream, result, pos, status, errors)
         result.pos = end

@@ -2,7 +2,7 @@
 
 Out: ``Machine(trace=path_or_file)`` writes kmalloc, kmem_cache_alloc, kfree,
 kmem_cache_free, mm_page_alloc and mm_page_free exactly as Linux 6.18's
-tracefs prints them (include/trace/events/kmem.h; kernel-facts 2.4), with
+tracefs prints them (include/trace/events/kmem.h), with
 unhashed pointers and the simulated clock.  The cores record binary events
 (csrc/trace.c, model/trace.py) and format them in bulk when the buffer is
 drained: after each ``run()``, on ``trace_flush()`` and on ``close()``.

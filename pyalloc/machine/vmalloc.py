@@ -27,7 +27,7 @@ from ..errors import DoubleFree, InvalidArgument, InvalidFree
 from .slab import check_size, frame_caller
 from .vmap_area import VmapAreas
 from .vmalloc_owner import refuse_page_array_free
-from ..safe import show, show_hex
+from ..errors import show, show_hex
 from .._abi import PAGE_OFFSET, PAGE_SHIFT, PAGE_SIZE, VMALLOC_END, VMALLOC_SIZE, VMALLOC_START
 
 INT_MAX = (1 << 31) - 1
@@ -55,10 +55,13 @@ class VmArea:
         self.nested = False         # page array itself vmalloc'ed: "vpages"
 
 
-def check_caller(caller, fn: str) -> None:
-    """A caller= that was given must be a string, checked before anything is taken."""
+def check_caller(caller, fn: str) -> str:
+    """A caller= that was given must be a string, checked before anything is taken.
+    The answer is a plain str copy: a str subclass that cannot be hashed or
+    compared would otherwise fail later, half way through an allocation."""
     if not isinstance(caller, str):
         raise InvalidArgument(f"{fn}: caller must be a string, not {show(caller)}")
+    return str.__str__(caller)
 
 
 def is_vmalloc_addr(addr) -> bool:
@@ -92,7 +95,7 @@ class VmallocAPI:
     def _vmalloc_node_range(self, size, align, flags, caller, node, vm_flags=0):
         self._live()
         check_size(size, "vmalloc")
-        check_caller(caller, "vmalloc")
+        caller = check_caller(caller, "vmalloc")
         if isinstance(node, bool) or not isinstance(node, int) or node not in (-1, 0):
             raise InvalidArgument(f"vmalloc: node {show(node)} does not exist (the machine has node 0)")
         if size == 0:
@@ -132,11 +135,15 @@ class VmallocAPI:
         if not flags & (gfpmod.GFP_DMA | gfpmod.GFP_DMA32):
             page_gfp |= gfpmod.GFP_HIGHMEM
         # the page array: kmalloc'ed up to a page, vmalloc'ed above ("vpages")
-        if array_size > PAGE_SIZE:
-            pages_array = self._vmalloc_node_range(array_size, 1, nested_gfp, area.caller, node)
-            area.nested = True
-        else:
-            pages_array = self.kmalloc(array_size, nested_gfp, caller=area.caller)
+        try:
+            if array_size > PAGE_SIZE:
+                pages_array = self._vmalloc_node_range(array_size, 1, nested_gfp, area.caller, node)
+                area.nested = True
+            else:
+                pages_array = self.kmalloc(array_size, nested_gfp, caller=area.caller)
+        except BaseException:
+            self._release_range(area)       # a failed vmalloc leaves no area behind
+            raise
         if pages_array is None:
             self._warn_alloc(page_gfp, f"vmalloc error: size {nr * PAGE_SIZE}, failed to allocated page array "
                                        f"size {array_size}")
@@ -254,8 +261,7 @@ class VmallocAPI:
                 raise TypeError(f"vmap: a pfn must be an int, not {type(p).__name__}")
             if not 0 <= p < self.nr_pages:
                 raise InvalidArgument(f"vmap: pfn {p:#x} is outside memory")
-        caller = caller or self._where_always(1)
-        check_caller(caller, "vmap")
+        caller = check_caller(caller or self._where_always(1), "vmap")
         if not pfns or len(pfns) > self.nr_pages:
             return None
         area = self._get_vm_area(len(pfns) << PAGE_SHIFT, 1, VM_MAP, 0, caller)
@@ -301,7 +307,7 @@ class VmallocAPI:
         flags = gfpmod.parse(gfp)
         caller = caller or self._where_always(1)
         check_size(size, "kvmalloc")
-        check_caller(caller, "kvmalloc")
+        caller = check_caller(caller, "kvmalloc")
         kflags = flags
         if size > PAGE_SIZE:
             kflags |= gfpmod.GFP_NOWARN

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from ..text import slub_report
 from ..errors import InvalidFree
-from ..safe import show
+from ..errors import show
 from .._abi import (
     KIND_VMALLOC as _KIND_VMALLOC, PAGE_OFFSET, PAGE_SHIFT, PAGE_SIZE, PAGE_STATE_ALLOCATED as _ALLOCATED,
 )
@@ -54,15 +54,14 @@ def check_areas(m, walk: bool = True) -> str | None:
 
     walk=False leaves out the page-table walk: page tables live in memory a user may
     scribble on, so a snapshot loader checks ownership alone (check() still walks)."""
-    core = m._core
     for start, area in m._vm_areas.items():
         if not area.pfns:
             continue            # vmap areas map pages they do not own
         for i, pfn in enumerate(area.pfns):
-            state, head, order, kind, _, _ = core.page_state(pfn)
+            state, head, order, kind, _, _ = m._view_page_state(pfn)
             if (state, head, order, kind) != (_ALLOCATED, pfn, 0, _KIND_VMALLOC):
                 return f"vmalloc area {start:#x}: page {i} (pfn {pfn:#x}) is not a live vmalloc page"
-            if walk and core.walk(start + (i << PAGE_SHIFT)) != pfn:
+            if walk and m._view_walk(start + (i << PAGE_SHIFT)) != pfn:
                 return f"vmalloc area {start:#x}: page {i} (pfn {pfn:#x}) is not mapped where it belongs"
         array = area.pages_array
         if array is None or m._vm_array_owner.get(array) != start:
@@ -71,7 +70,7 @@ def check_areas(m, walk: bool = True) -> str | None:
             inner = m._vm_areas.get(array)
             if inner is None or len(inner.pfns) << PAGE_SHIFT < len(area.pfns) * 8:
                 return f"vmalloc area {start:#x}: its vmalloc'ed page array {array:#x} is gone"
-        elif core.slab_pin(array - PAGE_OFFSET, -1) != 1:
+        elif m._view_object_pinned(array - PAGE_OFFSET) != 1:
             return f"vmalloc area {start:#x}: its page array {array:#x} is not a live object pinned to it"
     for array, start in m._vm_array_owner.items():
         if m._vm_areas.get(start) is None or m._vm_areas[start].pages_array != array:

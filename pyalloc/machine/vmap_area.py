@@ -1,7 +1,7 @@
 """Virtual-area bookkeeping for the vmalloc layer: busy and free ranges of one range.
 
 mm/vmalloc.c keeps the kernel's vmalloc space as two sets of ``vmap_area``s
-(kernel-facts.md §5.3):
+(mm/vmalloc.c, struct vmap_node and alloc_vmap_area()):
 
 * the **free** ranges, in an rbtree sorted by address and *augmented*: every node
   holds ``subtree_max_size``, the longest free range in its subtree, so a

@@ -87,6 +87,7 @@ def init(a: Arena) -> None:
     a.alloc_seq = 0
     a.kswapd_wanted = a.kswapd_order = a.kswapd_highest = 0
     a.oom_mode = 0
+    a.rw_pin = None         # (mm id, first, last) while mm_rw faults its pages in
 
 
 # -- PSI ---------------------------------------------------------------------------
@@ -117,6 +118,22 @@ def mm_new(a: Arena, is_file: int) -> int:
 def mm_reserve(mm: Mm, nr: int) -> None:
     if nr > len(mm.ent):
         mm.ent.extend([0] * (nr - len(mm.ent)))
+
+
+def mm_truncate(a: Arena, mm: Mm, nr_pages: int) -> None:
+    """A failed write gives back what it added past the file's old end (mm_truncate())."""
+    for idx in range(nr_pages, mm.nr_pages):
+        e = mm.ent[idx]
+        if e & 3 == ENT_PRESENT:
+            if e & ENT_DIRTY:
+                mm.nr_dirty -= 1
+                a.ctr[CTR["nr_dirty"]] -= 1
+                a.zone_of(e >> 3).nr_dirty -= 1
+            mm.rss -= 1
+            release_page(a, e >> 3)
+        mm.ent[idx] = 0
+        mm.disk.pop(idx, None)
+    mm.nr_pages = nr_pages
 
 
 # -- LRU lists -------------------------------------------------------------------------
@@ -316,10 +333,12 @@ def _range_ok(start, nr) -> bool:
 
 def _mm_fault(a: Arena, mid: int, start: int, nr: int, gfp: int, flags: int, done: list) -> int:
     mm = a.mms[mid]
-    mm_reserve(mm, start + nr)
     done[0] = 0
+    ent = mm.ent
     for idx in range(start, start + nr):
-        e = mm.ent[idx]
+        if idx >= len(ent):
+            mm_reserve(mm, idx + 1)     # grows only as pages are backed, as in C
+        e = ent[idx]
         if e & 3 == ENT_PRESENT:
             a.pages[e >> 3].flags |= PG_REFERENCED
         else:
@@ -379,9 +398,16 @@ def mm_rw(a: Arena, mid, offset, n, buf, write, gfp) -> int:
     if not n:
         return OK
     first, last = offset >> PAGE_SHIFT, (end - 1) >> PAGE_SHIFT
+    old_nr_pages = mm.nr_pages
     done = [0]
-    rc = _mm_fault(a, mid, first, last - first + 1, gfp, FAULT_WRITE if write else 0, done)
+    a.rw_pin = (mid, first, last)
+    try:
+        rc = _mm_fault(a, mid, first, last - first + 1, gfp, 0, done)
+    finally:
+        a.rw_pin = None
     if rc:
+        if write and mm.is_file:
+            mm_truncate(a, mm, old_nr_pages)
         return call_end(a, rc)
     pos = offset
     while pos < end:
@@ -390,6 +416,8 @@ def mm_rw(a: Arena, mid, offset, n, buf, write, gfp) -> int:
         phys = ((mm.ent[idx] >> 3) << PAGE_SHIFT) + off
         if write:
             a.write(phys, bytes(buf[pos - offset:pos - offset + chunk]))
+            if mm.is_file:
+                set_dirty(a, mm, idx)
         else:
             buf[pos - offset:pos - offset + chunk] = a.read(phys, chunk)
         pos += chunk
@@ -421,6 +449,8 @@ def mm_release(a: Arena, mid) -> int:
         return EINVAL
     a.ticks += 1
     _mm_free_pages(a, mm)
+    while a.mms and not a.mms[-1].alive:
+        a.mms.pop()
     return OK
 
 
@@ -512,6 +542,10 @@ def shrink_folio(a: Arena, sc: ScanControl, pfn: int, lru: int) -> bool:
     mid, idx = a.rmap[pfn]
     mm = a.mms[mid]
     e = mm.ent[idx]
+    pin = a.rw_pin
+    if pin is not None and pin[0] == mid and pin[1] <= idx <= pin[2]:
+        lru_move(a, pfn, lru)           # in use by the read or write: keep
+        return False
     if not file:
         slot = swap_slot_alloc(a) if sc.may_swap else NIL
         if slot == NIL:

@@ -11,7 +11,7 @@ zone's free-block counts with the kernel's integer maths (×1000, shown as
   (towards 1); -1.000 where a block of the order is free (the request would
   succeed).
 
-The definitions (kernel-facts 4.5, fill_contig_page_info, unusable_free_index,
+The definitions (mm/vmstat.c: fill_contig_page_info, unusable_free_index,
 __fragmentation_index): F = free pages, B = free blocks, S = free blocks of at
 least the order, counted in units of that order.
 """

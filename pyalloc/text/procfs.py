@@ -5,7 +5,7 @@ nr_cpus, total_pages, min_free_kbytes, five zone dicts and the vm counters), so
 every view is a pure function of the snapshot: same snapshot, same bytes.
 
 The formats are Linux 6.18's, x86-64, one NUMA node, 4 KiB pages, checked line by
-line against real samples (``shared/fixtures/``):
+line against samples from real machines (``tests/fixtures/``):
 
 * ``buddyinfo``, ``pagetypeinfo``, ``zoneinfo`` and ``vmstat`` follow
   ``mm/vmstat.c``; ``meminfo`` follows ``fs/proc/meminfo.c`` plus
@@ -42,7 +42,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ..errors import InvalidArgument
-from ..safe import show
+from ..errors import show
 from .._abi import MAX_NR_ZONES, NODE_STAT_COUNTERS, NR_PAGE_ORDERS, PAGE_SHIFT, PAGE_SIZE, PAGEBLOCK_ORDER, VM_EVENT_COUNTERS, ZONE_MOVABLE
 
 ZONE_NAMES = ("DMA", "DMA32", "Normal", "Movable", "Device")
@@ -623,7 +623,7 @@ def render_vmallocinfo(snap: dict) -> str:
     """/proc/vmallocinfo: one line per busy area in the order of
     ``snap["vmalloc"]["areas"]``, then the lazy (unpurged) areas in the order of
     ``snap["vmalloc"]["unpurged"]``.  The order is the snapshot's: the kernel
-    walks each vmap node's sorted busy list in turn (kernel-facts §5.3), which is
+    walks each vmap node's sorted busy list in turn (mm/vmalloc.c, vmalloc_info_show()), which is
     globally sorted only with a single vmap node."""
     vmalloc = snap.get("vmalloc")
     if not vmalloc:

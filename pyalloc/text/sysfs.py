@@ -37,12 +37,11 @@ def _nodes(total: int) -> str:
 def slab_counts(m, cid: int) -> dict:
     """Per-cache sums over its slabs, as show_slab_objects() collects them."""
     counts = {"slabs": 0, "partial": 0, "cpu_slabs": 0, "objects_partial": 0}
-    core = m._core
-    pfns = core.slab_pfns(cid)
+    pfns = m._view_slab_pfns(cid)
     if isinstance(pfns, int):
         return counts
     for pfn in pfns:
-        view = core.slab_view(pfn)
+        view = m._view_slab(pfn)
         if isinstance(view, int):
             continue
         (_cache, _order, _objects, inuse, frozen, on_partial, _cpu), _states = view
@@ -58,7 +57,7 @@ def slab_counts(m, cid: int) -> dict:
 def slab_attributes(m, cache) -> dict[str, str]:
     """Every attribute file of /sys/kernel/slab/<cache>/, name -> text."""
     cid = m._cache_id(cache, "sysfs")
-    info = m._core.cache_info(cid)
+    info = m._view_cache_info(cid)
     c = slab_counts(m, cid)
     attrs = {
         "aliases": "%d\n" % max(0, info["refcount"] - 1),
@@ -93,7 +92,7 @@ def _min_partial(size: int) -> int:
 
 def slab_caches(m) -> list:
     """The caches that have a directory, oldest first (aliases share their cache's)."""
-    return [m._caches[cid] for cid in m._cache_order]
+    return m._view_caches()
 
 
 def render(m, path: str) -> str:

@@ -21,8 +21,6 @@ Workloads are generators over a machine that yield after each tick:
 
 from __future__ import annotations
 
-import math
-import random
 import signal
 import sys
 import threading
@@ -30,84 +28,17 @@ import time
 from typing import Callable, Dict, Iterator, Optional
 
 from . import workload as demo_workload
+from .workload import CYCLE_TICKS, TICK_OPS, churn, demo  # noqa: F401 - their old home
 from ..errors import PyallocError
 from .export import Exporter
 
-TICK_OPS = 1500          # operations per churn tick
-CYCLE_TICKS = 24         # ticks per rise and fall of the live-set target
 
 
 class ReplayUnavailable(PyallocError):
     """--replay was asked for but this pyalloc has no trace replayer."""
 
 
-def churn(m, seed: int = 2026, ops: int = TICK_OPS) -> Iterator[int]:
-    """Allocate and free around a target that follows a slow wave: tick after tick."""
-    rnd = random.Random(seed)
-    gfps = [g for g, w in demo_workload.MIX for _ in range(w)]
-    caches = [m.kmem_cache_create(f"churn_{name}", size, 0, flags)
-              for name, size, flags in demo_workload.CACHES]
-    pages: list = []
-    objects: list = []      # (cache or None, addr)
-    areas: list = []
-    budget = max(64, m.nr_pages // 5)        # live pages at the crest of the wave
-    tick = 0
-    while True:
-        target = int(budget * (0.55 + 0.45 * math.sin(2 * math.pi * tick / CYCLE_TICKS)))
-        live = sum(1 << order for _, order in pages)
-        for _ in range(ops):
-            roll = rnd.random()
-            grow = live < target
-            if roll < 0.5:                                   # pages
-                if grow or not pages:
-                    order = rnd.choice(demo_workload.ORDERS)
-                    pfn = m.alloc_pages(rnd.choice(gfps) + "|__GFP_NOWARN", order)
-                    if pfn is not None:
-                        pages.append((pfn, order))
-                        live += 1 << order
-                else:
-                    pfn, order = pages.pop(rnd.randrange(len(pages)))
-                    m.free_pages(pfn, order)
-                    live -= 1 << order
-            elif roll < 0.98:                                # slab objects
-                if (grow or not objects) and len(objects) < budget * 4:
-                    if rnd.random() < 0.4:
-                        cache = rnd.choice(caches)
-                        addr = m.kmem_cache_alloc(cache, "GFP_KERNEL|__GFP_NOWARN")
-                    else:
-                        cache = None
-                        addr = m.kmalloc(rnd.choice(demo_workload.KMALLOC_SIZES), "GFP_KERNEL|__GFP_NOWARN")
-                    if addr is not None:
-                        objects.append((cache, addr))
-                elif objects:
-                    cache, addr = objects.pop(rnd.randrange(len(objects)))
-                    if cache is None:
-                        m.kfree(addr)
-                    else:
-                        m.kmem_cache_free(cache, addr)
-            else:                                            # vmalloc areas
-                if (grow or not areas) and len(areas) < 64:
-                    addr = m.vmalloc(rnd.choice((4096, 16 << 10, 64 << 10)), "GFP_KERNEL|__GFP_NOWARN",
-                                     caller=rnd.choice(demo_workload.CALLERS))
-                    if addr is not None:
-                        areas.append(addr)
-                elif areas:
-                    m.vfree(areas.pop(rnd.randrange(len(areas))))
-        tick += 1
-        yield tick
-
-
-def demo(m, seed: int = 2026) -> Iterator[int]:
-    """The demo's workload once (the first tick), then churn."""
-    demo_workload.run_pages(m, seed=seed)
-    demo_workload.run_slab(m, seed=seed)
-    demo_workload.run_vmalloc(m, seed=seed)
-    yield 1
-    for tick in churn(m, seed=seed):
-        yield tick + 1
-
-
-WORKLOADS: Dict[str, Callable[..., Iterator[int]]] = {"demo": demo, "churn": churn}
+WORKLOADS: Dict[str, Callable[..., Iterator[int]]] = demo_workload.named("ticks")
 
 
 def replay_steps(m, path: str) -> Iterator[int]:

@@ -25,68 +25,22 @@ from __future__ import annotations
 
 import itertools
 import os
-import random
 import time
 from typing import Callable, Iterable
 
 from ..text import debugfs
 from ..errors import InvalidArgument, PyallocError
-from ..safe import show
+from ..errors import show
+from .workload import GFP_CLASSES, Tally, kmalloc_mix, demo_mix, pressure  # noqa: F401 - their old home
+from .workload import named as _builtin
 
 MACHINE_PARAMS = ("mem", "cpus", "backend", "min_free_kbytes", "slub_debug", "swap", "slab_merge")
 RUN_PARAMS = ("seed", "snapshot")
 DEFAULTS = {"mem": "256M", "cpus": 2}
 
-# the GFP classes the built-in workloads allocate with, as the column names say them
-GFP_CLASSES = {
-    "atomic": "GFP_ATOMIC|__GFP_NOWARN",
-    "nowait": "GFP_NOWAIT|__GFP_NOWARN",
-    "kernel": "GFP_KERNEL|__GFP_NOWARN|__GFP_NORETRY",
-}
-FILL_GFP = "GFP_HIGHUSER_MOVABLE|__GFP_NOWARN|__GFP_NORETRY"     # user pages that fill memory first
-
 RECLAIM_METRICS = ("pgscan_kswapd", "pgscan_direct", "pgsteal_kswapd", "pgsteal_direct", "pswpout", "pswpin",
                    "compact_stall", "compact_success", "compact_fail", "allocstall_normal",
                    "allocstall_movable", "oom_kill")
-
-
-class Tally:
-    """Allocation attempts and failures per GFP class (and per order for pages)."""
-
-    def __init__(self) -> None:
-        self.tries = {c: 0 for c in GFP_CLASSES}
-        self.fails = {c: 0 for c in GFP_CLASSES}
-        self.order_tries = {c: [0] * 4 for c in GFP_CLASSES}
-        self.order_fails = {c: [0] * 4 for c in GFP_CLASSES}
-
-    def pages(self, m, cls: str, order: int):
-        pfn = m.alloc_pages(GFP_CLASSES[cls], order)
-        self.tries[cls] += 1
-        if order < 4:
-            self.order_tries[cls][order] += 1
-        if pfn is None:
-            self.fails[cls] += 1
-            if order < 4:
-                self.order_fails[cls][order] += 1
-        return pfn
-
-    def kmalloc(self, m, cls: str, size: int):
-        addr = m.kmalloc(size, GFP_CLASSES[cls])
-        self.tries[cls] += 1
-        if addr is None:
-            self.fails[cls] += 1
-        return addr
-
-    def metrics(self) -> dict:
-        out = {}
-        for c in GFP_CLASSES:
-            out[f"tries_{c}"] = self.tries[c]
-            out[f"fail_{c}"] = self.fails[c]
-        for c in ("atomic", "nowait"):
-            for order in range(4):
-                out[f"tries_{c}_o{order}"] = self.order_tries[c][order]
-                out[f"fail_{c}_o{order}"] = self.order_fails[c][order]
-        return out
 
 
 def machine_metrics(m) -> dict:
@@ -112,80 +66,9 @@ def machine_metrics(m) -> dict:
     return out
 
 
-# -- built-in workloads ---------------------------------------------------------------
+# -- built-in workloads (pyalloc.tools.workload) ---------------------------------------
 
-HELD = 400                  # blocks in flight at once
-FREE_RUNS = (1, 1, 2, 2, 3, 4, 6, 8)
-KMALLOC_SIZES = (16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048)
-
-
-def kmalloc_mix(m, seed: int, ops: int = 20000) -> dict:
-    """Slab churn beside atomic page allocations, as a busy network stack does.
-
-    Memory is first filled with movable user pages until the allocator
-    refuses, then about a fifth is freed again in runs of 1-8 pages between
-    kept runs of 4-16 (a fragmented machine: holes of every order up to 3).  Then *ops* steps: each
-    CPU in turn allocates or frees kmalloc objects of mixed sizes (the live set
-    grows to a few thousand objects), and every fourth step asks for an
-    order 0-3 block with GFP_ATOMIC or GFP_NOWAIT, holding it for a while
-    (up to HELD blocks in flight, as an skb's pages).  Failures are counted per GFP class and order.
-    """
-    rnd = random.Random(seed)
-    t = Tally()
-    fill = []
-    while True:
-        pfn = m.alloc_pages(FILL_GFP, 0)
-        if pfn is None:
-            break
-        fill.append(pfn)
-    fill.sort()
-    i = 0
-    while i < len(fill):            # keep 4-16 pages, free a run of 1-8: holes of every order up to 3
-        i += rnd.randint(4, 16)
-        run = rnd.choice(FREE_RUNS)
-        for pfn in fill[i:i + run]:
-            m.free_pages(pfn)
-        i += run
-    live: list[int] = []
-    held: list[tuple[int, int]] = []
-    for step in range(ops):
-        with m.on_cpu(step % m.cpus):
-            if not live or rnd.random() < 0.55:
-                addr = t.kmalloc(m, "kernel" if rnd.random() < 0.8 else "atomic", rnd.choice(KMALLOC_SIZES))
-                if addr is not None:
-                    live.append(addr)
-            else:
-                m.kfree(live.pop(rnd.randrange(len(live))))
-            if step % 4 == 0:
-                order = rnd.choice((0, 0, 1, 2, 3))
-                cls = "atomic" if rnd.random() < 0.7 else "nowait"
-                pfn = t.pages(m, cls, order)
-                if pfn is not None:
-                    held.append((pfn, order))
-                if len(held) > HELD:
-                    pfn, order = held.pop(rnd.randrange(len(held)))
-                    m.free_pages(pfn, order)
-    return {**t.metrics(), "live_objects": len(live)}
-
-
-def demo_mix(m, seed: int) -> dict:
-    """The demo's page, slab and vmalloc mix (pyalloc.tools.workload), seeded per run."""
-    from . import workload
-    pages = workload.run_pages(m, seed=seed)
-    slab = workload.run_slab(m, objects=4000, seed=seed)
-    vm = workload.run_vmalloc(m, seed=seed)
-    return {"page_blocks": pages["allocated"], "page_fails": pages["failed"], "slab_objects": slab["objects"],
-            "vmalloc_areas": vm["areas"]}
-
-
-def pressure(m, seed: int) -> dict:
-    """The demo's bad day (pyalloc.tools.workload.run_pressure): reclaim, swap, the OOM killer."""
-    from . import workload
-    r = workload.run_pressure(m, seed=seed)
-    return {"processes": r["processes"], "leak_pages": r["leak_pages"], "db_intact": r["db_intact"]}
-
-
-WORKLOADS: dict[str, Callable] = {"kmalloc-mix": kmalloc_mix, "demo-mix": demo_mix, "pressure": pressure}
+WORKLOADS: dict[str, Callable] = _builtin("sweep")
 
 
 # -- the grid -------------------------------------------------------------------------
@@ -293,9 +176,11 @@ def _need(module: str):
         raise ImportError(f"pyalloc.sweep needs {module}: pip install 'pyalloc[sweep]'") from None
 
 
-def _progress(total: int, enabled: bool):
+def _progress(total: int, enabled: bool | Callable):
     if not enabled:
         return None
+    if callable(enabled):           # the caller's own bar (the command line's)
+        return enabled(total)
     try:
         from tqdm import tqdm
     except ImportError:         # tqdm is a core dependency, but a bare install may lack it
@@ -357,7 +242,7 @@ def _run_dask(runs: list, workload, scheduler, workers, progress: bool) -> list:
 
 
 def sweep(grid: dict, workload="kmalloc-mix", engine: str = "dask", scheduler=None, *,
-          workers: int | None = None, progress: bool = True):
+          workers: int | None = None, progress: bool | Callable = True):
     """Run *workload* on every point of *grid*; a pandas DataFrame with one row per run.
 
     grid: Machine parameters (mem, cpus, backend, min_free_kbytes, slub_debug, swap,
@@ -365,6 +250,8 @@ def sweep(grid: dict, workload="kmalloc-mix", engine: str = "dask", scheduler=No
     workload: a name from WORKLOADS or a function (machine, seed) -> dict of metrics.
     engine: "dask" (scheduler: an address, a distributed.Client, or None for a
     LocalCluster of *workers* processes, one per core by default) or "serial".
+    progress: a tqdm bar on stderr (True), none (False), or a function total -> a bar
+    (with update and close) to show instead.
     """
     pd = _need("pandas")
     runs = expand(grid)
