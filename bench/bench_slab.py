@@ -19,11 +19,11 @@ from __future__ import annotations
 import pytest
 
 import pyalloc
+from pyalloc._abi import PAGE_OFFSET
 from conftest import bench_two_cffi_calls
 
 GFP = "GFP_KERNEL"      # the common user spelling: a string, parsed from the cache
 GFP_KERNEL = 0xcc0      # its value, for the bare cffi reference
-PAGE_OFFSET = 0xffff888000000000
 # Warm the interpreter and caches before timing: without it the first benchmark of a
 # session calibrates to 1 iteration per round and reads up to 2x high.
 WARM = {"warmup": True, "warmup_iterations": 20000}

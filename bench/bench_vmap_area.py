@@ -16,9 +16,8 @@ from __future__ import annotations
 import pytest
 
 from pyalloc.machine.vmap_area import VmapAreas
+from pyalloc._abi import VMALLOC_END, VMALLOC_START
 
-VMALLOC_START = 0xffffc90000000000
-VMALLOC_END = VMALLOC_START + (32 << 40)
 SIZE = 64 << 10
 HOLE = 16 << 10
 ROUNDS, ITERATIONS, WARMUP = 400, 25, 40     # 10 000 timed pairs per size

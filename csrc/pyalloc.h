@@ -1,6 +1,11 @@
 /*
  * pyalloc.h - the whole C API of the pyalloc core, as cffi sees it.
  *
+ * Every constant shared with Python (status codes, layout, flags, op kinds,
+ * trace events, the PA_CTR_* counters ...) is defined once, in
+ * pyalloc/_abi.py, and reaches C through pa_abi_gen.h, which
+ * pyalloc/_build.py generates on every build and also feeds to cdef().
+ *
  * The region between the PA_CDEF markers is fed to cffi's cdef() verbatim,
  * so it holds only plain declarations: no #if, no macros with expressions.
  * Constants are enums so the compiler, not cffi, supplies every number.
@@ -20,202 +25,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pa_abi_gen.h"
+
 /* PA_CDEF_BEGIN */
 typedef struct pa_machine pa_machine;
-
-enum {
-    PA_ABI_VERSION = 4
-};
-
-/* status codes: errno values where Linux has one */
-enum pa_status {
-    PA_OK = 0,
-    PA_E2BIG = -7,          /* larger than the allocator can ever serve */
-    PA_ENOMEM = -12,        /* cannot be met now */
-    PA_EFAULT = -14,        /* access outside mapped memory */
-    PA_EBUSY = -16,         /* still in use */
-    PA_EINVAL = -22,        /* bad argument */
-    PA_EDOUBLEFREE = -1001, /* freeing something that is free right now */
-    PA_EINVALFREE = -1002,  /* freeing something that is not a live allocation's start */
-    PA_ECORRUPT = -1003,    /* debug checks found damage */
-    PA_EOOM = -1005,        /* failed, and the OOM killer should run (the caller's job) */
-    PA_ECLOSED = -1006      /* the machine was closed (pa_machine_close) */
-};
-
-enum {
-    PA_PAGE_SHIFT = 12,
-    PA_PAGE_SIZE = 4096,
-    PA_MAX_PAGE_ORDER = 10,
-    PA_NR_PAGE_ORDERS = 11,
-    PA_PAGEBLOCK_ORDER = 9,
-    PA_MIGRATE_TYPES = 5,
-    PA_MAX_NR_ZONES = 5,
-    PA_MIN_PAGES = 256,
-    PA_MAX_PAGES = 1073741824
-};
-
-/* page_state() answers */
-enum {
-    PA_PAGE_STATE_ALLOCATED = 1,
-    PA_PAGE_STATE_INTERIOR = 2,
-    PA_PAGE_STATE_FREE = 3,
-    PA_PAGE_STATE_OUT_OF_RANGE = 4
-};
-
-/* page descriptor flags */
-enum {
-    PA_PG_BUDDY = 0x01,
-    PA_PG_ALLOC = 0x02,
-    PA_PG_HEAD = 0x04,
-    PA_PG_FREED = 0x08,
-    PA_PG_MOVABLE = 0x10,
-    PA_PG_LRU = 0x20,
-    PA_PG_ACTIVE = 0x40,
-    PA_PG_REFERENCED = 0x80
-};
-
-enum {
-    PA_KIND_PAGES = 1,
-    PA_KIND_SLAB = 2,
-    PA_KIND_LARGE_KMALLOC = 3,
-    PA_KIND_VMALLOC = 4,
-    PA_KIND_PGTABLE = 5,
-    PA_KIND_ANON = 6,       /* a process's anonymous page, on an LRU list */
-    PA_KIND_FILE = 7        /* a page cache page, on an LRU list */
-};
-
-/* x86-64 page table entry bits and the protections vmalloc uses */
-enum {
-    PA_PTE_PRESENT = 0x1,
-    PA_KERNPG_TABLE = 0x63
-};
-
-/* slab cache flags: pyalloc's own values, the kernel's names */
-enum {
-    PA_SLAB_HWCACHE_ALIGN = 0x1,
-    PA_SLAB_POISON = 0x2,
-    PA_SLAB_RED_ZONE = 0x4,
-    PA_SLAB_STORE_USER = 0x8,
-    PA_SLAB_RECLAIM_ACCOUNT = 0x10,
-    PA_SLAB_ACCOUNT = 0x20,
-    PA_SLAB_CACHE_DMA = 0x40,
-    PA_SLAB_CACHE_DMA32 = 0x80,
-    PA_SLAB_PANIC = 0x100,
-    PA_SLAB_CONSISTENCY_CHECKS = 0x200,
-    PA_SLAB_TRACE = 0x400,
-    PA_SLAB_KMALLOC = 0x800,
-    PA_SLAB_NO_MERGE = 0x1000,
-    PA_OBJECT_POISON = 0x2000
-};
-
-enum {
-    PA_KMALLOC_MAX_CACHE_SIZE = 8192,
-    PA_KMALLOC_MAX_SIZE = 4194304,
-    PA_NR_KMALLOC_TYPES = 4,
-    PA_MAX_CACHES = 4096,
-    PA_MAX_CPUS = 4096,
-    PA_TRACK_SIZE = 32,
-    PA_MAX_SLAB_EVENTS = 16,
-    PA_ZERO_SIZE_STATUS = -2000,
-    PA_EINVARIANT = -1004
-};
-
-/* why a slab report is printed */
-enum {
-    PA_SLAB_ERR_LEFT_REDZONE = 1,
-    PA_SLAB_ERR_RIGHT_REDZONE = 2,
-    PA_SLAB_ERR_KMALLOC_REDZONE = 3,
-    PA_SLAB_ERR_POISON = 4,
-    PA_SLAB_ERR_END_POISON = 5,
-    PA_SLAB_ERR_OBJECT_PADDING = 6,
-    PA_SLAB_ERR_ALIGN_PADDING = 7,
-    PA_SLAB_ERR_SLAB_PADDING = 8,
-    PA_SLAB_ERR_FREEPOINTER = 9,
-    PA_SLAB_ERR_ALREADY_FREE = 10,
-    PA_SLAB_ERR_INVALID_POINTER = 11,
-    PA_SLAB_ERR_WRONG_CACHE = 12,
-    PA_SLAB_ERR_NOT_SLAB = 13,
-    PA_SLAB_ERR_OBJECTS_REMAINING = 14,
-    PA_SLAB_ERR_NEVER_ALLOCATED = 15,
-    PA_SLAB_ERR_PINNED = 16             /* the object belongs to a vmalloc area (its page array) */
-};
-
-/* reclaim counters and gauges, in the order of pyalloc/vmevents.py COUNTERS */
-enum {
-    PA_CTR_PGPGIN = 0,
-    PA_CTR_PGPGOUT,
-    PA_CTR_PSWPIN,
-    PA_CTR_PSWPOUT,
-    PA_CTR_PGFAULT,
-    PA_CTR_PGMAJFAULT,
-    PA_CTR_PGACTIVATE,
-    PA_CTR_PGDEACTIVATE,
-    PA_CTR_PGREFILL,
-    PA_CTR_PGROTATED,
-    PA_CTR_PGSTEAL_KSWAPD,
-    PA_CTR_PGSTEAL_DIRECT,
-    PA_CTR_PGSCAN_KSWAPD,
-    PA_CTR_PGSCAN_DIRECT,
-    PA_CTR_PGSCAN_ANON,
-    PA_CTR_PGSCAN_FILE,
-    PA_CTR_PGSTEAL_ANON,
-    PA_CTR_PGSTEAL_FILE,
-    PA_CTR_ALLOCSTALL_DMA,
-    PA_CTR_ALLOCSTALL_DMA32,
-    PA_CTR_ALLOCSTALL_NORMAL,
-    PA_CTR_ALLOCSTALL_MOVABLE,
-    PA_CTR_ALLOCSTALL_DEVICE,
-    PA_CTR_PAGEOUTRUN,
-    PA_CTR_KSWAPD_LOW_WMARK_HIT_QUICKLY,
-    PA_CTR_KSWAPD_HIGH_WMARK_HIT_QUICKLY,
-    PA_CTR_NR_WRITTEN,
-    PA_CTR_NR_DIRTIED,
-    PA_CTR_NR_VMSCAN_WRITE,
-    PA_CTR_DROP_PAGECACHE,
-    PA_CTR_COMPACT_MIGRATE_SCANNED,
-    PA_CTR_COMPACT_FREE_SCANNED,
-    PA_CTR_COMPACT_ISOLATED,
-    PA_CTR_COMPACT_STALL,
-    PA_CTR_COMPACT_FAIL,
-    PA_CTR_COMPACT_SUCCESS,
-    PA_CTR_PGMIGRATE_SUCCESS,
-    PA_CTR_OOM_KILL,
-    PA_CTR_WORKINGSET_REFAULT_ANON,
-    PA_CTR_WORKINGSET_REFAULT_FILE,
-    PA_CTR_NR_INACTIVE_ANON,
-    PA_CTR_NR_ACTIVE_ANON,
-    PA_CTR_NR_INACTIVE_FILE,
-    PA_CTR_NR_ACTIVE_FILE,
-    PA_CTR_NR_DIRTY,
-    PA_CTR_NR_SWAP_PAGES,
-    PA_CTR_NR_SWAP_FREE,
-    PA_CTR_KSWAPD_FAILURES,
-    PA_CTR_PSI_TOTAL_US,
-    PA_CTR_PSI_PERIOD,
-    PA_CTR_PSI_PERIOD_STALL_US,
-    PA_CTR_PSI_AVG10,
-    PA_CTR_PSI_AVG60,
-    PA_CTR_PSI_AVG300,
-    PA_NR_CTRS
-};
-
-/* what the last allocating call cost, in the order of pyalloc/vmevents.py COSTS */
-enum {
-    PA_COST_SEQ = 0,
-    PA_COST_SLEPT,
-    PA_COST_SCANNED,
-    PA_COST_RECLAIMED,
-    PA_COST_WRITTEN_BACK,
-    PA_COST_SWAPPED_OUT,
-    PA_COST_COMPACTED,
-    PA_COST_RESERVES,
-    PA_COST_KSWAPD_WOKEN,
-    PA_COST_STALL_US,
-    PA_COST_OOM_NEEDED,
-    PA_COST_OOM_GFP,
-    PA_COST_OOM_ORDER,
-    PA_NR_COSTS
-};
 
 /* struct pa_mm_info: one process's or file's memory */
 struct pa_mm_info {
@@ -226,11 +39,6 @@ struct pa_mm_info {
     uint64_t swapents;      /* pages on swap (processes) */
     uint64_t nr_dirty;      /* dirty pages in the cache (files) */
     uint64_t pgtables_bytes;
-};
-
-/* pa_mm_fault() flags */
-enum {
-    PA_FAULT_WRITE = 1      /* the access dirties the page (file pages become dirty) */
 };
 
 struct pa_slab_event {
@@ -353,32 +161,7 @@ struct pa_slab_view {
 int64_t pa_slab_pfns(pa_machine *m, int64_t cache, int64_t *out, int64_t max);
 int pa_slab_view(pa_machine *m, int64_t pfn, struct pa_slab_view *out, uint8_t *states, int64_t max);
 int pa_pageblock_mt(pa_machine *m, int64_t first, int64_t nr, uint8_t *out);
-/* operation streams (stream.c) */
-enum {
-    PA_OP_KMALLOC = 1,          /* arg = size */
-    PA_OP_KFREE = 2,            /* handle */
-    PA_OP_KREALLOC = 3,         /* handle (-1: NULL), arg = new size */
-    PA_OP_KMEM_CACHE_ALLOC = 4, /* cache */
-    PA_OP_KMEM_CACHE_FREE = 5,  /* cache, handle */
-    PA_OP_ALLOC_PAGES = 6,      /* arg = order */
-    PA_OP_FREE_PAGES = 7,       /* handle, arg = order */
-    PA_OP_VMALLOC = 8,          /* arg = size; done by Python (PA_EDEFER) */
-    PA_OP_VFREE = 9,            /* handle; done by Python */
-    /* processes and files: done by Python through the per-call API (PA_EDEFER) */
-    PA_OP_SPAWN = 32,           /* name index in cache; result: pid */
-    PA_OP_TOUCH = 33,           /* handle: the spawn; arg = pages; result: pages got */
-    PA_OP_EXIT = 34,            /* handle: the spawn */
-    PA_OP_READ_FILE = 35,       /* path index in cache; arg = pages; result: pages got */
-    PA_OP_WRITE_FILE = 36,
-    PA_OP_SYNC = 37,
-    PA_OP_DROP_CACHES = 38,     /* result: pages dropped */
-    PA_OP_CPU_CURRENT = 65535,
-    PA_OBJ_NONE = 0,
-    PA_OBJ_LIVE = 1,
-    PA_OBJ_FREED = 2,
-    PA_EDEFER = -1100           /* the stream loop leaves this op to Python */
-};
-
+/* operation streams (stream.c): op kinds PA_OP_* */
 struct pa_op {
     uint16_t kind;      /* PA_OP_* */
     uint16_t cpu;       /* simulated CPU, or PA_OP_CPU_CURRENT */
@@ -419,7 +202,6 @@ int pa_vm_info(pa_machine *m, struct pa_vm_info *out);
 int pa_check(pa_machine *m, char *msg, int64_t msglen);
 /* snapshot.c: the canonical core section (format: pyalloc/model/snapshot.py) and touched memory;
  * flags PA_SNAP_EXHAUSTIVE: look at every page, not only those mincore() calls resident */
-enum { PA_SNAP_EXHAUSTIVE = 1 };
 int64_t pa_snapshot_save(pa_machine *m, uint8_t *buf, int64_t cap, int64_t flags);
 int pa_snapshot_load(pa_machine *m, const uint8_t *buf, int64_t len);
 int64_t pa_snapshot_take(pa_machine *m, uint8_t **out, int64_t flags);
@@ -429,5 +211,7 @@ int64_t pa_snapshot_pages(pa_machine *m, int64_t start_pfn, int64_t *pfns, uint8
                           int64_t *next, int64_t flags);
 int pa_snapshot_put_pages(pa_machine *m, const int64_t *pfns, const uint8_t *buf, int64_t n);
 /* PA_CDEF_END */
+
+_Static_assert(sizeof(struct pa_op) == 8 * PA_OP_RECORD_WORDS, "struct pa_op is OP_RECORD_WORDS words");
 
 #endif

@@ -31,7 +31,7 @@
 #include "internal.h"
 #include "trace.h"
 
-#define PAGE_OFFSET_VIRT 0xffff888000000000ull
+#define PAGE_OFFSET_VIRT PA_PAGE_OFFSET
 #define GFP_RECLAIM_MASK (0xc00u | 0x20u | 0x40u | 0x80u | 0x2000u | 0x4000u | 0x8000u | 0x10000u | 0x20000u | 0x80000u)
 #define GFP_CONSTRAINT_MASK (0x100000u | 0x200000u)
 #define GFP_SLAB_BUG_MASK (0x4u | 0x2u | ~GFP_BITS_MASK)

@@ -271,8 +271,10 @@ static void save_zones(const pa_machine *m, struct snap_out *o)
 /* reclaim's counters, the costs of the last allocating call, the LRU heads */
 static void save_reclaim(const pa_machine *m, struct snap_out *o)
 {
+    put(o, PA_NR_CTRS);                 /* counted, so a table that grows still reads old files */
     for (int i = 0; i < PA_NR_CTRS; i++)
         put(o, m->ctr[i]);
+    put(o, PA_NR_COSTS);
     for (int i = 0; i < PA_NR_COSTS; i++)
         put(o, m->cost[i]);
     for (int i = 0; i < NR_LRU_LISTS; i++) {
@@ -672,6 +674,19 @@ static const uint8_t *get_blob(struct snap_in *in, uint64_t n)
     return p;
 }
 
+/* a counted block of counters: the first `known`; those an older writer did not have read as 0 */
+static void get_counters(struct snap_in *in, uint64_t *out, int known)
+{
+    uint64_t n = get_max(in, (in->len - in->pos) / 8);
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t v = get(in);
+        if (i < (uint64_t)known)
+            out[i] = v;
+    }
+    for (uint64_t i = n; i < (uint64_t)known; i++)
+        out[i] = 0;
+}
+
 #define BAD() do { return PA_EINVAL; } while (0)
 #define CHECK() do { if (in->bad) BAD(); } while (0)
 
@@ -782,10 +797,8 @@ static int load_zones(pa_machine *m, struct snap_in *in)
 
 static int load_reclaim(pa_machine *m, struct snap_in *in)
 {
-    for (int i = 0; i < PA_NR_CTRS; i++)
-        m->ctr[i] = get(in);
-    for (int i = 0; i < PA_NR_COSTS; i++)
-        m->cost[i] = get(in);
+    get_counters(in, m->ctr, PA_NR_CTRS);
+    get_counters(in, m->cost, PA_NR_COSTS);
     for (int i = 0; i < NR_LRU_LISTS; i++) {
         m->lru[i].head = get_pfn(in, m);
         m->lru[i].tail = get_pfn(in, m);

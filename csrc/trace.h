@@ -13,9 +13,10 @@ void trace_machine_free(pa_machine *m);
 uint64_t trace_pending(const pa_machine *m);    /* records not yet drained */
 void trace_event(pa_machine *m, unsigned type, uint64_t ptr, uint64_t a, uint64_t b, uint32_t gfp,
                  uint32_t caller, uint32_t extra);
-enum { TRACE_KMALLOC = 1, TRACE_KMEM_CACHE_ALLOC, TRACE_KFREE, TRACE_KMEM_CACHE_FREE,
-       TRACE_MM_PAGE_ALLOC, TRACE_MM_PAGE_FREE };
-#define TRACE_PAGE_OFFSET 0xffff888000000000ull
+enum { TRACE_KMALLOC = PA_TRACE_KMALLOC, TRACE_KMEM_CACHE_ALLOC = PA_TRACE_KMEM_CACHE_ALLOC,
+       TRACE_KFREE = PA_TRACE_KFREE, TRACE_KMEM_CACHE_FREE = PA_TRACE_KMEM_CACHE_FREE,
+       TRACE_MM_PAGE_ALLOC = PA_TRACE_MM_PAGE_ALLOC, TRACE_MM_PAGE_FREE = PA_TRACE_MM_PAGE_FREE };
+#define TRACE_PAGE_OFFSET PA_PAGE_OFFSET
 
 /* ptr: the object's phys address, or a negative status (NULL) */
 static inline void trace_kmalloc(pa_machine *m, uint64_t caller, int64_t r, uint64_t req, uint64_t alloc, uint32_t gfp)

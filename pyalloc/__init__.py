@@ -29,7 +29,7 @@ from .machine.machine import (
     MAX_PAGE_ORDER,
 )
 
-__version__ = "0.1.0"
+from ._abi import __version__
 
 __all__ = [
     "Machine", "GFP", "SLAB", "Cache", "Stream", "StreamResult", "read_trace", "sweep",

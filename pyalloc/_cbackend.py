@@ -8,9 +8,8 @@ same meaning, so the shared layer cannot tell them apart.
 
 from __future__ import annotations
 
-from . import errors
-from .model.arena import clamp64
-from .model.status import CACHE_INFO_FIELDS
+from . import _abi, errors
+from ._abi import CACHE_INFO_FIELDS, clamp64
 
 MM_INFO_FIELDS = ("alive", "is_file", "nr_pages", "size", "rss", "swapents", "nr_dirty", "pgtables_bytes")
 
@@ -22,8 +21,21 @@ except ImportError as exc:  # pragma: no cover - exercised only without a build
         "or build in place with `python pyalloc/_build.py`; or use Machine(backend='model')"
     ) from exc
 
-if lib.pa_abi_version() != lib.PA_ABI_VERSION:  # pragma: no cover
-    raise ImportError("pyalloc._core is stale: rebuild it")
+
+def check_build(lib, ffi, abi) -> None:
+    """Refuse a core built from another pyalloc version or another pyalloc/_abi.py: its
+    numbers (status codes, counters, flags) would silently mean other things."""
+    built = (ffi.string(lib.pa_build_version()).decode(), ffi.string(lib.pa_build_abi_hash()).decode(),
+             lib.pa_abi_version())
+    want = (abi.__version__, abi.abi_hash(), abi.ABI_VERSION)
+    if built != want:
+        raise ImportError(f"stale build: pyalloc._core was built for version {built[0]} (ABI {built[1]}, "
+                          f"{built[2]}), this is pyalloc {want[0]} (ABI {want[1]}, {want[2]}): rebuild with "
+                          "python pyalloc/_build.py")
+
+
+check_build(lib, ffi, _abi)
+
 
 def _signed(va: int) -> int:
     """A kernel virtual address as the int64 the C core takes."""

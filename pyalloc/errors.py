@@ -1,8 +1,8 @@
 """Exceptions, and the one table that turns a core status code into one.
 
 Both backends answer with the same integer status codes (defined once, in
-``csrc/pyalloc.h``; the model keeps a copy in ``pyalloc/model/status.py`` that a
-test compares with the compiled enum).  The shared layer calls :func:`raise_for`
+``pyalloc/_abi.py``, from which the C core's enum is generated; a test compares
+every value with the compiled core).  The shared layer calls :func:`raise_for`
 with the code and a message it built from the call's own arguments, so the
 exception type *and* text are identical on both backends.
 """
@@ -11,25 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-# Status codes.  errno-valued where Linux has an errno for the situation.
-OK = 0
-E2BIG = -7          # request larger than the allocator can ever serve: NULL + WARN
-ENOMEM = -12        # request cannot be met now: NULL (+ warn_alloc)
-EFAULT = -14        # access to an address that is not mapped
-EBUSY = -16         # object still in use (cache with live objects)
-EINVAL = -22        # bad argument
-EDOUBLEFREE = -1001  # free of something that is free right now
-EINVALFREE = -1002   # free of something that is not the start of a live allocation
-ECORRUPT = -1003     # slub_debug found a damaged red zone, poison or free pointer
-EOOM = -1005         # allocation failed and the OOM killer should run (Machine does it)
-ECLOSED = -1006      # the machine was closed (by another thread, mid-call)
-
-STATUS_NAMES = {
-    OK: "PA_OK", E2BIG: "PA_E2BIG", ENOMEM: "PA_ENOMEM", EFAULT: "PA_EFAULT",
-    EBUSY: "PA_EBUSY", EINVAL: "PA_EINVAL", EDOUBLEFREE: "PA_EDOUBLEFREE",
-    EINVALFREE: "PA_EINVALFREE", ECORRUPT: "PA_ECORRUPT", EOOM: "PA_EOOM",
-    ECLOSED: "PA_ECLOSED",
-}
+# Status codes: defined once, in pyalloc/_abi.py (the C core's enum pa_status is generated from it)
+from ._abi import (  # noqa: F401  (errors.X is how the package names them)
+    OK, E2BIG, ENOMEM, EFAULT, EBUSY, EINVAL, EDOUBLEFREE, EINVALFREE, ECORRUPT, EOOM, ECLOSED, STATUS_NAMES,
+)
 
 
 class PyallocError(Exception):

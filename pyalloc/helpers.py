@@ -22,12 +22,10 @@ from typing import Iterator, NamedTuple, Optional
 
 from .errors import InvalidArgument
 from .gfp import ZONE_NAMES
-from .model import status as st
+from . import _abi as st
+from ._abi import DIRECT_MAP_SIZE, PAGE_OFFSET, PAGE_SHIFT
 from .machine.slab import Cache
 
-PAGE_SHIFT = 12
-PAGE_OFFSET = 0xffff888000000000
-DIRECT_MAP_SIZE = 64 << 40
 _ALLOCATED, _INTERIOR, _FREE = st.PAGE_STATE_ALLOCATED, st.PAGE_STATE_INTERIOR, st.PAGE_STATE_FREE
 
 __all__ = [

@@ -23,7 +23,7 @@ from typing import Iterator, List, Optional, Sequence
 
 from .text import debugfs
 from .gfp import MIGRATETYPE_NAMES, ZONE_NAMES
-from .model import status as st
+from . import _abi as st
 
 PAGEBLOCK_ORDER = st.PAGEBLOCK_ORDER
 MIGRATE_COLOURS = ("#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#7f7f7f")   # Unmovable Movable Reclaimable HighAtomic Isolate

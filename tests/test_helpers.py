@@ -8,7 +8,7 @@ import pytest
 import pyalloc
 from pyalloc import PAGE_OFFSET, helpers as h
 from pyalloc.tools import workload
-from pyalloc.model.status import KIND_LARGE_KMALLOC
+from pyalloc._abi import KIND_LARGE_KMALLOC
 from procview import meminfo, slabinfo
 
 

@@ -204,7 +204,7 @@ def test_model_constants_match_the_c_enums():
         pytest.skip("the C core is not built")
     from pyalloc._core import lib
     from pyalloc import errors
-    from pyalloc.model import status
+    from pyalloc import _abi as status
     pairs = {name[3:]: getattr(lib, name) for name in dir(lib) if name.startswith("PA_") and name != "PA_ABI_VERSION"}
     checked = 0
     for name, value in pairs.items():

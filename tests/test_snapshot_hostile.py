@@ -44,7 +44,7 @@ def layout(words):
     i = len(MACHINE_SCALARS) + 512
     i += 1 + (words[i] + 7) // 8                        # pageblock blob
     zones = i
-    i += 5 * ZONE_WORDS + NR_CTRS + NR_COSTS + 8
+    i += 5 * ZONE_WORDS + 1 + NR_CTRS + 1 + NR_COSTS + 8        # each counter block has its count
     npages = words[i]
     pages = i + 1
     i = pages + 4 * npages

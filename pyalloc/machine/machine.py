@@ -30,20 +30,12 @@ from .buddy import GfpLike, HotPathAPI, _hot_paths
 from .snapshot import SnapshotAPI
 from .core_view import CoreView
 from .state import Core
-
-PAGE_SHIFT = 12
-PAGE_SIZE = 1 << PAGE_SHIFT
-PAGE_OFFSET = 0xffff888000000000
-DIRECT_MAP_SIZE = 64 << 40                  # 64 TiB of direct map on 4-level paging
-VMALLOC_START = 0xffffc90000000000
-VMALLOC_SIZE = 32 << 40
-VMALLOC_END = VMALLOC_START + VMALLOC_SIZE
-ZERO_SIZE_PTR = 0x10
-MAX_PAGE_ORDER = 10
-
-# page_state() answers (pyalloc.h PA_PAGE_STATE_*)
-_ALLOCATED, _INTERIOR, _FREE, _OUT_OF_RANGE = 1, 2, 3, 4
-_PG_BUDDY, _PG_HEAD = 0x01, 0x04
+from .._abi import (  # noqa: F401  (the layout names are Machine's module attributes)
+    DIRECT_MAP_SIZE, MAX_PAGE_ORDER, PAGE_OFFSET, PAGE_SHIFT, PAGE_SIZE, VMALLOC_END, VMALLOC_SIZE,
+    VMALLOC_START, ZERO_SIZE_PTR,
+    PAGE_STATE_ALLOCATED as _ALLOCATED, PAGE_STATE_INTERIOR as _INTERIOR, PAGE_STATE_FREE as _FREE,
+    PAGE_STATE_OUT_OF_RANGE as _OUT_OF_RANGE, PG_BUDDY as _PG_BUDDY, PG_HEAD as _PG_HEAD,
+)
 
 _NOWARN = gfpmod.GFP_NOWARN
 _NOFAIL = gfpmod.GFP_NOFAIL

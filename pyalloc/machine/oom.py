@@ -12,8 +12,8 @@ from typing import AbstractSet
 from .. import gfp as gfpmod
 from ..text import procfs
 from ..text.printk import dump_stack_lines
+from .._abi import PAGE_SIZE
 
-PAGE_SIZE = 4096
 OOM_SCORE_ADJ_MIN = -1000
 
 OOM_FRAMES = (

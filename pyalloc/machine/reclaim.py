@@ -10,7 +10,7 @@ Choices, all deterministic:
 - kswapd runs at the end of the core call that woke it (the machine is idle
   then), reclaims until a zone the request could use is at its high watermark,
   and moves the clock by the work it did without stalling anybody;
-- simulated costs (pyalloc/vmevents.py): writeback, swap-out, swap-in and a
+- simulated costs (pyalloc/_abi.py): writeback, swap-out, swap-in and a
   page read from disk cost 100 us each, a page moved by compaction 2 us, any
   core operation 1 us; direct reclaim, direct compaction and refaults stall the
   calling task for that long, which /proc/pressure/memory reports;
@@ -27,14 +27,11 @@ from .. import errors, gfp as gfpmod
 from . import oom, psi
 from ..errors import InvalidArgument, OutOfMemory
 from ..errors import show
-from .._abi import COST, COUNTERS, CTR
+from .._abi import COST, COUNTERS, CTR, FAULT_WRITE, MAX_PAGES, PAGE_SHIFT, PAGE_SIZE
 from .state import MachineState
 
-PAGE_SHIFT = 12
-PAGE_SIZE = 1 << PAGE_SHIFT
 TASK_COMM_LEN = 16
 FIRST_PID = 100
-MAX_PAGES = 1 << 30              # per process or file, as the core allows
 MAX_SWAP_PAGES = (1 << 32) - 1   # swap slots are 32-bit in the core
 FILE_SIZE_FACTOR = 4             # a file holds at most this many times the machine's memory
 
@@ -42,7 +39,6 @@ FILE_SIZE_FACTOR = 4             # a file holds at most this many times the mach
 GFP_ANON_FAULT = gfpmod.parse("GFP_HIGHUSER_MOVABLE|__GFP_COMP|__GFP_ZERO")
 # filemap_alloc_folio() with the mapping's gfp (GFP_HIGHUSER_MOVABLE)
 GFP_PAGECACHE = gfpmod.parse("GFP_HIGHUSER_MOVABLE|__GFP_COMP")
-FAULT_WRITE = 1
 
 
 def _is_eoom(r) -> bool:

@@ -17,18 +17,15 @@ from contextlib import contextmanager
 from .. import errors, gfp as gfpmod
 from ..text import bad_page as reports, slub_report
 from ..errors import InvalidArgument
-from ..model import status as st
+from .. import _abi as st
+from .._abi import DIRECT_MAP_SIZE, PAGE_OFFSET, PAGE_SIZE, ZERO_SIZE_PTR
 from ..errors import show, show_hex
 from ..threads import WRAPPER_CODE
 from .vmalloc_owner import pinned_free_report
 from .buddy import GfpLike
 from .state import MachineState
 
-PAGE_OFFSET = 0xffff888000000000
-PAGE_SIZE = 4096
-ZERO_SIZE_PTR = 0x10
 SIZE_MAX = (1 << 64) - 1
-DIRECT_MAP_SIZE = 64 << 40
 
 
 class SLAB(enum.IntFlag):

@@ -53,7 +53,8 @@ if TYPE_CHECKING:
     from .machine import Machine
 
 MAGIC = b"PYASNAP\0"
-VERSION = 2                     # 2: the Python-side state is schema'd JSON (1 held a pickle)
+VERSION = 3                     # 2: the Python-side state is schema'd JSON (1 held a pickle);
+                                # 3: CORE's counter blocks carry their counts (2 is upgraded on reading)
 INFO_MAX = 1 << 16              # an INFO section is a few hundred bytes
 READ_CHUNK = 1 << 26            # a section from a stream of unknown length grows by this much at most
 _HEADER = struct.Struct("<8sII")
@@ -156,6 +157,7 @@ class _Sections:
         self.size = _stream_size(f)       # None: a pipe, read as it comes
         head = self._read(_HEADER.size, "the header")
         magic, version, _ = _HEADER.unpack(head)
+        self.version = version
         if magic != MAGIC:
             raise SnapshotError(f"{where}: not a pyalloc snapshot (bad magic {bytes(magic)!r})")
         if version == 1:
@@ -284,7 +286,10 @@ def read_file(f, backend=None, where: str = "snapshot"):
             if rc:
                 raise SnapshotError(f"{where}: cannot set up {info['swap']} bytes of swap")
         from ..model.snapshot_check import Corrupt, validate
+        from ..model.snapshot import upgrade_v2
         try:
+            if sections.version == 2:
+                core_words = upgrade_v2(core_words)
             validate(core_words, mem >> PAGE_SHIFT, info["cpus"], info["swap"] >> PAGE_SHIFT)
         except Corrupt as exc:
             raise SnapshotError(f"{where}: the core section does not describe a valid machine ({exc})") from None

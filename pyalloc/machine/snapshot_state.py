@@ -36,7 +36,7 @@ from collections import OrderedDict, deque
 from typing import Any
 
 from ..errors import SnapshotError
-from ..model import status as st
+from .. import _abi as st
 from ..text.printk import LOG_BUF_LEN
 from .reclaim import FIRST_PID, Process
 from .slab import Cache

@@ -35,13 +35,10 @@ from .. import errors
 from .. import gfp as gfpmod
 from ..errors import EOOM as _EOOM, InvalidArgument, PyallocError
 from ..model import stream as ops_
-from ..model.status import ZERO_SIZE_STATUS
+from .._abi import PAGE_OFFSET, VMALLOC_START, ZERO_SIZE_PTR, ZERO_SIZE_STATUS
 from . import oom
 from .state import MachineState
 
-PAGE_OFFSET = 0xffff888000000000
-VMALLOC_START = 0xffffc90000000000
-ZERO_SIZE_PTR = 0x10
 MASK64 = (1 << 64) - 1
 INT63 = 1 << 63
 

@@ -29,17 +29,16 @@ import zlib
 from .. import gfp as gfpmod
 from ..errors import GFPError, InvalidArgument
 from .slab import SLAB
-from ..model.status import OP_CPU_CURRENT
+from .._abi import (
+    OP_CPU_CURRENT, PAGE_OFFSET, VMALLOC_END, VMALLOC_START, VMEMMAP_START, TRACE_NIL as NIL,
+    TRACE_EVENT_NAMES as EVENT_NAMES, TRACE_KMALLOC as KMALLOC, TRACE_KMEM_CACHE_ALLOC as KMEM_CACHE_ALLOC,
+    TRACE_KFREE as KFREE, TRACE_KMEM_CACHE_FREE as KMEM_CACHE_FREE, TRACE_MM_PAGE_ALLOC as MM_PAGE_ALLOC,
+    TRACE_MM_PAGE_FREE as MM_PAGE_FREE,
+)
 from .stream import Stream
 from .state import MachineState
 
-PAGE_OFFSET = 0xffff888000000000
-VMALLOC_START = 0xffffc90000000000
-VMALLOC_END_INCL = 0xffffe8ffffffffff      # the kernel's VMALLOC_END is the last byte
-VMEMMAP_START = 0xffffea0000000000
-NIL = 0xffffffff
-EVENT_NAMES = ("", "kmalloc", "kmem_cache_alloc", "kfree", "kmem_cache_free", "mm_page_alloc", "mm_page_free")
-KMALLOC, KMEM_CACHE_ALLOC, KFREE, KMEM_CACHE_FREE, MM_PAGE_ALLOC, MM_PAGE_FREE = range(1, 7)
+VMALLOC_END_INCL = VMALLOC_END - 1      # the kernel's VMALLOC_END is the last byte
 
 HEADER = """# tracer: nop
 #

@@ -31,14 +31,9 @@ from .vmalloc_owner import refuse_page_array_free
 from ..errors import show, show_hex
 from .buddy import GfpLike
 from .state import MachineState
+from .._abi import PAGE_OFFSET, PAGE_SHIFT, PAGE_SIZE, VMALLOC_END, VMALLOC_SIZE, VMALLOC_START
 
-PAGE_SHIFT = 12
-PAGE_SIZE = 1 << PAGE_SHIFT
-VMALLOC_START = 0xffffc90000000000
-VMALLOC_SIZE = 32 << 40
-VMALLOC_END = VMALLOC_START + VMALLOC_SIZE
 INT_MAX = (1 << 31) - 1
-PAGE_OFFSET = 0xffff888000000000
 FORGET_AFTER = 1 << 16      # how many freed area starts are remembered to tell double frees
 
 VM_IOREMAP, VM_ALLOC, VM_MAP, VM_USERMAP = 0x1, 0x2, 0x4, 0x8

@@ -21,12 +21,9 @@ from __future__ import annotations
 from ..text import slub_report
 from ..errors import InvalidFree
 from ..errors import show
-
-PAGE_SHIFT = 12
-PAGE_SIZE = 1 << PAGE_SHIFT
-PAGE_OFFSET = 0xffff888000000000
-_ALLOCATED = 1          # PA_PAGE_STATE_ALLOCATED
-_KIND_VMALLOC = 4       # PA_KIND_VMALLOC
+from .._abi import (
+    KIND_VMALLOC as _KIND_VMALLOC, PAGE_OFFSET, PAGE_SHIFT, PAGE_SIZE, PAGE_STATE_ALLOCATED as _ALLOCATED,
+)
 
 
 def _owner_text(m, array: int) -> str:

@@ -63,8 +63,8 @@ from __future__ import annotations
 
 from typing import Iterator, Optional
 
-PAGE_SHIFT = 12
-PAGE_SIZE = 1 << PAGE_SHIFT
+from .._abi import PAGE_SHIFT, PAGE_SIZE
+
 PAGE_MASK = PAGE_SIZE - 1
 
 _MASK64 = (1 << 64) - 1

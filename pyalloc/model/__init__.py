@@ -11,7 +11,7 @@ from . import buddy, introspect, pgtable, reclaim, slab, snapshot, stream, trace
 from ..threads import locked_entry, retarget, serialize
 from .arena import Arena, clamp64
 from ..errors import ECLOSED
-from .status import CACHE_INFO_FIELDS, EBUSY, EINVAL, MAX_PAGES, MIN_PAGES
+from .._abi import CACHE_INFO_FIELDS, EBUSY, EINVAL, MAX_PAGES, MIN_PAGES
 
 
 

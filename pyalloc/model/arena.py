@@ -22,10 +22,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .status import (
+from .._abi import (
     DMA32_END_PFN, DMA_END_PFN, MAX_NR_ZONES, MAX_PAGE_ORDER, MIGRATE_MOVABLE,
     MIGRATE_TYPES, NR_PAGE_ORDERS, PAGE_SHIFT, PAGE_SIZE, PAGEBLOCK_ORDER,
     ZONE_DMA, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, EFAULT, EINVAL, OK,
+    INT64_MAX, clamp64,  # noqa: F401  (re-exported: the model's modules take them from here)
 )
 
 NIL = -1
@@ -42,7 +43,6 @@ WATERMARK_SCALE_FACTOR = 10
 
 
 INT64_MIN = -(1 << 63)
-INT64_MAX = (1 << 63) - 1
 
 
 def c_int(x) -> int:
@@ -63,14 +63,6 @@ def c_int(x) -> int:
 
 def c_ints(*xs) -> tuple:
     return tuple(c_int(x) for x in xs)
-
-
-def clamp64(x):
-    """An int64 the core judges exactly as it would judge *x*: every range
-    check in the cores is far inside int64, so clamping changes no answer."""
-    if not isinstance(x, int):
-        return x            # the call will raise its TypeError
-    return -1 if x < 0 else min(x, INT64_MAX)
 
 
 class Page:

@@ -29,7 +29,7 @@ the watermarks fails).
 from __future__ import annotations
 
 from .arena import INT64_MAX, INT64_MIN, NIL, Arena, Zone, c_ints
-from .status import (
+from .._abi import (
     ALLOC_CPUSET, ALLOC_HIGHATOMIC, ALLOC_KSWAPD, ALLOC_MIN_RESERVE,
     ALLOC_NO_WATERMARKS, ALLOC_NON_BLOCK, ALLOC_OOM, ALLOC_RESERVES,
     ALLOC_WMARK_LOW, ALLOC_WMARK_MASK, ALLOC_WMARK_MIN, E2BIG, EDOUBLEFREE,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from .._abi import COST, CTR, MIGRATE_US
+from .._abi import (
+    COST, CTR, GFP_IO, MIGRATE_MOVABLE, MIGRATE_PCPTYPES, MIGRATE_US, NR_PAGE_ORDERS, PAGE_SHIFT, PAGE_SIZE,
+    PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER, PG_LRU,
+)
 from .arena import NIL, Arena, Zone
-from .status import GFP_IO, MIGRATE_MOVABLE, MIGRATE_PCPTYPES, NR_PAGE_ORDERS, PAGE_SHIFT, PAGE_SIZE, PAGEBLOCK_ORDER, PG_LRU
 
-PAGEBLOCK_NR_PAGES = 1 << PAGEBLOCK_ORDER
 
 
 class CompactControl:

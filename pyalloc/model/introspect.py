@@ -8,7 +8,7 @@ page array meets them, so both backends list them alike.
 from __future__ import annotations
 
 from .arena import Arena
-from .status import EINVAL, KIND_SLAB, PG_ALLOC
+from .._abi import EINVAL, KIND_SLAB, PG_ALLOC
 from .slab import valid_cache
 
 

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from . import buddy, reclaim
 from .arena import Arena, INT64_MAX, INT64_MIN, c_ints
-from .status import (
+from .._abi import (
     EBUSY, EFAULT, EINVAL, EINVALFREE, ENOMEM, GFP_ZERO, KIND_PGTABLE, KIND_VMALLOC, OK, PAGE_SHIFT, PG_ALLOC,
+    KERNPG_TABLE, PTE_PRESENT,
 )
 
 PAGE_KERNEL = 0x8000000000000163
-KERNPG_TABLE = 0x63
-PTE_PRESENT = 0x1
 PTE_PFN_MASK = 0x000ffffffffff000
 GFP_PGTABLE_KERNEL = 0xcc0 | GFP_ZERO
 U64 = (1 << 64) - 1

@@ -23,8 +23,8 @@ from .._abi import (
     WRITEBACK_US,
 )
 from .arena import NIL, Arena
-from .status import (
-    EFAULT, EINVAL, ENOMEM, GFP_DIRECT_RECLAIM, GFP_FS, GFP_IO, GFP_KSWAPD_RECLAIM, KIND_ANON,
+from .._abi import (
+    EFAULT, EINVAL, ENOMEM, FAULT_WRITE, GFP_DIRECT_RECLAIM, GFP_FS, GFP_IO, GFP_KSWAPD_RECLAIM, KIND_ANON,
     KIND_FILE, OK, PAGE_SHIFT, PAGE_SIZE, PG_ACTIVE, PG_ALLOC, PG_LRU, PG_REFERENCED,
 )
 
@@ -34,7 +34,6 @@ SWAP_CLUSTER_MAX = 32
 DEF_PRIORITY = 12
 MAX_MM_PAGES = 1 << 30
 SWAPPINESS = 60
-FAULT_WRITE = 1
 UINT32_MAX = (1 << 32) - 1
 
 _NR_INACTIVE_ANON = CTR["nr_inactive_anon"]
@@ -356,7 +355,7 @@ def _mm_fault(a: Arena, mid: int, start: int, nr: int, gfp: int, flags: int, don
 
 def call_end(a: Arena, r: int) -> int:
     """pa_call_end(): ENOMEM becomes EOOM when the slow path asked for the OOM killer; kswapd runs."""
-    from .status import ENOMEM as _ENOMEM, EOOM
+    from .._abi import ENOMEM as _ENOMEM, EOOM
     if r == _ENOMEM and a.cost[COST["oom_needed"]] and a.cost[COST["seq"]] == a.alloc_seq:
         r = EOOM
     if a.kswapd_wanted:

@@ -17,7 +17,9 @@ little-endian 64-bit words; NIL (no pfn, no slot, no cache) is 2**64-1; a
               nr_free[11][5] nr_free_mt_pages[5] nr_free_pages nr_free_blocks_pages
               nr_reserved_highatomic wmark[4] lowmem_reserve[5] pageblocks[5] pgalloc numa_hit
               nr_lru[4] nr_dirty)
-    reclaim   ctr[NR_CTRS] cost[NR_COSTS] lru 4 x (head tail)
+    reclaim   n + n counters, m + m costs (the tables of pyalloc._abi, in order; a reader takes
+              the counters it knows and reads those the writer did not have as 0), lru 4 x
+              (head tail)
     pages     n, n x (pfn next prev flags|order<<8|kind<<16|refcount<<24), ascending pfn: every
               descriptor that was ever touched (the pristine blocks have none)
     rmap      n, n x (pfn mm index): the mm page of each LRU page, ascending pfn
@@ -46,8 +48,7 @@ from array import array
 from .arena import NIL, Arena, Page
 from .reclaim import Mm
 from .slab import Cache, CpuSlab, Slab
-from .status import MAX_NR_ZONES, MIGRATE_TYPES, NR_KMALLOC_TYPES, NR_PAGE_ORDERS, PAGE_SIZE
-from .._abi import NR_COSTS, NR_CTRS
+from .._abi import MAX_NR_ZONES, MIGRATE_TYPES, NR_COSTS, NR_CTRS, NR_KMALLOC_TYPES, NR_PAGE_ORDERS, PAGE_SIZE
 
 VERSION = 1
 MASK = (1 << 64) - 1
@@ -145,6 +146,33 @@ class Reader:
         return out
 
 
+def _counter_block(r: Reader, known: int) -> list:
+    """A counted block of counters: the first *known*, 0 for those an older writer did not have."""
+    vals = r.many(r.count(len(r.w) - r.i, "counter block"))
+    return (vals + [0] * known)[:known]
+
+
+# The counter and cost blocks of snapshot file format 2 had no count: these many words each.
+V2_NR_CTRS, V2_NR_COSTS = 54, 13
+_ZONE_WORDS = 5 + 3 * NR_PAGE_ORDERS * MIGRATE_TYPES + MIGRATE_TYPES + len(ZONE_SCALARS) + 4 + MAX_NR_ZONES \
+    + MIGRATE_TYPES + 2 + 4 + 1
+
+
+def upgrade_v2(data) -> bytes:
+    """A CORE section of snapshot format 2 in today's layout: the counts put before its counter
+    and cost blocks (Corrupt if it ends before them)."""
+    i = len(MACHINE_SCALARS) + 512                      # the pageblock blob's length word
+    if (i + 1) * 8 > len(data):
+        raise Corrupt("the core section ends early")
+    i += 1 + (int.from_bytes(data[i * 8:(i + 1) * 8], "little") + 7) // 8 + MAX_NR_ZONES * _ZONE_WORDS
+    if (i + V2_NR_CTRS + V2_NR_COSTS) * 8 > len(data):
+        raise Corrupt("the core section ends early")
+    head = bytes(data[:i * 8])
+    ctrs = bytes(data[i * 8:(i + V2_NR_CTRS) * 8])
+    rest = bytes(data[(i + V2_NR_CTRS) * 8:])
+    return head + V2_NR_CTRS.to_bytes(8, "little") + ctrs + V2_NR_COSTS.to_bytes(8, "little") + rest
+
+
 def _nil(v: int) -> int:
     return U64_NIL if v == NIL else v
 
@@ -197,8 +225,9 @@ def save_zones(a: Arena, w: Writer) -> None:
 
 def save_reclaim(a: Arena, w: Writer) -> None:
     """Reclaim's counters, the costs of the last allocating call, the LRU heads."""
-    w.many(a.ctr)
-    w.many(a.cost)
+    for block in (a.ctr, a.cost):
+        w.put(len(block))
+        w.many(block)
     for head, tail in a.lru:
         w.many((_nil(head), _nil(tail)))
 
@@ -366,8 +395,8 @@ def load_zones(a: Arena, r: Reader) -> None:
 
 
 def load_reclaim(a: Arena, r: Reader) -> None:
-    a.ctr = r.many(NR_CTRS)
-    a.cost = r.many(NR_COSTS)
+    a.ctr = _counter_block(r, NR_CTRS)
+    a.cost = _counter_block(r, NR_COSTS)
     a.lru = [[_pfn(r, a), _pfn(r, a)] for _ in range(4)]
 
 

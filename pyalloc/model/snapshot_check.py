@@ -31,7 +31,13 @@ from .snapshot import (
     Corrupt,
     Reader,
 )
-from .status import (
+from .._abi import (
+    DMA32_END_PFN,
+    DMA_END_PFN,
+    KIND_ANON,
+    KIND_FILE,
+    KIND_PGTABLE,
+    KIND_SLAB,
     KMALLOC_MAX_SIZE,
     MAX_NR_ZONES,
     MAX_PAGE_ORDER,
@@ -40,13 +46,13 @@ from .status import (
     NR_PAGE_ORDERS,
     OBJECT_POISON,
     PAGE_SIZE,
+    PAGEBLOCK_ORDER,
+    PG_ALLOC,
+    PG_BUDDY,
 )
-from .._abi import NR_COSTS, NR_CTRS
 
 __all__ = ["Corrupt", "validate"]
 
-PG_BUDDY, PG_ALLOC = 0x01, 0x02
-KIND_SLAB, KIND_PGTABLE, KIND_ANON, KIND_FILE = 2, 5, 6, 7
 MAX_KIND = 7
 OBJ_STATES = frozenset((0, 1, 2, 5))      # never used, live, freed, pinned by a vmalloc area
 ENT_NONE, ENT_PRESENT, ENT_SWAP, ENT_DISK, ENT_DIRTY = 0, 1, 2, 3, 4
@@ -54,8 +60,6 @@ MAX_MM_PAGES = 1 << 30
 MAX_CACHES = 1 << 16
 MAX_MMS = 1 << 24
 BIG = 1 << 62                # a counter this large cannot come from a run (and 64-bit wrap-around differs)
-DMA_END_PFN, DMA32_END_PFN = 1 << 12, 1 << 20
-PAGEBLOCK_ORDER = 9
 # scalars a running machine bounds: name -> largest value (None: a counter, below BIG)
 _SCALAR_LIMITS = {"slab_merge": 1, "kswapd_wanted": 1, "kswapd_order": MAX_PAGE_ORDER,
                   "kswapd_highest": MAX_NR_ZONES - 1, "oom_mode": 1, "slab_fallback_gfp": (1 << 32) - 1}
@@ -175,8 +179,9 @@ def validate(data, nr_pages: int, cpus: int, swap_pages: int) -> None:
         # check() looks only at zones with pages: an empty zone must hold nothing to look at
         if not managed and (any(v != U64_NIL for v in links) or any(free) or any(rest[-5:])):
             _fail(f"zone {zi} has no pages but free or LRU pages counted")
-    for v in many(NR_CTRS + NR_COSTS):
-        counter(v, "event counter")
+    for _ in range(2):                  # counters, then costs: each with its count (model/snapshot.py)
+        for v in many(count(len(r.w) - r.i, "counter block")):
+            counter(v, "event counter")
     for _ in range(8):
         pfn_or_nil("LRU list")
 

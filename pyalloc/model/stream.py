@@ -9,18 +9,15 @@ returns it with ``r.pos`` at that op; see csrc/stream.c for why.
 from __future__ import annotations
 
 from . import buddy, slab, reclaim
-from .status import (  # noqa: F401  (the op kinds are re-exported for pyalloc.machine.stream)
+from .._abi import (  # noqa: F401  (the op kinds are re-exported for pyalloc.machine.stream)
     EDEFER, EDOUBLEFREE, EINVAL, OBJ_FREED, OBJ_LIVE, OBJ_NONE, OK, OP_ALLOC_PAGES, OP_CPU_CURRENT,
     OP_FREE_PAGES, OP_KFREE, OP_KMALLOC, OP_KMEM_CACHE_ALLOC, OP_KMEM_CACHE_FREE, OP_KREALLOC, OP_VFREE,
     OP_VMALLOC, PAGE_SHIFT, ZERO_SIZE_STATUS, OP_SPAWN, OP_TOUCH, OP_EXIT, OP_READ_FILE, OP_WRITE_FILE,
-    OP_SYNC, OP_DROP_CACHES,
+    OP_SYNC, OP_DROP_CACHES, GFP_NOFAIL, GFP_ZERO, PAGE_OFFSET,
 )
 
 ALLOCATES = frozenset({OP_KMALLOC, OP_KREALLOC, OP_KMEM_CACHE_ALLOC, OP_ALLOC_PAGES})
-GFP_ZERO = 0x100
-GFP_NOFAIL = 0x8000
 SLAB_BUG_MASK = 0x4 | 0x2 | (0xffffffff & ~0x1ffffff)
-PAGE_OFFSET = 0xffff888000000000
 
 
 class Run:

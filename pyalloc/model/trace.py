@@ -8,13 +8,13 @@ pa_trace_take() does for the C core.
 from __future__ import annotations
 
 from .arena import NIL
+from .._abi import (
+    PAGE_OFFSET, TRACE_KFREE, TRACE_KMALLOC, TRACE_KMEM_CACHE_ALLOC, TRACE_KMEM_CACHE_FREE,
+    TRACE_MM_PAGE_ALLOC, TRACE_MM_PAGE_FREE, TRACE_NIL as C_NIL,
+)
 
-TRACE_KMALLOC, TRACE_KMEM_CACHE_ALLOC, TRACE_KFREE, TRACE_KMEM_CACHE_FREE = 1, 2, 3, 4
-TRACE_MM_PAGE_ALLOC, TRACE_MM_PAGE_FREE = 5, 6
-PAGE_OFFSET = 0xffff888000000000
 ACCOUNTED = 0x80000000
 MASK64 = (1 << 64) - 1
-C_NIL = 0xffffffff         # PA_NIL: the record of a failed page allocation
 
 
 class TraceBuffer:

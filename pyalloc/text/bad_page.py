@@ -8,8 +8,8 @@ The formats follow the kernel's ``bad_page()``, ``dump_page()``,
 from __future__ import annotations
 
 from .printk import HARDWARE_NAME, KERNEL_RELEASE, cpu_line, dump_stack_lines
+from .._abi import VMEMMAP_START
 
-VMEMMAP_START = 0xffffea0000000000
 STRUCT_PAGE_SIZE = 64
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-NR_PAGE_ORDERS = 11
+from .._abi import NR_PAGE_ORDERS
 
 
 def contig_page_info(nr_free: Sequence[int], order: int) -> tuple[int, int, int]:

@@ -43,14 +43,9 @@ from typing import Callable
 
 from ..errors import InvalidArgument
 from ..errors import show
+from .._abi import MAX_NR_ZONES, NODE_STAT_COUNTERS, NR_PAGE_ORDERS, PAGE_SHIFT, PAGE_SIZE, PAGEBLOCK_ORDER, VM_EVENT_COUNTERS, ZONE_MOVABLE
 
-PAGE_SHIFT = 12
-PAGE_SIZE = 1 << PAGE_SHIFT
-NR_PAGE_ORDERS = 11             # orders 0..MAX_PAGE_ORDER (10)
-PAGEBLOCK_ORDER = 9
-MAX_NR_ZONES = 5
 ZONE_NAMES = ("DMA", "DMA32", "Normal", "Movable", "Device")
-ZONE_MOVABLE = 3
 MIGRATETYPE_NAMES = ("Unmovable", "Movable", "Reclaimable", "HighAtomic", "Isolate")
 # show_migration_types(): one letter per migratetype with a non-empty free
 # list; CONFIG_CMA is off in the captured config, so Isolate is bit 4, 'I'.
@@ -335,15 +330,11 @@ def _node_stats(snap: dict) -> dict:
     rc = _reclaim(snap)
     ia, aa, if_, af = _lru(snap)
     return {
-        "nr_inactive_anon": ia, "nr_active_anon": aa, "nr_inactive_file": if_, "nr_active_file": af,
+        # the node counters of the reclaim table (pyalloc._abi.COUNTER_TABLE), by their names
+        **{name: rc.get(name, 0) for name in NODE_STAT_COUNTERS},
         "nr_slab_reclaimable": vm["nr_slab_reclaimable"],
         "nr_slab_unreclaimable": vm["nr_slab_unreclaimable"],
         "nr_anon_pages": ia + aa, "nr_file_pages": if_ + af,
-        "nr_dirty": rc.get("nr_dirty", 0),
-        "nr_vmscan_write": rc.get("nr_vmscan_write", 0),
-        "nr_dirtied": rc.get("nr_dirtied", 0), "nr_written": rc.get("nr_written", 0),
-        "workingset_refault_anon": rc.get("workingset_refault_anon", 0),
-        "workingset_refault_file": rc.get("workingset_refault_file", 0),
         "nr_kernel_stack": vm["nr_kernel_stack_kb"],       # NR_KERNEL_STACK_KB: in kB
         "nr_page_table_pages": vm["nr_page_table_pages"],
     }
@@ -533,15 +524,11 @@ def vmstat_values(snap: dict) -> dict:
         values["pgalloc_" + zone_name.lower()] = zone["pgalloc"]
     values["pgalloc_device"] = 0
     values["pgfree"] = snap["vm"]["pgfree"]
-    for name, v in _reclaim(snap).items():
-        if name in values and name not in _GAUGES:
-            values[name] = v
+    rc = _reclaim(snap)
+    for name in VM_EVENT_COUNTERS:
+        values[name] = rc.get(name, 0)
     values["nr_dirty_threshold"], values["nr_dirty_background_threshold"] = global_dirty_limits(snap)
     return values
-
-
-# reclaim gauges that vmstat prints under node names (handled by _node_stats)
-_GAUGES = frozenset(("nr_inactive_anon", "nr_active_anon", "nr_inactive_file", "nr_active_file", "nr_dirty"))
 
 
 def render_vmstat(snap: dict) -> str:

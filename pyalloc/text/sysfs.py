@@ -17,7 +17,7 @@ in every slab.  Per-cpu partial lists are left out of pyalloc, so
 from __future__ import annotations
 
 from ..errors import InvalidArgument
-from ..model import status as st
+from .. import _abi as st
 
 # attribute -> how it is printed from (info, counts)
 _FLAG_ATTRS = {

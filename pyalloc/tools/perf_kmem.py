@@ -21,9 +21,9 @@ from typing import Any
 from ..errors import InvalidArgument
 from ..machine.trace import PAGE_FREE_EVENTS, TraceFormatError, _int, parse_events, parse_gfp
 from ..machine.trace import parse_ptr as _ptr
+from .._abi import PAGE_SIZE
 
 DOTS = "-" * 105
-PAGE_SIZE = 4096
 MIGRATE_SHORT = ("UNMOVABL", "MOVABLE", "RECLAIM", "HIGHATOM", "ISOLATE", "UNKNOWN")
 MIGRATE_LONG = ("Unmovable", "Movable", "Reclaimable", "HighAtomic", "Isolate")
 SLAB_SORT_KEYS = ("frag", "hit", "bytes", "req", "pingpong", "callsite", "cache")
