@@ -9,12 +9,11 @@ simulated machine, not the arguments: the bound tests run in a child with an
 address-space limit, so a regression fails there instead of eating the host.
 """
 
+import os
 import random
 import subprocess
 import sys
 import textwrap
-
-import os
 
 import pytest
 
