@@ -109,8 +109,13 @@ static int map_pages(pa_machine *m, uint64_t va, int64_t nr, const int64_t *pfns
     for (int64_t i = 0; i < nr; i++) {
         uint64_t *pte = pte_slot(m, va + ((uint64_t)i << PA_PAGE_SHIFT), true);
         if (!pte || (*pte & PA_PTE_PRESENT)) {
-            for (int64_t j = 0; j < i; j++)
-                *pte_slot(m, va + ((uint64_t)j << PA_PAGE_SHIFT), false) = 0;
+            for (int64_t j = 0; j < i; j++) {
+                /* tables live in writable memory: one scribbled on through the direct map
+                 * may alias another level, so a slot mapped above can be gone by now */
+                uint64_t *undo = pte_slot(m, va + ((uint64_t)j << PA_PAGE_SHIFT), false);
+                if (undo)
+                    *undo = 0;
+            }
             return pte ? PA_EBUSY : PA_ENOMEM;
         }
         *pte = ((uint64_t)pfns[i] << PA_PAGE_SHIFT) | PAGE_KERNEL;
