@@ -141,7 +141,7 @@ def _slab_state(m, s: dict) -> None:
     caches: dict[int, Cache] = {}
     order: list[int] = []
     for cid, name in _list(s["caches"], "caches", 2):
-        _int(cid, 0, (1 << 16) - 1, "a cache id")
+        _int(cid, 0, st.MAX_CACHES - 1, "a cache id")
         info = core.cache_info(cid)
         if info is None:
             raise _Bad(f"cache id {cid} is not a live cache of the core")
@@ -149,8 +149,8 @@ def _slab_state(m, s: dict) -> None:
             raise _Bad(f"cache id {cid} is listed twice")
         caches[cid] = Cache(m, _str(name, "a cache name"), cid, info)
         order.append(cid)
-    live = [cid for cid in range(1 << 16) if core.cache_info(cid) is not None] if len(order) < 1 << 16 else None
-    if live is None or sorted(order) != live:
+    live = [cid for cid in range(st.MAX_CACHES) if core.cache_info(cid) is not None]
+    if sorted(order) != live:
         raise _Bad("the caches listed are not the core's live caches")
     m._caches, m._cache_order = caches, order
     names = [_str(n, "a caller name") for n in _list(s["callers"], "callers")]
