@@ -275,5 +275,7 @@ PA_ENTRY(int, pa_vm_info, (pa_machine *m, struct pa_vm_info *out), (m, out))
     out->nr_page_table_pages = m->nr_page_table_pages;
     out->nr_pgtable_pages_all = m->nr_pgtable_pages_all;
     out->vmalloc_pages = m->vmalloc_pages;
+    out->seed = m->seed;
+    out->kconfig = m->kconfig;
     return PA_OK;
 }

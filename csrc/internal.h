@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stddef.h>
 
+#include "prandom.h"
 #include "pyalloc.h"
 
 #define PA_NIL UINT32_MAX
@@ -164,6 +165,9 @@ struct pa_machine {
     uint64_t ticks;
     uint64_t slowpath_entries;
     uint32_t cpu;                       /* the simulated current CPU */
+    uint64_t seed;                      /* every random choice starts here (prandom.h) */
+    uint64_t kconfig;                   /* PA_KCONFIG_* bits: the kernel options in force */
+    uint64_t rand_state;                /* the random stream's position */
     /* slab.c */
     uint32_t slab_merge;
     struct pa_cache *caches;            /* by id */

@@ -29,13 +29,15 @@
 #include "internal.h"
 #include "trace.h"
 
-int pa_machine_new(int64_t nr_pages, int64_t cpus, int64_t min_free_kbytes, pa_machine **out)
+int pa_machine_new(int64_t nr_pages, int64_t cpus, int64_t min_free_kbytes, int64_t seed, int64_t kconfig,
+                   pa_machine **out)
 {
     if (!out)
         return PA_EINVAL;
     *out = NULL;
     if (nr_pages < PA_MIN_PAGES || nr_pages > PA_MAX_PAGES || cpus < 1 || cpus > 4096
-        || min_free_kbytes < -1 || min_free_kbytes > (int64_t)1 << 40)
+        || min_free_kbytes < -1 || min_free_kbytes > (int64_t)1 << 40 || seed < 0
+        || kconfig < 0 || (kconfig & ~(int64_t)PA_KCONFIG_MASK))
         return PA_EINVAL;
 
     pa_machine *m = calloc(1, sizeof(*m));
@@ -43,6 +45,8 @@ int pa_machine_new(int64_t nr_pages, int64_t cpus, int64_t min_free_kbytes, pa_m
         return PA_ENOMEM;
     m->nr_pages = (uint64_t)nr_pages;
     m->cpus = (uint32_t)cpus;
+    m->seed = m->rand_state = (uint64_t)seed;
+    m->kconfig = (uint64_t)kconfig;
     if (arena_init(m) != PA_OK) {
         pa_machine_free(m);
         return PA_ENOMEM;

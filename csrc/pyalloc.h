@@ -98,10 +98,13 @@ struct pa_vm_info {
     uint64_t nr_page_table_pages;       /* PUD and PMD pages (kernel PTE pages are not counted) */
     uint64_t nr_pgtable_pages_all;      /* every table page taken from the buddy allocator */
     uint64_t vmalloc_pages;             /* pages mapped by vmalloc */
+    uint64_t seed;                      /* the machine's seed */
+    uint64_t kconfig;                   /* PA_KCONFIG_* bits in force */
 };
 
 int pa_abi_version(void);
-int pa_machine_new(int64_t nr_pages, int64_t cpus, int64_t min_free_kbytes, pa_machine **out);
+int pa_machine_new(int64_t nr_pages, int64_t cpus, int64_t min_free_kbytes, int64_t seed, int64_t kconfig,
+                   pa_machine **out);
 int pa_machine_close(pa_machine *m);
 void pa_machine_free(pa_machine *m);
 

@@ -201,7 +201,7 @@ static int cmp_u64(const void *a, const void *b)
     X(slab_merge) X(nr_slab_reclaimable) X(nr_slab_unreclaimable) X(gfp_fixups)            \
     X(last_cache) X(slab_fallback_gfp) X(nr_page_table_pages) X(nr_pgtable_pages_all)      \
     X(vmalloc_pages) X(swap_pages) X(swap_next) X(alloc_seq) X(kswapd_wanted)              \
-    X(kswapd_order) X(kswapd_highest) X(oom_mode)
+    X(kswapd_order) X(kswapd_highest) X(oom_mode) X(seed) X(kconfig) X(rand_state)
 
 /* the machine section as read, one word a field (last_cache as its two's complement) */
 struct snap_machine {
@@ -719,7 +719,7 @@ static int load_machine(pa_machine *m, struct snap_in *in)
     if (s.nr_pages != m->nr_pages || s.cpus != m->cpus || s.cpu >= m->cpus || s.swap_pages != m->swap_pages
         || s.swap_next > m->swap_pages || s.slab_merge > 1 || s.slab_fallback_gfp > UINT32_MAX
         || s.kswapd_wanted > 1 || s.kswapd_order > PA_MAX_PAGE_ORDER || s.kswapd_highest >= PA_MAX_NR_ZONES
-        || s.oom_mode > 1)
+        || s.oom_mode > 1 || s.seed > INT64_MAX || (s.kconfig & ~(uint64_t)PA_KCONFIG_MASK))
         BAD();
     /* last_cache names a cache: checked with the kmalloc table, once the caches are known */
 #define SNAP_SET(f) m->f = (__typeof__(m->f))s.f;

@@ -41,7 +41,7 @@ sys.path.insert(0, os.path.dirname(HERE))       # run from a checkout without in
 
 import _driver  # noqa: E402
 import pyalloc  # noqa: E402
-from pyalloc import PAGE_OFFSET, VMALLOC_START  # noqa: E402
+from pyalloc import PAGE_OFFSET, VMALLOC_START, _abi  # noqa: E402
 from pyalloc.errors import show  # noqa: E402
 
 MAX_OPS = 40
@@ -433,7 +433,7 @@ def run_raw(data: bytes, stats: Counter) -> None:
         return
     r = Reader(data[::-1])      # the same input, read from the other end
     out = ffi.new("pa_machine **")
-    assert lib.pa_machine_new(4096, 2, -1, out) == 0
+    assert lib.pa_machine_new(4096, 2, -1, 0, _abi.KCONFIG_DEFAULT, out) == 0
     m = ffi.gc(out[0], lib.pa_machine_free)
     msg = ffi.new("char[]", 512)
     buf = ffi.new("unsigned char[]", 8192)

@@ -38,6 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pyalloc                                   # noqa: E402
+from pyalloc import _abi                        # noqa: E402
 from pyalloc.tools import workload  # noqa: E402
 from pyalloc.errors import SnapshotError         # noqa: E402
 
@@ -196,7 +197,7 @@ class Fuzzer:
         info = json.loads(sections(blob)[0][1])
         core = core_of(blob)
         out = ffi.new("pa_machine **")
-        if lib.pa_machine_new(info["mem"] >> 12, info["cpus"], info["min_free_kbytes"], out):
+        if lib.pa_machine_new(info["mem"] >> 12, info["cpus"], info["min_free_kbytes"], 0, _abi.KCONFIG_DEFAULT, out):
             return
         m = out[0]
         try:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 
 __version__ = "0.1.0"
-ABI_VERSION = 4
+ABI_VERSION = 5
 
 # -- address layout: x86-64, 4-level paging (Documentation/arch/x86/x86_64/mm.rst) --------------
 
@@ -328,6 +328,39 @@ PSI_PERIOD_US = 2_000_000   # psi_avgs_work runs every 2 s
 # None); values past int go to #defines instead, since an enum constant is an
 # int in C11.
 
+# -- kernel configuration and seeding -------------------------------------------------
+# The kernel options pyalloc models, with the value of the real 6.18 machine whose
+# .config excerpt ships in tests/fixtures/kconfig-6.18.txt.  Bit i of the core's kconfig
+# word is KCONFIG_OPTIONS[i]; append new options at the end (snapshots store the word).
+KCONFIG_OPTIONS = (
+    ("SLUB_CPU_PARTIAL", True),         # per-cpu partial slab lists (mm/slub.c put_cpu_partial)
+    ("SLAB_FREELIST_RANDOM", True),     # shuffle_freelist() on every new slab
+    ("SLAB_FREELIST_HARDENED", True),   # free pointers stored as freelist_ptr_encode() writes them
+    ("RANDOM_KMALLOC_CACHES", False),   # kmalloc-rnd-NN-* copies chosen by the caller's address
+)
+KCONFIG_BIT = {name: 1 << i for i, (name, _) in enumerate(KCONFIG_OPTIONS)}
+KCONFIG_DEFAULT = sum(KCONFIG_BIT[name] for name, on in KCONFIG_OPTIONS if on)
+KCONFIG_MASK = (1 << len(KCONFIG_OPTIONS)) - 1
+KCONFIG_SLUB_CPU_PARTIAL = KCONFIG_BIT["SLUB_CPU_PARTIAL"]
+KCONFIG_SLAB_FREELIST_RANDOM = KCONFIG_BIT["SLAB_FREELIST_RANDOM"]
+KCONFIG_SLAB_FREELIST_HARDENED = KCONFIG_BIT["SLAB_FREELIST_HARDENED"]
+KCONFIG_RANDOM_KMALLOC_CACHES = KCONFIG_BIT["RANDOM_KMALLOC_CACHES"]
+MAX_SEED = (1 << 63) - 1
+
+
+def prandom_next(state: int) -> tuple[int, int]:
+    """One step of the core's seeded generator (SplitMix64): (new state, 64-bit output).
+
+    Every random choice of a machine (freelist orders, hardened-pointer randoms, the random
+    kmalloc seed) is drawn from this stream, started from ``seed``; csrc/prandom.h is its twin.
+    """
+    state = (state + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    z = state
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return state, z ^ (z >> 31)
+
+
 C_ENUMS = (
     (None, None, ("ABI_VERSION",)),
     ("status codes: errno values where Linux has one", "pa_status", STATUS_CODES),
@@ -360,6 +393,9 @@ C_ENUMS = (
      ("TRACE_KMALLOC", "TRACE_KMEM_CACHE_ALLOC", "TRACE_KFREE", "TRACE_KMEM_CACHE_FREE", "TRACE_MM_PAGE_ALLOC",
       "TRACE_MM_PAGE_FREE")),
     ("snapshot walks", None, ("SNAP_EXHAUSTIVE",)),
+    ("kernel options (bits of the kconfig word)", None,
+     ("KCONFIG_SLUB_CPU_PARTIAL", "KCONFIG_SLAB_FREELIST_RANDOM", "KCONFIG_SLAB_FREELIST_HARDENED",
+      "KCONFIG_RANDOM_KMALLOC_CACHES", "KCONFIG_MASK")),
 )
 C_DEFINES = ("PAGE_OFFSET", "DIRECT_MAP_SIZE", "VMALLOC_START", "VMALLOC_SIZE", "VMALLOC_END", "VMEMMAP_START",
              "ZERO_SIZE_PTR")

@@ -9,7 +9,7 @@ same meaning, so the shared layer cannot tell them apart.
 from __future__ import annotations
 
 from . import _abi, errors
-from ._abi import CACHE_INFO_FIELDS, clamp64
+from ._abi import CACHE_INFO_FIELDS, KCONFIG_DEFAULT, clamp64
 
 MM_INFO_FIELDS = ("alive", "is_file", "nr_pages", "size", "rss", "swapents", "nr_dirty", "pgtables_bytes")
 
@@ -46,9 +46,10 @@ def _signed(va: int) -> int:
 class CCore:
     name = "c"
 
-    def __init__(self, nr_pages: int, cpus: int, min_free_kbytes: int) -> None:
+    def __init__(self, nr_pages: int, cpus: int, min_free_kbytes: int, seed: int = 0,
+                 kconfig: int = KCONFIG_DEFAULT) -> None:
         out = ffi.new("pa_machine **")
-        rc = lib.pa_machine_new(nr_pages, cpus, min_free_kbytes, out)
+        rc = lib.pa_machine_new(nr_pages, cpus, min_free_kbytes, seed, kconfig, out)
         if rc:
             if rc == errors.ENOMEM:
                 raise MemoryError(f"cannot map {nr_pages} pages of simulated memory")
@@ -111,7 +112,7 @@ class CCore:
                 "gfp_fixups": v.gfp_fixups, "last_cache": v.last_cache,
                 "slab_fallback_gfp": v.slab_fallback_gfp, "cpu": v.cpu,
                 "nr_page_table_pages": v.nr_page_table_pages, "nr_pgtable_pages_all": v.nr_pgtable_pages_all,
-                "vmalloc_pages": v.vmalloc_pages}
+                "vmalloc_pages": v.vmalloc_pages, "seed": v.seed, "kconfig": v.kconfig}
 
     def check(self):
         """None, a message naming a broken invariant, or ECORRUPT (damage reported as events)."""

@@ -17,7 +17,7 @@ import pytest
 import pyalloc
 from pyalloc import _abi
 from pyalloc.machine import snapshot
-from pyalloc.model.snapshot import MACHINE_SCALARS, V2_NR_COSTS, V2_NR_CTRS, _ZONE_WORDS
+from pyalloc.model.snapshot import MACHINE_SCALARS, V2_NR_COSTS, V2_NR_CTRS, V3_MACHINE_WORDS, _ZONE_WORDS
 from pyalloc.text import procfs
 from conftest import c_core_available
 
@@ -110,9 +110,14 @@ def _busy(backend: str):
     return m
 
 
-def _counter_block(core: bytes) -> int:
+def _as_v3(core: bytes) -> bytes:
+    """Today's CORE section in format 3's layout: without the machine scalars format 4 added."""
+    return core[:V3_MACHINE_WORDS * 8] + core[len(MACHINE_SCALARS) * 8:]
+
+
+def _counter_block(core: bytes, nr_scalars: int = len(MACHINE_SCALARS)) -> int:
     """Byte offset of the counter block's count in a CORE section (model/snapshot.py's layout)."""
-    i = len(MACHINE_SCALARS) + 512
+    i = nr_scalars + 512
     blob = int.from_bytes(core[i * 8:i * 8 + 8], "little")
     return 8 * (i + 1 + (blob + 7) // 8 + 5 * _ZONE_WORDS)
 
@@ -160,7 +165,8 @@ def test_format_2_files_still_load(backend):
     m = _busy(backend)
     data = snapshot.to_bytes(m)
     core = bytes(snapshot._read_sections(data, "test")[b"CORE"][0])
-    at = _counter_block(core)
+    core = _as_v3(core)
+    at = _counter_block(core, V3_MACHINE_WORDS)
     if (V2_NR_CTRS, V2_NR_COSTS) != (_abi.NR_CTRS, _abi.NR_COSTS):
         pytest.skip("counters were added since format 2: the v2 layout cannot be made from today's")
     costs = at + 8 + 8 * V2_NR_CTRS

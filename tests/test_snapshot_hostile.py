@@ -16,6 +16,7 @@ import pyalloc
 from pyalloc.machine import snapshot
 from pyalloc.errors import SnapshotError
 from pyalloc.model.snapshot import CACHE_FIELDS, MACHINE_SCALARS
+from pyalloc import _abi
 from pyalloc._abi import NR_COSTS, NR_CTRS
 from conftest import c_core_available
 
@@ -174,7 +175,7 @@ def test_the_c_core_refuses_hostile_words_by_itself(saved):
         core = fz.core_of(edit_core(saved["c"], fn))
         info = json.loads(fz.sections(saved["c"])[0][1])
         out = ffi.new("pa_machine **")
-        assert lib.pa_machine_new(4096, 2, info["min_free_kbytes"], out) == 0
+        assert lib.pa_machine_new(4096, 2, info["min_free_kbytes"], 0, _abi.KCONFIG_DEFAULT, out) == 0
         m = out[0]
         try:
             assert lib.pa_set_swap(m, 1024) == 0

@@ -12,7 +12,10 @@ from __future__ import annotations
 import os
 import re
 
+from collections.abc import Mapping
+
 from .. import errors, gfp as gfpmod
+from ..kconfig import names as kconfig_names, parse as kconfig_parse
 from ..text import procfs
 from ..errors import InvalidArgument, MachineClosed, OutOfMemory, PageFault, DoubleFree, InvalidFree
 from ..text.printk import KERNEL_RELEASE, KernelLog, warn_alloc_text, warn_text
@@ -31,7 +34,7 @@ from .snapshot import SnapshotAPI
 from .core_view import CoreView
 from .state import Core
 from .._abi import (  # noqa: F401  (the layout names are Machine's module attributes)
-    DIRECT_MAP_SIZE, MAX_PAGE_ORDER, PAGE_OFFSET, PAGE_SHIFT, PAGE_SIZE, VMALLOC_END, VMALLOC_SIZE,
+    DIRECT_MAP_SIZE, MAX_PAGE_ORDER, MAX_SEED, PAGE_OFFSET, PAGE_SHIFT, PAGE_SIZE, VMALLOC_END, VMALLOC_SIZE,
     VMALLOC_START, ZERO_SIZE_PTR,
     PAGE_STATE_ALLOCATED as _ALLOCATED, PAGE_STATE_INTERIOR as _INTERIOR, PAGE_STATE_FREE as _FREE,
     PAGE_STATE_OUT_OF_RANGE as _OUT_OF_RANGE, PG_BUDDY as _PG_BUDDY, PG_HEAD as _PG_HEAD,
@@ -122,7 +125,8 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, StreamAPI, TraceAPI, ViewsAPI, Ho
 
     def __init__(self, mem="1G", cpus: int = 2, backend: str | None = None,
                  min_free_kbytes: int | None = None, slub_debug: str = "", swap=0,
-                 slab_merge: bool = False, trace=None) -> None:
+                 slab_merge: bool = False, trace=None, seed: int = 0,
+                 kconfig: Mapping[str, bool] | None = None) -> None:
         self._closed = True
         self._lock = new_lock()     # the shared layer's state (threads.py)
         if backend is None:
@@ -145,6 +149,9 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, StreamAPI, TraceAPI, ViewsAPI, Ho
             raise InvalidArgument(f"swap must not be negative, not {show(swap)}")
         if not isinstance(slub_debug, str):
             raise InvalidArgument(f"slub_debug must be a string like 'FZPU', not {show(slub_debug)}")
+        kconfig_word = kconfig_parse(kconfig)
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+            raise InvalidArgument(f"seed must be an int from 0 to 2**63-1, not {show(seed)}")
 
         self.backend = backend
         self.mem = size
@@ -153,7 +160,7 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, StreamAPI, TraceAPI, ViewsAPI, Ho
         self.swap = swap_bytes
         self.slub_debug = slub_debug
         self.slab_merge = bool(slab_merge)
-        self._core = _load_core(backend)(nr_pages, cpus, min_free_kbytes)
+        self._core = _load_core(backend)(nr_pages, cpus, min_free_kbytes, seed, kconfig_word)
         # instance closures shadow the documented methods (buddy.py); mypy forbids that by default
         self.alloc_pages, self.free_pages = _hot_paths(self, self._core)  # type: ignore[method-assign]
         self._log = KernelLog()
@@ -167,6 +174,16 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, StreamAPI, TraceAPI, ViewsAPI, Ho
         self._vmalloc_boot()
         if trace is not None:
             self._trace_open(trace)
+
+    @property
+    def seed(self) -> int:
+        """The seed every random choice of this machine starts from."""
+        return int(self._core.vm_info()["seed"])
+
+    @property
+    def kconfig(self) -> dict[str, bool]:
+        """The kernel options in force, by their Kconfig names (``Machine(kconfig=...)``)."""
+        return kconfig_names(self._core.vm_info()["kconfig"])
 
     # -- life cycle ------------------------------------------------------------
 

@@ -38,7 +38,8 @@ class Core(Protocol):
     callables take ``handle`` as their first argument.
     """
 
-    def __init__(self, nr_pages: int, cpus: int, min_free_kbytes: int) -> None: ...
+    def __init__(self, nr_pages: int, cpus: int, min_free_kbytes: int, seed: int = ...,
+                 kconfig: int = ...) -> None: ...
 
     name: str                           # "c" or "model"
     handle: Any                         # the hot entries' first argument (a pa_machine *, or the Arena)

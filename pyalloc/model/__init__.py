@@ -11,7 +11,7 @@ from . import buddy, introspect, pgtable, reclaim, slab, snapshot, stream, trace
 from ..threads import locked_entry, retarget, serialize
 from .arena import Arena, clamp64
 from ..errors import ECLOSED
-from .._abi import CACHE_INFO_FIELDS, EBUSY, EINVAL, MAX_PAGES, MIN_PAGES
+from .._abi import CACHE_INFO_FIELDS, EBUSY, EINVAL, KCONFIG_DEFAULT, KCONFIG_MASK, MAX_PAGES, MAX_SEED, MIN_PAGES
 
 
 
@@ -28,11 +28,15 @@ def _closed_entry(*args) -> int:
 class ModelCore:
     name = "model"
 
-    def __init__(self, nr_pages: int, cpus: int, min_free_kbytes: int) -> None:
-        if not (MIN_PAGES <= nr_pages <= MAX_PAGES and 1 <= cpus <= 4096 and -1 <= min_free_kbytes <= 1 << 40):
+    def __init__(self, nr_pages: int, cpus: int, min_free_kbytes: int, seed: int = 0,
+                 kconfig: int = KCONFIG_DEFAULT) -> None:
+        if not (MIN_PAGES <= nr_pages <= MAX_PAGES and 1 <= cpus <= 4096 and -1 <= min_free_kbytes <= 1 << 40
+                and 0 <= seed <= MAX_SEED and 0 <= kconfig and not kconfig & ~KCONFIG_MASK):
             from ..errors import raise_for
             raise_for(EINVAL, f"bad machine parameters: pages={nr_pages} cpus={cpus}")
         self._a = a = Arena(nr_pages, cpus, min_free_kbytes)
+        a.seed = a.rand_state = seed
+        a.kconfig = kconfig
         reclaim.init(a)
         buddy.free_boot_tail(a)
         self.handle = a
@@ -78,7 +82,7 @@ class ModelCore:
                 "gfp_fixups": a.gfp_fixups, "last_cache": a.last_cache,
                 "slab_fallback_gfp": a.slab_fallback_gfp, "cpu": a.cpu,
                 "nr_page_table_pages": a.nr_page_table_pages, "nr_pgtable_pages_all": a.nr_pgtable_pages_all,
-                "vmalloc_pages": a.vmalloc_pages}
+                "vmalloc_pages": a.vmalloc_pages, "seed": a.seed, "kconfig": a.kconfig}
 
     def check(self):
         """None, a message naming a broken invariant, or ECORRUPT (damage reported as events)."""

@@ -175,6 +175,9 @@ class Arena:
         self.pgfree = 0
         self.ticks = 0            # operations done: drives the simulated clock
         self.cpu = 0              # the simulated current CPU
+        self.seed = 0             # every random choice starts here (_abi.prandom_next)
+        self.kconfig = 0          # KCONFIG_* bits in force (set by ModelCore)
+        self.rand_state = 0       # the random stream's position
         # slab state (slab.py)
         self.slab_merge = False
         self.caches: list = []            # by cache id; None marks a destroyed cache's slot

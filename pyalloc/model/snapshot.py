@@ -64,7 +64,7 @@ MACHINE_SCALARS = ("nr_pages", "cpus", "min_free_kbytes", "pgfree", "ticks", "sl
                    "slab_merge", "nr_slab_reclaimable", "nr_slab_unreclaimable", "gfp_fixups", "last_cache",
                    "slab_fallback_gfp", "nr_page_table_pages", "nr_pgtable_pages_all", "vmalloc_pages",
                    "swap_pages", "swap_next", "alloc_seq", "kswapd_wanted", "kswapd_order", "kswapd_highest",
-                   "oom_mode")
+                   "oom_mode", "seed", "kconfig", "rand_state")
 
 
 class Corrupt(ValueError):
@@ -152,6 +152,8 @@ def _counter_block(r: Reader, known: int) -> list:
     return (vals + [0] * known)[:known]
 
 
+# Formats 2 and 3 had these many machine scalars (no seed, kconfig, rand_state).
+V3_MACHINE_WORDS = 23
 # The counter and cost blocks of snapshot file format 2 had no count: these many words each.
 V2_NR_CTRS, V2_NR_COSTS = 54, 13
 _ZONE_WORDS = 5 + 3 * NR_PAGE_ORDERS * MIGRATE_TYPES + MIGRATE_TYPES + len(ZONE_SCALARS) + 4 + MAX_NR_ZONES \
@@ -161,7 +163,7 @@ _ZONE_WORDS = 5 + 3 * NR_PAGE_ORDERS * MIGRATE_TYPES + MIGRATE_TYPES + len(ZONE_
 def upgrade_v2(data) -> bytes:
     """A CORE section of snapshot format 2 in today's layout: the counts put before its counter
     and cost blocks (Corrupt if it ends before them)."""
-    i = len(MACHINE_SCALARS) + 512                      # the pageblock blob's length word
+    i = V3_MACHINE_WORDS + 512                          # the pageblock blob's length word
     if (i + 1) * 8 > len(data):
         raise Corrupt("the core section ends early")
     i += 1 + (int.from_bytes(data[i * 8:(i + 1) * 8], "little") + 7) // 8 + MAX_NR_ZONES * _ZONE_WORDS
@@ -171,6 +173,17 @@ def upgrade_v2(data) -> bytes:
     ctrs = bytes(data[i * 8:(i + V2_NR_CTRS) * 8])
     rest = bytes(data[(i + V2_NR_CTRS) * 8:])
     return head + V2_NR_CTRS.to_bytes(8, "little") + ctrs + V2_NR_COSTS.to_bytes(8, "little") + rest
+
+
+def upgrade_v3(data) -> bytes:
+    """A CORE section of snapshot format 3 in today's layout.  A format-3 machine had none of the
+    per-CPU layers and no kernel options: it loads as seed 0 with every KCONFIG option off, which
+    is exactly how it behaved."""
+    i = V3_MACHINE_WORDS * 8
+    if i > len(data):
+        raise Corrupt("the core section ends early")
+    return bytes(data[:i]) + bytes(3 * 8) + bytes(data[i:])
+
 
 
 def _nil(v: int) -> int:

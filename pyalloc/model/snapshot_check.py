@@ -34,6 +34,7 @@ from .snapshot import (
 from .._abi import (
     DMA32_END_PFN,
     DMA_END_PFN,
+    KCONFIG_MASK,
     KIND_ANON,
     KIND_FILE,
     KIND_PGTABLE,
@@ -41,6 +42,7 @@ from .._abi import (
     KMALLOC_MAX_SIZE,
     MAX_NR_ZONES,
     MAX_PAGE_ORDER,
+    MAX_SEED,
     MIGRATE_TYPES,
     NR_KMALLOC_TYPES,
     NR_PAGE_ORDERS,
@@ -62,7 +64,8 @@ MAX_MMS = 1 << 24
 BIG = 1 << 62                # a counter this large cannot come from a run (and 64-bit wrap-around differs)
 # scalars a running machine bounds: name -> largest value (None: a counter, below BIG)
 _SCALAR_LIMITS = {"slab_merge": 1, "kswapd_wanted": 1, "kswapd_order": MAX_PAGE_ORDER,
-                  "kswapd_highest": MAX_NR_ZONES - 1, "oom_mode": 1, "slab_fallback_gfp": (1 << 32) - 1}
+                  "kswapd_highest": MAX_NR_ZONES - 1, "oom_mode": 1, "slab_fallback_gfp": (1 << 32) - 1,
+                  "seed": MAX_SEED, "kconfig": KCONFIG_MASK}
 
 
 def _fail(what: str) -> NoReturn:
@@ -143,7 +146,7 @@ def validate(data, nr_pages: int, cpus: int, swap_pages: int) -> None:
     if sc["swap_pages"] != swap_pages or sc["swap_next"] > swap_pages or sc["cpu"] >= cpus:
         _fail("swap or cpu values out of range")
     for name, v in sc.items():
-        if name == "last_cache":
+        if name in ("last_cache", "rand_state"):    # any 64-bit word
             continue
         limit = _SCALAR_LIMITS.get(name)
         if limit is not None and v > limit:
