@@ -34,7 +34,7 @@ from ..errors import show
 from .workload import GFP_CLASSES, Tally, kmalloc_mix, demo_mix, pressure  # noqa: F401 - their old home
 from .workload import named as _builtin
 
-MACHINE_PARAMS = ("mem", "cpus", "backend", "min_free_kbytes", "slub_debug", "swap", "slab_merge")
+MACHINE_PARAMS = ("mem", "cpus", "backend", "min_free_kbytes", "slub_debug", "swap", "slab_merge", "kconfig")
 RUN_PARAMS = ("seed", "snapshot")
 DEFAULTS = {"mem": "256M", "cpus": 2}
 
@@ -152,7 +152,7 @@ def run_one(params: dict, workload) -> dict:
         if params.get("snapshot"):
             m = Machine.load(params["snapshot"], backend=kwargs.get("backend"))
         else:
-            m = Machine(**kwargs)
+            m = Machine(**kwargs, seed=seed)     # the seed drives the machine's random choices too
         with m:
             got = fn(m, seed)
             if not isinstance(got, dict):
@@ -246,7 +246,8 @@ def sweep(grid: dict, workload="kmalloc-mix", engine: str = "dask", scheduler=No
     """Run *workload* on every point of *grid*; a pandas DataFrame with one row per run.
 
     grid: Machine parameters (mem, cpus, backend, min_free_kbytes, slub_debug, swap,
-    slab_merge), ``seed`` and ``snapshot`` (a file from Machine.save) -> lists of values.
+    slab_merge, kconfig), ``seed`` (the Machine's seed and the workload's) and ``snapshot``
+    (a file from Machine.save) -> lists of values.
     workload: a name from WORKLOADS or a function (machine, seed) -> dict of metrics.
     engine: "dask" (scheduler: an address, a distributed.Client, or None for a
     LocalCluster of *workers* processes, one per core by default) or "serial".
