@@ -35,7 +35,8 @@ __all__ = [
     "compound_order", "decode_page_flags", "page_to_pfn", "pfn_to_page", "page_to_virt", "virt_to_page",
     "vmalloc_to_page", "for_each_vmap_area", "find_vmap_area", "for_each_zone", "min_wmark_pages",
     "low_wmark_pages", "high_wmark_pages", "nr_free_pages", "totalram_pages",
-    "Page", "Slab", "SlabObjectInfo", "VmapArea", "Zone",
+    "slab_cache_is_merged", "slab_cache_cpu_slab", "zone_pcp_lists",
+    "Page", "Slab", "SlabObjectInfo", "VmapArea", "Zone", "CpuSlab", "PerCpuPages",
 ]
 
 
@@ -275,14 +276,90 @@ def compound_order(page: Page) -> int:
     return order if state == _ALLOCATED and flags & st.PG_HEAD else 0
 
 
-def decode_page_flags(page: Page) -> str:
-    """The page's flags in the kernel's names, joined by ``|`` (drgn's format).
+_PAGE_FLAG_NAMES = ((st.PG_HEAD, "PG_head"), (st.PG_REFERENCED, "PG_referenced"), (st.PG_LRU, "PG_lru"),
+                    (st.PG_ACTIVE, "PG_active"))
+# 6.18 keeps buddy, slab and page-table pages as page *types* (include/linux/page-flags.h enum
+# pagetype), not flags; dump_page() prints them as "page_type: f5(slab)"
+_PAGE_TYPE_NAMES = {st.KIND_SLAB: "PGTY_slab", st.KIND_PGTABLE: "PGTY_table"}
 
-    pyalloc keeps no lock, LRU or dirty bits, so what shows is ``PG_head`` on a
-    compound head; buddy and slab are page *types* in 6.18, not flags, as
-    drgn's decode_page_flags() also leaves them out.
+
+def decode_page_flags(page: Page) -> str:
+    """The page's flags in the kernel's names, joined by ``|`` (drgn's format), in
+    include/linux/page-flags.h order, then its page type where it has one: ``PGTY_buddy`` on the
+    head of a free buddy block, ``PGTY_slab`` on every page of a slab, ``PGTY_table`` on a page
+    table.  pyalloc keeps no lock, dirty or writeback bits.
     """
-    return "PG_head" if PageHead(page) else ""
+    state, _head, _order, kind, flags, _ref = page._state()
+    names = [name for bit, name in _PAGE_FLAG_NAMES if flags & bit and state != _FREE
+             and (bit != st.PG_HEAD or state == _ALLOCATED)]
+    if PageBuddy(page):
+        names.append("PGTY_buddy")
+    elif state in (_ALLOCATED, _INTERIOR) and kind in _PAGE_TYPE_NAMES:
+        names.append(_PAGE_TYPE_NAMES[kind])
+    return "|".join(names)
+
+
+# -- per-CPU state ------------------------------------------------------------------------------
+
+class CpuSlab(NamedTuple):
+    """A cache's per-CPU state on one CPU (struct kmem_cache_cpu, struct slub_percpu_sheaves)."""
+    slab: Optional[int]             # address of the CPU's active slab, or None
+    freelist: list                  # objects of the lockless freelist, next allocation first
+    partial: list                   # slab addresses on the CPU's partial list, first tried first
+    main: Optional[list]            # objects in the main sheaf (next allocation first), None without sheaves
+    spare: Optional[list]           # objects in the spare sheaf, None without one
+
+
+class PerCpuPages(NamedTuple):
+    """One zone's struct per_cpu_pages on one CPU."""
+    count: int
+    high: int
+    batch: int
+    high_min: int
+    high_max: int
+    lists: dict                     # (order, migratetype name) -> pfns, next allocation first
+
+
+def _cpu_arg(m, cpu: int) -> int:
+    if isinstance(cpu, bool) or not isinstance(cpu, int) or not 0 <= cpu < m.cpus:
+        raise InvalidArgument(f"cpu must be an int from 0 to {m.cpus - 1}, not {cpu!r}")
+    return cpu
+
+
+def slab_cache_is_merged(m, cache: Cache) -> bool:
+    """Whether other kmem_cache_create() calls were merged into this cache (drgn: the cache has
+    aliases; the kernel: refcount above 1)."""
+    m._live()
+    info = m._view_cache_info(cache._id) if cache._id >= 0 else None
+    return bool(info and info["refcount"] > 1)
+
+
+def slab_cache_cpu_slab(m, cache: Cache, cpu: int) -> CpuSlab:
+    """What the next allocations from *cache* on *cpu* come from, in the order SLUB tries them
+    (mm/slub.c ___slab_alloc(); alloc_from_pcs() first for a cache with sheaves): the main
+    sheaf, the cpu freelist, the cpu partial slabs.  pwndbg's ``slab info -v`` shows the same."""
+    m._live()
+    info = m._view_cpu_slab(cache._id, _cpu_arg(m, cpu))
+    virt = (lambda phys: PAGE_OFFSET + phys)
+    return CpuSlab(None if info["slab"] is None else virt(info["slab"]), [virt(p) for p in info["freelist"]],
+                   [virt(p) for p in info["partial"]],
+                   None if info["main"] is None else [virt(p) for p in info["main"]],
+                   None if info["spare"] is None else [virt(p) for p in info["spare"]])
+
+
+_MT_NAMES = ("Unmovable", "Movable", "Reclaimable", "HighAtomic", "Isolate")
+
+
+def zone_pcp_lists(m, zone: str, cpu: int) -> PerCpuPages:
+    """A zone's per-cpu page lists on one CPU (mm/page_alloc.c struct per_cpu_pages): the pages
+    the next order-0..3 allocations of each migratetype on that CPU get, without touching the
+    buddy lists.  *zone* is a name from /proc/zoneinfo ("DMA", "DMA32", "Normal")."""
+    m._live()
+    if zone not in ZONE_NAMES:
+        raise InvalidArgument(f"zone must be one of {', '.join(ZONE_NAMES)}, not {zone!r}")
+    info = m._view_pcp(ZONE_NAMES.index(zone), _cpu_arg(m, cpu))
+    return PerCpuPages(info["count"], info["high"], info["batch"], info["high_min"], info["high_max"],
+                       {(order, _MT_NAMES[mt]): list(pfns) for order, mt, pfns in info["lists"]})
 
 
 # -- vmalloc -----------------------------------------------------------------------------------

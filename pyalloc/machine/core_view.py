@@ -64,3 +64,13 @@ class CoreView:
     def _view_object_pinned(self, phys: int) -> int:
         """Whether the live slab object at phys is pinned (1) or not (0); a negative status otherwise."""
         return self._core.slab_pin(phys, -1)
+
+    def _view_cpu_slab(self, cid: int, cpu: int) -> dict:
+        """A cache's per-CPU state on one CPU: slab, freelist, partial, main, spare (physical
+        addresses, next allocation first)."""
+        return self._core.cpu_slab_info(cid, cpu)
+
+    def _view_pcp(self, zid: int, cpu: int) -> dict:
+        """A zone's per_cpu_pages on one CPU: count, high, batch, high_min, high_max, free_count,
+        lists [(order, migratetype, [pfn, ...])]."""
+        return self._core.pcp_info(zid, cpu)
