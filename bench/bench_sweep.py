@@ -52,7 +52,7 @@ def test_sweep_64_dask_vs_serial(benchmark):
         benchmark.pedantic(on_dask, rounds=1, iterations=1)
         t_dask = benchmark.stats.stats.mean
         pd.testing.assert_frame_equal(serial.drop(columns="wall_s"), result["table"].drop(columns="wall_s"))
-        assert (serial["error"] == "").all()
+        assert serial["error"].isna().all()
 
         tiny = {"mem": ["1M"], "backend": ["c"], "seed": list(range(64))}
         _, t_tiny_serial = _timed(lambda: sw.sweep(tiny, _nothing, engine="serial", progress=False))

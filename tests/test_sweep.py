@@ -44,7 +44,7 @@ def test_builtin_workloads_give_full_rows(backend, name):
     table = sw.sweep({"mem": [mem], "backend": [backend], "swap": ["16M"], "seed": [3]}, name,
                      engine="serial", progress=False)
     row = table.iloc[0]
-    assert row["error"] == "", row["error"]
+    assert row["error"] is None, row["error"]
     for col in ("unusable_o3", "extfrag_o3", "slab_waste_kb", "pgscan_direct", "oom_kill", "stall_us", "wall_s"):
         assert col in table.columns
     assert 0 <= row["unusable_o3"] <= 1 and row["slab_kb"] > 0 and row["wall_s"] > 0
@@ -60,7 +60,7 @@ def test_same_row_on_both_backends():
                  progress=False)
     pytest.importorskip("pyalloc._core", reason="the C core is not built")
     metrics = t.drop(columns=["backend", "wall_s"])
-    assert (t["error"] == "").all()
+    assert t["error"].isna().all()
     assert metrics.iloc[0].to_dict() == metrics.iloc[1].to_dict()
 
 
@@ -75,7 +75,7 @@ def test_failed_run_keeps_its_row_and_parameters():
                  progress=False)
     assert list(t["seed"]) == [0, 1, 2]
     assert t.loc[1, "error"] == "RuntimeError: this run breaks"
-    assert pd.isna(t.loc[1, "first_pfn"]) and t.loc[0, "error"] == "" and t.loc[2, "first_pfn"] >= 0
+    assert pd.isna(t.loc[1, "first_pfn"]) and pd.isna(t.loc[0, "error"]) and t.loc[2, "first_pfn"] >= 0
     bad = sw.sweep({"mem": ["1K"], "seed": [0]}, _custom, engine="serial", progress=False)
     assert bad.loc[0, "error"].startswith("InvalidArgument: mem must be")
 
@@ -89,7 +89,8 @@ def test_dask_gives_the_serial_table():
     pd.testing.assert_frame_equal(serial.drop(columns="wall_s"), dask.drop(columns="wall_s"))
     custom = sw.sweep({"mem": ["16M"], "backend": ["model"], "seed": [0, 1]}, _custom, engine="dask", workers=1,
                       progress=False)
-    assert list(custom["error"]) == ["", "RuntimeError: this run breaks"]
+    assert custom["error"].isna().tolist() == [True, False]
+    assert custom["error"][1] == "RuntimeError: this run breaks"
 
 
 def test_cli_params_and_seeds():
@@ -153,7 +154,7 @@ def test_runs_start_from_a_snapshot(tmp_path, backend):
 
     t = sw.sweep({"snapshot": [tmp_path / "warm.snap"], "backend": [backend], "seed": [0, 1]}, _rss,
                  engine="serial", progress=False)
-    assert (t["error"] == "").all() and list(t["processes"]) == [1, 1]
+    assert t["error"].isna().all() and list(t["processes"]) == [1, 1]
     assert t["snapshot"][0].endswith("warm.snap") and t["free_pages"][0] == t["free_pages"][1]
 
 
@@ -164,7 +165,7 @@ def test_a_scheduler_address_is_used():
                                   silence_logs=40) as cluster:
         grid = {"mem": ["16M"], "backend": ["model"], "seed": [0, 1]}
         t = sw.sweep(grid, "kmalloc-mix", scheduler=cluster.scheduler_address, progress=False)
-        assert (t["error"] == "").all() and len(t) == 2
+        assert t["error"].isna().all() and len(t) == 2
         with distributed.Client(cluster) as client:
             assert len(client.scheduler_info()["workers"]) == 1
 
@@ -180,9 +181,22 @@ def test_streams_and_trace_replays_are_workloads(tmp_path):
     for h in handles[::2]:
         s.kfree(h)
     df = pyalloc.sweep({"mem": ["64M"], "backend": ["c", "model"]}, s, engine="serial")
-    assert list(df["operations"]) == [6, 6] and list(df["errors"]) == [0, 0] and set(df["error"]) == {""}
+    assert list(df["operations"]) == [6, 6] and list(df["errors"]) == [0, 0] and df["error"].isna().all()
     trace = Path(__file__).parent / "fixtures" / "ftrace-kmem.txt"
     df = pyalloc.sweep({"mem": ["64M", "256M"]}, f"replay:{trace}", engine="serial")
     n = len(pyalloc.read_trace(str(trace), skip_bad=True))
-    assert list(df["operations"]) == [n, n] and set(df["error"]) == {""}
+    assert list(df["operations"]) == [n, n] and df["error"].isna().all()
     assert "unusable_index_o3" in df.columns or any(c.startswith("slab") for c in df.columns)
+
+
+def test_progress_bar_only_on_a_terminal_unless_asked(capsys, monkeypatch):
+    grid = {"mem": ["16M"], "seed": [0, 1]}
+    sw.sweep(grid, "kmalloc-mix", engine="serial")          # stderr is captured: not a terminal
+    assert "sweep" not in capsys.readouterr().err
+    sw.sweep(grid, "kmalloc-mix", engine="serial", progress=True)
+    assert "sweep" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True, raising=False)
+    sw.sweep(grid, "kmalloc-mix", engine="serial")
+    assert "sweep" in capsys.readouterr().err
+    sw.sweep(grid, "kmalloc-mix", engine="serial", progress=False)
+    assert "sweep" not in capsys.readouterr().err

@@ -62,7 +62,7 @@ def _steps(m, args):
 def cmd_plot(args, make_machine: Callable) -> int:
     from .. import plot
     with make_machine(args) as m:        # make_machine reports boot complaints (cli._machine)
-        bar = manners.progress(args.ticks, "tick", "pyalloc: workload", force=True)
+        bar = manners.progress(args.ticks, "tick", "pyalloc: workload")
         samples = plot.record(m, manners.ticking(_steps(m, args), bar), args.ticks)
         if bar is not None:
             bar.close()

@@ -79,7 +79,7 @@ def cmd_sweep(args) -> int:
     grid["seed"] = parse_seeds(args.seeds)
     table = sweep(grid, args.workload, engine=args.engine, scheduler=args.scheduler,
                            workers=args.workers, progress=False if args.quiet else _bar)
-    failed = int((table["error"] != "").sum())
+    failed = int(table["error"].notna().sum())
     if args.out:
         table.to_csv(args.out, index=False)
         print(f"pyalloc sweep: {len(table)} runs, {failed} failed; table written to {args.out}", file=sys.stderr)

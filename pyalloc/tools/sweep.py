@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 import time
 from typing import Any, Callable, Iterable, Union
 
@@ -160,7 +161,7 @@ def run_one(params: dict, workload) -> dict:
             row.update(got)
             if fn in WORKLOADS.values() or isinstance(fn, StreamWorkload):
                 row.update(machine_metrics(m))
-        row["error"] = ""
+        row["error"] = None
     except Exception as exc:    # a failed run is a row too, never a lost one
         row = {"error": f"{type(exc).__name__}: {exc}"}
     row["wall_s"] = time.perf_counter() - t0
@@ -176,11 +177,15 @@ def _need(module: str):
         raise ImportError(f"pyalloc.sweep needs {module}: pip install 'pyalloc[sweep]'") from None
 
 
-def _progress(total: int, enabled: bool | Callable):
-    if not enabled:
-        return None
+def _progress(total: int, enabled: bool | None | Callable):
+    """The sweep's bar: the caller's own (a function), tqdm on stderr (True, or None while stderr
+    is a terminal), or none (False, or None under a pipe or a log file)."""
     if callable(enabled):           # the caller's own bar (the command line's)
         return enabled(total)
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled:
+        return None
     try:
         from tqdm import tqdm
     except ImportError:         # tqdm is a core dependency, but a bare install may lack it
@@ -188,7 +193,7 @@ def _progress(total: int, enabled: bool | Callable):
     return tqdm(total=total, unit="run", desc="sweep", leave=False)
 
 
-def _run_serial(runs: list, workload, progress: Union[bool, Callable[..., Any]]) -> list:
+def _run_serial(runs: list, workload, progress: Union[bool, None, Callable[..., Any]]) -> list:
     bar = _progress(len(runs), progress)
     rows = []
     for params in runs:
@@ -208,7 +213,7 @@ def local_cluster(workers: int | None = None):
                                     dashboard_address=None, silence_logs=40)
 
 
-def _run_dask(runs: list, workload, scheduler, workers, progress: Union[bool, Callable[..., Any]]) -> list:
+def _run_dask(runs: list, workload, scheduler, workers, progress: Union[bool, None, Callable[..., Any]]) -> list:
     distributed = _need("distributed")
     cluster = None
     if scheduler is None:
@@ -242,7 +247,7 @@ def _run_dask(runs: list, workload, scheduler, workers, progress: Union[bool, Ca
 
 
 def sweep(grid: dict, workload="kmalloc-mix", engine: str = "dask", scheduler=None, *,
-          workers: int | None = None, progress: bool | Callable = True):
+          workers: int | None = None, progress: bool | None | Callable = None):
     """Run *workload* on every point of *grid*; a pandas DataFrame with one row per run.
 
     grid: Machine parameters (mem, cpus, backend, min_free_kbytes, slub_debug, swap,
@@ -251,8 +256,10 @@ def sweep(grid: dict, workload="kmalloc-mix", engine: str = "dask", scheduler=No
     workload: a name from WORKLOADS or a function (machine, seed) -> dict of metrics.
     engine: "dask" (scheduler: an address, a distributed.Client, or None for a
     LocalCluster of *workers* processes, one per core by default) or "serial".
-    progress: a tqdm bar on stderr (True), none (False), or a function total -> a bar
-    (with update and close) to show instead.
+    progress: a tqdm bar on stderr (True), none (False), one while stderr is a terminal (None,
+    the default), or a function total -> a bar (with update and close) to show instead.
+    The ``error`` column is missing (None) for a run that succeeded, so ``table.error.isna()``
+    selects them; a failed run's row holds its exception there.
     """
     pd = _need("pandas")
     runs = expand(grid)
@@ -267,7 +274,7 @@ def sweep(grid: dict, workload="kmalloc-mix", engine: str = "dask", scheduler=No
     for params, row in zip(runs, rows):
         rec = {k: (str(v) if k == "snapshot" else v) for k, v in params.items()}
         rec.update({k: v for k, v in row.items() if k not in ("error", "wall_s")})
-        rec["error"] = row.get("error", "")
+        rec["error"] = row.get("error")
         rec["wall_s"] = row.get("wall_s")
         records.append(rec)
     columns = list(runs[0])
