@@ -161,3 +161,24 @@ def test_free_and_slabtop_through_a_bind_mount(served, tmp_path):
     assert fields[0] == "Mem:" and int(fields[1]) == mem["MemTotal"] and int(fields[3]) == mem["MemFree"]
     text = (still / "slabinfo").read_text()
     _check_slabtop(slabtop, text, {c["name"]: c for c in parse_slabinfo(text)}, tmp_path)
+
+
+def _readme_line(starts: str) -> str:
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    lines = [line for line in text.splitlines() if line.startswith(starts)]
+    assert len(lines) == 1, f"the README should show one recipe starting {starts!r}"
+    return lines[0]
+
+
+def test_psutil_recipe_as_the_readme_writes_it(exported):
+    pytest.importorskip("psutil", reason="psutil is not installed (pip install psutil)")
+    if not sys.platform.startswith("linux"):
+        pytest.skip("psutil reads PROCFS_PATH on Linux only")
+    recipe = _readme_line("python -c 'import psutil")
+    # the README's recipe reads the export under /tmp/pyalloc; this one is under tmp_path
+    command = recipe.replace("/tmp/pyalloc", str(exported)).replace("python ", f"{sys.executable} ", 1)
+    out = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    mem = meminfo_kb(exported / "proc" / "meminfo")
+    assert f"total={mem['MemTotal'] * 1024}," in out.stdout, out.stdout
+    assert f"free={mem['MemFree'] * 1024}," in out.stdout, out.stdout

@@ -24,7 +24,8 @@ EXAMPLES: Dict[str, str] = {
             "  pyalloc proc slabinfo --backend model",
     "serve": "  pyalloc serve --root /tmp/pyalloc --interval 1s &\n"
              "  prometheus-node-exporter --path.procfs /tmp/pyalloc/proc --collector.buddyinfo\n"
-             "  PROCFS_PATH=/tmp/pyalloc/proc python -c 'import psutil; print(psutil.virtual_memory())'",
+             "  python -c 'import psutil; psutil.PROCFS_PATH = \"/tmp/pyalloc/proc\"; "
+             "print(psutil.virtual_memory())'",
     "plot": "  pyalloc plot -o machine.png --mem 2G --ticks 40\n"
             "  pyalloc plot -o machine.svg --workload churn",
     "replay": "  pyalloc replay kmem-trace.txt.gz --progress --proc slabinfo\n"

@@ -44,10 +44,9 @@ WORKLOADS: Dict[str, Callable[..., Iterator[int]]] = demo_workload.named("ticks"
 def replay_steps(m, path: str) -> Iterator[int]:
     """The hook for ``--replay``: a trace's events, a batch per tick.
 
-    The replayer is its own module (``pyalloc replay``).  This hook expects it
-    as ``pyalloc.tools.replay.replay_steps(machine, path)``, a generator that applies
-    the trace's events to the machine and yields after each batch; until that
-    exists, --replay says so and serve exits with status 2.
+    The replayer is its own module (``pyalloc.tools.replay.replay_steps(machine,
+    path)``), a generator that applies the trace's events to the machine and yields
+    after each batch; a build without it says so and serve exits with status 2.
     """
     try:
         from . import replay as replay_mod  # type: ignore[attr-defined]
