@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+import pyalloc
 from pyalloc.text import procfs
 
 try:                                    # tests/ on sys.path (pytest's default rootdir import)
@@ -203,7 +204,7 @@ def _parse_metrics(text: str) -> dict[str, float]:
     return out
 
 
-def _scrape_node_exporter(procdir: Path, tmp_path: Path) -> dict[str, float]:
+def _scrape_node_exporter(procdir: Path, tmp_path: Path, collectors=COLLECTORS) -> dict[str, float]:
     binary = shutil.which(NODE_EXPORTER) or (
         "/usr/bin/" + NODE_EXPORTER if os.access("/usr/bin/" + NODE_EXPORTER, os.X_OK) else None)
     if binary is None:
@@ -216,7 +217,7 @@ def _scrape_node_exporter(procdir: Path, tmp_path: Path) -> dict[str, float]:
         proc = subprocess.Popen(
             [binary, f"--path.procfs={procdir}", f"--path.sysfs={tmp_path / 'sys'}",
              "--collector.disable-defaults",
-             *(f"--collector.{c}" for c in COLLECTORS),
+             *(f"--collector.{c}" for c in collectors),
              # Export the vmstat counters pyalloc fills in, not only the default subset.
              "--collector.vmstat.fields=^(nr_free_pages|pgfree|pgalloc_.*|numa_hit|oom_kill|pswp.*|pgpg.*)$",
              f"--web.listen-address=127.0.0.1:{port}"],
@@ -458,3 +459,23 @@ def _check_slabtop(slabtop: str, text: str, caches: dict, tmp_path) -> None:
         assert int(f[4]) == c["num_slabs"], f
         assert int(f[5]) == c["objperslab"], f
         assert f[6] == "%dK" % (c["num_slabs"] * c["pagesperslab"] * 4), f
+
+
+def test_node_exporter_pressure_collector(backend, tmp_path):
+    """node_exporter's pressure collector reads cpu, io and memory; it fails when one is missing."""
+    with pyalloc.Machine(mem="64M", backend=backend, swap="16M") as m:
+        pid = m.spawn("hog")
+        m.touch(pid, 20000)                 # more than memory: reclaim stalls, memory pressure
+        texts = {name: m.proc(f"pressure/{name}") for name in ("cpu", "io", "memory")}
+    (tmp_path / "proc" / "pressure").mkdir(parents=True)
+    for name, text in texts.items():
+        (tmp_path / "proc" / "pressure" / name).write_text(text)
+    metrics = _scrape_node_exporter(tmp_path / "proc", tmp_path, collectors=("pressure",))
+    assert metrics.get('node_scrape_collector_success{collector="pressure"}') == 1
+    some_total = int(texts["memory"].split("total=")[1].split()[0])
+    full_total = int(texts["memory"].split("total=")[2].split()[0])
+    assert some_total > 0
+    assert metrics["node_pressure_memory_waiting_seconds_total"] == pytest.approx(some_total / 1e6)
+    assert metrics["node_pressure_memory_stalled_seconds_total"] == pytest.approx(full_total / 1e6)
+    assert metrics["node_pressure_cpu_waiting_seconds_total"] == 0
+    assert metrics["node_pressure_io_stalled_seconds_total"] == 0

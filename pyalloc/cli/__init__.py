@@ -12,7 +12,7 @@ from ..errors import PyallocError
 from ..machine.machine import Machine
 
 VIEWS = ("buddyinfo", "pagetypeinfo", "zoneinfo", "meminfo", "vmstat", "slabinfo", "vmallocinfo",
-         "pressure/memory")
+         "pressure/memory", "pressure/cpu", "pressure/io")
 RECLAIM_COUNTERS = ("pgscan_kswapd", "pgscan_direct", "pgsteal_kswapd", "pgsteal_direct", "pswpin", "pswpout",
                     "pgpgin", "pgpgout", "allocstall_movable", "allocstall_normal", "pageoutrun",
                     "compact_stall", "compact_success", "compact_fail", "oom_kill")

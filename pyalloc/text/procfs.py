@@ -632,14 +632,25 @@ def render_vmallocinfo(snap: dict) -> str:
             + "".join(vmallocinfo_unpurged(va) for va in vmalloc.get("unpurged") or ()))
 
 
+_PSI_IDLE = "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
+
+
 def render_pressure_memory(snap: dict) -> str:
     """/proc/pressure/memory: psi_show() of the memory resource (some, then full)."""
-    return _reclaim(snap).get("pressure_memory") or (
-        "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n")
+    return _reclaim(snap).get("pressure_memory") or _PSI_IDLE
+
+
+def render_pressure_idle(snap: dict) -> str:
+    """/proc/pressure/cpu and /proc/pressure/io: psi_show() of a resource nothing stalls on.  pyalloc
+    simulates no run queue and no block IO wait, so these read as on an idle machine; the system-wide
+    cpu file has a ``full`` line of zeros since 5.13 (kernel/sched/psi.c psi_show())."""
+    return _PSI_IDLE
 
 
 RENDERERS: dict[str, Callable[[dict], str]] = {
     "pressure/memory": render_pressure_memory,
+    "pressure/cpu": render_pressure_idle,
+    "pressure/io": render_pressure_idle,
     "buddyinfo": render_buddyinfo,
     "pagetypeinfo": render_pagetypeinfo,
     "zoneinfo": render_zoneinfo,
