@@ -18,6 +18,7 @@ machine, its clock or its counters.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterator, NamedTuple, Optional
 
 from .errors import InvalidArgument
@@ -107,8 +108,19 @@ def _first_object(m, cache: Cache, slab_pfn: int) -> tuple[int, int]:
     return (slab_pfn << PAGE_SHIFT) + info["red_left_pad"], info["size"]
 
 
-def slab_cache_for_each_allocated_object(m, cache: Cache) -> Iterator[int]:
-    """The address of every allocated object of the cache, slab by slab in pfn order."""
+def _machine_cache(m_or_cache, cache: Optional[Cache], what: str):
+    """(machine, cache) from drgn's form (cache) or pyalloc's older one (machine, cache)."""
+    if cache is None:
+        if not isinstance(m_or_cache, Cache):
+            raise InvalidArgument(f"{what}: expected a kmem_cache, not {type(m_or_cache).__name__}")
+        return m_or_cache._machine, m_or_cache
+    return m_or_cache, cache
+
+
+def slab_cache_for_each_allocated_object(m_or_cache, cache: Optional[Cache] = None) -> Iterator[int]:
+    """The address of every allocated object of the cache, slab by slab in pfn order.
+    drgn's form takes the cache alone; ``(machine, cache)`` works too."""
+    m, cache = _machine_cache(m_or_cache, cache, "slab_cache_for_each_allocated_object")
     cid = m._cache_id(cache, "slab_cache_for_each_allocated_object")
     found: list = []
     for pfn in m._view_slab_pfns(cid):
@@ -154,19 +166,22 @@ def find_containing_slab_cache(m, addr: int) -> Optional[Cache]:
     return None if info is None else info.slab_cache
 
 
-def slab_cache_objects_per_slab(m, cache: Cache) -> int:
-    """Objects in one slab of the cache's default order (oo_objects(s->oo))."""
+def slab_cache_objects_per_slab(m_or_cache, cache: Optional[Cache] = None) -> int:
+    """Objects in one slab of the cache's default order (oo_objects(s->oo)); takes the cache
+    alone as drgn's does, or ``(machine, cache)``."""
+    m, cache = _machine_cache(m_or_cache, cache, "slab_cache_objects_per_slab")
     return m._view_cache_info(m._cache_id(cache, "slab_cache_objects_per_slab"))["objects"]
 
 
-def slab_cache_order(m, cache: Cache) -> int:
-    """The cache's default slab order (oo_order(s->oo))."""
+def slab_cache_order(m_or_cache, cache: Optional[Cache] = None) -> int:
+    """The cache's default slab order (oo_order(s->oo)); ``(cache)`` or ``(machine, cache)``."""
+    m, cache = _machine_cache(m_or_cache, cache, "slab_cache_order")
     return m._view_cache_info(m._cache_id(cache, "slab_cache_order"))["order"]
 
 
-def slab_cache_pages_per_slab(m, cache: Cache) -> int:
-    """Pages in one slab of the cache's default order."""
-    return 1 << slab_cache_order(m, cache)
+def slab_cache_pages_per_slab(m_or_cache, cache: Optional[Cache] = None) -> int:
+    """Pages in one slab of the cache's default order; ``(cache)`` or ``(machine, cache)``."""
+    return 1 << slab_cache_order(m_or_cache, cache)
 
 
 # -- pages -------------------------------------------------------------------------------------
@@ -188,6 +203,36 @@ class Page:
 
     def __hash__(self) -> int:
         return hash((id(self.machine), self.pfn))
+
+    @property
+    def flags(self) -> int:
+        """page->flags' main area in 6.18's bit numbers (include/linux/page-flags.h enum pageflags:
+        PG_referenced 2, PG_lru 5, PG_head 6, PG_active 8); the node and zone fields are left out."""
+        state, _head, _order, _kind, flags, _ref = self._state()
+        if state == _FREE:
+            return 0
+        return sum(1 << bit for mine, bit in _PAGEFLAG_BITS if flags & mine
+                   and (mine != st.PG_HEAD or state == _ALLOCATED))
+
+    @property
+    def compound_head(self) -> "Page":
+        """The head page of the compound page this page belongs to; the page itself otherwise."""
+        state, head, _order, _kind, flags, _ref = self._state()
+        return Page(self.machine, head) if state == _INTERIOR and flags & st.PG_HEAD else self
+
+    @property
+    def slab_cache(self) -> Optional[Cache]:
+        """The cache of a slab page (slab->slab_cache), None for any other page."""
+        state, head, _order, kind, _flags, _ref = self._state()
+        if state not in (_ALLOCATED, _INTERIOR) or kind != st.KIND_SLAB:
+            return None
+        got = _slab(self.machine, head)
+        return None if got is None else got[0].slab_cache
+
+    @property
+    def private(self) -> int:
+        """page->private: the order of a free buddy block on its head page (buddy_order()), else 0."""
+        return self._state()[2] if PageBuddy(self) else 0
 
     def __repr__(self) -> str:
         state, head, order, kind, flags, _ref = self._state()
@@ -276,7 +321,8 @@ def compound_order(page: Page) -> int:
     return order if state == _ALLOCATED and flags & st.PG_HEAD else 0
 
 
-_PAGE_FLAG_NAMES = ((st.PG_HEAD, "PG_head"), (st.PG_REFERENCED, "PG_referenced"), (st.PG_LRU, "PG_lru"),
+_PAGEFLAG_BITS = ((st.PG_REFERENCED, 2), (st.PG_LRU, 5), (st.PG_HEAD, 6), (st.PG_ACTIVE, 8))
+_PAGE_FLAG_NAMES = ((st.PG_REFERENCED, "PG_referenced"), (st.PG_LRU, "PG_lru"), (st.PG_HEAD, "PG_head"),
                     (st.PG_ACTIVE, "PG_active"))
 # 6.18 keeps buddy, slab and page-table pages as page *types* (include/linux/page-flags.h enum
 # pagetype), not flags; dump_page() prints them as "page_type: f5(slab)"
@@ -310,7 +356,8 @@ class CpuSlab(NamedTuple):
     spare: Optional[list]           # objects in the spare sheaf, None without one
 
 
-class PerCpuPages(NamedTuple):
+@dataclass(frozen=True)
+class PerCpuPages:
     """One zone's struct per_cpu_pages on one CPU."""
     count: int
     high: int
@@ -326,9 +373,10 @@ def _cpu_arg(m, cpu: int) -> int:
     return cpu
 
 
-def slab_cache_is_merged(m, cache: Cache) -> bool:
+def slab_cache_is_merged(m_or_cache, cache: Optional[Cache] = None) -> bool:
     """Whether other kmem_cache_create() calls were merged into this cache (drgn: the cache has
-    aliases; the kernel: refcount above 1)."""
+    aliases; the kernel: refcount above 1); ``(cache)`` as drgn's, or ``(machine, cache)``."""
+    m, cache = _machine_cache(m_or_cache, cache, "slab_cache_is_merged")
     m._live()
     info = m._view_cache_info(cache._id) if cache._id >= 0 else None
     return bool(info and info["refcount"] > 1)
