@@ -12,6 +12,7 @@ default for a whole run.
 from .errors import (
     PyallocError, KernelBug, OutOfMemory, GFPError, InvalidArgument, PageFault,
     MachineClosed, DoubleFree, InvalidFree, SlabCorruption, CacheInUse, InvariantBroken, SnapshotError,
+    PyallocWarning,
 )
 from .gfp import GFP
 from .machine.slab import SLAB, Cache
@@ -35,7 +36,7 @@ __all__ = [
     "Machine", "GFP", "SLAB", "Cache", "Stream", "StreamResult", "read_trace", "sweep",
     "PyallocError", "KernelBug", "OutOfMemory", "GFPError", "InvalidArgument", "PageFault",
     "MachineClosed", "DoubleFree", "InvalidFree", "SlabCorruption", "CacheInUse", "InvariantBroken",
-    "SnapshotError",
+    "SnapshotError", "PyallocWarning",
     "PAGE_SIZE", "PAGE_SHIFT", "PAGE_OFFSET", "VMALLOC_START", "VMALLOC_END", "ZERO_SIZE_PTR",
     "MAX_PAGE_ORDER",
 ]

@@ -93,6 +93,10 @@ class SnapshotError(PyallocError, ValueError):
     damaged (a checksum or an invariant fails), or written by a newer pyalloc."""
 
 
+class PyallocWarning(UserWarning):
+    """Something the kernel would also only log: an unknown slub_debug option it skipped ..."""
+
+
 # status code -> exception class.  ENOMEM and E2BIG are not errors: the caller
 # turns them into None (NULL), as the kernel does.
 EXCEPTIONS = {

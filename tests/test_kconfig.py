@@ -79,3 +79,10 @@ def test_prandom_is_splitmix64():
         state, x = _abi.prandom_next(state)
         out.append(x)
     assert out == [6457827717110365317, 3203168211198807973, 9817491932198370423]
+
+
+def test_unknown_slub_debug_letters_are_logged_and_warned(backend):
+    with pytest.warns(pyalloc.PyallocWarning, match="'X'"):
+        m = pyalloc.Machine(mem="16M", backend=backend, slub_debug="FX")
+    with m:
+        assert "slab_debug option 'X' unknown. skipped" in "\n".join(m.dmesg())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import sys
+import warnings
 from typing import Any
 from contextlib import contextmanager
 
@@ -273,6 +274,9 @@ class SlabAPI(MachineState):
         self._debug_flags, self._debug_names, unknown = parse_slub_debug(slub_debug)
         for ch in unknown:
             self._log.emit(0, f"slab_debug option '{ch}' unknown. skipped")
+        if unknown:
+            warnings.warn(f"slub_debug={slub_debug!r}: unknown option(s) {', '.join(map(repr, unknown))} "
+                          "skipped, as the kernel skips them (see dmesg)", errors.PyallocWarning, stacklevel=3)
         self._caches: dict[int, Cache] = {}       # id -> the cache's own (first) name
         self._cache_order: list[int] = []         # ids, oldest first
         self._callers: dict[str, int] = {}
