@@ -7,6 +7,9 @@
   time; the aim is 1.7x on 2 free cores.  The tables must agree (wall_s aside).
 * per-run overhead: 64 runs of a workload that does nothing on a 1 MiB
   machine, Dask minus serial, per run.
+* host probe: two busy loops in two processes against one, printed beside the
+  speedup: on a quiet 2-core host it is about 1.0; a larger figure means the host
+  is busy and no sweep can reach 1.7x there.
 """
 
 from __future__ import annotations
@@ -26,6 +29,27 @@ GRID = {"mem": ["64M"], "backend": ["c"], "cpus": [2, 8], "seed": list(range(32)
 
 def _nothing(m, seed):
     return {"seed_seen": seed}
+
+
+def _spin(n: int) -> int:
+    x = 0
+    for i in range(n):
+        x ^= i
+    return x
+
+
+def host_probe(n: int = 3_000_000) -> float:
+    """Time of two CPU-bound loops in two processes over the time of one: the host's free cores."""
+    import multiprocessing
+    t0 = time.perf_counter()
+    _spin(n)
+    one = time.perf_counter() - t0
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        pool.map(_spin, [1000, 1000])                   # start-up before the clock
+        t0 = time.perf_counter()
+        pool.map(_spin, [n, n])
+        two = time.perf_counter() - t0
+    return two / one
 
 
 def _timed(fn):
@@ -61,6 +85,7 @@ def test_sweep_64_dask_vs_serial(benchmark):
         client.close()
         cluster.close()
     benchmark.extra_info.update({
+        "host_probe_2_over_1": round(host_probe(), 2),
         "runs": len(serial), "serial_s": round(t_serial, 3), "dask_s": round(t_dask, 3),
         "speedup": round(t_serial / t_dask, 2), "cluster_startup_s": round(startup, 2),
         "mean_run_s": round(float(serial["wall_s"].mean()), 4),

@@ -200,3 +200,12 @@ def test_progress_bar_only_on_a_terminal_unless_asked(capsys, monkeypatch):
     assert "sweep" in capsys.readouterr().err
     sw.sweep(grid, "kmalloc-mix", engine="serial", progress=False)
     assert "sweep" not in capsys.readouterr().err
+
+
+def test_dask_runs_go_in_chunks_that_keep_their_order():
+    runs = [{"seed": i} for i in range(10)]
+    for slots in (1, 2, 3, 100):
+        chunks = sw._chunks(runs, slots)
+        assert [r for c in chunks for r in c] == runs
+        assert len(chunks) <= max(1, slots * sw.CHUNKS_PER_SLOT) and all(chunks)
+    assert len(sw._chunks(runs, 2)) == 5            # 2 slots x 4 chunks, 10 runs: chunks of 2

@@ -213,6 +213,30 @@ def local_cluster(workers: int | None = None):
                                     dashboard_address=None, silence_logs=40)
 
 
+CHUNKS_PER_SLOT = 4     # enough chunks that a slow one does not leave the other workers idle long
+
+
+def run_chunk(chunk: list, workload) -> list:
+    """Several runs in one task: a task per run costs the scheduler more CPU than a small run
+    takes, and on a machine with few cores the scheduler competes with the workers for them."""
+    return [run_one(params, workload) for params in chunk]
+
+
+def _worker_slots(client) -> int:
+    try:
+        return max(1, sum(client.nthreads().values()))
+    except Exception:                   # a scheduler that cannot say: one slot per local core
+        return os.cpu_count() or 1
+
+
+def _chunks(runs: list, slots: int) -> list:
+    """*runs* in consecutive chunks, about CHUNKS_PER_SLOT per worker slot (the table keeps the
+    runs' order whatever finishes first)."""
+    n = max(1, min(len(runs), slots * CHUNKS_PER_SLOT))
+    size = -(-len(runs) // n)
+    return [runs[i:i + size] for i in range(0, len(runs), size)]
+
+
 def _run_dask(runs: list, workload, scheduler, workers, progress: Union[bool, None, Callable[..., Any]]) -> list:
     distributed = _need("distributed")
     cluster = None
@@ -224,20 +248,22 @@ def _run_dask(runs: list, workload, scheduler, workers, progress: Union[bool, No
     else:
         client = distributed.Client(scheduler)
     try:
-        futures = client.map(run_one, runs, [workload] * len(runs), pure=False)
+        chunks = _chunks(runs, _worker_slots(client))
+        futures = client.map(run_chunk, chunks, [workload] * len(chunks), pure=False)
+        size = {fut.key: len(chunk) for fut, chunk in zip(futures, chunks)}
         bar = _progress(len(runs), progress)
         for fut in distributed.as_completed(futures):
             if bar is not None:
-                bar.update()
+                bar.update(size[fut.key])
             del fut
         if bar is not None:
             bar.close()
         rows = []
-        for params, fut in zip(runs, futures):
+        for chunk, fut in zip(chunks, futures):
             try:
-                rows.append(fut.result())
-            except Exception as exc:    # the worker itself died: the run still gets its row
-                rows.append({"error": f"{type(exc).__name__}: {exc}", "wall_s": float("nan")})
+                rows.extend(fut.result())
+            except Exception as exc:    # the worker itself died: each of its runs still gets its row
+                rows.extend({"error": f"{type(exc).__name__}: {exc}", "wall_s": float("nan")} for _ in chunk)
         return rows
     finally:
         if client is not scheduler:
