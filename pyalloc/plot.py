@@ -146,11 +146,34 @@ def _pageblock_panel(ax, m) -> None:
         image[b // cols][b % cols] = (1 - shade * (1 - r), 1 - shade * (1 - g), 1 - shade * (1 - bl))
     ax.imshow(image, aspect="auto", interpolation="nearest")
     ax.set_title(f"pageblocks ({n} x 2 MiB): colour = migrate type, depth = in use")
+    # rows run through physical memory: label each with its first pfn, and outline where each
+    # zone starts (a zone boundary falls inside a row: a step line)
+    step = max(1, rows // 8)
+    ax.set_yticks(range(0, rows, step))
+    ax.set_yticklabels([f"{r * cols * per:#x}" for r in range(0, rows, step)], fontsize="x-small")
+    ax.set_ylabel("pfn at the row's start")
     ax.set_xticks([])
-    ax.set_yticks([])
+    for zid, start in _zone_starts(m):
+        if start == 0 or start // per >= n:
+            continue
+        b = start // per
+        r, c = divmod(b, cols)
+        ax.plot([c - 0.5, cols - 0.5], [r - 0.5, r - 0.5], color="black", lw=1)
+        ax.plot([c - 0.5, c - 0.5], [r - 0.5, r + 0.5], color="black", lw=1)
+        ax.plot([-0.5, c - 0.5], [r + 0.5, r + 0.5], color="black", lw=1)
+    for zid, start in _zone_starts(m):
+        r, c = divmod(start // per, cols)
+        ax.text(c - 0.4, r, ZONE_NAMES[zid], va="center", ha="left", fontsize="x-small",
+                bbox={"facecolor": "white", "edgecolor": "black", "linewidth": 0.5, "pad": 1})
     present = sorted(set(mts))
     ax.legend(handles=[Patch(color=MIGRATE_COLOURS[t], label=MIGRATETYPE_NAMES[t]) for t in present],
               fontsize="small", loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(present), frameon=False)
+
+
+def _zone_starts(m) -> list:
+    """(zone id, first pfn) of each populated zone, lowest first."""
+    return [(zid, m._view_zone(zid).start_pfn) for zid in range(len(ZONE_NAMES))
+            if m._view_zone(zid).present]
 
 
 def _slab_panel(ax, m, top: int = 15) -> None:
@@ -173,7 +196,9 @@ def _series_panel(ax, samples: Sequence[dict]) -> None:
     for key, style in (("min", ":"), ("low", "--"), ("high", "-.")):
         ax.plot(steps, [p[key] * kb / 1024 for p in samples], style, label=f"{key} watermark")
     ax.set_xlabel("tick")
-    ax.set_ylabel("MiB")
+    # free memory is gigabytes, the watermarks a few megabytes: a log axis shows both
+    ax.set_yscale("log")
+    ax.set_ylabel("MiB (log scale)")
     ax.set_title("free memory, watermarks and extfrag unusable index over the workload")
     ax2 = ax.twinx()
     zones = sorted({z for p in samples for z in p["unusable"]}, key=ZONE_NAMES.index)
@@ -185,7 +210,9 @@ def _series_panel(ax, samples: Sequence[dict]) -> None:
     ax2.set_ylabel("unusable free index")
     lines, labels = ax.get_legend_handles_labels()
     l2, lab2 = ax2.get_legend_handles_labels()
-    ax.legend(lines + l2, labels + lab2, fontsize="x-small", loc="lower left")
+    # below the axes, as the pageblock map's: inside it would cover the lines
+    ax.legend(lines + l2, labels + lab2, fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.12),
+              ncol=4, frameon=False)
 
 
 def plot(m, out, samples: Optional[Sequence[dict]] = None, title: Optional[str] = None) -> Path:
@@ -195,6 +222,15 @@ def plot(m, out, samples: Optional[Sequence[dict]] = None, title: Optional[str] 
     if out.suffix.lower() not in (".png", ".svg"):
         from .errors import InvalidArgument
         raise InvalidArgument(f"plot: {out.name!r}: write .png or .svg")
+    fig = draw(m, samples, title)
+    fig.savefig(out, dpi=90)
+    _require_matplotlib().close(fig)
+    return out
+
+
+def draw(m, samples: Optional[Sequence[dict]] = None, title: Optional[str] = None):
+    """The matplotlib Figure :func:`plot` saves (the caller closes it)."""
+    m._live()
     plt = _require_matplotlib()
     panels = 4 if samples else 3
     fig, axes = plt.subplots(2, 2, figsize=(15, 10)) if panels == 4 else plt.subplots(1, 3, figsize=(18, 5.5))
@@ -204,8 +240,7 @@ def plot(m, out, samples: Optional[Sequence[dict]] = None, title: Optional[str] 
     _slab_panel(axes[2], m)
     if samples:
         _series_panel(axes[3], samples)
-    fig.suptitle(title or f"pyalloc: {m.mem >> 20} MiB machine, backend {m.backend}")
+    debug = f", slub_debug={m.slub_debug}" if m.slub_debug else ""
+    fig.suptitle(title or f"pyalloc: {m.mem >> 20} MiB machine, {m.cpus} CPUs, backend {m.backend}{debug}")
     fig.tight_layout()
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
-    return out
+    return fig

@@ -81,3 +81,37 @@ def test_demo_plot_and_plot_command(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "wrote" in r.stderr
     _not_blank(out2)
+
+
+def test_panels_can_be_read(tmp_path):
+    """The picture's parts a reader needs: a pfn axis and zone marks on the pageblock map,
+    watermarks on a scale where they are visible, a legend that covers no data, the title."""
+    pytest.importorskip("matplotlib", reason="pyalloc[plot] is not installed")
+    with pyalloc.Machine(mem="64M", backend="model", slub_debug="FZ") as m:
+        samples = plot.record(m, serve.churn(m, ops=200), 4)
+        fig = plot.draw(m, samples)
+        try:
+            assert "slub_debug=FZ" in fig._suptitle.get_text()
+            pageblocks, series = fig.axes[1], fig.axes[3]
+            labels = [t.get_text() for t in pageblocks.get_yticklabels()]
+            assert labels[0] == "0x0" and all(lab.startswith("0x") for lab in labels)
+            assert {"DMA", "DMA32"} <= {t.get_text() for t in pageblocks.texts}
+            assert series.get_yscale() == "log"
+            lo, hi = series.get_ylim()
+            assert lo <= min(p["min"] for p in samples) * 4 / 1024 and hi >= max(p["free"] for p in samples) * 4 / 1024
+            legend = series.get_legend()
+            fig.canvas.draw()
+            box = legend.get_window_extent().transformed(series.transAxes.inverted())
+            assert box.y1 <= 0.0                      # wholly below the axes
+        finally:
+            import matplotlib.pyplot as plt
+            plt.close(fig)
+
+
+def test_demo_plot_says_where_it_wrote(tmp_path):
+    pytest.importorskip("matplotlib", reason="pyalloc[plot] is not installed")
+    out = tmp_path / "d.png"
+    done = subprocess.run([sys.executable, "-m", "pyalloc", "demo", "--mem", "32M", "--backend", "model",
+                           "--plot", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"wrote {out}" in done.stderr and out.exists()

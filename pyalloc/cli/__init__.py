@@ -61,7 +61,8 @@ def cmd_demo(args) -> int:
             print(m.proc(view), end="")
         if args.plot:
             from .. import plot
-            plot.plot(m, args.plot)
+            out = plot.plot(m, args.plot)
+            print(f"pyalloc demo: wrote {out}", file=sys.stderr)
         m.check()
     return 0
 
