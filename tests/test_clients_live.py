@@ -182,3 +182,42 @@ def test_psutil_recipe_as_the_readme_writes_it(exported):
     mem = meminfo_kb(exported / "proc" / "meminfo")
     assert f"total={mem['MemTotal'] * 1024}," in out.stdout, out.stdout
     assert f"free={mem['MemFree'] * 1024}," in out.stdout, out.stdout
+
+
+def _free_twice_under_bind_mount(root: Path, tmp_path: Path, change) -> tuple[str, str]:
+    """`free` in a mount namespace where /proc/meminfo is bound to root's, before and after
+    change() runs outside it."""
+    go, first, second = tmp_path / "go", tmp_path / "first", tmp_path / "second"
+    script = (f"mount --bind {root}/proc/meminfo /proc/meminfo && free > {first} && "
+              f"while [ ! -e {go} ]; do sleep 0.05; done; free > {second}")
+    proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script])
+    try:
+        deadline = time.monotonic() + 30
+        while not first.exists() or not first.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, "free did not run"
+            time.sleep(0.05)
+        change()
+        go.touch()
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return first.read_text(), second.read_text()
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+def test_single_file_bind_mount_sees_values_move_in_place(backend, tmp_path, in_place):
+    _require_unshare()
+    _require_tool("free")
+    from pyalloc.tools.export import Exporter
+    with pyalloc.Machine(mem="256M", backend=backend) as m:
+        exporter = Exporter(tmp_path / "root", in_place=in_place)
+        exporter.update(m)
+
+        def change():
+            for _ in range(4000):
+                m.alloc_pages("GFP_KERNEL", 0)
+            exporter.update(m)
+        before, after = _free_twice_under_bind_mount(tmp_path / "root", tmp_path, change)
+    # renaming a new file over the bound one leaves the mount on the old inode: frozen
+    assert (before != after) is in_place, (before, after)

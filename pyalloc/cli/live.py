@@ -46,7 +46,8 @@ def cmd_serve(args, make_machine: Callable) -> int:
         print(f"pyalloc serve: {exc}", file=sys.stderr)
         return 2
     with make_machine(args) as m:
-        serve.serve(m, args.root, interval=interval, steps=_steps(m, args), ticks=args.ticks)
+        serve.serve(m, args.root, interval=interval, steps=_steps(m, args), ticks=args.ticks,
+                    in_place=args.in_place)
         m.check()
     return 0
 
@@ -77,6 +78,9 @@ def add_commands(sub, machine_args: Callable, make_machine: Callable) -> None:
                        "sys/kernel/debug/ current under a directory, for real monitoring tools")
     s.add_argument("--root", required=True, help="directory to export into (made if missing)")
     s.add_argument("--interval", default="1s", help="time between exports, e.g. 1s, 250ms (default 1s)")
+    s.add_argument("--in-place", action="store_true",
+                   help="rewrite each file in its own inode instead of renaming a new one over it, so a "
+                        "single-file bind mount (mount --bind ROOT/proc/meminfo /proc/meminfo) sees it change")
     which = s.add_mutually_exclusive_group()
     which.add_argument("--workload", default="demo", choices=ticks,
                        help=workload.describe("ticks", "demo"))

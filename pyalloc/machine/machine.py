@@ -385,6 +385,7 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, StreamAPI, TraceAPI, ViewsAPI, Ho
                 "vmalloc_pages": vm["vmalloc_pages"],
                 "swap_total_pages": reclaim["nr_swap_pages"],
                 "swap_free_pages": reclaim["nr_swap_free"],
+                "clock_ns": vm["ticks"] * NS_PER_TICK,
             },
         }
 

@@ -44,8 +44,9 @@ class ViewsAPI(MachineState):
         """Every attribute of /sys/kernel/slab/<cache>/ as {name: text}."""
         return sysfs.slab_attributes(self, cache)
 
-    def export(self, root) -> Path:
+    def export(self, root, in_place: bool = False) -> Path:
         """Write proc/, sys/kernel/slab/ and sys/kernel/debug/ under root, each file
-        replaced atomically (written beside it, then renamed).  Returns root as a Path."""
+        replaced atomically (written beside it, then renamed), or with *in_place* rewritten in
+        its own inode (for single-file bind mounts).  Returns root as a Path."""
         self._live()
-        return exportmod.export(self, root)
+        return exportmod.export(self, root, in_place=in_place)

@@ -647,6 +647,23 @@ def render_pressure_idle(snap: dict) -> str:
     return _PSI_IDLE
 
 
+USER_HZ = 100
+
+
+def render_stat(snap: dict) -> str:
+    """/proc/stat of a machine whose CPUs did nothing but wait (fs/proc/stat.c show_stat()): the
+    simulated time since boot, in USER_HZ ticks, all idle.  pyalloc simulates memory, not run
+    queues; vmstat and top need the file to start, and then show memory that moves."""
+    idle = snap.get("vm", {}).get("clock_ns", 0) // (1_000_000_000 // USER_HZ)
+    zeros = " 0" * 10
+    cpus = snap["nr_cpus"]
+    lines = [f"cpu  0 0 0 {idle * cpus} 0 0 0 0 0 0"]
+    lines += [f"cpu{i} 0 0 0 {idle} 0 0 0 0 0 0" for i in range(cpus)]
+    lines += ["intr 0", "ctxt 0", "btime 0", "processes 1", "procs_running 1", "procs_blocked 0",
+              "softirq 0" + zeros]
+    return "\n".join(lines) + "\n"
+
+
 RENDERERS: dict[str, Callable[[dict], str]] = {
     "pressure/memory": render_pressure_memory,
     "pressure/cpu": render_pressure_idle,
@@ -658,6 +675,7 @@ RENDERERS: dict[str, Callable[[dict], str]] = {
     "vmstat": render_vmstat,
     "slabinfo": render_slabinfo,
     "vmallocinfo": render_vmallocinfo,
+    "stat": render_stat,
 }
 
 

@@ -242,6 +242,37 @@ def write_file(dirfd: int, name: str, data: bytes) -> Tuple[int, int, int]:
     raise InvalidArgument(f"export: no free temporary name beside {name!r}")
 
 
+def write_in_place(dirfd: int, name: str, data: bytes) -> Optional[Tuple[int, int, int]]:
+    """Rewrite the regular file dirfd/name in its own inode, for readers that hold that inode (a
+    single-file bind mount such as ``mount --bind root/proc/meminfo /proc/meminfo``, which a
+    rename would leave on the old file for ever).  None when there is no such file to rewrite:
+    not there, not a regular file, a link, or a file with other names (a hard link planted
+    into the tree could point out of it).
+
+    One pwrite of the whole text, then ftruncate to its length: a reader whose read() falls
+    between the two (or inside the pwrite) can see a mix of the old and new text once; the
+    next read is whole.  Monitoring tools read these files once per interval, so this is rare
+    and short-lived; the rename mode (the default) never shows a mix.
+    """
+    try:
+        fd = os.open(name, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dirfd)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            return None
+        written = os.pwrite(fd, data, 0)
+        if written != len(data):            # a short write: finish it the slow way
+            view = memoryview(data)[written:]
+            while view:
+                view = view[os.pwrite(fd, view, len(data) - len(view)):]
+        os.ftruncate(fd, len(data))
+        return _identity(os.fstat(fd))
+    finally:
+        os.close(fd)
+
+
 def write_atomic(path: PathLike, text: str) -> None:
     """Replace path's contents in one rename: readers see the old file or the new one.
 
@@ -261,7 +292,10 @@ def write_atomic(path: PathLike, text: str) -> None:
 class Exporter:
     """Keeps one directory current with one machine; rewrites only what changed or went away."""
 
-    def __init__(self, root: PathLike) -> None:
+    def __init__(self, root: PathLike, in_place: bool = False) -> None:
+        if not isinstance(in_place, bool):
+            raise InvalidArgument(f"export: in_place must be True or False, not {in_place!r}")
+        self.in_place = in_place
         try:
             self.root = Path(root)
             # the user may have chosen a link as the root: follow it now, and never again
@@ -310,7 +344,9 @@ class Exporter:
                     last = self._written.get(rel)
                     if last is not None and last[0] == text and present.get(name) == last[1]:
                         continue
-                    self._written[rel] = (text, write_file(dirfd, name, _encode(text)))
+                    data = _encode(text)
+                    ident = write_in_place(dirfd, name, data) if self.in_place and name in present else None
+                    self._written[rel] = (text, ident or write_file(dirfd, name, data))
                     changed[0] += 1
             # a destroyed cache's directory goes, as its kobject does
             slab = ("sys", "kernel", "slab")
@@ -354,8 +390,9 @@ def _files_in(dirfd: int) -> Dict[str, Tuple[int, int, int]]:
     return out
 
 
-def export(m, root: PathLike, exporter: Optional[Exporter] = None) -> Path:
-    """Write the machine's proc/, sys/kernel/slab/ and sys/kernel/debug/ files under root."""
-    exporter = exporter or Exporter(root)
+def export(m, root: PathLike, exporter: Optional[Exporter] = None, in_place: bool = False) -> Path:
+    """Write the machine's proc/, sys/kernel/slab/ and sys/kernel/debug/ files under root; with
+    *in_place*, files already there are rewritten in their own inode (:func:`write_in_place`)."""
+    exporter = exporter or Exporter(root, in_place)
     exporter.update(m)
     return exporter.root

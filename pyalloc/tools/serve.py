@@ -79,9 +79,10 @@ def parse_interval(text: str) -> float:
 
 
 def serve(m, root, interval: float = 1.0, steps: Optional[Iterator[int]] = None,
-          ticks: Optional[int] = None, log=sys.stderr) -> int:
+          ticks: Optional[int] = None, log=sys.stderr, in_place: bool = False) -> int:
     """Run steps (default: the demo workload) on m, exporting under root after each tick,
-    until SIGTERM/SIGINT or ``ticks`` ticks.  Returns the number of ticks run."""
+    until SIGTERM/SIGINT or ``ticks`` ticks.  Returns the number of ticks run.  *in_place*
+    rewrites each file in its own inode, for single-file bind mounts (export.write_in_place)."""
     stop = threading.Event()
     previous = {}
     if threading.current_thread() is threading.main_thread():
@@ -91,7 +92,7 @@ def serve(m, root, interval: float = 1.0, steps: Optional[Iterator[int]] = None,
             previous[sig] = signal.signal(sig, on_signal)
     done = 0
     try:
-        exporter = Exporter(root)
+        exporter = Exporter(root, in_place)
         exporter.update(m)          # the tree exists before the first tick; a signal now still ends cleanly
         steps = steps if steps is not None else demo(m)
         print(f"pyalloc serve: exporting to {exporter.root} every {interval:g}s "
