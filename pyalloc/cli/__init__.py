@@ -84,7 +84,7 @@ def cmd_replay(args) -> int:
         bar.close()
     parse_s = time.perf_counter() - t0
     st = stream.trace_stats
-    cpus = max(args.cpus, st["cpus"])
+    cpus = st["cpus"] if args.cpus is None else max(args.cpus, st["cpus"])
     with Machine(mem=args.mem or "1G", cpus=cpus, backend=args.backend, slub_debug=args.slub_debug,
                  swap=args.swap or 0) as m:
         bar = manners.progress(len(stream), "op", force=args.progress, unit_scale=True)
@@ -110,13 +110,31 @@ def cmd_replay(args) -> int:
         print(f"# frees of objects allocated before the capture: {st['unmatched_frees']}; "
               f"the slab allocator's own page events: {st['slab_pages']}; "
               f"allocations that failed here: {failed}; errors: {len(result.errors)}")
+        _replay_inference(st, stream.trace_bad)
         for i, exc in result.errors[:10]:
             print(f"#   op {i}: {type(exc).__name__}: {exc}")
+        if args.verify:
+            from ..tools import replay_verify
+            print("\n".join(replay_verify.report(m, stream, result)))
         for view in args.proc or ():
             print(f"\n$ cat /proc/{view}")
             print(m.proc(view), end="")
         m.check()
     return 0
+
+
+def _replay_inference(st: dict, bad: list) -> None:
+    """What the replay summary says it inferred: implied frees, pages kept as the caller's."""
+    from ..machine.trace import NOT_SLAB_REASONS
+    kept = sum(st[key] for key in NOT_SLAB_REASONS)
+    print(f"# implied frees (an allocation returned a pointer still live): {st['implied_frees']} objects, "
+          f"{st['implied_page_frees']} page blocks; page allocations right before a slab allocation "
+          f"replayed as the caller's: {kept}")
+    for key, why in NOT_SLAB_REASONS.items():
+        if st[key]:
+            print(f"#   {st[key]}: {why}")
+    for lineno, problem in bad:
+        print(f"# skipped line {lineno}: {problem}")
 
 
 def cmd_report(args) -> int:
@@ -126,7 +144,7 @@ def cmd_report(args) -> int:
         text = report.render_page(stats, args.sort or report.DEFAULT_PAGE_SORT, args.lines) \
             if args.format == "text" else None
     else:
-        stats = report.slab_stats(args.trace, skip_bad=args.skip_bad)
+        stats = report.slab_stats(args.trace, skip_bad=args.skip_bad, alloc_ptr=args.alloc_ptr)
         text = report.render_slab(stats, args.sort or report.DEFAULT_SLAB_SORT, args.lines) \
             if args.format == "text" else None
     if args.format == "json":
@@ -165,20 +183,26 @@ def build_parser() -> argparse.ArgumentParser:
     pr.set_defaults(func=cmd_proc)
 
     rp = sub.add_parser("replay", help="run a kernel ftrace kmem capture (6.18 or older text, .gz, .xz) on a machine")
-    rp.add_argument("trace", help="the trace file")
+    rp.add_argument("trace", help="the trace file (plain, .gz or .xz), or - for standard input")
     rp.add_argument("--progress", action="store_true", help="show a progress bar even when stderr is not a terminal")
     rp.add_argument("--skip-bad", action="store_true", help="count malformed lines instead of stopping at the first")
     rp.add_argument("--proc", action="append", choices=VIEWS, help="print this /proc file afterwards (repeatable)")
+    rp.add_argument("--verify", action="store_true",
+                    help="compare the live objects per cache and live pages at the end with what the trace implies")
     machine_args(rp)
+    rp.set_defaults(cpus=None)      # the trace's CPUs (its #P: header, or the highest CPU seen)
     rp.set_defaults(func=cmd_replay)
 
     rep = sub.add_parser("report", help="perf-kmem-style statistics of a kmem trace")
     which = rep.add_mutually_exclusive_group(required=True)
     which.add_argument("--slab", action="store_true", help="per call site and per cache (perf kmem stat --slab)")
     which.add_argument("--page", action="store_true", help="by order, migrate type and GFP flags (--page)")
-    rep.add_argument("trace", help="the trace file")
-    rep.add_argument("--sort", help="comma-separated keys (slab: frag,hit,bytes,req,pingpong,callsite,cache; "
+    rep.add_argument("trace", help="the trace file (plain, .gz or .xz), or - for standard input")
+    rep.add_argument("--sort", help="comma-separated keys, each largest first as perf sorts them "
+                                    "(slab: frag,hit,bytes,req,pingpong,callsite,cache,ptr; "
                                     "page: bytes,hit,order,migtype,gfp)")
+    rep.add_argument("--alloc-ptr", action="store_true",
+                     help="also the per-pointer table (Alloc Ptr, perf kmem stat --alloc) with --slab")
     rep.add_argument("--lines", type=int, default=None, help="print only the first N rows of each table")
     rep.add_argument("--format", choices=("text", "csv", "json"), default="text")
     rep.add_argument("--skip-bad", action="store_true", help="skip malformed lines")

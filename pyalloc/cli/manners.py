@@ -29,7 +29,7 @@ EXAMPLES: Dict[str, str] = {
     "plot": "  pyalloc plot -o machine.png --mem 2G --ticks 40\n"
             "  pyalloc plot -o machine.svg --workload churn",
     "replay": "  pyalloc replay kmem-trace.txt.gz --progress --proc slabinfo\n"
-              "  trace-cmd report | pyalloc replay /dev/stdin --skip-bad",
+              "  trace-cmd report | pyalloc replay - --skip-bad --verify",
     "report": "  pyalloc report --slab kmem-trace.txt --sort frag,hit --lines 20\n"
               "  pyalloc report --page kmem-trace.txt --format csv > pages.csv",
 }

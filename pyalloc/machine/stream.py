@@ -84,6 +84,8 @@ class Stream:
     """
 
     trace_stats: dict[str, int]     # a stream read_trace() made: what it kept and skipped (trace.py)
+    trace_expect: dict              # ... and what the trace implies is live at its end
+    trace_bad: list                 # ... and the first bad lines it skipped: (line number, problem)
 
     def __init__(self) -> None:
         self._rec = array("Q")

@@ -24,6 +24,7 @@ import io
 import lzma
 import os
 import re
+import sys
 import zlib
 
 from .. import gfp as gfpmod
@@ -191,9 +192,15 @@ class TraceAPI(MachineState):
 # number of times, so a line costs linear time whatever it holds.
 _HEAD = re.compile(r"-\d+\s+(?:\(\s*[-\d]+\)\s+)?\[(\d+)\]\s+(?:\S{4,5}\s+)?(\d+\.\d+):\s+(\w+):")
 PROGRESS_LINES = 1 << 16
+# "# entries-in-buffer/entries-written: 225346/225346   #P:2": the CPUs of the traced machine
+_HEADER_CPUS = re.compile(r"#P:(\d{1,5})\b")
+BAD_EXAMPLES = 10                   # bad lines a caller is shown (the rest are counted)
 # a key starts where a run of word characters starts: without the look-behind a long run
 # with no "=" after it would be tried again from each of its characters (quadratic)
-_FIELD = re.compile(r"(?<!\w)(\w+)=(\S*)")
+# %p of NULL printed "(null)" right-aligned in the pointer's width before 4.x ("ptr=  (null)"
+# on 32-bit, ten spaces on 64-bit): the spaces go, the value is "(null)".  Each run of
+# spaces is looked at once, from the "=" before it, so a line still costs linear time.
+_FIELD = re.compile(r"(?<!\w)(\w+)=(?: +(?=\(null\)))?(\S*)")
 # The longest line read, in characters.  The kernel's kmem lines are a few hundred; the
 # limit holds while reading, so a longer line (a one-line .gz bomb) is never held whole.
 MAX_LINE = 1 << 16
@@ -217,12 +224,12 @@ XZ_MEMLIMIT = 128 << 20
 
 
 class _XZReader(io.RawIOBase):
-    """The bytes of an .xz file (one stream or several), decoded within XZ_MEMLIMIT
-    (lzma.open cannot be given a limit)."""
+    """The bytes of an .xz stream (one stream or several), decoded within XZ_MEMLIMIT
+    (lzma.open cannot be given a limit), read from the binary file object *raw*."""
 
-    def __init__(self, path) -> None:
+    def __init__(self, raw) -> None:
         super().__init__()
-        self._f = open(path, "rb")
+        self._f = raw
         self._d = lzma.LZMADecompressor(memlimit=XZ_MEMLIMIT)
 
     def readable(self) -> bool:
@@ -252,22 +259,98 @@ class _XZReader(io.RawIOBase):
                 b[:len(data)] = data
                 return len(data)
 
-    def close(self) -> None:
-        self._f.close()
-        super().close()
+
+class _Rejoined(io.RawIOBase):
+    """A binary stream whose first bytes were read already (to sniff the format), put back
+    in front of the rest: a pipe cannot be reopened or seeked."""
+
+    def __init__(self, head: bytes, raw) -> None:
+        super().__init__()
+        self._head, self._f = head, raw
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        if self._head:
+            n = min(len(b), len(self._head))
+            b[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._f.read(len(b))
+        if not data:
+            return 0
+        b[:len(data)] = data
+        return len(data)
+
+
+def _read_magic(raw, n: int = 6) -> bytes:
+    """The first n bytes of raw (fewer only at its end): a pipe's read may return less."""
+    head = b""
+    while len(head) < n:
+        more = raw.read(n - len(head))
+        if not more:
+            break
+        head += more
+    return head
+
+
+def _binary_source(path):
+    """(binary file object, whether this call opened it) for a path, "-", or a file object."""
+    if isinstance(path, (str, os.PathLike)):
+        if os.fspath(path) == "-":
+            return sys.stdin.buffer, False
+        return open(path, "rb"), True
+    if isinstance(path, io.TextIOBase):
+        return None, False
+    try:
+        probe = path.read(0)
+    except (AttributeError, TypeError, OSError) as exc:
+        raise InvalidArgument(f"trace must be a path, '-' or a readable file, not {path!r}") from exc
+    if isinstance(probe, str):
+        return None, False
+    return path, False
 
 
 def open_text(path):
-    """A text file from a path, reading .gz and .xz (by name or by magic) transparently."""
-    if hasattr(path, "read"):
+    """A text file of a trace: a path, "-" (standard input), or a binary or text file object.
+
+    Plain, .gz and .xz are told apart by their magic bytes, which are read from the stream
+    itself and put back in front of it, so a pipe (``xz -dc t.xz | pyalloc replay -``) loses
+    nothing; everything after is read in chunks.  A text file object is read as it is.
+    """
+    raw, own = _binary_source(path)
+    if raw is None:
         return path
-    with open(path, "rb") as f:
-        magic = f.read(6)
-    if magic[:2] == b"\x1f\x8b":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace")
-    if magic == b"\xfd7zXZ\x00":
-        return io.TextIOWrapper(io.BufferedReader(_XZReader(path)), encoding="utf-8", errors="replace")
-    return open(path, encoding="utf-8", errors="replace")
+    try:
+        magic = _read_magic(raw)
+        chained = _Rejoined(magic, raw)
+        if magic[:2] == b"\x1f\x8b":
+            binary = gzip.GzipFile(fileobj=io.BufferedReader(chained), mode="rb")
+        elif magic == b"\xfd7zXZ\x00":
+            binary = io.BufferedReader(_XZReader(chained))
+        else:
+            binary = io.BufferedReader(chained)
+        text = io.TextIOWrapper(binary, encoding="utf-8", errors="replace")
+    except BaseException:
+        if own:
+            raw.close()
+        raise
+    return _OwnedText(text, raw if own else None)
+
+
+class _OwnedText:
+    """The text view of a trace; closing it closes the file only if read_trace opened it
+    (a caller's file object or standard input stays open)."""
+
+    __slots__ = ("readline", "_raw")
+
+    def __init__(self, text, raw) -> None:
+        self.readline, self._raw = text.readline, raw
+
+    def close(self) -> None:
+        if self._raw is not None:
+            self._raw.close()
 
 
 def _lines(f):
@@ -298,14 +381,17 @@ def _read_lines(f):
         raise TraceFormatError(f"line {lineno + 1}: the compressed file is damaged ({exc})") from None
 
 
-def parse_events(path, skip_bad: bool = False, stats: dict | None = None, progress=None):
+def parse_events(path, skip_bad: bool = False, stats: dict | None = None, progress=None,
+                 bad: list | None = None):
     """Yield (lineno, event, cpu, timestamp_text, fields) for each event line of a trace.
 
     A line longer than MAX_LINE characters, one that is not an event line, and one whose
     CPU field has more than MAX_DIGITS digits raise :class:`TraceFormatError`, or with
     skip_bad are skipped and counted in stats["bad_lines"].  A damaged .gz or .xz file (or
     an .xz one that needs more than XZ_MEMLIMIT bytes to decode) raises it always.
-    progress, if given, is called with a count of lines every PROGRESS_LINES lines.
+    progress, if given, is called with a count of lines every PROGRESS_LINES lines; bad, if
+    given, gets (line number, problem) of the first BAD_EXAMPLES lines skipped.  The header's
+    CPU count (``#P:2``, the CPUs of the machine that captured it) goes to stats["header_cpus"].
     """
     if stats is None:
         stats = {}
@@ -320,7 +406,13 @@ def parse_events(path, skip_bad: bool = False, stats: dict | None = None, progre
                 progress(PROGRESS_LINES)
             if line is None:
                 problem = f"longer than {MAX_LINE} characters"
+            elif "\0" in line:
+                problem = "holds NUL bytes (binary data, not trace text)"
             elif line.startswith("#"):
+                if "#P:" in line:
+                    cpus = _HEADER_CPUS.search(line)
+                    if cpus is not None:
+                        stats["header_cpus"] = int(cpus.group(1))
                 continue
             else:
                 m = search(line, 1)
@@ -336,6 +428,8 @@ def parse_events(path, skip_bad: bool = False, stats: dict | None = None, progre
                     problem = f"the CPU field has more than {MAX_DIGITS} digits"
             if skip_bad:
                 stats["bad_lines"] += 1
+                if bad is not None and len(bad) < BAD_EXAMPLES:
+                    bad.append((lineno, problem))
                 continue
             stats["lines"] = lineno
             raise TraceFormatError(f"line {lineno}: {problem}")
@@ -346,6 +440,21 @@ def parse_events(path, skip_bad: bool = False, stats: dict | None = None, progre
 
 
 _GFP_CACHE: dict[str, int] = {}
+
+# Names older kernels printed that 6.18 has not, by what the flag asks for today.  3.x printed
+# the bits without "__" (include/trace/events/gfpflags.h show_gfp_flags(): "GFP_WAIT",
+# "GFP_COLD", "GFP_NOTRACK", ...); 4.x with it (include/trace/events/mmflags.h
+# __def_gfpflag_names: "__GFP_COLD", "__GFP_REPEAT", "__GFP_NOTRACK", "__GFP_OTHER_NODE",
+# "__GFP_ATOMIC" until 6.3).  __GFP_WAIT (until 4.3) was the direct reclaim that also woke
+# kswapd; __GFP_REPEAT became __GFP_RETRY_MAYFAIL in 4.13; GFP_TEMPORARY (until 4.14) was
+# GFP_KERNEL | __GFP_RECLAIMABLE; __GFP_KMEMCG (3.8-3.14) became __GFP_ACCOUNT.  Hints that
+# steer nothing pyalloc models (cold pages, kmemcheck, NUMA statistics) are no bits.
+OLD_GFP_NAMES = {
+    "__GFP_WAIT": gfpmod.GFP_RECLAIM, "__GFP_REPEAT": gfpmod.GFP_RETRY_MAYFAIL,
+    "GFP_TEMPORARY": gfpmod.GFP_KERNEL | gfpmod.GFP_RECLAIMABLE, "__GFP_KMEMCG": gfpmod.GFP_ACCOUNT,
+    "GFP_IOFS": gfpmod.GFP_IO | gfpmod.GFP_FS, "__GFP_COLD": 0, "__GFP_NOTRACK": 0, "__GFP_OTHER_NODE": 0,
+    "__GFP_NO_KSWAPD": 0, "__GFP_ATOMIC": 0, "__GFP_NOACCOUNT": 0,
+}
 
 
 def parse_gfp(text: str) -> int:
@@ -362,6 +471,9 @@ def parse_gfp(text: str) -> int:
             for name in (part, "__" + part):
                 if name in gfpmod.NAMES:
                     value |= gfpmod.NAMES[name]
+                    break
+                if name in OLD_GFP_NAMES:
+                    value |= OLD_GFP_NAMES[name]
                     break
             else:
                 try:
@@ -409,27 +521,79 @@ def _cache_shape(req: int, alloc: int, gfp: int, accounted: bool) -> tuple[int, 
     return align, int(flags)
 
 
+# The bits mm/slub.c new_slab() lets through to the page allocator (flags & (GFP_RECLAIM_MASK |
+# GFP_CONSTRAINT_MASK)) and the ones allocate_slab() adds (s->allocflags: __GFP_COMP, the
+# cache's zone, __GFP_RECLAIMABLE; __GFP_NOWARN | __GFP_NORETRY | __GFP_NOMEMALLOC for the
+# first, higher-order attempt).  A page event with any other bit (__GFP_ZERO, __GFP_ACCOUNT,
+# __GFP_MOVABLE, __GFP_HIGHMEM: faults, readahead, page tables) is not a new slab.
+SLAB_PAGE_MASK = (gfpmod.GFP_RECLAIM_MASK | gfpmod.GFP_CONSTRAINT_MASK | gfpmod.GFP_COMP | gfpmod.GFP_DMA
+                  | gfpmod.GFP_DMA32 | gfpmod.GFP_RECLAIMABLE)
+USER_PAGE_BITS = gfpmod.GFP_MOVABLE | gfpmod.GFP_HIGHMEM
+SLUB_MAX_ORDER = 3                  # slub_max_order's default, PAGE_ALLOC_COSTLY_ORDER (mm/slub.c)
+KMALLOC_MAX_CACHE_SIZE = 8192       # larger kmallocs are kmalloc_large: pages of their own
+# why a page allocation right before a slab allocation was not the slab allocator's own
+NOT_SLAB_REASONS = {
+    "not_slab_user": "__GFP_MOVABLE or __GFP_HIGHMEM (user, page-cache or readahead memory)",
+    "not_slab_flags": "a flag new_slab() never passes (__GFP_ZERO, __GFP_ACCOUNT, ...)",
+    "not_slab_order": "an order the slab or kmalloc_large allocation cannot have",
+}
+
+TRACE_STAT_KEYS = ("events", "ignored_events", "unmatched_frees", "slab_pages", "implied_frees",
+                   "implied_page_frees", "bad_lines") + tuple(NOT_SLAB_REASONS)
+
+
+def _get_order(size: int) -> int:
+    return max(0, (size - 1) >> 12).bit_length()
+
+
+def _not_slab_page(order: int, gfp: int, slab_event: tuple) -> str | None:
+    """Why the page allocation (order, gfp) cannot be the slab allocator's own page for the
+    allocation event slab_event (is_kmalloc, bytes_alloc, gfp), or None when it can be."""
+    is_kmalloc, bytes_alloc, _obj_gfp = slab_event
+    if gfp & USER_PAGE_BITS:
+        return "not_slab_user"
+    if is_kmalloc and bytes_alloc > KMALLOC_MAX_CACHE_SIZE:
+        # mm/slub.c ___kmalloc_large_node(): the caller's flags | __GFP_COMP, get_order(size)
+        return None if order == _get_order(bytes_alloc) else "not_slab_order"
+    if gfp & ~SLAB_PAGE_MASK:
+        return "not_slab_flags"
+    if order > max(SLUB_MAX_ORDER, _get_order(bytes_alloc)):
+        return "not_slab_order"
+    return None
+
+
 def read_trace(path, skip_bad: bool = False, progress=None) -> Stream:
     """Parse a kmem ftrace capture into a Stream (see the module's docstring).
 
-    The stream's ``trace_stats`` dict counts lines, events, ignored events,
-    frees of objects allocated before the capture (``unmatched_frees``), the
-    slab allocator's own page events (``slab_pages``), and skipped bad lines.
-    A malformed line raises :class:`TraceFormatError` naming its number, unless
-    ``skip_bad``.  ``progress`` is called with line counts as parsing goes on.
+    *path* is a file name, ``"-"`` for standard input, or a binary or text file object; a
+    pipe is read once, in chunks.  The stream's ``trace_stats`` dict counts lines, events,
+    other (ignored) events, frees of objects allocated before the capture
+    (``unmatched_frees``), the slab allocator's own page events (``slab_pages``), page
+    allocations right before a slab allocation kept as the caller's because their mask or
+    order rules the slab out (``not_slab_*``, see NOT_SLAB_REASONS), allocations that
+    returned a pointer the trace still held (``implied_frees``; ``implied_page_frees`` for
+    pfns), skipped bad lines, and the CPUs (the header's ``#P:`` or the highest CPU seen).
+    ``trace_expect`` holds what the trace implies is live at its end (objects per cache key,
+    page blocks per order; see :mod:`pyalloc.tools.replay_verify`) and ``trace_bad`` the
+    first bad lines skipped.  A malformed line raises :class:`TraceFormatError` naming its
+    number, unless ``skip_bad``.  ``progress`` is called with line counts as parsing goes on.
     """
     s = Stream()
-    stats = {"events": 0, "ignored_events": 0, "unmatched_frees": 0, "slab_pages": 0, "cpus": 1}
-    objects: dict[int, tuple[int, int]] = {}      # trace pointer -> (handle, stream cache or -1)
-    pages: dict[int, int] = {}                    # pfn -> handle
+    stats = dict.fromkeys(TRACE_STAT_KEYS, 0)
+    stats["cpus"] = 1
+    bad: list = []
+    # trace pointer -> (handle, stream cache or -1, bytes_alloc, gfp)
+    objects: dict[int, tuple[int, int, int, int]] = {}
+    pages: dict[int, tuple[int, int]] = {}        # pfn -> (handle, order)
     internal: set[int] = set()                    # pfns the slab allocator took for itself
     pending: list[tuple] = []                     # page allocations not yet known to be the slab's
     max_cpu = 0
 
-    def flush_pages(slab_ptr, slab_cpu=-1) -> None:
+    def flush_pages(slab_ptr, slab_cpu=-1, slab_event=(False, 0, 0)) -> None:
         # The page allocation right before a slab allocation (with the failed attempts
         # just before it) was the slab allocator's own: a new slab, or kmalloc_large.
-        # It ran on the same CPU, and with unhashed pointers the object lies inside the block.
+        # It ran on the same CPU, its mask and order are ones the slab allocator passes,
+        # and with unhashed pointers the object lies inside the block.
         if not pending:
             return
         first = len(pending)
@@ -437,21 +601,44 @@ def read_trace(path, skip_bad: bool = False, progress=None) -> Stream:
         if slab_ptr is not None and last[0] == slab_cpu:
             if slab_ptr < PAGE_OFFSET or (last[1] is not None and
                                           last[1] <= (slab_ptr - PAGE_OFFSET) >> 12 < last[1] + (1 << last[2])):
-                first = len(pending) - 1
-                while first > 0 and pending[first - 1][1] is None:
-                    first -= 1
+                reason = _not_slab_page(last[2], last[3], slab_event)
+                if reason is None:
+                    first = len(pending) - 1
+                    while (first > 0 and pending[first - 1][1] is None
+                           and _not_slab_page(pending[first - 1][2], pending[first - 1][3], slab_event) is None):
+                        first -= 1
+                else:
+                    stats[reason] += 1
         for k, (cpu, pfn, order, gfp) in enumerate(pending):
             if k >= first:
                 stats["slab_pages"] += 1
                 if pfn is not None:
                     internal.add(pfn)
             else:
+                if pfn is not None:
+                    _implied_page_free(pfn, cpu)
                 h = s.alloc_pages(gfp, order, cpu=cpu)
                 if pfn is not None:
-                    pages[pfn] = h
+                    pages[pfn] = (h, order)
         pending.clear()
 
-    for lineno, event, cpu, _ts, f in parse_events(path, skip_bad, stats, progress):
+    def _implied_page_free(pfn, cpu) -> None:
+        # a pfn handed out again while the replay holds it (or the slab does) was freed
+        # without an event the capture kept
+        internal.discard(pfn)
+        held = pages.pop(pfn, None)
+        if held is not None:
+            s.free_pages(held[0], held[1], cpu=cpu)
+            stats["implied_page_frees"] += 1
+
+    def _free_object(found, cpu, site, event="kmem_cache_free") -> None:
+        h, cache = found[:2]
+        if event == "kfree" or cache < 0:
+            s.kfree(h, cpu=cpu, caller=site)
+        else:
+            s.kmem_cache_free(s.caches[cache][0], h, cpu=cpu, caller=site)
+
+    for lineno, event, cpu, _ts, f in parse_events(path, skip_bad, stats, progress, bad):
         if event not in _KNOWN:
             stats["ignored_events"] += 1
             continue
@@ -469,9 +656,16 @@ def read_trace(path, skip_bad: bool = False, progress=None) -> Stream:
             site = f.get("call_site")
             if event.startswith(("kmalloc", "kmem_cache_alloc")):
                 ptr = parse_ptr(f["ptr"])
-                flush_pages(ptr if ptr is not None else 0, cpu)
                 gfp = parse_gfp(f.get("gfp_flags", "none"))
                 req = _int(f["bytes_req"])
+                alloc = _int(f.get("bytes_alloc", "0"))
+                flush_pages(ptr if ptr is not None else 0, cpu, (event.startswith("kmalloc"), alloc, gfp))
+                old = objects.pop(ptr, None) if ptr is not None else None
+                if old is not None:
+                    # 6.18 frees through sheaves and bulk paths that emit no kmem_cache_free:
+                    # the pointer coming back is the only sign that the old object went
+                    _free_object(old, cpu, None)
+                    stats["implied_frees"] += 1
                 if event.startswith("kmalloc"):
                     h, cache = s.kmalloc(req, gfp, cpu=cpu, caller=site), -1
                 else:
@@ -482,40 +676,53 @@ def read_trace(path, skip_bad: bool = False, progress=None) -> Stream:
                                                                         f.get("accounted") == "true"))
                     h = s.kmem_cache_alloc(name, gfp, cpu=cpu, caller=site)
                 if ptr is not None:
-                    objects[ptr] = (h, cache)
+                    objects[ptr] = (h, cache, alloc, gfp)
                 continue
             flush_pages(None)
             if event in ("kfree", "kmem_cache_free"):
                 ptr = parse_ptr(f["ptr"])
                 if ptr is None:
                     if event == "kfree":
-                        s.kfree(None, cpu=cpu, caller=site)
+                        s.kfree(None, cpu=cpu, caller=site)     # kfree(NULL): traced, a no-op
                     continue
                 found = objects.pop(ptr, None)
                 if found is None:
                     stats["unmatched_frees"] += 1
                     continue
-                h, cache = found
-                if event == "kfree" or cache < 0:
-                    s.kfree(h, cpu=cpu, caller=site)
-                else:
-                    s.kmem_cache_free(s.caches[cache][0], h, cpu=cpu, caller=site)
+                _free_object(found, cpu, site, event)
             else:       # PAGE_FREE_EVENTS
                 pfn = _int(f["pfn"])
                 freed = pages.pop(pfn, None)
                 if freed is not None:
-                    s.free_pages(freed, _int(f.get("order", "0")), cpu=cpu)
+                    s.free_pages(freed[0], _int(f.get("order", "0")), cpu=cpu)
                 elif pfn in internal:
                     internal.discard(pfn)
                 else:
                     stats["unmatched_frees"] += 1
         except (KeyError, ValueError) as exc:
+            what = f"no valid {exc} field" if isinstance(exc, KeyError) else str(exc)
             if skip_bad:
                 stats["bad_lines"] += 1
+                if len(bad) < BAD_EXAMPLES:
+                    bad.append((lineno, f"{event}: {what}"))
                 continue
-            what = f"no valid {exc} field" if isinstance(exc, KeyError) else str(exc)
             raise TraceFormatError(f"line {lineno}: {event}: {what}") from None
     flush_pages(None)
-    stats["cpus"] = max_cpu + 1
+    stats["cpus"] = max(max_cpu + 1, min(stats.pop("header_cpus", 0), OP_CPU_CURRENT))
     s.trace_stats = stats
+    s.trace_expect = _expected(objects, pages, s.caches)
+    s.trace_bad = bad
     return s
+
+
+def _expected(objects: dict, pages: dict, caches: list) -> dict:
+    """What a trace implies at its end: the objects allocated in it and not freed, per
+    (cache name or "kmalloc", bytes_alloc, gfp for kmalloc), and page blocks per order."""
+    out: dict = {}
+    for _h, cache, alloc, gfp in objects.values():
+        key = ("kmalloc", alloc, gfp) if cache < 0 else (caches[cache][0], alloc, 0)
+        out[key] = out.get(key, 0) + 1
+    per_order: dict = {}
+    for _h, order in pages.values():
+        per_order[order] = per_order.get(order, 0) + 1
+    return {"objects": out, "pages": per_order}

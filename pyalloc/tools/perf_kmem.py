@@ -2,12 +2,17 @@
 
 The tables follow ``perf kmem stat --slab`` and ``--page`` (tools/perf/builtin-kmem.c):
 the same columns, widths and summary block, so a kernel developer reads them
-without a legend.  Departures: the second slab table is per cache (the
-cache's name, or kmalloc-<size> with its type prefix for kmalloc) rather than
-per pointer; "Ping-pong" counts frees on another CPU than the allocation's
-(perf's own definition); the page table is grouped by order, migrate type and
-GFP flags, because mm_page_alloc carries no call site; migrate types are named
-in 6.18's order (Unmovable, Movable, Reclaimable, HighAtomic, Isolate).
+without a legend.  Names are padded to perf's 34 columns and never cut (its
+``" %-34s |"``); ``--sort`` puts the largest first for every key, as perf's
+sort_slab_insert() does, ties in ascending call site (or pointer) order; with
+``alloc_ptr`` the per-pointer table of ``perf kmem stat --alloc`` ("Alloc Ptr")
+follows the call sites.  Departures: the last slab table is per cache (the
+cache's name, or kmalloc-<size> with its type prefix for kmalloc); "Ping-pong"
+counts frees on another CPU than the allocation's (perf's own definition); the
+page table is grouped by order, migrate type and GFP flags, because
+mm_page_alloc carries no call site; migrate types are named in 6.18's order
+(Unmovable, Movable, Reclaimable, HighAtomic, Isolate: mm/page_alloc.c
+migratetype_names with CONFIG_CMA off) where perf still has its older table.
 Both work on a real capture and on a trace a simulated machine wrote.
 """
 
@@ -26,7 +31,7 @@ from .._abi import PAGE_SIZE
 DOTS = "-" * 105
 MIGRATE_SHORT = ("UNMOVABL", "MOVABLE", "RECLAIM", "HIGHATOM", "ISOLATE", "UNKNOWN")
 MIGRATE_LONG = ("Unmovable", "Movable", "Reclaimable", "HighAtomic", "Isolate")
-SLAB_SORT_KEYS = ("frag", "hit", "bytes", "req", "pingpong", "callsite", "cache")
+SLAB_SORT_KEYS = ("frag", "hit", "bytes", "req", "pingpong", "callsite", "cache", "ptr")
 PAGE_SORT_KEYS = ("bytes", "hit", "order", "migtype", "gfp")
 DEFAULT_SLAB_SORT = "frag,hit,bytes"
 DEFAULT_PAGE_SORT = "bytes,hit"
@@ -65,6 +70,18 @@ def _kmalloc_cache(bytes_alloc: int, gfp: int) -> str:
     return "kmalloc-" + suffix
 
 
+def _pointer(f: dict, lineno: int, skip_bad: bool):
+    """(ok, pointer or None for NULL) of an event's ptr= field; (False, None) for a malformed
+    one under skip_bad, else TraceFormatError naming the line."""
+    text = f.get("ptr", "0")
+    try:
+        return True, _ptr(text)
+    except ValueError:
+        if skip_bad:
+            return False, None
+        raise TraceFormatError(f"line {lineno}: bad ptr field {str(text)[:40]!r}") from None
+
+
 class _Row:
     __slots__ = ("key", "hit", "req", "alloc", "pingpong")
 
@@ -95,17 +112,23 @@ def _fields(f: dict, lineno: int, skip_bad: bool, *spec):
     return out
 
 
-def slab_stats(path, skip_bad: bool = False) -> dict:
-    """Per call site and per cache rows, and the summary, of a trace's slab events."""
+def slab_stats(path, skip_bad: bool = False, alloc_ptr: bool = False) -> dict:
+    """Per call site and per cache rows, and the summary, of a trace's slab events; with
+    alloc_ptr also per pointer (perf kmem's --alloc table, ``ptrs``).  An allocation that
+    returns a pointer still live frees the old object first (6.18 frees through sheaves
+    and bulk paths without an event): counted in the summary's ``implied_frees``."""
     sites: dict[str, _Row] = {}
     caches: dict[str, _Row] = {}
+    ptrs: dict[int, _Row] = {}
     live: dict[int, tuple] = {}
     total: dict[str, Any] = {"requested": 0, "allocated": 0, "freed": 0, "allocs": 0, "frees": 0, "cross_cpu_frees": 0,
-             "unmatched_frees": 0}
-    for lineno, event, cpu, _ts, f in parse_events(path, skip_bad):
+             "unmatched_frees": 0, "implied_frees": 0, "bad_lines": 0}
+    stats: dict = {}
+    for lineno, event, cpu, _ts, f in parse_events(path, skip_bad, stats):
         if event.startswith(("kmalloc", "kmem_cache_alloc")):
-            ptr = _ptr(f.get("ptr", "0"))
+            ok, ptr = _pointer(f, lineno, skip_bad)
             if ptr is None:
+                total["bad_lines"] += not ok
                 continue
             sizes = _fields(f, lineno, skip_bad, ("bytes_req", 0, 1 << 62), ("bytes_alloc", 0, 1 << 62))
             if sizes is None:
@@ -116,20 +139,23 @@ def slab_stats(path, skip_bad: bool = False) -> dict:
                 cache = _kmalloc_cache(alloc, parse_gfp(f.get("gfp_flags", "none")))
             else:
                 cache = f.get("name") or f"objects-{alloc}"
-            for table, key in ((sites, site), (caches, cache)):
+            tables: tuple = ((sites, site), (caches, cache), (ptrs, ptr)) if alloc_ptr else ((sites, site), (caches, cache))
+            for table, key in tables:
                 row = table.get(key)
                 if row is None:
                     row = table[key] = _Row(key)
                 row.hit += 1
                 row.req += req
                 row.alloc += alloc
+            total["implied_frees"] += ptr in live
             live[ptr] = (site, cache, cpu, alloc)
             total["requested"] += req
             total["allocated"] += alloc
             total["allocs"] += 1
         elif event in ("kfree", "kmem_cache_free"):
-            ptr = _ptr(f.get("ptr", "0"))
+            ok, ptr = _pointer(f, lineno, skip_bad)
             if ptr is None:
+                total["bad_lines"] += not ok
                 continue
             found = live.pop(ptr, None)
             if found is None:
@@ -142,11 +168,17 @@ def slab_stats(path, skip_bad: bool = False) -> dict:
                 total["cross_cpu_frees"] += 1
                 sites[site].pingpong += 1
                 caches[cache].pingpong += 1
+                if alloc_ptr:
+                    ptrs[ptr].pingpong += 1
+    total["bad_lines"] += stats["bad_lines"]
     total["net"] = total["allocated"] - total["freed"]
     total["wasted"] = total["allocated"] - total["requested"]
     total["fragmentation"] = fragmentation(total["requested"], total["allocated"])
-    return {"callsites": [r.as_dict("callsite") for r in sites.values()],
-            "caches": [r.as_dict("cache") for r in caches.values()], "summary": total}
+    out = {"callsites": [r.as_dict("callsite") for r in sites.values()],
+           "caches": [r.as_dict("cache") for r in caches.values()], "summary": total}
+    if alloc_ptr:
+        out["ptrs"] = [r.as_dict("ptr") for r in ptrs.values()]
+    return out
 
 
 def page_stats(path, skip_bad: bool = False) -> dict:
@@ -201,24 +233,28 @@ def page_stats(path, skip_bad: bool = False) -> dict:
     return {"pages": list(groups.values()), "summary": s}
 
 
-def _sorted(rows: list, sort: str, keys, alias: dict) -> list:
+def _sorted(rows: list, sort: str, keys, alias: dict, name: str | None = None) -> list:
+    """rows by the comma-separated keys, each largest first as in perf's sort_slab_insert() and
+    sort_page_insert(); ties keep the order of the row's name (perf's input tree), ascending."""
     fields = [k.strip() for k in sort.split(",") if k.strip()]
     for k in fields:
         if k not in keys:
             raise InvalidArgument(f"unknown sort key {k!r}: use {', '.join(keys)}")
+    columns = [alias.get(k, k) for k in fields]
 
     def key(row):
-        return tuple(row[alias.get(k, k)] for k in fields)
-    # perf sorts every numeric key largest first; names sort alphabetically
-    numeric = all(k not in ("callsite", "cache", "gfp", "migtype") for k in fields)
-    return sorted(rows, key=key, reverse=numeric)
+        return tuple(row[c] for c in columns)
+    if name is not None:
+        rows = sorted(rows, key=lambda row: row[name])
+    return sorted(rows, key=key, reverse=True)
 
 
 def _slab_table(rows, title: str, name_key: str, lines) -> list[str]:
     out = [DOTS, f" {title:<34} | Total_alloc/Per | Total_req/Per   | Hit      | Ping-pong | Frag", DOTS]
     shown = rows if lines is None else rows[:lines]
     for r in shown:
-        out.append(f" {r[name_key][:34]:<34} | {r['total_alloc']:9d}/{r['per_alloc']:<5d} | "
+        name = f"{r[name_key]:#x}" if name_key == "ptr" else r[name_key]
+        out.append(f" {name:<34} | {r['total_alloc']:9d}/{r['per_alloc']:<5d} | "
                    f"{r['total_req']:9d}/{r['per_req']:<5d} | {r['hit']:8d} | {r['pingpong']:9d} | "
                    f"{fragmentation(r['total_req'], r['total_alloc']):6.3f}%")
     if lines is not None and len(rows) > lines:
@@ -228,12 +264,16 @@ def _slab_table(rows, title: str, name_key: str, lines) -> list[str]:
 
 
 def render_slab(stats: dict, sort: str = DEFAULT_SLAB_SORT, lines: int | None = None) -> str:
+    """perf kmem stat --slab's text; the Alloc Ptr table when stats has ``ptrs``."""
     t = stats["summary"]
     alias = {"bytes": "total_alloc", "req": "total_req"}
-    out = _slab_table(_sorted(stats["callsites"], sort, SLAB_SORT_KEYS, dict(alias, cache="callsite")),
-                      "Callsite", "callsite", lines)
-    out += _slab_table(_sorted(stats["caches"], sort, SLAB_SORT_KEYS, dict(alias, callsite="cache")),
-                       "Cache", "cache", lines)
+    out = _slab_table(_sorted(stats["callsites"], sort, SLAB_SORT_KEYS, dict(alias, cache="callsite", ptr="callsite"),
+                              "callsite"), "Callsite", "callsite", lines)
+    if "ptrs" in stats:
+        out += _slab_table(_sorted(stats["ptrs"], sort, SLAB_SORT_KEYS, dict(alias, cache="ptr", callsite="ptr"),
+                                   "ptr"), "Alloc Ptr", "ptr", lines)
+    out += _slab_table(_sorted(stats["caches"], sort, SLAB_SORT_KEYS, dict(alias, callsite="cache", ptr="cache"),
+                               "cache"), "Cache", "cache", lines)
     out += ["", "SUMMARY (SLUB allocator)", "========================",
             f"Total bytes requested: {t['requested']:,}",
             f"Total bytes allocated: {t['allocated']:,}",
@@ -245,11 +285,14 @@ def render_slab(stats: dict, sort: str = DEFAULT_SLAB_SORT, lines: int | None = 
             f"Cross CPU allocations: 0/{t['allocs']:,}",
             f"Cross CPU frees: {t['cross_cpu_frees']:,}/{t['frees']:,}",
             f"Frees of objects allocated before the trace: {t['unmatched_frees']:,}"]
+    if t.get("implied_frees"):
+        out.append(f"Implied frees (a pointer allocated again while live): {t['implied_frees']:,}")
     return "\n".join(out) + "\n"
 
 
 def render_page(stats: dict, sort: str = DEFAULT_PAGE_SORT, lines: int | None = None) -> str:
-    rows = _sorted(stats["pages"], sort, PAGE_SORT_KEYS, {})
+    rows = _sorted([dict(r, mt=_migrate_index(r["migtype"])) for r in stats["pages"]], sort, PAGE_SORT_KEYS,
+                   {"migtype": "mt", "gfp": "gfp_mask"})
     gfp_len = max([len("GFP flags")] + [len(compact_gfp(r["gfp"])) for r in rows])
     out = ["#", "# GFP flags", "# ---------"]
     seen: dict[int, str] = {}
@@ -285,6 +328,10 @@ def render_page(stats: dict, sort: str = DEFAULT_PAGE_SORT, lines: int | None = 
     return "\n".join(out) + "\n"
 
 
+def _migrate_index(label: str) -> int:
+    return MIGRATE_SHORT.index(label) if label in MIGRATE_SHORT else len(MIGRATE_SHORT)
+
+
 def to_json(stats: dict) -> str:
     return json.dumps(stats, indent=1, sort_keys=True) + "\n"
 
@@ -296,6 +343,7 @@ def to_csv(stats: dict) -> str:
         rows = [dict(r, table="pages") for r in stats["pages"]]
     else:
         rows = [dict(r, table="callsite", name=r.pop("callsite")) for r in map(dict, stats["callsites"])]
+        rows += [dict(r, table="ptr", name=f"{r.pop('ptr'):#x}") for r in map(dict, stats.get("ptrs", ()))]
         rows += [dict(r, table="cache", name=r.pop("cache")) for r in map(dict, stats["caches"])]
     if not rows:
         return ""
