@@ -61,6 +61,13 @@ def locked_entry(fn: Callable[..., Any], lock: Any) -> Callable[..., Any]:
                 return fn(a, b, c, d)
             finally:
                 release()
+    elif arity == 5:
+        def call(a, b, c, d, e):
+            acquire()
+            try:
+                return fn(a, b, c, d, e)
+            finally:
+                release()
     else:
         def call(*args):
             acquire()

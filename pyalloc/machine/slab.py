@@ -184,18 +184,35 @@ def _slab_hot_paths(machine, core):
     """kmalloc, kfree, kmem_cache_alloc and kmem_cache_free as closures over one core.
 
     The common call (no cpu=/caller=, no caller tracking, an ordinary mask)
-    is a GFP lookup, one core call and a sign test; the rest is in SlabAPI.
+    is a GFP lookup, one core call and a sign test.  With cpu= the CPU goes
+    into the core call (``hot_*_on``, oncpu.py), and caller= is one lookup of
+    the string's caller id; failures, a first-seen caller string and odd
+    arguments take SlabAPI's slow paths.
     """
     kmalloc_c, kfree_c = core.hot_kmalloc, core.hot_kfree
     alloc_c, free_c, handle = core.hot_kmem_cache_alloc, core.hot_kmem_cache_free, core.handle
+    kmalloc_on, kfree_on = core.hot_kmalloc_on, core.hot_kfree_on
+    alloc_on, free_on = core.hot_kmem_cache_alloc_on, core.hot_kmem_cache_free_on
     parse, slow_mask, offset = gfpmod.parse, gfpmod.GFP_NOFAIL | _SLAB_BUG_MASK, PAGE_OFFSET
     m = machine
+    caller_id, getframe, str_, int_ = machine._caller_id, sys._getframe, str, int
 
     def kmalloc(size, gfp, cpu=None, caller=None):
         """kmalloc(): a new object's address, ZERO_SIZE_PTR for size 0, or None."""
         flags = parse(gfp)
         if flags & slow_mask or cpu is not None or caller is not None or m._track_callers:
-            return m._kmalloc_slow(size, flags, cpu, caller, sys._getframe(1))
+            # the caller id: 0 for none, -1 for a string not seen yet (or not a string)
+            who = (m._callers.get(caller, -1) if caller.__class__ is str_ else -1) if caller is not None \
+                else caller_id(None, getframe(1)) if m._track_callers else 0
+            if who < 0 or flags & slow_mask or cpu is not None and cpu.__class__ is not int_:
+                return m._kmalloc_slow(size, flags, cpu, caller, getframe(1))
+            try:
+                r = kmalloc_c(handle, size, flags, who) if cpu is None else kmalloc_on(handle, size, flags, who, cpu)
+            except (TypeError, OverflowError):
+                return m._kmalloc_slow(size, flags, cpu, caller, getframe(1))
+            if r >= 0:
+                return r + offset
+            return m._kmalloc_on_failed(r, size, flags, cpu, who)
         try:
             r = kmalloc_c(handle, size, flags, 0)
         except OverflowError:
@@ -210,7 +227,17 @@ def _slab_hot_paths(machine, core):
     def kfree(addr, cpu=None, caller=None):
         """kfree(): free a kmalloc object; None and ZERO_SIZE_PTR do nothing."""
         if cpu is not None or caller is not None or m._track_callers:
-            return m._free_slow(addr, None, cpu, caller, sys._getframe(1))
+            who = (m._callers.get(caller, -1) if caller.__class__ is str_ else -1) if caller is not None \
+                else -1 if m._track_callers else 0
+            if who < 0 or cpu is not None and cpu.__class__ is not int_:
+                return m._free_slow(addr, None, cpu, caller, getframe(1))
+            try:
+                r = kfree_c(handle, addr - offset, who) if cpu is None else kfree_on(handle, addr - offset, who, cpu)
+            except (TypeError, OverflowError):
+                return m._free_slow(addr, None, cpu, caller, getframe(1))
+            if r:
+                m._free_on_failed(r, addr, None, cpu)
+            return None
         try:
             r = kfree_c(handle, addr - offset, 0)
         except (TypeError, OverflowError):
@@ -227,7 +254,16 @@ def _slab_hot_paths(machine, core):
         except AttributeError:
             raise InvalidArgument(f"not a kmem_cache: {show(cache)}") from None
         if flags & slow_mask or cpu is not None or caller is not None or m._track_callers or cid < 0 or not mine:
-            return m._cache_alloc_slow(cache, flags, cpu, caller, sys._getframe(1))
+            if cid < 0 or not mine:
+                return m._cache_alloc_slow(cache, flags, cpu, caller, getframe(1))
+            who = (m._callers.get(caller, -1) if caller.__class__ is str_ else -1) if caller is not None \
+                else caller_id(None, getframe(1)) if m._track_callers else 0
+            if who < 0 or flags & slow_mask or cpu is not None and cpu.__class__ is not int_:
+                return m._cache_alloc_slow(cache, flags, cpu, caller, getframe(1))
+            r = alloc_c(handle, cid, flags, who) if cpu is None else alloc_on(handle, cid, flags, who, cpu)
+            if r >= 0:
+                return r + offset
+            return m._cache_alloc_on_failed(r, cache, flags, cpu, who)
         r = alloc_c(handle, cid, flags, 0)
         if r >= 0:
             return r + offset
@@ -241,7 +277,18 @@ def _slab_hot_paths(machine, core):
         except AttributeError:
             raise InvalidArgument(f"not a kmem_cache: {show(cache)}") from None
         if cpu is not None or caller is not None or m._track_callers or cid < 0 or not mine:
-            return m._free_slow(addr, cache, cpu, caller, sys._getframe(1))
+            who = (m._callers.get(caller, -1) if caller.__class__ is str_ else -1) if caller is not None \
+                else -1 if m._track_callers else 0
+            if who < 0 or cid < 0 or not mine or cpu is not None and cpu.__class__ is not int_:
+                return m._free_slow(addr, cache, cpu, caller, getframe(1))
+            try:
+                r = free_c(handle, cid, addr - offset, who) if cpu is None else free_on(handle, cid, addr - offset, who,
+                                                                                      cpu)
+            except (TypeError, OverflowError):
+                return m._free_slow(addr, cache, cpu, caller, getframe(1))
+            if r:
+                m._free_on_failed(r, addr, cache, cpu)
+            return None
         try:
             r = free_c(handle, cid, addr - offset, 0)
         except (TypeError, OverflowError):
