@@ -260,7 +260,10 @@ def _slab_hot_paths(machine, core):
                 else caller_id(None, getframe(1)) if m._track_callers else 0
             if who < 0 or flags & slow_mask or cpu is not None and cpu.__class__ is not int_:
                 return m._cache_alloc_slow(cache, flags, cpu, caller, getframe(1))
-            r = alloc_c(handle, cid, flags, who) if cpu is None else alloc_on(handle, cid, flags, who, cpu)
+            try:
+                r = alloc_c(handle, cid, flags, who) if cpu is None else alloc_on(handle, cid, flags, who, cpu)
+            except OverflowError:
+                return m._cache_alloc_slow(cache, flags, cpu, caller, getframe(1))
             if r >= 0:
                 return r + offset
             return m._cache_alloc_on_failed(r, cache, flags, cpu, who)
@@ -562,10 +565,10 @@ class SlabAPI(MachineState):
                 r = errors.E2BIG if isinstance(size, int) and size > 0 else errors.EINVAL
             if r == errors.EOOM:
                 r = self._with_oom(lambda: self._core.hot_kmalloc(self._core.handle, size, flags, cid))
-        self._gfp_fixup(flags, before)
-        if r >= 0:
-            return r + PAGE_OFFSET
-        return self._kmalloc_failed(r, size, flags)
+            self._gfp_fixup(flags, before)
+            if r >= 0:
+                return r + PAGE_OFFSET
+            return self._kmalloc_failed(r, size, flags)      # reported as that CPU, as on_cpu() would
 
     def _cache_alloc_slow(self, cache, flags, cpu, caller, frame):
         cid = self._cache_id(cache, "kmem_cache_alloc")
@@ -575,18 +578,21 @@ class SlabAPI(MachineState):
             r = self._core.hot_kmem_cache_alloc(self._core.handle, cid, flags, who)
             if r == errors.EOOM:
                 r = self._with_oom(lambda: self._core.hot_kmem_cache_alloc(self._core.handle, cid, flags, who))
-        self._gfp_fixup(flags, before)
-        if r >= 0:
-            return r + PAGE_OFFSET
-        return self._cache_alloc_failed(r, cache, flags)
+            self._gfp_fixup(flags, before)
+            if r >= 0:
+                return r + PAGE_OFFSET
+            return self._cache_alloc_failed(r, cache, flags)
 
     def _free_slow(self, addr, cache, cpu, caller, frame):
         self._live()
+        if cpu is not None:
+            self._check_cpu(cpu)        # first, as on_cpu() around the call would
         if cache is not None:
             cid = self._cache_id(cache, "kmem_cache_free")
         if addr is None or (cache is None and isinstance(addr, int) and 0 <= addr <= ZERO_SIZE_PTR):
             if cache is None and self._tracer is not None:
-                self._trace_null_free(addr, self._caller_id(caller, frame))
+                with self._as_cpu(cpu):
+                    self._trace_null_free(addr, self._caller_id(caller, frame))
             return None        # kfree(NULL), kfree(ZERO_SIZE_PTR)
         if isinstance(addr, bool) or not isinstance(addr, int):
             raise TypeError(f"an address must be an int, not {type(addr).__name__}")
@@ -599,8 +605,8 @@ class SlabAPI(MachineState):
                 r = self._core.hot_kfree(self._core.handle, phys, who)
             else:
                 r = self._core.hot_kmem_cache_free(self._core.handle, cid, phys, who)
-        if r:
-            self._free_failed(r, addr, cache)
+            if r:
+                self._free_failed(r, addr, cache)
 
     def _reclaimable_cache_names(self) -> set:
         """Caches created with SLAB_RECLAIM_ACCOUNT (their slabs count as SReclaimable)."""
