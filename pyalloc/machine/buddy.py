@@ -44,10 +44,10 @@ def _hot_paths(machine: "Machine", core):
     def alloc_pages(gfp, order=0, cpu=None):
         """alloc_pages(): the pfn of a new 2**order block, or None (NULL)."""
         flags = parse(gfp)
-        if flags & nofail or cpu is not None:
-            if cpu is None:
-                return alloc_nofail(flags, order)
-            if flags & nofail or cpu.__class__ is not int_:
+        if flags & nofail:
+            return alloc_nofail(flags, order) if cpu is None else m._alloc_pages_on_slow(flags, order, cpu)
+        if cpu is not None:
+            if cpu.__class__ is not int_:
                 return m._alloc_pages_on_slow(flags, order, cpu)
             try:
                 r = alloc_on(handle, flags, order, cpu)

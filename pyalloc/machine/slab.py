@@ -195,55 +195,64 @@ def _slab_hot_paths(machine, core):
     alloc_on, free_on = core.hot_kmem_cache_alloc_on, core.hot_kmem_cache_free_on
     parse, slow_mask, offset = gfpmod.parse, gfpmod.GFP_NOFAIL | _SLAB_BUG_MASK, PAGE_OFFSET
     m = machine
-    caller_id, getframe, str_, int_ = machine._caller_id, sys._getframe, str, int
+    caller_id, getframe, int_ = machine._caller_id, sys._getframe, int
 
     def kmalloc(size, gfp, cpu=None, caller=None):
         """kmalloc(): a new object's address, ZERO_SIZE_PTR for size 0, or None."""
         flags = parse(gfp)
-        if flags & slow_mask or cpu is not None or caller is not None or m._track_callers:
-            # the caller id: 0 for none, -1 for a string not seen yet (or not a string)
-            who = (m._callers.get(caller, -1) if caller.__class__ is str_ else -1) if caller is not None \
-                else caller_id(None, getframe(1)) if m._track_callers else 0
-            if who < 0 or flags & slow_mask or cpu is not None and cpu.__class__ is not int_:
-                return m._kmalloc_slow(size, flags, cpu, caller, getframe(1))
+        if flags & slow_mask or m._track_callers and caller is None:
+            return m._kmalloc_slow(size, flags, cpu, caller, getframe(1))
+        if caller is None:
+            who = 0
+        else:
             try:
-                r = kmalloc_c(handle, size, flags, who) if cpu is None else kmalloc_on(handle, size, flags, who, cpu)
-            except (TypeError, OverflowError):
+                who = m._callers[caller]        # a string seen before; a new one registers on the slow path
+            except (KeyError, TypeError):
                 return m._kmalloc_slow(size, flags, cpu, caller, getframe(1))
-            if r >= 0:
-                return r + offset
-            return m._kmalloc_on_failed(r, size, flags, cpu, who)
         try:
-            r = kmalloc_c(handle, size, flags, 0)
+            if cpu is None:
+                r = kmalloc_c(handle, size, flags, who)
+            elif cpu.__class__ is int_:
+                r = kmalloc_on(handle, size, flags, who, cpu)
+            else:
+                return m._kmalloc_slow(size, flags, cpu, caller, getframe(1))
         except OverflowError:
+            if cpu is not None or who:
+                return m._kmalloc_slow(size, flags, cpu, caller, getframe(1))
             r = errors.E2BIG if isinstance(size, int) and size > 0 else errors.EINVAL
         except TypeError:
+            if cpu is not None or who:
+                return m._kmalloc_slow(size, flags, cpu, caller, getframe(1))
             check_size(size, "kmalloc")       # names the argument
             raise
         if r >= 0:
             return r + offset
-        return m._kmalloc_failed(r, size, flags)
+        if cpu is None and not who:
+            return m._kmalloc_failed(r, size, flags)
+        return m._kmalloc_on_failed(r, size, flags, cpu, who)
 
     def kfree(addr, cpu=None, caller=None):
         """kfree(): free a kmalloc object; None and ZERO_SIZE_PTR do nothing."""
-        if cpu is not None or caller is not None or m._track_callers:
-            who = (m._callers.get(caller, -1) if caller.__class__ is str_ else -1) if caller is not None \
-                else -1 if m._track_callers else 0
-            if who < 0 or cpu is not None and cpu.__class__ is not int_:
-                return m._free_slow(addr, None, cpu, caller, getframe(1))
+        if caller is not None:
             try:
-                r = kfree_c(handle, addr - offset, who) if cpu is None else kfree_on(handle, addr - offset, who, cpu)
-            except (TypeError, OverflowError):
+                who = m._callers[caller]
+            except (KeyError, TypeError):
                 return m._free_slow(addr, None, cpu, caller, getframe(1))
-            if r:
-                m._free_on_failed(r, addr, None, cpu)
-            return None
+        elif m._track_callers:
+            return m._free_slow(addr, None, cpu, caller, getframe(1))
+        else:
+            who = 0
         try:
-            r = kfree_c(handle, addr - offset, 0)
+            if cpu is None:
+                r = kfree_c(handle, addr - offset, who)
+            elif cpu.__class__ is int_:
+                r = kfree_on(handle, addr - offset, who, cpu)
+            else:
+                return m._free_slow(addr, None, cpu, caller, getframe(1))
         except (TypeError, OverflowError):
-            return m._free_slow(addr, None, cpu, caller, None)
+            return m._free_slow(addr, None, cpu, caller, getframe(1))
         if r:
-            m._free_failed(r, addr, None)
+            m._free_failed(r, addr, None) if cpu is None else m._free_on_failed(r, addr, None, cpu)
 
     def kmem_cache_alloc(cache, gfp, cpu=None, caller=None):
         """kmem_cache_alloc(): a new object of the cache, or None."""
@@ -253,24 +262,29 @@ def _slab_hot_paths(machine, core):
             mine = cache._machine is m
         except AttributeError:
             raise InvalidArgument(f"not a kmem_cache: {show(cache)}") from None
-        if flags & slow_mask or cpu is not None or caller is not None or m._track_callers or cid < 0 or not mine:
-            if cid < 0 or not mine:
-                return m._cache_alloc_slow(cache, flags, cpu, caller, getframe(1))
-            who = (m._callers.get(caller, -1) if caller.__class__ is str_ else -1) if caller is not None \
-                else caller_id(None, getframe(1)) if m._track_callers else 0
-            if who < 0 or flags & slow_mask or cpu is not None and cpu.__class__ is not int_:
-                return m._cache_alloc_slow(cache, flags, cpu, caller, getframe(1))
+        if flags & slow_mask or cid < 0 or not mine or m._track_callers and caller is None:
+            return m._cache_alloc_slow(cache, flags, cpu, caller, getframe(1))
+        if caller is None:
+            who = 0
+        else:
             try:
-                r = alloc_c(handle, cid, flags, who) if cpu is None else alloc_on(handle, cid, flags, who, cpu)
-            except OverflowError:
+                who = m._callers[caller]
+            except (KeyError, TypeError):
                 return m._cache_alloc_slow(cache, flags, cpu, caller, getframe(1))
-            if r >= 0:
-                return r + offset
-            return m._cache_alloc_on_failed(r, cache, flags, cpu, who)
-        r = alloc_c(handle, cid, flags, 0)
+        try:
+            if cpu is None:
+                r = alloc_c(handle, cid, flags, who)
+            elif cpu.__class__ is int_:
+                r = alloc_on(handle, cid, flags, who, cpu)
+            else:
+                return m._cache_alloc_slow(cache, flags, cpu, caller, getframe(1))
+        except OverflowError:
+            return m._cache_alloc_slow(cache, flags, cpu, caller, getframe(1))
         if r >= 0:
             return r + offset
-        return m._cache_alloc_failed(r, cache, flags)
+        if cpu is None and not who:
+            return m._cache_alloc_failed(r, cache, flags)
+        return m._cache_alloc_on_failed(r, cache, flags, cpu, who)
 
     def kmem_cache_free(cache, addr, cpu=None, caller=None):
         """kmem_cache_free(): give an object back to its cache."""
@@ -279,25 +293,26 @@ def _slab_hot_paths(machine, core):
             mine = cache._machine is m
         except AttributeError:
             raise InvalidArgument(f"not a kmem_cache: {show(cache)}") from None
-        if cpu is not None or caller is not None or m._track_callers or cid < 0 or not mine:
-            who = (m._callers.get(caller, -1) if caller.__class__ is str_ else -1) if caller is not None \
-                else -1 if m._track_callers else 0
-            if who < 0 or cid < 0 or not mine or cpu is not None and cpu.__class__ is not int_:
-                return m._free_slow(addr, cache, cpu, caller, getframe(1))
+        if cid < 0 or not mine or m._track_callers and caller is None:
+            return m._free_slow(addr, cache, cpu, caller, getframe(1))
+        if caller is None:
+            who = 0
+        else:
             try:
-                r = free_c(handle, cid, addr - offset, who) if cpu is None else free_on(handle, cid, addr - offset, who,
-                                                                                      cpu)
-            except (TypeError, OverflowError):
+                who = m._callers[caller]
+            except (KeyError, TypeError):
                 return m._free_slow(addr, cache, cpu, caller, getframe(1))
-            if r:
-                m._free_on_failed(r, addr, cache, cpu)
-            return None
         try:
-            r = free_c(handle, cid, addr - offset, 0)
+            if cpu is None:
+                r = free_c(handle, cid, addr - offset, who)
+            elif cpu.__class__ is int_:
+                r = free_on(handle, cid, addr - offset, who, cpu)
+            else:
+                return m._free_slow(addr, cache, cpu, caller, getframe(1))
         except (TypeError, OverflowError):
-            return m._free_slow(addr, cache, cpu, caller, None)
+            return m._free_slow(addr, cache, cpu, caller, getframe(1))
         if r:
-            m._free_failed(r, addr, cache)
+            m._free_failed(r, addr, cache) if cpu is None else m._free_on_failed(r, addr, cache, cpu)
 
     return kmalloc, kfree, kmem_cache_alloc, kmem_cache_free
 
