@@ -252,7 +252,10 @@ def _slab_hot_paths(machine, core):
         except (TypeError, OverflowError):
             return m._free_slow(addr, None, cpu, caller, getframe(1))
         if r:
-            m._free_failed(r, addr, None) if cpu is None else m._free_on_failed(r, addr, None, cpu)
+            if cpu is None:
+                m._free_failed(r, addr, None)
+            else:
+                m._free_on_failed(r, addr, None, cpu)
 
     def kmem_cache_alloc(cache, gfp, cpu=None, caller=None):
         """kmem_cache_alloc(): a new object of the cache, or None."""
@@ -312,7 +315,10 @@ def _slab_hot_paths(machine, core):
         except (TypeError, OverflowError):
             return m._free_slow(addr, cache, cpu, caller, getframe(1))
         if r:
-            m._free_failed(r, addr, cache) if cpu is None else m._free_on_failed(r, addr, cache, cpu)
+            if cpu is None:
+                m._free_failed(r, addr, cache)
+            else:
+                m._free_on_failed(r, addr, cache, cpu)
 
     return kmalloc, kfree, kmem_cache_alloc, kmem_cache_free
 
