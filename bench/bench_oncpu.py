@@ -19,36 +19,47 @@ from bench_slab import GFP, WARM, assert_fast_pairs, counters, kmalloc_cache, wa
 CALLER = "bench_oncpu.c:42"
 CPU = 1
 
-# how each variant names the CPU and the caller: keyword arguments, or an on_cpu() block
-KMALLOC_VARIANTS = {
-    "plain": {},
-    "cpu": {"cpu": CPU},
-    "caller": {"caller": CALLER},
-    "cpu+caller": {"cpu": CPU, "caller": CALLER},
-}
+
+def _kmalloc_pairs(m):
+    """The pair as each variant writes it (keyword arguments as users spell them)."""
+    kmalloc, kfree = m.kmalloc, m.kfree
+
+    def plain():
+        addr = kmalloc(64, GFP)
+        kfree(addr)
+        return addr
+
+    def cpu():
+        addr = kmalloc(64, GFP, cpu=CPU)
+        kfree(addr, cpu=CPU)
+        return addr
+
+    def caller():
+        addr = kmalloc(64, GFP, caller=CALLER)
+        kfree(addr, caller=CALLER)
+        return addr
+
+    def cpu_caller():
+        addr = kmalloc(64, GFP, cpu=CPU, caller=CALLER)
+        kfree(addr, cpu=CPU, caller=CALLER)
+        return addr
+
+    def on_cpu_block():
+        with m.on_cpu(CPU):
+            addr = kmalloc(64, GFP)
+            kfree(addr)
+        return addr
+
+    return {"plain": plain, "cpu": cpu, "caller": caller, "cpu+caller": cpu_caller, "on_cpu-block": on_cpu_block}
 
 
 @pytest.mark.benchmark(group="oncpu-kmalloc64", **WARM)
-@pytest.mark.parametrize("variant", list(KMALLOC_VARIANTS) + ["on_cpu-block"])
+@pytest.mark.parametrize("variant", ["plain", "cpu", "caller", "cpu+caller", "on_cpu-block"])
 def test_kmalloc_pair(benchmark, backend, make_machine, variant):
     m = make_machine("1G", backend)
     warm_slabs(m)
-    kmalloc, kfree = m.kmalloc, m.kfree
     cache = kmalloc_cache(m, 64)
-    if variant == "on_cpu-block":
-        def pair():
-            with m.on_cpu(CPU):
-                addr = kmalloc(64, GFP)
-                kfree(addr)
-            return addr
-    else:
-        kw = KMALLOC_VARIANTS[variant]
-
-        def pair():
-            addr = kmalloc(64, GFP, **kw)
-            kfree(addr, **kw)
-            return addr
-
+    pair = _kmalloc_pairs(m)[variant]
     pair()                              # this CPU's cpu slab exists, the caller string is known
     before = counters(m, cache)
     addr = benchmark(pair)
