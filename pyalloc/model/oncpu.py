@@ -18,12 +18,12 @@ from .arena import Arena, c_ints
 
 def _odd_cpu(a: Arena, fn: Callable[..., int], args: tuple, cpu) -> int:
     """A cpu that is not a plain int in 0..cpus-1: convert as cffi would, then refuse or run."""
-    *args, cpu = c_ints(*args, cpu)
+    *ints, cpu = c_ints(*args, cpu)
     if not 0 <= cpu < a.cpus:
         return EINVAL
     home, a.cpu = a.cpu, cpu
     try:
-        return fn(a, *args)
+        return fn(a, *ints)
     finally:
         a.cpu = home
 
