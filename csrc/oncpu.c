@@ -4,7 +4,7 @@
  * In the kernel every allocation runs on some CPU, and the per-cpu state it
  * touches (the cpu slab, the trace record's CPU column, the SLUB track's cpu)
  * is that CPU's: this_cpu_ptr(s->cpu_slab) in mm/slub.c slab_alloc_node(),
- * raw_smp_processor_id() in set_track_update().  A caller that pins each call
+ * smp_processor_id() in set_track_update().  A caller that pins each call
  * to a CPU (Machine's cpu=, a trace replay's CPU column) would otherwise pay
  * three entries per call (set_cpu, the operation, set_cpu back); here the
  * lock is taken once and the CPU switch happens under it.

@@ -3,7 +3,7 @@ alloc_pages, free_pages, kmalloc, kfree, kmem_cache_alloc and kmem_cache_free.
 
 In the kernel every call runs on some CPU, and the per-cpu state it uses is
 that CPU's (mm/slub.c slab_alloc_node() takes this_cpu_ptr(s->cpu_slab);
-set_track_update() records raw_smp_processor_id()).  The hot closures
+set_track_update() records smp_processor_id()).  The hot closures
 (buddy.py ``_hot_paths``, slab.py ``_slab_hot_paths``) hand the CPU to the
 core with the call (``hot_*_on``, csrc/oncpu.c <-> model/oncpu.py), which
 runs the operation as that CPU under one lock.  Only a failure comes here,
