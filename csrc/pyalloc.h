@@ -132,6 +132,13 @@ int64_t pa_ksize(pa_machine *m, int64_t phys);
 int pa_take_events(pa_machine *m, struct pa_slab_event *out, int64_t max);
 int pa_slab_info(pa_machine *m, int64_t slab_phys, int64_t *out4);
 int pa_slab_pin(pa_machine *m, int64_t phys, int64_t op);
+/* oncpu.c: pa_X() run as simulated CPU `cpu` (0..cpus-1, else PA_EINVAL with nothing changed) */
+int64_t pa_kmalloc_on(pa_machine *m, int64_t size, int64_t gfp, int64_t caller, int64_t cpu);
+int pa_kfree_on(pa_machine *m, int64_t phys, int64_t caller, int64_t cpu);
+int64_t pa_kmem_cache_alloc_on(pa_machine *m, int64_t cache, int64_t gfp, int64_t caller, int64_t cpu);
+int pa_kmem_cache_free_on(pa_machine *m, int64_t cache, int64_t phys, int64_t caller, int64_t cpu);
+int64_t pa_alloc_pages_on(pa_machine *m, int64_t gfp, int64_t order, int64_t cpu);
+int pa_free_pages_on(pa_machine *m, int64_t pfn, int64_t order, int64_t cpu);
 
 /* 4-level page tables of init_mm (pgtable.c); vaddr is a kernel virtual
  * address given as its two's-complement int64 */

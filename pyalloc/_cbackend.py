@@ -64,6 +64,12 @@ class CCore:
         self.hot_kfree = lib.pa_kfree
         self.hot_kmem_cache_alloc = lib.pa_kmem_cache_alloc
         self.hot_kmem_cache_free = lib.pa_kmem_cache_free
+        self.hot_kmalloc_on = lib.pa_kmalloc_on
+        self.hot_kfree_on = lib.pa_kfree_on
+        self.hot_kmem_cache_alloc_on = lib.pa_kmem_cache_alloc_on
+        self.hot_kmem_cache_free_on = lib.pa_kmem_cache_free_on
+        self.hot_alloc_pages_on = lib.pa_alloc_pages_on
+        self.hot_free_pages_on = lib.pa_free_pages_on
         self._state = ffi.new("struct pa_page_state *")
         self._vm = ffi.new("struct pa_vm_info *")
         self._done = ffi.new("int64_t *")

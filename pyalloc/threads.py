@@ -20,7 +20,9 @@ the same machine, on both backends, and two machines never wait for each other:
 Not promised: an order between calls made by different threads at the same
 time (as in the kernel, which of two racing allocations gets which block is up
 to timing, so a threaded run is not reproducible address for address), and the
-simulated CPU (``on_cpu``, ``cpu=``) is the machine's, not the thread's.
+simulated CPU of ``on_cpu`` is the machine's, not the thread's (``cpu=`` on a
+per-call operation is that call's alone: the core sets and restores it under
+its lock, csrc/oncpu.c).
 """
 
 from __future__ import annotations
@@ -59,6 +61,13 @@ def locked_entry(fn: Callable[..., Any], lock: Any) -> Callable[..., Any]:
             acquire()
             try:
                 return fn(a, b, c, d)
+            finally:
+                release()
+    elif arity == 5:
+        def call(a, b, c, d, e):
+            acquire()
+            try:
+                return fn(a, b, c, d, e)
             finally:
                 release()
     else:

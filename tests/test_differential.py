@@ -130,9 +130,10 @@ class TwoBackends(RuleBasedStateMachine):
 
     # -- slab ------------------------------------------------------------------
 
-    @rule(target=objects, size=st.sampled_from(KSIZES), gfp=st.sampled_from(KGFPS), cpu=st.sampled_from([None, 0, 1]))
-    def kmalloc(self, size, gfp, cpu):
-        r = self.both("kmalloc", size, gfp, cpu)
+    @rule(target=objects, size=st.sampled_from(KSIZES), gfp=st.sampled_from(KGFPS), cpu=st.sampled_from([None, 0, 1, 2]),
+          caller=st.sampled_from([None, None, "a.c:1", "b.c:2"]))
+    def kmalloc(self, size, gfp, cpu, caller):
+        r = self.both("kmalloc", size, gfp, cpu, caller)
         return (None, r[1] if r[0] == "ok" else None)
 
     @rule(target=objects, pair=caches, gfp=st.sampled_from(KGFPS[:3]), cpu=st.sampled_from([None, 1]))
@@ -333,18 +334,19 @@ class TwoBackends(RuleBasedStateMachine):
         assert a == b or ALLOWED_DIFFERENCES.get(name), f"{name}{args}: c={a!r} model={b!r}"
         return a
 
-    @rule(target=blocks, gfp=st.sampled_from(GFPS), order=st.sampled_from([0] * 6 + [1, 2, 3, 4, 5, 9, 10, 11]))
-    def alloc(self, gfp, order):
-        r = self.both("alloc_pages", gfp, order)
+    @rule(target=blocks, gfp=st.sampled_from(GFPS), order=st.sampled_from([0] * 6 + [1, 2, 3, 4, 5, 9, 10, 11]),
+          cpu=st.sampled_from([None, None, 0, 1, 2]))
+    def alloc(self, gfp, order, cpu):
+        r = self.both("alloc_pages", gfp, order, cpu)
         if r[0] == "ok" and r[1] is not None:
             return (r[1], order)
         return (None, order)
 
-    @rule(target=freed, block=consumes(blocks))
-    def free(self, block):
+    @rule(target=freed, block=consumes(blocks), cpu=st.sampled_from([None, None, 0, 1]))
+    def free(self, block, cpu):
         pfn, order = block
         if pfn is not None:
-            self.both("free_pages", pfn, order)   # may have been freed already through a stale copy
+            self.both("free_pages", pfn, order, cpu)   # may have been freed already through a stale copy
         return block
 
     @rule(block=freed)
@@ -354,10 +356,10 @@ class TwoBackends(RuleBasedStateMachine):
         if pfn is not None:
             self.both("free_pages", pfn, order)
 
-    @rule(pfn=st.integers(-2, MEM // 4096 + 2), order=st.integers(-1, 11))
-    def free_anything(self, pfn, order):
+    @rule(pfn=st.integers(-2, MEM // 4096 + 2), order=st.integers(-1, 11), cpu=st.sampled_from([None, 1, -1, 9]))
+    def free_anything(self, pfn, order, cpu):
         # mostly invalid frees; an exact hit on a live block would free it on both alike
-        self.both("free_pages", pfn, order)
+        self.both("free_pages", pfn, order, cpu)
 
     @rule(block=blocks, delta=st.integers(1, 7), order=st.integers(0, 3))
     def free_interior_or_wrong_order(self, block, delta, order):

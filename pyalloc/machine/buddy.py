@@ -36,14 +36,26 @@ def _hot_paths(machine: "Machine", core):
     All else (failures, warnings, __GFP_NOFAIL) is in Machine's slow helpers.
     """
     alloc, free, handle = core.hot_alloc_pages, core.hot_free_pages, core.handle
+    alloc_on, free_on, int_ = core.hot_alloc_pages_on, core.hot_free_pages_on, int
     parse, alloc_failed, free_failed = _parse_gfp, machine._alloc_failed_slow, machine._free_failed_slow
     alloc_nofail, nofail = machine._alloc_pages_nofail, _NOFAIL
+    m = machine
 
-    def alloc_pages(gfp, order=0):
+    def alloc_pages(gfp, order=0, cpu=None):
         """alloc_pages(): the pfn of a new 2**order block, or None (NULL)."""
         flags = parse(gfp)
         if flags & nofail:
-            return alloc_nofail(flags, order)
+            return alloc_nofail(flags, order) if cpu is None else m._alloc_pages_on_slow(flags, order, cpu)
+        if cpu is not None:
+            if cpu.__class__ is not int_:
+                return m._alloc_pages_on_slow(flags, order, cpu)
+            try:
+                r = alloc_on(handle, flags, order, cpu)
+            except (TypeError, OverflowError):
+                return m._alloc_pages_on_slow(flags, order, cpu)
+            if r >= 0:
+                return r
+            return m._alloc_pages_on_failed(r, flags, order, cpu)
         try:
             r = alloc(handle, flags, order)
         except OverflowError:
@@ -54,8 +66,18 @@ def _hot_paths(machine: "Machine", core):
             return r
         return alloc_failed(r, flags, order)
 
-    def free_pages(pfn, order=0):
+    def free_pages(pfn, order=0, cpu=None):
         """__free_pages(): give back a block from alloc_pages (same pfn, same order)."""
+        if cpu is not None:
+            if cpu.__class__ is not int_:
+                return m._free_pages_on_slow(pfn, order, cpu)
+            try:
+                r = free_on(handle, pfn, order, cpu)
+            except (TypeError, OverflowError):
+                return m._free_pages_on_slow(pfn, order, cpu)
+            if r:
+                m._free_pages_on_failed(r, pfn, order, cpu)
+            return None
         try:
             r = free(handle, pfn, order)
         except OverflowError:
@@ -72,28 +94,30 @@ def _hot_paths(machine: "Machine", core):
 class HotPathAPI(MachineState):
     """alloc_pages, free_pages, kmalloc, kfree, kmem_cache_alloc, kmem_cache_free."""
 
-    def alloc_pages(self, gfp: GfpLike, order: int = 0) -> Optional[int]:
+    def alloc_pages(self, gfp: GfpLike, order: int = 0, cpu: Optional[int] = None) -> Optional[int]:
         """alloc_pages(): allocate a block of 2**order pages.
 
         Returns the pfn of the block's first page, or None (NULL) when the
         request cannot be met (with the kernel's warn_alloc report in dmesg()
-        unless __GFP_NOWARN) or the order is above MAX_PAGE_ORDER.
+        unless __GFP_NOWARN) or the order is above MAX_PAGE_ORDER.  ``cpu``
+        runs the call as that simulated CPU (InvalidArgument outside 0..cpus-1).
 
         Raises GFPError for a mask the kernel cannot interpret, InvalidArgument
         for a negative order, TypeError for an order that is not an int,
         OutOfMemory for a __GFP_NOFAIL request that nothing can satisfy.
         """
-        return self.__dict__["alloc_pages"](gfp, order)
+        return self.__dict__["alloc_pages"](gfp, order, cpu)
 
-    def free_pages(self, pfn: int, order: int = 0) -> None:
-        """__free_pages(): give back a block from alloc_pages (same pfn, same order).
+    def free_pages(self, pfn: int, order: int = 0, cpu: Optional[int] = None) -> None:
+        """__free_pages(): give back a block from alloc_pages (same pfn, same order), as
+        simulated CPU ``cpu`` if given.
 
         Returns None.  Raises DoubleFree for a block that is free already,
         InvalidFree for any other pfn or order that is not a live block's
         (both also print the kernel's "Bad page state" / VM_BUG_ON report),
         InvalidArgument for an order outside 0..10.
         """
-        return self.__dict__["free_pages"](pfn, order)
+        return self.__dict__["free_pages"](pfn, order, cpu)
 
     def kmalloc(self, size: int, gfp: GfpLike, cpu: Optional[int] = None,
                 caller: Optional[str] = None) -> Optional[int]:

@@ -31,6 +31,7 @@ from .reclaim import ReclaimAPI
 from .views import ViewsAPI
 from .buddy import GfpLike, HotPathAPI, _hot_paths
 from .snapshot import SnapshotAPI
+from .oncpu import OnCpuAPI
 from .core_view import CoreView
 from .state import Core
 from .._abi import (  # noqa: F401  (the layout names are Machine's module attributes)
@@ -111,7 +112,8 @@ def _bad_free_reason(status, state, horder, order, pflags) -> str:
     return "never allocated"
 
 
-class Machine(SlabAPI, VmallocAPI, ReclaimAPI, StreamAPI, TraceAPI, ViewsAPI, HotPathAPI, SnapshotAPI, CoreView):
+class Machine(SlabAPI, VmallocAPI, ReclaimAPI, StreamAPI, TraceAPI, ViewsAPI, HotPathAPI, SnapshotAPI, CoreView,
+              OnCpuAPI):
     """A simulated x86-64 machine running Linux 6.18's allocators.
 
     ``alloc_pages(gfp, order=0)`` and ``free_pages(pfn, order=0)`` are set per
@@ -550,4 +552,5 @@ serialize(Machine, exclude=("read", "write", "memset", "page_address", "virt_to_
                             "phys_to_virt", "is_vmalloc_addr", "on_cpu"),
           also=("_alloc_failed_slow", "_alloc_pages_nofail", "_free_failed_slow", "_kmalloc_slow",
                 "_kmalloc_failed", "_cache_alloc_slow", "_cache_alloc_failed", "_free_slow", "_free_failed",
-                "_fault"))
+                "_fault", "_kmalloc_on_failed", "_cache_alloc_on_failed", "_free_on_failed",
+                "_alloc_pages_on_failed", "_free_pages_on_failed", "_alloc_pages_on_slow", "_free_pages_on_slow"))

@@ -185,39 +185,78 @@ def _slab_hot_paths(machine, core):
     """kmalloc, kfree, kmem_cache_alloc and kmem_cache_free as closures over one core.
 
     The common call (no cpu=/caller=, no caller tracking, an ordinary mask)
-    is a GFP lookup, one core call and a sign test; the rest is in SlabAPI.
+    is a GFP lookup, one core call and a sign test.  With cpu= the CPU goes
+    into the core call (``hot_*_on``, oncpu.py), and caller= is one lookup of
+    the string's caller id; failures, a first-seen caller string and odd
+    arguments take SlabAPI's slow paths.
     """
     kmalloc_c, kfree_c = core.hot_kmalloc, core.hot_kfree
     alloc_c, free_c, handle = core.hot_kmem_cache_alloc, core.hot_kmem_cache_free, core.handle
+    kmalloc_on, kfree_on = core.hot_kmalloc_on, core.hot_kfree_on
+    alloc_on, free_on = core.hot_kmem_cache_alloc_on, core.hot_kmem_cache_free_on
     parse, slow_mask, offset = gfpmod.parse, gfpmod.GFP_NOFAIL | _SLAB_BUG_MASK, PAGE_OFFSET
     m = machine
+    caller_id, getframe, int_ = machine._caller_id, sys._getframe, int
 
     def kmalloc(size, gfp, cpu=None, caller=None):
         """kmalloc(): a new object's address, ZERO_SIZE_PTR for size 0, or None."""
         flags = parse(gfp)
-        if flags & slow_mask or cpu is not None or caller is not None or m._track_callers:
-            return m._kmalloc_slow(size, flags, cpu, caller, sys._getframe(1))
+        if flags & slow_mask or m._track_callers and caller is None:
+            return m._kmalloc_slow(size, flags, cpu, caller, getframe(1))
+        if caller is None:
+            who = 0
+        else:
+            try:
+                who = m._callers[caller]        # a string seen before; a new one registers on the slow path
+            except (KeyError, TypeError):
+                return m._kmalloc_slow(size, flags, cpu, caller, getframe(1))
         try:
-            r = kmalloc_c(handle, size, flags, 0)
+            if cpu is None:
+                r = kmalloc_c(handle, size, flags, who)
+            elif cpu.__class__ is int_:
+                r = kmalloc_on(handle, size, flags, who, cpu)
+            else:
+                return m._kmalloc_slow(size, flags, cpu, caller, getframe(1))
         except OverflowError:
+            if cpu is not None or who:
+                return m._kmalloc_slow(size, flags, cpu, caller, getframe(1))
             r = errors.E2BIG if isinstance(size, int) and size > 0 else errors.EINVAL
         except TypeError:
+            if cpu is not None or who:
+                return m._kmalloc_slow(size, flags, cpu, caller, getframe(1))
             check_size(size, "kmalloc")       # names the argument
             raise
         if r >= 0:
             return r + offset
-        return m._kmalloc_failed(r, size, flags)
+        if cpu is None and not who:
+            return m._kmalloc_failed(r, size, flags)
+        return m._kmalloc_on_failed(r, size, flags, cpu, who)
 
     def kfree(addr, cpu=None, caller=None):
         """kfree(): free a kmalloc object; None and ZERO_SIZE_PTR do nothing."""
-        if cpu is not None or caller is not None or m._track_callers:
-            return m._free_slow(addr, None, cpu, caller, sys._getframe(1))
+        if caller is not None:
+            try:
+                who = m._callers[caller]
+            except (KeyError, TypeError):
+                return m._free_slow(addr, None, cpu, caller, getframe(1))
+        elif m._track_callers:
+            return m._free_slow(addr, None, cpu, caller, getframe(1))
+        else:
+            who = 0
         try:
-            r = kfree_c(handle, addr - offset, 0)
+            if cpu is None:
+                r = kfree_c(handle, addr - offset, who)
+            elif cpu.__class__ is int_:
+                r = kfree_on(handle, addr - offset, who, cpu)
+            else:
+                return m._free_slow(addr, None, cpu, caller, getframe(1))
         except (TypeError, OverflowError):
-            return m._free_slow(addr, None, cpu, caller, None)
+            return m._free_slow(addr, None, cpu, caller, getframe(1))
         if r:
-            m._free_failed(r, addr, None)
+            if cpu is None:
+                m._free_failed(r, addr, None)
+            else:
+                m._free_on_failed(r, addr, None, cpu)
 
     def kmem_cache_alloc(cache, gfp, cpu=None, caller=None):
         """kmem_cache_alloc(): a new object of the cache, or None."""
@@ -227,12 +266,29 @@ def _slab_hot_paths(machine, core):
             mine = cache._machine is m
         except AttributeError:
             raise InvalidArgument(f"not a kmem_cache: {show(cache)}") from None
-        if flags & slow_mask or cpu is not None or caller is not None or m._track_callers or cid < 0 or not mine:
-            return m._cache_alloc_slow(cache, flags, cpu, caller, sys._getframe(1))
-        r = alloc_c(handle, cid, flags, 0)
+        if flags & slow_mask or cid < 0 or not mine or m._track_callers and caller is None:
+            return m._cache_alloc_slow(cache, flags, cpu, caller, getframe(1))
+        if caller is None:
+            who = 0
+        else:
+            try:
+                who = m._callers[caller]
+            except (KeyError, TypeError):
+                return m._cache_alloc_slow(cache, flags, cpu, caller, getframe(1))
+        try:
+            if cpu is None:
+                r = alloc_c(handle, cid, flags, who)
+            elif cpu.__class__ is int_:
+                r = alloc_on(handle, cid, flags, who, cpu)
+            else:
+                return m._cache_alloc_slow(cache, flags, cpu, caller, getframe(1))
+        except OverflowError:
+            return m._cache_alloc_slow(cache, flags, cpu, caller, getframe(1))
         if r >= 0:
             return r + offset
-        return m._cache_alloc_failed(r, cache, flags)
+        if cpu is None and not who:
+            return m._cache_alloc_failed(r, cache, flags)
+        return m._cache_alloc_on_failed(r, cache, flags, cpu, who)
 
     def kmem_cache_free(cache, addr, cpu=None, caller=None):
         """kmem_cache_free(): give an object back to its cache."""
@@ -241,14 +297,29 @@ def _slab_hot_paths(machine, core):
             mine = cache._machine is m
         except AttributeError:
             raise InvalidArgument(f"not a kmem_cache: {show(cache)}") from None
-        if cpu is not None or caller is not None or m._track_callers or cid < 0 or not mine:
-            return m._free_slow(addr, cache, cpu, caller, sys._getframe(1))
+        if cid < 0 or not mine or m._track_callers and caller is None:
+            return m._free_slow(addr, cache, cpu, caller, getframe(1))
+        if caller is None:
+            who = 0
+        else:
+            try:
+                who = m._callers[caller]
+            except (KeyError, TypeError):
+                return m._free_slow(addr, cache, cpu, caller, getframe(1))
         try:
-            r = free_c(handle, cid, addr - offset, 0)
+            if cpu is None:
+                r = free_c(handle, cid, addr - offset, who)
+            elif cpu.__class__ is int_:
+                r = free_on(handle, cid, addr - offset, who, cpu)
+            else:
+                return m._free_slow(addr, cache, cpu, caller, getframe(1))
         except (TypeError, OverflowError):
-            return m._free_slow(addr, cache, cpu, caller, None)
+            return m._free_slow(addr, cache, cpu, caller, getframe(1))
         if r:
-            m._free_failed(r, addr, cache)
+            if cpu is None:
+                m._free_failed(r, addr, cache)
+            else:
+                m._free_on_failed(r, addr, cache, cpu)
 
     return kmalloc, kfree, kmem_cache_alloc, kmem_cache_free
 
@@ -519,10 +590,10 @@ class SlabAPI(MachineState):
                 r = errors.E2BIG if isinstance(size, int) and size > 0 else errors.EINVAL
             if r == errors.EOOM:
                 r = self._with_oom(lambda: self._core.hot_kmalloc(self._core.handle, size, flags, cid))
-        self._gfp_fixup(flags, before)
-        if r >= 0:
-            return r + PAGE_OFFSET
-        return self._kmalloc_failed(r, size, flags)
+            self._gfp_fixup(flags, before)
+            if r >= 0:
+                return r + PAGE_OFFSET
+            return self._kmalloc_failed(r, size, flags)      # reported as that CPU, as on_cpu() would
 
     def _cache_alloc_slow(self, cache, flags, cpu, caller, frame):
         cid = self._cache_id(cache, "kmem_cache_alloc")
@@ -532,18 +603,21 @@ class SlabAPI(MachineState):
             r = self._core.hot_kmem_cache_alloc(self._core.handle, cid, flags, who)
             if r == errors.EOOM:
                 r = self._with_oom(lambda: self._core.hot_kmem_cache_alloc(self._core.handle, cid, flags, who))
-        self._gfp_fixup(flags, before)
-        if r >= 0:
-            return r + PAGE_OFFSET
-        return self._cache_alloc_failed(r, cache, flags)
+            self._gfp_fixup(flags, before)
+            if r >= 0:
+                return r + PAGE_OFFSET
+            return self._cache_alloc_failed(r, cache, flags)
 
     def _free_slow(self, addr, cache, cpu, caller, frame):
         self._live()
+        if cpu is not None:
+            self._check_cpu(cpu)        # first, as on_cpu() around the call would
         if cache is not None:
             cid = self._cache_id(cache, "kmem_cache_free")
         if addr is None or (cache is None and isinstance(addr, int) and 0 <= addr <= ZERO_SIZE_PTR):
             if cache is None and self._tracer is not None:
-                self._trace_null_free(addr, self._caller_id(caller, frame))
+                with self._as_cpu(cpu):
+                    self._trace_null_free(addr, self._caller_id(caller, frame))
             return None        # kfree(NULL), kfree(ZERO_SIZE_PTR)
         if isinstance(addr, bool) or not isinstance(addr, int):
             raise TypeError(f"an address must be an int, not {type(addr).__name__}")
@@ -556,8 +630,8 @@ class SlabAPI(MachineState):
                 r = self._core.hot_kfree(self._core.handle, phys, who)
             else:
                 r = self._core.hot_kmem_cache_free(self._core.handle, cid, phys, who)
-        if r:
-            self._free_failed(r, addr, cache)
+            if r:
+                self._free_failed(r, addr, cache)
 
     def _reclaimable_cache_names(self) -> set:
         """Caches created with SLAB_RECLAIM_ACCOUNT (their slabs count as SReclaimable)."""

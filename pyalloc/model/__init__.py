@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 
-from . import buddy, introspect, pgtable, reclaim, slab, snapshot, stream, trace
+from . import buddy, introspect, oncpu, pgtable, reclaim, slab, snapshot, stream, trace
 from ..threads import locked_entry, retarget, serialize
 from .arena import Arena, clamp64
 from ..errors import ECLOSED
@@ -49,6 +49,12 @@ class ModelCore:
         self.hot_kfree = locked_entry(slab.kfree, lock)
         self.hot_kmem_cache_alloc = locked_entry(slab.kmem_cache_alloc, lock)
         self.hot_kmem_cache_free = locked_entry(slab.kmem_cache_free, lock)
+        self.hot_kmalloc_on = locked_entry(oncpu.kmalloc_on, lock)
+        self.hot_kfree_on = locked_entry(oncpu.kfree_on, lock)
+        self.hot_kmem_cache_alloc_on = locked_entry(oncpu.kmem_cache_alloc_on, lock)
+        self.hot_kmem_cache_free_on = locked_entry(oncpu.kmem_cache_free_on, lock)
+        self.hot_alloc_pages_on = locked_entry(oncpu.alloc_pages_on, lock)
+        self.hot_free_pages_on = locked_entry(oncpu.free_pages_on, lock)
 
     def alloc_pages_wide(self, gfp: int, order: int) -> int:
         return buddy.alloc_pages(self._a, clamp64(gfp), clamp64(order))
@@ -293,7 +299,9 @@ class ModelCore:
         # the Machine swaps it for _ClosedCore, so no entry reaches the missing arena
         self._a = self.handle = None  # type: ignore[assignment]
         for entry in (self.hot_alloc_pages, self.hot_free_pages, self.hot_kmalloc, self.hot_kfree,
-                      self.hot_kmem_cache_alloc, self.hot_kmem_cache_free):
+                      self.hot_kmem_cache_alloc, self.hot_kmem_cache_free, self.hot_kmalloc_on,
+                      self.hot_kfree_on, self.hot_kmem_cache_alloc_on, self.hot_kmem_cache_free_on,
+                      self.hot_alloc_pages_on, self.hot_free_pages_on):
             retarget(entry, _closed_entry)
 
 
