@@ -77,7 +77,7 @@ def shuffle_freelist(a, s, slab, set_freepointer) -> bool:
     freelist_count = s.objects
     pos = get_random_u32_below(a, freelist_count)
     limit = slab.objects
-    order = []
+    order: list[int] = []
     while len(order) < limit:          # next_freelist_entry: skip what the slab does not hold
         idx = seq[pos]
         pos = pos + 1 if pos + 1 < freelist_count else 0
