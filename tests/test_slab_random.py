@@ -12,6 +12,7 @@ import pytest
 import pyalloc
 from pyalloc import _abi
 from pyalloc._abi import PAGE_OFFSET
+from pyalloc.model.snapshot import MACHINE_SCALARS
 
 OFF = {"SLAB_FREELIST_RANDOM": False, "SLAB_FREELIST_HARDENED": False}
 
@@ -254,6 +255,48 @@ def test_snapshot_round_trip(backend, kconfig, tmp_path):
         finally:
             for n in loaded:
                 n.close()
+
+
+def _core_words(kconfig=None):
+    from pyalloc.model.snapshot import save
+    m = pyalloc.Machine(mem="32M", backend="model", seed=1, kconfig=kconfig)
+    c = m.kmem_cache_create("t", 512)
+    return m, c, bytearray(save(m._core._a))
+
+
+def _c_loads(m, words) -> int:
+    """pa_snapshot_load() alone, with no validator before it."""
+    pytest.importorskip("pyalloc._core")
+    from pyalloc._core import ffi, lib
+    out = ffi.new("pa_machine **")
+    assert lib.pa_machine_new(m._core._a.nr_pages, m.cpus, m._core._a.min_free_kbytes, 0, 0, out) == 0
+    try:
+        return lib.pa_snapshot_load(out[0], ffi.from_buffer(bytes(words)), len(words))
+    finally:
+        lib.pa_machine_close(out[0])
+
+
+def test_the_c_loader_refuses_a_bad_slab_random_section():
+    m, c, words = _core_words()
+    assert _c_loads(m, words) == 0
+    n = len(c.random_seq)
+    first = len(words) - 8 * n
+    dup = bytearray(words)
+    dup[first + 8:first + 16] = dup[first:first + 8]                 # not a permutation
+    short = words[:len(words) - 8]                                    # the section cut short
+    no_random = bytearray(words)
+    no_random[first - 16:first - 8] = bytes(8)                        # fine: random may be 0 ...
+    for bad in (dup, short):
+        assert _c_loads(m, bad) == pyalloc.errors.EINVAL
+    assert _c_loads(m, no_random) == 0
+    m.close()
+    # ... but not without SLAB_FREELIST_HARDENED, and no sequence without SLAB_FREELIST_RANDOM
+    m, c, words = _core_words({"SLAB_FREELIST_RANDOM": False, "SLAB_FREELIST_HARDENED": True})
+    plain = bytearray(words)
+    kconfig_at = MACHINE_SCALARS.index("kconfig") * 8
+    plain[kconfig_at:kconfig_at + 8] = bytes(8)                       # claim every option off
+    assert _c_loads(m, words) == 0 and _c_loads(m, plain) == pyalloc.errors.EINVAL
+    m.close()
 
 
 def test_snapshot_rejects_a_bad_sequence():
