@@ -21,7 +21,7 @@
  *    get_random_u64() (mm/slab_common.c create_kmalloc_caches).
  *
  * get_random_u32() is the low half of one 64-bit draw; get_random_u32_below()
- * reduces it as lib/random.c __get_random_u32_below() does (multiply, keep the
+ * reduces it as drivers/char/random.c __get_random_u32_below() does (multiply, keep the
  * high half, reject the few low halves that would bias it).
  *
  * Hardened free pointers (freelist_ptr_encode, internal.h) need no state but
@@ -40,7 +40,7 @@ static uint32_t get_random_u32(pa_machine *m)
     return (uint32_t)pa_prandom_next(&m->rand_state);
 }
 
-/* lib/random.c __get_random_u32_below() */
+/* drivers/char/random.c __get_random_u32_below() */
 static uint32_t get_random_u32_below(pa_machine *m, uint32_t ceil)
 {
     uint64_t mult = (uint64_t)ceil * get_random_u32(m);

@@ -1,7 +1,7 @@
 """SLAB_FREELIST_RANDOM, SLAB_FREELIST_HARDENED and RANDOM_KMALLOC_CACHES on both backends.
 
 The expected layouts are computed here from the machine's stream (``_abi.prandom_next``) with
-mm/slab_common.c freelist_randomize(), mm/slub.c shuffle_freelist() and lib/random.c
+mm/slab_common.c freelist_randomize(), mm/slub.c shuffle_freelist() and drivers/char/random.c
 __get_random_u32_below(), independently of either core.
 """
 

@@ -7,7 +7,7 @@ CONFIG_SLAB_FREELIST_HARDENED (mm/slub.c freelist_ptr_encode, kmem_cache_open's
 (include/linux/slab.h kmalloc_type, mm/slab_common.c create_kmalloc_caches), each on when
 its bit is in ``a.kconfig``.  The draws, in the order csrc/slab_random.c lists them, come
 from the machine's stream (``_abi.prandom_next``); get_random_u32() is the low half of one
-64-bit draw and get_random_u32_below() reduces it as lib/random.c does.
+64-bit draw and get_random_u32_below() reduces it as drivers/char/random.c does.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def get_random_u64(a) -> int:
 
 
 def get_random_u32_below(a, ceil: int) -> int:
-    """lib/random.c __get_random_u32_below()."""
+    """drivers/char/random.c __get_random_u32_below()."""
     mult = ceil * (get_random_u64(a) & 0xFFFFFFFF)
     if mult & 0xFFFFFFFF < ceil:
         bound = ((1 << 32) - ceil) % ceil
