@@ -121,6 +121,9 @@ struct pa_cache {
     uint64_t nr_partial;
     uint64_t nr_slabs, total_objects, live;
     struct pa_cpu_slab *cpu;            /* one per simulated CPU */
+    /* slab_random.c */
+    uint64_t random;                    /* SLAB_FREELIST_HARDENED: s->random, 0 without it */
+    uint32_t *random_seq;               /* SLAB_FREELIST_RANDOM: a permutation of 0..objects-1, or NULL */
 };
 
 enum lru_list { LRU_INACTIVE_ANON, LRU_ACTIVE_ANON, LRU_INACTIVE_FILE, LRU_ACTIVE_FILE, NR_LRU_LISTS };
@@ -173,7 +176,7 @@ struct pa_machine {
     struct pa_cache *caches;            /* by id */
     uint32_t nr_caches;                 /* ids handed out so far */
     uint64_t cache_seq;
-    int32_t kmalloc_caches[PA_NR_KMALLOC_TYPES][14];
+    int32_t kmalloc_caches[PA_NR_KMALLOC_TABLE][14]; /* the kmalloc-rnd-NN copies after the four types */
     struct pa_slab *slabs;              /* by slab id */
     uint32_t nr_slab_ids, cap_slab_ids;
     uint32_t *free_slab_ids;
@@ -203,6 +206,8 @@ struct pa_machine {
     uint32_t oom_mode;                  /* 1: the OOM killer has no victim, do not ask again */
     /* trace.c: NULL while tracing is off */
     struct pa_trace *trace;
+    /* slab_random.c */
+    uint64_t random_kmalloc_seed;       /* RANDOM_KMALLOC_CACHES: drawn once the kmalloc caches exist */
 };
 
 static inline struct pa_zone *pa_zone_of(pa_machine *m, uint64_t pfn)
@@ -362,5 +367,31 @@ int64_t slab_ksize(pa_machine *m, int64_t phys);
 void slab_machine_free(pa_machine *m);
 int slab_check(pa_machine *m, char *msg, size_t msglen);
 bool slab_cache_geometry_ok(const struct pa_cache *s, uint32_t cpus);
+void slab_set_freepointer(pa_machine *m, const struct pa_cache *s, struct pa_slab *slab, unsigned slot,
+                          unsigned next);
+
+/* "slab_random.c": freelist randomization, hardened free pointers, random kmalloc caches */
+bool cache_random_seq_wanted(const pa_machine *m, const struct pa_cache *s);
+void init_cache_random(pa_machine *m, struct pa_cache *s, uint32_t *seq);
+void cache_random_seq_destroy(struct pa_cache *s);
+bool shuffle_freelist(pa_machine *m, struct pa_cache *s, struct pa_slab *slab);
+bool slab_random_seq_ok(const uint32_t *seq, uint32_t count);
+unsigned random_kmalloc_type(const pa_machine *m, uint64_t caller);
+
+/* include/linux/swab.h __swab64 */
+static inline uint64_t pa_swab64(uint64_t x)
+{
+    return __builtin_bswap64(x);
+}
+
+/* mm/slub.c freelist_ptr_encode(): the free pointer as stored at ptr_addr (virtual); without
+ * SLAB_FREELIST_HARDENED s->random is 0 and the pointer is stored plain */
+static inline uint64_t freelist_ptr_encode(const pa_machine *m, const struct pa_cache *s, uint64_t ptr,
+                                           uint64_t ptr_addr)
+{
+    if (!(m->kconfig & PA_KCONFIG_SLAB_FREELIST_HARDENED))
+        return ptr;
+    return ptr ^ s->random ^ pa_swab64(ptr_addr);
+}
 
 #endif

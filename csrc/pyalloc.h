@@ -121,6 +121,8 @@ int pa_set_slab_merge(pa_machine *m, int64_t on);
 
 int64_t pa_kmem_cache_create(pa_machine *m, int64_t size, int64_t align, int64_t flags);
 int pa_kmalloc_register(pa_machine *m, int64_t type, int64_t index, int64_t cache);
+int pa_random_kmalloc_init(pa_machine *m);
+int64_t pa_cache_random(pa_machine *m, int64_t cache, uint64_t *random, int64_t *seq, int64_t cap);
 int64_t pa_kmem_cache_alloc(pa_machine *m, int64_t cache, int64_t gfp, int64_t caller);
 int pa_kmem_cache_free(pa_machine *m, int64_t cache, int64_t phys, int64_t caller);
 int pa_kmem_cache_shrink(pa_machine *m, int64_t cache);

@@ -12,7 +12,8 @@
  *    frees go to the slab's own freelist.  A slab that was full goes to the
  *    partial TAIL; one that becomes empty while min_partial slabs are already
  *    partial goes back to the buddy allocator.
- *  - a new slab's freelist runs in address order; frees push at the head.
+ *  - a new slab's freelist runs in address order, or in the cache's random
+ *    order under SLAB_FREELIST_RANDOM (slab_random.c); frees push at the head.
  *  - debug caches (POISON, RED_ZONE, STORE_USER, CONSISTENCY_CHECKS) take the
  *    kernel's debug path: no cpu slab, one object at a time from the first
  *    partial slab or a new one (which goes to the partial HEAD).
@@ -80,11 +81,12 @@ static unsigned kmalloc_index(uint64_t size)
     return size <= 192 ? size_index[(size - 1) / 8] : fls64(size - 1);
 }
 
-/* 0 normal, 1 reclaim, 2 dma, 3 cgroup: DMA beats RECLAIMABLE beats ACCOUNT */
-static unsigned kmalloc_type(uint32_t gfp)
+/* 0 normal, 1 reclaim, 2 dma, 3 cgroup: DMA beats RECLAIMABLE beats ACCOUNT; a normal
+ * request goes to a kmalloc-rnd-NN copy by its caller under RANDOM_KMALLOC_CACHES */
+static unsigned kmalloc_type(const pa_machine *m, uint32_t gfp, uint64_t caller)
 {
     if (pa_likely(!(gfp & (GFP_DMA_BIT | GFP_RECLAIMABLE_BIT | GFP_ACCOUNT_BIT))))
-        return 0;
+        return pa_unlikely(m->kconfig & PA_KCONFIG_RANDOM_KMALLOC_CACHES) ? random_kmalloc_type(m, caller) : 0;
     if (gfp & GFP_DMA_BIT)
         return 2;
     return (gfp & GFP_RECLAIMABLE_BIT) ? 1 : 3;
@@ -285,8 +287,12 @@ PA_ENTRY(int64_t, pa_kmem_cache_create, (pa_machine *m, int64_t size, int64_t al
     if (probe.min_order > PA_MAX_PAGE_ORDER)
         return PA_EINVAL;       /* calculate_sizes() fails: no slab order can hold one object */
     struct pa_cpu_slab *cpu = malloc(m->cpus * sizeof(*cpu));
-    if (!cpu)
+    uint32_t *seq = cache_random_seq_wanted(m, &probe) ? malloc(probe.objects * sizeof(*seq)) : NULL;
+    if (!cpu || (!seq && cache_random_seq_wanted(m, &probe))) {
+        free(cpu);
+        free(seq);
         return PA_ENOMEM;
+    }
     for (uint32_t c = 0; c < m->cpus; c++) {
         cpu[c].slab = PA_NIL;
         cpu[c].freelist = SLOT_NIL;
@@ -302,6 +308,7 @@ PA_ENTRY(int64_t, pa_kmem_cache_create, (pa_machine *m, int64_t size, int64_t al
     s->partial_head = s->partial_tail = PA_NIL;
     s->cpu = cpu;
     s->alive = 1;
+    init_cache_random(m, s, seq);
     if (id == m->nr_caches)
         m->nr_caches++;
     return id;
@@ -309,7 +316,7 @@ PA_ENTRY(int64_t, pa_kmem_cache_create, (pa_machine *m, int64_t size, int64_t al
 
 PA_ENTRY(int, pa_kmalloc_register, (pa_machine *m, int64_t type, int64_t index, int64_t cache), (m, type, index, cache))
 {
-    if (!m || type < 0 || type >= PA_NR_KMALLOC_TYPES || index < 1 || index > 13 || !valid_cache(m, cache))
+    if (!m || type < 0 || type >= PA_NR_KMALLOC_TABLE || index < 1 || index > 13 || !valid_cache(m, cache))
         return PA_EINVAL;
     m->kmalloc_caches[type][index] = (int32_t)cache;
     return PA_OK;
@@ -343,9 +350,16 @@ static inline uint64_t get64(const pa_machine *m, uint64_t phys)
 static inline void set_freepointer(pa_machine *m, const struct pa_cache *s, struct pa_slab *slab,
                                    unsigned slot, unsigned next)
 {
+    uint64_t ptr_addr = obj_phys(s, slab, slot) + s->offset;
     slab->chain[slot] = (uint16_t)next;
-    put64(m, obj_phys(s, slab, slot) + s->offset,
-          next == SLOT_NIL ? 0 : PAGE_OFFSET_VIRT + obj_phys(s, slab, next));
+    put64(m, ptr_addr, freelist_ptr_encode(m, s, next == SLOT_NIL ? 0 : PAGE_OFFSET_VIRT + obj_phys(s, slab, next),
+                                           PAGE_OFFSET_VIRT + ptr_addr));
+}
+
+void slab_set_freepointer(pa_machine *m, const struct pa_cache *s, struct pa_slab *slab, unsigned slot,
+                          unsigned next)
+{
+    set_freepointer(m, s, slab, slot, next);
 }
 
 static inline uint32_t get_info_end(const struct pa_cache *s)
@@ -475,9 +489,10 @@ static bool check_object(pa_machine *m, const struct pa_cache *s, const struct p
         ok &= check_pad_bytes(m, s, slab, obj);
     }
     if ((s->offset >= s->inuse || val != SLUB_RED_ACTIVE) && !(slab->state[slot] & OBJ_LIVE)) {
-        /* the stored free pointer must be the chain's */
+        /* the stored free pointer must be the chain's, as freelist_ptr_encode() stores it */
         unsigned next = slab->chain[slot];
-        uint64_t want = next == SLOT_NIL ? 0 : PAGE_OFFSET_VIRT + obj_phys(s, slab, next);
+        uint64_t want = freelist_ptr_encode(m, s, next == SLOT_NIL ? 0 : PAGE_OFFSET_VIRT + obj_phys(s, slab, next),
+                                            PAGE_OFFSET_VIRT + obj + s->offset);
         if (get64(m, obj + s->offset) != want) {
             event(m, PA_SLAB_ERR_FREEPOINTER, s, slab, obj, obj + s->offset, obj + s->offset + 8, 0, 0);
             put64(m, obj + s->offset, want);
@@ -566,10 +581,12 @@ static struct pa_slab *allocate_slab(pa_machine *m, struct pa_cache *s, uint32_t
                 memset(m->mem + obj + get_info_end(s), 0, 2 * PA_TRACK_SIZE);
         }
     }
-    /* the freelist runs in address order */
-    for (unsigned slot = 0; slot < objects; slot++)
-        set_freepointer(m, s, slab, slot, slot + 1 < objects ? slot + 1 : SLOT_NIL);
-    slab->freelist = 0;
+    /* the freelist runs in the cache's random order (shuffle_freelist), else in address order */
+    if (!shuffle_freelist(m, s, slab)) {
+        for (unsigned slot = 0; slot < objects; slot++)
+            set_freepointer(m, s, slab, slot, slot + 1 < objects ? slot + 1 : SLOT_NIL);
+        slab->freelist = 0;
+    }
     s->nr_slabs++;
     s->total_objects += objects;
     account_slab(m, s, order, 1);
@@ -846,7 +863,7 @@ int64_t slab_kmalloc(pa_machine *m, int64_t size, int64_t gfp, int64_t caller)
                           (uint32_t)gfp);
         return r;
     }
-    int32_t id = m->kmalloc_caches[kmalloc_type((uint32_t)gfp)][kmalloc_index((uint64_t)size)];
+    int32_t id = m->kmalloc_caches[kmalloc_type(m, (uint32_t)gfp, (uint64_t)caller)][kmalloc_index((uint64_t)size)];
     if (pa_unlikely(id < 0))
         return PA_EINVAL;
     int64_t r = slab_alloc(m, &m->caches[id], (uint32_t)gfp, (uint32_t)size, (uint64_t)caller);
@@ -1155,8 +1172,9 @@ PA_ENTRY(int, pa_kmem_cache_destroy, (pa_machine *m, int64_t cache), (m, cache))
     }
     free(s->cpu);
     s->cpu = NULL;
+    cache_random_seq_destroy(s);
     s->alive = 0;
-    for (int t = 0; t < PA_NR_KMALLOC_TYPES; t++)
+    for (int t = 0; t < PA_NR_KMALLOC_TABLE; t++)
         for (int i = 0; i < 14; i++)
             if (m->kmalloc_caches[t][i] == (int32_t)cache)
                 m->kmalloc_caches[t][i] = -1;
@@ -1251,8 +1269,10 @@ void slab_machine_free(pa_machine *m)
     free(m->slabs);
     free(m->free_slab_ids);
     if (m->caches)
-        for (uint32_t id = 0; id < m->nr_caches; id++)
+        for (uint32_t id = 0; id < m->nr_caches; id++) {
             free(m->caches[id].cpu);
+            cache_random_seq_destroy(&m->caches[id]);
+        }
     free(m->caches);
 }
 

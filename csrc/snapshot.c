@@ -473,6 +473,36 @@ static void save_swap(const pa_machine *m, struct snap_out *o)
 }
 
 /* the sections in the order of the layout (pyalloc/model/snapshot.py) */
+/* with HARDENED or RANDOM every live cache has random state; without, none */
+static bool caches_have_random(const pa_machine *m)
+{
+    return m->kconfig & (PA_KCONFIG_SLAB_FREELIST_HARDENED | PA_KCONFIG_SLAB_FREELIST_RANDOM);
+}
+
+/* random_kmalloc_seed, the kmalloc-rnd rows of the kmalloc table, then n caches
+ * (all live ones, or none: caches_have_random) as (id, s->random, n + n sequence indices) */
+static void save_slab_random(const pa_machine *m, struct snap_out *o)
+{
+    put(o, m->random_kmalloc_seed);
+    for (int t = PA_NR_KMALLOC_TYPES; t < PA_NR_KMALLOC_TABLE; t++)
+        for (int i = 0; i < NR_KMALLOC_INDEX; i++)
+            put(o, (uint64_t)(int64_t)m->kmalloc_caches[t][i]);
+    uint64_t n = 0;
+    for (uint32_t id = 0; id < m->nr_caches && caches_have_random(m); id++)
+        n += m->caches[id].alive != 0;
+    put(o, n);
+    for (uint32_t id = 0; id < m->nr_caches && n; id++) {
+        const struct pa_cache *s = &m->caches[id];
+        if (!s->alive)
+            continue;
+        put(o, id);
+        put(o, s->random);
+        put(o, s->random_seq ? s->objects : 0);
+        for (uint32_t k = 0; s->random_seq && k < s->objects; k++)
+            put(o, s->random_seq[k]);
+    }
+}
+
 static void save_core(pa_machine *m, struct snap_out *o, bool exhaustive)
 {
     save_machine(m, o);
@@ -488,6 +518,7 @@ static void save_core(pa_machine *m, struct snap_out *o, bool exhaustive)
     save_slabs(m, o);
     save_mms(m, o);
     save_swap(m, o);
+    save_slab_random(m, o);
 }
 
 /* The canonical core section into buf (cap bytes); the answer is its size in
@@ -1204,6 +1235,56 @@ static int load_swap(pa_machine *m, struct snap_in *in)
     return PA_OK;
 }
 
+/* What a machine of this kconfig draws: a random with HARDENED, a sequence of the
+ * cache's objects with RANDOM (two or more), a seed and the copies' rows with
+ * RANDOM_KMALLOC_CACHES; nothing else. */
+static int load_slab_random(pa_machine *m, struct snap_in *in)
+{
+    m->random_kmalloc_seed = get(in);
+    bool rnd_kmalloc = m->kconfig & PA_KCONFIG_RANDOM_KMALLOC_CACHES;
+    if (!rnd_kmalloc && m->random_kmalloc_seed)
+        in->bad = 1;
+    int64_t nr_ids = m->nr_caches;
+    for (int t = PA_NR_KMALLOC_TYPES; t < PA_NR_KMALLOC_TABLE; t++)
+        for (int i = 0; i < NR_KMALLOC_INDEX; i++) {
+            int64_t cid = (int64_t)get(in);
+            if (cid < -1 || cid >= nr_ids || (cid >= 0 && (!m->caches[cid].alive || i == 0 || !rnd_kmalloc)))
+                in->bad = 1;
+            m->kmalloc_caches[t][i] = in->bad ? -1 : (int32_t)cid;
+        }
+    uint64_t ncaches = get(in);
+    CHECK();
+    uint64_t alive = 0;
+    for (uint32_t id = 0; id < m->nr_caches; id++)
+        alive += m->caches[id].alive != 0;
+    if (ncaches != (caches_have_random(m) ? alive : 0))
+        BAD();
+    for (uint32_t id = 0; id < m->nr_caches && ncaches; id++) {
+        struct pa_cache *s = &m->caches[id];
+        if (!s->alive)
+            continue;
+        if (get(in) != id)
+            BAD();
+        s->random = get(in);
+        uint64_t n = get(in);
+        CHECK();
+        if ((s->random && !(m->kconfig & PA_KCONFIG_SLAB_FREELIST_HARDENED))
+            || n != (cache_random_seq_wanted(m, s) ? s->objects : 0) || in->len - in->pos < n * 8)
+            BAD();
+        if (!n)
+            continue;
+        uint32_t *seq = malloc(n * sizeof(*seq));
+        if (!seq)
+            return PA_ENOMEM;
+        for (uint64_t k = 0; k < n; k++)
+            seq[k] = (uint32_t)get_max(in, n - 1);
+        s->random_seq = seq;            /* the machine's free path releases it from here */
+        if (in->bad || !slab_random_seq_ok(seq, (uint32_t)n))
+            BAD();
+    }
+    return PA_OK;
+}
+
 typedef int (*section_loader)(pa_machine *m, struct snap_in *in);
 
 /* the sections in the order of the layout (pyalloc/model/snapshot.py), each
@@ -1211,6 +1292,7 @@ typedef int (*section_loader)(pa_machine *m, struct snap_in *in);
 static const section_loader load_sections[] = {
     load_machine, load_pgd, load_pageblocks, load_zones, load_reclaim, load_descriptors, load_rmap,
     load_caches, load_cache_order, load_kmalloc, load_slabs, link_cache_slabs, load_mms, load_swap,
+    load_slab_random,
 };
 
 static int load_core(pa_machine *m, struct snap_in *in)

@@ -143,6 +143,10 @@ KMALLOC_MAX_CACHE_SIZE = 8192
 KMALLOC_MAX_SIZE = 4 << 20
 KMALLOC_SHIFT_HIGH = 13
 NR_KMALLOC_TYPES = 4          # normal, reclaim, dma, cgroup
+# include/linux/slab.h RANDOM_KMALLOC_CACHES_NR: kmalloc-rnd-01-* .. kmalloc-rnd-15-*, kmalloc
+# types NR_KMALLOC_TYPES .. NR_KMALLOC_TABLE - 1 here (after the four the snapshot's table holds)
+RANDOM_KMALLOC_CACHES_NR = 15
+NR_KMALLOC_TABLE = NR_KMALLOC_TYPES + RANDOM_KMALLOC_CACHES_NR
 MAX_CACHES = 4096
 MAX_CPUS = 4096
 
@@ -379,7 +383,7 @@ C_ENUMS = (
       "SLAB_ACCOUNT", "SLAB_CACHE_DMA", "SLAB_CACHE_DMA32", "SLAB_PANIC", "SLAB_CONSISTENCY_CHECKS",
       "SLAB_TRACE", "SLAB_KMALLOC", "SLAB_NO_MERGE", "OBJECT_POISON")),
     ("slab limits and private statuses", None,
-     ("KMALLOC_MAX_CACHE_SIZE", "KMALLOC_MAX_SIZE", "NR_KMALLOC_TYPES", "MAX_CACHES", "MAX_CPUS", "TRACK_SIZE",
+     ("KMALLOC_MAX_CACHE_SIZE", "KMALLOC_MAX_SIZE", "NR_KMALLOC_TYPES", "RANDOM_KMALLOC_CACHES_NR", "NR_KMALLOC_TABLE", "MAX_CACHES", "MAX_CPUS", "TRACK_SIZE",
       "MAX_SLAB_EVENTS", "ZERO_SIZE_STATUS", "EINVARIANT")),
     ("why a slab report is printed", None,
      tuple(n for n in globals() if n.startswith("SLAB_ERR_"))),

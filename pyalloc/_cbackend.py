@@ -144,6 +144,18 @@ class CCore:
     def kmalloc_register(self, ktype: int, index: int, cid: int) -> int:
         return lib.pa_kmalloc_register(self._m, ktype, index, cid)
 
+    def random_kmalloc_init(self) -> int:
+        return lib.pa_random_kmalloc_init(self._m)
+
+    def cache_random(self, cid: int):
+        random = ffi.new("uint64_t *")
+        n = lib.pa_cache_random(self._m, clamp64(cid), random, ffi.NULL, 0)
+        if n < 0:
+            return None
+        seq = ffi.new("int64_t[]", max(n, 1))
+        lib.pa_cache_random(self._m, clamp64(cid), random, seq, n)
+        return random[0], tuple(seq[0:n])
+
     def kmem_cache_shrink(self, cid: int) -> int:
         return lib.pa_kmem_cache_shrink(self._m, clamp64(cid))
 

@@ -17,7 +17,7 @@ import pytest
 import pyalloc
 from pyalloc import _abi
 from pyalloc.machine import snapshot
-from pyalloc.model.snapshot import MACHINE_SCALARS, V2_NR_COSTS, V2_NR_CTRS, V3_MACHINE_WORDS, _ZONE_WORDS
+from pyalloc.model.snapshot import EMPTY_SLAB_RANDOM, MACHINE_SCALARS, V2_NR_COSTS, V2_NR_CTRS, V3_MACHINE_WORDS, _ZONE_WORDS
 from pyalloc.text import procfs
 from conftest import c_core_available
 
@@ -102,8 +102,8 @@ def test_importing_the_c_backend_with_another_abi_fails():
 
 # -- the snapshot's counter blocks ---------------------------------------------------------------
 
-def _busy(backend: str):
-    m = pyalloc.Machine(mem="32M", backend=backend, swap="8M")
+def _busy(backend: str, kconfig=None):
+    m = pyalloc.Machine(mem="32M", backend=backend, swap="8M", kconfig=kconfig)
     pid = m.spawn("x")
     m.touch(pid, 9000)
     m.read_file("/f", 2000)
@@ -111,8 +111,10 @@ def _busy(backend: str):
 
 
 def _as_v3(core: bytes) -> bytes:
-    """Today's CORE section in format 3's layout: without the machine scalars format 4 added."""
-    return core[:V3_MACHINE_WORDS * 8] + core[len(MACHINE_SCALARS) * 8:]
+    """Today's CORE section of a machine with every kconfig option off in format 3's layout: without
+    the machine scalars and the (empty) sections format 4 added."""
+    assert core.endswith(EMPTY_SLAB_RANDOM)
+    return core[:V3_MACHINE_WORDS * 8] + core[len(MACHINE_SCALARS) * 8:len(core) - len(EMPTY_SLAB_RANDOM)]
 
 
 def _counter_block(core: bytes, nr_scalars: int = len(MACHINE_SCALARS)) -> int:
@@ -162,7 +164,7 @@ def test_a_counter_the_writer_did_not_have_reads_as_zero(backend):
 def test_format_2_files_still_load(backend):
     # format 2 (the current main's) wrote the counter and cost blocks without their counts
     assert (V2_NR_CTRS, V2_NR_COSTS) <= (_abi.NR_CTRS, _abi.NR_COSTS)
-    m = _busy(backend)
+    m = _busy(backend, kconfig={name: False for name in _abi.KCONFIG_BIT})
     data = snapshot.to_bytes(m)
     core = bytes(snapshot._read_sections(data, "test")[b"CORE"][0])
     core = _as_v3(core)

@@ -100,11 +100,14 @@ class TwoBackends(RuleBasedStateMachine):
     caches = Bundle("caches")
     vobjects = Bundle("vobjects")
     SLUB_DEBUG = ""
+    SEED = 0
+    KCONFIG: dict | None = None     # the real 6.18 machine's: freelists random and hardened
 
     def __init__(self):
         super().__init__()
-        self.c = pyalloc.Machine(mem=MEM, backend="c", cpus=2, slub_debug=self.SLUB_DEBUG, swap="2M")
-        self.py = pyalloc.Machine(mem=MEM, backend="model", cpus=2, slub_debug=self.SLUB_DEBUG, swap="2M")
+        kw = dict(mem=MEM, cpus=2, slub_debug=self.SLUB_DEBUG, swap="2M", seed=self.SEED, kconfig=self.KCONFIG)
+        self.c = pyalloc.Machine(backend="c", **kw)
+        self.py = pyalloc.Machine(backend="model", **kw)
         self.bound: dict = {}
 
     def here(self, m, cache):
@@ -413,6 +416,16 @@ class TwoBackendsDebug(TwoBackends):
 
 TwoBackendsDebug.TestCase.settings = TwoBackends.TestCase.settings
 test_two_backends_agree_slub_debug = TwoBackendsDebug.TestCase
+
+
+class TwoBackendsRandomKmalloc(TwoBackends):
+    """Another seed, and the kmalloc-rnd-NN copies chosen by each call's caller."""
+    SEED = 20251206
+    KCONFIG = {"RANDOM_KMALLOC_CACHES": True}
+
+
+TwoBackendsRandomKmalloc.TestCase.settings = TwoBackends.TestCase.settings
+test_two_backends_agree_random_kmalloc = TwoBackendsRandomKmalloc.TestCase
 
 
 class TwoBackendsTraced(TwoBackends):

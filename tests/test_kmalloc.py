@@ -19,6 +19,7 @@ from pyalloc import (
     SlabCorruption,
 )
 from procview import log, meminfo, phys, slabinfo, vmstat
+from slab_layout import fresh_slab, kmalloc_cache
 
 MEM = "64M"
 MiB = 1 << 20
@@ -100,16 +101,24 @@ def test_every_size_from_1_to_8192(m):
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_objects_of_a_new_slab_are_aligned_and_in_address_order(m, size):
+@pytest.mark.parametrize("random", [True, False])
+def test_objects_of_a_new_slab_are_aligned_and_in_freelist_order(make_machine, size, random):
+    m = make_machine(mem=MEM, kconfig={"SLAB_FREELIST_RANDOM": random})
     ps = [m.kmalloc(size, "GFP_KERNEL") for _ in range(4)]
     for p in ps:
         assert p % 8 == 0 and p % cache_align(size) == 0     # §2.2: kmalloc-96 32-, kmalloc-192 64-aligned
-    # §2.3: a new slab's freelist is in address order; s->size = nominal size without debug (§2.2)
-    assert [b - a for a, b in zip(ps, ps[1:])] == [size] * 3
     pages = GEOMETRY[2][size][1]
-    assert phys(ps[0]) % (PAGE_SIZE * pages) == 0            # first object at the start of the slab
+    assert len({phys(p) // (PAGE_SIZE * pages) for p in ps}) == 1                  # all in one slab
+    cache = kmalloc_cache(m, "kmalloc-" + (f"{size >> 10}k" if size >= 1024 else str(size)))
+    # mm/slub.c shuffle_freelist(): the cache's random sequence from a random start; without
+    # SLAB_FREELIST_RANDOM (§2.3) address order from the slab's start.  s->size = nominal size (§2.2)
+    assert ps == fresh_slab(m, cache, ps[0])[:4]
+    if not random:
+        assert [b - a for a, b in zip(ps, ps[1:])] == [size] * 3
+        assert phys(ps[0]) % (PAGE_SIZE * pages) == 0        # first object at the start of the slab
     for p in ps:
         m.kfree(p)
+    m.check()
 
 
 def test_power_of_two_sizes_naturally_aligned_with_odd_requests(m):
@@ -198,7 +207,7 @@ def test_kmalloc_large_highmem_is_fixed_up(m):
     assert "Unexpected gfp: 0x2 (__GFP_HIGHMEM). Fixing up to gfp: 0xcc0 (GFP_KERNEL). Fix your code!" in text
     k = len(m.dmesg())
     q = m.kmalloc(100, "GFP_KERNEL|__GFP_HIGHMEM")           # same CPU slab: no new slab, no message
-    assert q == p + 128
+    assert q == fresh_slab(m, kmalloc_cache(m, "kmalloc-128"), p)[1]
     assert not any("Unexpected gfp" in line for line in log(m, k))
 
 
@@ -403,13 +412,15 @@ def test_lifo_is_per_cpu(m):
     a = m.kmalloc(64, "GFP_KERNEL", cpu=0)
     b = m.kmalloc(64, "GFP_KERNEL", cpu=1)
     assert a // PAGE_SIZE != b // PAGE_SIZE                   # each CPU has its own active slab
+    cache = kmalloc_cache(m, "kmalloc-64")
+    slab_a, slab_b = fresh_slab(m, cache, a), fresh_slab(m, cache, b)
     m.kfree(a, cpu=0)
     c = m.kmalloc(64, "GFP_KERNEL", cpu=1)
-    assert c == b + 64                                        # CPU 1 continues its own slab
+    assert c == slab_b[1]                                     # CPU 1 continues its own slab
     assert m.kmalloc(64, "GFP_KERNEL", cpu=0) == a            # CPU 0 gets its freed object back
     with m.on_cpu(1):
-        assert m.kmalloc(64, "GFP_KERNEL") == b + 128
-    assert m.kmalloc(64, "GFP_KERNEL") == a + 64              # back on CPU 0 after the block
+        assert m.kmalloc(64, "GFP_KERNEL") == slab_b[2]
+    assert m.kmalloc(64, "GFP_KERNEL") == slab_a[1]           # back on CPU 0 after the block
 
 
 @pytest.mark.parametrize("cpu", [2, -1, 100])
@@ -500,7 +511,8 @@ def test_full_debug_kmalloc_64_layout(dbg):
     assert (r["objsize"], r["per_slab"], r["pages"]) == (256, 16, 1)
     p = dbg.kmalloc(64, "GFP_KERNEL")
     q = dbg.kmalloc(64, "GFP_KERNEL")
-    assert q - p == 256 and p % 64 == 0
+    assert q == fresh_slab(dbg, kmalloc_cache(dbg, "kmalloc-64"), p)[1]
+    assert (q - p) % 256 == 0 and p % 64 == 0
     assert dbg.ksize(p) == 64                                 # §2.3: object_size under RED_ZONE/POISON
     dbg.kfree(p)
     dbg.kfree(q)

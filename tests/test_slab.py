@@ -19,6 +19,7 @@ from pyalloc import (
     PAGE_OFFSET, PAGE_SIZE, CacheInUse, DoubleFree, InvalidArgument, InvalidFree, SlabCorruption,
 )
 from procview import log, meminfo, phys, slabinfo, vmstat
+from slab_layout import fresh_slab, slab_offset
 
 MEM = "64M"
 MiB = 1 << 20
@@ -225,13 +226,20 @@ def test_slabinfo_counts(m):
 def test_lifo_and_address_order(m):
     c = m.kmem_cache_create("order40", 40)
     ps = [alloc(m, c) for _ in range(5)]
-    assert phys(ps[0]) % PAGE_SIZE == 0                       # first object at the slab's start
-    assert [b - a for a, b in zip(ps, ps[1:])] == [40] * 4    # §2.3: new slab in address order
+    # a new slab's freelist: the cache's random sequence from a random start (shuffle_freelist)
+    slab = fresh_slab(m, c, ps[0])
+    assert ps == slab[:5] and sorted(slab) == [slab[0] - slab[0] % PAGE_SIZE + 40 * k for k in range(len(slab))]
     m.kmem_cache_free(c, ps[3])
     m.kmem_cache_free(c, ps[1])
     assert alloc(m, c) == ps[1]                               # §2.3: LIFO
     assert alloc(m, c) == ps[3]
-    assert alloc(m, c) == ps[4] + 40                          # then the untouched rest of the slab
+    assert alloc(m, c) == slab[5]                             # then the untouched rest of the slab
+    sequential = pyalloc.Machine(mem=MEM, backend=m.backend, kconfig={"SLAB_FREELIST_RANDOM": False})
+    with sequential:
+        c = sequential.kmem_cache_create("order40", 40)
+        ps = [alloc(sequential, c) for _ in range(5)]
+        assert phys(ps[0]) % PAGE_SIZE == 0                   # first object at the slab's start
+        assert [b - a for a, b in zip(ps, ps[1:])] == [40] * 4    # §2.3: without it, address order
 
 
 def test_one_active_slab_per_cpu(m):
@@ -239,12 +247,13 @@ def test_one_active_slab_per_cpu(m):
     a0 = alloc(m, c, cpu=0)
     b0 = alloc(m, c, cpu=1)
     assert a0 // PAGE_SIZE != b0 // PAGE_SIZE
-    assert alloc(m, c, cpu=0) == a0 + 128
+    slab_a, slab_b = fresh_slab(m, c, a0), fresh_slab(m, c, b0)
+    assert alloc(m, c, cpu=0) == slab_a[1]
     with m.on_cpu(1):
-        assert alloc(m, c) == b0 + 128
+        assert alloc(m, c) == slab_b[1]
         m.kmem_cache_free(c, b0)
         assert m.kmem_cache_alloc(c, "GFP_KERNEL") == b0
-    assert alloc(m, c) == a0 + 256                            # default CPU 0 again
+    assert alloc(m, c) == slab_a[2]                           # default CPU 0 again
     with pytest.raises(InvalidArgument):
         m.kmem_cache_alloc(c, "GFP_KERNEL", cpu=2)
 
@@ -252,8 +261,8 @@ def test_one_active_slab_per_cpu(m):
 def test_higher_order_slab_is_naturally_aligned(m):
     c = m.kmem_cache_create("c704", 700)                      # order 2, 23 objects (§3.2)
     ps = [alloc(m, c) for _ in range(24)]
-    assert phys(ps[0]) % (4 * PAGE_SIZE) == 0
-    assert ps[22] == ps[0] + 22 * 704
+    base = ps[0] - phys(ps[0]) % (4 * PAGE_SIZE)
+    assert sorted(ps[:23]) == [base + k * 704 for k in range(23)]     # one slab, 4-page aligned
     assert ps[23] // (4 * PAGE_SIZE) != ps[0] // (4 * PAGE_SIZE)   # the 24th needs a second slab
     assert row(m, "c704")["num_slabs"] == 2
 
@@ -329,7 +338,7 @@ def test_destroy_with_live_objects_then_without(m):
         m.kmem_cache_destroy(c)
     new = log(m, n)
     i = report(new, "leaky", remaining("leaky"))
-    assert "Object 0x%016x @offset=0" % p in new[i:]          # list_slab_objects: the first slot
+    assert "Object 0x%016x @offset=%d" % (p, slab_offset(m, c, p)) in new[i:]    # list_slab_objects
     m.check()
     assert len(rows_named(m, "leaky")) == 1                   # still there and usable
     q = alloc(m, c)
@@ -410,7 +419,7 @@ def test_full_debug_layout_and_bytes(make_machine):
     assert (c.size, c.objects, c.order) == (160, 25, 0)       # §3.3 worked example
     p = alloc(mach, c)
     q = alloc(mach, c)
-    assert phys(p) % PAGE_SIZE == 8 and q - p == 160          # object = slot + red_left_pad (8)
+    assert phys(p) % PAGE_SIZE % 160 == 8 and q == fresh_slab(mach, c, p)[1]   # object = slot + red_left_pad (8)
     # §3.3: poisoned on allocation too; red zones 0xcc while allocated
     assert mach.read(p, 64) == b"\x6b" * 63 + b"\xa5"
     assert mach.read(p - 8, 8) == b"\xcc" * 8 and mach.read(p + 64, 8) == b"\xcc" * 8
@@ -455,7 +464,7 @@ def test_write_after_free_found_on_next_alloc(make_machine):
     new = log(mach, n)
     overwritten(new, "uaf_cache", "Poison")
     # §3.4 detail lines; slab offset = red_left_pad 8 + 10, addresses printed unhashed (DESIGN)
-    assert detail(new, p + 10, 18, 0x0, 0x6b)
+    assert detail(new, p + 10, slab_offset(mach, c, p) + 10, 0x0, 0x6b)
     assert any(line.startswith("FIX uaf_cache: Restoring Poison 0x%016x-0x%016x=0x6b" % (p + 10, p + 10))
                for line in new)
     mach.check()
@@ -475,7 +484,7 @@ def test_right_redzone_overwrite_found_at_free(make_machine):
         mach.kmem_cache_free(c, p)
     new = log(mach, n)
     overwritten(new, "rz_cache", "Right Redzone")
-    assert detail(new, p + 64, 72, 0x0, 0xcc)
+    assert detail(new, p + 64, slab_offset(mach, c, p) + 64, 0x0, 0xcc)
     mach.check()
     # DESIGN: the failed free changed nothing, so the object is still live (the kernel, too,
     # leaves it allocated); the red zone was restored by the FIX
@@ -601,10 +610,10 @@ def test_slab_merge(make_machine):
     for alias in ("merge_b", "merge_c", "merge_e", "merge_h"):
         assert alias not in names                             # aliases are not listed
     pa, pb, pc = alloc(mach, a), alloc(mach, b), alloc(mach, c)
-    assert (pb, pc) == (pa + 64, pa + 128)                    # one cache, one CPU slab
+    assert [pa, pb, pc] == fresh_slab(mach, a, pa)[:3]        # one cache, one CPU slab
     assert row(mach, "merge_a")["num"] == 64
     pd, pe = alloc(mach, d), alloc(mach, e)
-    assert pe == pd + 56
+    assert pe == fresh_slab(mach, d, pd)[1]
     mach.kmem_cache_free(b, pa)                               # the same kmem_cache underneath
     mach.kmem_cache_free(a, pb)
     mach.kmem_cache_free(c, pc)

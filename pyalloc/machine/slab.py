@@ -56,6 +56,10 @@ DEBUG_ALL = st.SLAB_CONSISTENCY_CHECKS | st.SLAB_RED_ZONE | st.SLAB_POISON | st.
 KMALLOC_TYPES = ((0, "kmalloc-", st.SLAB_NO_MERGE), (1, "kmalloc-rcl-", st.SLAB_RECLAIM_ACCOUNT),
                  (2, "dma-kmalloc-", st.SLAB_CACHE_DMA), (3, "kmalloc-cg-", st.SLAB_ACCOUNT))
 KMALLOC_INDICES = (1, 2) + tuple(range(3, 14))     # 96 and 192 first, then 8 .. 8k
+# RANDOM_KMALLOC_CACHES (mm/slab_common.c kmalloc_info, new_kmalloc_cache): kmalloc-rnd-NN-<size>,
+# made right after the normal caches, as the kernel's type numbers follow KMALLOC_NORMAL
+KMALLOC_RANDOM_TYPES = tuple((st.NR_KMALLOC_TYPES + n - 1, f"kmalloc-rnd-{n:02d}-", st.SLAB_NO_MERGE)
+                             for n in range(1, st.RANDOM_KMALLOC_CACHES_NR + 1))
 
 
 def check_size(value, fn: str, what: str = "size") -> int:
@@ -147,6 +151,25 @@ class Cache:
 
     def __bool__(self) -> bool:
         return True         # a cache is a cache, empty or not (len() alone would make it falsy)
+
+    @property
+    def random(self) -> int:
+        """``s->random``: what SLAB_FREELIST_HARDENED xors into every stored free pointer (0 without it)."""
+        return self._random_state()[0]
+
+    @property
+    def random_seq(self) -> tuple[int, ...]:
+        """``s->random_seq`` as object indices: the order SLAB_FREELIST_RANDOM links a new slab's
+        objects in, from a random start (empty without it, or with one object per slab)."""
+        return self._random_state()[1]
+
+    def _random_state(self):
+        m = self._machine
+        m._live()
+        state = m._core.cache_random(self._id) if self._id >= 0 else None
+        if state is None:
+            raise InvalidArgument(f"kmem_cache {self.name!r} has been destroyed")
+        return state
 
     def __repr__(self) -> str:
         info = self._info()
@@ -352,15 +375,19 @@ class SlabAPI(MachineState):
         self._cache_order: list[int] = []         # ids, oldest first
         self._callers: dict[str, int] = {}
         self._caller_names: list[str] = []
-        self._track_callers = False
+        # RANDOM_KMALLOC_CACHES picks a kmalloc cache by its caller, so every call names one
+        self._track_callers = bool(self._core.vm_info()["kconfig"] & st.KCONFIG_RANDOM_KMALLOC_CACHES)
         self.kmalloc, self.kfree, self.kmem_cache_alloc, self.kmem_cache_free = _slab_hot_paths(self, self._core)
-        for ktype, stem, tflags in KMALLOC_TYPES:
+        families = KMALLOC_TYPES[:1] + KMALLOC_RANDOM_TYPES + KMALLOC_TYPES[1:] if self._track_callers \
+            else KMALLOC_TYPES
+        for ktype, stem, tflags in families:
             for index in KMALLOC_INDICES:
                 name = stem + kmalloc_suffix(index)
                 size = {1: 96, 2: 192}.get(index, 1 << index)
                 # create_boot_cache: kmalloc caches align to the largest power of two dividing the size
                 cache = self._create(name, size, size & -size, tflags | st.SLAB_KMALLOC)
                 self._core.kmalloc_register(ktype, index, cache._id)
+        self._core.random_kmalloc_init()
         self._core.set_slab_merge(slab_merge)
 
     def _create(self, name: str, size: int, align: int, flags: int) -> Cache:
@@ -786,6 +813,8 @@ class SlabAPI(MachineState):
         for reason, cid, slab_phys, obj, start, end, expected, found in events:
             cache = self._caches[cid].name if cid in self._caches else "<unknown>"
             info = self._core.cache_info(cid) if cid >= 0 else None
+            if info is not None:
+                info["random"] = self._core.cache_random(cid)[0]     # _stored_fp decodes with it
             slab = self._slab_dict(slab_phys) if slab_phys >= 0 else None
             clock = self._clock_ns()
             common: dict[str, Any] = dict(comm=self._comm, pid=self._pid, cpu=self._cpu())
@@ -837,7 +866,12 @@ class SlabAPI(MachineState):
         self._slab_tainted = tainted
 
     def _stored_fp(self, info: dict, obj: int) -> int:
-        return int.from_bytes(self._core.read(obj + info["offset"], 8), "little")
+        """get_freepointer(): the free pointer at obj, decoded as freelist_ptr_decode() does."""
+        ptr_addr = obj + info["offset"]
+        stored = int.from_bytes(self._core.read(ptr_addr, 8), "little")
+        if not self._core.vm_info()["kconfig"] & st.KCONFIG_SLAB_FREELIST_HARDENED:
+            return stored
+        return stored ^ info["random"] ^ int.from_bytes((PAGE_OFFSET + ptr_addr).to_bytes(8, "little"), "big")
 
     def _free_error_text(self, reason, cache, info, slab, slab_phys, obj, found, caller, common) -> str:
         debug_f = info is not None and info["flags"] & st.SLAB_CONSISTENCY_CHECKS

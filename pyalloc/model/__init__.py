@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 
-from . import buddy, introspect, oncpu, pgtable, reclaim, slab, snapshot, stream, trace
+from . import buddy, introspect, oncpu, pgtable, reclaim, slab, slab_random, snapshot, stream, trace
 from ..threads import locked_entry, retarget, serialize
 from .arena import Arena, clamp64
 from ..errors import ECLOSED
@@ -112,6 +112,12 @@ class ModelCore:
 
     def kmalloc_register(self, ktype: int, index: int, cid: int) -> int:
         return slab.kmalloc_register(self._a, ktype, index, cid)
+
+    def random_kmalloc_init(self) -> int:
+        return slab_random.random_kmalloc_init(self._a)
+
+    def cache_random(self, cid: int):
+        return slab_random.cache_random(self._a, cid)
 
     def kmem_cache_shrink(self, cid: int) -> int:
         return slab.kmem_cache_shrink(self._a, cid)

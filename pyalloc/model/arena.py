@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .._abi import (
-    DMA32_END_PFN, DMA_END_PFN, MAX_NR_ZONES, MAX_PAGE_ORDER, MIGRATE_MOVABLE,
+    DMA32_END_PFN, DMA_END_PFN, MAX_NR_ZONES, MAX_PAGE_ORDER, MIGRATE_MOVABLE, NR_KMALLOC_TABLE,
     MIGRATE_TYPES, NR_PAGE_ORDERS, PAGE_SHIFT, PAGE_SIZE, PAGEBLOCK_ORDER,
     ZONE_DMA, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, EFAULT, EINVAL, OK,
     INT64_MAX, clamp64,  # noqa: F401  (re-exported: the model's modules take them from here)
@@ -182,7 +182,9 @@ class Arena:
         self.slab_merge = False
         self.caches: list = []            # by cache id; None marks a destroyed cache's slot
         self.cache_order: list[int] = []  # ids, oldest first (slabinfo prints newest first)
-        self.kmalloc_caches = [[-1] * 14 for _ in range(4)]   # [type][kmalloc index] -> id
+        # [type][kmalloc index] -> id; the kmalloc-rnd-NN copies after the four types
+        self.kmalloc_caches = [[-1] * 14 for _ in range(NR_KMALLOC_TABLE)]
+        self.random_kmalloc_seed = 0     # RANDOM_KMALLOC_CACHES (slab_random.py)
         self.slabs: dict = {}             # head pfn -> Slab
         self.slab_events: list = []
         self.nr_slab_reclaimable = 0      # pages

@@ -12,8 +12,9 @@ The model's twin of csrc/slab.c, function for function, following mm/slub.c:
   free goes to the slab's own freelist.  A slab that was full goes to the
   partial list's tail; one that becomes empty while the node already holds
   min_partial partial slabs goes back to the buddy allocator.
-* A new slab's freelist is in address order (no SLAB_FREELIST_RANDOM); frees
-  push at the head, so the last object freed is the next one handed out.
+* A new slab's freelist is in address order, or in the cache's random order
+  under SLAB_FREELIST_RANDOM (slab_random.py); frees push at the head, so the
+  last object freed is the next one handed out.
 * Debug caches (any of POISON, RED_ZONE, STORE_USER, CONSISTENCY_CHECKS) take
   the kernel's debug path: no cpu slab, one object at a time from the first
   partial slab or a new slab, checks on alloc and free (with F), poison and
@@ -35,11 +36,13 @@ Where pyalloc departs from the kernel, on purpose:
 from __future__ import annotations
 
 from . import buddy, reclaim
+from .slab_random import freelist_ptr_encode, init_cache_random, random_kmalloc_type, shuffle_freelist
 from .arena import INT64_MAX, INT64_MIN, NIL, Arena, c_ints
 from .._abi import (
     E2BIG, EBUSY, ECORRUPT, EDOUBLEFREE, EINVAL, EINVALFREE, ENOMEM, GFP_COMP, GFP_DIRECT_RECLAIM,
     GFP_KSWAPD_RECLAIM, GFP_NOFAIL, GFP_NOMEMALLOC, GFP_ZERO, KIND_LARGE_KMALLOC, KIND_SLAB,
-    KMALLOC_MAX_CACHE_SIZE, MAX_CACHES, MAX_PAGE_ORDER, MAX_SLAB_EVENTS, NR_KMALLOC_TYPES, OBJ_FREED,
+    KCONFIG_RANDOM_KMALLOC_CACHES, KMALLOC_MAX_CACHE_SIZE, MAX_CACHES, MAX_PAGE_ORDER, MAX_SLAB_EVENTS,
+    NR_KMALLOC_TABLE, OBJ_FREED,
     OBJ_LIVE, OBJ_NEVER, OBJ_PINNED, OBJECT_POISON, OK, PAGE_SHIFT, PAGE_SIZE, PG_ALLOC, PG_FREED, POISON_END, POISON_FREE,
     POISON_INUSE, SLAB_ACCOUNT, SLAB_CACHE_DMA, SLAB_CACHE_DMA32, SLAB_CONSISTENCY_CHECKS,
     SLAB_DEBUG_FLAGS, SLAB_ERR_ALIGN_PADDING, SLAB_ERR_ALREADY_FREE, SLAB_ERR_END_POISON,
@@ -80,10 +83,11 @@ def kmalloc_index(size: int) -> int:
     return fls(size - 1)
 
 
-def kmalloc_type(gfp: int) -> int:
-    """0 normal, 1 reclaim, 2 dma, 3 cgroup: DMA beats RECLAIMABLE beats ACCOUNT."""
+def kmalloc_type(a: Arena, gfp: int, caller: int) -> int:
+    """0 normal, 1 reclaim, 2 dma, 3 cgroup: DMA beats RECLAIMABLE beats ACCOUNT; a normal request
+    goes to a kmalloc-rnd-NN copy by its caller under RANDOM_KMALLOC_CACHES."""
     if not gfp & (GFP_DMA | GFP_RECLAIMABLE | GFP_ACCOUNT):
-        return 0
+        return random_kmalloc_type(a, caller) if a.kconfig & KCONFIG_RANDOM_KMALLOC_CACHES else 0
     if gfp & GFP_DMA:
         return 2
     if gfp & GFP_RECLAIMABLE:
@@ -119,7 +123,8 @@ class Slab:
 class Cache:
     __slots__ = ("id", "flags", "object_size", "size", "align", "inuse", "offset", "red_left_pad",
                  "order", "objects", "min_order", "min_objects", "min_partial", "refcount",
-                 "allocflags", "partial", "nr_slabs", "total_objects", "cpu", "alive", "live")
+                 "allocflags", "partial", "nr_slabs", "total_objects", "cpu", "alive", "live", "random",
+                 "random_seq")
     # the fields of struct pa_cache (csrc/internal.h), set by kmem_cache_create()
     id: int
     flags: int
@@ -142,6 +147,8 @@ class Cache:
     cpu: list[CpuSlab]
     alive: bool
     live: int
+    random: int                         # SLAB_FREELIST_HARDENED: s->random (slab_random.py)
+    random_seq: list[int] | None        # SLAB_FREELIST_RANDOM: a permutation of range(objects)
 
 
 # -- creation ----------------------------------------------------------------------
@@ -285,11 +292,12 @@ def kmem_cache_create(a: Arena, size: int, align: int, flags: int) -> int:
         a.caches.append(s)
     s.id = cid
     a.cache_order.append(cid)
+    init_cache_random(a, s)
     return cid
 
 
 def kmalloc_register(a: Arena, ktype: int, index: int, cid: int) -> int:
-    if not (0 <= ktype < NR_KMALLOC_TYPES and 1 <= index <= 13 and valid_cache(a, cid)):
+    if not (0 <= ktype < NR_KMALLOC_TABLE and 1 <= index <= 13 and valid_cache(a, cid)):
         return EINVAL
     a.kmalloc_caches[ktype][index] = cid
     return OK
@@ -315,9 +323,10 @@ def virt(phys: int) -> int:
 
 def set_freepointer(a: Arena, s: Cache, slab: Slab, slot: int, nxt: int) -> None:
     """Link slot -> nxt in the chain, and write the pointer where SLUB keeps it."""
+    ptr_addr = obj_phys(s, slab, slot) + s.offset
     slab.next[slot] = nxt
-    value = 0 if nxt == NIL else virt(obj_phys(s, slab, nxt))
-    a.write(obj_phys(s, slab, slot) + s.offset, value.to_bytes(8, "little"))
+    value = freelist_ptr_encode(a, s, 0 if nxt == NIL else virt(obj_phys(s, slab, nxt)), virt(ptr_addr))
+    a.write(ptr_addr, value.to_bytes(8, "little"))
 
 
 def get_info_end(s: Cache) -> int:
@@ -420,7 +429,8 @@ def check_object(a: Arena, s: Cache, slab: Slab, slot: int, val: int) -> bool:
         # successor, a live one what it held when handed out (not checked then)
         if not slab.state[slot] & OBJ_LIVE:
             nxt = slab.next[slot]
-            want = 0 if nxt == NIL else virt(obj_phys(s, slab, nxt))
+            want = freelist_ptr_encode(a, s, 0 if nxt == NIL else virt(obj_phys(s, slab, nxt)),
+                                       virt(obj + s.offset))
             stored = int.from_bytes(a.read(obj + s.offset, 8), "little")
             if stored != want:
                 event(a, SLAB_ERR_FREEPOINTER, s, slab, obj, obj + s.offset, obj + s.offset + 8, 0, 0)
@@ -468,10 +478,11 @@ def allocate_slab(a: Arena, s: Cache, gfp: int):
             init_object(a, s, obj, SLUB_RED_INACTIVE, s.object_size)
             if s.flags & SLAB_STORE_USER:
                 a.write(obj + get_info_end(s), bytes(2 * TRACK_SIZE))
-    # the freelist runs in address order
-    for slot in range(objects):
-        set_freepointer(a, s, slab, slot, slot + 1 if slot + 1 < objects else NIL)
-    slab.freelist = 0
+    # the freelist runs in the cache's random order (shuffle_freelist), else in address order
+    if not shuffle_freelist(a, s, slab, set_freepointer):
+        for slot in range(objects):
+            set_freepointer(a, s, slab, slot, slot + 1 if slot + 1 < objects else NIL)
+        slab.freelist = 0
     s.nr_slabs += 1
     s.total_objects += objects
     account_slab(a, s, order, 1)
@@ -691,7 +702,7 @@ def slab_kmalloc(a: Arena, size: int, gfp: int, caller: int) -> int:
         if r != E2BIG and a.trace is not None:
             a.trace.kmalloc(a, caller, r, size, PAGE_SIZE << get_order(size), gfp)
         return r
-    cid = a.kmalloc_caches[kmalloc_type(gfp)][kmalloc_index(size)]
+    cid = a.kmalloc_caches[kmalloc_type(a, gfp, caller)][kmalloc_index(size)]
     if cid < 0:
         return EINVAL
     r = slab_alloc(a, a.caches[cid], gfp, size, caller)

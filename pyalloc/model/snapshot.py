@@ -35,6 +35,9 @@ little-endian 64-bit words; NIL (no pfn, no slot, no cache) is 2**64-1; a
               zeros dropped), n + n x (page index, blob(4096 bytes)) of the file's disk)
     swap      n + n free slots (stack order, bottom first), n + n x (slot, blob(4096 bytes)) of the
               slots in use, ascending slot
+    slab_random  random_kmalloc_seed, 15 x 14 cache ids (the kmalloc-rnd-NN rows), n caches (every
+              live one with SLAB_FREELIST_HARDENED or _RANDOM, else none) x (id, random, n + n
+              random sequence indices)
 
 Memory is not here: the snapshot file carries the touched pages apart
 (:func:`touched_pages`), a page that reads as zeros is never written.
@@ -48,7 +51,8 @@ from array import array
 from .arena import NIL, Arena, Page
 from .reclaim import Mm
 from .slab import Cache, CpuSlab, Slab
-from .._abi import MAX_NR_ZONES, MIGRATE_TYPES, NR_COSTS, NR_CTRS, NR_KMALLOC_TYPES, NR_PAGE_ORDERS, PAGE_SIZE
+from .._abi import (MAX_NR_ZONES, MIGRATE_TYPES, NR_COSTS, NR_CTRS, NR_KMALLOC_TYPES, NR_PAGE_ORDERS, PAGE_SIZE,
+                    RANDOM_KMALLOC_CACHES_NR, KCONFIG_SLAB_FREELIST_HARDENED, KCONFIG_SLAB_FREELIST_RANDOM)
 
 VERSION = 1
 MASK = (1 << 64) - 1
@@ -175,6 +179,16 @@ def upgrade_v2(data) -> bytes:
     return head + V2_NR_CTRS.to_bytes(8, "little") + ctrs + V2_NR_COSTS.to_bytes(8, "little") + rest
 
 
+def caches_have_random(kconfig: int) -> bool:
+    """Whether every live cache has random state in the slab_random section (else none has)."""
+    return bool(kconfig & (KCONFIG_SLAB_FREELIST_HARDENED | KCONFIG_SLAB_FREELIST_RANDOM))
+
+
+# the slab_random section of a machine without the random options: seed 0, no kmalloc-rnd
+# copies, no cache with random state
+EMPTY_SLAB_RANDOM = bytes(8) + b"\xff" * (8 * RANDOM_KMALLOC_CACHES_NR * NR_KMALLOC_INDEX) + bytes(8)
+
+
 def upgrade_v3(data) -> bytes:
     """A CORE section of snapshot format 3 in today's layout.  A format-3 machine had none of the
     per-CPU layers and no kernel options: it loads as seed 0 with every KCONFIG option off, which
@@ -182,7 +196,7 @@ def upgrade_v3(data) -> bytes:
     i = V3_MACHINE_WORDS * 8
     if i > len(data):
         raise Corrupt("the core section ends early")
-    return bytes(data[:i]) + bytes(3 * 8) + bytes(data[i:])
+    return bytes(data[:i]) + bytes(3 * 8) + bytes(data[i:]) + EMPTY_SLAB_RANDOM
 
 
 
@@ -282,7 +296,7 @@ def save_cache_order(a: Arena, w: Writer) -> None:
 
 
 def save_kmalloc(a: Arena, w: Writer) -> None:
-    for row in a.kmalloc_caches:
+    for row in a.kmalloc_caches[:NR_KMALLOC_TYPES]:
         w.many(row)
 
 
@@ -328,8 +342,20 @@ def save_swap(a: Arena, w: Writer) -> None:
         w.blob(a.swap[slot])
 
 
+def save_slab_random(a: Arena, w: Writer) -> None:
+    w.put(a.random_kmalloc_seed)
+    for row in a.kmalloc_caches[NR_KMALLOC_TYPES:]:
+        w.many(row)
+    live = [s for s in a.caches if s is not None] if caches_have_random(a.kconfig) else []
+    w.put(len(live))
+    for s in live:
+        seq = s.random_seq or ()
+        w.many((s.id, s.random, len(seq)))
+        w.many(seq)
+
+
 SAVE_SECTIONS = (save_machine, save_pgd, save_pageblocks, save_zones, save_reclaim, save_descriptors, save_rmap,
-                 save_caches, save_cache_order, save_kmalloc, save_slabs, save_mms, save_swap)
+                 save_caches, save_cache_order, save_kmalloc, save_slabs, save_mms, save_swap, save_slab_random)
 
 
 def save(a: Arena) -> bytes:
@@ -441,6 +467,7 @@ def load_cache(a: Arena, cid: int, r: Reader) -> Cache:
         setattr(s, f, r.get())
     s.id = cid
     s.alive = True
+    s.random, s.random_seq = 0, None       # the slab_random section comes last
     s.partial = [_pfn(r, a) for _ in range(r.count(a.nr_pages, "partial"))]
     s.cpu = []
     for _ in range(a.cpus):
@@ -465,7 +492,7 @@ def load_cache_order(a: Arena, r: Reader) -> None:
 
 def load_kmalloc(a: Arena, r: Reader) -> None:
     a.kmalloc_caches = [[v - (1 << 64) if v >> 63 else v for v in r.many(NR_KMALLOC_INDEX)]
-                        for _ in range(NR_KMALLOC_TYPES)]
+                        for _ in range(NR_KMALLOC_TYPES)] + a.kmalloc_caches[NR_KMALLOC_TYPES:]
 
 
 def load_slab(a: Arena, r: Reader) -> Slab:
@@ -527,8 +554,19 @@ def load_swap(a: Arena, r: Reader) -> None:
         a.swap[slot] = data
 
 
+def load_slab_random(a: Arena, r: Reader) -> None:
+    a.random_kmalloc_seed = r.get()
+    a.kmalloc_caches[NR_KMALLOC_TYPES:] = [[v - (1 << 64) if v >> 63 else v for v in r.many(NR_KMALLOC_INDEX)]
+                                           for _ in range(RANDOM_KMALLOC_CACHES_NR)]
+    for _ in range(r.get()):
+        s = a.caches[r.get()]
+        s.random = r.get()
+        n = r.get()
+        s.random_seq = list(r.many(n)) if n else None
+
+
 LOAD_SECTIONS = (load_machine, load_pgd, load_pageblocks, load_zones, load_reclaim, load_descriptors, load_rmap,
-                 load_caches, load_cache_order, load_kmalloc, load_slabs, load_mms, load_swap)
+                 load_caches, load_cache_order, load_kmalloc, load_slabs, load_mms, load_swap, load_slab_random)
 
 
 def load(a: Arena, data: bytes) -> None:

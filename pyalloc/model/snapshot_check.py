@@ -30,11 +30,15 @@ from .snapshot import (
     U64_NIL,
     Corrupt,
     Reader,
+    caches_have_random,
 )
 from .._abi import (
     DMA32_END_PFN,
     DMA_END_PFN,
     KCONFIG_MASK,
+    KCONFIG_RANDOM_KMALLOC_CACHES,
+    KCONFIG_SLAB_FREELIST_HARDENED,
+    KCONFIG_SLAB_FREELIST_RANDOM,
     KIND_ANON,
     KIND_FILE,
     KIND_PGTABLE,
@@ -44,6 +48,7 @@ from .._abi import (
     MAX_PAGE_ORDER,
     MAX_SEED,
     MIGRATE_TYPES,
+    NR_KMALLOC_TABLE,
     NR_KMALLOC_TYPES,
     NR_PAGE_ORDERS,
     OBJECT_POISON,
@@ -121,6 +126,34 @@ def _check_cache(cid: int, f: dict, cpus: int) -> None:
         _fail(f"{bad}: refcount {f['refcount']}")
     if f["min_order"] > f["order"] or not 1 <= f["objects"] <= mslab.MAX_OBJS_PER_PAGE:
         _fail(f"{bad}: slab order {f['order']} holds {f['objects']} objects")
+
+
+def _check_slab_random(r: Reader, kconfig: int, caches: list) -> None:
+    """The slab_random section: only what a machine of this kconfig draws (a random with
+    SLAB_FREELIST_HARDENED, a permutation of a cache's objects with SLAB_FREELIST_RANDOM when a
+    slab holds two or more, the seed and copies with RANDOM_KMALLOC_CACHES), for every live cache."""
+    rnd_kmalloc = kconfig & KCONFIG_RANDOM_KMALLOC_CACHES
+    if r.get() and not rnd_kmalloc:
+        _fail("random_kmalloc_seed without RANDOM_KMALLOC_CACHES")
+    nr_ids = len(caches)
+    for t in range(NR_KMALLOC_TYPES, NR_KMALLOC_TABLE):
+        for i, v in enumerate(r.many(NR_KMALLOC_INDEX)):
+            if v != U64_NIL and (i == 0 or v >= nr_ids or caches[v] is None or not rnd_kmalloc):
+                _fail(f"kmalloc cache [{t}][{i}] names {v}, not a live kmalloc-rnd cache")
+    live = [cid for cid, c in enumerate(caches) if c is not None]
+    n = r.count(len(live), "caches with random state")
+    if n != (len(live) if caches_have_random(kconfig) else 0):
+        _fail(f"{n} caches with random state, not every live one")
+    for cid in live[:n]:
+        if r.get() != cid:
+            _fail(f"random state of cache {cid} is missing or out of order")
+        objects = caches[cid].fields["objects"]
+        if r.get() and not kconfig & KCONFIG_SLAB_FREELIST_HARDENED:
+            _fail(f"cache {cid}: a free pointer random without SLAB_FREELIST_HARDENED")
+        want = objects if kconfig & KCONFIG_SLAB_FREELIST_RANDOM and objects >= 2 else 0
+        nseq = r.count(want, "random sequence")
+        if nseq != want or sorted(r.many(nseq)) != list(range(nseq)):
+            _fail(f"cache {cid}: the random sequence is not a permutation of its {objects} objects")
 
 
 def validate(data, nr_pages: int, cpus: int, swap_pages: int) -> None:
@@ -371,5 +404,6 @@ def validate(data, nr_pages: int, cpus: int, swap_pages: int) -> None:
         last = slot
         if len(r.blob(PAGE_SIZE)) != PAGE_SIZE:
             _fail(f"swap slot {slot}")
+    _check_slab_random(r, sc["kconfig"], caches)
     if r.i != len(r.w):
         _fail("words left over after the core section")
