@@ -55,6 +55,7 @@ struct pa_cache_info {
     uint64_t nr_slabs, total_objects, active_objects;
     uint32_t refcount, allocflags;
     uint64_t live;
+    uint32_t cpu_partial, cpu_partial_slabs, sheaf_capacity;
 };
 
 struct pa_page_state {
@@ -119,7 +120,7 @@ int pa_memset(pa_machine *m, int64_t phys, int64_t byte, int64_t n);
 int pa_set_cpu(pa_machine *m, int64_t cpu);
 int pa_set_slab_merge(pa_machine *m, int64_t on);
 
-int64_t pa_kmem_cache_create(pa_machine *m, int64_t size, int64_t align, int64_t flags);
+int64_t pa_kmem_cache_create(pa_machine *m, int64_t size, int64_t align, int64_t flags, int64_t sheaf_capacity);
 int pa_kmalloc_register(pa_machine *m, int64_t type, int64_t index, int64_t cache);
 int64_t pa_kmem_cache_alloc(pa_machine *m, int64_t cache, int64_t gfp, int64_t caller);
 int pa_kmem_cache_free(pa_machine *m, int64_t cache, int64_t phys, int64_t caller);
@@ -132,6 +133,9 @@ int64_t pa_ksize(pa_machine *m, int64_t phys);
 int pa_take_events(pa_machine *m, struct pa_slab_event *out, int64_t max);
 int pa_slab_info(pa_machine *m, int64_t slab_phys, int64_t *out4);
 int pa_slab_pin(pa_machine *m, int64_t phys, int64_t op);
+/* sheaf.c: a cpu's slab layers as words (see pa_cpu_slab_info there), a barn's sheaf counts */
+int64_t pa_cpu_slab_info(pa_machine *m, int64_t cache, int64_t cpu, int64_t *out, int64_t cap);
+int pa_barn_info(pa_machine *m, int64_t cache, int64_t *out2);
 
 /* 4-level page tables of init_mm (pgtable.c); vaddr is a kernel virtual
  * address given as its two's-complement int64 */
