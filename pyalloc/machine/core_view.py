@@ -52,6 +52,16 @@ class CoreView:
         """struct kmem_cache of a cache id: sizes, order, flags, object and slab counts."""
         return self._core.cache_info(cid)
 
+    def _view_cpu_slab(self, cid: int, cpu: int) -> dict:
+        """A CPU's slab layers of a cache: slab (phys or None), freelist (object physes in
+        order), partial (the cpu partial chain's slab physes in order), main and spare (sheaf
+        objects' physes, top first, or None)."""
+        return self._core.cpu_slab_info(cid, cpu)
+
+    def _view_barn(self, cid: int) -> dict:
+        """The cache's barn: how many full and empty sheaves it holds."""
+        return self._core.barn_info(cid)
+
     def _view_slab_pfns(self, cid: int):
         """The head pfn of every slab of a cache, or a negative status."""
         return self._core.slab_pfns(cid)

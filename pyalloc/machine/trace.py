@@ -13,7 +13,9 @@ drained: after each ``run()``, on ``trace_flush()`` and on ``close()``.
 In: :func:`read_trace` parses a capture (6.18, and the 3.x/4.x spellings:
 ``GFP_KERNEL|GFP_ZERO``, hex call sites, ``ptr=(null)``, no ``name=``; plain,
 ``.gz`` or ``.xz``) into a :class:`pyalloc.Stream`: real pointers become handles,
-named caches are declared with the object size the trace shows, and frees of
+named caches are declared as 6.18 creates them when the catalogue
+(pyalloc/data/slab_caches.json) knows the name (object size, align, flags,
+sheaf_capacity), else with the object size the trace shows, and frees of
 objects allocated before the capture began are counted, not run.
 """
 
@@ -28,6 +30,7 @@ import zlib
 
 from .. import gfp as gfpmod
 from ..errors import GFPError, InvalidArgument
+from ..data import slab_cache_args
 from .slab import SLAB
 from .._abi import (
     OP_CPU_CURRENT, PAGE_OFFSET, VMALLOC_END, VMALLOC_START, VMEMMAP_START, TRACE_NIL as NIL,
@@ -409,6 +412,16 @@ def _cache_shape(req: int, alloc: int, gfp: int, accounted: bool) -> tuple[int, 
     return align, int(flags)
 
 
+def _trace_cache(s: Stream, name: str, req: int, alloc: int, gfp: int, accounted: bool) -> int:
+    """Declare a cache the trace names: with the arguments 6.18 creates it with when the
+    catalogue (pyalloc/data/slab_caches.json) knows the name, else shaped from the event."""
+    known = slab_cache_args(name)
+    if known is not None:
+        size, align, flags, sheaf_capacity = known
+        return s.cache(name, size, align, flags, sheaf_capacity=sheaf_capacity)
+    return s.cache(name, max(req, 1), *_cache_shape(req, alloc, gfp, accounted))
+
+
 def read_trace(path, skip_bad: bool = False, progress=None) -> Stream:
     """Parse a kmem ftrace capture into a Stream (see the module's docstring).
 
@@ -478,8 +491,7 @@ def read_trace(path, skip_bad: bool = False, progress=None) -> Stream:
                     name = f.get("name") or f"trace-{req}"
                     cache = s._cache_index.get(name, -1)
                     if cache < 0:
-                        cache = s.cache(name, max(req, 1), *_cache_shape(req, _int(f["bytes_alloc"]), gfp,
-                                                                        f.get("accounted") == "true"))
+                        cache = _trace_cache(s, name, req, _int(f["bytes_alloc"]), gfp, f.get("accounted") == "true")
                     h = s.kmem_cache_alloc(name, gfp, cpu=cpu, caller=site)
                 if ptr is not None:
                     objects[ptr] = (h, cache)
