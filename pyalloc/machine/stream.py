@@ -530,7 +530,7 @@ class StreamAPI(MachineState):
 
     # -- slow paths ----------------------------------------------------------------------
 
-    def _stream_cache(self, name, size, align, flags, sheaf_capacity=0, made: list | None = None):
+    def _stream_cache(self, name, size, align, flags, sheaf_capacity=0, *, made: list | None = None):
         for cache in self._caches.values():
             if cache.name == name:
                 return cache

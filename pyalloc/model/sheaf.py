@@ -242,11 +242,11 @@ def cpu_slab_info(a: Arena, cid: int, cpu: int) -> dict | None:
         while slot != slab.NIL:
             freelist.append(slab.obj_phys(s, sl, slot))
             slot = sl.next[slot]
-    pcs = s.pcs[cpu] if s.pcs is not None else [None, None]
+    main, spare = s.pcs[cpu] if s.pcs is not None else (None, None)
     return {"slab": None if c.slab == slab.NIL else c.slab << 12, "freelist": freelist,
             "partial": [pfn << 12 for pfn in c.partial],
-            "main": None if pcs[MAIN] is None else [obj_phys(a, s, o) for o in reversed(pcs[MAIN])],
-            "spare": None if pcs[SPARE] is None else [obj_phys(a, s, o) for o in reversed(pcs[SPARE])]}
+            "main": None if main is None else [obj_phys(a, s, o) for o in reversed(main)],
+            "spare": None if spare is None else [obj_phys(a, s, o) for o in reversed(spare)]}
 
 
 def barn_info(a: Arena, cid: int) -> dict | None:
