@@ -111,8 +111,10 @@ def _busy(backend: str):
 
 
 def _as_v3(core: bytes) -> bytes:
-    """Today's CORE section in format 3's layout: without the machine scalars format 4 added."""
-    return core[:V3_MACHINE_WORDS * 8] + core[len(MACHINE_SCALARS) * 8:]
+    """Today's CORE section in format 3's layout: without the machine scalars format 4 added, nor
+    its per-cpu section (empty here: no cpu partial chain, no sheaves)."""
+    assert core[-8:] == bytes(8)
+    return core[:V3_MACHINE_WORDS * 8] + core[len(MACHINE_SCALARS) * 8:-8]
 
 
 def _counter_block(core: bytes, nr_scalars: int = len(MACHINE_SCALARS)) -> int:
