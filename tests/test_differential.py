@@ -453,6 +453,7 @@ class TwoBackendsTraced(TwoBackends):
         self.ctrace, self.pytrace = io.StringIO(), io.StringIO()
         self.c = pyalloc.Machine(mem=MEM, backend="c", cpus=2, trace=self.ctrace)
         self.py = pyalloc.Machine(mem=MEM, backend="model", cpus=2, trace=self.pytrace)
+        self.bound = {}
 
     @invariant()
     def same_trace(self):
