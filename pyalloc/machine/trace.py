@@ -413,12 +413,14 @@ def _cache_shape(req: int, alloc: int, gfp: int, accounted: bool) -> tuple[int, 
 
 
 def _trace_cache(s: Stream, name: str, req: int, alloc: int, gfp: int, accounted: bool) -> int:
-    """Declare a cache the trace names: with the arguments 6.18 creates it with when the
-    catalogue (pyalloc/data/slab_caches.json) knows the name, else shaped from the event."""
+    """Declare a cache the trace names: with the align, flags and sheaf_capacity 6.18 creates it
+    with when the catalogue (pyalloc/data/slab_caches.json) knows the name, else shaped from the
+    event.  The object size is the one the capture shows: the captured kernel's own (task_struct's
+    depends on the CPU's FPU state size)."""
     known = slab_cache_args(name)
     if known is not None:
         size, align, flags, sheaf_capacity = known
-        return s.cache(name, size, align, flags, sheaf_capacity=sheaf_capacity)
+        return s.cache(name, req if req > 0 else size, align, flags, sheaf_capacity=sheaf_capacity)
     return s.cache(name, max(req, 1), *_cache_shape(req, alloc, gfp, accounted))
 
 
