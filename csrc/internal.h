@@ -96,6 +96,24 @@ struct pa_zone {
 struct pa_cpu_slab {
     uint32_t slab;                      /* slab id of the active slab, or PA_NIL */
     uint32_t freelist;                  /* first slot of the lockless freelist, or SLOT_NIL */
+    uint32_t partial;                   /* first slab of the cpu partial chain (slub_percpu_partial), or PA_NIL */
+};
+
+/* sheaf.c: a sheaf holds objects as (slab id << 16 | slot), the top at objects[size - 1] */
+struct pa_sheaf {
+    struct pa_sheaf *next;              /* barn list link */
+    uint32_t size;
+    uint64_t objects[];                 /* sheaf_capacity of them */
+};
+
+struct pa_pcs {                         /* struct slub_percpu_sheaves */
+    struct pa_sheaf *main;              /* never NULL */
+    struct pa_sheaf *spare;             /* NULL, empty or full */
+};
+
+struct pa_barn {                        /* struct node_barn: both lists LIFO (list_add, list_first_entry) */
+    struct pa_sheaf *full, *empty;
+    uint32_t nr_full, nr_empty;
 };
 
 /* one slab: the kernel keeps this in the head page's struct slab */
@@ -108,6 +126,7 @@ struct pa_slab {
     uint32_t prev, next;                /* partial list links (slab ids) */
     uint16_t *chain;                    /* next free slot of each free slot */
     uint8_t *state;                     /* OBJ_* per slot */
+    uint32_t slabs;                     /* on a cpu partial chain: its length from here (slab->slabs); else 0 */
 };
 
 struct pa_cache {
@@ -124,6 +143,11 @@ struct pa_cache {
     /* slab_random.c */
     uint64_t random;                    /* SLAB_FREELIST_HARDENED: s->random, 0 without it */
     uint32_t *random_seq;               /* SLAB_FREELIST_RANDOM: a permutation of 0..objects-1, or NULL */
+    uint32_t cpu_partial;               /* set_cpu_partial(): objects kept on a cpu partial list */
+    uint32_t cpu_partial_slabs;         /* slub_set_cpu_partial(): the same in slabs */
+    uint32_t sheaf_capacity;            /* 0: no sheaves (sheaf.c) */
+    struct pa_pcs *pcs;                 /* one per simulated CPU, NULL without sheaves */
+    struct pa_barn barn;                /* the node's barn (one node) */
 };
 
 enum lru_list { LRU_INACTIVE_ANON, LRU_ACTIVE_ANON, LRU_INACTIVE_FILE, LRU_ACTIVE_FILE, NR_LRU_LISTS };
@@ -393,5 +417,20 @@ static inline uint64_t freelist_ptr_encode(const pa_machine *m, const struct pa_
         return ptr;
     return ptr ^ s->random ^ pa_swab64(ptr_addr);
 }
+/* what sheaf.c takes from the slabs and gives back (objects as slab id << 16 | slot) */
+#define OBJ_SHEAF 4u                    /* allocated from its slab, held by a sheaf: free to the user */
+int slab_get_object(pa_machine *m, struct pa_cache *s, uint32_t gfp, uint64_t *out);
+void slab_free_bulk(pa_machine *m, struct pa_cache *s, uint64_t *p, uint32_t size);
+void slab_set_cpu_partial(const pa_machine *m, struct pa_cache *s);
+
+/* "sheaf.c": per-cpu sheaves and the barn (mm/slub.c, 6.18) */
+#define SHEAF_OBJ(slab_id, slot) ((uint64_t)(slab_id) << 16 | (slot))
+int pcs_init(pa_machine *m, struct pa_cache *s, uint32_t capacity);
+void pcs_destroy(pa_machine *m, struct pa_cache *s);
+bool alloc_from_pcs(pa_machine *m, struct pa_cache *s, uint32_t gfp, uint64_t *obj);
+void free_to_pcs(pa_machine *m, struct pa_cache *s, uint64_t obj);
+void pcs_flush_all(pa_machine *m, struct pa_cache *s);
+void barn_shrink(pa_machine *m, struct pa_cache *s);
+struct pa_sheaf *sheaf_new(const struct pa_cache *s);
 
 #endif

@@ -55,6 +55,7 @@ struct pa_cache_info {
     uint64_t nr_slabs, total_objects, active_objects;
     uint32_t refcount, allocflags;
     uint64_t live;
+    uint32_t cpu_partial, cpu_partial_slabs, sheaf_capacity;
 };
 
 struct pa_page_state {
@@ -119,7 +120,7 @@ int pa_memset(pa_machine *m, int64_t phys, int64_t byte, int64_t n);
 int pa_set_cpu(pa_machine *m, int64_t cpu);
 int pa_set_slab_merge(pa_machine *m, int64_t on);
 
-int64_t pa_kmem_cache_create(pa_machine *m, int64_t size, int64_t align, int64_t flags);
+int64_t pa_kmem_cache_create(pa_machine *m, int64_t size, int64_t align, int64_t flags, int64_t sheaf_capacity);
 int pa_kmalloc_register(pa_machine *m, int64_t type, int64_t index, int64_t cache);
 int pa_random_kmalloc_init(pa_machine *m);
 int64_t pa_cache_random(pa_machine *m, int64_t cache, uint64_t *random, int64_t *seq, int64_t cap);
@@ -141,6 +142,9 @@ int64_t pa_kmem_cache_alloc_on(pa_machine *m, int64_t cache, int64_t gfp, int64_
 int pa_kmem_cache_free_on(pa_machine *m, int64_t cache, int64_t phys, int64_t caller, int64_t cpu);
 int64_t pa_alloc_pages_on(pa_machine *m, int64_t gfp, int64_t order, int64_t cpu);
 int pa_free_pages_on(pa_machine *m, int64_t pfn, int64_t order, int64_t cpu);
+/* sheaf.c: a cpu's slab layers as words (see pa_cpu_slab_info there), a barn's sheaf counts */
+int64_t pa_cpu_slab_info(pa_machine *m, int64_t cache, int64_t cpu, int64_t *out, int64_t cap);
+int pa_barn_info(pa_machine *m, int64_t cache, int64_t *out2);
 
 /* 4-level page tables of init_mm (pgtable.c); vaddr is a kernel virtual
  * address given as its two's-complement int64 */

@@ -6,12 +6,18 @@
  *  - a cache has a per-cpu active slab with its lockless freelist, and a node
  *    partial list.  Allocation pops the cpu freelist (fast path); when empty,
  *    slab_alloc_slow takes the slab's remote frees, else the FIRST slab of the
- *    partial list, else a new slab (cache order with NOWARN|NORETRY first,
- *    then the minimum order).  Per-cpu partial lists are left out.
+ *    cpu partial list (CONFIG_SLUB_CPU_PARTIAL), else the FIRST slab of the
+ *    node partial list (get_partial_node, which also moves up to
+ *    cpu_partial_slabs / 2 + 1 more to the cpu partial list), else a new slab
+ *    (cache order with NOWARN|NORETRY first, then the minimum order).
  *  - freeing to this cpu's active slab pushes onto the cpu freelist; other
- *    frees go to the slab's own freelist.  A slab that was full goes to the
- *    partial TAIL; one that becomes empty while min_partial slabs are already
- *    partial goes back to the buddy allocator.
+ *    frees (remote ones too) go to the slab's own freelist.  A slab that was
+ *    full goes to this cpu's partial list (put_cpu_partial; a chain already
+ *    cpu_partial_slabs long moves to the node list first, __put_partials),
+ *    or without cpu partial lists to the node partial TAIL; one that becomes
+ *    empty while min_partial slabs are already on the node list goes back to
+ *    the buddy allocator.  Cpu partial slabs are not frozen (6.8+).
+ *  - caches with sheaves put sheaf.c in front of all this.
  *  - a new slab's freelist runs in address order, or in the cache's random
  *    order under SLAB_FREELIST_RANDOM (slab_random.c); frees push at the head.
  *  - debug caches (POISON, RED_ZONE, STORE_USER, CONSISTENCY_CHECKS) take the
@@ -57,7 +63,7 @@
 
 /* OBJ_PINNED: live, but owned by another allocation (a vmalloc area's page
  * array), so no free function may release it; bit 0 set means live */
-enum { OBJ_NEVER, OBJ_LIVE, OBJ_FREED, OBJ_PINNED = 5 };
+enum { OBJ_NEVER, OBJ_LIVE, OBJ_FREED, OBJ_PINNED = 5 };     /* and OBJ_SHEAF (internal.h) */
 
 #define SLAB_DEBUG_FLAGS (PA_SLAB_POISON | PA_SLAB_RED_ZONE | PA_SLAB_STORE_USER | PA_SLAB_CONSISTENCY_CHECKS | PA_SLAB_TRACE)
 #define SLAB_NEVER_MERGE (PA_SLAB_RED_ZONE | PA_SLAB_POISON | PA_SLAB_STORE_USER | PA_SLAB_TRACE | PA_SLAB_NO_MERGE)
@@ -243,7 +249,7 @@ static int64_t find_mergeable(const pa_machine *m, uint32_t size, uint32_t align
     for (uint32_t id = 0; id < m->nr_caches; id++) {
         const struct pa_cache *s = &m->caches[id];
         /* kmalloc caches carry a usercopy region (HARDENED_USERCOPY): never a target */
-        if (!s->alive || (s->flags & (SLAB_NEVER_MERGE | PA_SLAB_KMALLOC)) || size > s->size)
+        if (!s->alive || (s->flags & (SLAB_NEVER_MERGE | PA_SLAB_KMALLOC)) || size > s->size || s->pcs)
             continue;
         if ((flags & SLAB_MERGE_SAME) != (s->flags & SLAB_MERGE_SAME))
             continue;
@@ -255,9 +261,24 @@ static int64_t find_mergeable(const pa_machine *m, uint32_t size, uint32_t align
     return best;
 }
 
-PA_ENTRY(int64_t, pa_kmem_cache_create, (pa_machine *m, int64_t size, int64_t align, int64_t flags), (m, size, align, flags))
+/* set_cpu_partial(), slub_set_cpu_partial(): how much a cpu partial list keeps */
+void slab_set_cpu_partial(const pa_machine *m, struct pa_cache *s)
+{
+    uint32_t nr_objects = 0;
+    if (!(m->kconfig & PA_KCONFIG_SLUB_CPU_PARTIAL))
+        return;
+    if (!is_debug(s))           /* kmem_cache_has_cpu_partial() */
+        nr_objects = s->size >= PA_PAGE_SIZE ? 6 : s->size >= 1024 ? 24 : s->size >= 256 ? 52 : 120;
+    s->cpu_partial = nr_objects;
+    /* the limit in slabs assumes them half full */
+    s->cpu_partial_slabs = (nr_objects * 2 + s->objects - 1) / s->objects;
+}
+
+PA_ENTRY(int64_t, pa_kmem_cache_create, (pa_machine *m, int64_t size, int64_t align, int64_t flags,
+                                         int64_t sheaf_capacity), (m, size, align, flags, sheaf_capacity))
 {
     if (!m || size < 1 || size > PA_KMALLOC_MAX_SIZE || align < 0 || align > PA_KMALLOC_MAX_SIZE
+        || sheaf_capacity < 0 || sheaf_capacity > PA_SHEAF_CAPACITY_MAX
         || (align & (align - 1)) || flags < 0 || flags > 0x3fff
         || (flags & (PA_SLAB_CACHE_DMA | PA_SLAB_CACHE_DMA32)) == (PA_SLAB_CACHE_DMA | PA_SLAB_CACHE_DMA32))
         return PA_EINVAL;
@@ -268,7 +289,8 @@ PA_ENTRY(int64_t, pa_kmem_cache_create, (pa_machine *m, int64_t size, int64_t al
     if (id == PA_MAX_CACHES)
         return PA_ENOMEM;
     m->ticks++;
-    int64_t merged = find_mergeable(m, (uint32_t)size, (uint32_t)align, (uint32_t)flags);
+    /* a cache with sheaves is never an alias (__kmem_cache_create_args) */
+    int64_t merged = sheaf_capacity ? -1 : find_mergeable(m, (uint32_t)size, (uint32_t)align, (uint32_t)flags);
     if (merged >= 0) {
         struct pa_cache *s = &m->caches[merged];
         s->refcount++;
@@ -296,6 +318,7 @@ PA_ENTRY(int64_t, pa_kmem_cache_create, (pa_machine *m, int64_t size, int64_t al
     for (uint32_t c = 0; c < m->cpus; c++) {
         cpu[c].slab = PA_NIL;
         cpu[c].freelist = SLOT_NIL;
+        cpu[c].partial = PA_NIL;
     }
     struct pa_cache *s = &m->caches[id];
     memset(s, 0, sizeof(*s));
@@ -303,6 +326,13 @@ PA_ENTRY(int64_t, pa_kmem_cache_create, (pa_machine *m, int64_t size, int64_t al
     s->object_size = (uint32_t)size;
     s->align = calculate_alignment((uint32_t)flags, align ? (uint32_t)align : 8u, (uint32_t)size);
     calculate_sizes(s, m->cpus);
+    /* do_kmem_cache_create: no sheaves for a debug cache */
+    if (sheaf_capacity && !is_debug(s) && pcs_init(m, s, (uint32_t)sheaf_capacity)) {
+        free(cpu);
+        memset(s, 0, sizeof(*s));
+        return PA_ENOMEM;
+    }
+    slab_set_cpu_partial(m, s);
     s->refcount = 1;
     s->seq = ++m->cache_seq;
     s->partial_head = s->partial_tail = PA_NIL;
@@ -657,6 +687,84 @@ static void remove_partial(pa_machine *m, struct pa_cache *s, struct pa_slab *sl
     s->nr_partial--;
 }
 
+/* __put_partials: a cpu partial chain to the node list, in chain order; empty
+ * slabs beyond min_partial are discarded after, the last one seen first */
+static void put_partials(pa_machine *m, struct pa_cache *s, uint32_t id)
+{
+    uint32_t discard = PA_NIL;
+    while (id != PA_NIL) {
+        struct pa_slab *slab = &m->slabs[id];
+        uint32_t next = slab->next;
+        slab->slabs = 0;
+        if (slab->inuse == 0 && s->nr_partial >= s->min_partial) {
+            slab->next = discard;
+            discard = id;
+        } else {
+            add_partial(m, s, slab, true);
+        }
+        id = next;
+    }
+    while (discard != PA_NIL) {
+        struct pa_slab *slab = &m->slabs[discard];
+        discard = slab->next;
+        slab->next = PA_NIL;
+        discard_slab(m, s, slab);
+    }
+}
+
+/* put_cpu_partial: push on this cpu's chain; with drain, a chain already
+ * cpu_partial_slabs long goes to the node list and a new chain starts */
+static void put_cpu_partial(pa_machine *m, struct pa_cache *s, struct pa_slab *slab, bool drain)
+{
+    struct pa_cpu_slab *c = &s->cpu[m->cpu];
+    uint32_t old = c->partial, slabs = 0, to_put = PA_NIL;
+    if (old != PA_NIL) {
+        if (drain && m->slabs[old].slabs >= s->cpu_partial_slabs) {
+            to_put = old;
+            old = PA_NIL;
+        } else {
+            slabs = m->slabs[old].slabs;
+        }
+    }
+    slab->slabs = slabs + 1;
+    slab->prev = PA_NIL;
+    slab->next = old;
+    c->partial = (uint32_t)(slab - m->slabs);
+    if (to_put != PA_NIL)
+        put_partials(m, s, to_put);
+}
+
+/* the cpu partial chain to the node list (put_partials_cpu) */
+static void put_partials_cpu(pa_machine *m, struct pa_cache *s, struct pa_cpu_slab *c)
+{
+    uint32_t id = c->partial;
+    c->partial = PA_NIL;
+    put_partials(m, s, id);
+}
+
+/* get_partial_node: the first node partial slab for the cpu, and while cpu
+ * partial lists are on, more of them onto this cpu's chain */
+static struct pa_slab *get_partial_node(pa_machine *m, struct pa_cache *s)
+{
+    struct pa_slab *partial = NULL;
+    uint32_t partial_slabs = 0;
+    for (uint32_t id = s->partial_head; id != PA_NIL;) {
+        struct pa_slab *slab = &m->slabs[id];
+        id = slab->next;
+        remove_partial(m, s, slab);
+        if (!partial) {
+            partial = slab;
+            if (s->cpu_partial == 0)
+                break;
+        } else {
+            put_cpu_partial(m, s, slab, false);
+            if (++partial_slabs > s->cpu_partial_slabs / 2)
+                break;
+        }
+    }
+    return partial;
+}
+
 /* -- allocation ------------------------------------------------------------------------- */
 
 static uint64_t take_object(pa_machine *m, struct pa_cache *s, struct pa_slab *slab, unsigned slot,
@@ -773,9 +881,13 @@ static int64_t slab_alloc_slow(pa_machine *m, struct pa_cache *s, struct pa_cpu_
         slab->frozen = 0;                       /* full: no list holds it now */
         c->slab = PA_NIL;
     }
-    if (s->partial_head != PA_NIL) {
-        slab = &m->slabs[s->partial_head];
-        remove_partial(m, s, slab);
+    if (c->partial != PA_NIL) {                 /* slub_percpu_partial */
+        slab = &m->slabs[c->partial];
+        c->partial = slab->next;
+        slab->next = PA_NIL;
+        slab->slabs = 0;
+    } else if (s->partial_head != PA_NIL) {
+        slab = get_partial_node(m, s);
     } else {
         slab = new_slab(m, s, gfp);
         if (!slab)
@@ -795,7 +907,11 @@ static int64_t slab_alloc(pa_machine *m, struct pa_cache *s, uint32_t gfp, uint3
     struct pa_cpu_slab *c = &s->cpu[m->cpu];
     unsigned slot = c->freelist;
     struct pa_slab *slab;
-    if (pa_likely(c->slab != PA_NIL && slot != SLOT_NIL)) {
+    uint64_t obj;
+    if (pa_unlikely(s->pcs != NULL) && alloc_from_pcs(m, s, gfp, &obj)) {
+        slab = &m->slabs[obj >> 16];
+        slot = (unsigned)(obj & 0xffff);
+    } else if (pa_likely(c->slab != PA_NIL && slot != SLOT_NIL)) {
         slab = &m->slabs[c->slab];
         c->freelist = slab->chain[slot];
     } else {
@@ -806,6 +922,24 @@ static int64_t slab_alloc(pa_machine *m, struct pa_cache *s, uint32_t gfp, uint3
         slab = &m->slabs[c->slab];
     }
     return (int64_t)take_object(m, s, slab, slot, gfp, orig_size, caller);
+}
+
+/* one object for a sheaf (__kmem_cache_alloc_bulk): the cpu freelist, else ___slab_alloc */
+int slab_get_object(pa_machine *m, struct pa_cache *s, uint32_t gfp, uint64_t *out)
+{
+    struct pa_cpu_slab *c = &s->cpu[m->cpu];
+    unsigned slot = c->freelist;
+    if (c->slab != PA_NIL && slot != SLOT_NIL) {
+        c->freelist = m->slabs[c->slab].chain[slot];
+    } else {
+        int64_t r = slab_alloc_slow(m, s, c, gfp);
+        if (r < 0)
+            return (int)r;
+        slot = (unsigned)r;
+    }
+    m->slabs[c->slab].state[slot] = OBJ_SHEAF;
+    *out = SHEAF_OBJ(c->slab, slot);
+    return PA_OK;
 }
 
 int64_t slab_cache_alloc(pa_machine *m, int64_t cache, int64_t gfp, int64_t caller)
@@ -900,7 +1034,7 @@ static int lookup_object(pa_machine *m, int64_t phys, struct pa_slab **slabp, un
         event(m, PA_SLAB_ERR_INVALID_POINTER, s, slab, (uint64_t)phys, 0, 0, 0, 0);
         return PA_EINVALFREE;
     }
-    if (slab->state[slot] == OBJ_FREED) {
+    if (slab->state[slot] == OBJ_FREED || slab->state[slot] == OBJ_SHEAF) {
         event(m, PA_SLAB_ERR_ALREADY_FREE, s, slab, (uint64_t)phys, 0, 0, 0, 0);
         return PA_EDOUBLEFREE;
     }
@@ -942,24 +1076,23 @@ static int slab_free_debug(pa_machine *m, struct pa_cache *s, struct pa_slab *sl
     return PA_OK;
 }
 
-static int slab_free(pa_machine *m, struct pa_cache *s, struct pa_slab *slab, unsigned slot, uint64_t caller)
+/* __slab_free: cnt objects head..tail (linked) to a slab that is not this cpu's */
+static void slab_free_slow(pa_machine *m, struct pa_cache *s, struct pa_slab *slab, unsigned head, unsigned tail,
+                           unsigned cnt)
 {
-    if (pa_unlikely(is_debug(s)))
-        return slab_free_debug(m, s, slab, slot, caller);
-    slab->state[slot] = OBJ_FREED;
-    s->live--;
-    struct pa_cpu_slab *c = &s->cpu[m->cpu];
-    if (pa_likely(c->slab == (uint32_t)(slab - m->slabs))) {
-        set_freepointer(m, s, slab, slot, c->freelist);
-        c->freelist = (uint32_t)slot;
-        return PA_OK;
-    }
     unsigned prior = slab->freelist;
-    set_freepointer(m, s, slab, slot, prior);
-    slab->freelist = (uint16_t)slot;
-    slab->inuse--;
+    set_freepointer(m, s, slab, tail, prior);
+    slab->freelist = (uint16_t)head;
+    slab->inuse = (uint16_t)(slab->inuse - cnt);
     if (slab->frozen)
-        return PA_OK;
+        return;
+    if (prior == SLOT_NIL && (m->kconfig & PA_KCONFIG_SLUB_CPU_PARTIAL)) {
+        put_cpu_partial(m, s, slab, true);      /* it was full */
+        return;
+    }
+    /* on a cpu partial chain (prior set, not on the node list) it stays, even empty */
+    if ((slab->inuse != 0 && prior != SLOT_NIL) || (prior != SLOT_NIL && !slab->on_partial))
+        return;
     if (slab->inuse == 0 && s->nr_partial >= s->min_partial) {
         if (prior != SLOT_NIL)
             remove_partial(m, s, slab);
@@ -967,6 +1100,75 @@ static int slab_free(pa_machine *m, struct pa_cache *s, struct pa_slab *slab, un
     } else if (prior == SLOT_NIL) {
         add_partial(m, s, slab, true);
     }
+}
+
+/* do_slab_free: onto the cpu freelist when the slab is this cpu's */
+static void do_slab_free(pa_machine *m, struct pa_cache *s, struct pa_slab *slab, unsigned head, unsigned tail,
+                         unsigned cnt)
+{
+    struct pa_cpu_slab *c = &s->cpu[m->cpu];
+    if (pa_likely(c->slab == (uint32_t)(slab - m->slabs))) {
+        set_freepointer(m, s, slab, tail, c->freelist);
+        c->freelist = (uint32_t)head;
+        return;
+    }
+    slab_free_slow(m, s, slab, head, tail, cnt);
+}
+
+/* __kmem_cache_free_bulk of sheaf objects: build_detached_freelist takes the
+ * last object and links the others of its slab in front of it, looking past
+ * at most two objects of other slabs, and moves what it took out of the way */
+void slab_free_bulk(pa_machine *m, struct pa_cache *s, uint64_t *p, uint32_t size)
+{
+    while (size) {
+        uint64_t obj = p[--size];
+        uint32_t sid = (uint32_t)(obj >> 16);
+        struct pa_slab *slab = &m->slabs[sid];
+        unsigned head = (unsigned)(obj & 0xffff), tail = head, cnt = 1, lookahead = 3;
+        slab->state[head] = OBJ_FREED;
+        set_freepointer(m, s, slab, head, SLOT_NIL);
+        uint32_t same = size;
+        while (size) {
+            obj = p[--size];
+            if ((uint32_t)(obj >> 16) == sid) {
+                unsigned slot = (unsigned)(obj & 0xffff);
+                slab->state[slot] = OBJ_FREED;
+                set_freepointer(m, s, slab, slot, head);
+                head = slot;
+                cnt++;
+                same--;
+                if (size != same) {
+                    p[size] = p[same];
+                    p[same] = obj;
+                }
+                continue;
+            }
+            if (!--lookahead)
+                break;
+        }
+        size = same;
+        do_slab_free(m, s, slab, head, tail, cnt);
+    }
+}
+
+static int slab_free(pa_machine *m, struct pa_cache *s, struct pa_slab *slab, unsigned slot, uint64_t caller)
+{
+    if (pa_unlikely(is_debug(s)))
+        return slab_free_debug(m, s, slab, slot, caller);
+    s->live--;
+    if (pa_unlikely(s->pcs != NULL)) {
+        slab->state[slot] = OBJ_SHEAF;
+        free_to_pcs(m, s, SHEAF_OBJ(slab - m->slabs, slot));
+        return PA_OK;
+    }
+    slab->state[slot] = OBJ_FREED;
+    struct pa_cpu_slab *c = &s->cpu[m->cpu];
+    if (pa_likely(c->slab == (uint32_t)(slab - m->slabs))) {
+        set_freepointer(m, s, slab, slot, c->freelist);
+        c->freelist = (uint32_t)slot;
+        return PA_OK;
+    }
+    slab_free_slow(m, s, slab, slot, slot, 1);
     return PA_OK;
 }
 
@@ -1058,10 +1260,17 @@ PA_ENTRY(int64_t, pa_ksize, (pa_machine *m, int64_t phys), (m, phys))
 
 /* -- shrink, destroy, info ------------------------------------------------------------------ */
 
+/* flush_all: each cpu in turn, as its flush_cpu_slab work does it - the
+ * sheaves (frees to the cpu slab still on the fast path), the cpu slab, then
+ * its partial chain */
 static void flush_cpu_slabs(pa_machine *m, struct pa_cache *s)
 {
+    uint32_t home = m->cpu;
     for (uint32_t c = 0; c < m->cpus; c++) {
         struct pa_cpu_slab *cs = &s->cpu[c];
+        m->cpu = c;
+        if (s->pcs)
+            pcs_flush_all(m, s);
         if (cs->slab != PA_NIL) {
             struct pa_slab *slab = &m->slabs[cs->slab];
             unsigned freelist = cs->freelist;
@@ -1069,7 +1278,9 @@ static void flush_cpu_slabs(pa_machine *m, struct pa_cache *s)
             cs->freelist = SLOT_NIL;
             deactivate_slab(m, s, slab, freelist);
         }
+        put_partials_cpu(m, s, cs);
     }
+    m->cpu = home;
 }
 
 /* the cache an operation names, or NULL; every call counts as one tick */
@@ -1087,6 +1298,8 @@ PA_ENTRY(int, pa_kmem_cache_shrink, (pa_machine *m, int64_t cache), (m, cache))
     if (!s)
         return PA_EINVAL;
     flush_cpu_slabs(m, s);
+    if (s->pcs)
+        barn_shrink(m, s);
     /* buckets by free count; list_move puts each at its list's head */
     uint32_t promote_head[SHRINK_PROMOTE_MAX], discard_head = PA_NIL;
     for (int i = 0; i < SHRINK_PROMOTE_MAX; i++)
@@ -1165,11 +1378,14 @@ PA_ENTRY(int, pa_kmem_cache_destroy, (pa_machine *m, int64_t cache), (m, cache))
         return PA_EBUSY;
     }
     flush_cpu_slabs(m, s);
+    if (s->pcs)
+        barn_shrink(m, s);
     while (s->partial_head != PA_NIL) {
         struct pa_slab *slab = &m->slabs[s->partial_head];
         remove_partial(m, s, slab);
         discard_slab(m, s, slab);
     }
+    pcs_destroy(m, s);
     free(s->cpu);
     s->cpu = NULL;
     cache_random_seq_destroy(s);
@@ -1205,6 +1421,9 @@ PA_ENTRY(int, pa_cache_info, (pa_machine *m, int64_t cache, struct pa_cache_info
     out->refcount = s->refcount;
     out->allocflags = s->allocflags;
     out->live = s->live;
+    out->cpu_partial = s->cpu_partial;
+    out->cpu_partial_slabs = s->cpu_partial_slabs;
+    out->sheaf_capacity = s->sheaf_capacity;
     return PA_OK;
 }
 
@@ -1272,6 +1491,7 @@ void slab_machine_free(pa_machine *m)
         for (uint32_t id = 0; id < m->nr_caches; id++) {
             free(m->caches[id].cpu);
             cache_random_seq_destroy(&m->caches[id]);
+            pcs_destroy(m, &m->caches[id]);
         }
     free(m->caches);
 }
@@ -1280,11 +1500,88 @@ void slab_machine_free(pa_machine *m)
 
 #define FAIL(...) do { snprintf(msg, msglen, __VA_ARGS__); return PA_EINVARIANT; } while (0)
 
+static bool on_cpu_partial(const pa_machine *m, const struct pa_cache *s, uint32_t id)
+{
+    for (uint32_t c = 0; c < m->cpus; c++)
+        for (uint32_t sid = s->cpu[c].partial, n = 0; sid != PA_NIL && n <= s->nr_slabs; sid = m->slabs[sid].next, n++)
+            if (sid == id)
+                return true;
+    return false;
+}
+
+/* one sheaf: each object a held object of cache id, seen once (marked 6 while
+ * counted); unmarking (mark 0) goes through everything and never fails */
+static const char *sheaf_check(pa_machine *m, uint32_t id, const struct pa_sheaf *sheaf, uint64_t *held, int mark)
+{
+    const struct pa_cache *s = &m->caches[id];
+    if (sheaf->size > s->sheaf_capacity)
+        return mark ? "a sheaf holds more than its capacity" : NULL;
+    for (uint32_t i = 0; i < sheaf->size; i++) {
+        uint64_t obj = sheaf->objects[i];
+        uint32_t sid = (uint32_t)(obj >> 16), slot = (uint32_t)(obj & 0xffff);
+        bool ours = sid < m->nr_slab_ids && m->slabs[sid].used && m->slabs[sid].cache == id
+                    && slot < m->slabs[sid].objects;
+        uint8_t *st = ours ? &m->slabs[sid].state[slot] : NULL;
+        if (!mark) {
+            if (st && *st == 6)
+                *st = OBJ_SHEAF;
+            continue;
+        }
+        if (!st || *st != OBJ_SHEAF)
+            return "a sheaf holds an object that is not a held object of the cache (or holds one twice)";
+        *st = 6;
+    }
+    *held += sheaf->size;
+    return NULL;
+}
+
+static const char *sheaves_walk(pa_machine *m, uint32_t id, uint64_t *held, int mark)
+{
+    const struct pa_cache *s = &m->caches[id];
+    const char *why = NULL;
+    for (uint32_t c = 0; c < m->cpus && (!why || !mark); c++) {
+        if (!s->pcs[c].main) {
+            why = "a cpu has no main sheaf";
+            continue;
+        }
+        const char *w = sheaf_check(m, id, s->pcs[c].main, held, mark);
+        if (!w && s->pcs[c].spare)
+            w = sheaf_check(m, id, s->pcs[c].spare, held, mark);
+        why = why ? why : w;
+    }
+    uint32_t k = 0;
+    for (const struct pa_sheaf *sh = s->barn.full; sh && k <= s->barn.nr_full && (!why || !mark); sh = sh->next, k++) {
+        const char *w = sh->size != s->sheaf_capacity ? "a full barn sheaf is not full" : sheaf_check(m, id, sh, held, mark);
+        why = why ? why : w;
+    }
+    if (!why && k != s->barn.nr_full)
+        why = "the barn's full count is wrong";
+    k = 0;
+    for (const struct pa_sheaf *sh = s->barn.empty; sh && !why; sh = sh->next, k++)
+        if (k >= s->barn.nr_empty || sh->size)
+            why = "the barn's empty list is wrong";
+    if (!why && k != s->barn.nr_empty)
+        why = "the barn's empty count is wrong";
+    return why;
+}
+
+/* every sheaf of the cache: counted and marked, then unmarked */
+static const char *sheaves_check(pa_machine *m, uint32_t id, uint64_t *held)
+{
+    const struct pa_cache *s = &m->caches[id];
+    if (!s->pcs)
+        return s->barn.nr_full || s->barn.nr_empty || s->sheaf_capacity ? "sheaf state without sheaves" : NULL;
+    const char *why = sheaves_walk(m, id, held, 1);
+    uint64_t ignored = 0;
+    sheaves_walk(m, id, &ignored, 0);
+    return why;
+}
+
 int slab_check(pa_machine *m, char *msg, size_t msglen)
 {
     uint64_t pages_rec = 0, pages_unrec = 0, large = 0;
     bool corrupt = false;
-    uint64_t *cnt = calloc((size_t)m->nr_caches * 3 + 1, sizeof(uint64_t));
+    uint64_t *cnt = calloc((size_t)m->nr_caches * 4 + 1, sizeof(uint64_t));
     uint8_t *seen = NULL;
     if (!cnt)
         return PA_ENOMEM;
@@ -1310,7 +1607,7 @@ int slab_check(pa_machine *m, char *msg, size_t msglen)
             || (uint64_t)slab->objects * m->caches[slab->cache].size > (uint64_t)PA_PAGE_SIZE << slab->order)
             FAIL("slab at pfn 0x%llx is not a live slab page of a live cache", (unsigned long long)pfn);
         struct pa_cache *s = &m->caches[slab->cache];
-        uint64_t *c3 = &cnt[slab->cache * 3];
+        uint64_t *c3 = &cnt[slab->cache * 4];
         c3[0]++;
         c3[1] += slab->objects;
         if (s->flags & PA_SLAB_RECLAIM_ACCOUNT)
@@ -1349,13 +1646,18 @@ int slab_check(pa_machine *m, char *msg, size_t msglen)
             if (ci == 0)
                 nfree_own = n;
         }
-        unsigned live = 0;
-        for (unsigned i = 0; i < slab->objects; i++)
+        unsigned live = 0, sheafed = 0;
+        for (unsigned i = 0; i < slab->objects; i++) {
             live += (slab->state[i] & OBJ_LIVE);
+            sheafed += slab->state[i] == OBJ_SHEAF;
+        }
         c3[2] += live;
-        if (nseen + live != slab->objects)
+        c3[3] += sheafed;
+        if (nseen + live + sheafed != slab->objects)
             FAIL("slab at pfn 0x%llx: %u free objects are on no freelist", (unsigned long long)pfn,
-                 slab->objects - nseen - live);
+                 slab->objects - nseen - live - sheafed);
+        if (slab->slabs && (slab->frozen || slab->on_partial || !on_cpu_partial(m, s, p->priv)))
+            FAIL("slab at pfn 0x%llx: cpu partial membership is wrong", (unsigned long long)pfn);
         /* a frozen slab counts its cpu freelist as in use; remote frees lower inuse */
         unsigned expect_inuse = slab->objects - nfree_own;
         if (slab->inuse != expect_inuse)
@@ -1366,7 +1668,7 @@ int slab_check(pa_machine *m, char *msg, size_t msglen)
                 listed = true;
         if ((slab->on_partial != 0) != listed)
             FAIL("slab at pfn 0x%llx: partial-list membership is wrong", (unsigned long long)pfn);
-        if (!slab->frozen && !slab->on_partial && nfree_own && !is_debug(s))
+        if (!slab->frozen && !slab->on_partial && !slab->slabs && nfree_own && !is_debug(s))
             FAIL("slab at pfn 0x%llx has free objects but is on no list", (unsigned long long)pfn);
         if (is_debug(s)) {
             for (unsigned i = 0; i < slab->objects; i++)
@@ -1385,7 +1687,7 @@ int slab_check(pa_machine *m, char *msg, size_t msglen)
         const struct pa_cache *s = &m->caches[id];
         if (!s->alive)
             continue;
-        uint64_t *c3 = &cnt[id * 3];
+        uint64_t *c3 = &cnt[id * 4];
         if (c3[0] != s->nr_slabs || c3[1] != s->total_objects || c3[2] != s->live)
             FAIL("cache %u: counters %llu/%llu/%llu but slabs say %llu/%llu/%llu", id,
                  (unsigned long long)s->nr_slabs, (unsigned long long)s->total_objects, (unsigned long long)s->live,
@@ -1398,6 +1700,22 @@ int slab_check(pa_machine *m, char *msg, size_t msglen)
         if (n != s->nr_partial)
             FAIL("cache %u: nr_partial %llu but the list holds %llu", id, (unsigned long long)s->nr_partial,
                  (unsigned long long)n);
+        for (uint32_t c = 0; c < m->cpus; c++) {
+            uint32_t len = 0;
+            for (uint32_t sid = s->cpu[c].partial; sid != PA_NIL; sid = m->slabs[sid].next)
+                if (sid >= m->nr_slab_ids || !m->slabs[sid].used || m->slabs[sid].cache != id || ++len > s->nr_slabs)
+                    FAIL("cache %u: cpu %u's partial chain holds a slab that is not its own", id, c);
+            for (uint32_t sid = s->cpu[c].partial; sid != PA_NIL; sid = m->slabs[sid].next)
+                if (m->slabs[sid].slabs != len--)
+                    FAIL("cache %u: cpu %u's partial chain counts its slabs wrong", id, c);
+        }
+        uint64_t held = 0;
+        const char *why = sheaves_check(m, id, &held);
+        if (why)
+            FAIL("cache %u: %s", id, why);
+        if (held != c3[3])
+            FAIL("cache %u: sheaves hold %llu objects but %llu are marked held", id, (unsigned long long)held,
+                 (unsigned long long)c3[3]);
     }
     if (pages_rec != m->nr_slab_reclaimable || pages_unrec + large != m->nr_slab_unreclaimable)
         FAIL("slab pages %llu/%llu counted but %llu/%llu found", (unsigned long long)m->nr_slab_reclaimable,

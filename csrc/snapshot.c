@@ -503,6 +503,63 @@ static void save_slab_random(const pa_machine *m, struct snap_out *o)
     }
 }
 
+static void save_sheaf(const pa_machine *m, const struct pa_cache *s, const struct pa_sheaf *sheaf,
+                       struct snap_out *o)
+{
+    put(o, sheaf->size);
+    for (uint32_t i = 0; i < sheaf->size; i++) {
+        const struct pa_slab *slab = &m->slabs[sheaf->objects[i] >> 16];
+        put(o, ((uint64_t)slab->pfn << PA_PAGE_SHIFT) + s->red_left_pad + (sheaf->objects[i] & 0xffff) * s->size);
+    }
+}
+
+static bool percpu_listed(const pa_machine *m, const struct pa_cache *s)
+{
+    if (!s->alive)
+        return false;
+    bool any = s->sheaf_capacity != 0;
+    for (uint32_t c = 0; c < m->cpus; c++)
+        any |= s->cpu[c].partial != PA_NIL;
+    return any;
+}
+
+/* the cpu partial chains, sheaves and barns (slab.c, sheaf.c) */
+static void save_percpu(const pa_machine *m, struct snap_out *o)
+{
+    uint64_t n = 0;
+    for (uint32_t id = 0; id < m->nr_caches; id++)
+        n += percpu_listed(m, &m->caches[id]);
+    put(o, n);
+    for (uint32_t id = 0; id < m->nr_caches; id++) {
+        const struct pa_cache *s = &m->caches[id];
+        if (!percpu_listed(m, s))
+            continue;
+        put(o, id);
+        put(o, s->sheaf_capacity);
+        for (uint32_t c = 0; c < m->cpus; c++) {
+            uint64_t len = 0;
+            for (uint32_t sid = s->cpu[c].partial; sid != PA_NIL; sid = m->slabs[sid].next)
+                len++;
+            put(o, len);
+            for (uint32_t sid = s->cpu[c].partial; sid != PA_NIL; sid = m->slabs[sid].next)
+                put(o, m->slabs[sid].pfn);
+        }
+        if (!s->pcs)
+            continue;
+        for (uint32_t c = 0; c < m->cpus; c++) {
+            save_sheaf(m, s, s->pcs[c].main, o);
+            if (s->pcs[c].spare)
+                save_sheaf(m, s, s->pcs[c].spare, o);
+            else
+                put(o, U64_NIL);
+        }
+        put(o, s->barn.nr_full);
+        for (const struct pa_sheaf *sh = s->barn.full; sh; sh = sh->next)
+            save_sheaf(m, s, sh, o);
+        put(o, s->barn.nr_empty);
+    }
+}
+
 static void save_core(pa_machine *m, struct snap_out *o, bool exhaustive)
 {
     save_machine(m, o);
@@ -519,6 +576,7 @@ static void save_core(pa_machine *m, struct snap_out *o, bool exhaustive)
     save_mms(m, o);
     save_swap(m, o);
     save_slab_random(m, o);
+    save_percpu(m, o);
 }
 
 /* The canonical core section into buf (cap bytes); the answer is its size in
@@ -665,6 +723,17 @@ static uint64_t get(struct snap_in *in)
     for (int i = 0; i < 8; i++)
         v |= (uint64_t)in->buf[in->pos + (uint64_t)i] << (8 * i);
     in->pos += 8;
+    return v;
+}
+
+/* the next word without taking it (0 past the end) */
+static uint64_t get_u64_at(const struct snap_in *in)
+{
+    uint64_t v = 0;
+    if (in->bad || in->len - in->pos < 8)
+        return 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)in->buf[in->pos + (uint64_t)i] << (8 * i);
     return v;
 }
 
@@ -936,6 +1005,7 @@ static int load_cache(pa_machine *m, uint32_t id, struct snap_in *in)
         partial[k] = get_pfn(in, m);
     for (uint32_t c = 0; c < m->cpus; c++) {
         cpu[c].slab = get_pfn(in, m);
+        cpu[c].partial = PA_NIL;
         uint64_t fl = get(in);
         cpu[c].freelist = fl == U64_NIL ? SLOT_NIL : (uint32_t)(fl > 32767 ? (in->bad = 1, 0) : fl);
         if (cpu[c].slab == PA_NIL && cpu[c].freelist != SLOT_NIL)
@@ -1047,7 +1117,7 @@ static int load_slab(pa_machine *m, uint64_t i, uint64_t *last_pfn, struct snap_
         sl->chain[k] = nx;
     }
     for (uint64_t k = 0; k < objects; k++)
-        if (state[k] != 0 && state[k] != 1 && state[k] != 2 && state[k] != 5)
+        if (state[k] != 0 && state[k] != 1 && state[k] != 2 && state[k] != OBJ_SHEAF && state[k] != 5)
             in->bad = 1;
     *last_pfn = pfn;
     memcpy(sl->state, state, objects);
@@ -1285,6 +1355,116 @@ static int load_slab_random(pa_machine *m, struct snap_in *in)
     return PA_OK;
 }
 
+/* one sheaf's objects, phys addresses each a held object (OBJ_SHEAF) of the cache */
+static int load_sheaf(pa_machine *m, struct pa_cache *s, struct pa_sheaf *sheaf, struct snap_in *in)
+{
+    uint64_t n = get_max(in, s->sheaf_capacity);
+    CHECK();
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t phys = get(in);
+        CHECK();
+        uint32_t sid = PA_NIL;
+        for (int k = 0; k < 2 && sid == PA_NIL; k++) {
+            uint32_t order = k ? s->min_order : s->order;
+            uint64_t head = (phys >> PA_PAGE_SHIFT) & ~((1ull << order) - 1);
+            uint32_t cand = head < m->nr_pages ? slab_by_pfn(m, (uint32_t)head) : PA_NIL;
+            if (cand != PA_NIL && m->slabs[cand].order == order && &m->caches[m->slabs[cand].cache] == s)
+                sid = cand;
+        }
+        if (sid == PA_NIL)
+            BAD();
+        const struct pa_slab *slab = &m->slabs[sid];
+        uint64_t off = phys - ((uint64_t)slab->pfn << PA_PAGE_SHIFT);
+        if (off < s->red_left_pad || (off - s->red_left_pad) % s->size
+            || (off - s->red_left_pad) / s->size >= slab->objects)
+            BAD();
+        sheaf->objects[i] = SHEAF_OBJ(sid, (off - s->red_left_pad) / s->size);
+    }
+    sheaf->size = (uint32_t)n;
+    return PA_OK;
+}
+
+static int load_percpu(pa_machine *m, struct snap_in *in)
+{
+    for (uint32_t id = 0; id < m->nr_caches; id++)
+        if (m->caches[id].alive)
+            slab_set_cpu_partial(m, &m->caches[id]);
+    uint64_t n = get_max(in, m->nr_caches);
+    CHECK();
+    for (uint64_t r = 0; r < n; r++) {
+        uint64_t id = get_max(in, m->nr_caches ? m->nr_caches - 1 : 0);
+        uint64_t capacity = get_max(in, PA_SHEAF_CAPACITY_MAX);
+        CHECK();
+        struct pa_cache *s = &m->caches[id];
+        if (!s->alive || s->pcs)
+            BAD();
+        for (uint32_t c = 0; c < m->cpus; c++) {
+            uint64_t len = get_max(in, m->nr_slab_ids);
+            CHECK();
+            uint32_t tail = PA_NIL;
+            for (uint64_t k = 0; k < len; k++) {
+                uint32_t sid = slab_by_pfn(m, get_pfn(in, m));
+                CHECK();
+                if (sid == PA_NIL || m->slabs[sid].cache != id || m->slabs[sid].slabs || m->slabs[sid].frozen
+                    || m->slabs[sid].on_partial)
+                    BAD();
+                m->slabs[sid].slabs = (uint32_t)(len - k);
+                m->slabs[sid].next = PA_NIL;
+                if (tail == PA_NIL)
+                    s->cpu[c].partial = sid;
+                else
+                    m->slabs[tail].next = sid;
+                tail = sid;
+            }
+        }
+        if (!capacity)
+            continue;
+        int rc = pcs_init(m, s, (uint32_t)capacity);
+        if (rc)
+            return rc;
+        for (uint32_t c = 0; c < m->cpus; c++) {
+            rc = load_sheaf(m, s, s->pcs[c].main, in);
+            if (rc)
+                return rc;
+            if (in->pos + 8 <= in->len && get_u64_at(in) == U64_NIL) {
+                get(in);
+                continue;
+            }
+            s->pcs[c].spare = sheaf_new(s);
+            if (!s->pcs[c].spare)
+                return PA_ENOMEM;
+            rc = load_sheaf(m, s, s->pcs[c].spare, in);
+            if (rc)
+                return rc;
+        }
+        uint64_t nfull = get_max(in, 1u << 20);
+        CHECK();
+        struct pa_sheaf **link = &s->barn.full;
+        for (uint64_t k = 0; k < nfull; k++) {
+            struct pa_sheaf *sh = sheaf_new(s);
+            if (!sh)
+                return PA_ENOMEM;
+            *link = sh;
+            link = &sh->next;
+            s->barn.nr_full++;
+            rc = load_sheaf(m, s, sh, in);
+            if (rc)
+                return rc;
+        }
+        uint64_t nempty = get_max(in, 1u << 20);
+        CHECK();
+        for (uint64_t k = 0; k < nempty; k++) {
+            struct pa_sheaf *sh = sheaf_new(s);
+            if (!sh)
+                return PA_ENOMEM;
+            sh->next = s->barn.empty;
+            s->barn.empty = sh;
+            s->barn.nr_empty++;
+        }
+    }
+    return PA_OK;
+}
+
 typedef int (*section_loader)(pa_machine *m, struct snap_in *in);
 
 /* the sections in the order of the layout (pyalloc/model/snapshot.py), each
@@ -1292,7 +1472,7 @@ typedef int (*section_loader)(pa_machine *m, struct snap_in *in);
 static const section_loader load_sections[] = {
     load_machine, load_pgd, load_pageblocks, load_zones, load_reclaim, load_descriptors, load_rmap,
     load_caches, load_cache_order, load_kmalloc, load_slabs, link_cache_slabs, load_mms, load_swap,
-    load_slab_random,
+    load_slab_random, load_percpu,
 };
 
 static int load_core(pa_machine *m, struct snap_in *in)

@@ -153,8 +153,10 @@ def plan(r: Reader, s: Side):
         align = r.pick((0, 8, 64, 3)) if r.below(4) else _arg(r, s, lambda: 0)
         flags = r.pick((0, "SLAB_HWCACHE_ALIGN", "SLAB_POISON|SLAB_RED_ZONE", "SLAB_STORE_USER", "SLAB_BOGUS"))
         name = f"fz{r.below(4)}" if r.below(8) else _arg(r, s, lambda: "fz")
-        return (f"kmem_cache_create({show(name)}, {show(size)}, {show(align)}, {show(flags)})",
-                lambda: m.kmem_cache_create(name, size, align, flags), ("cache", None))
+        cap = r.pick((0, 0, 0, 2, 32, -1, "32")) if r.below(4) else 0
+        return (f"kmem_cache_create({show(name)}, {show(size)}, {show(align)}, {show(flags)}, "
+                f"sheaf_capacity={show(cap)})",
+                lambda: m.kmem_cache_create(name, size, align, flags, sheaf_capacity=cap), ("cache", None))
     if op == 5:
         c = _cache(r, s)
         return f"kmem_cache_alloc({show(c)}, {show(gfp)})", lambda: m.kmem_cache_alloc(c, gfp), ("cobj", c)
@@ -470,7 +472,8 @@ def run_raw(data: bytes, stats: Counter) -> None:
             elif op == 3:
                 rc = lib.pa_kfree(m, a, 0)
             elif op == 4:
-                rc = lib.pa_kmem_cache_create(m, a % 5000, r.pick((0, 8, 64, b)), c & 0x3ff)
+                rc = lib.pa_kmem_cache_create(m, a % 5000, r.pick((0, 8, 64, b)), c & 0x3ff,
+                                              r.pick((0, 0, 4, 32, -1, 1 << 40, b)))
             elif op == 5:
                 rc = lib.pa_kmem_cache_alloc(m, a % 80, 0xcc0, 0)
             elif op == 6:

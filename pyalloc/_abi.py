@@ -141,6 +141,9 @@ SLAB_MERGE_SAME = SLAB_RECLAIM_ACCOUNT | SLAB_CACHE_DMA | SLAB_CACHE_DMA32 | SLA
 
 KMALLOC_MAX_CACHE_SIZE = 8192
 KMALLOC_MAX_SIZE = 4 << 20
+# alloc_empty_sheaf() kzallocs struct_size(sheaf, objects, capacity) (a 32-byte header and a
+# pointer per object): past KMALLOC_MAX_SIZE that fails and so does kmem_cache_create()
+SHEAF_CAPACITY_MAX = (KMALLOC_MAX_SIZE - 32) // 8
 KMALLOC_SHIFT_HIGH = 13
 NR_KMALLOC_TYPES = 4          # normal, reclaim, dma, cgroup
 # include/linux/slab.h RANDOM_KMALLOC_CACHES_NR: kmalloc-rnd-01-* .. kmalloc-rnd-15-*, kmalloc
@@ -163,6 +166,7 @@ OBJ_NEVER = 0
 OBJ_LIVE = 1
 OBJ_FREED = 2
 OBJ_PINNED = 5              # live (bit 0) but owned by a vmalloc area: no free may release it
+OBJ_SHEAF = 4               # allocated from its slab but held by a sheaf: free to the user
 
 # slab debug events (why a report is printed)
 SLAB_ERR_LEFT_REDZONE = 1
@@ -211,7 +215,7 @@ GFP_BITS_MASK = 0x1ffffff
 # the fields of a cache's counters, in struct pa_cache_info order
 CACHE_INFO_FIELDS = ("flags", "object_size", "size", "align", "order", "objects", "offset", "inuse",
                      "red_left_pad", "min_order", "nr_slabs", "total_objects", "active_objects",
-                     "refcount", "allocflags", "live")
+                     "refcount", "allocflags", "live", "cpu_partial", "cpu_partial_slabs", "sheaf_capacity")
 
 # -- operation streams (csrc/stream.c, model/stream.py, pyalloc/machine/stream.py) ------------
 
@@ -383,7 +387,8 @@ C_ENUMS = (
       "SLAB_ACCOUNT", "SLAB_CACHE_DMA", "SLAB_CACHE_DMA32", "SLAB_PANIC", "SLAB_CONSISTENCY_CHECKS",
       "SLAB_TRACE", "SLAB_KMALLOC", "SLAB_NO_MERGE", "OBJECT_POISON")),
     ("slab limits and private statuses", None,
-     ("KMALLOC_MAX_CACHE_SIZE", "KMALLOC_MAX_SIZE", "NR_KMALLOC_TYPES", "RANDOM_KMALLOC_CACHES_NR", "NR_KMALLOC_TABLE", "MAX_CACHES", "MAX_CPUS", "TRACK_SIZE",
+     ("KMALLOC_MAX_CACHE_SIZE", "KMALLOC_MAX_SIZE", "SHEAF_CAPACITY_MAX", "NR_KMALLOC_TYPES", "RANDOM_KMALLOC_CACHES_NR",
+      "NR_KMALLOC_TABLE", "MAX_CACHES", "MAX_CPUS", "TRACK_SIZE",
       "MAX_SLAB_EVENTS", "ZERO_SIZE_STATUS", "EINVARIANT")),
     ("why a slab report is printed", None,
      tuple(n for n in globals() if n.startswith("SLAB_ERR_"))),

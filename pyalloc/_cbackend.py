@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from . import _abi, errors
 from ._abi import CACHE_INFO_FIELDS, KCONFIG_DEFAULT, clamp64
+from .model.sheaf import cpu_slab_dict
 
 MM_INFO_FIELDS = ("alive", "is_file", "nr_pages", "size", "rss", "swapents", "nr_dirty", "pgtables_bytes")
 
@@ -138,8 +139,9 @@ class CCore:
     def set_slab_merge(self, on: bool) -> int:
         return lib.pa_set_slab_merge(self._m, 1 if on else 0)
 
-    def kmem_cache_create(self, size: int, align: int, flags: int) -> int:
-        return lib.pa_kmem_cache_create(self._m, clamp64(size), clamp64(align), clamp64(flags))
+    def kmem_cache_create(self, size: int, align: int, flags: int, sheaf_capacity: int = 0) -> int:
+        return lib.pa_kmem_cache_create(self._m, clamp64(size), clamp64(align), clamp64(flags),
+                                        clamp64(sheaf_capacity))
 
     def kmalloc_register(self, ktype: int, index: int, cid: int) -> int:
         return lib.pa_kmalloc_register(self._m, ktype, index, cid)
@@ -206,6 +208,21 @@ class CCore:
             return rc
         return ((v.cache, v.order, v.objects, v.inuse, v.frozen, v.on_partial, v.cpu),
                 bytes(ffi.buffer(states, v.objects)))
+    def cpu_slab_info(self, cid: int, cpu: int):
+        """A cpu's slab layers of a cache (see pyalloc.model.sheaf.cpu_slab_info), or None."""
+        n = lib.pa_cpu_slab_info(self._m, clamp64(cid), clamp64(cpu), ffi.NULL, 0)
+        if n < 0:
+            return None
+        out = ffi.new("int64_t[]", n)
+        lib.pa_cpu_slab_info(self._m, clamp64(cid), clamp64(cpu), out, n)
+        return cpu_slab_dict(list(out[0:n]))
+
+    def barn_info(self, cid: int):
+        out = ffi.new("int64_t[2]")
+        if lib.pa_barn_info(self._m, clamp64(cid), out):
+            return None
+        return {"full": out[0], "empty": out[1]}
+
     def slab_pin(self, phys: int, op: int) -> int:
         return lib.pa_slab_pin(self._m, clamp64(phys), op)
 

@@ -112,9 +112,11 @@ def _busy(backend: str, kconfig=None):
 
 def _as_v3(core: bytes) -> bytes:
     """Today's CORE section of a machine with every kconfig option off in format 3's layout: without
-    the machine scalars and the (empty) sections format 4 added."""
-    assert core.endswith(EMPTY_SLAB_RANDOM)
-    return core[:V3_MACHINE_WORDS * 8] + core[len(MACHINE_SCALARS) * 8:len(core) - len(EMPTY_SLAB_RANDOM)]
+    the machine scalars and the (empty) sections format 4 added: slab_random, then the per-cpu
+    section (no cpu partial chain, no sheaves)."""
+    tail = EMPTY_SLAB_RANDOM + bytes(8)
+    assert core.endswith(tail)
+    return core[:V3_MACHINE_WORDS * 8] + core[len(MACHINE_SCALARS) * 8:len(core) - len(tail)]
 
 
 def _counter_block(core: bytes, nr_scalars: int = len(MACHINE_SCALARS)) -> int:

@@ -139,7 +139,8 @@ class TwoBackends(RuleBasedStateMachine):
         r = self.both("kmalloc", size, gfp, cpu, caller)
         return (None, r[1] if r[0] == "ok" else None)
 
-    @rule(target=objects, pair=caches, gfp=st.sampled_from(KGFPS[:3]), cpu=st.sampled_from([None, 1]))
+    @rule(target=objects, pair=caches, gfp=st.sampled_from(KGFPS[:3] + ["GFP_ATOMIC"]),
+          cpu=st.sampled_from([None, 0, 1]))
     def cache_alloc(self, pair, gfp, cpu):
         r = self.both_with("kmem_cache_alloc", pair, gfp, cpu=cpu)
         return (pair, r[1] if r[0] == "ok" else None)
@@ -187,6 +188,36 @@ class TwoBackends(RuleBasedStateMachine):
             assert (ca.size, ca.objects, ca.order, ca.align) == (cb.size, cb.objects, cb.order, cb.align)
             return (ca, cb)
         return (None, None)
+
+    @rule(target=caches, size=st.integers(1, 600), flags=st.sampled_from(CACHE_FLAGS[:3]),
+          cap=st.sampled_from([0, 1, 2, 5, 32, -1, pyalloc._abi.SHEAF_CAPACITY_MAX + 1, "32"]),
+          name=st.sampled_from(["sa", "sb"]))
+    def create_sheaf_cache(self, size, flags, cap, name):
+        a = outcome(lambda: self.c.kmem_cache_create(name, size, 0, flags, sheaf_capacity=cap))
+        b = outcome(lambda: self.py.kmem_cache_create(name, size, 0, flags, sheaf_capacity=cap))
+        assert (a[0], a[0] == "ok" or a[1:]) == (b[0], b[0] == "ok" or b[1:])
+        return (a[1], b[1]) if a[0] == "ok" else (None, None)
+
+    @rule(pair=caches, n=st.integers(1, 80), cpu=st.sampled_from([0, 1]), free_cpu=st.sampled_from([0, 1]))
+    def per_cpu_churn(self, pair, n, cpu, free_cpu):
+        """n objects allocated on one CPU and freed (newest first) on one CPU: cpu partial
+        chains, remote frees and sheaf exchanges with the barn on both backends alike."""
+        if pair[0] is None:
+            return
+        got = [self.both_with("kmem_cache_alloc", pair, "GFP_KERNEL", cpu=cpu) for _ in range(n)]
+        for r in reversed(got[::2]):
+            if r[0] == "ok" and r[1] is not None:
+                self.both_with("kmem_cache_free", pair, r[1], cpu=free_cpu)
+
+    @rule(pair=caches)
+    def per_cpu_state_agrees(self, pair):
+        if pair[0] is None or pair[0]._id < 0:
+            return
+        a = [self.c._core.cpu_slab_info(self.here(self.c, pair[0])._id, cpu) for cpu in range(2)]
+        b = [self.py._core.cpu_slab_info(self.here(self.py, pair[1])._id, cpu) for cpu in range(2)]
+        assert a == b
+        assert self.c._core.barn_info(self.here(self.c, pair[0])._id) == \
+            self.py._core.barn_info(self.here(self.py, pair[1])._id)
 
     @rule(pair=caches)
     def shrink(self, pair):
@@ -437,6 +468,7 @@ class TwoBackendsTraced(TwoBackends):
         self.ctrace, self.pytrace = io.StringIO(), io.StringIO()
         self.c = pyalloc.Machine(mem=MEM, backend="c", cpus=2, trace=self.ctrace)
         self.py = pyalloc.Machine(mem=MEM, backend="model", cpus=2, trace=self.pytrace)
+        self.bound = {}
 
     @invariant()
     def same_trace(self):

@@ -47,24 +47,31 @@ def test_every_cache_agrees_with_slabinfo(backend):
         m.check()
 
 
-def test_partial_and_cpu_slabs_follow_the_slab_lists(backend):
-    with pyalloc.Machine(mem="64M", backend=backend, cpus=2) as m:
+@pytest.mark.parametrize("cpu_partial", [False, True])
+def test_partial_and_cpu_slabs_follow_the_slab_lists(backend, cpu_partial):
+    with pyalloc.Machine(mem="64M", backend=backend, cpus=2, kconfig={"SLUB_CPU_PARTIAL": cpu_partial}) as m:
         c = m.kmem_cache_create("probe", 512)            # 8 per order-0 slab... whatever the order gives
         per = helpers.slab_cache_objects_per_slab(m, c)
         objs = [m.kmem_cache_alloc(c, "GFP_KERNEL") for _ in range(3 * per)]
         a = m.slab_sysfs(c)
         assert node_count(a["slabs"]) == 3 and node_count(a["cpu_slabs"]) == 1
         assert node_count(a["partial"]) == 0 and node_count(a["objects"]) == 3 * per
-        # free one object in each of the two full, non-cpu slabs: both go to the partial list
+        # free one object in each of the two full, non-cpu slabs: both go to this CPU's partial
+        # list (put_cpu_partial), or without cpu partial lists to the node partial list
         infos = [helpers.slab_object_info(m, o) for o in objs]
         full = sorted({i.slab.pfn for i in infos if not i.slab.frozen})
         for pfn in full:
             victim = next(o for o, i in zip(objs, infos) if i.slab.pfn == pfn)
             m.kmem_cache_free(c, victim)
         a = m.slab_sysfs(c)
-        assert node_count(a["partial"]) == 2
-        assert node_count(a["objects_partial"]) == 2 * (per - 1)
-        assert node_count(a["objects"]) == 3 * per - 2
+        if cpu_partial:
+            assert node_count(a["partial"]) == 0 and node_count(a["cpu_slabs"]) == 3
+            assert a["slabs_cpu_partial"] == f"{per}(2) C0={per}(2)\n"
+            assert node_count(a["objects"]) == 3 * per      # cpu partial slabs count as in use
+        else:
+            assert node_count(a["partial"]) == 2 and node_count(a["cpu_slabs"]) == 1
+            assert node_count(a["objects_partial"]) == 2 * (per - 1)
+            assert node_count(a["objects"]) == 3 * per - 2
         assert len(c) == 3 * per - 2
 
 

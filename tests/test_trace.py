@@ -179,7 +179,7 @@ def test_older_spellings_and_compression(make_machine, tmp_path, compress):
     assert kinds == ["alloc_pages", "kmalloc", "kmem_cache_alloc", "kmalloc", "kfree", "kmem_cache_free", "kfree",
                      "free_pages"]
     assert s.op(1)["gfp"] == 0xcc0 | 0x100 and s.op(1)["caller"] == "ffffffff8112a3b4"
-    assert s.caches == [("trace-208", 208, 64, 0)]      # 64-aligned: 208 bytes in 256
+    assert s.caches == [("trace-208", 208, 64, 0, 0)]   # 64-aligned: 208 bytes in 256; no sheaves
     assert s.trace_stats["ignored_events"] == 1 and s.trace_stats["unmatched_frees"] == 0
     m = make_machine(mem="64M")
     r = m.run(s, errors="record")

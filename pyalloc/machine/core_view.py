@@ -52,6 +52,16 @@ class CoreView:
         """struct kmem_cache of a cache id: sizes, order, flags, object and slab counts."""
         return self._core.cache_info(cid)
 
+    def _view_cpu_slab(self, cid: int, cpu: int) -> dict:
+        """A CPU's slab layers of a cache: slab (phys or None), freelist (object physes in
+        order), partial (the cpu partial chain's slab physes in order), main and spare (sheaf
+        objects' physes, top first, or None)."""
+        return self._core.cpu_slab_info(cid, cpu)
+
+    def _view_barn(self, cid: int) -> dict:
+        """The cache's barn: how many full and empty sheaves it holds."""
+        return self._core.barn_info(cid)
+
     def _view_slab_pfns(self, cid: int):
         """The head pfn of every slab of a cache, or a negative status."""
         return self._core.slab_pfns(cid)
@@ -64,11 +74,6 @@ class CoreView:
     def _view_object_pinned(self, phys: int) -> int:
         """Whether the live slab object at phys is pinned (1) or not (0); a negative status otherwise."""
         return self._core.slab_pin(phys, -1)
-
-    def _view_cpu_slab(self, cid: int, cpu: int) -> dict:
-        """A cache's per-CPU state on one CPU: slab, freelist, partial, main, spare (physical
-        addresses, next allocation first)."""
-        return self._core.cpu_slab_info(cid, cpu)
 
     def _view_pcp(self, zid: int, cpu: int) -> dict:
         """A zone's per_cpu_pages on one CPU: count, high, batch, high_min, high_max, free_count,

@@ -390,10 +390,10 @@ class SlabAPI(MachineState):
         self._core.random_kmalloc_init()
         self._core.set_slab_merge(slab_merge)
 
-    def _create(self, name: str, size: int, align: int, flags: int) -> Cache:
+    def _create(self, name: str, size: int, align: int, flags: int, sheaf_capacity: int = 0) -> Cache:
         if self._debug_names is None or name in self._debug_names:
             flags |= self._debug_flags
-        cid = self._core.kmem_cache_create(size, align, flags)
+        cid = self._core.kmem_cache_create(size, align, flags, sheaf_capacity)
         if cid < 0:
             errors.raise_for(cid if cid != errors.ENOMEM else errors.EINVAL,
                              f"kmem_cache_create({show(name)}, {show(size)}, align={show(align)}): the object cannot be laid "
@@ -410,8 +410,11 @@ class SlabAPI(MachineState):
 
     # -- caches ------------------------------------------------------------------
 
-    def kmem_cache_create(self, name: str, size: int, align: int = 0, flags=0) -> Cache:
-        """kmem_cache_create(): a new cache (or, with slab_merge, an alias of a compatible one)."""
+    def kmem_cache_create(self, name: str, size: int, align: int = 0, flags=0, *, sheaf_capacity: int = 0) -> Cache:
+        """kmem_cache_create(): a new cache (or, with slab_merge, an alias of a compatible one).
+
+        sheaf_capacity (struct kmem_cache_args.sheaf_capacity, 6.18) gives the cache per-cpu
+        sheaves of that many objects (none for a debug cache); such a cache is never merged."""
         self._live()
         # The name becomes /sys/kernel/slab/<name>/ ('/' shown as '!', as kobject names do):
         # "." and ".." could name no directory there, and a directory name holds at most 255 bytes.
@@ -419,7 +422,7 @@ class SlabAPI(MachineState):
                 or name in (".", "..") or len(name.encode("utf-8")) > 255):
             raise InvalidArgument(f"kmem_cache_create: bad name {show(name)} (1 to 64 printable characters, "
                                   "at most 255 bytes of UTF-8, no spaces, not . or ..)")
-        for what, v in (("size", size), ("align", align)):
+        for what, v in (("size", size), ("align", align), ("sheaf_capacity", sheaf_capacity)):
             if isinstance(v, bool) or not isinstance(v, int):
                 raise InvalidArgument(f"kmem_cache_create({show(name)}): {what} must be an int, not {show(v)}")
         bits = parse_slab_flags(flags)
@@ -430,7 +433,10 @@ class SlabAPI(MachineState):
             raise InvalidArgument(f"kmem_cache_create({show(name)}): align {show(align)} is not 0 or a power of two")
         if bits & st.SLAB_CACHE_DMA and bits & st.SLAB_CACHE_DMA32:
             raise InvalidArgument(f"kmem_cache_create({show(name)}): SLAB_CACHE_DMA and SLAB_CACHE_DMA32 together")
-        return self._create(name, size, align, bits & ~st.SLAB_PANIC)
+        if not 0 <= sheaf_capacity <= st.SHEAF_CAPACITY_MAX:
+            raise InvalidArgument(f"kmem_cache_create({show(name)}): sheaf_capacity {show(sheaf_capacity)} is outside "
+                                  f"0..{st.SHEAF_CAPACITY_MAX} (a sheaf larger than KMALLOC_MAX_SIZE cannot be allocated)")
+        return self._create(name, size, align, bits & ~st.SLAB_PANIC, sheaf_capacity)
 
     def _cache_id(self, cache, what: str) -> int:
         self._live()

@@ -96,7 +96,7 @@ class Stream:
         self._checked_cpu = (-1, -1)
         self.callers: list = [None]             # index 0: no caller
         self._caller_index: dict[str, int] = {}
-        self.caches: list[tuple[str, int, int, Any]] = []   # (name, size, align, flags)
+        self.caches: list[tuple] = []      # (name, size, align, flags, sheaf_capacity)
         self._cache_index: dict[str, int] = {}
         self.names: list[str] = []              # process names and file paths
         self._name_index: dict[str, int] = {}
@@ -170,8 +170,10 @@ class Stream:
         return self._add(ops_.OP_KREALLOC, gfpmod.parse(gfp), self._handle(h, _SLAB_OBJECT, "krealloc"),
                          self._size(size, "krealloc: size"), -1, cpu, caller)
 
-    def cache(self, name, size: int | None = None, align: int = 0, flags: int = 0) -> int:
-        """The stream's index of cache *name* (declared here with its object size the first time)."""
+    def cache(self, name, size: int | None = None, align: int = 0, flags: int = 0, *,
+              sheaf_capacity: int = 0) -> int:
+        """The stream's index of cache *name* (declared here the first time with its object size and,
+        as kmem_cache_create() takes them, align, flags and sheaf_capacity)."""
         if hasattr(name, "_id") and hasattr(name, "object_size"):       # a pyalloc.Cache
             name, size, align, flags = name.name, name.object_size, name.align, 0
         if not isinstance(name, str) or not name:
@@ -181,8 +183,10 @@ class Stream:
             if size is None:
                 raise InvalidArgument(f"cache {name!r} is new to this stream: give its object size")
             self._size(size, f"cache {name!r}: size")
+            if isinstance(sheaf_capacity, bool) or not isinstance(sheaf_capacity, int):
+                raise InvalidArgument(f"cache {name!r}: sheaf_capacity must be an int, not {sheaf_capacity!r}")
             index = self._cache_index[name] = len(self.caches)
-            self.caches.append((name, size, align, flags))
+            self.caches.append((name, size, align, flags, sheaf_capacity))
         return index
 
     def kmem_cache_alloc(self, cache, gfp, cpu=None, caller=None, size: int | None = None) -> int:
@@ -476,9 +480,10 @@ class StreamAPI(MachineState):
                 or not all(type(c) is str for c in callers[1:])):
             raise InvalidArgument("run(): the stream's caller table must be a list of None then strings")
         if type(caches) is not list or not all(
-                type(c) is tuple and len(c) == 4 and type(c[0]) is str
+                type(c) is tuple and len(c) in (4, 5) and type(c[0]) is str
                 and all(type(v) is int for v in c[1:]) for c in caches):
-            raise InvalidArgument("run(): the stream's cache table must be a list of (name, size, align, flags)")
+            raise InvalidArgument("run(): the stream's cache table must be a list of "
+                                  "(name, size, align, flags[, sheaf_capacity])")
         if type(names) is not list or not all(type(v) is str for v in names):
             raise InvalidArgument("run(): the stream's name table must be a list of strings")
         if result is not None:
@@ -527,11 +532,11 @@ class StreamAPI(MachineState):
 
     # -- slow paths ----------------------------------------------------------------------
 
-    def _stream_cache(self, name, size, align, flags, made: list | None = None):
+    def _stream_cache(self, name, size, align, flags, sheaf_capacity=0, *, made: list | None = None):
         for cache in self._caches.values():
             if cache.name == name:
                 return cache
-        cache = self.kmem_cache_create(name, size, align, flags)
+        cache = self.kmem_cache_create(name, size, align, flags, sheaf_capacity=sheaf_capacity)
         if made is not None:
             made.append(cache)
         return cache

@@ -13,7 +13,9 @@ drained: after each ``run()``, on ``trace_flush()`` and on ``close()``.
 In: :func:`read_trace` parses a capture (6.18, and the 3.x/4.x spellings:
 ``GFP_KERNEL|GFP_ZERO``, hex call sites, ``ptr=(null)``, no ``name=``; plain,
 ``.gz`` or ``.xz``) into a :class:`pyalloc.Stream`: real pointers become handles,
-named caches are declared with the object size the trace shows, and frees of
+named caches are declared as 6.18 creates them when the catalogue
+(pyalloc/data/slab_caches.json) knows the name (object size, align, flags,
+sheaf_capacity), else with the object size the trace shows, and frees of
 objects allocated before the capture began are counted, not run.
 """
 
@@ -29,6 +31,7 @@ import zlib
 
 from .. import gfp as gfpmod
 from ..errors import GFPError, InvalidArgument
+from ..data import slab_cache_args
 from .slab import SLAB
 from .._abi import (
     OP_CPU_CURRENT, PAGE_OFFSET, VMALLOC_END, VMALLOC_START, VMEMMAP_START, TRACE_NIL as NIL,
@@ -562,6 +565,18 @@ def _not_slab_page(order: int, gfp: int, slab_event: tuple) -> str | None:
     return None
 
 
+def _trace_cache(s: Stream, name: str, req: int, alloc: int, gfp: int, accounted: bool) -> int:
+    """Declare a cache the trace names: with the align, flags and sheaf_capacity 6.18 creates it
+    with when the catalogue (pyalloc/data/slab_caches.json) knows the name, else shaped from the
+    event.  The object size is the one the capture shows: the captured kernel's own (task_struct's
+    depends on the CPU's FPU state size)."""
+    known = slab_cache_args(name)
+    if known is not None:
+        size, align, flags, sheaf_capacity = known
+        return s.cache(name, req if req > 0 else size, align, flags, sheaf_capacity=sheaf_capacity)
+    return s.cache(name, max(req, 1), *_cache_shape(req, alloc, gfp, accounted))
+
+
 def read_trace(path, skip_bad: bool = False, progress=None) -> Stream:
     """Parse a kmem ftrace capture into a Stream (see the module's docstring).
 
@@ -672,8 +687,7 @@ def read_trace(path, skip_bad: bool = False, progress=None) -> Stream:
                     name = f.get("name") or f"trace-{req}"
                     cache = s._cache_index.get(name, -1)
                     if cache < 0:
-                        cache = s.cache(name, max(req, 1), *_cache_shape(req, _int(f["bytes_alloc"]), gfp,
-                                                                        f.get("accounted") == "true"))
+                        cache = _trace_cache(s, name, req, _int(f["bytes_alloc"]), gfp, f.get("accounted") == "true")
                     h = s.kmem_cache_alloc(name, gfp, cpu=cpu, caller=site)
                 if ptr is not None:
                     objects[ptr] = (h, cache, alloc, gfp)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 
-from . import buddy, introspect, oncpu, pgtable, reclaim, slab, slab_random, snapshot, stream, trace
+from . import buddy, introspect, oncpu, pgtable, reclaim, sheaf, slab, slab_random, snapshot, stream, trace
 from ..threads import locked_entry, retarget, serialize
 from .arena import Arena, clamp64
 from ..errors import ECLOSED
@@ -107,8 +107,8 @@ class ModelCore:
         self._a.slab_merge = bool(on)
         return 0
 
-    def kmem_cache_create(self, size: int, align: int, flags: int) -> int:
-        return slab.kmem_cache_create(self._a, size, align, flags)
+    def kmem_cache_create(self, size: int, align: int, flags: int, sheaf_capacity: int = 0) -> int:
+        return slab.kmem_cache_create(self._a, size, align, flags, sheaf_capacity)
 
     def kmalloc_register(self, ktype: int, index: int, cid: int) -> int:
         return slab.kmalloc_register(self._a, ktype, index, cid)
@@ -128,6 +128,12 @@ class ModelCore:
     def cache_info(self, cid: int):
         info = slab.cache_info(self._a, cid)
         return None if info is None else dict(zip(CACHE_INFO_FIELDS, info))
+
+    def cpu_slab_info(self, cid: int, cpu: int):
+        return sheaf.cpu_slab_info(self._a, cid, cpu)
+
+    def barn_info(self, cid: int):
+        return sheaf.barn_info(self._a, cid)
 
     def ksize(self, phys: int) -> int:
         return slab.ksize(self._a, phys)

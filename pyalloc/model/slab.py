@@ -5,13 +5,19 @@ The model's twin of csrc/slab.c, function for function, following mm/slub.c:
 * A cache has a per-cpu active slab (``cpu[c].slab`` with its lockless
   freelist ``cpu[c].freelist``) and a node partial list.  Allocation pops the
   cpu freelist (fast path); when it is empty ``slab_alloc_slow`` takes the
-  slab's remote frees, else the first slab of the partial list, else a new
-  slab from the buddy allocator (cache order with __GFP_NOWARN|__GFP_NORETRY
-  first, then the minimum order).  Per-cpu *partial* lists are left out.
+  slab's remote frees, else the first slab of the cpu partial list
+  (CONFIG_SLUB_CPU_PARTIAL), else the first of the node partial list
+  (get_partial_node(), which also moves up to cpu_partial_slabs / 2 + 1 more
+  to the cpu partial list), else a new slab from the buddy allocator (cache
+  order with __GFP_NOWARN|__GFP_NORETRY first, then the minimum order).
 * Freeing to this cpu's active slab pushes onto the cpu freelist; any other
-  free goes to the slab's own freelist.  A slab that was full goes to the
-  partial list's tail; one that becomes empty while the node already holds
-  min_partial partial slabs goes back to the buddy allocator.
+  free (a remote one too) goes to the slab's own freelist.  A slab that was
+  full goes to this cpu's partial list (put_cpu_partial(); a chain already
+  cpu_partial_slabs long moves to the node list first, __put_partials()),
+  or without cpu partial lists to the node partial tail; one that becomes
+  empty while the node already holds min_partial partial slabs goes back to
+  the buddy allocator.  Cpu partial slabs are not frozen (6.8+).
+* Caches with sheaves put sheaf.py in front of all this.
 * A new slab's freelist is in address order, or in the cache's random order
   under SLAB_FREELIST_RANDOM (slab_random.py); frees push at the head, so the
   last object freed is the next one handed out.
@@ -35,14 +41,14 @@ Where pyalloc departs from the kernel, on purpose:
 
 from __future__ import annotations
 
-from . import buddy, reclaim
+from . import buddy, reclaim, sheaf
 from .slab_random import freelist_ptr_encode, init_cache_random, random_kmalloc_type, shuffle_freelist
 from .arena import INT64_MAX, INT64_MIN, NIL, Arena, c_ints
 from .._abi import (
     E2BIG, EBUSY, ECORRUPT, EDOUBLEFREE, EINVAL, EINVALFREE, ENOMEM, GFP_COMP, GFP_DIRECT_RECLAIM,
     GFP_KSWAPD_RECLAIM, GFP_NOFAIL, GFP_NOMEMALLOC, GFP_ZERO, KIND_LARGE_KMALLOC, KIND_SLAB,
-    KCONFIG_RANDOM_KMALLOC_CACHES, KMALLOC_MAX_CACHE_SIZE, MAX_CACHES, MAX_PAGE_ORDER, MAX_SLAB_EVENTS,
-    NR_KMALLOC_TABLE, OBJ_FREED,
+    KCONFIG_RANDOM_KMALLOC_CACHES, KCONFIG_SLUB_CPU_PARTIAL, KMALLOC_MAX_CACHE_SIZE, MAX_CACHES, MAX_PAGE_ORDER,
+    MAX_SLAB_EVENTS, NR_KMALLOC_TABLE, NR_KMALLOC_TYPES, OBJ_FREED, OBJ_SHEAF, SHEAF_CAPACITY_MAX,
     OBJ_LIVE, OBJ_NEVER, OBJ_PINNED, OBJECT_POISON, OK, PAGE_SHIFT, PAGE_SIZE, PG_ALLOC, PG_FREED, POISON_END, POISON_FREE,
     POISON_INUSE, SLAB_ACCOUNT, SLAB_CACHE_DMA, SLAB_CACHE_DMA32, SLAB_CONSISTENCY_CHECKS,
     SLAB_DEBUG_FLAGS, SLAB_ERR_ALIGN_PADDING, SLAB_ERR_ALREADY_FREE, SLAB_ERR_END_POISON,
@@ -96,16 +102,17 @@ def kmalloc_type(a: Arena, gfp: int, caller: int) -> int:
 
 
 class CpuSlab:
-    __slots__ = ("slab", "freelist")
+    __slots__ = ("slab", "freelist", "partial")
 
     def __init__(self) -> None:
         self.slab = NIL         # head pfn of the active slab
         self.freelist = NIL     # first free slot of the lockless freelist
+        self.partial: list[int] = []    # the cpu partial chain, head pfn first (slub_percpu_partial)
 
 
 class Slab:
     __slots__ = ("pfn", "cache", "order", "objects", "inuse", "freelist", "frozen",
-                 "on_partial", "next", "state")
+                 "on_partial", "next", "state", "slabs")
 
     def __init__(self, pfn: int, cache: int, order: int, objects: int) -> None:
         self.pfn = pfn
@@ -118,13 +125,15 @@ class Slab:
         self.on_partial = False
         self.next = [NIL] * objects    # the freelist chain, beside the slab
         self.state = bytearray(objects)  # OBJ_NEVER / OBJ_LIVE / OBJ_FREED per slot
+        self.slabs = 0                 # on a cpu partial chain: its length from here (slab->slabs)
 
 
 class Cache:
     __slots__ = ("id", "flags", "object_size", "size", "align", "inuse", "offset", "red_left_pad",
                  "order", "objects", "min_order", "min_objects", "min_partial", "refcount",
                  "allocflags", "partial", "nr_slabs", "total_objects", "cpu", "alive", "live", "random",
-                 "random_seq")
+                 "random_seq", "cpu_partial", "cpu_partial_slabs", "sheaf_capacity", "pcs", "barn_full",
+                 "barn_empty")
     # the fields of struct pa_cache (csrc/internal.h), set by kmem_cache_create()
     id: int
     flags: int
@@ -149,6 +158,12 @@ class Cache:
     live: int
     random: int                         # SLAB_FREELIST_HARDENED: s->random (slab_random.py)
     random_seq: list[int] | None        # SLAB_FREELIST_RANDOM: a permutation of range(objects)
+    cpu_partial: int                    # set_cpu_partial(): objects a cpu partial list keeps
+    cpu_partial_slabs: int              # slub_set_cpu_partial(): the same in slabs
+    sheaf_capacity: int                 # 0: no sheaves (sheaf.py)
+    pcs: list | None                    # per cpu [main, spare]: sheaves are lists of objects, spare may be None
+    barn_full: list                     # full sheaves, the list head first
+    barn_empty: int                     # empty sheaves (all alike)
 
 
 # -- creation ----------------------------------------------------------------------
@@ -245,7 +260,7 @@ def find_mergeable(a: Arena, size: int, align: int, flags: int) -> int:
     for cid in a.cache_order:       # oldest first, as list_for_each_entry_reverse walks
         s = a.caches[cid]
         # kmalloc caches carry a usercopy region (HARDENED_USERCOPY): never a target
-        if s.flags & (SLAB_NEVER_MERGE | SLAB_KMALLOC) or size > s.size:
+        if s.flags & (SLAB_NEVER_MERGE | SLAB_KMALLOC) or size > s.size or s.pcs is not None:
             continue
         if flags & SLAB_MERGE_SAME != s.flags & SLAB_MERGE_SAME:
             continue
@@ -255,16 +270,32 @@ def find_mergeable(a: Arena, size: int, align: int, flags: int) -> int:
     return -1
 
 
-def kmem_cache_create(a: Arena, size: int, align: int, flags: int) -> int:
+def set_cpu_partial(a: Arena, s: Cache) -> None:
+    """set_cpu_partial(), slub_set_cpu_partial(): how much a cpu partial list keeps."""
+    s.cpu_partial = s.cpu_partial_slabs = 0
+    if not a.kconfig & KCONFIG_SLUB_CPU_PARTIAL:
+        return
+    nr_objects = 0
+    if not is_debug(s):         # kmem_cache_has_cpu_partial()
+        nr_objects = 6 if s.size >= PAGE_SIZE else 24 if s.size >= 1024 else 52 if s.size >= 256 else 120
+    s.cpu_partial = nr_objects
+    # the limit in slabs assumes them half full
+    s.cpu_partial_slabs = (nr_objects * 2 + s.objects - 1) // s.objects
+
+
+def kmem_cache_create(a: Arena, size: int, align: int, flags: int, sheaf_capacity: int = 0) -> int:
     """A new cache id (or an existing one it merged into), or EINVAL."""
     if not 1 <= size <= 4 << 20 or align < 0 or align > 4 << 20 or align & (align - 1):
+        return EINVAL
+    if not 0 <= sheaf_capacity <= SHEAF_CAPACITY_MAX:
         return EINVAL
     if flags & ~0x3fff or flags & (SLAB_CACHE_DMA | SLAB_CACHE_DMA32) == SLAB_CACHE_DMA | SLAB_CACHE_DMA32:
         return EINVAL
     if len(a.caches) >= MAX_CACHES and None not in a.caches:
         return ENOMEM
     a.ticks += 1
-    cid = find_mergeable(a, size, align, flags)
+    # a cache with sheaves is never an alias (__kmem_cache_create_args)
+    cid = -1 if sheaf_capacity else find_mergeable(a, size, align, flags)
     if cid >= 0:
         s = a.caches[cid]
         s.refcount += 1
@@ -284,6 +315,10 @@ def kmem_cache_create(a: Arena, size: int, align: int, flags: int) -> int:
     s.nr_slabs = s.total_objects = 0
     s.cpu = [CpuSlab() for _ in range(a.cpus)]
     s.alive = True
+    s.sheaf_capacity, s.pcs, s.barn_full, s.barn_empty = 0, None, [], 0
+    if sheaf_capacity and not is_debug(s):      # do_kmem_cache_create: no sheaves for a debug cache
+        sheaf.pcs_init(a, s, sheaf_capacity)
+    set_cpu_partial(a, s)
     if None in a.caches:
         cid = a.caches.index(None)
         a.caches[cid] = s
@@ -517,6 +552,63 @@ def remove_partial(s: Cache, slab: Slab) -> None:
     s.partial.remove(slab.pfn)
 
 
+def put_partials(a: Arena, s: Cache, chain: list[int]) -> None:
+    """__put_partials(): a cpu partial chain to the node list, in chain order; empty
+    slabs beyond min_partial are discarded after, the last one seen first."""
+    discard: list[Slab] = []
+    for pfn in chain:
+        slab = a.slabs[pfn]
+        slab.slabs = 0
+        if slab.inuse == 0 and len(s.partial) >= s.min_partial:
+            discard.insert(0, slab)
+        else:
+            add_partial(s, slab, tail=True)
+    for slab in discard:
+        discard_slab(a, s, slab)
+
+
+def put_cpu_partial(a: Arena, s: Cache, slab: Slab, drain: bool) -> None:
+    """put_cpu_partial(): push on this cpu's chain; with drain, a chain already
+    cpu_partial_slabs long goes to the node list and a new chain starts."""
+    c = s.cpu[a.cpu]
+    slabs, to_put = 0, None
+    if c.partial:
+        if drain and a.slabs[c.partial[0]].slabs >= s.cpu_partial_slabs:
+            to_put, c.partial = c.partial, []
+        else:
+            slabs = a.slabs[c.partial[0]].slabs
+    slab.slabs = slabs + 1
+    c.partial.insert(0, slab.pfn)
+    if to_put is not None:
+        put_partials(a, s, to_put)
+
+
+def put_partials_cpu(a: Arena, s: Cache, c: CpuSlab) -> None:
+    chain, c.partial = c.partial, []
+    put_partials(a, s, chain)
+
+
+def get_partial_node(a: Arena, s: Cache) -> Slab:
+    """get_partial_node(): the first node partial slab for the cpu, and while cpu
+    partial lists are on, more of them onto this cpu's chain."""
+    partial = None
+    partial_slabs = 0
+    for pfn in list(s.partial):
+        slab = a.slabs[pfn]
+        remove_partial(s, slab)
+        if partial is None:
+            partial = slab
+            if s.cpu_partial == 0:
+                break
+        else:
+            put_cpu_partial(a, s, slab, False)
+            partial_slabs += 1
+            if partial_slabs > s.cpu_partial_slabs // 2:
+                break
+    assert partial is not None
+    return partial
+
+
 # -- allocation -----------------------------------------------------------------------------
 
 def take_object(a: Arena, s: Cache, slab: Slab, slot: int, gfp: int, orig_size: int, caller: int) -> int:
@@ -614,9 +706,11 @@ def slab_alloc_slow(a: Arena, s: Cache, c: CpuSlab, gfp: int) -> int:
             return freelist
         slab.frozen = False                 # full: no list holds it now
         c.slab = NIL
-    if s.partial:
-        slab = a.slabs[s.partial[0]]
-        remove_partial(s, slab)
+    if c.partial:                           # slub_percpu_partial
+        slab = a.slabs[c.partial.pop(0)]
+        slab.slabs = 0
+    elif s.partial:
+        slab = get_partial_node(a, s)
     else:
         slab = new_slab(a, s, gfp)
         if slab is None:
@@ -634,7 +728,11 @@ def slab_alloc(a: Arena, s: Cache, gfp: int, orig_size: int, caller: int) -> int
         return slab_alloc_debug(a, s, gfp, orig_size, caller)
     c = s.cpu[a.cpu]
     slot = c.freelist
-    if c.slab != NIL and slot != NIL:
+    obj = sheaf.alloc_from_pcs(a, s, gfp) if s.pcs is not None else -1
+    if obj >= 0:
+        slab = a.slabs[obj >> 16]
+        slot = obj & 0xffff
+    elif c.slab != NIL and slot != NIL:
         slab = a.slabs[c.slab]
         c.freelist = slab.next[slot]
     else:
@@ -643,6 +741,21 @@ def slab_alloc(a: Arena, s: Cache, gfp: int, orig_size: int, caller: int) -> int
             return slot
         slab = a.slabs[c.slab]
     return take_object(a, s, slab, slot, gfp, orig_size, caller)
+
+
+def slab_get_object(a: Arena, s: Cache, gfp: int) -> int:
+    """One object for a sheaf (__kmem_cache_alloc_bulk): the cpu freelist, else
+    ___slab_alloc.  Returns it as SHEAF_OBJ(slab pfn, slot), or a status."""
+    c = s.cpu[a.cpu]
+    slot = c.freelist
+    if c.slab != NIL and slot != NIL:
+        c.freelist = a.slabs[c.slab].next[slot]
+    else:
+        slot = slab_alloc_slow(a, s, c, gfp)
+        if slot < 0:
+            return slot
+    a.slabs[c.slab].state[slot] = OBJ_SHEAF
+    return c.slab << 16 | slot
 
 
 def kmem_cache_alloc(a: Arena, cid: int, gfp: int, caller: int) -> int:
@@ -730,7 +843,7 @@ def lookup_object(a: Arena, phys: int):
         event(a, SLAB_ERR_INVALID_POINTER, s, slab, phys)
         return EINVALFREE, None
     st = slab.state[slot]
-    if st == OBJ_FREED:
+    if st == OBJ_FREED or st == OBJ_SHEAF:
         event(a, SLAB_ERR_ALREADY_FREE, s, slab, phys)
         return EDOUBLEFREE, None
     if st == OBJ_NEVER:
@@ -765,28 +878,88 @@ def slab_free_debug(a: Arena, s: Cache, slab: Slab, slot: int, caller: int) -> i
     return OK
 
 
-def slab_free(a: Arena, s: Cache, slab: Slab, slot: int, caller: int) -> int:
-    if is_debug(s):
-        return slab_free_debug(a, s, slab, slot, caller)
-    slab.state[slot] = OBJ_FREED
-    s.live -= 1
-    c = s.cpu[a.cpu]
-    if c.slab == slab.pfn:
-        set_freepointer(a, s, slab, slot, c.freelist)
-        c.freelist = slot
-        return OK
+def slab_free_slow(a: Arena, s: Cache, slab: Slab, head: int, tail: int, cnt: int) -> None:
+    """__slab_free(): cnt objects head..tail (linked) to a slab that is not this cpu's."""
     prior = slab.freelist
-    set_freepointer(a, s, slab, slot, prior)
-    slab.freelist = slot
-    slab.inuse -= 1
+    set_freepointer(a, s, slab, tail, prior)
+    slab.freelist = head
+    slab.inuse -= cnt
     if slab.frozen:
-        return OK
+        return
+    if prior == NIL and a.kconfig & KCONFIG_SLUB_CPU_PARTIAL:
+        put_cpu_partial(a, s, slab, True)       # it was full
+        return
+    # on a cpu partial chain (prior set, not on the node list) it stays, even empty
+    if (slab.inuse != 0 and prior != NIL) or (prior != NIL and not slab.on_partial):
+        return
     if slab.inuse == 0 and len(s.partial) >= s.min_partial:
         if prior != NIL:
             remove_partial(s, slab)
         discard_slab(a, s, slab)
     elif prior == NIL:
         add_partial(s, slab, tail=True)
+
+
+def do_slab_free(a: Arena, s: Cache, slab: Slab, head: int, tail: int, cnt: int) -> None:
+    """do_slab_free(): onto the cpu freelist when the slab is this cpu's."""
+    c = s.cpu[a.cpu]
+    if c.slab == slab.pfn:
+        set_freepointer(a, s, slab, tail, c.freelist)
+        c.freelist = head
+        return
+    slab_free_slow(a, s, slab, head, tail, cnt)
+
+
+def slab_free_bulk(a: Arena, s: Cache, p: list[int]) -> None:
+    """__kmem_cache_free_bulk() of sheaf objects: build_detached_freelist() takes the
+    last object and links the others of its slab in front of it, looking past at
+    most two objects of other slabs, and moves what it took out of the way."""
+    size = len(p)
+    while size:
+        size -= 1
+        obj = p[size]
+        pfn = obj >> 16
+        slab = a.slabs[pfn]
+        head = tail = obj & 0xffff
+        cnt, lookahead = 1, 3
+        slab.state[head] = OBJ_FREED
+        set_freepointer(a, s, slab, head, NIL)
+        same = size
+        while size:
+            size -= 1
+            obj = p[size]
+            if obj >> 16 == pfn:
+                slot = obj & 0xffff
+                slab.state[slot] = OBJ_FREED
+                set_freepointer(a, s, slab, slot, head)
+                head = slot
+                cnt += 1
+                same -= 1
+                if size != same:
+                    p[size], p[same] = p[same], obj
+                continue
+            lookahead -= 1
+            if not lookahead:
+                break
+        size = same
+        do_slab_free(a, s, slab, head, tail, cnt)
+
+
+def slab_free(a: Arena, s: Cache, slab: Slab, slot: int, caller: int) -> int:
+    if is_debug(s):
+        return slab_free_debug(a, s, slab, slot, caller)
+    s.live -= 1
+    if s.pcs is not None:
+        slab.state[slot] = OBJ_SHEAF
+        sheaf.free_to_pcs(a, s, slab.pfn << 16 | slot)
+        return OK
+    slab.state[slot] = OBJ_FREED
+    c = s.cpu[a.cpu]
+    if c.slab == slab.pfn:
+        set_freepointer(a, s, slab, slot, c.freelist)
+        c.freelist = slot
+        return OK
+    slab_free_slow(a, s, slab, slot, slot, 1)
     return OK
 
 
@@ -855,11 +1028,19 @@ def ksize(a: Arena, phys: int) -> int:
 # -- shrink, destroy -------------------------------------------------------------------------
 
 def flush_cpu_slabs(a: Arena, s: Cache) -> None:
-    for c in s.cpu:
+    """flush_all(): each cpu in turn, as its flush_cpu_slab work does it - the sheaves
+    (frees to the cpu slab still on the fast path), the cpu slab, then its partial chain."""
+    home = a.cpu
+    for cpu, c in enumerate(s.cpu):
+        a.cpu = cpu
+        if s.pcs is not None:
+            sheaf.pcs_flush_all(a, s)
         if c.slab != NIL:
             slab, freelist = a.slabs[c.slab], c.freelist
             c.slab = c.freelist = NIL
             deactivate_slab(a, s, slab, freelist)
+        put_partials_cpu(a, s, c)
+    a.cpu = home
 
 
 SHRINK_PROMOTE_MAX = 32
@@ -871,6 +1052,8 @@ def kmem_cache_shrink(a: Arena, cid: int) -> int:
         return EINVAL
     s = a.caches[cid]
     flush_cpu_slabs(a, s)
+    if s.pcs is not None:
+        sheaf.barn_shrink(a, s)
     discard: list[int] = []
     promote: list[list[int]] = [[] for _ in range(SHRINK_PROMOTE_MAX)]
     moved = set()
@@ -916,6 +1099,8 @@ def kmem_cache_destroy(a: Arena, cid: int) -> int:
             event(a, SLAB_ERR_OBJECTS_REMAINING, s, a.slabs[head], obj)
         return EBUSY
     flush_cpu_slabs(a, s)
+    if s.pcs is not None:
+        sheaf.barn_shrink(a, s)
     for pfn in list(s.partial):
         slab = a.slabs[pfn]
         remove_partial(s, slab)
@@ -938,7 +1123,7 @@ def cache_info(a: Arena, cid: int):
     free_on_partial = sum(a.slabs[p].objects - a.slabs[p].inuse for p in s.partial)
     return (s.flags, s.object_size, s.size, s.align, s.order, s.objects, s.offset, s.inuse,
             s.red_left_pad, s.min_order, s.nr_slabs, s.total_objects, s.total_objects - free_on_partial,
-            s.refcount, s.allocflags, s.live)
+            s.refcount, s.allocflags, s.live, s.cpu_partial, s.cpu_partial_slabs, s.sheaf_capacity)
 
 
 def slab_info(a: Arena, slab_phys: int):
@@ -982,7 +1167,7 @@ def check_slabs(a: Arena):
     """None, a message for a broken invariant, or ECORRUPT after validate found damage."""
     pages_rec = pages_unrec = 0
     corrupt = False
-    per_cache: dict[int, list[int]] = {}   # cache id -> [slabs, objects, live]
+    per_cache: dict[int, list[int]] = {}   # cache id -> [slabs, objects, live, held by sheaves]
     for pfn in sorted(a.slabs):
         slab = a.slabs[pfn]
         p = a.pages.get(pfn)
@@ -991,7 +1176,7 @@ def check_slabs(a: Arena):
         if not valid_cache(a, slab.cache):
             return f"slab at pfn {pfn:#x} belongs to no cache"
         s = a.caches[slab.cache]
-        cnt = per_cache.setdefault(s.id, [0, 0, 0])
+        cnt = per_cache.setdefault(s.id, [0, 0, 0, 0])
         cnt[0] += 1
         cnt[1] += slab.objects
         if s.flags & SLAB_RECLAIM_ACCOUNT:
@@ -1019,16 +1204,20 @@ def check_slabs(a: Arena):
             if ci == 0:
                 nfree_own = n
         live = sum(1 for st in slab.state if st & OBJ_LIVE)
+        held = slab.state.count(OBJ_SHEAF)
         cnt[2] += live
-        if sum(seen) + live != slab.objects:
-            return f"slab at pfn {pfn:#x}: {slab.objects - sum(seen) - live} free objects are on no freelist"
+        cnt[3] += held
+        if sum(seen) + live + held != slab.objects:
+            return f"slab at pfn {pfn:#x}: {slab.objects - sum(seen) - live - held} free objects are on no freelist"
+        if slab.slabs and (slab.frozen or slab.on_partial or not any(pfn in c.partial for c in s.cpu)):
+            return f"slab at pfn {pfn:#x}: cpu partial membership is wrong"
         # a frozen slab counts its cpu freelist as in use; remote frees lower inuse
         expect_inuse = slab.objects - nfree_own
         if slab.inuse != expect_inuse:
             return f"slab at pfn {pfn:#x}: inuse {slab.inuse}, expected {expect_inuse}"
         if slab.on_partial != (pfn in s.partial):
             return f"slab at pfn {pfn:#x}: partial-list membership is wrong"
-        if not slab.frozen and not slab.on_partial and nfree_own and not is_debug(s):
+        if not slab.frozen and not slab.on_partial and not slab.slabs and nfree_own and not is_debug(s):
             return f"slab at pfn {pfn:#x} has free objects but is on no list"
         if is_debug(s):
             for slot in range(slab.objects):
@@ -1043,12 +1232,23 @@ def check_slabs(a: Arena):
     for cid, s in enumerate(a.caches):
         if s is None:
             continue
-        nr, total, live = per_cache.get(cid, [0, 0, 0])
+        nr, total, live, held = per_cache.get(cid, [0, 0, 0, 0])
         if (nr, total, live) != (s.nr_slabs, s.total_objects, s.live):
             return f"cache {cid}: counters {s.nr_slabs}/{s.total_objects}/{s.live} but slabs say {nr}/{total}/{live}"
         for pfn in s.partial:
             if pfn not in a.slabs or a.slabs[pfn].cache != cid:
                 return f"cache {cid}: partial list holds pfn {pfn:#x}, not one of its slabs"
+        for cpu, c in enumerate(s.cpu):
+            for k, pfn in enumerate(c.partial):
+                if pfn not in a.slabs or a.slabs[pfn].cache != cid or c.partial.count(pfn) != 1:
+                    return f"cache {cid}: cpu {cpu}'s partial chain holds a slab that is not its own"
+                if a.slabs[pfn].slabs != len(c.partial) - k:
+                    return f"cache {cid}: cpu {cpu}'s partial chain counts its slabs wrong"
+        why, in_sheaves = sheaf.sheaves_check(a, s)
+        if why:
+            return f"cache {cid}: {why}"
+        if in_sheaves != held:
+            return f"cache {cid}: sheaves hold {in_sheaves} objects but {held} are marked held"
     large = sum(1 << p.order for p in a.pages.values() if p.flags & PG_ALLOC and p.kind == KIND_LARGE_KMALLOC)
     if (pages_rec, pages_unrec + large) != (a.nr_slab_reclaimable, a.nr_slab_unreclaimable):
         return (f"slab pages {a.nr_slab_reclaimable}/{a.nr_slab_unreclaimable} counted but "

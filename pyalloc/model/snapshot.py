@@ -38,6 +38,11 @@ little-endian 64-bit words; NIL (no pfn, no slot, no cache) is 2**64-1; a
     slab_random  random_kmalloc_seed, 15 x 14 cache ids (the kmalloc-rnd-NN rows), n caches (every
               live one with SLAB_FREELIST_HARDENED or _RANDOM, else none) x (id, random, n + n
               random sequence indices)
+    percpu    n, n x (cache id, sheaf_capacity, cpus x (n + n cpu partial slab pfns, chain order),
+              and with sheaf_capacity: cpus x (main: n + n objects; spare: NIL, or n + n objects),
+              n + n x (n + n objects) the barn's full sheaves (list order), nr_empty), ascending
+              id, for every cache with sheaves or a cpu partial slab; a sheaf's objects are phys
+              addresses, bottom first.  cpu_partial and cpu_partial_slabs follow from kconfig
 
 Memory is not here: the snapshot file carries the touched pages apart
 (:func:`touched_pages`), a page that reads as zeros is never written.
@@ -50,6 +55,7 @@ from array import array
 
 from .arena import NIL, Arena, Page
 from .reclaim import Mm
+from . import sheaf as msheaf, slab as mslab
 from .slab import Cache, CpuSlab, Slab
 from .._abi import (MAX_NR_ZONES, MIGRATE_TYPES, NR_COSTS, NR_CTRS, NR_KMALLOC_TYPES, NR_PAGE_ORDERS, PAGE_SIZE,
                     RANDOM_KMALLOC_CACHES_NR, KCONFIG_SLAB_FREELIST_HARDENED, KCONFIG_SLAB_FREELIST_RANDOM)
@@ -196,7 +202,8 @@ def upgrade_v3(data) -> bytes:
     i = V3_MACHINE_WORDS * 8
     if i > len(data):
         raise Corrupt("the core section ends early")
-    return bytes(data[:i]) + bytes(3 * 8) + bytes(data[i:]) + EMPTY_SLAB_RANDOM
+    # no per-cpu section record: no cpu partial chain and no sheaves
+    return bytes(data[:i]) + bytes(3 * 8) + bytes(data[i:]) + EMPTY_SLAB_RANDOM + bytes(8)
 
 
 
@@ -354,8 +361,37 @@ def save_slab_random(a: Arena, w: Writer) -> None:
         w.many(seq)
 
 
+def _save_sheaf(a: Arena, s: Cache, sheaf: list, w: Writer) -> None:
+    w.put(len(sheaf))
+    w.many(msheaf.obj_phys(a, s, o) for o in sheaf)
+
+
+def save_percpu(a: Arena, w: Writer) -> None:
+    """The cpu partial chains, sheaves and barns (slab.py, sheaf.py)."""
+    listed = [s for s in a.caches if s is not None and (s.sheaf_capacity or any(c.partial for c in s.cpu))]
+    w.put(len(listed))
+    for s in listed:
+        w.many((s.id, s.sheaf_capacity))
+        for c in s.cpu:
+            w.put(len(c.partial))
+            w.many(c.partial)
+        if not s.sheaf_capacity:
+            continue
+        for main, spare in s.pcs:
+            _save_sheaf(a, s, main, w)
+            if spare is None:
+                w.put(U64_NIL)
+            else:
+                _save_sheaf(a, s, spare, w)
+        w.put(len(s.barn_full))
+        for sheaf in s.barn_full:
+            _save_sheaf(a, s, sheaf, w)
+        w.put(s.barn_empty)
+
+
 SAVE_SECTIONS = (save_machine, save_pgd, save_pageblocks, save_zones, save_reclaim, save_descriptors, save_rmap,
-                 save_caches, save_cache_order, save_kmalloc, save_slabs, save_mms, save_swap, save_slab_random)
+                 save_caches, save_cache_order, save_kmalloc, save_slabs, save_mms, save_swap, save_slab_random,
+                 save_percpu)
 
 
 def save(a: Arena) -> bytes:
@@ -565,8 +601,49 @@ def load_slab_random(a: Arena, r: Reader) -> None:
         s.random_seq = list(r.many(n)) if n else None
 
 
+def _load_sheaf(a: Arena, s: Cache, r: Reader) -> list:
+    out = []
+    for phys in r.many(r.count(s.sheaf_capacity, "sheaf objects")):
+        for order in {s.order, s.min_order}:
+            head = (phys >> 12) & ~((1 << order) - 1)
+            sl = a.slabs.get(head)
+            if sl is not None and sl.cache == s.id and sl.order == order:
+                out.append(head << 16 | (phys - (head << 12) - s.red_left_pad) // s.size)
+                break
+        else:
+            raise Corrupt("sheaf object")
+    return out
+
+
+def load_percpu(a: Arena, r: Reader) -> None:
+    for s in a.caches:
+        if s is not None:
+            s.sheaf_capacity, s.pcs, s.barn_full, s.barn_empty = 0, None, [], 0
+            mslab.set_cpu_partial(a, s)
+    for _ in range(r.count(len(a.caches), "per-cpu records")):
+        cid, capacity = r.many(2)
+        s = a.caches[cid]
+        for c in s.cpu:
+            c.partial = r.many(r.count(a.nr_pages, "cpu partial"))
+            for k, pfn in enumerate(c.partial):
+                a.slabs[pfn].slabs = len(c.partial) - k
+        if not capacity:
+            continue
+        msheaf.pcs_init(a, s, capacity)
+        assert s.pcs is not None
+        for pcs in s.pcs:
+            pcs[msheaf.MAIN] = _load_sheaf(a, s, r)
+            if r.i < len(r.w) and r.w[r.i] == U64_NIL:
+                r.get()
+            else:
+                pcs[msheaf.SPARE] = _load_sheaf(a, s, r)
+        s.barn_full = [_load_sheaf(a, s, r) for _ in range(r.count(1 << 20, "barn"))]
+        s.barn_empty = r.get()
+
+
 LOAD_SECTIONS = (load_machine, load_pgd, load_pageblocks, load_zones, load_reclaim, load_descriptors, load_rmap,
-                 load_caches, load_cache_order, load_kmalloc, load_slabs, load_mms, load_swap, load_slab_random)
+                 load_caches, load_cache_order, load_kmalloc, load_slabs, load_mms, load_swap, load_slab_random,
+                 load_percpu)
 
 
 def load(a: Arena, data: bytes) -> None:

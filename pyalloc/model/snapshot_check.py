@@ -43,7 +43,10 @@ from .._abi import (
     KIND_FILE,
     KIND_PGTABLE,
     KIND_SLAB,
+    KCONFIG_SLUB_CPU_PARTIAL,
     KMALLOC_MAX_SIZE,
+    OBJ_SHEAF,
+    SHEAF_CAPACITY_MAX,
     MAX_NR_ZONES,
     MAX_PAGE_ORDER,
     MAX_SEED,
@@ -61,7 +64,7 @@ from .._abi import (
 __all__ = ["Corrupt", "validate"]
 
 MAX_KIND = 7
-OBJ_STATES = frozenset((0, 1, 2, 5))      # never used, live, freed, pinned by a vmalloc area
+OBJ_STATES = frozenset((0, 1, 2, 4, 5))   # never used, live, freed, held by a sheaf, pinned by a vmalloc area
 ENT_NONE, ENT_PRESENT, ENT_SWAP, ENT_DISK, ENT_DIRTY = 0, 1, 2, 3, 4
 MAX_MM_PAGES = 1 << 30
 MAX_CACHES = 1 << 16
@@ -294,6 +297,8 @@ def validate(data, nr_pages: int, cpus: int, swap_pages: int) -> None:
 
     # slabs
     slabs = {}
+    slab_order: dict[int, int] = {}
+    sheaf_held: dict[int, set] = {}     # pfn -> slots a sheaf holds
     last = -1
     for _ in range(count(nr_pages, "slabs")):
         pfn, cid, sorder, objects, inuse, freelist, frozen, on_partial = many(8)
@@ -323,6 +328,9 @@ def validate(data, nr_pages: int, cpus: int, swap_pages: int) -> None:
         if any(b not in OBJ_STATES for b in state):
             _fail(f"{what}: unknown object state")
         slabs[pfn] = (cid, objects, bool(on_partial), bool(frozen))
+        slab_order[pfn] = sorder
+        if OBJ_SHEAF in state:
+            sheaf_held[pfn] = {k for k, b in enumerate(state) if b == OBJ_SHEAF}
     for p, (flags, _, kind) in pages.items():
         if flags & PG_ALLOC and kind == KIND_SLAB and p not in slabs:
             _fail(f"slab page at pfn {p:#x} has no slab record")
@@ -405,5 +413,73 @@ def validate(data, nr_pages: int, cpus: int, swap_pages: int) -> None:
         if len(r.blob(PAGE_SIZE)) != PAGE_SIZE:
             _fail(f"swap slot {slot}")
     _check_slab_random(r, sc["kconfig"], caches)
+    _validate_percpu(r, caches, slabs, slab_order, sheaf_held, sc["kconfig"], nr_pages, cpus)
     if r.i != len(r.w):
         _fail("words left over after the core section")
+
+
+def _validate_percpu(r: Reader, caches: list, slabs: dict, slab_order: dict, held: dict, kconfig: int,
+                     nr_pages: int, cpus: int) -> None:
+    """The per-cpu section: cpu partial chains of unfrozen slabs off the node list, each slab on
+    one chain; sheaves of held objects (each once, every held object in one) within capacity."""
+    get, count, many = r.get, r.count, r.many
+    on_chain: set = set()
+    last = -1
+    for _ in range(count(len(caches), "per-cpu records")):
+        cid, capacity = many(2)
+        if cid <= last or cid >= len(caches) or caches[cid] is None:
+            _fail(f"per-cpu record for cache {cid}: not a live cache, or out of order")
+        last = cid
+        f = caches[cid].fields
+        debug = bool(f["flags"] & mslab.SLAB_DEBUG_FLAGS)
+        if capacity > SHEAF_CAPACITY_MAX or (capacity and (debug or f["refcount"] != 1)):
+            _fail(f"cache {cid}: sheaf_capacity {capacity} it cannot have")
+        chains = 0
+        for cpu in range(cpus):
+            for pfn in many(count(nr_pages, "cpu partial")):
+                s = slabs.get(pfn)
+                if s is None or s[0] != cid or s[2] or s[3] or pfn in on_chain:
+                    _fail(f"cache {cid}: cpu {cpu}'s partial chain names pfn {pfn:#x}, not one of its "
+                          "unfrozen slabs off the node list (or twice)")
+                on_chain.add(pfn)
+                chains += 1
+        if chains and (debug or not kconfig & KCONFIG_SLUB_CPU_PARTIAL):
+            _fail(f"cache {cid}: a cpu partial chain without cpu partial lists")
+        if not capacity:
+            if not chains:
+                _fail(f"per-cpu record for cache {cid} says nothing")
+            continue
+        seen: set = set()
+
+        def sheaf(what: str, exact: bool) -> None:
+            n = count(capacity, what)
+            if exact and n != capacity:
+                _fail(f"cache {cid}: a full barn sheaf holds {n} of {capacity}")
+            for phys in many(n):
+                for order in {f["order"], f["min_order"]}:
+                    head = (phys >> 12) & ~((1 << order) - 1)
+                    s = slabs.get(head)
+                    off = phys - (head << 12) - f["red_left_pad"]
+                    if s is not None and s[0] == cid and slab_order[head] == order and off >= 0:
+                        slot = off // f["size"]
+                        if off % f["size"] == 0 and slot in held.get(head, ()) and (head, slot) not in seen:
+                            seen.add((head, slot))
+                            break
+                else:
+                    _fail(f"cache {cid}: {what} holds {phys:#x}, not an object its slab marks held (or twice)")
+
+        for cpu in range(cpus):
+            sheaf(f"cpu {cpu} main sheaf", False)
+            if r.i < len(r.w) and r.w[r.i] == U64_NIL:
+                get()
+            else:
+                sheaf(f"cpu {cpu} spare sheaf", False)
+        for _ in range(count(1 << 20, "barn")):
+            sheaf("a barn sheaf", True)
+        count(1 << 20, "empty barn sheaves")
+        if len(seen) != sum(len(v) for p, v in held.items() if slabs[p][0] == cid):
+            _fail(f"cache {cid}: an object its slab marks held is in no sheaf")
+        for p in [p for p in held if slabs[p][0] == cid]:
+            del held[p]
+    if held:
+        _fail("a slab marks objects held by sheaves of a cache without sheaves")

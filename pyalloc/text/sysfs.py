@@ -7,11 +7,15 @@ non-zero, as on a NUMA-enabled kernel with one node).
 
 What each count means, as in the kernel:
 ``slabs`` every slab of the cache; ``partial`` slabs on the node partial list;
-``cpu_slabs`` slabs that are some CPU's active slab; ``objects`` objects in use,
-where a CPU's active slab counts whole (its freelist belongs to the CPU);
-``objects_partial`` objects in use in partial slabs; ``total_objects`` room
-in every slab.  Per-cpu partial lists are left out of pyalloc, so
-``cpu_partial`` is 0 and ``slabs_cpu_partial`` is ``0(0)``.
+``cpu_slabs`` slabs that are some CPU's active slab plus the slabs of the cpu
+partial lists (each chain counted by its head's ``slab->slabs``); ``objects``
+objects in use, where CPU slabs, cpu partial slabs and sheaf objects count as
+in use (only the node partial lists' free objects are subtracted);
+``objects_partial`` objects in use in node partial slabs; ``total_objects``
+room in every slab; ``cpu_partial`` the objects a cpu partial list keeps
+(set_cpu_partial()); ``slabs_cpu_partial`` (slabs_cpu_partial_show()) the
+chains' slabs, each counted as half full: ``"N(S) C<cpu>=n(s) ..."``;
+``sheaf_capacity`` the objects one sheaf holds (0: no sheaves).
 """
 
 from __future__ import annotations
@@ -35,8 +39,12 @@ def _nodes(total: int) -> str:
 
 
 def slab_counts(m, cid: int) -> dict:
-    """Per-cache sums over its slabs, as show_slab_objects() collects them."""
-    counts = {"slabs": 0, "partial": 0, "cpu_slabs": 0, "objects_partial": 0}
+    """Per-cache sums over its slabs, as show_slab_objects() collects them; cpu_partial_slabs
+    is each CPU's partial chain length (the head slab's slab->slabs), by CPU."""
+    counts: dict = {"slabs": 0, "partial": 0, "cpu_slabs": 0, "objects_partial": 0}
+    chains = [len(m._view_cpu_slab(cid, cpu)["partial"]) for cpu in range(m.cpus)]
+    counts["cpu_slabs"] += sum(chains)
+    counts["cpu_partial_slabs"] = chains
     pfns = m._view_slab_pfns(cid)
     if isinstance(pfns, int):
         return counts
@@ -62,7 +70,7 @@ def slab_attributes(m, cache) -> dict[str, str]:
     attrs = {
         "aliases": "%d\n" % max(0, info["refcount"] - 1),
         "align": "%u\n" % info["align"],
-        "cpu_partial": "0\n",
+        "cpu_partial": "%u\n" % info["cpu_partial"],
         "cpu_slabs": _nodes(c["cpu_slabs"]),
         "ctor": "",
         "destroy_by_rcu": "0\n",
@@ -76,13 +84,25 @@ def slab_attributes(m, cache) -> dict[str, str]:
         "remote_node_defrag_ratio": "%u\n" % DEFRAG_RATIO,
         "slab_size": "%u\n" % info["size"],
         "slabs": _nodes(c["slabs"]),
-        "slabs_cpu_partial": "0(0)\n",
+        "sheaf_capacity": "%u\n" % info["sheaf_capacity"],
+        "slabs_cpu_partial": _slabs_cpu_partial(c["cpu_partial_slabs"], info["objects"]),
         "total_objects": _nodes(info["total_objects"]),
         "usersize": "0\n",
     }
     for name, bit in _FLAG_ATTRS.items():
         attrs[name] = "%d\n" % (1 if info["flags"] & bit else 0)
     return dict(sorted(attrs.items()))
+
+
+def _slabs_cpu_partial(chains: list, objs_per_slab: int) -> str:
+    """slabs_cpu_partial_show(): objects approximated as half-full slabs (as
+    slub_set_cpu_partial() assumes), in total and per CPU that has a chain."""
+    total = sum(chains)
+    text = "%d(%d)" % (total * objs_per_slab // 2, total)
+    for cpu, slabs in enumerate(chains):
+        if slabs:
+            text += " C%d=%d(%d)" % (cpu, slabs * objs_per_slab // 2, slabs)
+    return text + "\n"
 
 
 def _min_partial(size: int) -> int:

@@ -36,7 +36,7 @@ int main(void)
     char msg[512];
     if (pa_machine_new(65536, 2, -1, 0, PA_KCONFIG_MASK, &machine))
         return 2;
-    cache = pa_kmem_cache_create(machine, 64, 0, 0);
+    cache = pa_kmem_cache_create(machine, 64, 0, 0, 0);
     if (cache < 0)
         return 3;
 
