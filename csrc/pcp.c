@@ -248,17 +248,17 @@ static void free_pcppages_bulk(pa_machine *m, struct pa_zone *z, struct pa_pcp *
 {
     if (count > pcp->count)
         count = pcp->count;
-    unsigned i = pindex + PA_NR_PCP_LISTS - 1;
+    int i = (int)pindex - 1;
     while (count > 0) {
         do {
             if (++i > PA_NR_PCP_LISTS - 1)
                 i = 0;
         } while (pcp->head[i] == PA_NIL);
-        unsigned order = pindex_to_order(i);
+        unsigned order = pindex_to_order((unsigned)i);
         int32_t nr_pages = 1 << order;
         do {
             uint64_t pfn = pcp->tail[i];
-            pcp_list_del(m, pcp, i, pfn);
+            pcp_list_del(m, pcp, (unsigned)i, pfn);
             m->pages[pfn].kind = 0;
             count -= nr_pages;
             pcp->count -= nr_pages;
