@@ -162,6 +162,7 @@ def test_kmalloc_large(m, size):
     m.write(p + size - 1, b"\x77")
     assert m.read(p + size - 1, 1) == b"\x77"
     m.kfree(p)
+    m.drain_pages()
     after = meminfo(m)
     assert (after["SUnreclaim"], after["MemFree"]) == (before["SUnreclaim"], before["MemFree"])
 
