@@ -28,7 +28,10 @@
  *    the low watermark (fast path), then at min with the reserves the mask
  *    earns (slow path), then without watermarks for __GFP_MEMALLOC.
  *
- * Left out: per-cpu page lists, watermark boosting, ALLOC_NOFRAGMENT.
+ *  - orders 0..3 and the THP order go through this CPU's per-cpu page lists
+ *    first (pcp.c): freed blocks wait there, LIFO, out of the free counts.
+ *
+ * Left out: watermark boosting, ALLOC_NOFRAGMENT.
  * Reclaim is reclaim.c, compaction compaction.c; the OOM killer is chosen
  * and run by the Python layer when the slow path asks for it (PA_EOOM).
  *
@@ -321,10 +324,39 @@ static uint64_t rmqueue_fallback(pa_machine *m, struct pa_zone *z, unsigned orde
     return pfn;
 }
 
+/* __rmqueue() for rmqueue_bulk(): *mode (0 normal, 1 claim, 2 steal) skips
+ * the steps that failed for the previous block of the same refill */
+uint64_t buddy_rmqueue_mode(pa_machine *m, struct pa_zone *z, unsigned order, unsigned mt, int *mode)
+{
+    uint64_t pfn;
+    if (*mode == 0) {
+        pfn = rmqueue_smallest(m, z, order, mt);
+        if (pfn != PA_NIL)
+            return pfn;
+    }
+    if (*mode <= 1) {
+        pfn = rmqueue_claim(m, z, order, mt);
+        if (pfn != PA_NIL) {
+            *mode = 0;
+            return pfn;
+        }
+    }
+    pfn = rmqueue_steal(m, z, order, mt);
+    if (pfn != PA_NIL)
+        *mode = 2;
+    return pfn;
+}
+
 static inline uint64_t rmqueue(pa_machine *m, struct pa_zone *z, unsigned order,
                                unsigned mt, unsigned alloc_flags)
 {
-    uint64_t pfn = PA_NIL;
+    uint64_t pfn;
+    if (pa_likely(pcp_allowed_order(order))) {
+        pfn = rmqueue_pcplist(m, z, order, mt, alloc_flags);
+        if (pa_likely(pfn != PA_NIL))
+            return pfn;
+    }
+    pfn = PA_NIL;
     if (pa_unlikely(alloc_flags & ALLOC_HIGHATOMIC))
         pfn = rmqueue_smallest(m, z, order, MIGRATE_HIGHATOMIC);
     if (pfn == PA_NIL) {
@@ -398,10 +430,15 @@ static uint64_t get_page_from_freelist(pa_machine *m, unsigned order, unsigned a
         struct pa_zone *z = &m->zones[zid];
         if (!z->managed)
             continue;
-        if (!(alloc_flags & ALLOC_NO_WATERMARKS)
-            && !zone_watermark_ok(z, order, (int64_t)z->wmark[alloc_flags & ALLOC_WMARK_MASK],
-                                  highest, alloc_flags))
-            continue;
+        /* ZONE_BELOW_HIGH, noted here to keep the free path fast: while it is
+         * set, frees shrink pcp->high (nr_pcp_high) */
+        if (z->below_high || !zone_watermark_ok(z, order, (int64_t)z->wmark[2], highest, alloc_flags)) {
+            z->below_high = 1;
+            if (!(alloc_flags & ALLOC_NO_WATERMARKS)
+                && !zone_watermark_ok(z, order, (int64_t)z->wmark[alloc_flags & ALLOC_WMARK_MASK],
+                                      highest, alloc_flags))
+                continue;
+        }
         uint64_t pfn = rmqueue(m, z, order, mt, alloc_flags);
         if (pfn != PA_NIL) {
             if (pa_unlikely(alloc_flags & ALLOC_HIGHATOMIC))
@@ -513,7 +550,7 @@ static uint64_t alloc_pages_slowpath(pa_machine *m, uint32_t gfp, unsigned order
     const bool pfmemalloc = (gfp & GFP_MEMALLOC_BIT) && !(gfp & GFP_NOMEMALLOC_BIT);
     unsigned alloc_flags = gfp_to_alloc_flags(gfp, order);
     unsigned no_progress_loops = 0, compaction_retries = 0;
-    bool compacted;
+    bool compacted, drained = false;
     uint64_t pfn;
 
     if (alloc_flags & ALLOC_KSWAPD)
@@ -542,6 +579,12 @@ static uint64_t alloc_pages_slowpath(pa_machine *m, uint32_t gfp, unsigned order
 
         uint64_t progress = try_to_free_pages(m, gfp, order, highest);
         pfn = get_page_from_freelist(m, order, alloc_flags, highest, mt);
+        /* __alloc_pages_direct_reclaim(): pages may sit on the pcp lists: drain and retry once */
+        if (pfn == PA_NIL && !drained) {
+            drain_all_pages(m, NULL);
+            drained = true;
+            pfn = get_page_from_freelist(m, order, alloc_flags, highest, mt);
+        }
         if (pfn != PA_NIL)
             goto got_pg;
         pfn = alloc_pages_direct_compact(m, gfp, order, alloc_flags, highest, mt, &compacted);
@@ -707,6 +750,14 @@ static bool buddy_merge_likely(const pa_machine *m, const struct pa_zone *z, uin
 }
 
 static void free_one_page(pa_machine *m, struct pa_zone *z, uint64_t pfn, unsigned order,
+                          unsigned mt, bool to_tail);
+
+void buddy_free_one_page(pa_machine *m, struct pa_zone *z, uint64_t pfn, unsigned order, unsigned mt)
+{
+    free_one_page(m, z, pfn, order, mt, false);
+}
+
+static void free_one_page(pa_machine *m, struct pa_zone *z, uint64_t pfn, unsigned order,
                           unsigned mt, bool to_tail)
 {
     while (order < PA_MAX_PAGE_ORDER) {
@@ -756,7 +807,8 @@ uint64_t buddy_page_is_free(const pa_machine *m, uint64_t pfn, unsigned *order)
         *order = PA_MAX_PAGE_ORDER;
         return pfn & ~((1ull << PA_MAX_PAGE_ORDER) - 1);
     }
-    return buddy_block_containing(m, pfn, PA_PG_BUDDY, order);
+    uint64_t head = buddy_block_containing(m, pfn, PA_PG_BUDDY, order);
+    return head != PA_NIL ? head : pcp_page_block(m, pfn, order);
 }
 
 int buddy_free_pages(pa_machine *m, int64_t pfn, int64_t order, unsigned kind)
@@ -781,9 +833,12 @@ int buddy_free_pages(pa_machine *m, int64_t pfn, int64_t order, unsigned kind)
     p->flags = PA_PG_FREED;
     p->kind = 0;
     p->refcount = 0;
-    free_one_page(m, pa_zone_of(m, (uint64_t)pfn), (uint64_t)pfn, (unsigned)order,
-                  get_pageblock_mt(m, (uint64_t)pfn), false);
     m->pgfree += 1ull << order;
+    struct pa_zone *z = pa_zone_of(m, (uint64_t)pfn);
+    if (pa_likely(pcp_allowed_order((unsigned)order)))
+        free_frozen_page_commit(m, z, (uint64_t)pfn, (unsigned)order);
+    else
+        free_one_page(m, z, (uint64_t)pfn, (unsigned)order, get_pageblock_mt(m, (uint64_t)pfn), false);
     return PA_OK;
 }
 
@@ -851,7 +906,7 @@ static const char *const zone_names[PA_MAX_NR_ZONES] = {"DMA", "DMA32", "Normal"
 
 int buddy_check(pa_machine *m, char *msg, size_t msglen)
 {
-    uint64_t nr_buddy_lists = 0, nr_buddy_heads = 0, allocated = 0, total_free = 0;
+    uint64_t nr_buddy_lists = 0, nr_buddy_heads = 0, allocated = 0, total_free = 0, pcp_pages = 0, pcp_listed = 0;
 
     for (int zid = 0; zid < PA_MAX_NR_ZONES; zid++) {
         const struct pa_zone *z = &m->zones[zid];
@@ -927,7 +982,8 @@ int buddy_check(pa_machine *m, char *msg, size_t msglen)
             uint64_t pfn = ranges[r][0], hi = ranges[r][1];
             while (pfn < hi) {
                 const struct pa_page *p = &m->pages[pfn];
-                if (!(p->flags & (PA_PG_BUDDY | PA_PG_ALLOC)))
+                bool on_pcp = p->kind == PA_KIND_PCP && !(p->flags & (PA_PG_BUDDY | PA_PG_ALLOC));
+                if (!(p->flags & (PA_PG_BUDDY | PA_PG_ALLOC)) && !on_pcp)
                     FAIL("zone %s: pfn 0x%llx is neither free nor allocated (lost page)", zn, (unsigned long long)pfn);
                 if ((p->flags & PA_PG_BUDDY) && (p->flags & PA_PG_ALLOC))
                     FAIL("pfn 0x%llx is both free and allocated", (unsigned long long)pfn);
@@ -940,9 +996,11 @@ int buddy_check(pa_machine *m, char *msg, size_t msglen)
                     FAIL("block at pfn 0x%llx order %u is misaligned or crosses its range",
                          (unsigned long long)pfn, p->order);
                 for (uint64_t q = pfn + 1; q < pfn + size; q++)
-                    if (m->pages[q].flags & (PA_PG_BUDDY | PA_PG_ALLOC))
+                    if ((m->pages[q].flags & (PA_PG_BUDDY | PA_PG_ALLOC)) || m->pages[q].kind == PA_KIND_PCP)
                         FAIL("pfn 0x%llx is owned twice", (unsigned long long)q);
-                if (p->flags & PA_PG_BUDDY)
+                if (on_pcp)
+                    pcp_pages += size;
+                else if (p->flags & PA_PG_BUDDY)
                     nr_buddy_heads++;
                 else
                     allocated += size;
@@ -950,11 +1008,18 @@ int buddy_check(pa_machine *m, char *msg, size_t msglen)
             }
         }
         total_free += z->nr_free_pages;
+        pcp_listed += pcp_free_pages(m, zid);
     }
     if (nr_buddy_heads != nr_buddy_lists)
         FAIL("a page marked free is on no free list");
-    if (total_free + allocated != m->nr_pages)
-        FAIL("%llu free + %llu allocated pages != %llu pages", (unsigned long long)total_free,
-             (unsigned long long)allocated, (unsigned long long)m->nr_pages);
+    int rc = pcp_check(m, msg, msglen);
+    if (rc)
+        return rc;
+    if (pcp_pages != pcp_listed)
+        FAIL("%llu pages are marked as on a pcp list but the lists hold %llu", (unsigned long long)pcp_pages,
+             (unsigned long long)pcp_listed);
+    if (total_free + pcp_pages + allocated != m->nr_pages)
+        FAIL("%llu free + %llu pcp + %llu allocated pages != %llu pages", (unsigned long long)total_free,
+             (unsigned long long)pcp_pages, (unsigned long long)allocated, (unsigned long long)m->nr_pages);
     return PA_OK;
 }

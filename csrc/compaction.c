@@ -108,6 +108,10 @@ static uint64_t compact_zone(pa_machine *m, struct pa_zone *z, unsigned order)
             if (!migrate_page(m, &cc, pfn, block))
                 return cc.migrated;
         }
+        /* the migrate scanner left the block: free what it freed to the buddy so it
+         * can merge (compact_zone()'s lru_add_drain_cpu_zone -> drain_local_pages) */
+        if (cc.migrated)
+            drain_local_pages(m, z);
         if (compact_finished(z, order))
             break;
     }

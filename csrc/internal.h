@@ -89,6 +89,18 @@ struct pa_zone {
     uint64_t pgalloc, numa_hit;
     uint64_t nr_lru[4];                 /* LRU pages in this zone, by enum lru_list */
     uint64_t nr_dirty;
+    uint8_t below_high;                 /* ZONE_BELOW_HIGH: free pages fell under the high mark */
+};
+
+/* struct per_cpu_pages of one zone on one CPU (pcp.c); the lists are threaded
+ * through the page descriptors' next/prev like the buddy's free lists */
+struct pa_pcp {
+    int32_t count;                      /* pages on all lists */
+    int32_t high, batch, high_min, high_max;
+    int32_t free_count;                 /* pages freed in a row, shrunk by allocations */
+    uint8_t flags;                      /* PCPF_* */
+    uint8_t alloc_factor;               /* batch scale for refills (order 0) */
+    uint32_t head[PA_NR_PCP_LISTS], tail[PA_NR_PCP_LISTS];
 };
 
 #define SLOT_NIL 0xffffu
@@ -188,6 +200,7 @@ struct pa_machine {
     uint8_t *pageblock_mt;              /* migratetype per pageblock */
     uint64_t nr_pageblocks;
     struct pa_zone zones[PA_MAX_NR_ZONES];
+    struct pa_pcp *pcp[PA_MAX_NR_ZONES];    /* cpus entries each (pcp.c) */
     uint64_t pgfree;
     uint64_t ticks;
     uint64_t slowpath_entries;
@@ -346,6 +359,25 @@ uint64_t buddy_page_is_free(const pa_machine *m, uint64_t pfn, unsigned *order);
 bool buddy_zone_watermark_ok(const struct pa_zone *z, unsigned order, int64_t mark, unsigned highest,
                              unsigned alloc_flags);
 uint64_t buddy_take_free_page(pa_machine *m, struct pa_zone *z, uint64_t pfn);
+uint64_t buddy_rmqueue_mode(pa_machine *m, struct pa_zone *z, unsigned order, unsigned mt, int *mode);
+void buddy_free_one_page(pa_machine *m, struct pa_zone *z, uint64_t pfn, unsigned order, unsigned mt);
+
+/* "pcp.c" */
+int pcp_init(pa_machine *m);
+void pcp_machine_free(pa_machine *m);
+void zone_set_pageset_high_and_batch(pa_machine *m, int zid);
+uint64_t rmqueue_pcplist(pa_machine *m, struct pa_zone *z, unsigned order, unsigned mt, unsigned alloc_flags);
+void free_frozen_page_commit(pa_machine *m, struct pa_zone *z, uint64_t pfn, unsigned order);
+void drain_local_pages(pa_machine *m, struct pa_zone *z);
+void drain_all_pages(pa_machine *m, struct pa_zone *z);
+uint64_t pcp_page_block(const pa_machine *m, uint64_t pfn, unsigned *order);
+uint64_t pcp_free_pages(const pa_machine *m, int zid);
+int pcp_check(pa_machine *m, char *msg, size_t msglen);
+
+static inline bool pcp_allowed_order(unsigned order)
+{
+    return order <= PAGE_ALLOC_COSTLY_ORDER || order == PA_PCP_THP_ORDER;
+}
 
 /* "reclaim.c" */
 void reclaim_machine_free(pa_machine *m);

@@ -61,6 +61,10 @@ int pa_machine_new(int64_t nr_pages, int64_t cpus, int64_t min_free_kbytes, int6
         return PA_ENOMEM;
     }
     arena_setup_watermarks(m);
+    if (pcp_init(m) != PA_OK) {
+        pa_machine_free(m);
+        return PA_ENOMEM;
+    }
     buddy_free_boot_tail(m);
     *out = m;
     return PA_OK;
@@ -79,6 +83,7 @@ int pa_machine_close(pa_machine *m)
         slab_machine_free(m);
         reclaim_machine_free(m);
         trace_machine_free(m);
+        pcp_machine_free(m);
         m->slabs = NULL;
         m->free_slab_ids = NULL;
         m->caches = NULL;

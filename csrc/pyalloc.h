@@ -112,6 +112,8 @@ void pa_machine_free(pa_machine *m);
 int64_t pa_alloc_pages(pa_machine *m, int64_t gfp, int64_t order);
 int pa_free_pages(pa_machine *m, int64_t pfn, int64_t order);
 int pa_page_state(pa_machine *m, int64_t pfn, struct pa_page_state *out);
+int pa_drain_pages(pa_machine *m, int64_t cpu);
+int64_t pa_pcp_info(pa_machine *m, int64_t zid, int64_t cpu, int64_t *out8, int64_t *buf, int64_t cap);
 
 int pa_read(pa_machine *m, int64_t phys, int64_t n, unsigned char *out);
 int pa_write(pa_machine *m, int64_t phys, const unsigned char *data, int64_t n);

@@ -143,9 +143,11 @@ static int emit_pages(void *ctx, uint64_t lo, uint64_t hi)
         if (!page_touched(p))
             continue;
         if (w->o) {
+            /* a pcp page's links are the PCP section's lists, not descriptor state */
+            bool pcp = p->kind == PA_KIND_PCP && !(p->flags & PA_PG_ALLOC);
             put(w->o, pfn);
-            put_nil32(w->o, p->next);
-            put_nil32(w->o, p->prev);
+            put_nil32(w->o, pcp ? PA_NIL : p->next);
+            put_nil32(w->o, pcp ? PA_NIL : p->prev);
             put(w->o, (uint64_t)p->flags | (uint64_t)p->order << 8 | (uint64_t)p->kind << 16
                 | (uint64_t)p->refcount << 24);
         }
@@ -472,6 +474,45 @@ static void save_swap(const pa_machine *m, struct snap_out *o)
     free(slots);
 }
 
+/* ZONE_BELOW_HIGH as a zone mask, then each pcp not in its boot state: zid cpu
+ * high free_count flags alloc_factor, NR_PCP_LISTS x (n, n pfns head first) */
+static bool pcp_is_boot(const struct pa_pcp *pcp)
+{
+    return !pcp->count && !pcp->high && !pcp->free_count && !pcp->flags && !pcp->alloc_factor;
+}
+
+static void save_pcp(const pa_machine *m, struct snap_out *o)
+{
+    uint64_t mask = 0, n = 0;
+    for (int zid = 0; zid < PA_MAX_NR_ZONES; zid++) {
+        mask |= (uint64_t)m->zones[zid].below_high << zid;
+        for (uint32_t c = 0; c < m->cpus; c++)
+            n += !pcp_is_boot(&m->pcp[zid][c]);
+    }
+    put(o, mask);
+    put(o, n);
+    for (int zid = 0; zid < PA_MAX_NR_ZONES; zid++)
+        for (uint32_t c = 0; c < m->cpus; c++) {
+            const struct pa_pcp *pcp = &m->pcp[zid][c];
+            if (pcp_is_boot(pcp))
+                continue;
+            put(o, (uint64_t)zid);
+            put(o, c);
+            put(o, (uint64_t)pcp->high);
+            put(o, (uint64_t)pcp->free_count);
+            put(o, pcp->flags);
+            put(o, pcp->alloc_factor);
+            for (int i = 0; i < PA_NR_PCP_LISTS; i++) {
+                uint64_t len = 0;
+                for (uint32_t pfn = pcp->head[i]; pfn != PA_NIL; pfn = m->pages[pfn].next)
+                    len++;
+                put(o, len);
+                for (uint32_t pfn = pcp->head[i]; pfn != PA_NIL; pfn = m->pages[pfn].next)
+                    put(o, pfn);
+            }
+        }
+}
+
 /* the sections in the order of the layout (pyalloc/model/snapshot.py) */
 /* with HARDENED or RANDOM every live cache has random state; without, none */
 static bool caches_have_random(const pa_machine *m)
@@ -577,6 +618,7 @@ static void save_core(pa_machine *m, struct snap_out *o, bool exhaustive)
     save_swap(m, o);
     save_slab_random(m, o);
     save_percpu(m, o);
+    save_pcp(m, o);
 }
 
 /* The canonical core section into buf (cap bytes); the answer is its size in
@@ -920,7 +962,7 @@ static int load_descriptors(pa_machine *m, struct snap_in *in)
         uint8_t flags = (uint8_t)packed, order = (uint8_t)(packed >> 8), kind = (uint8_t)(packed >> 16),
                 refcount = (uint8_t)(packed >> 24);
         if (pfn == PA_NIL || packed >> 32 || (last_pfn != U64_NIL && pfn <= last_pfn) || order > PA_MAX_PAGE_ORDER
-            || kind > PA_KIND_FILE || refcount > 1 || ((flags & PA_PG_ALLOC) && pfn + (1ull << order) > m->nr_pages))
+            || kind > PA_KIND_PCP || refcount > 1 || ((flags & PA_PG_ALLOC) && pfn + (1ull << order) > m->nr_pages))
             BAD();
         last_pfn = pfn;
         for (int zi = 0; zi < PA_MAX_NR_ZONES; zi++)
@@ -1465,6 +1507,64 @@ static int load_percpu(pa_machine *m, struct snap_in *in)
     return PA_OK;
 }
 
+/* the pcp lists relinked from their pfns; the validator has checked every rule,
+ * these checks only keep the links sane */
+static int load_pcp(pa_machine *m, struct snap_in *in)
+{
+    uint64_t mask = get_max(in, (1u << PA_MAX_NR_ZONES) - 1);
+    uint64_t n = get_max(in, (uint64_t)PA_MAX_NR_ZONES * m->cpus);
+    CHECK();
+    for (int zid = 0; zid < PA_MAX_NR_ZONES; zid++) {
+        m->zones[zid].below_high = (uint8_t)(mask >> zid & 1);
+        if (m->zones[zid].managed)
+            zone_set_pageset_high_and_batch(m, zid);
+    }
+    for (uint64_t r = 0; r < n; r++) {
+        uint64_t zid = get_max(in, PA_MAX_NR_ZONES - 1), cpu = get_max(in, m->cpus - 1);
+        uint64_t high = get_max(in, INT32_MAX), free_count = get_max(in, INT32_MAX);
+        uint64_t flags = get_max(in, PA_PCPF_PREV_FREE_HIGH_ORDER | PA_PCPF_FREE_HIGH_BATCH);
+        uint64_t alloc_factor = get_max(in, PA_PCP_BATCH_SCALE_MAX);
+        CHECK();
+        struct pa_zone *z = &m->zones[zid];
+        struct pa_pcp *pcp = &m->pcp[zid][cpu];
+        if (!z->managed || !pcp_is_boot(pcp))
+            BAD();
+        pcp->high = (int32_t)high;
+        pcp->free_count = (int32_t)free_count;
+        pcp->flags = (uint8_t)flags;
+        pcp->alloc_factor = (uint8_t)alloc_factor;
+        for (int i = 0; i < PA_NR_PCP_LISTS; i++) {
+            uint64_t len = get_max(in, z->managed);
+            unsigned order = i >= PA_NR_LOWORDER_PCP_LISTS ? PA_PCP_THP_ORDER : (unsigned)i / MIGRATE_PCPTYPES;
+            uint32_t prev = PA_NIL;
+            for (uint64_t k = 0; k < len; k++) {
+                uint32_t pfn = get_pfn(in, m);
+                CHECK();
+                struct pa_page *p = &m->pages[pfn];
+                if (pfn == PA_NIL || pfn < z->start_pfn || pfn >= z->end_pfn || p->kind != PA_KIND_PCP
+                    || p->order != order || (p->flags & (PA_PG_BUDDY | PA_PG_ALLOC)) || p->priv)
+                    BAD();
+                p->priv = 1;    /* linked: a second mention is refused */
+                p->prev = prev;
+                p->next = PA_NIL;
+                if (prev == PA_NIL)
+                    pcp->head[i] = pfn;
+                else
+                    m->pages[prev].next = pfn;
+                prev = pfn;
+                pcp->count += 1 << order;
+            }
+            pcp->tail[i] = prev;
+        }
+    }
+    for (int zid = 0; zid < PA_MAX_NR_ZONES; zid++)
+        for (uint32_t c = 0; c < m->cpus; c++)
+            for (int i = 0; i < PA_NR_PCP_LISTS; i++)
+                for (uint32_t pfn = m->pcp[zid][c].head[i]; pfn != PA_NIL; pfn = m->pages[pfn].next)
+                    m->pages[pfn].priv = 0;
+    return PA_OK;
+}
+
 typedef int (*section_loader)(pa_machine *m, struct snap_in *in);
 
 /* the sections in the order of the layout (pyalloc/model/snapshot.py), each
@@ -1472,7 +1572,7 @@ typedef int (*section_loader)(pa_machine *m, struct snap_in *in);
 static const section_loader load_sections[] = {
     load_machine, load_pgd, load_pageblocks, load_zones, load_reclaim, load_descriptors, load_rmap,
     load_caches, load_cache_order, load_kmalloc, load_slabs, link_cache_slabs, load_mms, load_swap,
-    load_slab_random, load_percpu,
+    load_slab_random, load_percpu, load_pcp,
 };
 
 static int load_core(pa_machine *m, struct snap_in *in)

@@ -116,6 +116,7 @@ KIND_VMALLOC = 4
 KIND_PGTABLE = 5
 KIND_ANON = 6
 KIND_FILE = 7
+KIND_PCP = 8         # not live: a free page on a per-cpu page list (free but not PageBuddy)
 PTE_PRESENT = 0x1
 KERNPG_TABLE = 0x63
 
@@ -152,6 +153,14 @@ RANDOM_KMALLOC_CACHES_NR = 15
 NR_KMALLOC_TABLE = NR_KMALLOC_TYPES + RANDOM_KMALLOC_CACHES_NR
 MAX_CACHES = 4096
 MAX_CPUS = 4096
+# per-cpu page lists (include/linux/mmzone.h, mm/page_alloc.c, 6.18 with THP)
+PCP_THP_ORDER = 9                     # HPAGE_PMD_ORDER: the one order above costly on a pcp list
+NR_LOWORDER_PCP_LISTS = 3 * 4         # MIGRATE_PCPTYPES * (PAGE_ALLOC_COSTLY_ORDER + 1)
+NR_PCP_LISTS = NR_LOWORDER_PCP_LISTS + 2   # + NR_PCP_THP: one THP list for movable, one for the rest
+PCP_BATCH_SCALE_MAX = 5               # CONFIG_PCP_BATCH_SCALE_MAX default
+MIN_PERCPU_PAGELIST_HIGH_FRACTION = 8
+PCPF_PREV_FREE_HIGH_ORDER = 0x01
+PCPF_FREE_HIGH_BATCH = 0x02
 
 # byte values of include/linux/poison.h
 POISON_INUSE = 0x5a
@@ -380,7 +389,7 @@ C_ENUMS = (
     ("page descriptor flags", None,
      ("PG_BUDDY", "PG_ALLOC", "PG_HEAD", "PG_FREED", "PG_MOVABLE", "PG_LRU", "PG_ACTIVE", "PG_REFERENCED")),
     ("what a live allocation belongs to", None,
-     ("KIND_PAGES", "KIND_SLAB", "KIND_LARGE_KMALLOC", "KIND_VMALLOC", "KIND_PGTABLE", "KIND_ANON", "KIND_FILE")),
+     ("KIND_PAGES", "KIND_SLAB", "KIND_LARGE_KMALLOC", "KIND_VMALLOC", "KIND_PGTABLE", "KIND_ANON", "KIND_FILE", "KIND_PCP")),
     ("x86-64 page table entry bits and the protections vmalloc uses", None, ("PTE_PRESENT", "KERNPG_TABLE")),
     ("slab cache flags: pyalloc's own values, the kernel's names", None,
      ("SLAB_HWCACHE_ALIGN", "SLAB_POISON", "SLAB_RED_ZONE", "SLAB_STORE_USER", "SLAB_RECLAIM_ACCOUNT",
@@ -389,6 +398,8 @@ C_ENUMS = (
     ("slab limits and private statuses", None,
      ("KMALLOC_MAX_CACHE_SIZE", "KMALLOC_MAX_SIZE", "SHEAF_CAPACITY_MAX", "NR_KMALLOC_TYPES", "RANDOM_KMALLOC_CACHES_NR",
       "NR_KMALLOC_TABLE", "MAX_CACHES", "MAX_CPUS", "TRACK_SIZE",
+      "PCP_THP_ORDER", "NR_LOWORDER_PCP_LISTS", "NR_PCP_LISTS", "PCP_BATCH_SCALE_MAX",
+      "MIN_PERCPU_PAGELIST_HIGH_FRACTION", "PCPF_PREV_FREE_HIGH_ORDER", "PCPF_FREE_HIGH_BATCH",
       "MAX_SLAB_EVENTS", "ZERO_SIZE_STATUS", "EINVARIANT")),
     ("why a slab report is printed", None,
      tuple(n for n in globals() if n.startswith("SLAB_ERR_"))),

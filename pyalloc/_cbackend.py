@@ -89,6 +89,19 @@ class CCore:
         lib.pa_page_state(self._m, clamp64(pfn), st)
         return st.state, st.head, st.order, st.kind, st.flags, st.refcount
 
+    def drain_pages(self, cpu: int) -> int:
+        return lib.pa_drain_pages(self._m, clamp64(cpu))
+
+    def pcp_info(self, zid: int, cpu: int):
+        """One CPU's per_cpu_pages of a zone (pa_pcp_info), or a negative status."""
+        out = ffi.new("int64_t[8]")
+        n = lib.pa_pcp_info(self._m, clamp64(zid), clamp64(cpu), out, ffi.NULL, 0)
+        if n < 0:
+            return n
+        buf = ffi.new("int64_t[]", max(n, 1))
+        lib.pa_pcp_info(self._m, zid, cpu, out, buf, n)
+        return _pcp_dict(list(out), list(buf)[:n])
+
     def read(self, phys: int, n: int):
         if not isinstance(n, int) or n < 0:
             return errors.EINVAL
@@ -420,3 +433,16 @@ class CCore:
             # the arena goes now; the small machine record stays until the last
             # handle dies (ffi.gc), so a thread still calling in gets PA_ECLOSED
             lib.pa_machine_close(m)
+
+
+def _pcp_dict(vals: list, words: list) -> dict:
+    keys = ("count", "high", "batch", "high_min", "high_max", "free_count", "flags", "alloc_factor")
+    info: dict = dict(zip(keys, vals))
+    lists = []
+    i = 0
+    while i < len(words):
+        order, mt, n = words[i:i + 3]
+        lists.append((order, mt, words[i + 3:i + 3 + n]))
+        i += 3 + n
+    info["lists"] = lists
+    return info

@@ -76,17 +76,24 @@ def test_boot_64g_is_lazy_and_usable(make_machine):
 def test_split_returns_low_half_and_queues_upper_halves(machine):
     # the first unmovable request claims the first order-10 block of DMA32 (pfn
     # 4096) and splits it: 4096 out, 4097 (o0), 4098 (o1), 4100 (o2), 4104 (o3) ...
+    got = [machine.alloc_pages("GFP_KERNEL", o) for o in (4, 5, 4)]
+    assert got == [4096, 4128, 4112]
+    # orders 0..3 go through the per-cpu lists: the first order-0 request refills them
+    # with batch (63) pages, split by split: 4160..4222; then order 3 takes batch >> 3 = 7
+    # blocks from 4224 on, order 1 batch >> 1 = 31 blocks from 4280 on (nr_pcp_alloc,
+    # rmqueue_bulk; 4223 is left as an order-0 block)
     got = [machine.alloc_pages("GFP_KERNEL", o) for o in (0, 0, 3, 1, 0)]
-    assert got == [4096, 4097, 4104, 4098, 4100]
+    assert got == [4160, 4161, 4224, 4280, 4162]
 
 
 def test_free_goes_to_tail_when_a_higher_merge_is_likely(machine):
-    a, b, c, d, e, f = (machine.alloc_pages("GFP_KERNEL") for _ in range(6))
-    assert (a, b, c, d, e, f) == (4096, 4097, 4098, 4099, 4100, 4101)
-    machine.free_pages(c)   # buddy 4099 busy; 4096's order-1 buddy busy: head
-    machine.free_pages(e)   # buddy 4101 busy; but 4102 is a free order-1 block: tail
-    assert machine.alloc_pages("GFP_KERNEL") == 4098
-    assert machine.alloc_pages("GFP_KERNEL") == 4100
+    # order 4: above PAGE_ALLOC_COSTLY_ORDER, so straight to and from the buddy lists
+    a, b, c, d, e, f = (machine.alloc_pages("GFP_KERNEL", 4) for _ in range(6))
+    assert (a, b, c, d, e, f) == (4096, 4112, 4128, 4144, 4160, 4176)
+    machine.free_pages(c, 4)   # buddy 4144 busy; its order-5 buddy 4160 busy: head
+    machine.free_pages(e, 4)   # buddy 4176 busy; but 4192 is a free order-5 block: tail
+    assert machine.alloc_pages("GFP_KERNEL", 4) == 4128
+    assert machine.alloc_pages("GFP_KERNEL", 4) == 4160
 
 
 def test_freeing_everything_merges_back(machine):
@@ -94,6 +101,8 @@ def test_freeing_everything_merges_back(machine):
     pfns = [(machine.alloc_pages("GFP_KERNEL", o), o) for o in [0, 1, 2, 3, 0, 5, 0, 9, 10, 4] * 5]
     for pfn, o in pfns[::2] + pfns[1::2]:
         machine.free_pages(pfn, o)
+    assert buddyinfo(machine) != boot       # small blocks wait on the pcp lists
+    machine.drain_pages()
     assert buddyinfo(machine) == boot
     machine.check()
 
@@ -138,7 +147,10 @@ def test_small_movable_request_steals_without_claiming(make_machine):
     assert [m.alloc_pages("GFP_KERNEL") for _ in range(500)] == list(range(500))
     assert m.alloc_pages("GFP_HIGHUSER_MOVABLE") == 500   # the order-2 block at 500
     assert pageblocks(m, "DMA")["Unmovable"] == 1
-    assert buddyinfo(m)["DMA"][:4] == [1, 1, 0, 1]       # 501 (o0), 502 (o1), 504 (o3)
+    # the refill (batch 1 << alloc_factor 5 after 500 refills without a free) stole the
+    # rest block by block: 500..503 (o2), 504..511 (o3), each split to order 0
+    assert buddyinfo(m)["DMA"][:4] == [0, 0, 0, 0]
+    assert m._core.pcp_info(0, 0)["lists"] == [(0, 1, list(range(501, 512)))]
     m.check()
 
 
@@ -159,9 +171,11 @@ def test_zonelist_falls_back_below_the_low_watermark(make_machine):
     n = 0
     while m.alloc_pages("GFP_KERNEL") >= 1 << 20:
         n += 1
-    # the fast path leaves Normal once its free pages reach the low watermark
-    assert n == 4096 - low
-    assert zone(m, "Normal")["nr_free_pages"] == low
+    # the fast path leaves Normal once its free pages reach the low watermark; the last
+    # refill (rmqueue_bulk checks no watermark) took 32 pages and left 31 on the pcp list
+    free = zone(m, "Normal")["nr_free_pages"]
+    assert free <= low and (n, free) == (4064, 1)
+    assert m._core.pcp_info(2, 0)["count"] == 31
 
 
 # -- watermarks and reserves --------------------------------------------------------------------
@@ -180,9 +194,11 @@ def test_reserves_by_gfp(make_machine):
     assert drain("GFP_KERNEL") == 4096 - 128            # slow path stops at min
     assert drain("GFP_NOWAIT") == 0                     # no extra reserve
     assert drain("GFP_KERNEL|__GFP_HIGH") == 128 - 64   # blocking __GFP_HIGH: half of min
-    assert drain("GFP_ATOMIC") == 64 - 48               # atomic: 37.5% of min
+    # atomic: 37.5% of min, checked before the pcp refill, which (batch 1 << alloc_factor 5)
+    # takes 32 pages at once: one is handed out, 31 wait on the pcp list below the floor
+    assert drain("GFP_ATOMIC") == 1
     assert drain("GFP_ATOMIC|__GFP_MEMALLOC|__GFP_NOMEMALLOC") == 0
-    assert drain("GFP_KERNEL|__GFP_MEMALLOC") == 48     # no watermarks at all
+    assert drain("GFP_KERNEL|__GFP_MEMALLOC") == 31 + 32   # no watermarks: the pcp list, then the rest
     assert zone(m, "DMA")["nr_free_pages"] == 0
     m.check()
 
@@ -331,6 +347,7 @@ def test_free_of_a_page_reused_inside_a_bigger_block_is_invalid_not_double(machi
     a, b = machine.alloc_pages("GFP_KERNEL"), machine.alloc_pages("GFP_KERNEL")
     machine.free_pages(b)
     machine.free_pages(a)
+    machine.drain_pages()                               # back to the buddy, where they merge
     assert machine.alloc_pages("GFP_KERNEL", 1) == a     # covers b as its second page
     assert_refused(machine, InvalidFree, b, match="inside the block")
 
@@ -401,5 +418,6 @@ def test_gfp_zero_and_get_zeroed_page(machine):
     assert machine.read(addr, 8192) == bytes(8192)
     machine.memset(addr, 0x77, 4096)
     machine.free_pages_addr(addr, 1)
+    machine.drain_pages()       # an order-1 block on a pcp list serves no order-0 request
     z = machine.get_zeroed_page("GFP_KERNEL")
     assert z == addr and machine.read(z, 4096) == bytes(4096)

@@ -93,6 +93,11 @@ def build_stream(steps):
     return s, live
 
 
+def _on_cpu(m, cpu, fn, *args):
+    with m.on_cpu(cpu):
+        return fn(*args)
+
+
 class TwoBackends(RuleBasedStateMachine):
     blocks = Bundle("blocks")
     freed = Bundle("freed")
@@ -375,6 +380,28 @@ class TwoBackends(RuleBasedStateMachine):
         if r[0] == "ok" and r[1] is not None:
             return (r[1], order)
         return (None, order)
+
+    @rule(target=blocks, gfp=st.sampled_from(GFPS), order=st.sampled_from([0, 0, 0, 1, 3, 9]), cpu=st.sampled_from([0, 1]))
+    def alloc_on_cpu(self, gfp, order, cpu):
+        # per-cpu page lists: the CPU decides which list a page comes from
+        a, b = (outcome(lambda m=m: _on_cpu(m, cpu, m.alloc_pages, gfp, order)) for m in (self.c, self.py))
+        assert a == b, f"alloc_pages on cpu {cpu}: c={a!r} model={b!r}"
+        return (a[1] if a[0] == "ok" else None, order)
+
+    @rule(target=freed, block=consumes(blocks), cpu=st.sampled_from([0, 1]))
+    def free_on_cpu(self, block, cpu):
+        pfn, order = block
+        if pfn is not None:
+            a, b = (outcome(lambda m=m: _on_cpu(m, cpu, m.free_pages, pfn, order)) for m in (self.c, self.py))
+            assert a == b, f"free_pages on cpu {cpu}: c={a!r} model={b!r}"
+        return block
+
+    @rule(cpu=st.sampled_from([None, 0, 1, 2, -1]))
+    def drain_pages(self, cpu):
+        self.both("drain_pages", cpu)
+        for zid in range(3):
+            for c in range(2):
+                assert self.c._core.pcp_info(zid, c) == self.py._core.pcp_info(zid, c)
 
     @rule(target=freed, block=consumes(blocks), cpu=st.sampled_from([None, None, 0, 1]))
     def free(self, block, cpu):

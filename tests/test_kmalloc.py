@@ -154,11 +154,13 @@ def test_zero_size(m):
 @pytest.mark.parametrize("size", [8193, 12288, 16385, 100_000, KMALLOC_MAX_SIZE])
 def test_kmalloc_large(m, size):
     order = get_order(size)                                   # §2.3: alloc_pages(|__GFP_COMP, get_order(size))
+    m.drain_pages()             # MemFree counts no page waiting on a pcp list (NR_FREE_PAGES)
     before, vm0 = meminfo(m), vmstat(m)
     p = m.kmalloc(size, "GFP_KERNEL")
     assert p is not None and p >= PAGE_OFFSET
     assert p % PAGE_SIZE == 0 and phys(p) % (PAGE_SIZE << order) == 0   # a naturally aligned buddy block
     assert m.ksize(p) == PAGE_SIZE << order                   # §2.3: ksize of a large kmalloc = folio size
+    m.drain_pages()             # the rest of the pcp refill back to the buddy
     mid, vm1 = meminfo(m), vmstat(m)
     kb = 4 << order
     assert mid["SUnreclaim"] - before["SUnreclaim"] == kb     # §2.3 / §7: charged to NR_SLAB_UNRECLAIMABLE_B
@@ -169,6 +171,7 @@ def test_kmalloc_large(m, size):
     m.write(p + size - 1, b"\x77")
     assert m.read(p + size - 1, 1) == b"\x77"
     m.kfree(p)
+    m.drain_pages()
     after = meminfo(m)
     assert (after["SUnreclaim"], after["MemFree"]) == (before["SUnreclaim"], before["MemFree"])
 

@@ -16,12 +16,16 @@ DRAIN = "__GFP_NOWARN"          # no reclaim, no kswapd: takes pages down to the
 
 
 def drain(m, gfp=DRAIN, order=0):
-    """Allocate until the allocator says no; returns the pfns."""
+    """Allocate until the allocator says no and no page waits on a per-cpu list (a pcp refill
+    takes its batch past the watermark, and only direct reclaim would drain it); returns the pfns."""
     got = []
     while True:
         pfn = m.alloc_pages(gfp, order)
         if pfn is None:
-            return got
+            if not any(p["count"] for z in m.snapshot()["zones"] for p in z.get("pagesets", ())):
+                return got
+            m.drain_pages()
+            continue
         got.append(pfn)
 
 
@@ -202,6 +206,7 @@ def test_compaction_makes_an_order4_block(make_machine, backend):
         m.user_write(a, page * 4096, b"page %d" % page)
     drain(m, "__GFP_MEMALLOC|__GFP_NOWARN", order=4)
     m.exit(b)                       # 4000 free pages, none with a free buddy
+    m.drain_pages()                 # all of them in the buddy's lists
     assert "0      0      0      0      0" in m.proc("buddyinfo").splitlines()[-1][-60:]
     pfn = m.alloc_pages("GFP_KERNEL", order=4)
     assert pfn is not None

@@ -48,8 +48,9 @@ def test_pages_come_one_by_one_from_the_buddy_allocator(m):
     for p in expect:
         m.free_pages(p)
     # vmalloc pages: GFP_KERNEL|__GFP_HIGHMEM|__GFP_NOWARN order-0, the same head-of-list order
+    # (the per-cpu list is LIFO: the page freed last comes first)
     a = m.vmalloc(3 * PAGE)
-    assert [m.vmalloc_to_page(a + i * PAGE) for i in range(3)] == expect
+    assert [m.vmalloc_to_page(a + i * PAGE) for i in range(3)] == expect[::-1]
     assert m.vmalloc_to_page(a + 3 * PAGE) is None                      # the guard page
     mi = meminfo(m)
     assert mi["VmallocUsed"] == 12

@@ -165,3 +165,19 @@ class HotPathAPI(MachineState):
         that is not a live cache of this machine.
         """
         return self.__dict__["kmem_cache_free"](cache, addr, cpu, caller)
+
+    def drain_pages(self, cpu: Optional[int] = None) -> None:
+        """drain_local_pages() on one CPU, or drain_all_pages() for None: every page waiting on
+        that CPU's per-cpu page lists (mm/page_alloc.c drain_pages()) goes back to the buddy
+        allocator, where it can merge and counts as free again.
+
+        Raises InvalidArgument for a cpu that is not one of this machine's (or not an int),
+        with the machine unchanged.
+        """
+        from ..errors import InvalidArgument
+        if cpu is not None and (type(cpu) is not int or not 0 <= cpu < self.cpus):
+            raise InvalidArgument(f"drain_pages: cpu {cpu!r} is not one of this machine's {self.cpus} CPUs")
+        rc = self._core.drain_pages(-1 if cpu is None else cpu)
+        if rc:
+            from ..errors import raise_for
+            raise_for(rc, "drain_pages")

@@ -99,6 +99,11 @@ def _zone_dict(z, name: str) -> dict:
     }
 
 
+def _pageset(info: dict) -> dict:
+    """What /proc/zoneinfo and show_mem read of one CPU's per_cpu_pages."""
+    return {k: info[k] for k in ("count", "high", "batch", "high_min", "high_max")}
+
+
 def _bad_free_reason(status, state, horder, order, pflags) -> str:
     """The short phrase an InvalidFree or DoubleFree of pages carries as .reason."""
     if status == errors.EDOUBLEFREE:
@@ -370,7 +375,10 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, StreamAPI, TraceAPI, ViewsAPI, Ho
         reclaim = self._reclaim_snapshot()
         zones = []
         for zid, name in enumerate(gfpmod.ZONE_NAMES):
-            zones.append(_zone_dict(core.zone_info(zid), name))
+            zone = _zone_dict(core.zone_info(zid), name)
+            if zone["managed"]:
+                zone["pagesets"] = [_pageset(core.pcp_info(zid, cpu)) for cpu in range(self.cpus)]
+            zones.append(zone)
         return {
             "nr_cpus": self.cpus,
             "total_pages": vm["nr_pages"],

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 
-from . import buddy, introspect, oncpu, pgtable, reclaim, sheaf, slab, slab_random, snapshot, stream, trace
+from . import buddy, introspect, oncpu, pcp, pgtable, reclaim, sheaf, slab, slab_random, snapshot, stream, trace
 from ..threads import locked_entry, retarget, serialize
 from .arena import Arena, clamp64
 from ..errors import ECLOSED
@@ -75,6 +75,25 @@ class ModelCore:
 
     def memset(self, phys: int, byte: int, n: int) -> int:
         return self._a.memset(phys, byte, n)
+
+    def drain_pages(self, cpu: int) -> int:
+        """drain_local_pages() of one CPU, or drain_all_pages() for cpu -1."""
+        a = self._a
+        cpu = clamp64(cpu)
+        if not -1 <= cpu < a.cpus:
+            return EINVAL
+        if cpu == -1:
+            pcp.drain_all_pages(a, None)
+        else:
+            pcp.drain_pages(a, cpu)
+        return 0
+
+    def pcp_info(self, zid: int, cpu: int):
+        """One CPU's per_cpu_pages of a zone, or EINVAL."""
+        zid, cpu = clamp64(zid), clamp64(cpu)
+        if not 0 <= zid < len(self._a.zones) or not 0 <= cpu < self._a.cpus:
+            return EINVAL
+        return pcp.info(self._a, zid, cpu)
 
     def zone_info(self, zid: int):
         """The zone itself: its fields carry the names of struct pa_zone_info."""

@@ -85,7 +85,7 @@ class Zone:
         "pristine_next", "pristine_end",
         "head", "tail", "nr_free", "nr_free_mt_pages", "nr_free_pages",
         "nr_free_blocks_pages", "nr_reserved_highatomic", "wmark",
-        "lowmem_reserve", "pageblocks", "pgalloc", "numa_hit", "nr_lru", "nr_dirty",
+        "lowmem_reserve", "pageblocks", "pgalloc", "numa_hit", "nr_lru", "nr_dirty", "below_high",
     )
 
     def __init__(self, zid: int, start: int, end: int) -> None:
@@ -110,6 +110,7 @@ class Zone:
         self.numa_hit = 0
         self.nr_lru = [0, 0, 0, 0]                    # LRU pages here, by lru list
         self.nr_dirty = 0
+        self.below_high = 0                           # ZONE_BELOW_HIGH
         # whole order-10 blocks never touched: [pristine_next, pristine_end)
         block = 1 << MAX_PAGE_ORDER
         self.pristine_next = self.start_pfn
@@ -155,6 +156,7 @@ class Arena:
     kswapd_highest: int
     oom_mode: int
     rw_pin: "tuple[int, int, int] | None"   # (mm id, first, last) while a read or write faults its pages in
+    pcp: list                             # [zid][cpu] -> pcp.Pcp (per_cpu_pages), set by pcp.init()
 
     def __init__(self, nr_pages: int, cpus: int, min_free_kbytes: int) -> None:
         self.nr_pages = nr_pages
@@ -212,6 +214,8 @@ class Arena:
         self.min_free_kbytes = min_free_kbytes if min_free_kbytes >= 0 else self.calculate_min_free_kbytes()
         self.setup_per_zone_wmarks()
         self.setup_per_zone_lowmem_reserve()
+        from . import pcp
+        pcp.init(self)
 
     # -- descriptors --------------------------------------------------------
 

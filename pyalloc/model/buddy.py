@@ -21,7 +21,10 @@ counters.  Every choice that decides an address follows Linux 6.18:
   watermark (fast path), then at the min watermark with the reserves the mask
   earns (slow path), then without watermarks for __GFP_MEMALLOC.
 
-Left out, and said so in the README: per-cpu page lists, watermark boosting,
+Orders 0..3 and the THP order go through this CPU's per-cpu page lists first
+(pcp.py): freed blocks wait there, LIFO, out of the free counts.
+
+Left out, and said so in the README: watermark boosting,
 ALLOC_NOFRAGMENT, reclaim, compaction and the OOM killer (a request that fails
 the watermarks fails).
 """
@@ -35,7 +38,7 @@ from .._abi import (
     ALLOC_WMARK_LOW, ALLOC_WMARK_MASK, ALLOC_WMARK_MIN, E2BIG, EDOUBLEFREE,
     EINVAL, EINVALFREE, ENOMEM, GFP_BITS_MASK, GFP_COMP, GFP_DIRECT_RECLAIM,
     GFP_HIGH, GFP_KSWAPD_RECLAIM, GFP_MEMALLOC, GFP_NOFAIL, GFP_NOMEMALLOC,
-    GFP_RETRY_MAYFAIL, GFP_THISNODE, GFP_ZERO, KIND_PAGES, MAX_NR_ZONES,
+    GFP_RETRY_MAYFAIL, GFP_THISNODE, GFP_ZERO, KIND_PAGES, KIND_PCP, MAX_NR_ZONES,
     MAX_PAGE_ORDER, MIGRATE_HIGHATOMIC, MIGRATE_MOVABLE, MIGRATE_PCPTYPES,
     MIGRATE_RECLAIMABLE, MIGRATE_TYPES, MIGRATE_UNMOVABLE, NR_PAGE_ORDERS, OK,
     PAGE_ALLOC_COSTLY_ORDER, PAGE_SHIFT, PAGE_STATE_ALLOCATED,
@@ -44,7 +47,7 @@ from .._abi import (
     PG_MOVABLE, ZONE_NORMAL, ALLOC_WMARK_HIGH, GFP_FS, GFP_NORETRY, KIND_ANON, KIND_FILE,
 )
 from .._abi import COST, CTR
-from . import compaction, reclaim
+from . import compaction, pcp, reclaim
 
 # gfp_zone(): the low four gfp bits -> zone; -1 marks GFP_ZONE_BAD combinations
 GFP_ZONE_TABLE = (2, 0, 2, -1, 1, -1, -1, -1, 2, 0, 3, -1, 1, -1, -1, -1)
@@ -280,7 +283,29 @@ def rmqueue_steal(a: Arena, z: Zone, order: int, start_mt: int) -> int:
     return NIL
 
 
+def rmqueue_mode(a: Arena, z: Zone, order: int, mt: int, mode: list) -> int:
+    """__rmqueue() for rmqueue_bulk(): mode[0] (0 normal, 1 claim, 2 steal) skips the steps
+    that failed for the previous block of the same refill."""
+    if mode[0] == 0:
+        pfn = rmqueue_smallest(a, z, order, mt)
+        if pfn != NIL:
+            return pfn
+    if mode[0] <= 1:
+        pfn = rmqueue_claim(a, z, order, mt)
+        if pfn != NIL:
+            mode[0] = 0
+            return pfn
+    pfn = rmqueue_steal(a, z, order, mt)
+    if pfn != NIL:
+        mode[0] = 2
+    return pfn
+
+
 def rmqueue(a: Arena, z: Zone, order: int, mt: int, alloc_flags: int) -> int:
+    if order <= PAGE_ALLOC_COSTLY_ORDER or order == PAGEBLOCK_ORDER:
+        pfn = pcp.rmqueue_pcplist(a, z, order, mt)
+        if pfn >= 0:
+            return pfn
     pfn = NIL
     if alloc_flags & ALLOC_HIGHATOMIC:
         pfn = rmqueue_smallest(a, z, order, MIGRATE_HIGHATOMIC)
@@ -349,10 +374,14 @@ def get_page_from_freelist(a: Arena, order: int, alloc_flags: int, highest: int,
         z = a.zones[zid]
         if not z.managed:
             continue
-        if not alloc_flags & ALLOC_NO_WATERMARKS:
-            mark = z.wmark[alloc_flags & ALLOC_WMARK_MASK]
-            if not zone_watermark_ok(z, order, mark, highest, alloc_flags):
-                continue
+        # ZONE_BELOW_HIGH, noted here to keep the free path fast: while it is set,
+        # frees shrink pcp->high (nr_pcp_high)
+        if z.below_high or not zone_watermark_ok(z, order, z.wmark[2], highest, alloc_flags):
+            z.below_high = 1
+            if not alloc_flags & ALLOC_NO_WATERMARKS:
+                mark = z.wmark[alloc_flags & ALLOC_WMARK_MASK]
+                if not zone_watermark_ok(z, order, mark, highest, alloc_flags):
+                    continue
         pfn = rmqueue(a, z, order, mt, alloc_flags)
         if pfn != NIL:
             if alloc_flags & ALLOC_HIGHATOMIC:
@@ -438,7 +467,7 @@ def alloc_pages_slowpath(a: Arena, gfp: int, order: int, highest: int, mt: int) 
     costly = order > PAGE_ALLOC_COSTLY_ORDER
     pfmemalloc = bool(gfp & GFP_MEMALLOC) and not gfp & GFP_NOMEMALLOC
     alloc_flags = gfp_to_alloc_flags(gfp, order)
-    loops = [0, 0]      # rounds without reclaim progress, compaction retries
+    loops = [0, 0, 0]   # rounds without reclaim progress, compaction retries, drained
     pfn = _slowpath_attempts(a, gfp, order, highest, mt, can_direct_reclaim, costly, pfmemalloc,
                              alloc_flags, loops)
     if pfn == _OOM:
@@ -479,6 +508,11 @@ def _slowpath_attempts(a, gfp, order, highest, mt, can_direct_reclaim, costly, p
             return NIL
         progress = reclaim.try_to_free_pages(a, gfp, order, highest)
         pfn = get_page_from_freelist(a, order, alloc_flags, highest, mt)
+        # __alloc_pages_direct_reclaim(): pages may sit on the pcp lists: drain and retry once
+        if pfn == NIL and not loops[2]:
+            pcp.drain_all_pages(a, None)
+            loops[2] = 1
+            pfn = get_page_from_freelist(a, order, alloc_flags, highest, mt)
         if pfn != NIL:
             return pfn
         pfn, compacted = alloc_pages_direct_compact(a, gfp, order, alloc_flags, highest, mt)
@@ -645,7 +679,8 @@ def page_is_free(a: Arena, pfn: int):
     z = a.zone_of(pfn)
     if z.pristine_next <= pfn < z.pristine_end:
         return pfn & ~((1 << MAX_PAGE_ORDER) - 1), MAX_PAGE_ORDER
-    return block_containing(a, pfn, PG_BUDDY)
+    found = block_containing(a, pfn, PG_BUDDY)
+    return found if found is not None else pcp.page_block(a, pfn)
 
 
 def free_pages(a: Arena, pfn: int, order: int, kind: int = KIND_PAGES) -> int:
@@ -669,9 +704,12 @@ def free_pages(a: Arena, pfn: int, order: int, kind: int = KIND_PAGES) -> int:
     p.flags = PG_FREED
     p.kind = 0
     p.refcount = 0
-    z = a.zone_of(pfn)
-    free_one_page(a, z, pfn, order, get_pageblock_mt(a, pfn), to_tail=False)
     a.pgfree += 1 << order
+    z = a.zone_of(pfn)
+    if order <= PAGE_ALLOC_COSTLY_ORDER or order == PAGEBLOCK_ORDER:
+        pcp.free_frozen_page_commit(a, z, pfn, order)
+    else:
+        free_one_page(a, z, pfn, order, get_pageblock_mt(a, pfn), to_tail=False)
     return OK
 
 
@@ -765,7 +803,12 @@ def check(a: Arena):
             if a.pageblock_mt[blk >> PAGEBLOCK_ORDER] != MIGRATE_MOVABLE:
                 return f"zone {z.name}: pristine pageblock at pfn {blk:#x} is not Movable"
     # every page below the pristine range is in exactly one free block or allocation
-    heads = sorted(pfn for pfn, p in a.pages.items() if p.flags & (PG_BUDDY | PG_ALLOC))
+    msg = pcp.check(a)
+    if msg is not None:
+        return msg
+    heads = sorted(pfn for pfn, p in a.pages.items()
+                   if p.flags & (PG_BUDDY | PG_ALLOC) or p.kind == KIND_PCP)
+    pcp_pages = 0
     if sum(1 for pfn in heads if a.pages[pfn].flags & PG_BUDDY) != nr_buddy_heads:
         return "a page marked free is on no free list"
     allocated = 0
@@ -790,11 +833,16 @@ def check(a: Arena):
                     return f"block at pfn {pfn:#x} order {p.order} is misaligned or crosses its range"
                 if p.flags & PG_ALLOC:
                     allocated += 1 << p.order
+                elif not p.flags & PG_BUDDY:
+                    pcp_pages += 1 << p.order
                 pfn += 1 << p.order
                 nxt = next(it, None)
     if nxt is not None:
         return f"pfn {nxt:#x} is owned twice"
     total_free = sum(z.nr_free_pages for z in a.zones)
-    if total_free + allocated != a.nr_pages:
-        return f"{total_free} free + {allocated} allocated pages != {a.nr_pages} pages"
+    pcp_listed = sum(pcp.free_pages(a, zid) for zid in range(len(a.zones)))
+    if pcp_pages != pcp_listed:
+        return f"{pcp_pages} pages are marked as on a pcp list but the lists hold {pcp_listed}"
+    if total_free + pcp_pages + allocated != a.nr_pages:
+        return f"{total_free} free + {pcp_pages} pcp + {allocated} allocated pages != {a.nr_pages} pages"
     return None

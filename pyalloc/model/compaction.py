@@ -7,6 +7,7 @@ from .._abi import (
     PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER, PG_LRU,
 )
 from .arena import NIL, Arena, Zone
+from . import pcp
 
 
 
@@ -79,6 +80,10 @@ def compact_zone(a: Arena, z: Zone, order: int) -> int:
                 continue
             if not migrate_page(a, cc, pfn, block):
                 return cc.migrated
+        # the migrate scanner left the block: free what it freed to the buddy so it can
+        # merge (compact_zone()'s lru_add_drain_cpu_zone -> drain_local_pages)
+        if cc.migrated:
+            pcp.drain_local_pages(a, z)
         if compact_finished(z, order):
             break
         block += PAGEBLOCK_NR_PAGES

@@ -43,6 +43,10 @@ little-endian 64-bit words; NIL (no pfn, no slot, no cache) is 2**64-1; a
               n + n x (n + n objects) the barn's full sheaves (list order), nr_empty), ascending
               id, for every cache with sheaves or a cpu partial slab; a sheaf's objects are phys
               addresses, bottom first.  cpu_partial and cpu_partial_slabs follow from kconfig
+    pcp       ZONE_BELOW_HIGH zone mask, n, n x (zid cpu high free_count flags alloc_factor,
+              NR_PCP_LISTS x (n + n pfns, head first)) for each per_cpu_pages not in its boot
+              state, ascending (zid, cpu); batch, high_min and high_max follow from the zone.
+              A pcp page's descriptor carries NIL links (its list is here).
 
 Memory is not here: the snapshot file carries the touched pages apart
 (:func:`touched_pages`), a page that reads as zeros is never written.
@@ -57,8 +61,9 @@ from .arena import NIL, Arena, Page
 from .reclaim import Mm
 from . import sheaf as msheaf, slab as mslab
 from .slab import Cache, CpuSlab, Slab
-from .._abi import (MAX_NR_ZONES, MIGRATE_TYPES, NR_COSTS, NR_CTRS, NR_KMALLOC_TYPES, NR_PAGE_ORDERS, PAGE_SIZE,
-                    RANDOM_KMALLOC_CACHES_NR, KCONFIG_SLAB_FREELIST_HARDENED, KCONFIG_SLAB_FREELIST_RANDOM)
+from .._abi import (KCONFIG_SLAB_FREELIST_HARDENED, KCONFIG_SLAB_FREELIST_RANDOM, KIND_PCP, MAX_NR_ZONES,
+                    MIGRATE_TYPES, NR_COSTS, NR_CTRS, NR_KMALLOC_TYPES, NR_PAGE_ORDERS, NR_PCP_LISTS, PAGE_SIZE,
+                    PG_ALLOC, RANDOM_KMALLOC_CACHES_NR)
 
 VERSION = 1
 MASK = (1 << 64) - 1
@@ -202,8 +207,9 @@ def upgrade_v3(data) -> bytes:
     i = V3_MACHINE_WORDS * 8
     if i > len(data):
         raise Corrupt("the core section ends early")
-    # no per-cpu section record: no cpu partial chain and no sheaves
-    return bytes(data[:i]) + bytes(3 * 8) + bytes(data[i:]) + EMPTY_SLAB_RANDOM + bytes(8)
+    # no per-cpu section record (no cpu partial chain, no sheaves), and an empty pcp section (no
+    # zone below high, no pcp)
+    return bytes(data[:i]) + bytes(3 * 8) + bytes(data[i:]) + EMPTY_SLAB_RANDOM + bytes(8) + bytes(2 * 8)
 
 
 
@@ -271,7 +277,8 @@ def save_descriptors(a: Arena, w: Writer) -> None:
     w.put(len(pfns))
     for pfn in pfns:
         p = a.pages[pfn]
-        w.many((pfn, _nil(p.next), _nil(p.prev), p.flags | p.order << 8 | p.kind << 16 | p.refcount << 24))
+        pcp_page = p.kind == KIND_PCP and not p.flags & PG_ALLOC
+        w.many((pfn, U64_NIL if pcp_page else _nil(p.next), U64_NIL if pcp_page else _nil(p.prev), p.flags | p.order << 8 | p.kind << 16 | p.refcount << 24))
 
 
 def save_rmap(a: Arena, w: Writer) -> None:
@@ -389,9 +396,20 @@ def save_percpu(a: Arena, w: Writer) -> None:
         w.put(s.barn_empty)
 
 
+def save_pcp(a: Arena, w: Writer) -> None:
+    w.put(sum(z.below_high << zid for zid, z in enumerate(a.zones)))
+    recs = [(zid, cpu, p) for zid, row in enumerate(a.pcp) for cpu, p in enumerate(row) if not p.is_boot()]
+    w.put(len(recs))
+    for zid, cpu, p in recs:
+        w.many((zid, cpu, p.high, p.free_count, p.flags, p.alloc_factor))
+        for lst in p.lists:
+            w.put(len(lst))
+            w.many(lst)
+
+
 SAVE_SECTIONS = (save_machine, save_pgd, save_pageblocks, save_zones, save_reclaim, save_descriptors, save_rmap,
                  save_caches, save_cache_order, save_kmalloc, save_slabs, save_mms, save_swap, save_slab_random,
-                 save_percpu)
+                 save_percpu, save_pcp)
 
 
 def save(a: Arena) -> bytes:
@@ -641,9 +659,26 @@ def load_percpu(a: Arena, r: Reader) -> None:
         s.barn_empty = r.get()
 
 
+def load_pcp(a: Arena, r: Reader) -> None:
+    """The pcp lists (validated by snapshot_check); batch and the high limits recomputed."""
+    from . import pcp
+    mask = r.get()
+    pcp.init(a)
+    for zid, z in enumerate(a.zones):
+        z.below_high = mask >> zid & 1
+    for _ in range(r.count(MAX_NR_ZONES * a.cpus, "pcp")):
+        zid, cpu, high, free_count, flags, alloc_factor = r.many(6)
+        p = a.pcp[zid][cpu]
+        p.high, p.free_count, p.flags, p.alloc_factor = high, free_count, flags, alloc_factor
+        for i in range(NR_PCP_LISTS):
+            lst = r.many(r.count(a.nr_pages, "pcp list"))
+            p.lists[i].extend(lst)
+            p.count += len(lst) << pcp.pindex_to_order(i)
+
+
 LOAD_SECTIONS = (load_machine, load_pgd, load_pageblocks, load_zones, load_reclaim, load_descriptors, load_rmap,
                  load_caches, load_cache_order, load_kmalloc, load_slabs, load_mms, load_swap, load_slab_random,
-                 load_percpu)
+                 load_percpu, load_pcp)
 
 
 def load(a: Arena, data: bytes) -> None:

@@ -59,11 +59,18 @@ from .._abi import (
     PAGEBLOCK_ORDER,
     PG_ALLOC,
     PG_BUDDY,
+    KIND_PCP,
+    NR_LOWORDER_PCP_LISTS,
+    NR_PCP_LISTS,
+    PCP_BATCH_SCALE_MAX,
+    PCP_THP_ORDER,
+    PCPF_FREE_HIGH_BATCH,
+    PCPF_PREV_FREE_HIGH_ORDER,
 )
 
 __all__ = ["Corrupt", "validate"]
 
-MAX_KIND = 7
+MAX_KIND = 8                # KIND_PCP: a free page on a per-cpu page list
 OBJ_STATES = frozenset((0, 1, 2, 4, 5))   # never used, live, freed, held by a sheaf, pinned by a vmalloc area
 ENT_NONE, ENT_PRESENT, ENT_SWAP, ENT_DISK, ENT_DIRTY = 0, 1, 2, 3, 4
 MAX_MM_PAGES = 1 << 30
@@ -159,6 +166,36 @@ def _check_slab_random(r: Reader, kconfig: int, caches: list) -> None:
             _fail(f"cache {cid}: the random sequence is not a permutation of its {objects} objects")
 
 
+def _check_pcp(r: Reader, zones: list, pages: dict, cpus: int) -> None:
+    """The pcp section: every listed pfn a free pcp block of the list's order in the pcp's zone,
+    listed once, and every pcp descriptor listed."""
+    mask = r.get()
+    if mask >> MAX_NR_ZONES or any(mask >> zid & 1 and not zones[zid][2] for zid in range(MAX_NR_ZONES)):
+        _fail(f"pcp: zone mask {mask:#x}")
+    seen = set()
+    last = (-1, -1)
+    for _ in range(r.count(MAX_NR_ZONES * cpus, "pcp")):
+        zid, cpu, high, free_count, flags, alloc_factor = r.many(6)
+        if zid >= MAX_NR_ZONES or cpu >= cpus or (zid, cpu) <= last or not zones[zid][2]:
+            _fail(f"pcp of zone {zid} cpu {cpu}: no such pcp, or out of order")
+        last = (zid, cpu)
+        if high >= 1 << 31 or free_count >= 1 << 31 or flags & ~(PCPF_PREV_FREE_HIGH_ORDER | PCPF_FREE_HIGH_BATCH) \
+                or alloc_factor > PCP_BATCH_SCALE_MAX:
+            _fail(f"pcp of zone {zid} cpu {cpu}: high, free_count, flags or alloc_factor out of range")
+        start, end, _ = zones[zid]
+        for i in range(NR_PCP_LISTS):
+            order = PCP_THP_ORDER if i >= NR_LOWORDER_PCP_LISTS else i // 3
+            for pfn in r.many(r.count(end - start, "pcp list")):
+                desc = pages.get(pfn)
+                if not start <= pfn < end or pfn in seen or desc is None or desc[2] != KIND_PCP \
+                        or desc[0] & (PG_BUDDY | PG_ALLOC) or desc[1] != order:
+                    _fail(f"pcp of zone {zid} cpu {cpu}: pfn {pfn:#x} is not a free order-{order} pcp block"
+                          " listed once")
+                seen.add(pfn)
+    if any(d[2] == KIND_PCP and not d[0] & PG_ALLOC and pfn not in seen for pfn, d in pages.items()):
+        _fail("a pcp page is on no pcp list")
+
+
 def validate(data, nr_pages: int, cpus: int, swap_pages: int) -> None:
     """Raise Corrupt (its text names the first bad word) unless *data* is a CORE section a machine of
     nr_pages pages, cpus CPUs and swap_pages swap slots can take."""
@@ -198,6 +235,7 @@ def validate(data, nr_pages: int, cpus: int, swap_pages: int) -> None:
     if len(mt) != nblocks or any(b >= MIGRATE_TYPES for b in mt):
         _fail("pageblock map")
     pristine = []
+    zones = []
     prev_end = 0
     for zi in range(MAX_NR_ZONES):
         start, end, managed, pnext, pend = many(5)
@@ -210,6 +248,7 @@ def validate(data, nr_pages: int, cpus: int, swap_pages: int) -> None:
             _fail(f"zone {zi}: untouched range {pnext:#x}-{pend:#x}")
         if pend > pnext:
             pristine.append((pnext, pend))
+        zones.append((start, end, managed))
         links = [pfn_or_nil(f"zone {zi} free list") for _ in range(2 * NR_PAGE_ORDERS * MIGRATE_TYPES)]
         free = many(NR_PAGE_ORDERS * MIGRATE_TYPES + MIGRATE_TYPES + 3)
         rest = many(4 + MAX_NR_ZONES + MIGRATE_TYPES + 2 + 4 + 1)
@@ -414,6 +453,7 @@ def validate(data, nr_pages: int, cpus: int, swap_pages: int) -> None:
             _fail(f"swap slot {slot}")
     _check_slab_random(r, sc["kconfig"], caches)
     _validate_percpu(r, caches, slabs, slab_order, sheaf_held, sc["kconfig"], nr_pages, cpus)
+    _check_pcp(r, zones, pages, cpus)
     if r.i != len(r.w):
         _fail("words left over after the core section")
 

@@ -354,19 +354,16 @@ def _numa_stats(zone: dict) -> dict:
     return {"numa_hit": zone["numa_hit"], "numa_local": zone["numa_hit"]}
 
 
-def pageset(zone: dict, nr_cpus: int) -> dict:
-    """What zoneinfo prints for each CPU's per_cpu_pages.
-
-    batch, high_min and high_max are the kernel's formulas.  pyalloc keeps no
-    per-cpu page lists, so count is 0.  The kernel's current "high" is tuned at
-    run time between high_min and high_max; a pcp that has never been used stays
-    at its boot value 0, and after activity it decays back to high_min.  pyalloc
-    prints 0 for a zone nothing was allocated from and high_min otherwise.
-    """
+def pageset(zone: dict, nr_cpus: int, cpu: int = 0) -> dict:
+    """What zoneinfo prints for one CPU's per_cpu_pages: the core's own (zone["pagesets"]),
+    or for a snapshot without them the boot state the kernel's formulas give (count 0,
+    high 0 until the first refill)."""
+    if "pagesets" in zone:
+        return zone["pagesets"][cpu]
     batch = zone_batchsize(zone)
     high_min = zone_highsize(zone, batch, nr_cpus, 0)
     high_max = zone_highsize(zone, batch, nr_cpus, MIN_PERCPU_PAGELIST_HIGH_FRACTION)
-    return {"count": 0, "high": high_min if zone["pgalloc"] else 0, "batch": batch,
+    return {"count": 0, "high": 0, "batch": batch,
             "high_min": high_min, "high_max": high_max}
 
 
@@ -404,9 +401,9 @@ def render_zoneinfo(snap: dict) -> str:
         numa = _numa_stats(zone)
         out.extend("\n      %-12s %d" % (name, numa.get(name, 0)) for name in NUMA_STAT_ITEMS)
         out.append("\n  pagesets")
-        pcp = pageset(zone, nr_cpus)
         threshold = calculate_normal_threshold(zone, nr_cpus)
         for cpu in range(nr_cpus):
+            pcp = pageset(zone, nr_cpus, cpu)
             out.append(
                 "\n    cpu: %d"
                 "\n              count:    %d"
@@ -420,6 +417,17 @@ def render_zoneinfo(snap: dict) -> str:
         out.append("\n  node_unreclaimable:  %d"
                    "\n  start_pfn:           %d\n" % (_node_unreclaimable(snap), zone["start_pfn"]))
     return "".join(out)
+
+
+def _free_pcp(zone: dict) -> int:
+    """show_free_areas(): the pages on every CPU's pcp lists of a zone."""
+    return sum(p["count"] for p in zone.get("pagesets", ()))
+
+
+def _local_pcp(zone: dict, snap: dict) -> int:
+    """show_free_areas(): the pages on the current CPU's pcp lists of a zone."""
+    sets = zone.get("pagesets")
+    return sets[snap["vm"].get("cpu", 0)]["count"] if sets else 0
 
 
 def _kb(pages: int) -> int:
@@ -716,7 +724,7 @@ def show_mem(snap: dict, max_zone_idx: int = MAX_NR_ZONES - 1) -> list[str]:
         " mapped:0 shmem:0 pagetables:%d" % vm["nr_page_table_pages"],
         " sec_pagetables:0 bounce:0",
         " kernel_misc_reclaimable:0",
-        " free:%d free_pcp:0 free_cma:0" % free,
+        " free:%d free_pcp:%d free_cma:0" % (free, sum(_free_pcp(z) for z in zones)),
     ]
     if any(z["managed"] for z in zones[:max_zone_idx + 1]):     # node_has_managed_zones()
         lines.append(
@@ -736,12 +744,13 @@ def show_mem(snap: dict, max_zone_idx: int = MAX_NR_ZONES - 1) -> list[str]:
             " reserved_highatomic:%dKB free_highatomic:%dKB"
             " active_anon:%dkB inactive_anon:%dkB active_file:%dkB inactive_file:%dkB"
             " unevictable:0kB writepending:%dkB zspages:0kB present:%dkB managed:%dkB"
-            " mlocked:0kB bounce:0kB free_pcp:0kB local_pcp:0kB free_cma:0kB"
+            " mlocked:0kB bounce:0kB free_pcp:%dkB local_pcp:%dkB free_cma:0kB"
             % (zone["name"], _kb(zone["nr_free_pages"]), _kb(zone["boost"]),
                _kb(_wmark(zone, 0)), _kb(_wmark(zone, 1)), _kb(_wmark(zone, 2)),
                _kb(zone["nr_reserved_highatomic"]), _kb(free_highatomic),
                _kb(zl[1]), _kb(zl[0]), _kb(zl[3]), _kb(zl[2]), _kb(zone.get("nr_dirty", 0)),
-               _kb(zone["present"]), _kb(zone["managed"])))
+               _kb(zone["present"]), _kb(zone["managed"]), _kb(_free_pcp(zone)),
+               _kb(_local_pcp(zone, snap))))
         lines.append("lowmem_reserve[]: " + " ".join(str(r) for r in zone["lowmem_reserve"]))
     for zone in shown:
         parts = ["Node 0 %s: " % zone["name"]]
