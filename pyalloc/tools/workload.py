@@ -17,6 +17,8 @@ import random
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+from .._abi import KIND_SLAB, PAGE_STATE_FREE
+
 # (gfp, weight): what a small kernel does most: movable user pages, unmovable
 # kernel allocations, reclaimable caches, a few atomic ones
 MIX = (
@@ -260,6 +262,59 @@ def pressure(m, seed: int) -> dict:
     return {"processes": r["processes"], "leak_pages": r["leak_pages"], "db_intact": r["db_intact"]}
 
 
+def cross_cache(m, seed: int, overflow: bool = True) -> dict:
+    """A cross-cache heap-grooming recipe, as kernelCTF write-ups run it against SLUB (pin a CPU;
+    mm/slub.c put_cpu_partial(), __put_partials(), discard_slab()): can the slab holding a victim
+    object be handed back to the page allocator, so that another cache or a page allocation
+    reuses its memory?
+
+    1. fill 2 x cpu_partial_slabs slabs of the victim's cache;
+    2. allocate a slab's worth of objects, the victim among them, and one slab more after it;
+    3. free the victim's slab empty;
+    4. (*overflow*) free one object in each slab of step 1: each is a full slab's first free, so
+       it goes to the CPU's partial list, which overflows (cpu_partial_slabs) to the node list,
+       where empty slabs beyond min_partial are discarded.
+
+    Other tasks on the CPU allocate from the same cache now and then (the seeded noise), which
+    is why the recipe does not always work.  Metric: ``victim_slab_freed`` (1 or 0).
+    """
+    rng = random.Random(seed)
+    cache = m.kmem_cache_create("victim_cache", 256)
+    attrs = m.slab_sysfs(cache)
+    per_slab = int(attrs["objs_per_slab"])
+    # slub_set_cpu_partial(): cpu_partial objects, as slabs
+    cpu_partial_slabs = -(-int(attrs["cpu_partial"]) * 2 // per_slab)
+
+    def alloc() -> int:
+        return m.kmem_cache_alloc(cache, "GFP_KERNEL", cpu=0)
+
+    def noise() -> None:
+        for _ in range(rng.randrange(3)):
+            alloc()
+
+    filled = [alloc() for _ in range(2 * cpu_partial_slabs * per_slab)]
+    noise()
+    before = [alloc() for _ in range(per_slab - 1)]
+    victim = alloc()
+    noise()
+    after = [alloc() for _ in range(per_slab + 1)]
+    victim_pfn = m.virt_to_page(victim)
+    for p in [victim] + before + after:
+        m.kmem_cache_free(cache, p, cpu=0)
+    if overflow:
+        for p in filled[::per_slab]:
+            m.kmem_cache_free(cache, p, cpu=0)
+    # the victim's slab is gone when no slab owns its first page any more
+    still_slab = m._view_page_state(victim_pfn)[3] == KIND_SLAB and \
+        m._view_page_state(victim_pfn)[0] != PAGE_STATE_FREE
+    return {"victim_slab_freed": int(not still_slab)}
+
+
+def cross_cache_no_overflow(m, seed: int) -> dict:
+    """:func:`cross_cache` without step 4."""
+    return cross_cache(m, seed, overflow=False)
+
+
 # -- serve and plot workloads: generators over a machine that yield after each tick ------
 
 TICK_OPS = 1500          # operations per churn tick
@@ -352,6 +407,10 @@ REGISTRY: tuple[Workload, ...] = (
              kmalloc_mix),
     Workload("demo-mix", "sweep", "the demo's page, slab and vmalloc mix", demo_mix),
     Workload("pressure", "sweep", "reclaim, swap and the OOM killer (the demo's bad day)", pressure),
+    Workload("cross-cache", "sweep", "a heap-grooming recipe: does the victim's slab go back to the page "
+             "allocator?", cross_cache),
+    Workload("cross-cache-no-overflow", "sweep", "the same recipe without overflowing the cpu partial list",
+             cross_cache_no_overflow),
     Workload("demo", "ticks", "the demo's workload then churn", demo),
     Workload("churn", "ticks", "allocate and free in waves", churn),
 )
