@@ -1,0 +1,520 @@
+/* trace_parse.c - the lines of a kmem ftrace capture, read in chunks, as fixed records.
+ *
+ * The twin of pyalloc/model/trace_parse.py, which documents the record and the rules: both
+ * give the same records for any bytes.  The matching mirrors the Python regular expressions
+ * (HEAD, FIELD, HEADER_CPUS there) with ASCII classes; where a regular expression could
+ * backtrack, the order it tries things in is the order here.  Memory is one line
+ * (PA_TPARSE_MAX_LINE bytes) however large the capture; a longer line is dropped as it comes.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "pyalloc.h"
+
+struct pa_tparse {
+    uint64_t lineno, ignored;
+    int after_cr;           /* the last chunk ended at a \r: a \n next ends no line */
+    int too_long;           /* the carried line is longer than PA_TPARSE_MAX_LINE: dropped */
+    size_t carry_len;
+    uint8_t carry[PA_TPARSE_MAX_LINE];
+};
+
+pa_tparse *pa_tparse_new(void)
+{
+    return calloc(1, sizeof(pa_tparse));
+}
+
+void pa_tparse_free(pa_tparse *p)
+{
+    free(p);
+}
+
+uint64_t pa_tparse_lineno(const pa_tparse *p)
+{
+    return p->lineno;
+}
+
+uint64_t pa_tparse_ignored(const pa_tparse *p)
+{
+    return p->ignored;
+}
+
+int pa_tparse_pending(const pa_tparse *p)
+{
+    return p->carry_len || p->too_long;
+}
+
+/* bytes regular expressions: \s is [ \t\n\r\f\v], \w is [A-Za-z0-9_] */
+static int is_space(uint8_t c)
+{
+    return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
+static int is_digit(uint8_t c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static int is_word(uint8_t c)
+{
+    return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
+static int hex_value(uint8_t c)
+{
+    if (is_digit(c))
+        return c - '0';
+    c |= 0x20;
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+struct span {
+    const uint8_t *s;
+    size_t n;
+};
+
+struct head {
+    size_t cpu, cpu_len, event, event_len, end;
+};
+
+static int span_is(struct span v, const char *lit)
+{
+    size_t n = strlen(lit);
+    return v.s && v.n == n && memcmp(v.s, lit, n) == 0;
+}
+
+/* (\d+\.\d+):\s+(\w+): at i */
+static int match_tail(const uint8_t *c, size_t len, size_t i, struct head *h)
+{
+    if (i >= len || !is_digit(c[i]))
+        return 0;
+    while (i < len && is_digit(c[i]))
+        i++;
+    if (i >= len || c[i] != '.')
+        return 0;
+    i++;
+    if (i >= len || !is_digit(c[i]))
+        return 0;
+    while (i < len && is_digit(c[i]))
+        i++;
+    if (i >= len || c[i] != ':')
+        return 0;
+    i++;
+    if (i >= len || !is_space(c[i]))
+        return 0;
+    while (i < len && is_space(c[i]))
+        i++;
+    h->event = i;
+    while (i < len && is_word(c[i]))
+        i++;
+    if (i == h->event || i >= len || c[i] != ':')
+        return 0;
+    h->event_len = i - h->event;
+    h->end = i + 1;
+    return 1;
+}
+
+/* -\d+\s+(?:\(\s*[-\d]+\)\s+)?\[(\d+)\]\s+(?:\S{4,5}\s+)?<tail> at the '-' at p */
+static int match_head_at(const uint8_t *c, size_t len, size_t p, struct head *h)
+{
+    size_t i = p + 1, j;
+
+    if (i >= len || !is_digit(c[i]))
+        return 0;
+    while (i < len && is_digit(c[i]))
+        i++;
+    if (i >= len || !is_space(c[i]))
+        return 0;
+    while (i < len && is_space(c[i]))
+        i++;
+    /* the tgid column: if it does not match, the '(' cannot be the '[' either */
+    if (i < len && c[i] == '(') {
+        j = i + 1;
+        while (j < len && is_space(c[j]))
+            j++;
+        if (j >= len || !(c[j] == '-' || is_digit(c[j])))
+            return 0;
+        while (j < len && (c[j] == '-' || is_digit(c[j])))
+            j++;
+        if (j >= len || c[j] != ')')
+            return 0;
+        j++;
+        if (j >= len || !is_space(c[j]))
+            return 0;
+        while (j < len && is_space(c[j]))
+            j++;
+        i = j;
+    }
+    if (i >= len || c[i] != '[')
+        return 0;
+    h->cpu = ++i;
+    while (i < len && is_digit(c[i]))
+        i++;
+    if (i == h->cpu || i >= len || c[i] != ']')
+        return 0;
+    h->cpu_len = i - h->cpu;
+    i++;
+    if (i >= len || !is_space(c[i]))
+        return 0;
+    while (i < len && is_space(c[i]))
+        i++;
+    /* the flags column, five characters then four, then none */
+    for (size_t k = 5; k >= 4; k--) {
+        size_t n = 0;
+        while (n < k && i + n < len && !is_space(c[i + n]))
+            n++;
+        if (n == k && i + k < len && is_space(c[i + k])) {
+            j = i + k;
+            while (j < len && is_space(c[j]))
+                j++;
+            if (match_tail(c, len, j, h))
+                return 1;
+        }
+    }
+    return match_tail(c, len, i, h);
+}
+
+static int match_head(const uint8_t *c, size_t len, struct head *h)
+{
+    for (size_t p = 1; p < len; p++) {
+        const uint8_t *dash = memchr(c + p, '-', len - p);
+        if (!dash)
+            return 0;
+        p = (size_t)(dash - c);
+        if (match_head_at(c, len, p, h))
+            return 1;
+    }
+    return 0;
+}
+
+enum { K_SITE, K_PTR, K_REQ, K_ALLOC, K_GFP, K_NAME, K_ACCOUNTED, K_PAGE, K_PFN, K_ORDER, NR_KEYS };
+static const char *const KEYS[NR_KEYS] = {
+    "call_site", "ptr", "bytes_req", "bytes_alloc", "gfp_flags", "name", "accounted", "page", "pfn", "order",
+};
+
+static int key_index(const uint8_t *k, size_t n)
+{
+    for (int i = 0; i < NR_KEYS; i++)
+        if (strlen(KEYS[i]) == n && memcmp(KEYS[i], k, n) == 0)
+            return i;
+    return -1;
+}
+
+/* every (?<!\w)(\w+)=(?: +(?=\(null\)))?(\S*) from i; the last of a key wins */
+static void match_fields(const uint8_t *c, size_t len, size_t i, struct span *f)
+{
+    while (i < len) {
+        if (!is_word(c[i]) || is_word(c[i - 1])) {
+            i++;
+            continue;
+        }
+        size_t k = i;
+        while (k < len && is_word(c[k]))
+            k++;
+        if (k >= len || c[k] != '=') {
+            i = k;
+            continue;
+        }
+        size_t v = k + 1, s = v, e;
+        while (s < len && c[s] == ' ')
+            s++;
+        if (s > v && len - s >= 6 && memcmp(c + s, "(null)", 6) == 0)
+            v = s;
+        for (e = v; e < len && !is_space(c[e]); e++)
+            ;
+        int key = key_index(c + i, k - i);
+        if (key >= 0) {
+            f[key].s = c + v;
+            f[key].n = e - v;
+        }
+        i = e > i ? e : i + 1;
+    }
+}
+
+/* a decimal of at most 18 digits or 0x and at most 15 hex digits; else the line is raw */
+static int fast_num(struct span v, uint64_t *out)
+{
+    uint64_t x = 0;
+
+    if (!v.s || v.n == 0)
+        return 0;
+    if (v.n >= 3 && v.n <= 17 && v.s[0] == '0' && (v.s[1] | 0x20) == 'x') {
+        for (size_t i = 2; i < v.n; i++) {
+            int d = hex_value(v.s[i]);
+            if (d < 0)
+                return 0;
+            x = x << 4 | (uint64_t)d;
+        }
+        *out = x;
+        return 1;
+    }
+    if (v.n > 18)
+        return 0;
+    for (size_t i = 0; i < v.n; i++) {
+        if (!is_digit(v.s[i]))
+            return 0;
+        x = x * 10 + (uint64_t)(v.s[i] - '0');
+    }
+    *out = x;
+    return 1;
+}
+
+static int is_null_text(struct span v)
+{
+    return span_is(v, "0000000000000000") || span_is(v, "(null)") || span_is(v, "0")
+        || span_is(v, "00000000") || span_is(v, "0x0");
+}
+
+static int fast_ptr(struct span v, uint64_t *out, uint64_t *flags)
+{
+    uint64_t x = 0;
+
+    if (!v.s)
+        return 0;
+    if (is_null_text(v)) {
+        *out = 0;
+        *flags |= PA_TPARSE_F_NULL;
+        return 1;
+    }
+    if (v.n == 0 || v.n > 16)
+        return 0;
+    for (size_t i = 0; i < v.n; i++) {
+        int d = hex_value(v.s[i]);
+        if (d < 0)
+            return 0;
+        x = x << 4 | (uint64_t)d;
+    }
+    *out = x;
+    return 1;
+}
+
+static int event_kind(const uint8_t *e, size_t n)
+{
+    static const struct { const char *name; int kind; } events[] = {
+        {"kmalloc", PA_TRACE_KMALLOC}, {"kmalloc_node", PA_TRACE_KMALLOC},
+        {"kmem_cache_alloc", PA_TRACE_KMEM_CACHE_ALLOC}, {"kmem_cache_alloc_node", PA_TRACE_KMEM_CACHE_ALLOC},
+        {"kfree", PA_TRACE_KFREE}, {"kmem_cache_free", PA_TRACE_KMEM_CACHE_FREE},
+        {"mm_page_alloc", PA_TRACE_MM_PAGE_ALLOC}, {"mm_page_free", PA_TRACE_MM_PAGE_FREE},
+        {"mm_page_free_batched", PA_TRACE_MM_PAGE_FREE}, {"mm_page_free_direct", PA_TRACE_MM_PAGE_FREE},
+        {"mm_pagevec_free", PA_TRACE_MM_PAGE_FREE},
+    };
+    for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++)
+        if (strlen(events[i].name) == n && memcmp(events[i].name, e, n) == 0)
+            return events[i].kind;
+    return 0;
+}
+
+struct out {
+    uint64_t *rec;
+    uint8_t *text;
+    int64_t nrec, ntext;
+};
+
+static uint64_t *new_rec(struct out *o, uint64_t kind, uint64_t lineno)
+{
+    uint64_t *r = o->rec + o->nrec++ * PA_TPARSE_WORDS;
+    memset(r, 0, PA_TPARSE_WORDS * sizeof(*r));
+    r[0] = kind;
+    r[1] = lineno;
+    return r;
+}
+
+static void put_text(struct out *o, uint64_t *r, int word, const uint8_t *s, size_t n)
+{
+    r[word] = (uint64_t)o->ntext;
+    r[word + 1] = n;
+    memcpy(o->text + o->ntext, s, n);
+    o->ntext += (int64_t)n;
+}
+
+static void bad_line(struct out *o, uint64_t lineno, uint64_t why, const uint8_t *keep, size_t n)
+{
+    uint64_t *r = new_rec(o, PA_TPARSE_BAD, lineno);
+    r[2] = why;
+    put_text(o, r, 7, keep, n);
+}
+
+/* #P:(\d{1,5})\b anywhere in a header line */
+static void header_line(struct out *o, uint64_t lineno, const uint8_t *c, size_t len)
+{
+    for (size_t i = 0; i + 3 < len; i++) {
+        if (memcmp(c + i, "#P:", 3) != 0)
+            continue;
+        size_t j = i + 3;
+        uint64_t cpus = 0;
+        while (j < len && is_digit(c[j]) && j - i - 3 < 6)
+            cpus = cpus * 10 + (uint64_t)(c[j++] - '0');
+        if (j > i + 3 && j - i - 3 <= 5 && (j >= len || !is_word(c[j]))) {
+            new_rec(o, PA_TPARSE_CPUS, lineno)[2] = cpus;
+            return;
+        }
+    }
+}
+
+/* the fast record of a known event; 0 when its line is left to the caller (raw) */
+static int event_line(struct out *o, uint64_t lineno, int kind, const uint8_t *c, size_t len,
+                      const struct head *h)
+{
+    struct span f[NR_KEYS] = {{0}};
+    uint64_t cpu = 0, ptr = 0, a = 0, b = 0, flags = 0;
+
+    if (h->cpu_len > 18)
+        return 0;
+    for (size_t i = 0; i < h->cpu_len; i++)
+        cpu = cpu * 10 + (uint64_t)(c[h->cpu + i] - '0');
+    if (cpu >= PA_OP_CPU_CURRENT)
+        return 0;
+    match_fields(c, len, h->end, f);
+    if (kind == PA_TRACE_MM_PAGE_ALLOC) {
+        if (!fast_num(f[K_PFN], &ptr) || !fast_num(f[K_ORDER], &a))
+            return 0;
+        if (!(f[K_PAGE].s && is_null_text(f[K_PAGE])) && !(ptr == 0 && (!f[K_PAGE].s || f[K_PAGE].n == 0)))
+            flags = PA_TPARSE_F_PAGE;
+    } else if (kind == PA_TRACE_MM_PAGE_FREE) {
+        if (!fast_num(f[K_PFN], &ptr) || (f[K_ORDER].s && !fast_num(f[K_ORDER], &a)))
+            return 0;
+    } else {
+        if (!fast_ptr(f[K_PTR], &ptr, &flags))
+            return 0;
+        if (kind == PA_TRACE_KMALLOC || kind == PA_TRACE_KMEM_CACHE_ALLOC) {
+            if (!fast_num(f[K_REQ], &a))
+                return 0;
+            if (f[K_ALLOC].s) {
+                if (!fast_num(f[K_ALLOC], &b))
+                    return 0;
+                flags |= PA_TPARSE_F_ALLOC;
+            } else if (kind == PA_TRACE_KMEM_CACHE_ALLOC) {
+                return 0;
+            }
+            if (span_is(f[K_ACCOUNTED], "true"))
+                flags |= PA_TPARSE_F_ACCOUNTED;
+        }
+    }
+    uint64_t *r = new_rec(o, (uint64_t)kind, lineno);
+    r[2] = cpu;
+    r[3] = ptr;
+    r[4] = a;
+    r[5] = b;
+    static const struct { int key, word; uint64_t bit; } texts[] = {
+        {K_SITE, 7, PA_TPARSE_F_SITE}, {K_GFP, 9, PA_TPARSE_F_GFP}, {K_NAME, 11, PA_TPARSE_F_NAME},
+    };
+    for (size_t i = 0; i < 3; i++) {
+        if (f[texts[i].key].s) {
+            flags |= texts[i].bit;
+            put_text(o, r, texts[i].word, f[texts[i].key].s, f[texts[i].key].n);
+        }
+    }
+    r[6] = flags;
+    return 1;
+}
+
+static void one_line(pa_tparse *p, struct out *o, const uint8_t *c, size_t len, int too_long)
+{
+    struct head h;
+    uint64_t lineno = ++p->lineno;
+
+    if (too_long) {
+        bad_line(o, lineno, PA_TPARSE_BAD_LONG, NULL, 0);
+    } else if (memchr(c, 0, len)) {
+        bad_line(o, lineno, PA_TPARSE_BAD_NUL, NULL, 0);
+    } else if (len && c[0] == '#') {
+        header_line(o, lineno, c, len);
+    } else if (!match_head(c, len, &h)) {
+        size_t n = len;
+        while (n && is_space(c[n - 1]))
+            n--;
+        if (n)
+            bad_line(o, lineno, PA_TPARSE_BAD_LINE, c, n < PA_TPARSE_KEEP ? n : PA_TPARSE_KEEP);
+    } else if (h.cpu_len > PA_TPARSE_MAX_DIGITS) {
+        bad_line(o, lineno, PA_TPARSE_BAD_CPU, NULL, 0);
+    } else {
+        int kind = event_kind(c + h.event, h.event_len);
+        if (!kind) {
+            p->ignored++;
+        } else if (!event_line(o, lineno, kind, c, len, &h)) {
+            uint64_t *r = new_rec(o, PA_TPARSE_RAW, lineno);
+            r[2] = (uint64_t)kind;
+            put_text(o, r, 7, c, len);
+        }
+    }
+}
+
+/* the start of a line that the chunk does not end */
+static void carry(pa_tparse *p, const uint8_t *s, size_t n)
+{
+    if (p->too_long)
+        return;
+    if (p->carry_len + n > PA_TPARSE_MAX_LINE) {
+        p->too_long = 1;
+        p->carry_len = 0;
+        return;
+    }
+    memcpy(p->carry + p->carry_len, s, n);
+    p->carry_len += n;
+}
+
+static void carried_line(pa_tparse *p, struct out *o)
+{
+    int too_long = p->too_long;
+    size_t len = p->carry_len;
+
+    p->too_long = 0;
+    p->carry_len = 0;
+    one_line(p, o, p->carry, len, too_long);
+}
+
+int64_t pa_tparse_feed(pa_tparse *p, const uint8_t *data, int64_t n, int final, uint64_t *rec, int64_t rec_cap,
+                       uint8_t *text, int64_t text_cap, int64_t *nrec, int64_t *ntext)
+{
+    struct out o = {rec, text, 0, 0};
+    size_t pos = 0, len = n > 0 ? (size_t)n : 0;
+
+    *nrec = *ntext = 0;
+    if (rec_cap < 1 || text_cap < PA_TPARSE_MAX_LINE)
+        return -1;
+    if (p->after_cr && len) {
+        p->after_cr = 0;
+        if (data[0] == '\n')
+            pos = 1;
+    }
+    while (pos < len) {
+        /* a line's record and text must fit before it is taken: else return what was read */
+        if (o.nrec >= rec_cap || o.ntext + PA_TPARSE_MAX_LINE > text_cap)
+            break;
+        const uint8_t *s = data + pos, *end = s;
+        const uint8_t *stop = data + len;
+        while (end < stop && *end != '\n' && *end != '\r')
+            end++;
+        size_t piece = (size_t)(end - s);
+        if (end == stop) {
+            carry(p, s, piece);
+            pos = len;
+            break;
+        }
+        size_t next = pos + piece + 1;
+        if (*end == '\r') {
+            if (next < len) {
+                if (data[next] == '\n')
+                    next++;
+            } else {
+                p->after_cr = 1;
+            }
+        }
+        if (p->carry_len || p->too_long) {
+            carry(p, s, piece);
+            carried_line(p, &o);
+        } else if (piece > PA_TPARSE_MAX_LINE) {
+            one_line(p, &o, s, 0, 1);
+        } else {
+            one_line(p, &o, s, piece, 0);
+        }
+        pos = next;
+    }
+    /* the last line has no end: taken when it fits, else by the next call (pa_tparse_pending) */
+    if (final && pos >= len && (p->carry_len || p->too_long) && o.nrec < rec_cap
+        && o.ntext + PA_TPARSE_MAX_LINE <= text_cap)
+        carried_line(p, &o);
+    *nrec = o.nrec;
+    *ntext = o.ntext;
+    return (int64_t)pos;
+}
