@@ -288,19 +288,24 @@ static int fast_ptr(struct span v, uint64_t *out, uint64_t *flags)
     return 1;
 }
 
-static int event_kind(const uint8_t *e, size_t n)
+/* the event of a name (0: another event); *spelling: 0 6.18's name, 1 mm_page_free_batched,
+ * -1 an older name (3.x page frees, the _node events until 6.2), whose lines are raw */
+static int event_kind(const uint8_t *e, size_t n, int *spelling)
 {
-    static const struct { const char *name; int kind; } events[] = {
-        {"kmalloc", PA_TRACE_KMALLOC}, {"kmalloc_node", PA_TRACE_KMALLOC},
-        {"kmem_cache_alloc", PA_TRACE_KMEM_CACHE_ALLOC}, {"kmem_cache_alloc_node", PA_TRACE_KMEM_CACHE_ALLOC},
-        {"kfree", PA_TRACE_KFREE}, {"kmem_cache_free", PA_TRACE_KMEM_CACHE_FREE},
-        {"mm_page_alloc", PA_TRACE_MM_PAGE_ALLOC}, {"mm_page_free", PA_TRACE_MM_PAGE_FREE},
-        {"mm_page_free_batched", PA_TRACE_MM_PAGE_FREE}, {"mm_page_free_direct", PA_TRACE_MM_PAGE_FREE},
-        {"mm_pagevec_free", PA_TRACE_MM_PAGE_FREE},
+    static const struct { const char *name; int kind, spelling; } events[] = {
+        {"kmalloc", PA_TRACE_KMALLOC, 0}, {"kmalloc_node", PA_TRACE_KMALLOC, -1},
+        {"kmem_cache_alloc", PA_TRACE_KMEM_CACHE_ALLOC, 0}, {"kmem_cache_alloc_node", PA_TRACE_KMEM_CACHE_ALLOC, -1},
+        {"kfree", PA_TRACE_KFREE, 0}, {"kmem_cache_free", PA_TRACE_KMEM_CACHE_FREE, 0},
+        {"mm_page_alloc", PA_TRACE_MM_PAGE_ALLOC, 0}, {"mm_page_free", PA_TRACE_MM_PAGE_FREE, 0},
+        {"mm_page_free_batched", PA_TRACE_MM_PAGE_FREE, 1}, {"mm_page_free_direct", PA_TRACE_MM_PAGE_FREE, -1},
+        {"mm_pagevec_free", PA_TRACE_MM_PAGE_FREE, -1},
     };
-    for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++)
-        if (strlen(events[i].name) == n && memcmp(events[i].name, e, n) == 0)
+    for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++) {
+        if (strlen(events[i].name) == n && memcmp(events[i].name, e, n) == 0) {
+            *spelling = events[i].spelling;
             return events[i].kind;
+        }
+    }
     return 0;
 }
 
@@ -352,13 +357,13 @@ static void header_line(struct out *o, uint64_t lineno, const uint8_t *c, size_t
 }
 
 /* the fast record of a known event; 0 when its line is left to the caller (raw) */
-static int event_line(struct out *o, uint64_t lineno, int kind, const uint8_t *c, size_t len,
+static int event_line(struct out *o, uint64_t lineno, int kind, int spelling, const uint8_t *c, size_t len,
                       const struct head *h)
 {
     struct span f[NR_KEYS] = {{0}};
     uint64_t cpu = 0, ptr = 0, a = 0, b = 0, flags = 0;
 
-    if (h->cpu_len > 18)
+    if (h->cpu_len > 18 || spelling < 0)
         return 0;
     for (size_t i = 0; i < h->cpu_len; i++)
         cpu = cpu * 10 + (uint64_t)(c[h->cpu + i] - '0');
@@ -373,6 +378,7 @@ static int event_line(struct out *o, uint64_t lineno, int kind, const uint8_t *c
     } else if (kind == PA_TRACE_MM_PAGE_FREE) {
         if (!fast_num(f[K_PFN], &ptr) || (f[K_ORDER].s && !fast_num(f[K_ORDER], &a)))
             return 0;
+        b = (uint64_t)spelling;
     } else {
         if (!fast_ptr(f[K_PTR], &ptr, &flags))
             return 0;
@@ -428,10 +434,11 @@ static void one_line(pa_tparse *p, struct out *o, const uint8_t *c, size_t len, 
     } else if (h.cpu_len > PA_TPARSE_MAX_DIGITS) {
         bad_line(o, lineno, PA_TPARSE_BAD_CPU, NULL, 0);
     } else {
-        int kind = event_kind(c + h.event, h.event_len);
+        int spelling;
+        int kind = event_kind(c + h.event, h.event_len, &spelling);
         if (!kind) {
             p->ignored++;
-        } else if (!event_line(o, lineno, kind, c, len, &h)) {
+        } else if (!event_line(o, lineno, kind, spelling, c, len, &h)) {
             uint64_t *r = new_rec(o, PA_TPARSE_RAW, lineno);
             r[2] = (uint64_t)kind;
             put_text(o, r, 7, c, len);

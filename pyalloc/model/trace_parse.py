@@ -18,7 +18,8 @@ Record words: 0 kind (a TRACE_* event, TPARSE_RAW, TPARSE_BAD or TPARSE_CPUS), 1
 5 bytes_alloc, 6 TPARSE_F_* flags, 7-8 call_site (offset, length in the text; TPARSE_RAW and
 TPARSE_BAD: the line), 9-10 gfp_flags, 11-12 name.  A known event whose fields the fast path
 cannot give exactly (a field missing, a number past 18 decimal or 16 hex digits or spelt
-another way, a CPU past OP_CPU_CURRENT, a kmem_cache_alloc without bytes_alloc) is a TPARSE_RAW record: the caller parses its line
+another way, a CPU past OP_CPU_CURRENT, a kmem_cache_alloc without bytes_alloc, an
+event of another name than 6.18's) is a TPARSE_RAW record: the caller parses its line
 itself, with the general rules and messages.
 """
 
@@ -37,7 +38,11 @@ HEAD = re.compile(rb"-\d+\s+(?:\(\s*[-\d]+\)\s+)?\[(\d+)\]\s+(?:\S{4,5}\s+)?(\d+
 FIELD = re.compile(rb"(?<!\w)(\w+)=(?: +(?=\(null\)))?(\S*)")
 HEADER_CPUS = re.compile(rb"#P:(\d{1,5})\b")
 NULLS = frozenset({b"0000000000000000", b"(null)", b"0", b"00000000", b"0x0"})
-# the page-free events of 3.x were mm_page_free_direct and mm_pagevec_free
+# the page-free events of 3.x were mm_page_free_direct and mm_pagevec_free; the _node events
+# went in 6.2.  Lines of these are raw (their own name goes into messages), but for
+# mm_page_free_batched, which 6.18 prints: word 5 of its record is 1.
+FAST = (b"kmalloc", b"kmem_cache_alloc", b"kfree", b"kmem_cache_free", b"mm_page_alloc", b"mm_page_free",
+        b"mm_page_free_batched")
 EVENTS = {
     b"kmalloc": TRACE_KMALLOC, b"kmalloc_node": TRACE_KMALLOC, b"kmem_cache_alloc": TRACE_KMEM_CACHE_ALLOC,
     b"kmem_cache_alloc_node": TRACE_KMEM_CACHE_ALLOC, b"kfree": TRACE_KFREE,
@@ -162,7 +167,8 @@ class LineParser:
 
     def _event(self, kind: int, m, line: bytes, text: bytearray) -> list[int]:
         cpu_text = m.group(1)
-        if len(cpu_text) > 18 or int(cpu_text) >= OP_CPU_CURRENT:
+        event = m.group(3)
+        if len(cpu_text) > 18 or int(cpu_text) >= OP_CPU_CURRENT or event not in FAST:
             raise _Raw
         f = dict(FIELD.findall(line, m.end()))
         get = f.get
@@ -177,6 +183,7 @@ class LineParser:
             ptr = _num(get(b"pfn"))
             order = get(b"order")
             a = 0 if order is None else _num(order)
+            b = int(event == b"mm_page_free_batched")
         else:
             ptr, flags = _ptr(get(b"ptr"))
             if kind in (TRACE_KMALLOC, TRACE_KMEM_CACHE_ALLOC):
