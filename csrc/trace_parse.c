@@ -19,8 +19,11 @@ struct pa_tparse {
     uint8_t carry[PA_TPARSE_MAX_LINE];
 };
 
+static void init_ctype(void);
+
 pa_tparse *pa_tparse_new(void)
 {
+    init_ctype();
     return calloc(1, sizeof(pa_tparse));
 }
 
@@ -45,19 +48,38 @@ int pa_tparse_pending(const pa_tparse *p)
 }
 
 /* bytes regular expressions: \s is [ \t\n\r\f\v], \w is [A-Za-z0-9_] */
-static int is_space(uint8_t c)
+enum { C_SPACE = 1, C_DIGIT = 2, C_WORD = 4 };
+static uint8_t ctype[256];
+
+static void init_ctype(void)
 {
-    return c == ' ' || (c >= '\t' && c <= '\r');
+    if (ctype['0'])
+        return;
+    for (int c = 0; c < 256; c++) {
+        uint8_t t = 0;
+        if (c == ' ' || (c >= '\t' && c <= '\r'))
+            t |= C_SPACE;
+        if (c >= '0' && c <= '9')
+            t |= C_DIGIT | C_WORD;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_')
+            t |= C_WORD;
+        ctype[c] = t;
+    }
 }
 
-static int is_digit(uint8_t c)
+static inline int is_space(uint8_t c)
 {
-    return c >= '0' && c <= '9';
+    return ctype[c] & C_SPACE;
 }
 
-static int is_word(uint8_t c)
+static inline int is_digit(uint8_t c)
 {
-    return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+    return ctype[c] & C_DIGIT;
+}
+
+static inline int is_word(uint8_t c)
+{
+    return ctype[c] & C_WORD;
 }
 
 static int hex_value(uint8_t c)
@@ -192,10 +214,14 @@ static const char *const KEYS[NR_KEYS] = {
     "call_site", "ptr", "bytes_req", "bytes_alloc", "gfp_flags", "name", "accounted", "page", "pfn", "order",
 };
 
+static const uint8_t KEY_LEN[NR_KEYS] = {9, 3, 9, 11, 9, 4, 9, 4, 3, 5};
+
 static int key_index(const uint8_t *k, size_t n)
 {
+    if (n < 3 || n > 11)
+        return -1;
     for (int i = 0; i < NR_KEYS; i++)
-        if (strlen(KEYS[i]) == n && memcmp(KEYS[i], k, n) == 0)
+        if (KEY_LEN[i] == n && KEYS[i][0] == k[0] && memcmp(KEYS[i], k, n) == 0)
             return i;
     return -1;
 }
@@ -488,10 +514,13 @@ int64_t pa_tparse_feed(pa_tparse *p, const uint8_t *data, int64_t n, int final, 
         /* a line's record and text must fit before it is taken: else return what was read */
         if (o.nrec >= rec_cap || o.ntext + PA_TPARSE_MAX_LINE > text_cap)
             break;
-        const uint8_t *s = data + pos, *end = s;
-        const uint8_t *stop = data + len;
-        while (end < stop && *end != '\n' && *end != '\r')
-            end++;
+        const uint8_t *s = data + pos, *stop = data + len;
+        const uint8_t *end = memchr(s, '\n', len - pos), *cr;
+        if (!end)
+            end = stop;
+        cr = memchr(s, '\r', (size_t)(end - s));
+        if (cr)
+            end = cr;
         size_t piece = (size_t)(end - s);
         if (end == stop) {
             carry(p, s, piece);
