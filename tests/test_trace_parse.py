@@ -159,3 +159,17 @@ def test_read_trace_reads_in_chunks_with_progress_by_bytes(monkeypatch, tmp_path
     assert sum(seen) == len(data) and 1 < len(seen) < len(chunks)
     assert len(chunks) == -(-len(data) // 4096) + 1          # the last, empty read ends it
     assert s.trace_stats["events"] == 301
+
+
+def test_fuzz_target_finds_nothing_on_fixed_inputs():
+    import importlib.util
+    from collections import Counter
+    harness = Path(__file__).resolve().parent.parent / "fuzz" / "fuzz_trace.py"
+    spec = importlib.util.spec_from_file_location("fuzz_trace", harness)
+    fuzz = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fuzz)
+    rng = random.Random(5)
+    stats: Counter = Counter()
+    for _ in range(40):
+        fuzz.test_one_input(rng.randbytes(rng.randrange(8, 400)), stats)
+    assert stats["inputs"] == 40 and stats["records"] > 40
