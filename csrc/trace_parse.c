@@ -354,7 +354,8 @@ static void put_text(struct out *o, uint64_t *r, int word, const uint8_t *s, siz
 {
     r[word] = (uint64_t)o->ntext;
     r[word + 1] = n;
-    memcpy(o->text + o->ntext, s, n);
+    if (n)
+        memcpy(o->text + o->ntext, s, n);
     o->ntext += (int64_t)n;
 }
 
