@@ -99,11 +99,7 @@ struct head {
     size_t cpu, cpu_len, event, event_len, end;
 };
 
-static int span_is(struct span v, const char *lit)
-{
-    size_t n = strlen(lit);
-    return v.s && v.n == n && memcmp(v.s, lit, n) == 0;
-}
+#define span_is(v, lit) ((v).s && (v).n == sizeof(lit) - 1 && memcmp((v).s, lit, sizeof(lit) - 1) == 0)
 
 /* (\d+\.\d+):\s+(\w+): at i */
 static int match_tail(const uint8_t *c, size_t len, size_t i, struct head *h)
@@ -226,6 +222,24 @@ static int key_index(const uint8_t *k, size_t n)
     return -1;
 }
 
+/* the first whitespace byte at or after v (or len): eight bytes at a time while none of them
+ * is below '!' (every \s byte is) */
+static size_t value_end(const uint8_t *c, size_t len, size_t v)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+
+    while (v + 8 <= len) {
+        uint64_t x;
+        memcpy(&x, c + v, 8);
+        if ((x - ones * '!') & ~x & highs)
+            break;
+        v += 8;
+    }
+    while (v < len && !is_space(c[v]))
+        v++;
+    return v;
+}
+
 /* every (?<!\w)(\w+)=(?: +(?=\(null\)))?(\S*) from i; the last of a key wins */
 static void match_fields(const uint8_t *c, size_t len, size_t i, struct span *f)
 {
@@ -246,8 +260,7 @@ static void match_fields(const uint8_t *c, size_t len, size_t i, struct span *f)
             s++;
         if (s > v && len - s >= 6 && memcmp(c + s, "(null)", 6) == 0)
             v = s;
-        for (e = v; e < len && !is_space(c[e]); e++)
-            ;
+        e = value_end(c, len, v);
         int key = key_index(c + i, k - i);
         if (key >= 0) {
             f[key].s = c + v;
@@ -319,6 +332,7 @@ static int fast_ptr(struct span v, uint64_t *out, uint64_t *flags)
 static int event_kind(const uint8_t *e, size_t n, int *spelling)
 {
     static const struct { const char *name; int kind, spelling; } events[] = {
+        /* the most frequent first */
         {"kmalloc", PA_TRACE_KMALLOC, 0}, {"kmalloc_node", PA_TRACE_KMALLOC, -1},
         {"kmem_cache_alloc", PA_TRACE_KMEM_CACHE_ALLOC, 0}, {"kmem_cache_alloc_node", PA_TRACE_KMEM_CACHE_ALLOC, -1},
         {"kfree", PA_TRACE_KFREE, 0}, {"kmem_cache_free", PA_TRACE_KMEM_CACHE_FREE, 0},
@@ -327,7 +341,7 @@ static int event_kind(const uint8_t *e, size_t n, int *spelling)
         {"mm_pagevec_free", PA_TRACE_MM_PAGE_FREE, -1},
     };
     for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++) {
-        if (strlen(events[i].name) == n && memcmp(events[i].name, e, n) == 0) {
+        if (events[i].name[0] == e[0] && strlen(events[i].name) == n && memcmp(events[i].name, e, n) == 0) {
             *spelling = events[i].spelling;
             return events[i].kind;
         }
@@ -441,14 +455,15 @@ static int event_line(struct out *o, uint64_t lineno, int kind, int spelling, co
     return 1;
 }
 
-static void one_line(pa_tparse *p, struct out *o, const uint8_t *c, size_t len, int too_long)
+/* may_nul: the line may hold a NUL (the chunk it came from does) */
+static void one_line(pa_tparse *p, struct out *o, const uint8_t *c, size_t len, int too_long, int may_nul)
 {
     struct head h;
     uint64_t lineno = ++p->lineno;
 
     if (too_long) {
         bad_line(o, lineno, PA_TPARSE_BAD_LONG, NULL, 0);
-    } else if (memchr(c, 0, len)) {
+    } else if (may_nul && memchr(c, 0, len)) {
         bad_line(o, lineno, PA_TPARSE_BAD_NUL, NULL, 0);
     } else if (len && c[0] == '#') {
         header_line(o, lineno, c, len);
@@ -494,7 +509,7 @@ static void carried_line(pa_tparse *p, struct out *o)
 
     p->too_long = 0;
     p->carry_len = 0;
-    one_line(p, o, p->carry, len, too_long);
+    one_line(p, o, p->carry, len, too_long, 1);
 }
 
 int64_t pa_tparse_feed(pa_tparse *p, const uint8_t *data, int64_t n, int final, uint64_t *rec, int64_t rec_cap,
@@ -511,6 +526,10 @@ int64_t pa_tparse_feed(pa_tparse *p, const uint8_t *data, int64_t n, int final, 
         if (data[0] == '\n')
             pos = 1;
     }
+    /* the next \r and NUL at or after pos, looked for again only once pos passes them:
+     * captures have neither, and each byte is looked at once */
+    size_t next_cr = 0, next_nul = 0;
+    int have_cr = 0, have_nul = 0;
     while (pos < len) {
         /* a line's record and text must fit before it is taken: else return what was read */
         if (o.nrec >= rec_cap || o.ntext + PA_TPARSE_MAX_LINE > text_cap)
@@ -519,9 +538,19 @@ int64_t pa_tparse_feed(pa_tparse *p, const uint8_t *data, int64_t n, int final, 
         const uint8_t *end = memchr(s, '\n', len - pos), *cr;
         if (!end)
             end = stop;
-        cr = memchr(s, '\r', (size_t)(end - s));
-        if (cr)
-            end = cr;
+        if (!have_cr || next_cr < pos) {
+            cr = memchr(s, '\r', len - pos);
+            next_cr = cr ? (size_t)(cr - data) : len;
+            have_cr = 1;
+        }
+        if (data + next_cr < end)
+            end = data + next_cr;
+        if (!have_nul || next_nul < pos) {
+            const uint8_t *nul = memchr(s, 0, len - pos);
+            next_nul = nul ? (size_t)(nul - data) : len;
+            have_nul = 1;
+        }
+        int may_nul = data + next_nul < end;
         size_t piece = (size_t)(end - s);
         if (end == stop) {
             carry(p, s, piece);
@@ -541,9 +570,9 @@ int64_t pa_tparse_feed(pa_tparse *p, const uint8_t *data, int64_t n, int final, 
             carry(p, s, piece);
             carried_line(p, &o);
         } else if (piece > PA_TPARSE_MAX_LINE) {
-            one_line(p, &o, s, 0, 1);
+            one_line(p, &o, s, 0, 1, 0);
         } else {
-            one_line(p, &o, s, piece, 0);
+            one_line(p, &o, s, piece, 0, may_nul);
         }
         pos = next;
     }
