@@ -23,8 +23,10 @@ import gzip
 import io
 import lzma
 import os
+import queue
 import re
 import sys
+import threading
 import zlib
 
 from .. import _abi, gfp as gfpmod
@@ -334,12 +336,17 @@ def open_binary(path):
         return io.BufferedReader(chained), chained
     raw, own = _binary_source(path)
     try:
+        start = raw.tell() if _seekable(raw) else None
         magic = _read_magic(raw)
         chained = _Rejoined(magic, raw, own)
         if magic[:2] == b"\x1f\x8b":
             binary = gzip.GzipFile(fileobj=io.BufferedReader(chained), mode="rb")
         elif magic == b"\xfd7zXZ\x00":
             binary = io.BufferedReader(_XZReader(chained))
+        elif start is not None:
+            # plain text from a file: read straight from it, without a copy through Python
+            raw.seek(start)
+            return raw, _Positioned(raw, start, own)
         else:
             binary = io.BufferedReader(chained)
     except BaseException:
@@ -347,6 +354,28 @@ def open_binary(path):
             raw.close()
         raise
     return binary, chained
+
+
+def _seekable(raw) -> bool:
+    try:
+        return bool(raw.seekable())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+class _Positioned:
+    """The source of a plain file read directly: its bytes read are how far it is."""
+
+    def __init__(self, raw, start: int, own: bool) -> None:
+        self._f, self._start, self._own = raw, start, own
+
+    @property
+    def read_bytes(self) -> int:
+        return self._f.tell() - self._start
+
+    def close_source(self) -> None:
+        if self._own:
+            self._f.close()
 
 
 def _is_text(f) -> bool:
@@ -618,6 +647,7 @@ _F_PAGE, _F_ACCOUNTED, _F_NULL, _F_ALLOC = (_abi.TPARSE_F_PAGE, _abi.TPARSE_F_AC
                                       _abi.TPARSE_F_ALLOC)
 _F_SITE, _F_GFP, _F_NAME = _abi.TPARSE_F_SITE, _abi.TPARSE_F_GFP, _abi.TPARSE_F_NAME
 CHUNK = 1 << 19                     # bytes read (after decompression) per step
+PREFETCH = 2                        # chunks decompressed ahead of the parser
 _BAD_PROBLEMS = {
     _abi.TPARSE_BAD_LONG: f"longer than {MAX_LINE} characters",
     _abi.TPARSE_BAD_NUL: "holds NUL bytes (binary data, not trace text)",
@@ -640,21 +670,66 @@ def _records(path, parser, progress):
     from the file (compressed, as they are on disk)."""
     binary, source = open_binary(path)
     reported = 0
+    chunks = _read_chunks(binary) if isinstance(source, _Positioned) else _prefetched(binary)
     try:
-        while True:
-            try:
-                data = binary.read(CHUNK)
-            except (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile) as exc:
-                raise TraceFormatError(f"line {parser.lineno + 1}: the compressed file is damaged ({exc})") from None
+        for data in chunks:
             yield parser.feed(data, final=not data)
             if progress is not None and source.read_bytes > reported:
                 progress(source.read_bytes - reported)
                 reported = source.read_bytes
             if not data:
                 return
+    except (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile) as exc:
+        raise TraceFormatError(f"line {parser.lineno + 1}: the compressed file is damaged ({exc})") from None
     finally:
-        binary.close()
+        chunks.close()
+        if binary is not getattr(source, "_f", None):
+            binary.close()
         source.close_source()
+
+
+def _read_chunks(binary):
+    while True:
+        data = binary.read(CHUNK)
+        yield data
+        if not data:
+            return
+
+
+def _prefetched(binary):
+    """_read_chunks(binary) with the reading (decompression) on a thread of its own, which
+    liblzma and zlib run without the GIL, as the parser does: the two overlap.  At most
+    PREFETCH chunks wait; an exception of the reader comes out where its chunk would."""
+    q: queue.Queue = queue.Queue(PREFETCH)
+    stop = threading.Event()
+
+    def reader() -> None:
+        try:
+            for data in _read_chunks(binary):
+                while not stop.is_set():
+                    try:
+                        q.put((data, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        pass
+                if stop.is_set() or not data:
+                    return
+        except BaseException as exc:            # handed over to the caller's thread
+            q.put((None, exc))
+
+    thread = threading.Thread(target=reader, name="read_trace", daemon=True)
+    thread.start()
+    try:
+        while True:
+            data, exc = q.get()
+            if exc is not None:
+                raise exc
+            yield data
+            if not data:
+                return
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _bad_problem(why: int, keep: bytes) -> str:
