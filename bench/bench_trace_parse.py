@@ -89,17 +89,21 @@ def report(benchmark, name: str, value: float, unit: str) -> None:
     print(f"  {name}: {value:,.2f} {unit}")
 
 
+def measure(benchmark, path: Path, lines: int, baseline) -> tuple[float, float, float]:
+    """Best-of-3 seconds of baseline() and of the parser alone, and read_trace's (timed once)."""
+    t_base = best(baseline)
+    t_parse = best(lambda: parse_only(path))
+    s = benchmark.pedantic(pyalloc.read_trace, args=(path,), rounds=1, iterations=1)
+    assert s.trace_stats["lines"] == lines
+    size = path.stat().st_size >> 20
+    print(f"\n{lines:,} lines, {size} MiB of {'.xz' if path.suffix == '.xz' else 'text'}:")
+    return t_base, t_parse, benchmark.stats.stats.min
+
+
 def test_xz_against_xz_dc(benchmark, capture):
     _plain, xz, lines = capture
-
-    def xz_dc():
-        subprocess.run(["xz", "-dc", str(xz)], stdout=subprocess.DEVNULL, check=True)
-    t_xz = best(xz_dc)
-    t_parse = best(lambda: parse_only(xz))
-    s = benchmark.pedantic(pyalloc.read_trace, args=(xz,), rounds=1, iterations=1)
-    t_read = benchmark.stats.stats.min
-    assert s.trace_stats["lines"] == lines
-    print(f"\n{lines:,} lines, {xz.stat().st_size >> 20} MiB of .xz:")
+    t_xz, t_parse, t_read = measure(benchmark, xz, lines, lambda: subprocess.run(
+        ["xz", "-dc", str(xz)], stdout=subprocess.DEVNULL, check=True))
     report(benchmark, "xz -dc s", t_xz, "s")
     report(benchmark, "parse .xz / xz -dc (goal <= 2)", t_parse / t_xz, "x")
     report(benchmark, "read_trace .xz / xz -dc", t_read / t_xz, "x")
@@ -112,12 +116,7 @@ def test_plain_lines_per_second(benchmark, capture):
         with open(plain) as f:
             for _line in f:
                 pass
-    t_loop = best(loop)
-    t_parse = best(lambda: parse_only(plain))
-    s = benchmark.pedantic(pyalloc.read_trace, args=(plain,), rounds=1, iterations=1)
-    t_read = benchmark.stats.stats.min
-    assert s.trace_stats["lines"] == lines
-    print(f"\n{lines:,} lines, {plain.stat().st_size >> 20} MiB of text:")
+    t_loop, t_parse, t_read = measure(benchmark, plain, lines, loop)
     report(benchmark, "bare Python line loop M lines/s", lines / t_loop / 1e6, "")
     report(benchmark, "parse M lines/s (goal >= 2)", lines / t_parse / 1e6, "")
     report(benchmark, "parse / line loop (goal <= 10)", t_parse / t_loop, "x")

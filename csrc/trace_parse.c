@@ -48,7 +48,7 @@ int pa_tparse_pending(const pa_tparse *p)
 }
 
 /* bytes regular expressions: \s is [ \t\n\r\f\v], \w is [A-Za-z0-9_] */
-enum { C_SPACE = 1, C_DIGIT = 2, C_WORD = 4 };
+enum { C_SPACE = 1, C_DIGIT = 2, C_WORD = 4, C_DASH = 8 };
 static uint8_t ctype[256];
 
 static void init_ctype(void)
@@ -63,6 +63,8 @@ static void init_ctype(void)
             t |= C_DIGIT | C_WORD;
         if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_')
             t |= C_WORD;
+        if (c == '-')
+            t |= C_DASH;
         ctype[c] = t;
     }
 }
@@ -101,34 +103,38 @@ struct head {
 
 #define span_is(v, lit) ((v).s && (v).n == sizeof(lit) - 1 && memcmp((v).s, lit, sizeof(lit) - 1) == 0)
 
+/* one or more bytes of class cls at *i (skipped); 0 when there is none */
+static int run(const uint8_t *c, size_t len, size_t *i, uint8_t cls)
+{
+    size_t j = *i;
+
+    while (j < len && (ctype[c[j]] & cls))
+        j++;
+    if (j == *i)
+        return 0;
+    *i = j;
+    return 1;
+}
+
+static int byte(const uint8_t *c, size_t len, size_t *i, uint8_t want)
+{
+    if (*i >= len || c[*i] != want)
+        return 0;
+    ++*i;
+    return 1;
+}
+
 /* (\d+\.\d+):\s+(\w+): at i */
 static int match_tail(const uint8_t *c, size_t len, size_t i, struct head *h)
 {
-    if (i >= len || !is_digit(c[i]))
+    if (!run(c, len, &i, C_DIGIT) || !byte(c, len, &i, '.') || !run(c, len, &i, C_DIGIT)
+        || !byte(c, len, &i, ':') || !run(c, len, &i, C_SPACE))
         return 0;
-    while (i < len && is_digit(c[i]))
-        i++;
-    if (i >= len || c[i] != '.')
-        return 0;
-    i++;
-    if (i >= len || !is_digit(c[i]))
-        return 0;
-    while (i < len && is_digit(c[i]))
-        i++;
-    if (i >= len || c[i] != ':')
-        return 0;
-    i++;
-    if (i >= len || !is_space(c[i]))
-        return 0;
-    while (i < len && is_space(c[i]))
-        i++;
     h->event = i;
-    while (i < len && is_word(c[i]))
-        i++;
-    if (i == h->event || i >= len || c[i] != ':')
+    if (!run(c, len, &i, C_WORD) || !byte(c, len, &i, ':'))
         return 0;
-    h->event_len = i - h->event;
-    h->end = i + 1;
+    h->event_len = i - 1 - h->event;
+    h->end = i;
     return 1;
 }
 
@@ -137,57 +143,30 @@ static int match_head_at(const uint8_t *c, size_t len, size_t p, struct head *h)
 {
     size_t i = p + 1, j;
 
-    if (i >= len || !is_digit(c[i]))
+    if (!run(c, len, &i, C_DIGIT) || !run(c, len, &i, C_SPACE))
         return 0;
-    while (i < len && is_digit(c[i]))
-        i++;
-    if (i >= len || !is_space(c[i]))
-        return 0;
-    while (i < len && is_space(c[i]))
-        i++;
     /* the tgid column: if it does not match, the '(' cannot be the '[' either */
-    if (i < len && c[i] == '(') {
-        j = i + 1;
-        while (j < len && is_space(c[j]))
-            j++;
-        if (j >= len || !(c[j] == '-' || is_digit(c[j])))
+    if (byte(c, len, &i, '(')) {
+        run(c, len, &i, C_SPACE);
+        if (!run(c, len, &i, C_DIGIT | C_DASH) || !byte(c, len, &i, ')') || !run(c, len, &i, C_SPACE))
             return 0;
-        while (j < len && (c[j] == '-' || is_digit(c[j])))
-            j++;
-        if (j >= len || c[j] != ')')
-            return 0;
-        j++;
-        if (j >= len || !is_space(c[j]))
-            return 0;
-        while (j < len && is_space(c[j]))
-            j++;
-        i = j;
     }
-    if (i >= len || c[i] != '[')
+    if (!byte(c, len, &i, '['))
         return 0;
-    h->cpu = ++i;
-    while (i < len && is_digit(c[i]))
-        i++;
-    if (i == h->cpu || i >= len || c[i] != ']')
+    h->cpu = i;
+    if (!run(c, len, &i, C_DIGIT))
         return 0;
     h->cpu_len = i - h->cpu;
-    i++;
-    if (i >= len || !is_space(c[i]))
+    if (!byte(c, len, &i, ']') || !run(c, len, &i, C_SPACE))
         return 0;
-    while (i < len && is_space(c[i]))
-        i++;
     /* the flags column, five characters then four, then none */
     for (size_t k = 5; k >= 4; k--) {
         size_t n = 0;
         while (n < k && i + n < len && !is_space(c[i + n]))
             n++;
-        if (n == k && i + k < len && is_space(c[i + k])) {
-            j = i + k;
-            while (j < len && is_space(c[j]))
-                j++;
-            if (match_tail(c, len, j, h))
-                return 1;
-        }
+        j = i + k;
+        if (n == k && run(c, len, &j, C_SPACE) && match_tail(c, len, j, h))
+            return 1;
     }
     return match_tail(c, len, i, h);
 }
