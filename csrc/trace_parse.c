@@ -249,6 +249,23 @@ static void match_fields(const uint8_t *c, size_t len, size_t i, struct span *f)
     }
 }
 
+/* n (1 to 16) hex digits */
+static int hex_digits(const uint8_t *s, size_t n, uint64_t *out)
+{
+    uint64_t x = 0;
+
+    if (n == 0 || n > 16)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        int d = hex_value(s[i]);
+        if (d < 0)
+            return 0;
+        x = x << 4 | (uint64_t)d;
+    }
+    *out = x;
+    return 1;
+}
+
 /* a decimal of at most 18 digits or 0x and at most 15 hex digits; else the line is raw */
 static int fast_num(struct span v, uint64_t *out)
 {
@@ -256,16 +273,8 @@ static int fast_num(struct span v, uint64_t *out)
 
     if (!v.s || v.n == 0)
         return 0;
-    if (v.n >= 3 && v.n <= 17 && v.s[0] == '0' && (v.s[1] | 0x20) == 'x') {
-        for (size_t i = 2; i < v.n; i++) {
-            int d = hex_value(v.s[i]);
-            if (d < 0)
-                return 0;
-            x = x << 4 | (uint64_t)d;
-        }
-        *out = x;
-        return 1;
-    }
+    if (v.n >= 3 && v.n <= 17 && v.s[0] == '0' && (v.s[1] | 0x20) == 'x')
+        return hex_digits(v.s + 2, v.n - 2, out);
     if (v.n > 18)
         return 0;
     for (size_t i = 0; i < v.n; i++) {
@@ -285,8 +294,6 @@ static int is_null_text(struct span v)
 
 static int fast_ptr(struct span v, uint64_t *out, uint64_t *flags)
 {
-    uint64_t x = 0;
-
     if (!v.s)
         return 0;
     if (is_null_text(v)) {
@@ -294,16 +301,7 @@ static int fast_ptr(struct span v, uint64_t *out, uint64_t *flags)
         *flags |= PA_TPARSE_F_NULL;
         return 1;
     }
-    if (v.n == 0 || v.n > 16)
-        return 0;
-    for (size_t i = 0; i < v.n; i++) {
-        int d = hex_value(v.s[i]);
-        if (d < 0)
-            return 0;
-        x = x << 4 | (uint64_t)d;
-    }
-    *out = x;
-    return 1;
+    return hex_digits(v.s, v.n, out);
 }
 
 /* the event of a name (0: another event); *spelling: 0 6.18's name, 1 mm_page_free_batched,
