@@ -173,3 +173,14 @@ def test_fuzz_target_finds_nothing_on_fixed_inputs():
     for _ in range(40):
         fuzz.test_one_input(rng.randbytes(rng.randrange(8, 400)), stats)
     assert stats["inputs"] == 40 and stats["records"] > 40
+
+
+def test_a_reader_stopped_early_ends_its_thread(tmp_path):
+    import lzma
+    import threading
+    path = tmp_path / "t.xz"
+    path.write_bytes(lzma.compress(b"garbage\n" + FIXTURE.read_bytes() * 40))
+    before = threading.active_count()
+    with pytest.raises(trace_mod.TraceFormatError, match="line 1: not an ftrace event line"):
+        pyalloc.read_trace(path)
+    assert threading.active_count() == before

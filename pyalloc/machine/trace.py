@@ -703,19 +703,23 @@ def _prefetched(binary):
     q: queue.Queue = queue.Queue(PREFETCH)
     stop = threading.Event()
 
+    def put(item) -> bool:
+        # a caller that stopped reading takes nothing more: give up rather than wait
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
     def reader() -> None:
         try:
             for data in _read_chunks(binary):
-                while not stop.is_set():
-                    try:
-                        q.put((data, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        pass
-                if stop.is_set() or not data:
+                if not put((data, None)) or not data:
                     return
         except BaseException as exc:            # handed over to the caller's thread
-            q.put((None, exc))
+            put((None, exc))
 
     thread = threading.Thread(target=reader, name="read_trace", daemon=True)
     thread.start()
