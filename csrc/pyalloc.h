@@ -228,6 +228,19 @@ int pa_snapshot_check(pa_machine *m, char *msg, int64_t msglen);
 int64_t pa_snapshot_pages(pa_machine *m, int64_t start_pfn, int64_t *pfns, uint8_t *buf, int64_t max,
                           int64_t *next, int64_t flags);
 int pa_snapshot_put_pages(pa_machine *m, const int64_t *pfns, const uint8_t *buf, int64_t n);
+/* trace_parse.c: a kmem capture's lines as records (layout: pyalloc/model/trace_parse.py).
+ * pa_tparse_feed() reads data until rec (rec_cap records of PA_TPARSE_WORDS words) or text
+ * (text_cap >= PA_TPARSE_MAX_LINE bytes) is full and returns the bytes it read (-1: bad
+ * capacities); with final, the last line without an end is taken too, or by the next call
+ * while pa_tparse_pending() */
+typedef struct pa_tparse pa_tparse;
+pa_tparse *pa_tparse_new(void);
+void pa_tparse_free(pa_tparse *p);
+int64_t pa_tparse_feed(pa_tparse *p, const uint8_t *data, int64_t n, int final, uint64_t *rec, int64_t rec_cap,
+                       uint8_t *text, int64_t text_cap, int64_t *nrec, int64_t *ntext);
+uint64_t pa_tparse_lineno(const pa_tparse *p);
+uint64_t pa_tparse_ignored(const pa_tparse *p);
+int pa_tparse_pending(const pa_tparse *p);
 /* PA_CDEF_END */
 
 _Static_assert(sizeof(struct pa_op) == 8 * PA_OP_RECORD_WORDS, "struct pa_op is OP_RECORD_WORDS words");

@@ -258,6 +258,28 @@ TRACE_MM_PAGE_FREE = 6
 TRACE_EVENT_NAMES = ("", "kmalloc", "kmem_cache_alloc", "kfree", "kmem_cache_free", "mm_page_alloc", "mm_page_free")
 TRACE_NIL = 0xffffffff      # PA_NIL: the pfn in the record of a failed page allocation
 
+# reading a capture (csrc/trace_parse.c <-> model/trace_parse.py): one record of
+# TPARSE_WORDS 64-bit words per line that matters; word 0 is a TRACE_* event above or one of
+# these, word 1 the line number (the layout: model/trace_parse.py)
+TPARSE_WORDS = 13
+TPARSE_RAW = 16             # a known event whose fields the fast path leaves to Python: the line
+TPARSE_BAD = 17             # a line that is no event line (word 2: one of TPARSE_BAD_*)
+TPARSE_CPUS = 18            # the header's "#P:<cpus>" (word 2)
+TPARSE_BAD_LONG = 1         # longer than TPARSE_MAX_LINE bytes
+TPARSE_BAD_NUL = 2          # holds NUL bytes
+TPARSE_BAD_LINE = 3         # not an ftrace event line (the line, right-stripped, is kept)
+TPARSE_BAD_CPU = 4          # the CPU field has more than TPARSE_MAX_DIGITS digits
+TPARSE_F_PAGE = 1           # word 6 flags: mm_page_alloc printed a page (not a failed allocation)
+TPARSE_F_ACCOUNTED = 2      # accounted=true
+TPARSE_F_ALLOC = 4          # bytes_alloc= present
+TPARSE_F_NULL = 8           # ptr= is NULL
+TPARSE_F_SITE = 16          # call_site= present (words 7, 8: its bytes in the text)
+TPARSE_F_GFP = 32           # gfp_flags= present (words 9, 10)
+TPARSE_F_NAME = 64          # name= present (words 11, 12)
+TPARSE_MAX_LINE = 1 << 16   # the longest line read; a longer one is never held whole
+TPARSE_MAX_DIGITS = 40      # the most digits a CPU field may have
+TPARSE_KEEP = 480           # bytes of a bad line kept for its message (120 characters)
+
 INT64_MAX = (1 << 63) - 1
 
 
@@ -412,6 +434,8 @@ C_ENUMS = (
     ("kmem trace events", None,
      ("TRACE_KMALLOC", "TRACE_KMEM_CACHE_ALLOC", "TRACE_KFREE", "TRACE_KMEM_CACHE_FREE", "TRACE_MM_PAGE_ALLOC",
       "TRACE_MM_PAGE_FREE")),
+    ("reading a capture: record kinds, flags, limits", None,
+     tuple(n for n in globals() if n.startswith("TPARSE_"))),
     ("snapshot walks", None, ("SNAP_EXHAUSTIVE",)),
     ("kernel options (bits of the kconfig word)", None,
      ("KCONFIG_SLUB_CPU_PARTIAL", "KCONFIG_SLAB_FREELIST_RANDOM", "KCONFIG_SLAB_FREELIST_HARDENED",

@@ -446,3 +446,55 @@ def _pcp_dict(vals: list, words: list) -> dict:
         i += 3 + n
     info["lists"] = lists
     return info
+
+
+class LineParser:
+    """csrc/trace_parse.c behind the interface of pyalloc.model.trace_parse.LineParser."""
+
+    REC_CAP = 1 << 14
+    TEXT_CAP = 4 << 20
+
+    def __init__(self) -> None:
+        self._p = ffi.gc(lib.pa_tparse_new(), lib.pa_tparse_free)
+        if self._p == ffi.NULL:
+            raise MemoryError("pa_tparse_new")
+        self._rec = ffi.new("uint64_t[]", self.REC_CAP * _abi.TPARSE_WORDS)
+        self._text = ffi.new("uint8_t[]", self.TEXT_CAP)
+        self._counts = ffi.new("int64_t[2]")
+        self._rec_view = memoryview(ffi.buffer(self._rec)).cast("B").cast("Q")
+        self._text_view = ffi.buffer(self._text)
+
+    @property
+    def lineno(self) -> int:
+        return int(lib.pa_tparse_lineno(self._p))
+
+    @property
+    def ignored(self) -> int:
+        return int(lib.pa_tparse_ignored(self._p))
+
+    def feed(self, data: bytes, final: bool = False) -> tuple[list[int], bytes]:
+        """The records of the lines *data* completes (all of them when *final*), and their text."""
+        recs: list[int] = []
+        text = b""
+        counts, words = self._counts, _abi.TPARSE_WORDS
+        src = ffi.from_buffer(data)
+        pos, n = 0, len(data)
+        while True:
+            used = lib.pa_tparse_feed(self._p, src + pos, n - pos, int(final), self._rec, self.REC_CAP,
+                                      self._text, self.TEXT_CAP, counts, counts + 1)
+            if used < 0:
+                raise AssertionError("pa_tparse_feed: capacities")     # pragma: no cover
+            nrec, ntext = counts[0], counts[1]
+            if nrec:
+                chunk = self._rec_view[:nrec * words].tolist()
+                if text:
+                    base = len(text)
+                    for k in range(7, len(chunk), words):
+                        chunk[k] += base
+                        chunk[k + 2] += base
+                        chunk[k + 4] += base
+                recs += chunk
+                text += self._text_view[:ntext]
+            pos += used
+            if pos >= n and not (final and lib.pa_tparse_pending(self._p)):
+                return recs, text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -78,7 +79,11 @@ def cmd_proc(args) -> int:
 def cmd_replay(args) -> int:
     from .. import read_trace
     t0 = time.perf_counter()
-    bar = manners.progress(None, "line", force=args.progress, unit_scale=True)
+    try:
+        size = None if args.trace == "-" else os.path.getsize(args.trace)
+    except OSError:
+        size = None
+    bar = manners.progress(size, "B", force=args.progress, unit_scale=True, unit_divisor=1024)
     stream = read_trace(args.trace, skip_bad=args.skip_bad, progress=None if bar is None else bar.update)
     if bar is not None:
         bar.close()

@@ -25,11 +25,14 @@ import gzip
 import io
 import lzma
 import os
+import queue
 import re
 import sys
+import threading
 import zlib
 
-from .. import gfp as gfpmod
+from .. import _abi, gfp as gfpmod
+from ..model import trace_parse as _tparse
 from ..errors import GFPError, InvalidArgument
 from ..data import slab_cache_args
 from .slab import SLAB
@@ -267,9 +270,15 @@ class _Rejoined(io.RawIOBase):
     """A binary stream whose first bytes were read already (to sniff the format), put back
     in front of the rest: a pipe cannot be reopened or seeked."""
 
-    def __init__(self, head: bytes, raw) -> None:
+    def __init__(self, head: bytes, raw, own: bool = False) -> None:
         super().__init__()
-        self._head, self._f = head, raw
+        self._head, self._f, self._own = head, raw, own
+        self.read_bytes = len(head)         # of the file, for a progress bar by bytes
+
+    def close_source(self) -> None:
+        """Close the file if read_trace opened it (a caller's file or standard input stays open)."""
+        if self._own:
+            self._f.close()
 
     def readable(self) -> bool:
         return True
@@ -284,6 +293,7 @@ class _Rejoined(io.RawIOBase):
         if not data:
             return 0
         b[:len(data)] = data
+        self.read_bytes += len(data)
         return len(data)
 
 
@@ -315,13 +325,82 @@ def _binary_source(path):
     return path, False
 
 
-def open_text(path):
-    """A text file of a trace: a path, "-" (standard input), or a binary or text file object.
+def open_binary(path):
+    """(decompressed binary stream, its source) of a trace: a path, "-" (standard input), or a
+    binary file object; the source counts the bytes read from the file and closes it if this
+    call opened it (``close_source()``).
 
     Plain, .gz and .xz are told apart by their magic bytes, which are read from the stream
     itself and put back in front of it, so a pipe (``xz -dc t.xz | pyalloc replay -``) loses
-    nothing; everything after is read in chunks.  A text file object is read as it is.
+    nothing; everything after is read in chunks.  A text file object is encoded back.
     """
+    if isinstance(path, io.TextIOBase) or (not isinstance(path, (str, os.PathLike)) and _is_text(path)):
+        chained = _Rejoined(b"", _TextAsBytes(path))
+        return io.BufferedReader(chained), chained
+    raw, own = _binary_source(path)
+    try:
+        start = raw.tell() if _seekable(raw) else None
+        magic = _read_magic(raw)
+        chained = _Rejoined(magic, raw, own)
+        if magic[:2] == b"\x1f\x8b":
+            binary = gzip.GzipFile(fileobj=io.BufferedReader(chained), mode="rb")
+        elif magic == b"\xfd7zXZ\x00":
+            binary = io.BufferedReader(_XZReader(chained))
+        elif start is not None:
+            # plain text from a file: read straight from it, without a copy through Python
+            raw.seek(start)
+            return raw, _Positioned(raw, start, own)
+        else:
+            binary = io.BufferedReader(chained)
+    except BaseException:
+        if own:
+            raw.close()
+        raise
+    return binary, chained
+
+
+def _seekable(raw) -> bool:
+    try:
+        return bool(raw.seekable())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+class _Positioned:
+    """The source of a plain file read directly: its bytes read are how far it is."""
+
+    def __init__(self, raw, start: int, own: bool) -> None:
+        self._f, self._start, self._own = raw, start, own
+
+    @property
+    def read_bytes(self) -> int:
+        return self._f.tell() - self._start
+
+    def close_source(self) -> None:
+        if self._own:
+            self._f.close()
+
+
+def _is_text(f) -> bool:
+    try:
+        return isinstance(f.read(0), str)
+    except (AttributeError, TypeError, OSError) as exc:
+        raise InvalidArgument(f"trace must be a path, '-' or a readable file, not {f!r}") from exc
+
+
+class _TextAsBytes:
+    """A text file object read as UTF-8 bytes."""
+
+    def __init__(self, f) -> None:
+        self._f = f
+
+    def read(self, n: int) -> bytes:
+        return self._f.read(max(1, n // 4)).encode("utf-8", "surrogateescape")
+
+
+def open_text(path):
+    """A text file of a trace: a path, "-" (standard input), or a binary or text file object
+    (see :func:`open_binary`).  A text file object is read as it is."""
     raw, own = _binary_source(path)
     if raw is None:
         return path
@@ -577,6 +656,140 @@ def _trace_cache(s: Stream, name: str, req: int, alloc: int, gfp: int, accounted
     return s.cache(name, max(req, 1), *_cache_shape(req, alloc, gfp, accounted))
 
 
+_WORDS = _abi.TPARSE_WORDS
+_RAW, _CPUS = _abi.TPARSE_RAW, _abi.TPARSE_CPUS
+_F_PAGE, _F_ACCOUNTED, _F_NULL, _F_ALLOC = (_abi.TPARSE_F_PAGE, _abi.TPARSE_F_ACCOUNTED, _abi.TPARSE_F_NULL,
+                                      _abi.TPARSE_F_ALLOC)
+_F_SITE, _F_GFP, _F_NAME = _abi.TPARSE_F_SITE, _abi.TPARSE_F_GFP, _abi.TPARSE_F_NAME
+CHUNK = 1 << 19                     # bytes read (after decompression) per step
+PREFETCH = 2                        # chunks decompressed ahead of the parser
+_BAD_PROBLEMS = {
+    _abi.TPARSE_BAD_LONG: f"longer than {MAX_LINE} characters",
+    _abi.TPARSE_BAD_NUL: "holds NUL bytes (binary data, not trace text)",
+    _abi.TPARSE_BAD_CPU: f"the CPU field has more than {MAX_DIGITS} digits",
+}
+
+
+def _line_parser():
+    """The C core's line parser (csrc/trace_parse.c) when it is built, else its Python twin:
+    they give the same records."""
+    try:
+        from .._cbackend import LineParser
+    except ImportError:
+        from ..model.trace_parse import LineParser      # type: ignore[assignment]
+    return LineParser()
+
+
+def _records(path, parser, progress):
+    """(records, text) of each chunk of the capture at *path*; progress gets the bytes read
+    from the file (compressed, as they are on disk)."""
+    binary, source = open_binary(path)
+    reported = 0
+    chunks = _read_chunks(binary) if isinstance(source, _Positioned) else _prefetched(binary)
+    try:
+        for data in chunks:
+            yield parser.feed(data, final=not data)
+            if progress is not None and source.read_bytes > reported:
+                progress(source.read_bytes - reported)
+                reported = source.read_bytes
+            if not data:
+                return
+    except (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile) as exc:
+        raise TraceFormatError(f"line {parser.lineno + 1}: the compressed file is damaged ({exc})") from None
+    finally:
+        chunks.close()
+        if binary is not getattr(source, "_f", None):
+            binary.close()
+        source.close_source()
+
+
+def _read_chunks(binary):
+    while True:
+        data = binary.read(CHUNK)
+        yield data
+        if not data:
+            return
+
+
+def _prefetched(binary):
+    """_read_chunks(binary) with the reading (decompression) on a thread of its own, which
+    liblzma and zlib run without the GIL, as the parser does: the two overlap.  At most
+    PREFETCH chunks wait; an exception of the reader comes out where its chunk would."""
+    q: queue.Queue = queue.Queue(PREFETCH)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        # a caller that stopped reading takes nothing more: give up rather than wait
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def reader() -> None:
+        try:
+            for data in _read_chunks(binary):
+                if not put((data, None)) or not data:
+                    return
+        except BaseException as exc:            # handed over to the caller's thread
+            put((None, exc))
+
+    thread = threading.Thread(target=reader, name="read_trace", daemon=True)
+    thread.start()
+    try:
+        while True:
+            data, exc = q.get()
+            if exc is not None:
+                raise exc
+            yield data
+            if not data:
+                return
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _bad_problem(why: int, keep: bytes) -> str:
+    if why == _abi.TPARSE_BAD_LINE:
+        return f"not an ftrace event line: {keep.decode('utf-8', 'replace').rstrip()[:120]!r}"
+    return _BAD_PROBLEMS[why]
+
+
+def _raw_head(line: bytes) -> tuple[int, str, dict]:
+    """(cpu, event, fields) of an event line the fast path left to Python."""
+    m = _tparse.HEAD.search(line, 1)
+    assert m is not None            # the parser matched it
+    fields = {k.decode(): v.decode("utf-8", "replace") for k, v in _tparse.FIELD.findall(line, m.end())}
+    return int(m.group(1)), m.group(3).decode(), fields
+
+
+def _raw_fields(kind: int, f: dict) -> tuple:
+    """(ptr, a, b, flags, site, gfp, name) of an event from its fields, with the errors of a
+    field missing (KeyError) or malformed (ValueError) in the order the fields are used."""
+    site = f.get("call_site")
+    b = flags = 0
+    gfp = name = None
+    if kind == MM_PAGE_ALLOC:
+        pfn = _int(f["pfn"])
+        page = f.get("page", "")
+        ok = page not in _NULLS and not (pfn == 0 and page in ("", "(null)"))
+        return (pfn if ok else None), _int(f["order"]), 0, 0, site, parse_gfp(f.get("gfp_flags", "none")), None
+    if kind == MM_PAGE_FREE:
+        return _int(f["pfn"]), f.get("order", "0"), 0, 0, site, None, None
+    ptr = parse_ptr(f["ptr"])
+    a = 0
+    if kind <= KMEM_CACHE_ALLOC:
+        gfp = parse_gfp(f.get("gfp_flags", "none"))
+        a = _int(f["bytes_req"])
+        b = _int(f.get("bytes_alloc", "0"))
+        name = f.get("name")
+        # bytes_alloc is needed only for a new cache: a missing one is a KeyError there
+        flags = (_F_ACCOUNTED if f.get("accounted") == "true" else 0) | (_F_ALLOC if "bytes_alloc" in f else 0)
+    return ptr, a, b, flags, site, gfp, name
+
+
 def read_trace(path, skip_bad: bool = False, progress=None) -> Stream:
     """Parse a kmem ftrace capture into a Stream (see the module's docstring).
 
@@ -653,74 +866,112 @@ def read_trace(path, skip_bad: bool = False, progress=None) -> Stream:
         else:
             s.kmem_cache_free(s.caches[cache][0], h, cpu=cpu, caller=site)
 
-    for lineno, event, cpu, _ts, f in parse_events(path, skip_bad, stats, progress, bad):
-        if event not in _KNOWN:
-            stats["ignored_events"] += 1
-            continue
-        stats["events"] += 1
-        try:
-            if cpu >= OP_CPU_CURRENT:
-                raise ValueError(f"CPU {cpu} is past the last CPU a stream can name")
-            max_cpu = max(max_cpu, cpu)
-            if event == "mm_page_alloc":
-                pfn = _int(f["pfn"])
-                page = f.get("page", "")
-                ok = page not in _NULLS and not (pfn == 0 and page in ("", "(null)"))
-                pending.append((cpu, pfn if ok else None, _int(f["order"]), parse_gfp(f.get("gfp_flags", "none"))))
-                continue
-            site = f.get("call_site")
-            if event.startswith(("kmalloc", "kmem_cache_alloc")):
-                ptr = parse_ptr(f["ptr"])
-                gfp = parse_gfp(f.get("gfp_flags", "none"))
-                req = _int(f["bytes_req"])
-                alloc = _int(f.get("bytes_alloc", "0"))
-                flush_pages(ptr if ptr is not None else 0, cpu, (event.startswith("kmalloc"), alloc, gfp))
-                old = objects.pop(ptr, None) if ptr is not None else None
-                if old is not None:
-                    # 6.18 frees through sheaves and bulk paths that emit no kmem_cache_free:
-                    # the pointer coming back is the only sign that the old object went
-                    _free_object(old, cpu, None)
-                    stats["implied_frees"] += 1
-                if event.startswith("kmalloc"):
-                    h, cache = s.kmalloc(req, gfp, cpu=cpu, caller=site), -1
-                else:
-                    name = f.get("name") or f"trace-{req}"
-                    cache = s._cache_index.get(name, -1)
-                    if cache < 0:
-                        cache = _trace_cache(s, name, req, _int(f["bytes_alloc"]), gfp, f.get("accounted") == "true")
-                    h = s.kmem_cache_alloc(name, gfp, cpu=cpu, caller=site)
-                if ptr is not None:
-                    objects[ptr] = (h, cache, alloc, gfp)
-                continue
-            flush_pages(None)
-            if event in ("kfree", "kmem_cache_free"):
-                ptr = parse_ptr(f["ptr"])
-                if ptr is None:
-                    if event == "kfree":
-                        s.kfree(None, cpu=cpu, caller=site)     # kfree(NULL): traced, a no-op
+    def bad_line(lineno: int, problem: str) -> None:
+        if not skip_bad:
+            raise TraceFormatError(f"line {lineno}: {problem}")
+        stats["bad_lines"] += 1
+        if len(bad) < BAD_EXAMPLES:
+            bad.append((lineno, problem))
+
+    strings: dict[bytes, str] = {}          # call sites and cache names: a trace has few
+    gfps: dict[bytes, int] = {}
+    parser = _line_parser()
+    for recs, text in _records(path, parser, progress):
+        for k in range(0, len(recs), _WORDS):
+            kind, lineno, cpu, ptr, a, b, flags = recs[k:k + 7]
+            if kind > MM_PAGE_FREE:
+                off = recs[k + 7]
+                if kind == _CPUS:
+                    stats["header_cpus"] = cpu
                     continue
-                found = objects.pop(ptr, None)
-                if found is None:
-                    stats["unmatched_frees"] += 1
+                if kind != _RAW:
+                    bad_line(lineno, _bad_problem(cpu, text[off:off + recs[k + 8]]))
                     continue
-                _free_object(found, cpu, site, event)
-            else:       # PAGE_FREE_EVENTS
-                pfn = _int(f["pfn"])
-                freed = pages.pop(pfn, None)
-                if freed is not None:
-                    s.free_pages(freed[0], _int(f.get("order", "0")), cpu=cpu)
-                elif pfn in internal:
-                    internal.discard(pfn)
+                kind, (cpu, event, f) = cpu, _raw_head(text[off:off + recs[k + 8]])
+                stats["events"] += 1
+                try:
+                    if cpu >= OP_CPU_CURRENT:
+                        raise ValueError(f"CPU {cpu} is past the last CPU a stream can name")
+                    max_cpu = max(max_cpu, cpu)
+                    if kind in (KFREE, KMEM_CACHE_FREE, MM_PAGE_FREE):
+                        flush_pages(None)
+                    ptr, a, b, flags, site, gfp, name = _raw_fields(kind, f)
+                except (KeyError, ValueError) as exc:
+                    what = f"no valid {exc} field" if isinstance(exc, KeyError) else str(exc)
+                    bad_line(lineno, f"{event}: {what}")
+                    continue
+            else:
+                stats["events"] += 1
+                event = EVENT_NAMES[kind] if not b or kind != MM_PAGE_FREE else "mm_page_free_batched"
+                site = gfp = name = None
+                if flags & _F_SITE:
+                    raw = text[recs[k + 7]:recs[k + 7] + recs[k + 8]]
+                    site = strings.get(raw)
+                    if site is None:
+                        site = strings[raw] = raw.decode("utf-8", "replace")
+                if kind == MM_PAGE_ALLOC or kind <= KMEM_CACHE_ALLOC:
+                    raw = text[recs[k + 9]:recs[k + 9] + recs[k + 10]] if flags & _F_GFP else b"none"
+                    gfp = gfps.get(raw)
+                    if gfp is None:
+                        gfp = gfps[raw] = parse_gfp(raw.decode("utf-8", "replace"))
+                if flags & _F_NAME:
+                    raw = text[recs[k + 11]:recs[k + 11] + recs[k + 12]]
+                    name = strings.get(raw)
+                    if name is None:
+                        name = strings[raw] = raw.decode("utf-8", "replace")
+                if flags & _F_NULL or (kind == MM_PAGE_ALLOC and not flags & _F_PAGE):
+                    ptr = None
+            try:
+                if max_cpu < cpu:
+                    max_cpu = cpu
+                if kind == MM_PAGE_ALLOC:
+                    pending.append((cpu, ptr, a, gfp))
+                    continue
+                if kind <= KMEM_CACHE_ALLOC:
+                    flush_pages(ptr if ptr is not None else 0, cpu, (kind == KMALLOC, b, gfp))
+                    old = objects.pop(ptr, None) if ptr is not None else None
+                    if old is not None:
+                        # 6.18 frees through sheaves and bulk paths that emit no kmem_cache_free:
+                        # the pointer coming back is the only sign that the old object went
+                        _free_object(old, cpu, None)
+                        stats["implied_frees"] += 1
+                    if kind == KMALLOC:
+                        h, cache = s.kmalloc(a, gfp, cpu=cpu, caller=site), -1
+                    else:
+                        name = name or f"trace-{a}"
+                        cache = s._cache_index.get(name, -1)
+                        if cache < 0:
+                            if not flags & _F_ALLOC:
+                                raise KeyError("bytes_alloc")
+                            cache = _trace_cache(s, name, a, b, gfp, bool(flags & _F_ACCOUNTED))
+                        h = s.kmem_cache_alloc(name, gfp, cpu=cpu, caller=site)
+                    if ptr is not None:
+                        objects[ptr] = (h, cache, b, gfp)
+                    continue
+                flush_pages(None)
+                if kind != MM_PAGE_FREE:
+                    if ptr is None:
+                        if kind == KFREE:
+                            s.kfree(None, cpu=cpu, caller=site)     # kfree(NULL): traced, a no-op
+                        continue
+                    found = objects.pop(ptr, None)
+                    if found is None:
+                        stats["unmatched_frees"] += 1
+                        continue
+                    _free_object(found, cpu, site, event)
                 else:
-                    stats["unmatched_frees"] += 1
-        except (KeyError, ValueError) as exc:
-            what = f"no valid {exc} field" if isinstance(exc, KeyError) else str(exc)
-            if skip_bad:
-                stats["bad_lines"] += 1
-                if len(bad) < BAD_EXAMPLES:
-                    bad.append((lineno, f"{event}: {what}"))
-                continue
-            raise TraceFormatError(f"line {lineno}: {event}: {what}") from None
+                    freed = pages.pop(ptr, None)
+                    if freed is not None:
+                        s.free_pages(freed[0], a if a.__class__ is int else _int(a), cpu=cpu)
+                    elif ptr in internal:
+                        internal.discard(ptr)
+                    else:
+                        stats["unmatched_frees"] += 1
+            except (KeyError, ValueError) as exc:
+                what = f"no valid {exc} field" if isinstance(exc, KeyError) else str(exc)
+                bad_line(lineno, f"{event}: {what}")
+    stats["lines"] = parser.lineno
+    stats["ignored_events"] = parser.ignored
     flush_pages(None)
     stats["cpus"] = max(max_cpu + 1, min(stats.pop("header_cpus", 0), OP_CPU_CURRENT))
     s.trace_stats = stats
