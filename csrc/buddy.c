@@ -874,6 +874,9 @@ PA_ENTRY(int, pa_page_state, (pa_machine *m, int64_t pfn, struct pa_page_state *
     out->head = (int64_t)head;
     out->order = (int32_t)order;
     out->flags = m->pages[pfn].flags;
+    /* a block on a per-cpu page list says so: free, but not PageBuddy */
+    if (head != PA_NIL && m->pages[head].kind == PA_KIND_PCP)
+        out->kind = PA_KIND_PCP;
     return PA_OK;
 }
 

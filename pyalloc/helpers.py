@@ -288,10 +288,10 @@ def vmalloc_to_page(m, addr: int) -> Optional[Page]:
 
 def PageBuddy(page: Page) -> bool:
     """The page heads a free block on a buddy free list."""
-    state, head, _order, _kind, flags, _ref = page._state()
+    state, head, _order, kind, _flags, _ref = page._state()
     # a page on a per-cpu page list is free too, but not PageBuddy (mm/page_alloc.c keeps it off
     # the buddy lists until free_pcppages_bulk() hands it back)
-    return state == _FREE and head == page.pfn and bool(flags & st.PG_BUDDY)
+    return state == _FREE and head == page.pfn and kind != st.KIND_PCP
 
 
 def PageSlab(page: Page) -> bool:

@@ -60,7 +60,7 @@ def test_gfp_typo_suggests_the_name(backend):
 
 
 def test_unknown_slub_debug_letter_is_reported_as_the_kernel_does(backend):
-    with pyalloc.Machine(mem="16M", backend=backend, slub_debug="FZQ") as m:
+    with pytest.warns(pyalloc.PyallocWarning), pyalloc.Machine(mem="16M", backend=backend, slub_debug="FZQ") as m:
         assert any(line.endswith("slab_debug option 'Q' unknown. skipped") for line in m.dmesg())
     r = pyalloc_cmd("proc", "buddyinfo", "--mem", "16M", "--backend", backend, "--slub-debug", "FZQ")
     assert r.returncode == 0

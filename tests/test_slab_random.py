@@ -257,9 +257,13 @@ def test_snapshot_round_trip(backend, kconfig, tmp_path):
                 n.close()
 
 
-# the per-cpu section follows slab_random at the end of CORE; these machines have no cpu partial
-# chain and no sheaves, so it is its count alone
-PERCPU_EMPTY = bytes(8)
+def _after_slab_random(a) -> int:
+    """Bytes of CORE after the slab_random section: the per-cpu and PCP sections, as written now."""
+    from pyalloc.model.snapshot import Writer, save_pcp, save_percpu
+    w = Writer()
+    save_percpu(a, w)
+    save_pcp(a, w)
+    return len(w.w) * 8
 
 
 def _core_words(kconfig=None):
@@ -285,11 +289,11 @@ def test_the_c_loader_refuses_a_bad_slab_random_section():
     m, c, words = _core_words()
     assert _c_loads(m, words) == 0
     n = len(c.random_seq)
-    assert words.endswith(PERCPU_EMPTY)
-    first = len(words) - len(PERCPU_EMPTY) - 8 * n
+    tail = _after_slab_random(m._core._a)
+    first = len(words) - tail - 8 * n
     dup = bytearray(words)
     dup[first + 8:first + 16] = dup[first:first + 8]                 # not a permutation
-    short = words[:len(words) - len(PERCPU_EMPTY) - 8]               # the section cut short
+    short = words[:len(words) - tail - 8]                             # the section cut short
     no_random = bytearray(words)
     no_random[first - 16:first - 8] = bytes(8)                        # fine: random may be 0 ...
     for bad in (dup, short):
@@ -316,8 +320,7 @@ def test_snapshot_rejects_a_bad_sequence():
         # the last cache's sequence ends the slab_random section: make its first two entries equal
         n = len(seq)
         bad = bytearray(words)
-        assert bad.endswith(PERCPU_EMPTY)
-        first = len(bad) - len(PERCPU_EMPTY) - 8 * n
+        first = len(bad) - _after_slab_random(m._core._a) - 8 * n
         assert int.from_bytes(bad[first:first + 8], "little") == seq[0]
         bad[first + 8:first + 16] = bad[first:first + 8]
         with pytest.raises(Corrupt):

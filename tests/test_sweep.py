@@ -126,7 +126,7 @@ def test_readme_sweep_example_runs(tmp_path, monkeypatch, capsys):
     import re
     from pathlib import Path
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "pyalloc.sweep(" in b)
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "atomic.csv" in b)
     shown = readme[readme.index(block):].split("```\n", 2)[2].split("```")[0]
     monkeypatch.chdir(tmp_path)
     exec(compile(block, "README.md", "exec"), {"__name__": "__main__"})

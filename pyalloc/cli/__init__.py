@@ -6,10 +6,11 @@ import argparse
 import os
 import sys
 import time
+import warnings
 
 from . import sweep as cli_sweep, live as cli_views, manners
 from ..tools import workload
-from ..errors import PyallocError
+from ..errors import PyallocError, PyallocWarning
 from ..machine.machine import Machine
 
 VIEWS = ("buddyinfo", "pagetypeinfo", "zoneinfo", "meminfo", "vmstat", "slabinfo", "vmallocinfo",
@@ -20,8 +21,10 @@ RECLAIM_COUNTERS = ("pgscan_kswapd", "pgscan_direct", "pgsteal_kswapd", "pgsteal
 
 
 def _machine(args, mem=None, swap=None) -> Machine:
-    m = Machine(mem=args.mem or mem or "1G", cpus=args.cpus, backend=args.backend,
-                slub_debug=args.slub_debug, swap=args.swap or swap or 0)
+    with warnings.catch_warnings():         # the command line prints the kernel's own line instead
+        warnings.simplefilter("ignore", PyallocWarning)
+        m = Machine(mem=args.mem or mem or "1G", cpus=args.cpus, backend=args.backend,
+                    slub_debug=args.slub_debug, swap=args.swap or swap or 0)
     cli_views.report_boot_complaints(m)
     return m
 
