@@ -725,9 +725,9 @@ def page_state(a: Arena, pfn: int):
         return st, head, order, hp.kind, hp.flags, hp.refcount
     head, order = page_is_free(a, pfn)
     p = a.pages.get(pfn)
-    hp = a.pages.get(head) if head is not None and head >= 0 else None
+    head_page = a.pages.get(head) if head is not None and head >= 0 else None
     # a block on a per-cpu page list says so: free, but not PageBuddy
-    kind = KIND_PCP if hp is not None and hp.kind == KIND_PCP else 0
+    kind = KIND_PCP if head_page is not None and head_page.kind == KIND_PCP else 0
     return PAGE_STATE_FREE, head, order, kind, p.flags if p is not None else 0, 0
 
 
