@@ -61,8 +61,7 @@ def replayed(path) -> io.StringIO:
     cpus = max(2, stream.trace_stats.get("cpus", 2))
     with pyalloc.Machine(mem="4G", cpus=cpus, trace=out) as m:
         m.run(stream, errors="record")
-        m._trace_close()
-    out.seek(0)
+    out.seek(0)                     # closing the machine flushed its trace
     return out
 
 
