@@ -1029,8 +1029,9 @@ static int lookup_object(pa_machine *m, int64_t phys, struct pa_slab **slabp, un
     struct pa_slab *slab = &m->slabs[m->pages[head].priv];
     const struct pa_cache *s = &m->caches[slab->cache];
     int64_t off = phys - (int64_t)slab_base(slab) - s->red_left_pad;
-    int64_t slot = off >= 0 ? off / s->size : -1;
-    if (off < 0 || off % s->size || slot >= slab->objects) {
+    /* one division: the slot, and whether off is its start */
+    uint64_t slot = off >= 0 ? (uint64_t)off / s->size : UINT64_MAX;
+    if (off < 0 || (uint64_t)off != slot * s->size || slot >= slab->objects) {
         event(m, PA_SLAB_ERR_INVALID_POINTER, s, slab, (uint64_t)phys, 0, 0, 0, 0);
         return PA_EINVALFREE;
     }
