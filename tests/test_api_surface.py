@@ -28,7 +28,8 @@ def test_the_per_call_path_is_still_the_closure(backend):
         for name in HOT:
             fn = m.__dict__[name]
             assert getattr(m, name) is fn and fn.__code__.co_name == name
-            assert fn.__qualname__.startswith(("_hot_paths.", "_slab_hot_paths."))
+            assert fn.__code__.co_qualname.startswith(("_hot_paths.", "_slab_hot_paths."))   # the closure
+            assert fn.__qualname__ == f"Machine.{name}"             # dressed as the method it shadows
         # and through the class they hand over to the same closure
         addr = Machine.kmalloc(m, 64, "GFP_KERNEL")
         Machine.kfree(m, addr)
@@ -122,3 +123,19 @@ def test_repr_and_len(backend):
 
 def test_py_typed_ships():
     assert (Path(pyalloc.__file__).parent / "py.typed").exists()
+
+
+def test_per_call_methods_speak_as_the_documented_ones(backend):
+    """The per-call closures that shadow alloc_pages ... kmem_cache_free carry their method's
+    name, documentation and signature: a TypeError names Machine.kmalloc, help() is the real text."""
+    import inspect
+    m = pyalloc.Machine(mem="16M", backend=backend)
+    for name in ("alloc_pages", "free_pages", "kmalloc", "kfree", "kmem_cache_alloc", "kmem_cache_free"):
+        bound, method = getattr(m, name), getattr(pyalloc.Machine, name)
+        assert bound.__doc__ == method.__doc__ and bound.__doc__.count("\n") > 1
+        assert list(inspect.signature(bound).parameters) == list(inspect.signature(method).parameters)[1:]
+    with pytest.raises(TypeError, match=r"^Machine\.kmalloc\(\) missing"):
+        m.kmalloc()
+    with pytest.raises(TypeError, match=r"^Machine\.alloc_pages\(\) missing"):
+        m.alloc_pages()
+    m.close()

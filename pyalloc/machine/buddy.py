@@ -13,6 +13,9 @@ hand over to the instance's closure.
 
 from __future__ import annotations
 
+import functools
+import inspect
+
 from typing import TYPE_CHECKING, Optional, Union
 
 from .. import gfp as gfpmod
@@ -88,7 +91,24 @@ def _hot_paths(machine: "Machine", core):
         if r:
             free_failed(r, pfn, order)
 
-    return alloc_pages, free_pages
+    return as_method(alloc_pages), as_method(free_pages)
+
+
+def as_method(fn):
+    """A per-call closure dressed as the documented method it shadows: its name in TypeErrors
+    ("Machine.kmalloc() missing ..."), its help() text and its signature are the method's."""
+    method = getattr(HotPathAPI, fn.__name__)
+    fn.__qualname__ = f"Machine.{fn.__name__}"
+    fn.__doc__ = method.__doc__
+    fn.__module__ = "pyalloc"
+    fn.__signature__ = _bound_signature(fn.__name__)    # inspect and help() show the documented parameters
+    return fn
+
+
+@functools.lru_cache(maxsize=None)
+def _bound_signature(name: str) -> inspect.Signature:
+    sig = inspect.signature(getattr(HotPathAPI, name))
+    return sig.replace(parameters=list(sig.parameters.values())[1:])
 
 
 class HotPathAPI(MachineState):

@@ -344,7 +344,8 @@ def _slab_hot_paths(machine, core):
             else:
                 m._free_on_failed(r, addr, cache, cpu)
 
-    return kmalloc, kfree, kmem_cache_alloc, kmem_cache_free
+    from .buddy import as_method
+    return as_method(kmalloc), as_method(kfree), as_method(kmem_cache_alloc), as_method(kmem_cache_free)
 
 
 # the short phrase an exception's .reason gives for each refused free
