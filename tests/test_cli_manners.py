@@ -66,3 +66,18 @@ def test_unknown_slub_debug_letter_is_reported_as_the_kernel_does(backend):
     assert r.returncode == 0
     assert r.stderr == "slab_debug option 'Q' unknown. skipped\n"
     assert r.stdout.startswith("Node 0, zone      DMA ")
+
+
+@pytest.mark.parametrize("command", ["proc", "replay", "serve", "plot"])
+def test_help_mentions_only_options_that_apply(command):
+    r = pyalloc_cmd(command, "--help")
+    assert r.returncode == 0
+    assert "--pressure" not in r.stdout                     # demo's option alone
+    if command == "replay":
+        assert "built-in workload" not in r.stdout        # a replay runs the trace, no workload
+    assert "seed of the machine's random choices" in r.stdout
+
+
+def test_demo_help_keeps_its_pressure_defaults():
+    assert "128M with --pressure" in " ".join(pyalloc_cmd("demo", "--help").stdout.split())
+

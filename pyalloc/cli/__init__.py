@@ -24,7 +24,7 @@ def _machine(args, mem=None, swap=None) -> Machine:
     with warnings.catch_warnings():         # the command line prints the kernel's own line instead
         warnings.simplefilter("ignore", PyallocWarning)
         m = Machine(mem=args.mem or mem or "1G", cpus=args.cpus, backend=args.backend,
-                    slub_debug=args.slub_debug, swap=args.swap or swap or 0)
+                    slub_debug=args.slub_debug, swap=args.swap or swap or 0, seed=args.seed)
     cli_views.report_boot_complaints(m)
     return m
 
@@ -94,7 +94,7 @@ def cmd_replay(args) -> int:
     st = stream.trace_stats
     cpus = st["cpus"] if args.cpus is None else max(args.cpus, st["cpus"])
     with Machine(mem=args.mem or "1G", cpus=cpus, backend=args.backend, slub_debug=args.slub_debug,
-                 swap=args.swap or 0) as m:
+                 swap=args.swap or 0, seed=args.seed) as m:
         bar = manners.progress(len(stream), "op", force=args.progress, unit_scale=True)
         n, chunk = len(stream), max(1, len(stream) // 200)
         result = None
@@ -168,17 +168,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pyalloc", description="Linux 6.18 memory allocators, simulated.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    def machine_args(sp):
-        sp.add_argument("--mem", default=None, help="simulated RAM, e.g. 512M, 4G (default 1G; 128M with --pressure)")
-        sp.add_argument("--swap", default=None, help="swap device size, e.g. 256M (default none; 64M with --pressure)")
+    def machine_args(sp, pressure: bool = False, workload: bool = True):
+        """The machine's options; only demo has --pressure, and replay runs no built-in workload."""
+        also = "; 128M with --pressure" if pressure else ""
+        sp.add_argument("--mem", default=None, help=f"simulated RAM, e.g. 512M, 4G (default 1G{also})")
+        sp.add_argument("--swap", default=None, help="swap device size, e.g. 256M (default none"
+                        + ("; 64M with --pressure)" if pressure else ")"))
         sp.add_argument("--cpus", type=int, default=2, help="simulated CPUs (default 2)")
         sp.add_argument("--backend", choices=("c", "model"), default=None,
                         help="c (compiled core, default) or model (pure Python)")
-        sp.add_argument("--seed", type=int, default=2026, help="seed of the built-in workload")
+        sp.add_argument("--seed", type=int, default=2026 if workload else 0,
+                        help="seed of the machine's random choices (freelist order ...)"
+                             + (" and of the built-in workload (default 2026)" if workload else " (default 0)"))
         sp.add_argument("--slub-debug", default="", help="slub_debug letters, e.g. FZPU (default off)")
 
     d = sub.add_parser("demo", help="run the built-in workloads and print buddyinfo, pagetypeinfo, meminfo, slabinfo, vmallocinfo")
-    machine_args(d)
+    machine_args(d, pressure=True)
     d.add_argument("--pressure", action="store_true",
                    help="push a small machine into reclaim, swap and the OOM killer; print meminfo, the "
                         "reclaim counters, PSI and dmesg")
@@ -197,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--proc", action="append", choices=VIEWS, help="print this /proc file afterwards (repeatable)")
     rp.add_argument("--verify", action="store_true",
                     help="compare the live objects per cache and live pages at the end with what the trace implies")
-    machine_args(rp)
+    machine_args(rp, workload=False)
     rp.set_defaults(cpus=None)      # the trace's CPUs (its #P: header, or the highest CPU seen)
     rp.set_defaults(func=cmd_replay)
 
