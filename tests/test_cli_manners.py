@@ -3,6 +3,7 @@ near-miss GFP names, unknown slub_debug letters."""
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -81,3 +82,15 @@ def test_help_mentions_only_options_that_apply(command):
 def test_demo_help_keeps_its_pressure_defaults():
     assert "128M with --pressure" in " ".join(pyalloc_cmd("demo", "--help").stdout.split())
 
+
+
+def test_dash_reads_the_trace_from_stdin_wherever_a_trace_path_is(tmp_path):
+    trace = (Path(__file__).parent / "fixtures" / "ftrace-kmem.txt").read_text()
+    from_file = pyalloc_cmd("report", "--slab", str(Path(__file__).parent / "fixtures" / "ftrace-kmem.txt"))
+    from_stdin = pyalloc_cmd("report", "--slab", "-", input=trace)
+    assert from_stdin.returncode == 0 and from_stdin.stdout == from_file.stdout
+    pytest.importorskip("matplotlib", reason="pyalloc[plot] is not installed")
+    r = pyalloc_cmd("plot", "-o", str(tmp_path / "r.png"), "--replay", "-", "--ticks", "2", "--mem", "64M",
+                    "--backend", "model", input=trace)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "r.png").stat().st_size > 1000
