@@ -9,7 +9,10 @@ exception type *and* text are identical on both backends.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:
+    from .machine.slab import Cache
 
 # Status codes: defined once, in pyalloc/_abi.py (the C core's enum pa_status is generated from it)
 from ._abi import (  # noqa: F401  (errors.X is how the package names them)
@@ -26,14 +29,15 @@ class PyallocError(Exception):
     the finding ("double free", "Left Redzone overwritten", ...).
     """
 
-    addr = None
-    cache = None
-    reason = None
+    addr: Optional[int] = None
+    cache: Optional["Cache"] = None
+    reason: Optional[str] = None
     # an error a Stream run raises also carries the op's index and the StreamResult so far (stream.py)
     index: int
     result: Any
 
-    def __init__(self, *args, addr=None, cache=None, reason=None) -> None:
+    def __init__(self, *args: object, addr: Optional[int] = None, cache: Optional["Cache"] = None,
+                 reason: Optional[str] = None) -> None:
         super().__init__(*args)
         self.addr, self.cache, self.reason = addr, cache, reason
 

@@ -25,7 +25,7 @@ USER_SCRIPT = '''
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Optional, assert_type
 
 import pyalloc
 from pyalloc import helpers
@@ -72,10 +72,27 @@ def main(tmp: Path) -> None:
         low: int = helpers.low_wmark_pages(zone)
     page = helpers.pfn_to_page(m2, 0)
     flags: str = helpers.decode_page_flags(page)
+    try:
+        m2.kfree(12345)
+    except pyalloc.InvalidFree as e:
+        assert_type(e.reason, Optional[str])          # not Any: a typo in a use would go unseen
+        assert_type(e.addr, Optional[int])
+        print(e.reason, e.addr)
+    with m2.on_cpu(1) as on1:
+        on1.kfree(on1.kmalloc(8, "GFP_KERNEL", caller="probe+0x1/0x2"))
+    m2.drain_pages(0)
+    seeded = pyalloc.Machine(mem="16M", backend="model", seed=3, kconfig={"SLUB_CPU_PARTIAL": False})
+    options: dict[str, bool] = seeded.kconfig
+    small = seeded.kmem_cache_create("small", 32, sheaf_capacity=8)
+    order: int = helpers.slab_cache_order(small)
+    cpu_slab: helpers.CpuSlab = helpers.slab_cache_cpu_slab(seeded, small, 0)
+    size: int = seeded.ksize(seeded.kmalloc(40, "GFP_KERNEL"))
+    root: Path = seeded.export(tmp / "exp", in_place=True)
+    seeded.close()
     m2.check()
     m2.close()
     m.close()
-    print(text[:10], lines[:1], touched, status, info, found, flags)
+    print(text[:10], lines[:1], touched, status, info, found, flags, options, order, cpu_slab, size, root)
 '''
 
 

@@ -24,6 +24,7 @@ from .state import MachineState
 
 if TYPE_CHECKING:
     from .machine import Machine
+    from .slab import Cache
 
 GfpLike = Union[int, str, GFP]
 
@@ -164,7 +165,7 @@ class HotPathAPI(MachineState):
         """
         return self.__dict__["kfree"](addr, cpu, caller)
 
-    def kmem_cache_alloc(self, cache, gfp: GfpLike, cpu: Optional[int] = None,
+    def kmem_cache_alloc(self, cache: "Cache", gfp: GfpLike, cpu: Optional[int] = None,
                          caller: Optional[str] = None) -> Optional[int]:
         """kmem_cache_alloc(): allocate one object of a cache from kmem_cache_create().
 
@@ -175,7 +176,7 @@ class HotPathAPI(MachineState):
         """
         return self.__dict__["kmem_cache_alloc"](cache, gfp, cpu, caller)
 
-    def kmem_cache_free(self, cache, addr: int, cpu: Optional[int] = None,
+    def kmem_cache_free(self, cache: "Cache", addr: int, cpu: Optional[int] = None,
                         caller: Optional[str] = None) -> None:
         """kmem_cache_free(): give an object back to its cache.
 

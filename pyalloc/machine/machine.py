@@ -250,7 +250,7 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, StreamAPI, TraceAPI, ViewsAPI, Ho
         """get_zeroed_page(): one zeroed page's address, or None."""
         return self.get_free_pages(_parse_gfp(gfp) | gfpmod.GFP_ZERO, 0)
 
-    def free_pages_addr(self, addr, order: int = 0) -> None:
+    def free_pages_addr(self, addr: int, order: int = 0) -> None:
         """free_pages(): free by address; 0 or None does nothing, as in the kernel."""
         self._live()
         if addr is None or addr == 0:
@@ -293,7 +293,7 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, StreamAPI, TraceAPI, ViewsAPI, Ho
 
     # -- memory access ---------------------------------------------------------
 
-    def read(self, addr, n: int) -> bytes:
+    def read(self, addr: int, n: int) -> bytes:
         """Read n bytes at a kernel virtual address (direct map or vmalloc range)."""
         chunks = self._access_chunks(addr, n, False)
         if len(chunks) == 1:
@@ -309,7 +309,7 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, StreamAPI, TraceAPI, ViewsAPI, Ho
             out.append(r)
         return b"".join(out)
 
-    def write(self, addr, data) -> None:
+    def write(self, addr: int, data: bytes) -> None:
         """Write bytes at a kernel virtual address (all of it, or nothing on a fault)."""
         try:
             view = memoryview(data).cast("B")
@@ -323,7 +323,7 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, StreamAPI, TraceAPI, ViewsAPI, Ho
                 self._access_failed_slow(r, addr, view.nbytes, True)
             pos += length
 
-    def memset(self, addr, byte: int, n: int) -> None:
+    def memset(self, addr: int, byte: int, n: int) -> None:
         """Fill n bytes at a kernel virtual address with one byte value."""
         if isinstance(byte, bool) or not isinstance(byte, int) or not 0 <= byte <= 255:
             raise InvalidArgument(f"memset: byte must be an int from 0 to 255, not {show(byte)}")

@@ -197,7 +197,7 @@ class ReclaimAPI(MachineState):
                         "pgtables_bytes": info["pgtables_bytes"]})
         return out
 
-    def user_write(self, pid: int, offset: int, data) -> None:
+    def user_write(self, pid: int, offset: int, data: bytes) -> None:
         """Write bytes into the process's anonymous memory (within what it touched)."""
         proc = self._proc(pid, "user_write")
         view = self._bytes_arg(data, "user_write")
@@ -250,7 +250,7 @@ class ReclaimAPI(MachineState):
         mid = self._file(path, "write_file", True)
         return self._fault_range(mid, 0, pages, GFP_PAGECACHE, FAULT_WRITE, self._comm, self._pid, False)
 
-    def file_write(self, path: str, offset: int, data) -> None:
+    def file_write(self, path: str, offset: int, data: bytes) -> None:
         """pwrite(): bytes into the file through the page cache (the file grows as needed)."""
         self._live()
         view = self._bytes_arg(data, "file_write")

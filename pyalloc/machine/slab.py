@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import sys
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 from contextlib import contextmanager
 
 from .. import errors, gfp as gfpmod
@@ -25,6 +25,9 @@ from ..threads import WRAPPER_CODE
 from .vmalloc_owner import pinned_free_report
 from .buddy import GfpLike
 from .state import MachineState
+
+if TYPE_CHECKING:
+    from .machine import Machine
 
 SIZE_MAX = (1 << 64) - 1
 
@@ -411,7 +414,8 @@ class SlabAPI(MachineState):
 
     # -- caches ------------------------------------------------------------------
 
-    def kmem_cache_create(self, name: str, size: int, align: int = 0, flags=0, *, sheaf_capacity: int = 0) -> Cache:
+    def kmem_cache_create(self, name: str, size: int, align: int = 0, flags: int | str | SLAB = 0, *,
+                          sheaf_capacity: int = 0) -> Cache:
         """kmem_cache_create(): a new cache (or, with slab_merge, an alias of a compatible one).
 
         sheaf_capacity (struct kmem_cache_args.sheaf_capacity, 6.18) gives the cache per-cpu
@@ -448,13 +452,13 @@ class SlabAPI(MachineState):
             raise InvalidArgument(f"{what}: kmem_cache {show(cache.name)} has been destroyed")
         return cid
 
-    def kmem_cache_shrink(self, cache) -> None:
+    def kmem_cache_shrink(self, cache: Cache) -> None:
         """kmem_cache_shrink(): flush the cpu slabs and give empty slabs back."""
         r = self._core.kmem_cache_shrink(self._cache_id(cache, "kmem_cache_shrink"))
         if r:
             errors.raise_for(r, f"kmem_cache_shrink({cache.name})")
 
-    def kmem_cache_destroy(self, cache) -> None:
+    def kmem_cache_destroy(self, cache: Optional[Cache]) -> None:
         """kmem_cache_destroy(): CacheInUse (and the kernel's report) while objects are live."""
         if cache is None:
             return
@@ -501,7 +505,7 @@ class SlabAPI(MachineState):
         """kcalloc(): kmalloc_array with __GFP_ZERO."""
         return self.kmalloc_array(n, size, gfpmod.parse(gfp) | gfpmod.GFP_ZERO, cpu, caller or self._where(1))
 
-    def ksize(self, addr) -> int:
+    def ksize(self, addr: Optional[int]) -> int:
         """ksize(): how many bytes the object at addr really has (0 for NULL/ZERO_SIZE_PTR)."""
         self._live()
         if addr is None or (isinstance(addr, int) and 0 <= addr <= ZERO_SIZE_PTR):
@@ -555,12 +559,12 @@ class SlabAPI(MachineState):
         raise errors.InvariantBroken(f"krealloc({show(addr)}): kfree took an address krealloc refused")
 
     @contextmanager
-    def on_cpu(self, cpu: int):
+    def on_cpu(self, cpu: int) -> "Iterator[Machine]":
         """Run the block as simulated CPU `cpu` (per-cpu slabs follow it)."""
         self._live()
         self._check_cpu(cpu)
         with self._as_cpu(cpu):
-            yield self
+            yield self  # type: ignore[misc]   # SlabAPI is a part of Machine, which is what runs this
 
     # -- slow paths ---------------------------------------------------------------------
 

@@ -391,7 +391,7 @@ class StreamAPI(MachineState):
     """Machine.run (mixed into Machine)."""
 
     def run(self, stream: Stream, errors: str = "raise", *, start: int = 0, end: int | None = None,
-            result: StreamResult | None = None):
+            result: StreamResult | None = None) -> StreamResult:
         """Execute *stream* in the core in one call; returns a :class:`StreamResult`.
 
         ``errors="raise"`` stops at the first bad op with the exception the

@@ -6,12 +6,16 @@ sysfs.py and export.py.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..text import debugfs, sysfs
 from ..tools import export as exportmod
 from .state import MachineState
+
+if TYPE_CHECKING:
+    from .slab import Cache
 
 
 class ViewsAPI(MachineState):
@@ -40,11 +44,11 @@ class ViewsAPI(MachineState):
         self._live()
         return sysfs.render(self, path)
 
-    def slab_sysfs(self, cache) -> dict:
+    def slab_sysfs(self, cache: Cache) -> dict[str, str]:
         """Every attribute of /sys/kernel/slab/<cache>/ as {name: text}."""
         return sysfs.slab_attributes(self, cache)
 
-    def export(self, root, in_place: bool = False) -> Path:
+    def export(self, root: str | os.PathLike[str], in_place: bool = False) -> Path:
         """Write proc/, sys/kernel/slab/ and sys/kernel/debug/ under root, each file
         replaced atomically (written beside it, then renamed), or with *in_place* rewritten in
         its own inode (for single-file bind mounts).  Returns root as a Path."""

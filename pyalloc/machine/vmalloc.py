@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import sys
 from collections import OrderedDict
-from typing import Iterable
+from typing import Iterable, Optional
 
 from .. import errors, gfp as gfpmod
 from ..errors import DoubleFree, InvalidArgument, InvalidFree
@@ -278,7 +278,7 @@ class VmallocAPI(MachineState):
         area.mapped = len(pfns)     # vmap does not own the pages: nr_pages stays 0, as in the kernel
         return area.start
 
-    def vunmap(self, addr) -> None:
+    def vunmap(self, addr: int) -> None:
         """vunmap(): remove a vmap area's mapping; the pages stay with their owner."""
         self._live()
         if addr is None:
@@ -298,7 +298,7 @@ class VmallocAPI(MachineState):
         r = self._core.walk(addr)
         return None if r < 0 else r
 
-    def is_vmalloc_addr(self, addr) -> bool:
+    def is_vmalloc_addr(self, addr: int) -> bool:
         """is_vmalloc_addr(): VMALLOC_START <= addr < VMALLOC_END."""
         self._live()
         return is_vmalloc_addr(addr)
@@ -333,7 +333,7 @@ class VmallocAPI(MachineState):
         """kvzalloc(): kvmalloc with __GFP_ZERO."""
         return self.kvmalloc(size, gfpmod.parse(gfp) | gfpmod.GFP_ZERO, caller or self._where_always(1), node)
 
-    def kvfree(self, addr) -> None:
+    def kvfree(self, addr: Optional[int]) -> None:
         """kvfree(): vfree for vmalloc addresses, kfree for the rest."""
         self._live()
         if is_vmalloc_addr(addr):
