@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import enum
 import re
+from typing import Union
 
 from .errors import GFPError
 from .errors import show
@@ -236,6 +237,9 @@ NAMES.update({
 # --------------------------------------------------------------------------------------
 
 ZONE_DMA, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, ZONE_DEVICE = range(5)
+# what every API taking a mask accepts: an int, the kernel's spelling, or GFP members
+GfpLike = Union[int, str, GFP]
+
 ZONE_NAMES = ("DMA", "DMA32", "Normal", "Movable", "Device")
 
 MIGRATE_UNMOVABLE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_HIGHATOMIC = range(4)

@@ -16,17 +16,16 @@ from __future__ import annotations
 import functools
 import inspect
 
-from typing import TYPE_CHECKING, Optional, Union
+from typing import TYPE_CHECKING, Optional
 
 from .. import gfp as gfpmod
-from ..gfp import GFP
+from ..gfp import GfpLike  # noqa: F401  (GfpLike: its old home)
 from .state import MachineState
+from .slab import Cache
 
 if TYPE_CHECKING:
     from .machine import Machine
-    from .slab import Cache
 
-GfpLike = Union[int, str, GFP]
 
 _NOFAIL = gfpmod.GFP_NOFAIL
 _parse_gfp = gfpmod.parse

@@ -23,7 +23,7 @@ from .._abi import DIRECT_MAP_SIZE, PAGE_OFFSET, PAGE_SIZE, ZERO_SIZE_PTR
 from ..errors import show, show_hex
 from ..threads import WRAPPER_CODE
 from .vmalloc_owner import pinned_free_report
-from .buddy import GfpLike
+from ..gfp import GfpLike
 from .state import MachineState
 
 if TYPE_CHECKING:
@@ -222,7 +222,7 @@ def _slab_hot_paths(machine, core):
     alloc_on, free_on = core.hot_kmem_cache_alloc_on, core.hot_kmem_cache_free_on
     parse, slow_mask, offset = gfpmod.parse, gfpmod.GFP_NOFAIL | _SLAB_BUG_MASK, PAGE_OFFSET
     m = machine
-    caller_id, getframe, int_ = machine._caller_id, sys._getframe, int
+    getframe, int_ = sys._getframe, int
 
     def kmalloc(size, gfp, cpu=None, caller=None):
         """kmalloc(): a new object's address, ZERO_SIZE_PTR for size 0, or None."""

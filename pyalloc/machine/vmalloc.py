@@ -29,7 +29,7 @@ from .slab import check_size, frame_caller
 from .vmap_area import VmapAreas
 from .vmalloc_owner import refuse_page_array_free
 from ..errors import show, show_hex
-from .buddy import GfpLike
+from ..gfp import GfpLike
 from .state import MachineState
 from .._abi import PAGE_OFFSET, PAGE_SHIFT, PAGE_SIZE, VMALLOC_END, VMALLOC_SIZE, VMALLOC_START
 
