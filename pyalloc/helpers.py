@@ -390,11 +390,12 @@ def slab_cache_cpu_slab(m, cache: Cache, cpu: int) -> CpuSlab:
     sheaf, the cpu freelist, the cpu partial slabs.  pwndbg's ``slab info -v`` shows the same."""
     m._live()
     info = m._view_cpu_slab(cache._id, _cpu_arg(m, cpu))
-    virt = (lambda phys: PAGE_OFFSET + phys)
-    return CpuSlab(None if info["slab"] is None else virt(info["slab"]), [virt(p) for p in info["freelist"]],
-                   [virt(p) for p in info["partial"]],
-                   None if info["main"] is None else [virt(p) for p in info["main"]],
-                   None if info["spare"] is None else [virt(p) for p in info["spare"]])
+    def virt(physes: list) -> list:
+        return [PAGE_OFFSET + p for p in physes]
+
+    return CpuSlab(None if info["slab"] is None else PAGE_OFFSET + info["slab"], virt(info["freelist"]),
+                   virt(info["partial"]), None if info["main"] is None else virt(info["main"]),
+                   None if info["spare"] is None else virt(info["spare"]))
 
 
 _MT_NAMES = ("Unmovable", "Movable", "Reclaimable", "HighAtomic", "Isolate")

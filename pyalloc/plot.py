@@ -154,15 +154,11 @@ def _pageblock_panel(ax, m) -> None:
     ax.set_ylabel("pfn at the row's start")
     ax.set_xticks([])
     for zid, start in _zone_starts(m):
-        if start == 0 or start // per >= n:
-            continue
-        b = start // per
-        r, c = divmod(b, cols)
-        ax.plot([c - 0.5, cols - 0.5], [r - 0.5, r - 0.5], color="black", lw=1)
-        ax.plot([c - 0.5, c - 0.5], [r - 0.5, r + 0.5], color="black", lw=1)
-        ax.plot([-0.5, c - 0.5], [r + 0.5, r + 0.5], color="black", lw=1)
-    for zid, start in _zone_starts(m):
         r, c = divmod(start // per, cols)
+        if 0 < start and start // per < n:
+            ax.plot([c - 0.5, cols - 0.5], [r - 0.5, r - 0.5], color="black", lw=1)
+            ax.plot([c - 0.5, c - 0.5], [r - 0.5, r + 0.5], color="black", lw=1)
+            ax.plot([-0.5, c - 0.5], [r + 0.5, r + 0.5], color="black", lw=1)
         ax.text(c - 0.4, r, ZONE_NAMES[zid], va="center", ha="left", fontsize="x-small",
                 bbox={"facecolor": "white", "edgecolor": "black", "linewidth": 0.5, "pad": 1})
     present = sorted(set(mts))
@@ -172,8 +168,8 @@ def _pageblock_panel(ax, m) -> None:
 
 def _zone_starts(m) -> list:
     """(zone id, first pfn) of each populated zone, lowest first."""
-    return [(zid, m._view_zone(zid).start_pfn) for zid in range(len(ZONE_NAMES))
-            if m._view_zone(zid).present]
+    zones = [m._view_zone(zid) for zid in range(len(ZONE_NAMES))]
+    return [(zid, z.start_pfn) for zid, z in enumerate(zones) if z.present]
 
 
 def _slab_panel(ax, m, top: int = 15) -> None:

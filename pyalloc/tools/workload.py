@@ -17,8 +17,6 @@ import random
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from .._abi import KIND_SLAB, PAGE_STATE_FREE
-
 # (gfp, weight): what a small kernel does most: movable user pages, unmovable
 # kernel allocations, reclaimable caches, a few atomic ones
 MIX = (
@@ -304,10 +302,9 @@ def cross_cache(m, seed: int, overflow: bool = True) -> dict:
     if overflow:
         for p in filled[::per_slab]:
             m.kmem_cache_free(cache, p, cpu=0)
+    from ..helpers import PageSlab, pfn_to_page
     # the victim's slab is gone when no slab owns its first page any more
-    still_slab = m._view_page_state(victim_pfn)[3] == KIND_SLAB and \
-        m._view_page_state(victim_pfn)[0] != PAGE_STATE_FREE
-    return {"victim_slab_freed": int(not still_slab)}
+    return {"victim_slab_freed": int(not PageSlab(pfn_to_page(m, victim_pfn)))}
 
 
 def cross_cache_no_overflow(m, seed: int) -> dict:
