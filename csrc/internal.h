@@ -195,6 +195,7 @@ struct pa_machine {
     uint64_t nr_pages;
     uint32_t cpus;
     uint64_t min_free_kbytes;
+    uint64_t vm_sysctl[PA_NR_VM_SYSCTLS]; /* vm sysctls, in the order of _abi.VM_SYSCTLS */
     unsigned char *mem;                 /* the simulated bytes, phys 0 at mem[0] */
     struct pa_page *pages;              /* one descriptor per pfn, lazily touched */
     uint8_t *pageblock_mt;              /* migratetype per pageblock */

@@ -52,6 +52,8 @@ int pa_machine_new(int64_t nr_pages, int64_t cpus, int64_t min_free_kbytes, int6
         return PA_ENOMEM;
     }
     m->min_free_kbytes = min_free_kbytes < 0 ? arena_default_min_free_kbytes(m) : (uint64_t)min_free_kbytes;
+    for (unsigned i = 0; i < PA_NR_VM_SYSCTLS; i++)
+        m->vm_sysctl[i] = (uint64_t)pa_vm_sysctl_default[i];
     m->last_cache = -1;
     memset(m->lru, 0xff, sizeof(m->lru));
     memset(m->kmalloc_caches, 0xff, sizeof(m->kmalloc_caches));

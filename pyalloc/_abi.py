@@ -360,6 +360,22 @@ MIGRATE_US = 2          # compaction copies a page
 
 PSI_PERIOD_US = 2_000_000   # psi_avgs_work runs every 2 s
 
+# The vm sysctls the simulation obeys: (name, default, min, max), as mm/'s vm_table entries
+# declare them (proc_dointvec_minmax bounds).  The core keeps one word per entry in this
+# order (vm_sysctl[]); min_free_kbytes has its own field since it also sizes the machine.
+INT_MAX = (1 << 31) - 1
+VM_SYSCTLS = (
+    ("swappiness", 60, 0, 200),                     # mm/vmscan.c vm_swappiness, extra2 = 200
+    ("dirty_ratio", 20, 0, 100),                    # mm/page-writeback.c vm_dirty_ratio
+    ("dirty_background_ratio", 10, 0, 100),         # dirty_background_ratio
+    ("dirty_expire_centisecs", 3000, 0, INT_MAX),   # dirty_expire_interval / 10 ms
+    ("dirty_writeback_centisecs", 500, 0, INT_MAX), # dirty_writeback_interval / 10 ms
+    ("watermark_scale_factor", 10, 1, 3000),        # mm/page_alloc.c
+    ("extfrag_threshold", 500, 0, 1000),            # mm/compaction.c sysctl_extfrag_threshold
+)
+VM_SYSCTL = {name: i for i, (name, _, _, _) in enumerate(VM_SYSCTLS)}
+NR_VM_SYSCTLS = len(VM_SYSCTLS)
+
 
 # -- what the C core gets ----------------------------------------------------------------------
 #
@@ -459,6 +475,14 @@ def _c_body(cdef: bool) -> str:
                        [("CTR_" + n.upper(), i) for i, n in enumerate(COUNTERS)] + [("NR_CTRS", NR_CTRS)]))
     parts.append(_enum("what the last allocating call cost, in the order of COSTS", None,
                        [("COST_" + n.upper(), i) for i, n in enumerate(COSTS)] + [("NR_COSTS", NR_COSTS)]))
+    parts.append(_enum("vm sysctls: indexes of vm_sysctl[], in the order of VM_SYSCTLS", None,
+                       [("SYSCTL_" + n.upper(), i) for i, (n, _, _, _) in enumerate(VM_SYSCTLS)]
+                       + [("NR_VM_SYSCTLS", NR_VM_SYSCTLS)]))
+    if not cdef:
+        parts.append("/* vm sysctl defaults and bounds, in the order of VM_SYSCTLS */\n"
+                     + "".join(f"static const int64_t pa_vm_sysctl_{col}[] = {{"
+                               + ", ".join(str(row[k]) for row in VM_SYSCTLS) + "};\n"
+                               for k, col in ((1, "default"), (2, "min"), (3, "max"))))
     parts.append("/* address layout: 64-bit, so not enums */\n" + "".join(
         f"#define PA_{n} ...\n" if cdef else f"#define PA_{n} {g[n]:#x}ull\n" for n in C_DEFINES))
     parts.append("const char *pa_build_version(void);\nconst char *pa_build_abi_hash(void);\n" if cdef else "")

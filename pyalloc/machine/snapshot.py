@@ -53,9 +53,10 @@ if TYPE_CHECKING:
     from .machine import Machine
 
 MAGIC = b"PYASNAP\0"
-VERSION = 4                     # 2: the Python-side state is schema'd JSON (1 held a pickle);
+VERSION = 5                     # 2: the Python-side state is schema'd JSON (1 held a pickle);
                                 # 3: CORE's counter blocks carry their counts (2 is upgraded on reading);
                                 # 4: seed, kconfig and the per-CPU layers (2 and 3 are upgraded)
+                                # 5: reclaim over time: vm sysctls, writeback, working set, ... (2-4 upgraded)
 INFO_MAX = 1 << 16              # an INFO section is a few hundred bytes
 READ_CHUNK = 1 << 26            # a section from a stream of unknown length grows by this much at most
 _HEADER = struct.Struct("<8sII")
@@ -287,12 +288,14 @@ def read_file(f, backend=None, where: str = "snapshot"):
             if rc:
                 raise SnapshotError(f"{where}: cannot set up {info['swap']} bytes of swap")
         from ..model.snapshot_check import Corrupt, validate
-        from ..model.snapshot import upgrade_v2, upgrade_v3
+        from ..model.snapshot import upgrade_v2, upgrade_v3, upgrade_v4
         try:
             if sections.version == 2:
                 core_words = upgrade_v2(core_words)
             if sections.version <= 3:
                 core_words = upgrade_v3(core_words)
+            if sections.version <= 4:
+                core_words = upgrade_v4(core_words)
             validate(core_words, mem >> PAGE_SHIFT, info["cpus"], info["swap"] >> PAGE_SHIFT)
         except Corrupt as exc:
             raise SnapshotError(f"{where}: the core section does not describe a valid machine ({exc})") from None

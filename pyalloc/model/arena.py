@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from .._abi import (
     DMA32_END_PFN, DMA_END_PFN, MAX_NR_ZONES, MAX_PAGE_ORDER, MIGRATE_MOVABLE, NR_KMALLOC_TABLE,
     MIGRATE_TYPES, NR_PAGE_ORDERS, PAGE_SHIFT, PAGE_SIZE, PAGEBLOCK_ORDER,
-    ZONE_DMA, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, EFAULT, EINVAL, OK,
+    ZONE_DMA, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, EFAULT, EINVAL, OK, VM_SYSCTLS,
     INT64_MAX, clamp64,  # noqa: F401  (re-exported: the model's modules take them from here)
 )
 
@@ -180,6 +180,8 @@ class Arena:
         self.seed = 0             # every random choice starts here (_abi.prandom_next)
         self.kconfig = 0          # KCONFIG_* bits in force (set by ModelCore)
         self.rand_state = 0       # the random stream's position
+        # vm sysctls, in the order of _abi.VM_SYSCTLS
+        self.vm_sysctl = [default for _, default, _, _ in VM_SYSCTLS]
         # slab state (slab.py)
         self.slab_merge = False
         self.caches: list = []            # by cache id; None marks a destroyed cache's slot
