@@ -11,7 +11,7 @@ default for a whole run.
 
 from .errors import (
     PyallocError, KernelBug, OutOfMemory, GFPError, InvalidArgument, PageFault,
-    MachineClosed, DoubleFree, InvalidFree, SlabCorruption, CacheInUse, InvariantBroken, SnapshotError,
+    MachineClosed, DoubleFree, InvalidFree, SlabCorruption, CacheInUse, CacheExists, InvariantBroken, SnapshotError,
     PyallocWarning,
 )
 from .gfp import GFP
@@ -35,7 +35,7 @@ from ._abi import __version__
 __all__ = [
     "Machine", "GFP", "SLAB", "Cache", "Stream", "StreamResult", "read_trace", "sweep",
     "PyallocError", "KernelBug", "OutOfMemory", "GFPError", "InvalidArgument", "PageFault",
-    "MachineClosed", "DoubleFree", "InvalidFree", "SlabCorruption", "CacheInUse", "InvariantBroken",
+    "MachineClosed", "DoubleFree", "InvalidFree", "SlabCorruption", "CacheInUse", "CacheExists", "InvariantBroken",
     "SnapshotError", "PyallocWarning",
     "PAGE_SIZE", "PAGE_SHIFT", "PAGE_OFFSET", "VMALLOC_START", "VMALLOC_END", "ZERO_SIZE_PTR",
     "MAX_PAGE_ORDER",

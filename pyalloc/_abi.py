@@ -374,6 +374,7 @@ VM_SYSCTLS = (
     ("extfrag_threshold", 500, 0, 1000),            # mm/compaction.c sysctl_extfrag_threshold
 )
 VM_SYSCTL = {name: i for i, (name, _, _, _) in enumerate(VM_SYSCTLS)}
+globals().update({"SYSCTL_" + name.upper(): i for name, i in VM_SYSCTL.items()})
 NR_VM_SYSCTLS = len(VM_SYSCTLS)
 
 

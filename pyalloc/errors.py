@@ -64,6 +64,12 @@ class InvalidArgument(PyallocError, ValueError):
     """A bad size, order, alignment, pfn range, cache or name."""
 
 
+class CacheExists(InvalidArgument):
+    """kmem_cache_create() of a name whose /sys/kernel/slab directory exists: both caches are
+    unmergeable (slub_debug, SLAB_NO_MERGE, or slab_merge=False as slab_nomerge), so 6.18 fails
+    the creation with -EEXIST, logs why, and returns NULL."""
+
+
 class PageFault(PyallocError):
     """Access to an address that is not mapped (or to ZERO_SIZE_PTR, or a guard page)."""
 

@@ -16,7 +16,7 @@ import pytest
 
 import pyalloc
 from pyalloc import (
-    PAGE_OFFSET, PAGE_SIZE, CacheInUse, DoubleFree, InvalidArgument, InvalidFree, SlabCorruption,
+    PAGE_OFFSET, PAGE_SIZE, CacheExists, CacheInUse, DoubleFree, InvalidArgument, InvalidFree, SlabCorruption,
 )
 from procview import log, meminfo, phys, slabinfo, vmstat
 from slab_layout import fresh_slab, slab_offset
@@ -173,13 +173,38 @@ def test_edge_arguments_are_accepted(m):
     assert m.kmem_cache_create("al1", 64, 1).align == 8
     assert m.kmem_cache_create("panicky", 64, 0, pyalloc.SLAB.PANIC).size == 64
     assert m.kmem_cache_create("dma32", 64, 0, "SLAB_CACHE_DMA32").size == 64
+
+
+def test_duplicate_name_of_unmergeable_caches_fails_as_sysfs_does(make_machine):
+    """Without merging (slab_nomerge) or under slub_debug both caches would own
+    /sys/kernel/slab/dup: 6.18 fails the second with -EEXIST and logs it; nothing changes."""
+    for kw in ({}, {"slab_merge": True, "slub_debug": "FZ"}):
+        m = make_machine(mem=MEM, **kw)
+        a = m.kmem_cache_create("dup", 64)
+        before, rows = len(m.dmesg()), m.proc("slabinfo")
+        with pytest.raises(CacheExists, match="-EEXIST"):
+            m.kmem_cache_create("dup", 64)
+        assert m.proc("slabinfo") == rows
+        new = [line.split("] ", 1)[1] for line in m.dmesg()[before:]]
+        assert new[0] == "sysfs: cannot create duplicate filename '/kernel/slab/dup'"
+        assert ("kobject: kobject_add_internal failed for dup with -EEXIST, don't try to register things with the "
+                "same name in the same directory.") in new
+        assert "__kmem_cache_create_args(dup) failed with error -17" in new
+        assert m.kmem_cache_create("dup2", 64).name == "dup2"   # another name is fine
+        m.kmem_cache_free(a, alloc(m, a))
+        m.check()
+
+
+def test_duplicate_name_with_merging_makes_a_second_cache(make_machine):
+    m = make_machine(mem=MEM, slab_merge=True)
     a = m.kmem_cache_create("dup", 64)
-    b = m.kmem_cache_create("dup", 64)                        # §3.1: duplicates only WARN
+    b = m.kmem_cache_create("dup", 200)         # mergeable: a unique sysfs id, "dup" a link
     assert len(rows_named(m, "dup")) == 2
     p = alloc(m, a)
-    with pytest.raises(InvalidFree):                          # two distinct caches
+    with pytest.raises(InvalidFree):            # two distinct caches
         m.kmem_cache_free(b, p)
     m.kmem_cache_free(a, p)
+    m.check()
 
 
 # -- /proc/slabinfo ------------------------------------------------------------------------------

@@ -441,7 +441,29 @@ class SlabAPI(MachineState):
         if not 0 <= sheaf_capacity <= st.SHEAF_CAPACITY_MAX:
             raise InvalidArgument(f"kmem_cache_create({show(name)}): sheaf_capacity {show(sheaf_capacity)} is outside "
                                   f"0..{st.SHEAF_CAPACITY_MAX} (a sheaf larger than KMALLOC_MAX_SIZE cannot be allocated)")
+        if self._sysfs_name_taken(name, bits, sheaf_capacity):
+            self._log.emit(self._clock_ns(), "\n".join(slub_report.duplicate_cache_lines(
+                name, frame_caller(sys._getframe(1)), self._comm, self._pid, self._cpu(), tainted=self._slab_tainted)))
+            raise errors.CacheExists(f"kmem_cache_create({show(name)}): /sys/kernel/slab/{name} exists and "
+                                     "neither cache can be merged, so 6.18 fails with -EEXIST (see dmesg)")
         return self._create(name, size, align, bits & ~st.SLAB_PANIC, sheaf_capacity)
+
+    def _unmergeable(self, flags: int, sheaf_capacity: int) -> bool:
+        """mm/slab_common.c slab_unmergeable(): such a cache's sysfs directory is its own name
+        (mm/slub.c sysfs_slab_add()); a mergeable one's is a unique id with the name a link."""
+        return not self.slab_merge or bool(flags & st.SLAB_NEVER_MERGE) or sheaf_capacity > 0
+
+    def _sysfs_name_taken(self, name: str, flags: int, sheaf_capacity: int) -> bool:
+        if self._debug_names is None or name in self._debug_names:
+            flags |= self._debug_flags
+        if not self._unmergeable(flags, sheaf_capacity):
+            return False
+        for cache in self._caches.values():
+            if cache.name == name and cache._id >= 0:
+                info = self._core.cache_info(cache._id)
+                if info is not None and self._unmergeable(info["flags"], info["sheaf_capacity"]):
+                    return True
+        return False
 
     def _cache_id(self, cache, what: str) -> int:
         self._live()

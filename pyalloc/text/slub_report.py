@@ -385,6 +385,28 @@ def destroy_warning(cache: str, caller: str, comm: str, pid: int, cpu: int,
                                 letters=letters, frames=(caller,), message=message))
 
 
+def duplicate_cache_lines(cache: str, caller: str, comm: str, pid: int, cpu: int,
+                          tainted=False) -> list[str]:
+    """What 6.18 logs when kmem_cache_create() names a cache whose sysfs directory exists.
+
+    An unmergeable cache (slub_debug, SLAB_NO_MERGE, slab_nomerge) gets /sys/kernel/slab/<name>
+    itself, not a unique id (mm/slub.c sysfs_slab_add(): "we can catch duplicate names
+    easily"): kernfs refuses the second directory (fs/sysfs/dir.c sysfs_warn_dup(), a stack
+    dump), lib/kobject.c kobject_add_internal() says why, and the cache is released and
+    mm/slab_common.c __kmem_cache_create_args() warns with -EEXIST and another stack dump."""
+    letters = _taint_letters(tainted)
+    create = ["__kmem_cache_create_args", caller]
+    add = ["kobject_add_internal", "kobject_init_and_add", "sysfs_slab_add", "do_kmem_cache_create"]
+    lines = ["sysfs: cannot create duplicate filename '/kernel/slab/%s'" % cache.replace("/", "!")]
+    lines += _dump_stack_lines(cpu, pid, comm, ["dump_stack_lvl", "sysfs_warn_dup", "kernfs_create_dir_ns",
+                                                "sysfs_create_dir_ns", *add, *create], letters)
+    lines.append("kobject: kobject_add_internal failed for %s with -EEXIST, don't try to register things "
+                 "with the same name in the same directory." % cache.replace("/", "!"))
+    lines.append("__kmem_cache_create_args(%s) failed with error -17" % cache)
+    lines += _dump_stack_lines(cpu, pid, comm, ["dump_stack_lvl", *create], letters)
+    return lines
+
+
 # --------------------------------------------------------------------------
 # Frees the slab allocator refuses
 
