@@ -67,3 +67,30 @@ def test_touch_swap_100k(benchmark, backend):
     m.check()
     for m in machines:
         m.close()
+
+
+@pytest.mark.parametrize("mem", ["64M", "1G"])
+def test_kswapd_catch_up(benchmark, backend, mem):
+    """kswapd-catch-up: a GFP_ATOMIC burst leaves kswapd behind; one m.idle() lets it balance the
+    node.  The work follows the pages kswapd scanned (extra_info), not the size of memory: kswapd
+    works in SWAP_CLUSTER_MAX batches and stops at the high watermark."""
+    if backend == "model" and mem == "1G":
+        pytest.skip("the model fills 1 GiB of cache too slowly for a benchmark round")
+    m = pyalloc.Machine(mem=mem, backend=backend)
+    m.read_file("/var/cache/big", m.nr_pages + m.nr_pages // 4)
+    benchmark.group = "kswapd-catch-up"
+    benchmark.extra_info["mem"] = mem
+    scanned = []
+
+    def setup():
+        while m.alloc_pages("GFP_ATOMIC|__GFP_NOWARN") is not None:
+            pass
+        scanned.append(m.reclaim_counters()["pgscan_kswapd"])
+
+    def target():
+        m.idle(1_000_000)
+
+    benchmark.pedantic(target, setup=setup, rounds=10 if backend == "c" else 3, iterations=1)
+    benchmark.extra_info["pgscan_kswapd"] = m.reclaim_counters()["pgscan_kswapd"] - scanned[0]
+    m.check()
+    m.close()

@@ -674,6 +674,7 @@ int64_t buddy_alloc_pages(pa_machine *m, int64_t gfp, int64_t order)
     unsigned mt = (mask >> 3) & 3;
     if (pa_unlikely(mt >= MIGRATE_PCPTYPES))
         return PA_EINVAL;       /* both mobility bits: no fallbacks[] row (gfp.py refuses it) */
+    kthreads_run(m);            /* kswapd works between the pages of a call, by the clock */
     uint64_t pfn = get_page_from_freelist(m, (unsigned)order, ALLOC_WMARK_LOW, (unsigned)highest, mt);
     if (pa_unlikely(pfn == PA_NIL)) {
         pfn = alloc_pages_slowpath(m, mask, (unsigned)order, (unsigned)highest, mt);

@@ -189,6 +189,27 @@ struct pa_lock {
     uint32_t depth;                     /* nested entries by the holder (written by it alone) */
 };
 
+/* kthread.c: the kernel threads that run on the simulated clock beside the
+ * caller.  kswapd is in the middle of balance_pgdat() while priority is set;
+ * its loop state lives here so it can stop between two SWAP_CLUSTER_MAX
+ * batches when it has used up the time the caller gave it.  The words are in
+ * the order of _abi.KTHREAD_INFO. */
+struct pa_kswapd {
+    uint64_t clock;                     /* kswapd has worked up to here */
+    uint64_t nap_until;                 /* kswapd_try_to_sleep()'s HZ/10 nap ends here; 0: no nap */
+    uint64_t nr[NR_LRU_LISTS];          /* shrink_node()'s scan counts left at this priority */
+    uint64_t round_reclaimed;           /* reclaimed at this priority (against nr_to_reclaim) */
+    uint64_t run_reclaimed;             /* reclaimed in this balance_pgdat() run */
+    uint64_t priority;                  /* balance_pgdat()'s; 0: no run under way */
+    uint64_t in_round;                  /* nr[] holds the counts of the round at priority */
+};
+
+struct pa_kthreads {
+    struct pa_kswapd kswapd;
+    uint64_t psi_some[6];               /* PSI memory "some": total, period, its stall, avg10/60/300 */
+    uint64_t psi_some_until;            /* "some" is accounted up to here: overlaps count once */
+};
+
 struct pa_machine {
     struct pa_lock lock;                /* taken by every pa_* entry (PA_ENTRY below) */
     uint32_t closed;                    /* pa_machine_close() ran: entries answer PA_ECLOSED */
@@ -246,6 +267,8 @@ struct pa_machine {
     struct pa_trace *trace;
     /* slab_random.c */
     uint64_t random_kmalloc_seed;       /* RANDOM_KMALLOC_CACHES: drawn once the kmalloc caches exist */
+    /* kthread.c */
+    struct pa_kthreads kt;
 };
 
 static inline struct pa_zone *pa_zone_of(pa_machine *m, uint64_t pfn)
@@ -385,17 +408,30 @@ void reclaim_machine_free(pa_machine *m);
 int reclaim_check(pa_machine *m, char *msg, size_t msglen);
 uint64_t try_to_free_pages(pa_machine *m, uint32_t gfp, unsigned order, unsigned highest);
 void wakeup_kswapd(pa_machine *m, unsigned order, unsigned highest);
-void kswapd_run(pa_machine *m);
+uint64_t balance_pgdat_batch(pa_machine *m);
+void kswapd_nap_done(pa_machine *m);
 bool reclaim_can_make_progress(pa_machine *m, uint32_t gfp);
 void reclaim_stall(pa_machine *m, uint64_t us);
+void psi_account(uint64_t *psi, uint64_t start, uint64_t end);
 void lru_replace_page(pa_machine *m, uint64_t old_pfn, uint64_t new_pfn);
 
-/* end of a public call that may have woken kswapd: it runs now, while the
- * machine is otherwise idle, so the outcome is deterministic */
-static inline void pa_call_done(pa_machine *m)
+/* "kthread.c" */
+void kthreads_catch_up(pa_machine *m);
+void psi_memstall_some(pa_machine *m, uint64_t start, uint64_t end);
+
+/* The kernel threads take their turn: called between the page allocations of
+ * a call and at its end.  An awake thread is one line here and one in
+ * kthreads_catch_up(). */
+static inline void kthreads_run(pa_machine *m)
 {
     if (pa_unlikely(m->kswapd_wanted))
-        kswapd_run(m);
+        kthreads_catch_up(m);
+}
+
+/* end of a public call: the kernel threads catch up with its clock */
+static inline void pa_call_done(pa_machine *m)
+{
+    kthreads_run(m);
 }
 
 /* the answer of a public allocating call: ENOMEM becomes EOOM when the slow

@@ -169,6 +169,9 @@ int64_t pa_drop_caches(pa_machine *m);
 int pa_counters(pa_machine *m, uint64_t *out, int64_t n);
 int pa_last_cost(pa_machine *m, uint64_t *out, int64_t n);
 int pa_set_oom_mode(pa_machine *m, int64_t mode);
+/* kthread.c: kernel threads on the simulated clock */
+int pa_kthread_info(pa_machine *m, uint64_t *out, int64_t n);
+int pa_idle(pa_machine *m, int64_t us);
 /* read-only walks (introspect.c), for drgn-style helpers and /sys/kernel/slab */
 struct pa_slab_view {
     int64_t cache;                      /* cache id */

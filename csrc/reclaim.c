@@ -109,37 +109,52 @@ static uint64_t fixed_power_int(uint64_t x, unsigned frac_bits, uint64_t n)
     return result;
 }
 
+/* A PSI state is six words: total, open period, its stall, avg10/60/300 (the
+ * order of the psi_* counters). */
+#define PSI_TOTAL (PA_CTR_PSI_TOTAL_US - PA_CTR_PSI_TOTAL_US)
+#define PSI_PERIOD (PA_CTR_PSI_PERIOD - PA_CTR_PSI_TOTAL_US)
+#define PSI_STALL (PA_CTR_PSI_PERIOD_STALL_US - PA_CTR_PSI_TOTAL_US)
+#define PSI_AVG (PA_CTR_PSI_AVG10 - PA_CTR_PSI_TOTAL_US)
+
 /* close every whole period before now: sample the open one, decay the empty ones */
-static void psi_fold(uint64_t *ctr, uint64_t now)
+static void psi_fold(uint64_t *psi, uint64_t now)
 {
     uint64_t cur = now / PSI_PERIOD_US;
-    if (cur <= ctr[PA_CTR_PSI_PERIOD])
+    if (cur <= psi[PSI_PERIOD])
         return;
-    uint64_t pct = ctr[PA_CTR_PSI_PERIOD_STALL_US] * 100 / PSI_PERIOD_US * FIXED_1;
-    uint64_t missed = cur - ctr[PA_CTR_PSI_PERIOD] - 1;
+    uint64_t pct = psi[PSI_STALL] * 100 / PSI_PERIOD_US * FIXED_1;
+    uint64_t missed = cur - psi[PSI_PERIOD] - 1;
     for (int i = 0; i < 3; i++) {
-        uint64_t *avg = &ctr[PA_CTR_PSI_AVG10 + i];
+        uint64_t *avg = &psi[PSI_AVG + i];
         *avg = calc_load(*avg, psi_exp[i], pct);
         if (missed)
             *avg = calc_load(*avg, fixed_power_int(psi_exp[i], FSHIFT, missed), 0);
     }
-    ctr[PA_CTR_PSI_PERIOD] = cur;
-    ctr[PA_CTR_PSI_PERIOD_STALL_US] = 0;
+    psi[PSI_PERIOD] = cur;
+    psi[PSI_STALL] = 0;
 }
 
-/* The calling task stalls on memory for us microseconds: the clock moves on
- * and PSI's some/full (one task: the same) account the time. */
+/* a PSI state stalled from start to end */
+void psi_account(uint64_t *psi, uint64_t start, uint64_t end)
+{
+    while (start < end) {
+        psi_fold(psi, start);
+        uint64_t period_end = (psi[PSI_PERIOD] + 1) * PSI_PERIOD_US;
+        uint64_t chunk = (end < period_end ? end : period_end) - start;
+        psi[PSI_STALL] += chunk;
+        psi[PSI_TOTAL] += chunk;
+        start += chunk;
+    }
+}
+
+/* The calling task stalls on memory for us microseconds: the clock moves on;
+ * every running task is stalled, so the time is PSI "full" (the counters'
+ * psi_* block) and "some". */
 void reclaim_stall(pa_machine *m, uint64_t us)
 {
     uint64_t start = m->ticks, end = m->ticks + us;
-    while (start < end) {
-        psi_fold(m->ctr, start);
-        uint64_t period_end = (m->ctr[PA_CTR_PSI_PERIOD] + 1) * PSI_PERIOD_US;
-        uint64_t chunk = (end < period_end ? end : period_end) - start;
-        m->ctr[PA_CTR_PSI_PERIOD_STALL_US] += chunk;
-        m->ctr[PA_CTR_PSI_TOTAL_US] += chunk;
-        start += chunk;
-    }
+    psi_account(&m->ctr[PA_CTR_PSI_TOTAL_US], start, end);
+    psi_memstall_some(m, start, end);
     m->ticks = end;
     m->cost[PA_COST_STALL_US] += us;
 }
@@ -548,7 +563,7 @@ PA_ENTRY(int, pa_mm_rw, (pa_machine *m, int64_t id, int64_t offset, int64_t n, u
         return (int)pa_call_end(m, rc);
     }
     mm = &m->mms[id];
-    /* kswapd has not run yet (it runs at the end), so every page is still here */
+    /* reclaim skipped the pinned pages, so every page is still here */
     uint64_t pos = (uint64_t)offset;
     while (pos < end) {
         uint64_t idx = pos >> PA_PAGE_SHIFT, off = pos & (PA_PAGE_SIZE - 1);
@@ -776,8 +791,11 @@ static void shrink_inactive_list(pa_machine *m, struct scan_control *sc, uint64_
         sc->nr_scanned++;
         m->ctr[lru == LRU_INACTIVE_FILE ? PA_CTR_PGSCAN_FILE : PA_CTR_PGSCAN_ANON]++;
         m->ctr[sc->is_kswapd ? PA_CTR_PGSCAN_KSWAPD : PA_CTR_PGSCAN_DIRECT]++;
-        if (shrink_folio(m, sc, pfn, lru))
+        sc->work_us += PA_SCAN_PAGE_US;
+        if (shrink_folio(m, sc, pfn, lru)) {
             sc->nr_reclaimed++;
+            sc->work_us += PA_RECLAIM_PAGE_US;
+        }
         pfn = prev;
     }
 }
@@ -815,33 +833,50 @@ static void get_scan_count(pa_machine *m, struct scan_control *sc, int priority,
     }
 }
 
+static bool scan_left(const uint64_t nr[NR_LRU_LISTS])
+{
+    return nr[LRU_INACTIVE_ANON] || nr[LRU_ACTIVE_FILE] || nr[LRU_INACTIVE_FILE];
+}
+
+/* one pass of shrink_lruvec()'s loop: up to SWAP_CLUSTER_MAX pages of each list */
+static void shrink_lruvec_batch(pa_machine *m, struct scan_control *sc, uint64_t nr[NR_LRU_LISTS])
+{
+    for (unsigned lru = 0; lru < NR_LRU_LISTS; lru++) {
+        if (!nr[lru])
+            continue;
+        uint64_t batch = nr[lru] < SWAP_CLUSTER_MAX ? nr[lru] : SWAP_CLUSTER_MAX;
+        nr[lru] -= batch;
+        if (lru & 1) {
+            if (inactive_is_low(m, lru - 1))
+                shrink_active_list(m, batch, lru);
+        } else {
+            shrink_inactive_list(m, sc, batch, lru);
+        }
+    }
+}
+
+/* the end of shrink_node() at one priority */
+static void shrink_node_done(pa_machine *m, struct scan_control *sc, bool progress)
+{
+    /* keep aging anonymous pages even when only the cache was scanned */
+    if (sc->may_swap && inactive_is_low(m, LRU_INACTIVE_ANON))
+        shrink_active_list(m, SWAP_CLUSTER_MAX, LRU_ACTIVE_ANON);
+    /* any progress makes the node worth kswapd's time again */
+    if (progress)
+        m->ctr[PA_CTR_KSWAPD_FAILURES] = 0;
+}
+
 /* shrink_lruvec(): work through the lists in batches until the target is met */
 static void shrink_node(pa_machine *m, struct scan_control *sc, int priority)
 {
     uint64_t nr[NR_LRU_LISTS], reclaimed = sc->nr_reclaimed;
     get_scan_count(m, sc, priority, nr);
-    while (nr[LRU_INACTIVE_ANON] || nr[LRU_ACTIVE_FILE] || nr[LRU_INACTIVE_FILE]) {
-        for (unsigned lru = 0; lru < NR_LRU_LISTS; lru++) {
-            if (!nr[lru])
-                continue;
-            uint64_t batch = nr[lru] < SWAP_CLUSTER_MAX ? nr[lru] : SWAP_CLUSTER_MAX;
-            nr[lru] -= batch;
-            if (lru & 1) {
-                if (inactive_is_low(m, lru - 1))
-                    shrink_active_list(m, batch, lru);
-            } else {
-                shrink_inactive_list(m, sc, batch, lru);
-            }
-        }
+    while (scan_left(nr)) {
+        shrink_lruvec_batch(m, sc, nr);
         if (sc->nr_reclaimed >= sc->nr_to_reclaim)
             break;
     }
-    /* keep aging anonymous pages even when only the cache was scanned */
-    if (sc->may_swap && inactive_is_low(m, LRU_INACTIVE_ANON))
-        shrink_active_list(m, SWAP_CLUSTER_MAX, LRU_ACTIVE_ANON);
-    /* any progress makes the node worth kswapd's time again */
-    if (sc->nr_reclaimed > reclaimed)
-        m->ctr[PA_CTR_KSWAPD_FAILURES] = 0;
+    shrink_node_done(m, sc, sc->nr_reclaimed > reclaimed);
 }
 
 static void scan_control_init(pa_machine *m, struct scan_control *sc, uint32_t gfp, bool kswapd)
@@ -900,46 +935,102 @@ void wakeup_kswapd(pa_machine *m, unsigned order, unsigned highest)
     /* a node kswapd failed on MAX_RECLAIM_RETRIES times in a row is left alone */
     if (m->ctr[PA_CTR_KSWAPD_FAILURES] >= MAX_RECLAIM_RETRIES || pgdat_balanced(m, order, highest))
         return;
-    if (!m->kswapd_wanted || order > m->kswapd_order)
+    struct pa_kswapd *k = &m->kt.kswapd;
+    bool asleep = !m->kswapd_wanted || k->nap_until;
+    if (asleep || order > m->kswapd_order)
         m->kswapd_order = order;
-    if (!m->kswapd_wanted || highest > m->kswapd_highest)
+    if (asleep || highest > m->kswapd_highest)
         m->kswapd_highest = highest;
+    if (k->nap_until) {
+        /* kswapd_try_to_sleep(): woken before its nap was over */
+        m->ctr[PA_CTR_KSWAPD_LOW_WMARK_HIT_QUICKLY]++;
+        k->nap_until = 0;
+    }
+    /* a sleeping kswapd starts now; a busy one is already ahead */
+    if (k->clock < m->ticks)
+        k->clock = m->ticks;
     m->kswapd_wanted = 1;
     m->cost[PA_COST_KSWAPD_WOKEN] = 1;
 }
 
-/* balance_pgdat(), run when the call that woke kswapd ends.  It balances at
- * order 0: higher orders are left to compaction (the kernel's kswapd also
- * drops to order 0 once it reclaimed the compaction gap). */
-void kswapd_run(pa_machine *m)
+/* prepare_kswapd_sleep(): kswapd may sleep on a balanced node, or a hopeless one */
+static bool prepare_kswapd_sleep(pa_machine *m)
 {
+    return m->ctr[PA_CTR_KSWAPD_FAILURES] >= MAX_RECLAIM_RETRIES || pgdat_balanced(m, 0, m->kswapd_highest);
+}
+
+/* balance_pgdat() is over: kswapd_try_to_sleep() naps HZ/10 on a balanced
+ * node, else kswapd goes straight back to work */
+static void balance_pgdat_done(pa_machine *m)
+{
+    struct pa_kswapd *k = &m->kt.kswapd;
+    if (!k->run_reclaimed && !pgdat_balanced(m, 0, m->kswapd_highest))
+        m->ctr[PA_CTR_KSWAPD_FAILURES]++;
+    k->priority = 0;
+    if (prepare_kswapd_sleep(m))
+        k->nap_until = k->clock + PA_KSWAPD_NAP_US;
+    else
+        m->ctr[PA_CTR_KSWAPD_HIGH_WMARK_HIT_QUICKLY]++;
+}
+
+/* the nap ended with nobody waking kswapd: sleep until woken if the node is
+ * still balanced, else the high watermark was lost quickly: back to work */
+void kswapd_nap_done(pa_machine *m)
+{
+    m->kt.kswapd.nap_until = 0;
+    if (prepare_kswapd_sleep(m))
+        m->kswapd_wanted = 0;
+    else
+        m->ctr[PA_CTR_KSWAPD_HIGH_WMARK_HIT_QUICKLY]++;
+}
+
+/* balance_pgdat() one SWAP_CLUSTER_MAX batch at a time (kthread.c calls it
+ * while kswapd has time): the priority loop of kswapd_shrink_node(), from
+ * DEF_PRIORITY down to 1, stopping when a zone is balanced.  It balances at
+ * order 0: higher orders are left to compaction (the kernel's kswapd also
+ * drops to order 0 once it reclaimed the compaction gap).  Answers the time
+ * the batch took; 0 when the run ended without one. */
+uint64_t balance_pgdat_batch(pa_machine *m)
+{
+    struct pa_kswapd *k = &m->kt.kswapd;
     unsigned highest = m->kswapd_highest;
-    m->kswapd_wanted = 0;
-    m->ctr[PA_CTR_PAGEOUTRUN]++;
-    uint64_t nr_to_reclaim = 0;
-    for (unsigned zid = 0; zid <= highest && zid < PA_MAX_NR_ZONES; zid++) {
-        const struct pa_zone *z = &m->zones[zid];
-        if (z->managed)
-            nr_to_reclaim += z->wmark[2] > SWAP_CLUSTER_MAX ? z->wmark[2] : SWAP_CLUSTER_MAX;
+    if (!k->priority) {
+        m->ctr[PA_CTR_PAGEOUTRUN]++;
+        k->priority = DEF_PRIORITY;
+        k->run_reclaimed = 0;
+        k->in_round = 0;
     }
     struct scan_control sc;
     scan_control_init(m, &sc, GFP_IO_BIT | GFP_FS_BIT | GFP_DIRECT_RECLAIM_BIT | GFP_KSWAPD_RECLAIM_BIT, true);
-    uint64_t work = 0, reclaimed = 0;
-    for (int priority = DEF_PRIORITY; priority >= 1; priority--) {
-        if (pgdat_balanced(m, 0, highest))
-            break;
-        sc.may_swap = m->ctr[PA_CTR_NR_SWAP_FREE] > 0;
-        sc.nr_reclaimed = 0;
-        sc.nr_to_reclaim = nr_to_reclaim;
-        shrink_node(m, &sc, priority);
-        reclaimed += sc.nr_reclaimed;
-        work += sc.work_us;
-        sc.work_us = 0;
+    for (unsigned zid = 0; zid <= highest && zid < PA_MAX_NR_ZONES; zid++) {
+        const struct pa_zone *z = &m->zones[zid];
+        if (z->managed)
+            sc.nr_to_reclaim += z->wmark[2] > SWAP_CLUSTER_MAX ? z->wmark[2] : SWAP_CLUSTER_MAX;
     }
-    if (!reclaimed && !pgdat_balanced(m, 0, highest))
-        m->ctr[PA_CTR_KSWAPD_FAILURES]++;
-    /* kswapd works while the machine is otherwise idle: time passes, nobody stalls */
-    m->ticks += work;
+    for (;;) {
+        if (!k->in_round) {
+            if (k->priority < 1 || pgdat_balanced(m, 0, highest)) {
+                balance_pgdat_done(m);
+                return 0;
+            }
+            get_scan_count(m, &sc, (int)k->priority, k->nr);
+            k->round_reclaimed = 0;
+            k->in_round = 1;
+        }
+        bool batch = scan_left(k->nr);
+        sc.nr_reclaimed = k->round_reclaimed;
+        if (batch)
+            shrink_lruvec_batch(m, &sc, k->nr);
+        k->run_reclaimed += sc.nr_reclaimed - k->round_reclaimed;
+        k->round_reclaimed = sc.nr_reclaimed;
+        if (!scan_left(k->nr) || sc.nr_reclaimed >= sc.nr_to_reclaim) {
+            shrink_node_done(m, &sc, k->round_reclaimed > 0);
+            k->in_round = 0;
+            k->priority--;
+        }
+        if (batch)
+            return sc.work_us ? sc.work_us : 1;
+    }
 }
 
 /* -- OOM facts and counters -------------------------------------------------------------------- */

@@ -601,6 +601,23 @@ static void save_percpu(const pa_machine *m, struct snap_out *o)
     }
 }
 
+/* the kernel threads on the clock (kthread.c), in the order of _abi.KTHREAD_INFO */
+static void save_kthreads(pa_machine *m, struct snap_out *o)
+{
+    const struct pa_kswapd *k = &m->kt.kswapd;
+    put(o, k->clock);
+    put(o, k->nap_until);
+    for (int i = 0; i < NR_LRU_LISTS; i++)
+        put(o, k->nr[i]);
+    put(o, k->round_reclaimed);
+    put(o, k->run_reclaimed);
+    put(o, k->priority);
+    put(o, k->in_round);
+    for (int i = 0; i < 6; i++)
+        put(o, m->kt.psi_some[i]);
+    put(o, m->kt.psi_some_until);
+}
+
 static void save_core(pa_machine *m, struct snap_out *o, bool exhaustive)
 {
     save_machine(m, o);
@@ -619,6 +636,7 @@ static void save_core(pa_machine *m, struct snap_out *o, bool exhaustive)
     save_slab_random(m, o);
     save_percpu(m, o);
     save_pcp(m, o);
+    save_kthreads(m, o);
 }
 
 /* The canonical core section into buf (cap bytes); the answer is its size in
@@ -1565,6 +1583,34 @@ static int load_pcp(pa_machine *m, struct snap_in *in)
     return PA_OK;
 }
 
+/* kswapd's place in balance_pgdat() and PSI "some"; a file without them
+ * (format 4: all zero) had "some" equal to "full" */
+static int load_kthreads(pa_machine *m, struct snap_in *in)
+{
+    struct pa_kswapd *k = &m->kt.kswapd;
+    k->clock = get(in);
+    k->nap_until = get(in);
+    for (int i = 0; i < NR_LRU_LISTS; i++)
+        k->nr[i] = get_max(in, m->nr_pages);
+    k->round_reclaimed = get(in);
+    k->run_reclaimed = get(in);
+    k->priority = get_max(in, 12);
+    k->in_round = get_max(in, 1);
+    for (int i = 0; i < 6; i++)
+        m->kt.psi_some[i] = get(in);
+    m->kt.psi_some_until = get(in);
+    CHECK();
+    if ((k->in_round && !k->priority) || (k->nap_until && (k->priority || !m->kswapd_wanted))
+        || (k->priority && !m->kswapd_wanted))
+        BAD();
+    bool empty = true;
+    for (int i = 0; i < 6; i++)
+        empty &= !m->kt.psi_some[i];
+    if (empty)
+        memcpy(m->kt.psi_some, &m->ctr[PA_CTR_PSI_TOTAL_US], sizeof(m->kt.psi_some));
+    return PA_OK;
+}
+
 typedef int (*section_loader)(pa_machine *m, struct snap_in *in);
 
 /* the sections in the order of the layout (pyalloc/model/snapshot.py), each
@@ -1572,7 +1618,7 @@ typedef int (*section_loader)(pa_machine *m, struct snap_in *in);
 static const section_loader load_sections[] = {
     load_machine, load_pgd, load_pageblocks, load_zones, load_reclaim, load_descriptors, load_rmap,
     load_caches, load_cache_order, load_kmalloc, load_slabs, link_cache_slabs, load_mms, load_swap,
-    load_slab_random, load_percpu, load_pcp,
+    load_slab_random, load_percpu, load_pcp, load_kthreads,
 };
 
 static int load_core(pa_machine *m, struct snap_in *in)

@@ -357,8 +357,29 @@ SWAP_OUT_US = 100       # an anonymous page written to swap
 SWAP_IN_US = 100        # read back from swap (a major fault)
 READ_PAGE_US = 100      # a file page read from disk into the cache
 MIGRATE_US = 2          # compaction copies a page
+# Reclaim's own work (mm/vmscan.c shrink_folio_list()), charged to whoever reclaims: direct
+# reclaim stalls the caller for it, kswapd spends its own time on it (pyalloc/model/kthread.py).
+# At these costs kswapd frees clean page cache at 2 us a page while a task faults new pages in
+# at 1 us each: a fast allocator outruns kswapd, as on real machines, and direct reclaim or a
+# failed atomic burst follows.
+SCAN_PAGE_US = 1        # an inactive LRU page looked at (isolated, references checked)
+RECLAIM_PAGE_US = 1     # a page unmapped and freed
+KSWAPD_NAP_US = 100_000 # kswapd_try_to_sleep(): the HZ/10 nap before kswapd sleeps for good
 
 PSI_PERIOD_US = 2_000_000   # psi_avgs_work runs every 2 s
+
+# The kernel threads' state on the simulated clock (kthread.c / model/kthread.py), in the
+# order pa_kthread_info() returns it and the snapshot's kthreads section stores it.  The
+# counter block's psi_* words are PSI memory "full" (the caller's own stalls); kswapd's time
+# in balance_pgdat() is "some" only, kept here (kernel/sched/psi.c test_state()).
+KTHREAD_INFO = ("kswapd_clock", "kswapd_nap_until", "kswapd_nr_inactive_anon", "kswapd_nr_active_anon",
+                "kswapd_nr_inactive_file", "kswapd_nr_active_file", "kswapd_round_reclaimed",
+                "kswapd_run_reclaimed", "kswapd_priority", "kswapd_in_round",
+                "psi_some_total_us", "psi_some_period", "psi_some_period_stall_us", "psi_some_avg10",
+                "psi_some_avg60", "psi_some_avg300", "psi_some_until")
+KTHREAD = {name: i for i, name in enumerate(KTHREAD_INFO)}
+NR_KTHREAD_INFO = len(KTHREAD_INFO)
+MAX_IDLE_US = 1 << 40       # Machine.idle(): at most ~12.7 days in one call
 
 # The vm sysctls the simulation obeys: (name, default, min, max), as mm/'s vm_table entries
 # declare them (proc_dointvec_minmax bounds).  The core keeps one word per entry in this
@@ -454,11 +475,13 @@ C_ENUMS = (
     ("reading a capture: record kinds, flags, limits", None,
      tuple(n for n in globals() if n.startswith("TPARSE_"))),
     ("snapshot walks", None, ("SNAP_EXHAUSTIVE",)),
+    ("kernel threads on the simulated clock: reclaim costs, the kthread state words", None,
+     ("SCAN_PAGE_US", "RECLAIM_PAGE_US", "KSWAPD_NAP_US", "NR_KTHREAD_INFO")),
     ("kernel options (bits of the kconfig word)", None,
      ("KCONFIG_SLUB_CPU_PARTIAL", "KCONFIG_SLAB_FREELIST_RANDOM", "KCONFIG_SLAB_FREELIST_HARDENED",
       "KCONFIG_RANDOM_KMALLOC_CACHES", "KCONFIG_MASK")),
 )
-C_DEFINES = ("PAGE_OFFSET", "DIRECT_MAP_SIZE", "VMALLOC_START", "VMALLOC_SIZE", "VMALLOC_END", "VMEMMAP_START",
+C_DEFINES = ("MAX_IDLE_US", "PAGE_OFFSET", "DIRECT_MAP_SIZE", "VMALLOC_START", "VMALLOC_SIZE", "VMALLOC_END", "VMEMMAP_START",
              "ZERO_SIZE_PTR")
 GENERATED_MARK = "generated from pyalloc/_abi.py by pyalloc/_build.py — do not edit"
 

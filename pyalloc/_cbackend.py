@@ -322,6 +322,14 @@ class CCore:
 
     def set_oom_mode(self, mode: int) -> int:
         return lib.pa_set_oom_mode(self._m, mode)
+
+    def kthread_info(self) -> list:
+        out = ffi.new("uint64_t[]", lib.PA_NR_KTHREAD_INFO)
+        lib.pa_kthread_info(self._m, out, lib.PA_NR_KTHREAD_INFO)
+        return list(out)
+
+    def idle(self, us: int) -> int:
+        return lib.pa_idle(self._m, us)
     # -- streams and tracing (stream.c, trace.c) ---------------------------------------
 
     def stream_run(self, ops, results, state, callers, caches, pos: int, end: int, trace_limit: int):

@@ -67,7 +67,9 @@ def test_clean_cache_gfp_kernel_reclaims_where_nowait_fails(make_machine):
     before = counters(m)
     assert m.alloc_pages("GFP_NOWAIT") is None
     assert not m.last_alloc.slept and m.last_alloc.kswapd_woken
-    # kswapd ran when that call ended: the cache gave pages back until the high watermark
+    # kswapd works on the clock (6.18: beside the caller, not inside its call): let time pass,
+    # and the cache gives pages back until the high watermark
+    m.idle(100_000)
     after = counters(m)
     assert after["pgsteal_kswapd"] > before["pgsteal_kswapd"]
     assert after["pgsteal_direct"] == before["pgsteal_direct"]
@@ -295,13 +297,16 @@ def test_meminfo_vmstat_and_psi(make_machine):
     psi = m.proc("pressure/memory")
     assert re.fullmatch(r"some avg10=\d+\.\d\d avg60=\d+\.\d\d avg300=\d+\.\d\d total=(\d+)\n"
                         r"full avg10=\d+\.\d\d avg60=\d+\.\d\d avg300=\d+\.\d\d total=(\d+)\n", psi)
-    assert int(re.search(r"total=(\d+)", psi).group(1)) == c["psi_total_us"] > 0
+    # full: the caller's own stalls; some adds kswapd's reclaim beside it (kernel/sched/psi.c)
+    some, full = map(int, re.findall(r"total=(\d+)", psi))
+    assert full == c["psi_total_us"] > 0 and some >= full
 
 
 def test_psi_averages_follow_the_stalls(make_machine):
     m = make_machine(mem="32M", swap="256M")
     p = m.spawn("thrash")
     m.touch(p, 30000)               # swaps more than two seconds' worth of pages
+    m.idle(1_000_000)               # kswapd swapped part of it on its own time: let the 2 s period close
     avg10 = float(re.search(r"some avg10=(\d+\.\d\d)", m.proc("pressure/memory")).group(1))
     assert avg10 > 1.0
     log = m.dmesg()

@@ -7,7 +7,10 @@ EXP_300s, and periods with no activity decay them with ``fixed_power_int``, as
 ``calc_avgs()`` does.  The state is six numbers in the reclaim counters (see
 :mod:`pyalloc._abi`); the model calls :func:`account` when a task stalls,
 the C core does the same in csrc/reclaim.c, and /proc/pressure/memory folds a
-copy up to the current time.  pyalloc runs one task, so ``full`` equals ``some``.
+copy up to the current time.  The counters' block is ``full`` (the calling task
+stalled: every running task is); ``some`` adds kswapd's time in balance_pgdat(),
+which stalls nobody else (kernel/sched/psi.c test_state()), and is kept by the
+kernel threads (pyalloc/model/kthread.py) in a block of the same six words.
 """
 
 from __future__ import annotations
@@ -52,41 +55,46 @@ def fixed_power_int(x: int, frac_bits: int, n: int) -> int:
     return result
 
 
-def fold(ctr: list, now: int) -> None:
-    """Close every whole period before ``now`` (microseconds)."""
+def fold(ctr: list, now: int, base: int = _TOTAL) -> None:
+    """Close every whole period before ``now`` (microseconds) of the six-word state at ``base``."""
+    period, stall, avg0 = base + _PERIOD - _TOTAL, base + _STALL - _TOTAL, base + _AVG - _TOTAL
     cur = now // PSI_PERIOD_US
-    if cur <= ctr[_PERIOD]:
+    if cur <= ctr[period]:
         return
-    pct = wrap64(wrap64(ctr[_STALL] * 100) // PSI_PERIOD_US * FIXED_1)
-    missed = cur - ctr[_PERIOD] - 1
+    pct = wrap64(wrap64(ctr[stall] * 100) // PSI_PERIOD_US * FIXED_1)
+    missed = cur - ctr[period] - 1
     for i in range(3):
-        avg = calc_load(ctr[_AVG + i], EXP[i], pct)
+        avg = calc_load(ctr[avg0 + i], EXP[i], pct)
         if missed:
             avg = calc_load(avg, fixed_power_int(EXP[i], FSHIFT, missed), 0)
-        ctr[_AVG + i] = avg
-    ctr[_PERIOD] = cur
-    ctr[_STALL] = 0
+        ctr[avg0 + i] = avg
+    ctr[period] = cur
+    ctr[stall] = 0
 
 
-def account(ctr: list, start: int, end: int) -> None:
-    """The task stalled on memory from ``start`` to ``end`` (microseconds)."""
+def account(ctr: list, start: int, end: int, base: int = _TOTAL) -> None:
+    """Stalled on memory from ``start`` to ``end`` (microseconds): the six-word state at ``base``."""
+    period, stall = base + _PERIOD - _TOTAL, base + _STALL - _TOTAL
     while start < end:
-        fold(ctr, start)
-        period_end = wrap64((ctr[_PERIOD] + 1) * PSI_PERIOD_US)
+        fold(ctr, start, base)
+        period_end = wrap64((ctr[period] + 1) * PSI_PERIOD_US)
         chunk = wrap64(min(end, period_end) - start)
-        ctr[_STALL] = wrap64(ctr[_STALL] + chunk)
-        ctr[_TOTAL] = wrap64(ctr[_TOTAL] + chunk)
+        ctr[stall] = wrap64(ctr[stall] + chunk)
+        ctr[base] = wrap64(ctr[base] + chunk)
         start = wrap64(start + chunk)
 
 
-def render(ctr, now: int) -> str:
-    """/proc/pressure/memory at time ``now`` (psi_show(): some, then full)."""
-    state = list(ctr)
-    fold(state, now)
+def _line(state: list, now: int) -> str:
+    fold(state, now, 0)
     avgs = []
     for i in range(3):
-        a = state[_AVG + i]
+        a = state[_AVG - _TOTAL + i]
         avgs.append("%d.%02d" % (a >> FSHIFT, ((a & (FIXED_1 - 1)) * 100) >> FSHIFT))
-    total = state[_TOTAL]
-    line = "avg10=%s avg60=%s avg300=%s total=%d\n" % (avgs[0], avgs[1], avgs[2], total)
-    return "some " + line + "full " + line
+    return "avg10=%s avg60=%s avg300=%s total=%d\n" % (avgs[0], avgs[1], avgs[2], state[0])
+
+
+def render(ctr, now: int, some=None) -> str:
+    """/proc/pressure/memory at time ``now`` (psi_show(): some, then full); ``some`` is the
+    kernel threads' six-word state (None: the same as full)."""
+    full = list(ctr[_TOTAL:_TOTAL + 6])
+    return "some " + _line(list(some) if some is not None else list(full), now) + "full " + _line(full, now)

@@ -7,9 +7,10 @@ sees it, runs the OOM killer when a core call answers EOOM, and describes what
 the last allocation cost (:attr:`ReclaimAPI.last_alloc`).
 
 Choices, all deterministic:
-- kswapd runs at the end of the core call that woke it (the machine is idle
-  then), reclaims until a zone the request could use is at its high watermark,
-  and moves the clock by the work it did without stalling anybody;
+- kswapd runs on its own position of the simulated clock (csrc/kthread.c),
+  between the page allocations of every call, doing the balance_pgdat() work
+  that fits in the time the caller spent, until a zone the request could use
+  is at its high watermark; it stalls nobody (PSI "some", not "full");
 - simulated costs (pyalloc/_abi.py): writeback, swap-out, swap-in and a
   page read from disk cost 100 us each, a page moved by compaction 2 us, any
   core operation 1 us; direct reclaim, direct compaction and refaults stall the
@@ -27,7 +28,7 @@ from .. import errors, gfp as gfpmod
 from . import oom, psi
 from ..errors import InvalidArgument, OutOfMemory
 from ..errors import show
-from .._abi import COST, COUNTERS, CTR, FAULT_WRITE, MAX_PAGES, PAGE_SHIFT, PAGE_SIZE
+from .._abi import COST, COUNTERS, CTR, FAULT_WRITE, KTHREAD, MAX_IDLE_US, MAX_PAGES, PAGE_SHIFT, PAGE_SIZE
 from .state import MachineState
 
 TASK_COMM_LEN = 16
@@ -316,6 +317,17 @@ class ReclaimAPI(MachineState):
                          reserves=bool(c[COST["reserves"]]), kswapd_woken=bool(c[COST["kswapd_woken"]]),
                          stall_us=c[COST["stall_us"]], oom_victim=victim)
 
+    def idle(self, us: int) -> None:
+        """Let us microseconds of simulated time pass with the caller asleep: the kernel
+        threads (kswapd) work meanwhile, as they do between the pages of a call."""
+        self._live()
+        _check_int(us, "us")
+        if not 0 <= us <= MAX_IDLE_US:
+            raise InvalidArgument(f"idle: us must be in 0..{MAX_IDLE_US}, not {show(us)}")
+        r = self._core.idle(us)
+        if r:
+            errors.raise_for(r, "idle")
+
     def reclaim_counters(self) -> dict:
         """Every reclaim counter and gauge of the core, by name (see pyalloc._abi)."""
         self._live()
@@ -324,7 +336,9 @@ class ReclaimAPI(MachineState):
     def _reclaim_snapshot(self) -> dict:
         ctr = self._core.counters()
         out = dict(zip(COUNTERS, ctr))
-        out["pressure_memory"] = psi.render(ctr, self._core.vm_info()["ticks"])
+        base = KTHREAD["psi_some_total_us"]
+        some = self._core.kthread_info()[base:base + 6]
+        out["pressure_memory"] = psi.render(ctr, self._core.vm_info()["ticks"], some)
         return out
 
     # -- the OOM killer ------------------------------------------------------------------

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 
-from . import buddy, introspect, oncpu, pcp, pgtable, reclaim, sheaf, slab, slab_random, snapshot, stream, trace
+from . import buddy, introspect, kthread, oncpu, pcp, pgtable, reclaim, sheaf, slab, slab_random, snapshot, stream, trace
 from ..threads import locked_entry, retarget, serialize
 from .arena import Arena, clamp64
 from ..errors import ECLOSED
@@ -244,6 +244,12 @@ class ModelCore:
 
     def set_oom_mode(self, mode: int) -> int:
         return reclaim.set_oom_mode(self._a, mode)
+
+    def kthread_info(self) -> list:
+        return kthread.kthread_info(self._a)
+
+    def idle(self, us: int) -> int:
+        return kthread.idle(self._a, us)
     # -- streams and tracing (stream.py, trace.py) -----------------------------------------
 
     def stream_run(self, ops, results, state, callers, caches, pos: int, end: int, trace_limit: int):

@@ -32,6 +32,7 @@ from .._abi import (
 NIL = -1
 
 if TYPE_CHECKING:
+    from .kthread import KThreads
     from .reclaim import Mm
     from .trace import TraceBuffer
 
@@ -155,6 +156,7 @@ class Arena:
     kswapd_order: int
     kswapd_highest: int
     oom_mode: int
+    kt: KThreads                          # kthread.KThreads: kswapd on the clock, PSI "some"
     rw_pin: "tuple[int, int, int] | None"   # (mm id, first, last) while a read or write faults its pages in
     pcp: list                             # [zid][cpu] -> pcp.Pcp (per_cpu_pages), set by pcp.init()
 

@@ -47,7 +47,7 @@ from .._abi import (
     PG_MOVABLE, ZONE_NORMAL, ALLOC_WMARK_HIGH, GFP_FS, GFP_NORETRY, KIND_ANON, KIND_FILE,
 )
 from .._abi import COST, CTR
-from . import compaction, pcp, reclaim
+from . import compaction, kthread, pcp, reclaim
 
 # gfp_zone(): the low four gfp bits -> zone; -1 marks GFP_ZONE_BAD combinations
 GFP_ZONE_TABLE = (2, 0, 2, -1, 1, -1, -1, -1, 2, 0, 3, -1, 1, -1, -1, -1)
@@ -586,6 +586,8 @@ def alloc(a: Arena, gfp: int, order: int) -> int:
     mt = (gfp >> 3) & 3
     if mt >= MIGRATE_PCPTYPES:
         return EINVAL           # both mobility bits: no FALLBACKS row (gfp.py refuses it)
+    if a.kswapd_wanted:
+        kthread.kthreads_catch_up(a)    # kswapd works between the pages of a call, by the clock
     pfn = get_page_from_freelist(a, order, ALLOC_WMARK_LOW, highest, mt)
     if pfn == NIL:
         pfn = alloc_pages_slowpath(a, gfp, order, highest, mt)

@@ -10,7 +10,11 @@ bytes, the swap device a dict of slot to bytes, and the reverse map is
 from __future__ import annotations
 
 from ..machine import psi
+from . import kthread
 from .._abi import (
+    KSWAPD_NAP_US,
+    RECLAIM_PAGE_US,
+    SCAN_PAGE_US,
     CTR,
     COST,
     LRU_ACTIVE_ANON,
@@ -87,13 +91,16 @@ def init(a: Arena) -> None:
     a.alloc_seq = 0
     a.kswapd_wanted = a.kswapd_order = a.kswapd_highest = 0
     a.oom_mode = 0
+    kthread.init(a)
     a.rw_pin = None         # (mm id, first, last) while mm_rw faults its pages in
 
 
 # -- PSI ---------------------------------------------------------------------------
 
 def reclaim_stall(a: Arena, us: int) -> None:
+    """The calling task stalls: PSI "full" (the counters' block) and "some"."""
     psi.account(a.ctr, a.ticks, a.ticks + us)
+    kthread.psi_memstall_some(a, a.ticks, a.ticks + us)
     a.ticks += us
     a.cost[COST["stall_us"]] += us
 
@@ -358,8 +365,7 @@ def call_end(a: Arena, r: int) -> int:
     from .._abi import ENOMEM as _ENOMEM, EOOM
     if r == _ENOMEM and a.cost[COST["oom_needed"]] and a.cost[COST["seq"]] == a.alloc_seq:
         r = EOOM
-    if a.kswapd_wanted:
-        kswapd_run(a)
+    kthread.kthreads_run(a)
     return r
 
 
@@ -587,8 +593,10 @@ def shrink_inactive_list(a: Arena, sc: ScanControl, nr: int, lru: int) -> None:
         sc.nr_scanned += 1
         a.ctr[scan_kind] += 1
         a.ctr[scan_who] += 1
+        sc.work_us += SCAN_PAGE_US
         if shrink_folio(a, sc, pfn, lru):
             sc.nr_reclaimed += 1
+            sc.work_us += RECLAIM_PAGE_US
         pfn = prev
         i += 1
 
@@ -618,26 +626,39 @@ def get_scan_count(a: Arena, sc: ScanControl, priority: int) -> list:
     return nr
 
 
+def scan_left(nr: list) -> bool:
+    return bool(nr[LRU_INACTIVE_ANON] or nr[LRU_ACTIVE_FILE] or nr[LRU_INACTIVE_FILE])
+
+
+def shrink_lruvec_batch(a: Arena, sc: ScanControl, nr: list) -> None:
+    """One pass of shrink_lruvec()'s loop: up to SWAP_CLUSTER_MAX pages of each list."""
+    for lru in range(4):
+        if not nr[lru]:
+            continue
+        batch = min(nr[lru], SWAP_CLUSTER_MAX)
+        nr[lru] -= batch
+        if lru & 1:
+            if inactive_is_low(a, lru - 1):
+                shrink_active_list(a, batch, lru)
+        else:
+            shrink_inactive_list(a, sc, batch, lru)
+
+
+def shrink_node_done(a: Arena, sc: ScanControl, progress: bool) -> None:
+    if sc.may_swap and inactive_is_low(a, LRU_INACTIVE_ANON):
+        shrink_active_list(a, SWAP_CLUSTER_MAX, LRU_ACTIVE_ANON)
+    if progress:
+        a.ctr[_KSWAPD_FAILURES] = 0
+
+
 def shrink_node(a: Arena, sc: ScanControl, priority: int) -> None:
     nr = get_scan_count(a, sc, priority)
     reclaimed = sc.nr_reclaimed
-    while nr[LRU_INACTIVE_ANON] or nr[LRU_ACTIVE_FILE] or nr[LRU_INACTIVE_FILE]:
-        for lru in range(4):
-            if not nr[lru]:
-                continue
-            batch = min(nr[lru], SWAP_CLUSTER_MAX)
-            nr[lru] -= batch
-            if lru & 1:
-                if inactive_is_low(a, lru - 1):
-                    shrink_active_list(a, batch, lru)
-            else:
-                shrink_inactive_list(a, sc, batch, lru)
+    while scan_left(nr):
+        shrink_lruvec_batch(a, sc, nr)
         if sc.nr_reclaimed >= sc.nr_to_reclaim:
             break
-    if sc.may_swap and inactive_is_low(a, LRU_INACTIVE_ANON):
-        shrink_active_list(a, SWAP_CLUSTER_MAX, LRU_ACTIVE_ANON)
-    if sc.nr_reclaimed > reclaimed:
-        a.ctr[_KSWAPD_FAILURES] = 0
+    shrink_node_done(a, sc, sc.nr_reclaimed > reclaimed)
 
 
 def try_to_free_pages(a: Arena, gfp: int, order: int, highest: int) -> int:
@@ -677,38 +698,78 @@ def pgdat_balanced(a: Arena, order: int, highest: int) -> bool:
 def wakeup_kswapd(a: Arena, order: int, highest: int) -> None:
     if a.ctr[_KSWAPD_FAILURES] >= MAX_RECLAIM_RETRIES or pgdat_balanced(a, order, highest):
         return
-    if not a.kswapd_wanted or order > a.kswapd_order:
+    kt = a.kt
+    asleep = not a.kswapd_wanted or bool(kt.nap_until)
+    if asleep or order > a.kswapd_order:
         a.kswapd_order = order
-    if not a.kswapd_wanted or highest > a.kswapd_highest:
+    if asleep or highest > a.kswapd_highest:
         a.kswapd_highest = highest
+    if kt.nap_until:
+        a.ctr[CTR["kswapd_low_wmark_hit_quickly"]] += 1
+        kt.nap_until = 0
+    kt.clock = max(kt.clock, a.ticks)
     a.kswapd_wanted = 1
     a.cost[COST["kswapd_woken"]] = 1
 
 
-def kswapd_run(a: Arena) -> None:
+def prepare_kswapd_sleep(a: Arena) -> bool:
+    return a.ctr[_KSWAPD_FAILURES] >= MAX_RECLAIM_RETRIES or pgdat_balanced(a, 0, a.kswapd_highest)
+
+
+def balance_pgdat_done(a: Arena) -> None:
+    """balance_pgdat() is over: kswapd_try_to_sleep() naps on a balanced node, else works on."""
+    kt = a.kt
+    if not kt.run_reclaimed and not pgdat_balanced(a, 0, a.kswapd_highest):
+        a.ctr[_KSWAPD_FAILURES] += 1
+    kt.priority = 0
+    if prepare_kswapd_sleep(a):
+        kt.nap_until = kt.clock + KSWAPD_NAP_US
+    else:
+        a.ctr[CTR["kswapd_high_wmark_hit_quickly"]] += 1
+
+
+def kswapd_nap_done(a: Arena) -> None:
+    a.kt.nap_until = 0
+    if prepare_kswapd_sleep(a):
+        a.kswapd_wanted = 0
+    else:
+        a.ctr[CTR["kswapd_high_wmark_hit_quickly"]] += 1
+
+
+def balance_pgdat_batch(a: Arena) -> int:
+    """balance_pgdat() one SWAP_CLUSTER_MAX batch at a time (csrc/reclaim.c): the time it took."""
+    kt = a.kt
     highest = a.kswapd_highest
-    a.kswapd_wanted = 0
-    a.ctr[CTR["pageoutrun"]] += 1
-    nr_to_reclaim = 0
+    if not kt.priority:
+        a.ctr[CTR["pageoutrun"]] += 1
+        kt.priority = DEF_PRIORITY
+        kt.run_reclaimed = 0
+        kt.in_round = 0
+    sc = ScanControl(a, GFP_IO | GFP_FS | GFP_DIRECT_RECLAIM | GFP_KSWAPD_RECLAIM, True)
     for zid in range(min(highest, len(a.zones) - 1) + 1):
         z = a.zones[zid]
         if z.managed:
-            nr_to_reclaim += max(z.wmark[2], SWAP_CLUSTER_MAX)
-    sc = ScanControl(a, GFP_IO | GFP_FS | GFP_DIRECT_RECLAIM | GFP_KSWAPD_RECLAIM, True)
-    work = reclaimed = 0
-    for priority in range(DEF_PRIORITY, 0, -1):
-        if pgdat_balanced(a, 0, highest):
-            break
-        sc.may_swap = a.ctr[CTR["nr_swap_free"]] > 0
-        sc.nr_reclaimed = 0
-        sc.nr_to_reclaim = nr_to_reclaim
-        shrink_node(a, sc, priority)
-        reclaimed += sc.nr_reclaimed
-        work += sc.work_us
-        sc.work_us = 0
-    if not reclaimed and not pgdat_balanced(a, 0, highest):
-        a.ctr[_KSWAPD_FAILURES] += 1
-    a.ticks += work
+            sc.nr_to_reclaim += max(z.wmark[2], SWAP_CLUSTER_MAX)
+    while True:
+        if not kt.in_round:
+            if kt.priority < 1 or pgdat_balanced(a, 0, highest):
+                balance_pgdat_done(a)
+                return 0
+            kt.nr = get_scan_count(a, sc, kt.priority)
+            kt.round_reclaimed = 0
+            kt.in_round = 1
+        batch = scan_left(kt.nr)
+        sc.nr_reclaimed = kt.round_reclaimed
+        if batch:
+            shrink_lruvec_batch(a, sc, kt.nr)
+        kt.run_reclaimed += sc.nr_reclaimed - kt.round_reclaimed
+        kt.round_reclaimed = sc.nr_reclaimed
+        if not scan_left(kt.nr) or sc.nr_reclaimed >= sc.nr_to_reclaim:
+            shrink_node_done(a, sc, kt.round_reclaimed > 0)
+            kt.in_round = 0
+            kt.priority -= 1
+        if batch:
+            return sc.work_us or 1
 
 
 # -- counters -------------------------------------------------------------------------------------

@@ -61,6 +61,7 @@ from .arena import NIL, Arena, Page
 from .reclaim import Mm
 from . import sheaf as msheaf, slab as mslab
 from .slab import Cache, CpuSlab, Slab
+from .._abi import CTR, NR_KTHREAD_INFO
 from .._abi import (KCONFIG_SLAB_FREELIST_HARDENED, KCONFIG_SLAB_FREELIST_RANDOM, KIND_PCP, MAX_NR_ZONES,
                     MIGRATE_TYPES, NR_COSTS, NR_CTRS, NR_KMALLOC_TYPES, NR_PAGE_ORDERS, NR_PCP_LISTS, PAGE_SIZE,
                     PG_ALLOC, RANDOM_KMALLOC_CACHES_NR)
@@ -216,7 +217,11 @@ def upgrade_v4(data) -> bytes:
     """A CORE section of snapshot format 4 in today's layout.  Format 5 appends the state of
     reclaim over time; a format-4 machine loads with that state empty (vm sysctls at their
     defaults, nothing dirty-timed, no shadow entries), which is how it behaved."""
-    return bytes(data)
+    return bytes(data) + EMPTY_KTHREADS
+
+
+# the kthreads section of a machine whose kswapd sleeps and whose PSI "some" is its "full"
+EMPTY_KTHREADS = bytes(8 * NR_KTHREAD_INFO)
 
 
 
@@ -414,9 +419,13 @@ def save_pcp(a: Arena, w: Writer) -> None:
             w.many(lst)
 
 
+def save_kthreads(a: Arena, w: Writer) -> None:
+    w.many(a.kt.words())
+
+
 SAVE_SECTIONS = (save_machine, save_pgd, save_pageblocks, save_zones, save_reclaim, save_descriptors, save_rmap,
                  save_caches, save_cache_order, save_kmalloc, save_slabs, save_mms, save_swap, save_slab_random,
-                 save_percpu, save_pcp)
+                 save_percpu, save_pcp, save_kthreads)
 
 
 def save(a: Arena) -> bytes:
@@ -683,9 +692,18 @@ def load_pcp(a: Arena, r: Reader) -> None:
             p.count += len(lst) << pcp.pindex_to_order(i)
 
 
+def load_kthreads(a: Arena, r: Reader) -> None:
+    """kswapd's place in balance_pgdat(), PSI "some" (all zero: a format-4 file, "some" is "full")."""
+    w = r.many(NR_KTHREAD_INFO)
+    a.kt.set_words(w)
+    if not any(a.kt.psi_some):
+        base = CTR["psi_total_us"]
+        a.kt.psi_some = list(a.ctr[base:base + 6])
+
+
 LOAD_SECTIONS = (load_machine, load_pgd, load_pageblocks, load_zones, load_reclaim, load_descriptors, load_rmap,
                  load_caches, load_cache_order, load_kmalloc, load_slabs, load_mms, load_swap, load_slab_random,
-                 load_percpu, load_pcp)
+                 load_percpu, load_pcp, load_kthreads)
 
 
 def load(a: Arena, data: bytes) -> None:

@@ -32,6 +32,7 @@ from .snapshot import (
     Reader,
     caches_have_random,
 )
+from .._abi import KTHREAD_INFO, NR_KTHREAD_INFO
 from .._abi import (
     DMA32_END_PFN,
     DMA_END_PFN,
@@ -194,6 +195,21 @@ def _check_pcp(r: Reader, zones: list, pages: dict, cpus: int) -> None:
                 seen.add(pfn)
     if any(d[2] == KIND_PCP and not d[0] & PG_ALLOC and pfn not in seen for pfn, d in pages.items()):
         _fail("a pcp page is on no pcp list")
+
+
+def _check_kthreads(r: Reader, sc: dict, nr_pages: int) -> None:
+    """kswapd's place in balance_pgdat() (csrc/snapshot.c load_kthreads())."""
+    w = dict(zip(KTHREAD_INFO, r.many(NR_KTHREAD_INFO)))
+    if any(w["kswapd_nr_" + n] > nr_pages for n in ("inactive_anon", "active_anon", "inactive_file", "active_file")):
+        _fail("kthreads: kswapd's scan counts exceed memory")
+    if w["kswapd_priority"] > 12 or w["kswapd_in_round"] > 1:
+        _fail("kthreads: kswapd's priority or round flag is out of range")
+    if w["kswapd_in_round"] and not w["kswapd_priority"]:
+        _fail("kthreads: kswapd is in a round of no run")
+    if w["kswapd_nap_until"] and (w["kswapd_priority"] or not sc["kswapd_wanted"]):
+        _fail("kthreads: kswapd naps while working or asleep")
+    if w["kswapd_priority"] and not sc["kswapd_wanted"]:
+        _fail("kthreads: a sleeping kswapd is in balance_pgdat()")
 
 
 def validate(data, nr_pages: int, cpus: int, swap_pages: int) -> None:
@@ -454,6 +470,7 @@ def validate(data, nr_pages: int, cpus: int, swap_pages: int) -> None:
     _check_slab_random(r, sc["kconfig"], caches)
     _validate_percpu(r, caches, slabs, slab_order, sheaf_held, sc["kconfig"], nr_pages, cpus)
     _check_pcp(r, zones, pages, cpus)
+    _check_kthreads(r, sc, nr_pages)
     if r.i != len(r.w):
         _fail("words left over after the core section")
 
