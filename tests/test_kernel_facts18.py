@@ -231,3 +231,16 @@ def test_warn_alloc_is_rate_limited(make_machine):
         assert machine.vmalloc(HUGE) is None             # the burst of the new window is spent
         assert sum("vmalloc error: size" in t for t in text(machine)) == 2
     assert m.dmesg() == m2.dmesg()
+
+
+def test_readme_example_runs(backend, monkeypatch):
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "oom_score_adj=300" in b)
+    monkeypatch.setenv("PYALLOC_BACKEND", backend)
+    ns: dict = {}
+    exec(compile(block, "README.md", "exec"), ns)
+    m = ns["m"]
+    assert any(line.endswith("order=0, oom_score_adj=300") for line in m.dmesg())
+    assert m.reclaim_counters()["pgpgin"] == 0
+    m.close()
