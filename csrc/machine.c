@@ -68,6 +68,9 @@ int pa_machine_new(int64_t nr_pages, int64_t cpus, int64_t min_free_kbytes, int6
         return PA_ENOMEM;
     }
     buddy_free_boot_tail(m);
+    /* memblock_free_all() frees every page through __free_pages_core(), which counts PGFREE per page */
+    for (int zid = 0; zid < PA_MAX_NR_ZONES; zid++)
+        m->pgfree += m->zones[zid].managed;
     *out = m;
     return PA_OK;
 }

@@ -73,6 +73,7 @@ static _Thread_local struct {
     const pa_machine *m;
     int64_t id;
     uint64_t first, last;
+    uint64_t offset, end;       /* the bytes it reads or writes */
 } rw_pin;
 
 static bool rw_pinned(const pa_machine *m, int64_t id, uint64_t idx)
@@ -394,6 +395,22 @@ static void release_page(pa_machine *m, uint64_t pfn)
     buddy_free_pages(m, (int64_t)pfn, 0, kind);
 }
 
+/* Whether bringing in page idx of a file reads it from disk (submit_bio
+ * counts PGPGIN).  A read does.  A write (__GFP_WRITE, which 6.18's
+ * write_begin asks for through FGP_WRITEBEGIN) reads only what it keeps: a
+ * page inside the file's old size that the byte write covers in part, as
+ * block_write_begin() reads the blocks a write leaves partly as they were
+ * and neither the ones it overwrites whole nor the ones past the end. */
+static bool fault_reads_page(const pa_machine *m, const struct pa_mm *mm, int64_t id, uint64_t idx, uint32_t gfp)
+{
+    uint64_t lo = idx << PA_PAGE_SHIFT;
+    if (!(gfp & GFP_WRITE_BIT))
+        return true;
+    if (lo >= mm->size || !rw_pinned(m, id, idx))
+        return false;
+    return rw_pin.offset > lo || rw_pin.end < lo + PA_PAGE_SIZE;
+}
+
 /* bring page idx of mm into memory: a new zeroed page, a page read from
  * swap or from the disk; PA_ENOMEM (or the like) when no page can be had */
 static int fault_in(pa_machine *m, int64_t id, uint64_t idx, uint32_t gfp)
@@ -415,6 +432,7 @@ static int fault_in(pa_machine *m, int64_t id, uint64_t idx, uint32_t gfp)
         swap_slot_free(m, slot);
         mm->swapents--;
         m->ctr[PA_CTR_PSWPIN]++;
+        m->ctr[PA_CTR_PGFAULT]++;           /* handle_mm_fault() counts every fault */
         m->ctr[PA_CTR_PGMAJFAULT]++;
         m->ctr[PA_CTR_PGPGIN] += PA_PAGE_SIZE / 1024;
         m->ctr[PA_CTR_WORKINGSET_REFAULT_ANON]++;
@@ -431,6 +449,8 @@ static int fault_in(pa_machine *m, int64_t id, uint64_t idx, uint32_t gfp)
                 memcpy(dst, mm->disk[idx], PA_PAGE_SIZE);
             else
                 memset(dst, 0, PA_PAGE_SIZE);
+            if (!fault_reads_page(m, mm, id, idx, gfp))
+                break;
             m->ctr[PA_CTR_PGPGIN] += PA_PAGE_SIZE / 1024;
             if (ENT_STATE(e) == ENT_DISK)
                 reclaim_stall(m, READ_PAGE_US);
@@ -555,6 +575,8 @@ PA_ENTRY(int, pa_mm_rw, (pa_machine *m, int64_t id, int64_t offset, int64_t n, u
     rw_pin.id = id;
     rw_pin.first = first;
     rw_pin.last = last;
+    rw_pin.offset = (uint64_t)offset;
+    rw_pin.end = end;
     int rc = mm_fault(m, id, first, last - first + 1, (uint32_t)gfp, 0, &done);
     rw_pin.m = NULL;
     if (rc) {

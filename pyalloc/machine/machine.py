@@ -32,6 +32,8 @@ from .views import ViewsAPI
 from .buddy import GfpLike, HotPathAPI, _hot_paths
 from .snapshot import SnapshotAPI
 from .oncpu import OnCpuAPI
+from .ratelimit import RatelimitState, jiffies
+from .accounting import process_totals
 from .core_view import CoreView
 from .state import Core
 from .._abi import (  # noqa: F401  (the layout names are Machine's module attributes)
@@ -172,6 +174,7 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, StreamAPI, TraceAPI, ViewsAPI, Ho
         self.alloc_pages, self.free_pages = _hot_paths(self, self._core)  # type: ignore[method-assign]
         self._log = KernelLog()
         self._warned_once: set[str] = set()
+        self._nopage_rs = RatelimitState()
         self._comm, self._pid = COMM, PID
         self._slab_tainted = False
         self._closed = False
@@ -373,6 +376,7 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, StreamAPI, TraceAPI, ViewsAPI, Ho
         core = self._core
         vm = core.vm_info()
         reclaim = self._reclaim_snapshot()
+        pgtables, committed = process_totals(self)
         zones = []
         for zid, name in enumerate(gfpmod.ZONE_NAMES):
             zone = _zone_dict(core.zone_info(zid), name)
@@ -391,7 +395,8 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, StreamAPI, TraceAPI, ViewsAPI, Ho
                 "pgfree": vm["pgfree"],
                 "nr_slab_reclaimable": vm["nr_slab_reclaimable"],
                 "nr_slab_unreclaimable": vm["nr_slab_unreclaimable"],
-                "nr_page_table_pages": vm["nr_page_table_pages"], "nr_kernel_stack_kb": 0,
+                "nr_page_table_pages": vm["nr_page_table_pages"] + pgtables, "nr_kernel_stack_kb": 0,
+                "committed_as_pages": committed,
                 "vmalloc_pages": vm["vmalloc_pages"],
                 "swap_total_pages": reclaim["nr_swap_pages"],
                 "swap_free_pages": reclaim["nr_swap_free"],
@@ -442,6 +447,11 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, StreamAPI, TraceAPI, ViewsAPI, Ho
 
     def _warn_alloc(self, flags: int, what: str) -> None:
         if flags & _NOWARN:
+            return
+        go, suppressed = self._nopage_rs.ratelimit(jiffies(self._core.vm_info()["ticks"]))
+        if suppressed:
+            self._log.emit(self._clock_ns(), "warn_alloc: %d callbacks suppressed" % suppressed)
+        if not go:
             return
         text = warn_alloc_text(COMM, PID, 0, what, flags, gfpmod.format_pGg(flags), self.snapshot())
         self._log.emit(self._clock_ns(), text)

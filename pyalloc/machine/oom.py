@@ -79,9 +79,12 @@ def unreclaimable_slab(snap: dict, reclaimable: AbstractSet[str] = frozenset()) 
     return lines
 
 
-def dump_header(snap: dict, tasks: list, gfp: int, order: int, comm: str, pid: int, frames) -> list[str]:
-    lines = ["%s invoked oom-killer: gfp_mask=%#x(%s), order=%d, oom_score_adj=0"
-             % (comm, gfp, gfpmod.format_pGg(gfp), order)]
+def dump_header(snap: dict, tasks: list, gfp: int, order: int, comm: str, pid: int, frames,
+                current_adj: int = 0) -> list[str]:
+    """dump_header(): the first line names the allocating task (current) and its
+    oom_score_adj (current->signal->oom_score_adj; 0 for the simulated kernel's own task)."""
+    lines = ["%s invoked oom-killer: gfp_mask=%#x(%s), order=%d, oom_score_adj=%d"
+             % (comm, gfp, gfpmod.format_pGg(gfp), order, current_adj)]
     lines += dump_stack_lines(0, pid, comm, frames)
     lines += procfs.show_mem(snap, procfs.gfp_zone(gfp))
     lines += unreclaimable_slab(snap, snap.get("reclaimable_caches", frozenset()))
@@ -90,9 +93,10 @@ def dump_header(snap: dict, tasks: list, gfp: int, order: int, comm: str, pid: i
 
 
 def kill_report(snap: dict, tasks: list, victim: dict, gfp: int, order: int, comm: str, pid: int,
-                user_fault: bool) -> str:
+                user_fault: bool, current_adj: int = 0) -> str:
     """Everything out_of_memory() prints when it kills ``victim``."""
-    lines = dump_header(snap, tasks, gfp, order, comm, pid, FAULT_FRAMES if user_fault else OOM_FRAMES)
+    lines = dump_header(snap, tasks, gfp, order, comm, pid, FAULT_FRAMES if user_fault else OOM_FRAMES,
+                        current_adj)
     lines.append("oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,global_oom,"
                  "task_memcg=/,task=%s,pid=%d,uid=0" % (victim["name"], victim["pid"]))
     lines.append("Out of memory: Killed process %d (%s) total-vm:%dkB, anon-rss:%dkB, file-rss:0kB, "
@@ -104,10 +108,11 @@ def kill_report(snap: dict, tasks: list, victim: dict, gfp: int, order: int, com
     return "\n".join(lines) + "\n"
 
 
-def no_victim_report(snap: dict, tasks: list, gfp: int, order: int, comm: str, pid: int) -> str:
+def no_victim_report(snap: dict, tasks: list, gfp: int, order: int, comm: str, pid: int,
+                     current_adj: int = 0) -> str:
     """out_of_memory() with nothing to kill: the header, then the line before the
     kernel's panic ("System is deadlocked on memory"), which pyalloc does not do."""
-    lines = dump_header(snap, tasks, gfp, order, comm, pid, NO_VICTIM_FRAMES)
+    lines = dump_header(snap, tasks, gfp, order, comm, pid, NO_VICTIM_FRAMES, current_adj)
     lines.append("Out of memory and no killable processes...")
     return "\n".join(lines) + "\n"
 

@@ -40,6 +40,8 @@ FILE_SIZE_FACTOR = 4             # a file holds at most this many times the mach
 GFP_ANON_FAULT = gfpmod.parse("GFP_HIGHUSER_MOVABLE|__GFP_COMP|__GFP_ZERO")
 # filemap_alloc_folio() with the mapping's gfp (GFP_HIGHUSER_MOVABLE)
 GFP_PAGECACHE = gfpmod.parse("GFP_HIGHUSER_MOVABLE|__GFP_COMP")
+# a write's write_begin: __filemap_get_folio(FGP_WRITEBEGIN) adds __GFP_WRITE for FGP_WRITE
+GFP_PAGECACHE_WRITE = GFP_PAGECACHE | gfpmod.GFP_WRITE
 
 
 def _is_eoom(r) -> bool:
@@ -249,7 +251,7 @@ class ReclaimAPI(MachineState):
         self._live()
         self._check_file_pages(pages, "write_file")
         mid = self._file(path, "write_file", True)
-        return self._fault_range(mid, 0, pages, GFP_PAGECACHE, FAULT_WRITE, self._comm, self._pid, False)
+        return self._fault_range(mid, 0, pages, GFP_PAGECACHE_WRITE, FAULT_WRITE, self._comm, self._pid, False)
 
     def file_write(self, path: str, offset: int, data: bytes) -> None:
         """pwrite(): bytes into the file through the page cache (the file grows as needed)."""
@@ -264,7 +266,7 @@ class ReclaimAPI(MachineState):
         created = path not in self._files
         mid = self._file(path, "file_write", True)
         try:
-            self._rw(mid, offset, view, None, self._comm, None, "file_write", GFP_PAGECACHE)
+            self._rw(mid, offset, view, None, self._comm, None, "file_write", GFP_PAGECACHE_WRITE)
         except BaseException:
             if created and path in self._files:
                 self._forget_file(path)
@@ -353,10 +355,12 @@ class ReclaimAPI(MachineState):
         totalpages = sum(z["managed"] for z in snap["zones"]) + (self.swap >> PAGE_SHIFT)
         victim = oom.select_bad_process(tasks, totalpages)
         clock = self._clock_ns()
+        current = self._procs.get(pid)
+        adj = current.oom_score_adj if current is not None else 0
         if victim is None:
-            self._log.emit(clock, oom.no_victim_report(snap, tasks, gfp, order, comm, pid))
+            self._log.emit(clock, oom.no_victim_report(snap, tasks, gfp, order, comm, pid, adj))
             return None
-        self._log.emit(clock, oom.kill_report(snap, tasks, victim, gfp, order, comm, pid, user_fault))
+        self._log.emit(clock, oom.kill_report(snap, tasks, victim, gfp, order, comm, pid, user_fault, adj))
         proc = self._procs.pop(victim["pid"])
         self._core.mm_release(proc.mm)
         self._core.set_oom_mode(2)          # count the kill

@@ -11,6 +11,8 @@ object whose keys and types are fixed by :data:`SCHEMA_VERSION` 1:
     slab_tainted  bool               a slab BUG report tainted the kernel
     comm, pid     str, int           the task the machine's own calls run as
     warned_once   [key, ...]         WARN_ON_ONCE sites already fired
+    nopage_rs     [begin or null, n_left, missed]  warn_alloc()'s rate limit (machine/ratelimit.py);
+                                     optional: a file without it reads as never limited
     log           [[level, line], ...]  the printk buffer, oldest first
     procs         [[pid, name, mm, oom_score_adj], ...]
     next_pid      int
@@ -38,6 +40,7 @@ from typing import Any
 from ..errors import SnapshotError
 from .. import _abi as st
 from ..text.printk import LOG_BUF_LEN
+from .ratelimit import RatelimitState
 from .reclaim import FIRST_PID, Process
 from .slab import Cache
 from .vmalloc import FORGET_AFTER, VMALLOC_END, VMALLOC_START, VmArea
@@ -51,7 +54,7 @@ U64 = (1 << 64) - 1
 
 # the Machine attributes this schema rebuilds (the rest come from INFO or are made anew)
 SAVED = ("_caches", "_cache_order", "_callers", "_caller_names", "_track_callers", "_slab_tainted", "_comm", "_pid",
-         "_warned_once", "_log", "_procs", "_next_pid", "_oom_victim", "_files", "_vm_areas", "_vfreed",
+         "_warned_once", "_nopage_rs", "_log", "_procs", "_next_pid", "_oom_victim", "_files", "_vm_areas", "_vfreed",
          "_vm_array_owner", "_vmap")
 
 
@@ -66,6 +69,7 @@ def dump(m) -> bytes:
         "comm": m._comm,
         "pid": m._pid,
         "warned_once": sorted(m._warned_once),
+        "nopage_rs": m._nopage_rs.dump(),
         "log": [list(r) for r in m._log.records()],
         "procs": [[p.pid, p.name, p.mm, p.oom_score_adj] for p in m._procs.values()],
         "next_pid": m._next_pid,
@@ -130,7 +134,7 @@ def _parse(payload: bytes) -> dict:
         raise _Bad(f"schema {str(state.get('schema'))[:20]} is not {SCHEMA_VERSION}")
     want = {"schema", "caches", "callers", "track_callers", "slab_tainted", "comm", "pid", "warned_once", "log",
             "procs", "next_pid", "oom_victim", "files", "vm_areas", "vfreed", "array_owner", "vmap_busy"}
-    if set(state) != want:
+    if set(state) - {"nopage_rs"} != want:
         extra, missing = sorted(set(state) - want), sorted(want - set(state))
         raise _Bad(f"keys differ from the schema (unknown {extra[:3]}, missing {missing[:3]})")
     return state
@@ -167,6 +171,10 @@ def _log_state(m, s: dict) -> None:
     m._pid = _int(s["pid"], 0, PID_MAX, "pid")
     warned = [_str(k, "a warned-once key") for k in _list(s["warned_once"], "warned_once")]
     m._warned_once = set(warned)
+    try:
+        m._nopage_rs = RatelimitState.load(s["nopage_rs"]) if "nopage_rs" in s else RatelimitState()
+    except ValueError as exc:
+        raise _Bad(str(exc)) from None
     log = KernelLog()
     size = 0
     for level, line in _list(s["log"], "log", 2):

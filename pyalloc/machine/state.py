@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from threading import RLock
 
     from ..text.printk import KernelLog
+    from .ratelimit import RatelimitState
     from .reclaim import Process
     from .slab import Cache
     from .trace import _Tracer
@@ -145,6 +146,7 @@ class MachineState:
     _core: Core
     _log: KernelLog             # the printk ring (dmesg)
     _warned_once: set[str]      # WARN_ON_ONCE keys already printed
+    _nopage_rs: RatelimitState  # warn_alloc()'s rate limit (ratelimit.py)
     _comm: str                  # the simulated current task
     _pid: int
 

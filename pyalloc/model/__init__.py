@@ -39,6 +39,8 @@ class ModelCore:
         a.kconfig = kconfig
         reclaim.init(a)
         buddy.free_boot_tail(a)
+        # memblock_free_all() frees every page through __free_pages_core(), which counts PGFREE per page
+        a.pgfree += sum(z.managed for z in a.zones)
         self.handle = a
         # the C core locks inside each entry; the model locks around each (threads.py),
         # with a plain lock: no model entry calls another

@@ -157,7 +157,7 @@ class Arena:
     kswapd_highest: int
     oom_mode: int
     kt: KThreads                          # kthread.KThreads: kswapd on the clock, PSI "some"
-    rw_pin: "tuple[int, int, int] | None"   # (mm id, first, last) while a read or write faults its pages in
+    rw_pin: "tuple[int, int, int, int, int] | None"   # (mm id, first, last, offset, end) while a read or write faults its pages in
     pcp: list                             # [zid][cpu] -> pcp.Pcp (per_cpu_pages), set by pcp.init()
 
     def __init__(self, nr_pages: int, cpus: int, min_free_kbytes: int) -> None:

@@ -28,7 +28,7 @@ from .._abi import (
 )
 from .arena import NIL, Arena
 from .._abi import (
-    EFAULT, EINVAL, ENOMEM, FAULT_WRITE, GFP_DIRECT_RECLAIM, GFP_FS, GFP_IO, GFP_KSWAPD_RECLAIM, KIND_ANON,
+    EFAULT, EINVAL, ENOMEM, FAULT_WRITE, GFP_DIRECT_RECLAIM, GFP_FS, GFP_IO, GFP_KSWAPD_RECLAIM, GFP_WRITE, KIND_ANON,
     KIND_FILE, OK, PAGE_SHIFT, PAGE_SIZE, PG_ACTIVE, PG_ALLOC, PG_LRU, PG_REFERENCED,
 )
 
@@ -92,7 +92,7 @@ def init(a: Arena) -> None:
     a.kswapd_wanted = a.kswapd_order = a.kswapd_highest = 0
     a.oom_mode = 0
     kthread.init(a)
-    a.rw_pin = None         # (mm id, first, last) while mm_rw faults its pages in
+    a.rw_pin = None         # (mm id, first, last, offset, end) while mm_rw faults its pages in
 
 
 # -- PSI ---------------------------------------------------------------------------
@@ -291,6 +291,22 @@ def release_page(a: Arena, pfn: int) -> None:
     buddy.free_pages(a, pfn, 0, kind)
 
 
+def fault_reads_page(a: Arena, mm, mid: int, idx: int, gfp: int) -> bool:
+    """Whether bringing in page idx of a file reads it from disk (submit_bio
+    counts PGPGIN).  A read does.  A write (__GFP_WRITE, which 6.18's
+    write_begin asks for through FGP_WRITEBEGIN) reads only what it keeps: a
+    page inside the file's old size that the byte write covers in part, as
+    block_write_begin() reads the blocks a write leaves partly as they were
+    and neither the ones it overwrites whole nor the ones past the end."""
+    lo = idx << PAGE_SHIFT
+    if not gfp & GFP_WRITE:
+        return True
+    pin = a.rw_pin
+    if lo >= mm.size or pin is None or pin[0] != mid or not pin[1] <= idx <= pin[2]:
+        return False
+    return pin[3] > lo or pin[4] < lo + PAGE_SIZE
+
+
 def fault_in(a: Arena, mid: int, idx: int, gfp: int) -> int:
     from . import buddy
     mm = a.mms[mid]
@@ -309,6 +325,7 @@ def fault_in(a: Arena, mid: int, idx: int, gfp: int) -> int:
         swap_slot_free(a, slot)
         mm.swapents -= 1
         ctr[CTR["pswpin"]] += 1
+        ctr[CTR["pgfault"]] += 1          # handle_mm_fault() counts every fault
         ctr[CTR["pgmajfault"]] += 1
         ctr[CTR["pgpgin"]] += PAGE_SIZE // 1024
         ctr[CTR["workingset_refault_anon"]] += 1
@@ -319,11 +336,12 @@ def fault_in(a: Arena, mid: int, idx: int, gfp: int) -> int:
         if mm.is_file:
             data = mm.disk.get(idx)
             a.write(pfn << PAGE_SHIFT, data if data is not None else bytes(PAGE_SIZE))
-            ctr[CTR["pgpgin"]] += PAGE_SIZE // 1024
-            if state == ENT_DISK:
-                reclaim_stall(a, READ_PAGE_US)
-            else:
-                a.ticks += READ_PAGE_US
+            if fault_reads_page(a, mm, mid, idx, gfp):
+                ctr[CTR["pgpgin"]] += PAGE_SIZE // 1024
+                if state == ENT_DISK:
+                    reclaim_stall(a, READ_PAGE_US)
+                else:
+                    a.ticks += READ_PAGE_US
         else:
             a.memset(pfn << PAGE_SHIFT, 0, PAGE_SIZE)
             ctr[CTR["pgfault"]] += 1
@@ -406,7 +424,7 @@ def mm_rw(a: Arena, mid, offset, n, buf, write, gfp) -> int:
     first, last = offset >> PAGE_SHIFT, (end - 1) >> PAGE_SHIFT
     old_nr_pages = mm.nr_pages
     done = [0]
-    a.rw_pin = (mid, first, last)
+    a.rw_pin = (mid, first, last, offset, end)
     try:
         rc = _mm_fault(a, mid, first, last - first + 1, gfp, 0, done)
     finally:

@@ -474,6 +474,7 @@ def meminfo_values(snap: dict) -> dict:
         "KernelStack": vm["nr_kernel_stack_kb"],
         "PageTables": _kb(vm["nr_page_table_pages"]),
         "CommitLimit": _kb(commit_limit),
+        "Committed_AS": _kb(vm.get("committed_as_pages", 0)),
         "VmallocTotal": VMALLOC_TOTAL_KB,
         "VmallocUsed": _kb(vmalloc_used_pages(snap)),
         "VmallocChunk": 0,
