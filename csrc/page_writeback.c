@@ -235,3 +235,14 @@ void balance_dirty_pages(pa_machine *m)
             return;                 /* the flusher cannot write: do not sleep for ever */
     }
 }
+
+#define MAX_SLEEP_US (1ll << 40)                /* about 12.7 days of simulated time */
+
+PA_ENTRY(int, pa_sleep, (pa_machine *m, int64_t us), (m, us))
+{
+    if (us < 0 || us > MAX_SLEEP_US)
+        return PA_EINVAL;
+    m->ticks += (uint64_t)us;
+    pa_call_done(m);
+    return PA_OK;
+}

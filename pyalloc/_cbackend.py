@@ -310,6 +310,9 @@ class CCore:
     def drop_caches(self) -> int:
         return lib.pa_drop_caches(self._m)
 
+    def sleep(self, us: int) -> int:
+        return lib.pa_sleep(self._m, clamp64(us))
+
     def counters(self) -> list:
         out = self._ctr
         lib.pa_counters(self._m, out, lib.PA_NR_CTRS)

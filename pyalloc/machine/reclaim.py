@@ -295,6 +295,17 @@ class ReclaimAPI(MachineState):
         if r:
             errors.raise_for(r, "sync")
 
+    def sleep(self, us: int) -> None:
+        """The calling task sleeps for us microseconds of simulated time (0 .. 2**40); the
+        flusher thread writes back meanwhile (fs/fs-writeback.c wb_workfn): dirty pages older
+        than vm.dirty_expire_centisecs go every vm.dirty_writeback_centisecs."""
+        self._live()
+        if type(us) is not int or not 0 <= us <= 1 << 40:
+            raise InvalidArgument(f"sleep: us must be an int in 0..{1 << 40}, not {us!r}")
+        r = self._core.sleep(us)
+        if r:
+            errors.raise_for(r, "sleep")
+
     def drop_caches(self) -> int:
         """echo 1 > /proc/sys/vm/drop_caches: drop every clean page cache page; returns how many."""
         self._live()

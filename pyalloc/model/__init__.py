@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 
 from . import buddy, introspect, oncpu, pcp, pgtable, reclaim, sheaf, slab, slab_random, snapshot, stream, trace
+from . import page_writeback
 from ..threads import locked_entry, retarget, serialize
 from .arena import Arena, clamp64
 from ..errors import ECLOSED
@@ -235,6 +236,9 @@ class ModelCore:
 
     def drop_caches(self) -> int:
         return reclaim.drop_caches(self._a)
+
+    def sleep(self, us: int) -> int:
+        return page_writeback.sleep(self._a, us)
 
     def counters(self) -> list:
         return list(self._a.ctr)

@@ -197,3 +197,17 @@ def balance_dirty_pages(a: Arena) -> None:
         flusher_catch_up(a)
         if a.ctr[_NR_WRITTEN] == written:
             return
+
+
+MAX_SLEEP_US = 1 << 40                  # about 12.7 days of simulated time
+
+
+def sleep(a: Arena, us) -> int:
+    """pa_sleep(): the calling task sleeps; the flusher runs meanwhile."""
+    from .._abi import EINVAL, OK
+    from .reclaim import call_end
+    if type(us) is not int or not 0 <= us <= MAX_SLEEP_US:
+        return EINVAL
+    a.ticks += us
+    call_end(a, OK)
+    return OK
