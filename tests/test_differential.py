@@ -314,6 +314,12 @@ class TwoBackends(RuleBasedStateMachine):
     def writeback(self, which):
         self.both(which)
 
+    @rule(us=st.sampled_from([-1, 0, 100, 5_000, 5_000_000, 31_000_000]))
+    def sleep(self, us):
+        """Simulated time passes: the flusher's background and kupdate writeback."""
+        self.both("sleep", us)
+        assert self.c.reclaim_counters() == self.py.reclaim_counters()
+
     @rule(obj=objects, delta=st.integers(-8, 300))
     def views_agree(self, obj, delta):
         """The read-only walks (introspect.c / model/introspect.py) and every view built on them."""
