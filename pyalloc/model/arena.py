@@ -33,6 +33,7 @@ NIL = -1
 
 if TYPE_CHECKING:
     from .reclaim import Mm
+    from .page_writeback import Wb
     from .trace import TraceBuffer
 
 ZONE_NAMES = ("DMA", "DMA32", "Normal", "Movable", "Device")
@@ -156,6 +157,7 @@ class Arena:
     kswapd_highest: int
     oom_mode: int
     rw_pin: "tuple[int, int, int] | None"   # (mm id, first, last) while a read or write faults its pages in
+    wb: "Wb"                              # the flusher (page_writeback.py), set by page_writeback.init()
     pcp: list                             # [zid][cpu] -> pcp.Pcp (per_cpu_pages), set by pcp.init()
 
     def __init__(self, nr_pages: int, cpus: int, min_free_kbytes: int) -> None:
