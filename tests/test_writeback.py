@@ -157,7 +157,8 @@ def test_a_saved_machine_continues_the_flusher(backend, tmp_path):
         m.sleep(12_000_000)
         m.write_file("/b", 100)
         m.save(tmp_path / "wb.snap")
-        with pyalloc.Machine.load(tmp_path / "wb.snap") as m2:
+        other = {"c": "model", "model": "c"}[backend]
+        with pyalloc.Machine.load(tmp_path / "wb.snap", backend=other) as m2:
             for x in (m, m2):
                 x.sleep(25_000_000)
             assert m.reclaim_counters() == m2.reclaim_counters()
@@ -174,3 +175,23 @@ def test_sync_writes_everything_at_once(backend):
         m.sync()
         c = m.reclaim_counters()
         assert c["nr_dirty"] == 0 and c["nr_written"] == 500
+
+
+def test_a_flusher_clock_ahead_of_the_machine_is_refused(backend, tmp_path):
+    from pyalloc.machine import snapshot
+    from pyalloc.model.snapshot import EMPTY_WRITEBACK
+    with pyalloc.Machine(mem="16M", backend=backend) as m:
+        data = snapshot.to_bytes(m)
+    core = bytes(snapshot._read_sections(data, "test")[b"CORE"][0])
+    assert core.endswith(EMPTY_WRITEBACK)
+    bad = core[:-len(EMPTY_WRITEBACK)] + (1 << 50).to_bytes(8, "little") + EMPTY_WRITEBACK[8:]
+    sections = snapshot._read_sections(data, "test")
+    import io
+    f = io.BytesIO()
+    f.write(snapshot._HEADER.pack(snapshot.MAGIC, snapshot.VERSION, 0))
+    for tag in (b"INFO", b"CORE", b"MEM ", b"PYST", b"END "):
+        for payload in ([bad] if tag == b"CORE" else [b""] if tag == b"END " else sections.get(tag, [])):
+            snapshot._section(f, tag, payload)
+    (tmp_path / "bad.snap").write_bytes(f.getvalue())
+    with pytest.raises(pyalloc.SnapshotError, match="writeback"):
+        pyalloc.Machine.load(tmp_path / "bad.snap", backend=backend)
