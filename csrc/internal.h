@@ -181,6 +181,18 @@ struct pa_mm {
     uint64_t *ent;
     uint8_t **disk;                     /* file: contents on the simulated disk, NULL = zeros */
     uint64_t rss, swapents, nr_dirty;
+    uint64_t dirtied_when;              /* file: inode->dirtied_when, the clock when it last went dirty */
+    uint64_t wb_index;                  /* file: mapping->writeback_index, where the flusher resumes */
+};
+
+/* The flusher thread of the one bdi_writeback (page_writeback.c), on the simulated clock */
+struct pa_wb {
+    uint64_t clock;                     /* the flusher's own time: its work before this is done */
+    uint64_t last_old_flush;            /* wb->last_old_flush: the last kupdate run */
+    uint64_t cutoff;                    /* the running kupdate work writes inodes dirtied up to here */
+    uint64_t start_all;                 /* pages left of a wakeup_flusher_threads() work (WB_start_all) */
+    uint32_t kupdate;                   /* a kupdate (for_kupdate) work is running */
+    uint32_t throttled;                 /* a reclaimer sleeps in reclaim_throttle(): not saved, one call */
 };
 
 /* the machine lock (lock.c): a test-and-set spin lock that remembers its owner */
@@ -264,6 +276,7 @@ struct pa_machine {
     uint64_t alloc_seq;                 /* allocating calls so far: cost[] belongs to one */
     uint32_t kswapd_wanted, kswapd_order, kswapd_highest;
     uint32_t oom_mode;                  /* 1: the OOM killer has no victim, do not ask again */
+    struct pa_wb wb;                    /* page_writeback.c */
     /* trace.c: NULL while tracing is off */
     struct pa_trace *trace;
     /* slab_random.c */
@@ -415,6 +428,15 @@ bool reclaim_can_make_progress(pa_machine *m, uint32_t gfp);
 void reclaim_stall(pa_machine *m, uint64_t us);
 void psi_account(uint64_t *psi, uint64_t start, uint64_t end);
 void lru_replace_page(pa_machine *m, uint64_t old_pfn, uint64_t new_pfn);
+int writeback_page(pa_machine *m, struct pa_mm *mm, uint64_t idx);
+bool mm_page_dirty(const struct pa_mm *mm, uint64_t idx);
+
+/* "page_writeback.c": the flushers, dirty limits and dirty throttling */
+void flusher_catch_up(pa_machine *m);
+void balance_dirty_pages(pa_machine *m);
+void wakeup_flusher_threads(pa_machine *m);
+void reclaim_throttle_writeback(pa_machine *m);
+void domain_dirty_limits(const pa_machine *m, uint64_t *thresh, uint64_t *bg_thresh);
 
 /* "kthread.c" */
 void kthreads_catch_up(pa_machine *m);
@@ -425,7 +447,7 @@ void psi_memstall_some(pa_machine *m, uint64_t start, uint64_t end);
  * kthreads_catch_up(). */
 static inline void kthreads_run(pa_machine *m)
 {
-    if (pa_unlikely(m->kswapd_wanted))
+    if (pa_unlikely(m->kswapd_wanted || m->ctr[PA_CTR_NR_DIRTY]))
         kthreads_catch_up(m);
 }
 

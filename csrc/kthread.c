@@ -65,6 +65,8 @@ static void kswapd_catch_up(pa_machine *m)
 void kthreads_catch_up(pa_machine *m)
 {
     kswapd_catch_up(m);
+    if (m->ctr[PA_CTR_NR_DIRTY])
+        flusher_catch_up(m);
 }
 
 PA_ENTRY(int, pa_kthread_info, (pa_machine *m, uint64_t *out, int64_t n), (m, out, n))

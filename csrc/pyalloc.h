@@ -166,6 +166,7 @@ int pa_mm_rw(pa_machine *m, int64_t id, int64_t offset, int64_t n, unsigned char
 int pa_mm_info(pa_machine *m, int64_t id, struct pa_mm_info *out);
 int pa_sync(pa_machine *m);
 int64_t pa_drop_caches(pa_machine *m);
+/* page_writeback.c: the calling task sleeps us microseconds; the flusher runs meanwhile */
 int pa_counters(pa_machine *m, uint64_t *out, int64_t n);
 int pa_last_cost(pa_machine *m, uint64_t *out, int64_t n);
 int pa_set_oom_mode(pa_machine *m, int64_t mode);

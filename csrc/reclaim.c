@@ -20,12 +20,12 @@
  * inactive list when it is low (inactive_is_low).
  *
  * What reclaim may do (sc->may_*): clean file pages are always dropped; a
- * dirty file page needs writeback, which kswapd does and a direct reclaimer
- * waits for only with __GFP_IO and __GFP_FS (GFP_NOFS and GFP_NOIO callers
- * cannot wait on filesystem IO); anonymous pages go to swap, which needs
- * __GFP_IO and a free slot.  The kernel's direct reclaim wakes the flusher
- * threads instead of writing itself; pyalloc's writeback finishes within the
- * call, at WRITEBACK_US a page (pyalloc/vmevents.py has all costs).
+ * dirty file page is never written here (6.18's pageout() writes no
+ * filesystem folio): it is activated, counted in nr_vmscan_immediate_reclaim,
+ * and a batch of nothing but dirty pages wakes the flushers and throttles a
+ * direct reclaimer until they wrote some (page_writeback.c); anonymous pages
+ * go to swap, which needs __GFP_IO and a free slot (nr_vmscan_write).  The
+ * flushers write at WRITEBACK_US a page (pyalloc/_abi.py has all costs).
  *
  * Swap slots: freed slots are reused last-freed first, else the next unused
  * one (the kernel allocates in clusters; only determinism matters here).  A
@@ -358,15 +358,24 @@ static void set_dirty(pa_machine *m, struct pa_mm *mm, uint64_t idx)
     uint64_t *e = &mm->ent[idx];
     if (*e & ENT_DIRTY)
         return;
+    flusher_catch_up(m);
+    if (!mm->nr_dirty)
+        mm->dirtied_when = m->ticks;    /* __mark_inode_dirty(): the inode goes dirty now */
     *e |= ENT_DIRTY;
     mm->nr_dirty++;
     m->ctr[PA_CTR_NR_DIRTY]++;
     m->ctr[PA_CTR_NR_DIRTIED]++;
     pa_zone_of(m, ENT_VAL(*e))->nr_dirty++;
+    balance_dirty_pages(m);
+}
+
+bool mm_page_dirty(const struct pa_mm *mm, uint64_t idx)
+{
+    return ENT_STATE(mm->ent[idx]) == ENT_PRESENT && (mm->ent[idx] & ENT_DIRTY);
 }
 
 /* write a dirty cache page to the disk; it stays in memory, clean */
-static int writeback_page(pa_machine *m, struct pa_mm *mm, uint64_t idx)
+int writeback_page(pa_machine *m, struct pa_mm *mm, uint64_t idx)
 {
     uint64_t *e = &mm->ent[idx];
     uint64_t pfn = ENT_VAL(*e);
@@ -784,17 +793,17 @@ static bool shrink_folio(pa_machine *m, struct scan_control *sc, uint64_t pfn, u
         mm->swapents++;
         m->ctr[PA_CTR_PSWPOUT]++;
         m->ctr[PA_CTR_PGPGOUT] += PA_PAGE_SIZE / 1024;
+        m->ctr[PA_CTR_NR_VMSCAN_WRITE]++;
         sc->swapped++;
         sc->work_us += SWAP_OUT_US;
     } else {
         if (*e & ENT_DIRTY) {
-            if (!sc->may_writepage || writeback_page(m, mm, idx)) {
-                lru_move(m, pfn, lru);
-                return false;
-            }
-            m->ctr[PA_CTR_NR_VMSCAN_WRITE]++;
-            sc->written++;
-            sc->work_us += WRITEBACK_US;
+            /* "Immediately reclaim when written back": the flushers write it, reclaim
+             * activates it (shrink_folio_list(), pageout() returns PAGE_ACTIVATE) */
+            m->ctr[PA_CTR_NR_VMSCAN_IMMEDIATE_RECLAIM]++;
+            lru_move(m, pfn, lru + 1);
+            m->ctr[PA_CTR_PGACTIVATE]++;
+            return false;
         }
         *e = MK_ENT(0, ENT_DISK);
         mm->rss--;
@@ -807,9 +816,12 @@ static bool shrink_folio(pa_machine *m, struct scan_control *sc, uint64_t pfn, u
 
 static void shrink_inactive_list(pa_machine *m, struct scan_control *sc, uint64_t nr, unsigned lru)
 {
-    uint64_t pfn = m->lru[lru].tail;
+    uint64_t pfn = m->lru[lru].tail, taken = 0, unqueued_dirty = 0;
     for (uint64_t i = 0; i < nr && pfn != PA_NIL; i++) {
         uint64_t prev = m->pages[pfn].prev;
+        taken++;
+        /* folio_check_dirty_writeback(): only file folios count, before their references */
+        unqueued_dirty += lru == LRU_INACTIVE_FILE && mm_page_dirty(&m->mms[m->pages[pfn].priv], m->pg_index[pfn]);
         sc->nr_scanned++;
         m->ctr[lru == LRU_INACTIVE_FILE ? PA_CTR_PGSCAN_FILE : PA_CTR_PGSCAN_ANON]++;
         m->ctr[sc->is_kswapd ? PA_CTR_PGSCAN_KSWAPD : PA_CTR_PGSCAN_DIRECT]++;
@@ -819,6 +831,12 @@ static void shrink_inactive_list(pa_machine *m, struct scan_control *sc, uint64_
             sc->work_us += PA_RECLAIM_PAGE_US;
         }
         pfn = prev;
+    }
+    /* "the flushers are not doing their job": nudge them (shrink_inactive_list()) */
+    if (taken && unqueued_dirty == taken) {
+        wakeup_flusher_threads(m);
+        if (!sc->is_kswapd)
+            reclaim_throttle_writeback(m);
     }
 }
 

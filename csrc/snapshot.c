@@ -618,6 +618,27 @@ static void save_kthreads(pa_machine *m, struct snap_out *o)
     put(o, m->kt.psi_some_until);
 }
 
+/* the flusher (page_writeback.c), then the files whose dirtied_when or
+ * writeback_index is not 0: (id, dirtied_when, wb_index), by id */
+static void save_writeback(const pa_machine *m, struct snap_out *o)
+{
+    put(o, m->wb.clock);
+    put(o, m->wb.last_old_flush);
+    put(o, m->wb.cutoff);
+    put(o, m->wb.start_all);
+    put(o, m->wb.kupdate);
+    uint64_t n = 0;
+    for (uint32_t id = 0; id < m->nr_mms; id++)
+        n += m->mms[id].dirtied_when || m->mms[id].wb_index;
+    put(o, n);
+    for (uint32_t id = 0; id < m->nr_mms; id++)
+        if (m->mms[id].dirtied_when || m->mms[id].wb_index) {
+            put(o, id);
+            put(o, m->mms[id].dirtied_when);
+            put(o, m->mms[id].wb_index);
+        }
+}
+
 static void save_core(pa_machine *m, struct snap_out *o, bool exhaustive)
 {
     save_machine(m, o);
@@ -637,6 +658,7 @@ static void save_core(pa_machine *m, struct snap_out *o, bool exhaustive)
     save_percpu(m, o);
     save_pcp(m, o);
     save_kthreads(m, o);
+    save_writeback(m, o);
 }
 
 /* The canonical core section into buf (cap bytes); the answer is its size in
@@ -1611,6 +1633,30 @@ static int load_kthreads(pa_machine *m, struct snap_in *in)
     return PA_OK;
 }
 
+/* the flusher's state; the validator has checked every rule, these checks keep the
+ * words inside what the core indexes with */
+static int load_writeback(pa_machine *m, struct snap_in *in)
+{
+    m->wb.clock = get_max(in, m->ticks);
+    m->wb.last_old_flush = get_max(in, m->wb.clock);
+    m->wb.cutoff = get_max(in, m->wb.clock);
+    m->wb.start_all = get_max(in, m->nr_pages);
+    m->wb.kupdate = (uint32_t)get_max(in, 1);
+    uint64_t n = get_max(in, m->nr_mms);
+    CHECK();
+    int64_t last = -1;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t id = get_max(in, m->nr_mms - 1), when = get_max(in, m->ticks), index = get_max(in, 1ull << 30);
+        CHECK();
+        if ((int64_t)id <= last || !m->mms[id].alive || !m->mms[id].is_file)
+            BAD();
+        last = (int64_t)id;
+        m->mms[id].dirtied_when = when;
+        m->mms[id].wb_index = index;
+    }
+    return PA_OK;
+}
+
 typedef int (*section_loader)(pa_machine *m, struct snap_in *in);
 
 /* the sections in the order of the layout (pyalloc/model/snapshot.py), each
@@ -1618,7 +1664,7 @@ typedef int (*section_loader)(pa_machine *m, struct snap_in *in);
 static const section_loader load_sections[] = {
     load_machine, load_pgd, load_pageblocks, load_zones, load_reclaim, load_descriptors, load_rmap,
     load_caches, load_cache_order, load_kmalloc, load_slabs, link_cache_slabs, load_mms, load_swap,
-    load_slab_random, load_percpu, load_pcp, load_kthreads,
+    load_slab_random, load_percpu, load_pcp, load_kthreads, load_writeback,
 };
 
 static int load_core(pa_machine *m, struct snap_in *in)

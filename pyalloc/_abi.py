@@ -334,6 +334,8 @@ COUNTER_TABLE = (
     # stall, and the three averages in FIXED_1 = 2048 fixed point
     ("psi_total_us", None), ("psi_period", None), ("psi_period_stall_us", None),
     ("psi_avg10", None), ("psi_avg60", None), ("psi_avg300", None),
+    # writeback (mm/vmscan.c, mm/page-writeback.c); /proc/vmstat prints them in vmstat_text[] order
+    ("nr_vmscan_immediate_reclaim", NODE_STAT), ("nr_throttled_written", NODE_STAT),
 )
 COUNTERS = tuple(name for name, _ in COUNTER_TABLE)
 CTR = {name: i for i, name in enumerate(COUNTERS)}

@@ -315,6 +315,12 @@ class TwoBackends(RuleBasedStateMachine):
     def writeback(self, which):
         self.both(which)
 
+    @rule(us=st.sampled_from([-1, 0, 100, 5_000, 5_000_000, 31_000_000]))
+    def idle(self, us):
+        """Simulated time passes: kswapd, the flusher's background and kupdate writeback."""
+        self.both("idle", us)
+        assert self.c.reclaim_counters() == self.py.reclaim_counters()
+
     @rule(obj=objects, delta=st.integers(-8, 300))
     def views_agree(self, obj, delta):
         """The read-only walks (introspect.c / model/introspect.py) and every view built on them."""

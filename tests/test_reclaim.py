@@ -84,18 +84,19 @@ def test_clean_cache_gfp_kernel_reclaims_where_nowait_fails(make_machine):
     m.check()
 
 
-@pytest.mark.parametrize("gfp", ["GFP_NOIO", "GFP_NOFS"])
-def test_dirty_cache_needs_io_and_fs(make_machine, gfp):
+@pytest.mark.parametrize("gfp", ["GFP_NOIO", "GFP_NOFS", "GFP_KERNEL"])
+def test_dirty_cache_is_written_by_the_flushers_not_reclaim(make_machine, gfp):
+    """6.18: the writer is throttled at the dirty limit (balance_dirty_pages) while the flusher
+    writes the cache behind it, so even a GFP_NOIO caller finds clean cache to drop; reclaim
+    itself writes no file page (pageout() writes no filesystem folio)."""
     m = dirty_cache_machine(make_machine)
-    assert m.alloc_pages(gfp) is None
-    assert any("page allocation failure: order:0" in line for line in m.dmesg())
-    assert m.last_alloc.slept and m.last_alloc.reclaimed == 0
-    m.check()
-
-    m = dirty_cache_machine(make_machine)
-    assert m.alloc_pages("GFP_KERNEL") is not None
-    assert m.last_alloc.written_back > 0 and m.last_alloc.reclaimed >= 32
-    assert counters(m)["nr_vmscan_write"] > 0
+    thresh = int(next(line.split()[1] for line in m.proc("vmstat").splitlines()
+                      if line.startswith("nr_dirty_threshold ")))
+    before = counters(m)
+    assert 0 < before["nr_dirty"] <= thresh + 1 and before["nr_written"] > 0
+    assert m.alloc_pages(gfp) is not None
+    assert m.last_alloc.written_back == 0
+    assert counters(m)["nr_vmscan_write"] == 0
     m.check()
 
 
@@ -370,12 +371,13 @@ def test_kswapd_gives_up_on_a_hopeless_node_until_reclaim_progresses(make_machin
 
 
 def test_stalls_move_the_clock_that_dmesg_and_psi_read(make_machine):
-    m = dirty_cache_machine(make_machine)
+    # 6.18's direct reclaim writes no file page: its IO is swap-out
+    m, _, _ = anon_machine(make_machine, swap="64M")
     before_us = m._clock_ns() // 1000
     psi_before = counters(m)["psi_total_us"]
     assert m.alloc_pages("GFP_KERNEL") is not None
     cost = m.last_alloc
-    assert cost.stall_us >= 100 * cost.written_back > 0          # 100 us a page written back
+    assert cost.stall_us >= 100 * cost.swapped_out > 0          # 100 us a page swapped out
     assert m._clock_ns() // 1000 - before_us >= cost.stall_us
     assert counters(m)["psi_total_us"] - psi_before == cost.stall_us
     assert m.alloc_pages("GFP_KERNEL|__GFP_DMA", order=10) is None  # a warning stamped after the stall

@@ -28,7 +28,7 @@ from .. import errors, gfp as gfpmod
 from . import oom, psi
 from ..errors import InvalidArgument, OutOfMemory
 from ..errors import show
-from .._abi import COST, COUNTERS, CTR, FAULT_WRITE, KTHREAD, MAX_IDLE_US, MAX_PAGES, PAGE_SHIFT, PAGE_SIZE
+from .._abi import COST, COUNTERS, FAULT_WRITE, KTHREAD, MAX_IDLE_US, MAX_PAGES, PAGE_SHIFT
 from .state import MachineState
 
 TASK_COMM_LEN = 16

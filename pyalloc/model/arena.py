@@ -34,6 +34,7 @@ NIL = -1
 if TYPE_CHECKING:
     from .kthread import KThreads
     from .reclaim import Mm
+    from .page_writeback import Wb
     from .trace import TraceBuffer
 
 ZONE_NAMES = ("DMA", "DMA32", "Normal", "Movable", "Device")
@@ -158,6 +159,7 @@ class Arena:
     oom_mode: int
     kt: KThreads                          # kthread.KThreads: kswapd on the clock, PSI "some"
     rw_pin: "tuple[int, int, int, int, int] | None"   # (mm id, first, last, offset, end) while a read or write faults its pages in
+    wb: "Wb"                              # the flusher (page_writeback.py), set by page_writeback.init()
     pcp: list                             # [zid][cpu] -> pcp.Pcp (per_cpu_pages), set by pcp.init()
 
     def __init__(self, nr_pages: int, cpus: int, min_free_kbytes: int) -> None:

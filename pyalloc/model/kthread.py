@@ -13,7 +13,8 @@ snapshot's kthreads section and one line to :func:`kthreads_catch_up`.
 from __future__ import annotations
 
 from ..machine import psi
-from .._abi import EINVAL, MAX_IDLE_US, OK, NR_KTHREAD_INFO
+from .._abi import CTR, EINVAL, MAX_IDLE_US, OK, NR_KTHREAD_INFO
+from . import page_writeback
 
 _SOME = 0       # KThreads.words: PSI "some" at this index, six words
 
@@ -80,13 +81,18 @@ def kswapd_catch_up(a) -> None:
         kt.clock += us
 
 
+_NR_DIRTY = CTR["nr_dirty"]
+
+
 def kthreads_catch_up(a) -> None:
     kswapd_catch_up(a)
+    if a.ctr[_NR_DIRTY]:
+        page_writeback.flusher_catch_up(a)
 
 
 def kthreads_run(a) -> None:
     """The kernel threads take their turn (csrc/internal.h kthreads_run())."""
-    if a.kswapd_wanted:
+    if a.kswapd_wanted or a.ctr[_NR_DIRTY]:
         kthreads_catch_up(a)
 
 

@@ -10,6 +10,7 @@ bytes, the swap device a dict of slot to bytes, and the reverse map is
 from __future__ import annotations
 
 from ..machine import psi
+from . import page_writeback
 from . import kthread
 from .._abi import (
     KSWAPD_NAP_US,
@@ -42,6 +43,7 @@ UINT32_MAX = (1 << 32) - 1
 
 _NR_INACTIVE_ANON = CTR["nr_inactive_anon"]
 _KSWAPD_FAILURES = CTR["kswapd_failures"]
+_NR_DIRTY = CTR["nr_dirty"]
 MAX_RECLAIM_RETRIES = 16
 _LRU_NAMES = ("inactive_anon", "active_anon", "inactive_file", "active_file")
 
@@ -53,7 +55,8 @@ def mk_ent(val: int, state: int) -> int:
 class Mm:
     """One process's anonymous memory or one file's page cache."""
 
-    __slots__ = ("alive", "is_file", "nr_pages", "size", "ent", "disk", "rss", "swapents", "nr_dirty")
+    __slots__ = ("alive", "is_file", "nr_pages", "size", "ent", "disk", "rss", "swapents", "nr_dirty",
+                 "dirtied_when", "wb_index")
 
     def __init__(self, is_file: bool) -> None:
         self.alive = True
@@ -63,6 +66,7 @@ class Mm:
         self.ent: list[int] = []
         self.disk: dict[int, bytes] = {}
         self.rss = self.swapents = self.nr_dirty = 0
+        self.dirtied_when = self.wb_index = 0   # inode->dirtied_when, mapping->writeback_index
 
 
 class ScanControl:
@@ -93,6 +97,7 @@ def init(a: Arena) -> None:
     a.oom_mode = 0
     kthread.init(a)
     a.rw_pin = None         # (mm id, first, last, offset, end) while mm_rw faults its pages in
+    page_writeback.init(a)
 
 
 # -- PSI ---------------------------------------------------------------------------
@@ -261,11 +266,20 @@ def set_dirty(a: Arena, mm: Mm, idx: int) -> None:
     e = mm.ent[idx]
     if e & ENT_DIRTY:
         return
+    page_writeback.flusher_catch_up(a)
+    if not mm.nr_dirty:
+        mm.dirtied_when = a.ticks       # __mark_inode_dirty(): the inode goes dirty now
     mm.ent[idx] = e | ENT_DIRTY
     mm.nr_dirty += 1
     a.ctr[CTR["nr_dirty"]] += 1
     a.ctr[CTR["nr_dirtied"]] += 1
     a.zone_of(e >> 3).nr_dirty += 1
+    page_writeback.balance_dirty_pages(a)
+
+
+def mm_page_dirty(mm: Mm, idx: int) -> bool:
+    e = mm.ent[idx]
+    return e & 3 == ENT_PRESENT and bool(e & ENT_DIRTY)
 
 
 def writeback_page(a: Arena, mm: Mm, idx: int) -> int:
@@ -582,17 +596,16 @@ def shrink_folio(a: Arena, sc: ScanControl, pfn: int, lru: int) -> bool:
         mm.swapents += 1
         a.ctr[CTR["pswpout"]] += 1
         a.ctr[CTR["pgpgout"]] += PAGE_SIZE // 1024
+        a.ctr[CTR["nr_vmscan_write"]] += 1
         sc.swapped += 1
         sc.work_us += SWAP_OUT_US
     else:
         if e & ENT_DIRTY:
-            if not sc.may_writepage:
-                lru_move(a, pfn, lru)
-                return False
-            writeback_page(a, mm, idx)
-            a.ctr[CTR["nr_vmscan_write"]] += 1
-            sc.written += 1
-            sc.work_us += WRITEBACK_US
+            # the flushers write it, reclaim activates it (pageout() returns PAGE_ACTIVATE)
+            a.ctr[CTR["nr_vmscan_immediate_reclaim"]] += 1
+            lru_move(a, pfn, lru + 1)
+            a.ctr[CTR["pgactivate"]] += 1
+            return False
         mm.ent[idx] = mk_ent(0, ENT_DISK)
         mm.rss -= 1
     release_page(a, pfn)
@@ -606,8 +619,12 @@ def shrink_inactive_list(a: Arena, sc: ScanControl, nr: int, lru: int) -> None:
     i = 0
     scan_kind = CTR["pgscan_file" if lru == LRU_INACTIVE_FILE else "pgscan_anon"]
     scan_who = CTR["pgscan_kswapd" if sc.is_kswapd else "pgscan_direct"]
+    unqueued_dirty = 0
     while i < nr and pfn != NIL:
         prev = a.pages[pfn].prev
+        if lru == LRU_INACTIVE_FILE:    # folio_check_dirty_writeback(): file folios, before references
+            mid, idx = a.rmap[pfn]
+            unqueued_dirty += mm_page_dirty(a.mms[mid], idx)
         sc.nr_scanned += 1
         a.ctr[scan_kind] += 1
         a.ctr[scan_who] += 1
@@ -617,6 +634,10 @@ def shrink_inactive_list(a: Arena, sc: ScanControl, nr: int, lru: int) -> None:
             sc.work_us += RECLAIM_PAGE_US
         pfn = prev
         i += 1
+    if i and unqueued_dirty == i:       # "the flushers are not doing their job": nudge them
+        page_writeback.wakeup_flusher_threads(a)
+        if not sc.is_kswapd:
+            page_writeback.reclaim_throttle_writeback(a)
 
 
 def get_scan_count(a: Arena, sc: ScanControl, priority: int) -> list:

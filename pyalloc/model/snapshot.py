@@ -213,11 +213,15 @@ def upgrade_v3(data) -> bytes:
     return bytes(data[:i]) + bytes(3 * 8) + bytes(data[i:]) + EMPTY_SLAB_RANDOM + bytes(8) + bytes(2 * 8)
 
 
+# the writeback section of a machine whose flusher never ran: five zero words, no file
+EMPTY_WRITEBACK = bytes(6 * 8)
+
+
 def upgrade_v4(data) -> bytes:
     """A CORE section of snapshot format 4 in today's layout.  Format 5 appends the state of
     reclaim over time; a format-4 machine loads with that state empty (vm sysctls at their
     defaults, nothing dirty-timed, no shadow entries), which is how it behaved."""
-    return bytes(data) + EMPTY_KTHREADS
+    return bytes(data) + EMPTY_KTHREADS + EMPTY_WRITEBACK
 
 
 # the kthreads section of a machine whose kswapd sleeps and whose PSI "some" is its "full"
@@ -423,9 +427,20 @@ def save_kthreads(a: Arena, w: Writer) -> None:
     w.many(a.kt.words())
 
 
+def save_writeback(a: Arena, w: Writer) -> None:
+    """The flusher (page_writeback.py), then (id, dirtied_when, wb_index) of each file whose
+    two words are not both 0, by id."""
+    from .page_writeback import Wb
+    w.many(getattr(a.wb, f) for f in Wb.FIELDS)
+    recs = [(mid, mm.dirtied_when, mm.wb_index) for mid, mm in enumerate(a.mms) if mm.dirtied_when or mm.wb_index]
+    w.put(len(recs))
+    for rec in recs:
+        w.many(rec)
+
+
 SAVE_SECTIONS = (save_machine, save_pgd, save_pageblocks, save_zones, save_reclaim, save_descriptors, save_rmap,
                  save_caches, save_cache_order, save_kmalloc, save_slabs, save_mms, save_swap, save_slab_random,
-                 save_percpu, save_pcp, save_kthreads)
+                 save_percpu, save_pcp, save_kthreads, save_writeback)
 
 
 def save(a: Arena) -> bytes:
@@ -701,9 +716,19 @@ def load_kthreads(a: Arena, r: Reader) -> None:
         a.kt.psi_some = list(a.ctr[base:base + 6])
 
 
+def load_writeback(a: Arena, r: Reader) -> None:
+    """The flusher's state (validated by snapshot_check)."""
+    from .page_writeback import Wb
+    for f in Wb.FIELDS:
+        setattr(a.wb, f, r.get())
+    for _ in range(r.count(len(a.mms), "writeback files")):
+        mid, when, index = r.many(3)
+        a.mms[mid].dirtied_when, a.mms[mid].wb_index = when, index
+
+
 LOAD_SECTIONS = (load_machine, load_pgd, load_pageblocks, load_zones, load_reclaim, load_descriptors, load_rmap,
                  load_caches, load_cache_order, load_kmalloc, load_slabs, load_mms, load_swap, load_slab_random,
-                 load_percpu, load_pcp, load_kthreads)
+                 load_percpu, load_pcp, load_kthreads, load_writeback)
 
 
 def load(a: Arena, data: bytes) -> None:

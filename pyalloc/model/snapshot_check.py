@@ -212,6 +212,21 @@ def _check_kthreads(r: Reader, sc: dict, nr_pages: int) -> None:
         _fail("kthreads: a sleeping kswapd is in balance_pgdat()")
 
 
+def _check_writeback(r: Reader, ticks: int, nr_pages: int, file_mms: set, nmms: int) -> None:
+    """The flusher: its clock not ahead of the machine's, its kupdate cutoff and last run not
+    ahead of its clock, a start-all work of at most every page; files dirty-timed by ascending
+    live file id, not in the future, writeback_index within MAX_MM_PAGES."""
+    clock, last_old_flush, cutoff, start_all, kupdate = r.many(5)
+    if clock > ticks or last_old_flush > clock or cutoff > clock or start_all > nr_pages or kupdate > 1:
+        _fail("writeback: flusher state out of range")
+    last = -1
+    for _ in range(r.count(nmms, "writeback files")):
+        mid, when, index = r.many(3)
+        if mid <= last or mid not in file_mms or when > ticks or index > MAX_MM_PAGES:
+            _fail(f"writeback: file {mid} out of order, not a live file, or out of range")
+        last = mid
+
+
 def validate(data, nr_pages: int, cpus: int, swap_pages: int) -> None:
     """Raise Corrupt (its text names the first bad word) unless *data* is a CORE section a machine of
     nr_pages pages, cpus CPUs and swap_pages swap slots can take."""
@@ -417,8 +432,11 @@ def validate(data, nr_pages: int, cpus: int, swap_pages: int) -> None:
     # processes and files
     nmms = count(MAX_MMS, "mms")
     swap_used = set()
+    file_mms = set()
     for mid in range(nmms):
         alive, is_file, npages, size, rss, swapents, nr_dirty = many(7)
+        if alive == 1 and is_file == 1:
+            file_mms.add(mid)
         what = f"mm {mid}"
         if alive > 1 or is_file > 1 or npages > MAX_MM_PAGES or size > MAX_MM_PAGES * PAGE_SIZE:
             _fail(f"{what}: header out of range")
@@ -471,6 +489,7 @@ def validate(data, nr_pages: int, cpus: int, swap_pages: int) -> None:
     _validate_percpu(r, caches, slabs, slab_order, sheaf_held, sc["kconfig"], nr_pages, cpus)
     _check_pcp(r, zones, pages, cpus)
     _check_kthreads(r, sc, nr_pages)
+    _check_writeback(r, sc["ticks"], nr_pages, file_mms, nmms)
     if r.i != len(r.w):
         _fail("words left over after the core section")
 
