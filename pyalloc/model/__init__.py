@@ -8,7 +8,6 @@ from __future__ import annotations
 import threading
 
 from . import buddy, introspect, kthread, oncpu, pcp, pgtable, reclaim, sheaf, slab, slab_random, snapshot, stream, trace
-from . import page_writeback
 from ..threads import locked_entry, retarget, serialize
 from .arena import Arena, clamp64
 from ..errors import ECLOSED
