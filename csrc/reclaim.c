@@ -940,6 +940,8 @@ void kswapd_run(pa_machine *m)
         m->ctr[PA_CTR_KSWAPD_FAILURES]++;
     /* kswapd works while the machine is otherwise idle: time passes, nobody stalls */
     m->ticks += work;
+    if (pgdat_balanced(m, 0, highest))
+        wakeup_kcompactd(m, m->kswapd_order, highest);     /* kswapd_try_to_sleep() */
 }
 
 /* -- OOM facts and counters -------------------------------------------------------------------- */

@@ -333,6 +333,9 @@ COUNTER_TABLE = (
     # stall, and the three averages in FIXED_1 = 2048 fixed point
     ("psi_total_us", None), ("psi_period", None), ("psi_period_stall_us", None),
     ("psi_avg10", None), ("psi_avg60", None), ("psi_avg300", None),
+    # kcompactd (mm/compaction.c kcompactd_do_work); /proc/vmstat prints them after compact_success
+    ("compact_daemon_wake", VM_EVENT), ("compact_daemon_migrate_scanned", VM_EVENT),
+    ("compact_daemon_free_scanned", VM_EVENT),
 )
 COUNTERS = tuple(name for name, _ in COUNTER_TABLE)
 CTR = {name: i for i, name in enumerate(COUNTERS)}
@@ -343,7 +346,8 @@ NODE_STAT_COUNTERS = tuple(name for name, shown in COUNTER_TABLE if shown == NOD
 # What the most recent allocating call cost (Machine.last_alloc); "seq" says
 # which call the rest belongs to.  New costs go at the end, as counters do.
 COSTS = ("seq", "slept", "scanned", "reclaimed", "written_back", "swapped_out",
-         "compacted", "reserves", "kswapd_woken", "stall_us", "oom_needed", "oom_gfp", "oom_order")
+         "compacted", "reserves", "kswapd_woken", "stall_us", "oom_needed", "oom_gfp", "oom_order",
+         "would_loop")
 COST = {name: i for i, name in enumerate(COSTS)}
 NR_COSTS = len(COSTS)
 
