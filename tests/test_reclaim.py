@@ -212,7 +212,10 @@ def test_compaction_makes_an_order4_block(make_machine, backend):
     assert pfn is not None
     assert m.last_alloc.compacted > 0 and m.last_alloc.slept
     c = counters(m)
-    assert c["compact_stall"] == 1 and c["compact_success"] == 1 and c["pgmigrate_success"] > 0
+    # 6.18: the first try is async, which only empties Unmovable blocks for an Unmovable request
+    # and finds none; the sync-light try after reclaim makes the block
+    assert c["compact_stall"] == 2 and c["compact_fail"] == 1 and c["compact_success"] == 1
+    assert c["pgmigrate_success"] > 0
     for page in range(0, 4000, 50):
         assert m.user_read(a, page * 4096, len(b"page %d" % page)) == b"page %d" % page
     m.check()

@@ -155,6 +155,10 @@ class Arena:
     kswapd_order: int
     kswapd_highest: int
     oom_mode: int
+    compact_defer: list[list[int]]        # [zid] -> [compact_considered, compact_defer_shift, compact_order_failed]
+    kcompactd_wanted: int
+    kcompactd_max_order: int
+    kcompactd_highest: int
     rw_pin: "tuple[int, int, int] | None"   # (mm id, first, last) while a read or write faults its pages in
     pcp: list                             # [zid][cpu] -> pcp.Pcp (per_cpu_pages), set by pcp.init()
 

@@ -23,6 +23,7 @@ from .._abi import (
     WRITEBACK_US,
 )
 from .arena import NIL, Arena
+from . import compaction
 from .._abi import (
     EFAULT, EINVAL, ENOMEM, FAULT_WRITE, GFP_DIRECT_RECLAIM, GFP_FS, GFP_IO, GFP_KSWAPD_RECLAIM, KIND_ANON,
     KIND_FILE, OK, PAGE_SHIFT, PAGE_SIZE, PG_ACTIVE, PG_ALLOC, PG_LRU, PG_REFERENCED,
@@ -87,6 +88,8 @@ def init(a: Arena) -> None:
     a.alloc_seq = 0
     a.kswapd_wanted = a.kswapd_order = a.kswapd_highest = 0
     a.oom_mode = 0
+    a.compact_defer = [[0, 0, 0] for _ in a.zones]   # compaction.py: considered, defer_shift, order_failed
+    a.kcompactd_wanted = a.kcompactd_max_order = a.kcompactd_highest = 0
     a.rw_pin = None         # (mm id, first, last) while mm_rw faults its pages in
 
 
@@ -360,6 +363,7 @@ def call_end(a: Arena, r: int) -> int:
         r = EOOM
     if a.kswapd_wanted:
         kswapd_run(a)
+    if a.kcompactd_wanted: compaction.kcompactd_run(a)
     return r
 
 
@@ -709,6 +713,8 @@ def kswapd_run(a: Arena) -> None:
     if not reclaimed and not pgdat_balanced(a, 0, highest):
         a.ctr[_KSWAPD_FAILURES] += 1
     a.ticks += work
+    if pgdat_balanced(a, 0, highest):
+        compaction.wakeup_kcompactd(a, a.kswapd_order, highest)     # kswapd_try_to_sleep()
 
 
 # -- counters -------------------------------------------------------------------------------------
