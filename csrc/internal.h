@@ -407,12 +407,15 @@ static inline void pa_call_done(pa_machine *m)
 }
 
 /* the answer of a public allocating call: ENOMEM becomes EOOM when the slow
- * path wants the OOM killer, and kswapd gets its turn */
+ * path wants the OOM killer, ELOOP when 6.18 would retry for ever, and kswapd
+ * gets its turn */
 static inline int64_t pa_call_end(pa_machine *m, int64_t r)
 {
     if (pa_unlikely(r < 0) && r == PA_ENOMEM && m->cost[PA_COST_OOM_NEEDED]
         && m->cost[PA_COST_SEQ] == m->alloc_seq)
         r = PA_EOOM;
+    if (pa_unlikely(r == PA_ENOMEM) && m->cost[PA_COST_WOULD_LOOP] && m->cost[PA_COST_SEQ] == m->alloc_seq)
+        r = PA_ELOOP;
     pa_call_done(m);
     return r;
 }

@@ -49,8 +49,9 @@ EINVALFREE = -1002   # free of something that is not the start of a live allocat
 ECORRUPT = -1003     # slub_debug found a damaged red zone, poison or free pointer
 EOOM = -1005         # allocation failed and the OOM killer should run (Machine does it)
 ECLOSED = -1006      # the machine was closed (by another thread, mid-call)
+ELOOP = -1007        # a !__GFP_FS request only the OOM killer could satisfy: 6.18 retries for ever
 STATUS_CODES = ("OK", "E2BIG", "ENOMEM", "EFAULT", "EBUSY", "EINVAL", "EDOUBLEFREE", "EINVALFREE",
-                "ECORRUPT", "EOOM", "ECLOSED")
+                "ECORRUPT", "EOOM", "ECLOSED", "ELOOP")
 STATUS_NAMES = {globals()[name]: "PA_" + name for name in STATUS_CODES}
 
 # -- the allocators' sizes, limits, flags and private codes ------------------------------------

@@ -357,10 +357,13 @@ def _mm_fault(a: Arena, mid: int, start: int, nr: int, gfp: int, flags: int, don
 
 
 def call_end(a: Arena, r: int) -> int:
-    """pa_call_end(): ENOMEM becomes EOOM when the slow path asked for the OOM killer; kswapd runs."""
-    from .._abi import ENOMEM as _ENOMEM, EOOM
+    """pa_call_end(): ENOMEM becomes EOOM when the slow path asked for the OOM killer, ELOOP when
+    6.18 would retry for ever; kswapd (and kcompactd) run."""
+    from .._abi import ELOOP, ENOMEM as _ENOMEM, EOOM
     if r == _ENOMEM and a.cost[COST["oom_needed"]] and a.cost[COST["seq"]] == a.alloc_seq:
         r = EOOM
+    if r == _ENOMEM and a.cost[COST["would_loop"]] and a.cost[COST["seq"]] == a.alloc_seq:
+        r = ELOOP
     if a.kswapd_wanted:
         kswapd_run(a)
     if a.kcompactd_wanted: compaction.kcompactd_run(a)
