@@ -122,7 +122,10 @@ def _as_v3(core: bytes, m) -> bytes:
     """Today's CORE section of a machine with every kconfig option off and drained pcp lists, in
     format 3's layout: without the machine scalars and the sections format 4 added (slab_random
     and the per-cpu section, both empty here, then PCP)."""
-    core = core[:len(core) - 8 * _pcp_section_words(m)]
+    # format 5 appends the compaction section (empty here: upgrade_v4 writes it back)
+    from pyalloc.model.snapshot import COMPACTION_WORDS
+    assert core.endswith(bytes(8 * COMPACTION_WORDS))
+    core = core[:len(core) - 8 * (_pcp_section_words(m) + COMPACTION_WORDS)]
     tail = EMPTY_SLAB_RANDOM + bytes(8)
     assert core.endswith(tail)
     return core[:V3_MACHINE_WORDS * 8] + core[len(MACHINE_SCALARS) * 8:len(core) - len(tail)]
