@@ -392,10 +392,11 @@ static void reserve_highatomic_pageblock(pa_machine *m, struct pa_zone *z, uint6
 
 /* -- watermarks and the zonelist ------------------------------------------------------ */
 
-static bool zone_watermark_ok(const struct pa_zone *z, unsigned order, int64_t mark,
-                              unsigned highest, unsigned alloc_flags)
+/* __zone_watermark_ok() with the caller's count of free pages */
+static bool zone_watermark_ok_free(const struct pa_zone *z, unsigned order, int64_t mark,
+                                   unsigned highest, unsigned alloc_flags, int64_t free_pages)
 {
-    int64_t free = (int64_t)z->nr_free_pages - (((int64_t)1 << order) - 1);
+    int64_t free = free_pages - (((int64_t)1 << order) - 1);
     int64_t wmin = mark;
 
     if (!(alloc_flags & ALLOC_RESERVES))
@@ -421,6 +422,12 @@ static bool zone_watermark_ok(const struct pa_zone *z, unsigned order, int64_t m
             return true;
     }
     return false;
+}
+
+static inline bool zone_watermark_ok(const struct pa_zone *z, unsigned order, int64_t mark,
+                                     unsigned highest, unsigned alloc_flags)
+{
+    return zone_watermark_ok_free(z, order, mark, highest, alloc_flags, (int64_t)z->nr_free_pages);
 }
 
 static uint64_t get_page_from_freelist(pa_machine *m, unsigned order, unsigned alloc_flags,
@@ -484,42 +491,103 @@ static void cost_begin(pa_machine *m)
     }
 }
 
+/* __alloc_pages_direct_compact(): *result is try_to_compact_pages()'s; a run
+ * that was not skipped counts a stall, then a success or a failure */
 static uint64_t alloc_pages_direct_compact(pa_machine *m, uint32_t gfp, unsigned order, unsigned alloc_flags,
-                                           unsigned highest, unsigned mt, bool *progress)
+                                           unsigned highest, unsigned mt, int prio, int *result)
 {
-    *progress = false;
-    if (!order || !try_to_compact_pages(m, gfp, order, highest, progress))
+    *result = COMPACT_SKIPPED;
+    if (!order)
         return PA_NIL;
+    *result = try_to_compact_pages(m, gfp, order, alloc_flags, highest, prio);
+    if (*result == COMPACT_SKIPPED)
+        return PA_NIL;
+    m->ctr[PA_CTR_COMPACT_STALL]++;
+    m->cost[PA_COST_SLEPT] = 1;
     uint64_t pfn = get_page_from_freelist(m, order, alloc_flags, highest, mt);
-    m->ctr[pfn != PA_NIL ? PA_CTR_COMPACT_SUCCESS : PA_CTR_COMPACT_FAIL]++;
-    return pfn;
+    if (pfn != PA_NIL) {
+        compaction_defer_reset(m, pa_zone_of(m, pfn), order, true);
+        m->ctr[PA_CTR_COMPACT_SUCCESS]++;
+        return pfn;
+    }
+    m->ctr[PA_CTR_COMPACT_FAIL]++;
+    return PA_NIL;
 }
 
-/* should_reclaim_retry(): keep going while reclaim makes progress, and after
- * MAX_RECLAIM_RETRIES rounds without any only if free plus reclaimable pages
- * could still meet the min watermark somewhere */
-static bool should_reclaim_retry(pa_machine *m, uint32_t gfp, unsigned order, unsigned highest,
-                                 uint64_t progress, unsigned *no_progress_loops)
+/* unreserve_highatomic_pageblock(): give one high-atomic pageblock back to the
+ * request's migratetype; with !force a zone keeps its last one */
+static bool unreserve_highatomic_pageblock(pa_machine *m, unsigned highest, unsigned mt, bool force)
 {
-    if (progress)
+    for (int zid = (int)highest; zid >= 0; zid--) {
+        struct pa_zone *z = &m->zones[zid];
+        if (!z->managed || (!force && z->nr_reserved_highatomic <= PAGEBLOCK_NR_PAGES))
+            continue;
+        for (unsigned order = 0; order < PA_NR_PAGE_ORDERS; order++) {
+            uint64_t pfn = get_page_from_free_area(m, z, order, MIGRATE_HIGHATOMIC);
+            if (pfn == PA_NIL)
+                continue;
+            uint64_t size = order < PA_PAGEBLOCK_ORDER ? PAGEBLOCK_NR_PAGES : 1ull << order;
+            if (size > z->nr_reserved_highatomic)
+                size = z->nr_reserved_highatomic;
+            z->nr_reserved_highatomic -= size;
+            if (order < PA_PAGEBLOCK_ORDER) {
+                move_freepages_block(m, z, pfn & ~(uint64_t)(PAGEBLOCK_NR_PAGES - 1), MIGRATE_HIGHATOMIC, mt);
+            } else {
+                move_to_free_list(m, z, pfn, order, MIGRATE_HIGHATOMIC, mt);
+                change_pageblock_range(m, z, pfn, order, mt);
+            }
+            return true;
+        }
+    }
+    return false;
+}
+
+/* should_reclaim_retry(): after MAX_RECLAIM_RETRIES rounds without progress
+ * (a costly order never counts as progress) give up; else go on while some
+ * zone would pass the min watermark at the request's order with all its
+ * reclaimable pages free.  Before giving up, release a high-atomic block. */
+static bool should_reclaim_retry(pa_machine *m, uint32_t gfp, unsigned order, unsigned alloc_flags,
+                                 unsigned highest, unsigned mt, uint64_t progress, unsigned *no_progress_loops)
+{
+    if (progress && order <= PAGE_ALLOC_COSTLY_ORDER)
         *no_progress_loops = 0;
     else
         (*no_progress_loops)++;
-    if (*no_progress_loops > MAX_RECLAIM_RETRIES)
-        return false;
-    bool anon = m->ctr[PA_CTR_NR_SWAP_FREE] > 0;
-    for (int zid = (int)highest; zid >= 0; zid--) {
-        const struct pa_zone *z = &m->zones[zid];
-        if (!z->managed)
-            continue;
-        uint64_t reclaimable = z->nr_lru[LRU_INACTIVE_FILE] + z->nr_lru[LRU_ACTIVE_FILE];
-        if (anon)
-            reclaimable += z->nr_lru[LRU_INACTIVE_ANON] + z->nr_lru[LRU_ACTIVE_ANON];
-        int64_t available = (int64_t)(z->nr_free_pages + reclaimable) - (((int64_t)1 << order) - 1);
-        if (available > (int64_t)(z->wmark[0] + z->lowmem_reserve[highest]))
-            return true;
+    if (*no_progress_loops <= MAX_RECLAIM_RETRIES) {
+        for (int zid = (int)highest; zid >= 0; zid--) {
+            const struct pa_zone *z = &m->zones[zid];
+            if (!z->managed)
+                continue;
+            int64_t available = (int64_t)(zone_reclaimable_pages(m, z) + z->nr_free_pages);
+            if (zone_watermark_ok_free(z, order, (int64_t)z->wmark[0], highest, alloc_flags, available))
+                return true;
+        }
     }
     (void)gfp;
+    return unreserve_highatomic_pageblock(m, highest, mt, true);
+}
+
+/* should_compact_retry(): after a skipped run, go on while reclaim could make
+ * some zone suitable; after a success, a few more tries; after a failure,
+ * raise the priority (sync-light at most for costly orders) */
+static bool should_compact_retry(pa_machine *m, unsigned order, unsigned highest, int result, int *prio,
+                                 unsigned *compaction_retries)
+{
+    if (!order)
+        return false;
+    if (result == COMPACT_SKIPPED)
+        return compaction_zonelist_suitable(m, order, highest);
+    if (result == COMPACT_SUCCESS) {
+        unsigned max_retries = order > PAGE_ALLOC_COSTLY_ORDER ? MAX_COMPACT_RETRIES / 4 : MAX_COMPACT_RETRIES;
+        if (++(*compaction_retries) <= max_retries)
+            return true;
+    }
+    int min_priority = order > PAGE_ALLOC_COSTLY_ORDER ? COMPACT_PRIO_SYNC_LIGHT : COMPACT_PRIO_SYNC_FULL;
+    if (*prio > min_priority) {
+        (*prio)--;
+        *compaction_retries = 0;
+        return true;
+    }
     return false;
 }
 
@@ -531,14 +599,18 @@ static bool oom_allowed(uint32_t gfp, unsigned order, unsigned highest)
 }
 
 /*
- * __alloc_pages_slowpath(), as 6.18 orders it: wake kswapd; try at min with
- * the reserves the mask earns; costly or unmovable high orders compact first;
- * then, if the caller may sleep, rounds of direct reclaim and direct
- * compaction, each followed by another attempt, until the retry rules give
- * up; then the OOM killer.  The killer itself is the caller's: when it should
+ * __alloc_pages_slowpath(), as 6.18 orders it: wake kswapd (and kcompactd for
+ * a request that cannot reclaim); try at min with the reserves the mask earns;
+ * costly or unmovable high orders compact first (async); then, if the caller
+ * may sleep, rounds of direct reclaim and direct compaction (sync-light, or
+ * async after a costly NORETRY first try), each followed by another attempt,
+ * until should_reclaim_retry and should_compact_retry give up; then
+ * __alloc_pages_may_oom.  The killer itself is the caller's: when it should
  * run, this returns PA_NIL with cost[OOM_NEEDED] set, the public entry answers
- * PA_EOOM, the Python layer picks and kills a victim (or finds none and calls
- * again with oom_mode set) and repeats the call.
+ * PA_EOOM, the Python layer picks and kills a victim (or finds none: the
+ * kernel panics) and repeats the call.  A request without __GFP_FS that only
+ * the killer could satisfy loops for ever in 6.18 (out_of_memory() returns
+ * true without killing): it returns PA_NIL with cost[WOULD_LOOP] set.
  */
 static uint64_t alloc_pages_slowpath(pa_machine *m, uint32_t gfp, unsigned order,
                                      unsigned highest, unsigned mt)
@@ -546,26 +618,36 @@ static uint64_t alloc_pages_slowpath(pa_machine *m, uint32_t gfp, unsigned order
     m->slowpath_entries++;
     cost_begin(m);
     const bool can_direct_reclaim = gfp & GFP_DIRECT_RECLAIM_BIT;
+    const bool can_compact = gfp & GFP_IO_BIT;        /* gfp_compaction_allowed() */
     const bool costly = order > PAGE_ALLOC_COSTLY_ORDER;
     const bool pfmemalloc = (gfp & GFP_MEMALLOC_BIT) && !(gfp & GFP_NOMEMALLOC_BIT);
     unsigned alloc_flags = gfp_to_alloc_flags(gfp, order);
     unsigned no_progress_loops = 0, compaction_retries = 0;
-    bool compacted, drained = false;
+    int compact_result = COMPACT_SKIPPED, compact_priority = COMPACT_PRIO_SYNC_LIGHT;
+    bool drained = false;
     uint64_t pfn;
 
-    if (alloc_flags & ALLOC_KSWAPD)
+    if (alloc_flags & ALLOC_KSWAPD) {
         wakeup_kswapd(m, order, highest);
+        /* wakeup_kswapd(): a node kswapd leaves alone may still be too fragmented */
+        if (!can_direct_reclaim && !m->kswapd_wanted)
+            wakeup_kcompactd(m, order, highest);
+    }
     pfn = get_page_from_freelist(m, order, alloc_flags, highest, mt);
     if (pfn != PA_NIL)
         goto got_pg;
 
-    if (can_direct_reclaim && (costly || (order > 0 && mt != MIGRATE_MOVABLE)) && !pfmemalloc) {
-        pfn = alloc_pages_direct_compact(m, gfp, order, alloc_flags, highest, mt, &compacted);
+    if (can_direct_reclaim && can_compact && (costly || (order > 0 && mt != MIGRATE_MOVABLE)) && !pfmemalloc) {
+        pfn = alloc_pages_direct_compact(m, gfp, order, alloc_flags, highest, mt, COMPACT_PRIO_ASYNC,
+                                         &compact_result);
         if (pfn != PA_NIL)
             goto got_pg;
-        /* a costly NORETRY request gives up when that first compaction got nowhere */
-        if (costly && (gfp & GFP_NORETRY_BIT) && !compacted)
-            goto nopage;
+        if (costly && (gfp & GFP_NORETRY_BIT)) {
+            /* compaction skipped or deferred: reclaim is unlikely to make whole blocks */
+            if (compact_result == COMPACT_SKIPPED || compact_result == COMPACT_DEFERRED)
+                goto nopage;
+            compact_priority = COMPACT_PRIO_ASYNC;
+        }
     }
 
     for (;;) {
@@ -579,41 +661,47 @@ static uint64_t alloc_pages_slowpath(pa_machine *m, uint32_t gfp, unsigned order
 
         uint64_t progress = try_to_free_pages(m, gfp, order, highest);
         pfn = get_page_from_freelist(m, order, alloc_flags, highest, mt);
-        /* __alloc_pages_direct_reclaim(): pages may sit on the pcp lists: drain and retry once */
+        /* __alloc_pages_direct_reclaim(): pages may sit on the pcp lists or in a
+         * high-atomic block: release those and retry once */
         if (pfn == PA_NIL && !drained) {
+            unreserve_highatomic_pageblock(m, highest, mt, false);
             drain_all_pages(m, NULL);
             drained = true;
             pfn = get_page_from_freelist(m, order, alloc_flags, highest, mt);
         }
         if (pfn != PA_NIL)
             goto got_pg;
-        pfn = alloc_pages_direct_compact(m, gfp, order, alloc_flags, highest, mt, &compacted);
+        pfn = alloc_pages_direct_compact(m, gfp, order, alloc_flags, highest, mt, compact_priority,
+                                         &compact_result);
         if (pfn != PA_NIL)
             goto got_pg;
 
         if (gfp & GFP_NORETRY_BIT)
             goto nopage;
-        if (costly && !(gfp & GFP_RETRY_MAYFAIL_BIT))
+        /* "prevent infinite loop for costly GFP_NOIO | __GFP_RETRY_MAYFAIL allocations" */
+        if (costly && (!can_compact || !(gfp & GFP_RETRY_MAYFAIL_BIT)))
             goto nopage;
-        if (should_reclaim_retry(m, gfp, order, highest, progress, &no_progress_loops))
+        if (should_reclaim_retry(m, gfp, order, alloc_flags, highest, mt, progress, &no_progress_loops))
             continue;
-        /* should_compact_retry(): a bounded number of rounds while compaction moves pages */
-        if (compacted && compaction_retries++ < MAX_COMPACT_RETRIES)
+        if (progress && can_compact
+            && should_compact_retry(m, order, highest, compact_result, &compact_priority, &compaction_retries))
             continue;
         break;
     }
 
+    /* __alloc_pages_may_oom(): one last try at the high watermark, in case somebody freed memory */
+    pfn = get_page_from_freelist(m, order, ALLOC_WMARK_HIGH | ALLOC_CPUSET, highest, mt);
+    if (pfn != PA_NIL)
+        goto got_pg;
     if (oom_allowed(gfp, order, highest)) {
-        /* one last try at the high watermark, in case somebody freed memory */
-        pfn = get_page_from_freelist(m, order, ALLOC_WMARK_HIGH | ALLOC_CPUSET, highest, mt);
-        if (pfn != PA_NIL)
-            goto got_pg;
         if (!(gfp & GFP_FS_BIT)) {
-            /* out_of_memory() kills nothing for !__GFP_FS and reports progress,
-             * so the kernel retries for ever; pyalloc stops here */
-            goto nopage;
-        }
-        if (!m->oom_mode) {
+            /* out_of_memory() kills nothing for !__GFP_FS and reports progress:
+             * NOFAIL takes the reserves, anything else retries for ever */
+            if (!(gfp & GFP_NOFAIL_BIT)) {
+                m->cost[PA_COST_WOULD_LOOP] = 1;
+                return PA_NIL;
+            }
+        } else if (!m->oom_mode) {
             m->cost[PA_COST_OOM_NEEDED] = 1;
             m->cost[PA_COST_OOM_GFP] = gfp;
             m->cost[PA_COST_OOM_ORDER] = order;
@@ -699,6 +787,12 @@ bool buddy_zone_watermark_ok(const struct pa_zone *z, unsigned order, int64_t ma
                              unsigned alloc_flags)
 {
     return zone_watermark_ok(z, order, mark, highest, alloc_flags);
+}
+
+bool buddy_zone_watermark_ok_free(const struct pa_zone *z, unsigned order, int64_t mark, unsigned highest,
+                                  unsigned alloc_flags, int64_t free_pages)
+{
+    return zone_watermark_ok_free(z, order, mark, highest, alloc_flags, free_pages);
 }
 
 /* Take one free page out of the free block that holds it, splitting the

@@ -277,6 +277,10 @@ struct pa_machine {
     uint32_t kswapd_wanted, kswapd_order, kswapd_highest;
     uint32_t oom_mode;                  /* 1: the OOM killer has no victim, do not ask again */
     struct pa_wb wb;                    /* page_writeback.c */
+    /* compaction.c: deferral per zone (zone->compact_considered, compact_defer_shift,
+     * compact_order_failed) and kcompactd's pending work (pgdat->kcompactd_*) */
+    uint32_t compact_defer[PA_MAX_NR_ZONES][3];
+    uint32_t kcompactd_wanted, kcompactd_max_order, kcompactd_highest;
     /* trace.c: NULL while tracing is off */
     struct pa_trace *trace;
     /* slab_random.c */
@@ -396,6 +400,8 @@ uint64_t buddy_page_is_free(const pa_machine *m, uint64_t pfn, unsigned *order);
 
 bool buddy_zone_watermark_ok(const struct pa_zone *z, unsigned order, int64_t mark, unsigned highest,
                              unsigned alloc_flags);
+bool buddy_zone_watermark_ok_free(const struct pa_zone *z, unsigned order, int64_t mark, unsigned highest,
+                                  unsigned alloc_flags, int64_t free_pages);
 uint64_t buddy_take_free_page(pa_machine *m, struct pa_zone *z, uint64_t pfn);
 uint64_t buddy_rmqueue_mode(pa_machine *m, struct pa_zone *z, unsigned order, unsigned mt, int *mode);
 void buddy_free_one_page(pa_machine *m, struct pa_zone *z, uint64_t pfn, unsigned order, unsigned mt);
@@ -424,6 +430,7 @@ uint64_t try_to_free_pages(pa_machine *m, uint32_t gfp, unsigned order, unsigned
 void wakeup_kswapd(pa_machine *m, unsigned order, unsigned highest);
 uint64_t balance_pgdat_batch(pa_machine *m);
 void kswapd_nap_done(pa_machine *m);
+void kcompactd_run(pa_machine *m);
 bool reclaim_can_make_progress(pa_machine *m, uint32_t gfp);
 void reclaim_stall(pa_machine *m, uint64_t us);
 void psi_account(uint64_t *psi, uint64_t start, uint64_t end);
@@ -447,29 +454,43 @@ void psi_memstall_some(pa_machine *m, uint64_t start, uint64_t end);
  * kthreads_catch_up(). */
 static inline void kthreads_run(pa_machine *m)
 {
-    if (pa_unlikely(m->kswapd_wanted || m->ctr[PA_CTR_NR_DIRTY]))
+    if (pa_unlikely(m->kswapd_wanted || m->kcompactd_wanted))
         kthreads_catch_up(m);
 }
 
-/* end of a public call: the kernel threads catch up with its clock */
+/* end of a public call: the kernel threads catch up with its clock; the
+ * flusher also catches up where pages are dirtied (page_writeback.c) */
 static inline void pa_call_done(pa_machine *m)
 {
     kthreads_run(m);
+    if (pa_unlikely(m->ctr[PA_CTR_NR_DIRTY] != 0))
+        flusher_catch_up(m);
 }
 
 /* the answer of a public allocating call: ENOMEM becomes EOOM when the slow
- * path wants the OOM killer, and kswapd gets its turn */
+ * path wants the OOM killer, ELOOP when 6.18 would retry for ever, and kswapd
+ * gets its turn */
 static inline int64_t pa_call_end(pa_machine *m, int64_t r)
 {
     if (pa_unlikely(r < 0) && r == PA_ENOMEM && m->cost[PA_COST_OOM_NEEDED]
         && m->cost[PA_COST_SEQ] == m->alloc_seq)
         r = PA_EOOM;
+    if (pa_unlikely(r == PA_ENOMEM) && m->cost[PA_COST_WOULD_LOOP] && m->cost[PA_COST_SEQ] == m->alloc_seq)
+        r = PA_ELOOP;
     pa_call_done(m);
     return r;
 }
 
-/* "compaction.c" */
-uint64_t try_to_compact_pages(pa_machine *m, uint32_t gfp, unsigned order, unsigned highest, bool *progress);
+/* "compaction.c" (include/linux/compaction.h's enums, in the kernel's order) */
+enum { COMPACT_NOT_SUITABLE_ZONE, COMPACT_SKIPPED, COMPACT_DEFERRED, COMPACT_NO_SUITABLE_PAGE, COMPACT_CONTINUE,
+       COMPACT_COMPLETE, COMPACT_PARTIAL_SKIPPED, COMPACT_CONTENDED, COMPACT_SUCCESS };
+enum { COMPACT_PRIO_SYNC_FULL, COMPACT_PRIO_SYNC_LIGHT, COMPACT_PRIO_ASYNC };
+int try_to_compact_pages(pa_machine *m, uint32_t gfp, unsigned order, unsigned alloc_flags, unsigned highest,
+                         int prio);
+void compaction_defer_reset(pa_machine *m, const struct pa_zone *z, unsigned order, bool alloc_success);
+bool compaction_zonelist_suitable(pa_machine *m, unsigned order, unsigned highest);
+uint64_t zone_reclaimable_pages(const pa_machine *m, const struct pa_zone *z);
+void wakeup_kcompactd(pa_machine *m, unsigned order, unsigned highest);
 
 /* "pgtable.c" */
 int pgt_check(pa_machine *m, char *msg, size_t msglen);

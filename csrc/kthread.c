@@ -65,8 +65,8 @@ static void kswapd_catch_up(pa_machine *m)
 void kthreads_catch_up(pa_machine *m)
 {
     kswapd_catch_up(m);
-    if (m->ctr[PA_CTR_NR_DIRTY])
-        flusher_catch_up(m);
+    if (m->kcompactd_wanted)
+        kcompactd_run(m);
 }
 
 PA_ENTRY(int, pa_kthread_info, (pa_machine *m, uint64_t *out, int64_t n), (m, out, n))
@@ -91,6 +91,6 @@ PA_ENTRY(int, pa_idle, (pa_machine *m, int64_t us), (m, us))
     if (!m || us < 0 || (uint64_t)us > PA_MAX_IDLE_US)
         return PA_EINVAL;
     m->ticks += (uint64_t)us;
-    kthreads_run(m);
+    pa_call_done(m);
     return PA_OK;
 }

@@ -1007,10 +1007,13 @@ static void balance_pgdat_done(pa_machine *m)
     if (!k->run_reclaimed && !pgdat_balanced(m, 0, m->kswapd_highest))
         m->ctr[PA_CTR_KSWAPD_FAILURES]++;
     k->priority = 0;
-    if (prepare_kswapd_sleep(m))
+    if (prepare_kswapd_sleep(m)) {
+        /* kswapd_try_to_sleep(): a balanced node hands the order to kcompactd first */
+        wakeup_kcompactd(m, m->kswapd_order, m->kswapd_highest);
         k->nap_until = k->clock + PA_KSWAPD_NAP_US;
-    else
+    } else {
         m->ctr[PA_CTR_KSWAPD_HIGH_WMARK_HIT_QUICKLY]++;
+    }
 }
 
 /* the nap ended with nobody waking kswapd: sleep until woken if the node is

@@ -481,6 +481,17 @@ static bool pcp_is_boot(const struct pa_pcp *pcp)
     return !pcp->count && !pcp->high && !pcp->free_count && !pcp->flags && !pcp->alloc_factor;
 }
 
+/* compaction.c: each zone's deferral, then kcompactd's pending work */
+static void save_compaction(const pa_machine *m, struct snap_out *o)
+{
+    for (int zid = 0; zid < PA_MAX_NR_ZONES; zid++)
+        for (int k = 0; k < 3; k++)
+            put(o, m->compact_defer[zid][k]);
+    put(o, m->kcompactd_wanted);
+    put(o, m->kcompactd_max_order);
+    put(o, m->kcompactd_highest);
+}
+
 static void save_pcp(const pa_machine *m, struct snap_out *o)
 {
     uint64_t mask = 0, n = 0;
@@ -659,6 +670,7 @@ static void save_core(pa_machine *m, struct snap_out *o, bool exhaustive)
     save_pcp(m, o);
     save_kthreads(m, o);
     save_writeback(m, o);
+    save_compaction(m, o);
 }
 
 /* The canonical core section into buf (cap bytes); the answer is its size in
@@ -1657,6 +1669,20 @@ static int load_writeback(pa_machine *m, struct snap_in *in)
     return PA_OK;
 }
 
+static int load_compaction(pa_machine *m, struct snap_in *in)
+{
+    for (int zid = 0; zid < PA_MAX_NR_ZONES; zid++) {
+        m->compact_defer[zid][0] = (uint32_t)get_max(in, 1ull << 6);    /* considered */
+        m->compact_defer[zid][1] = (uint32_t)get_max(in, 6);            /* COMPACT_MAX_DEFER_SHIFT */
+        m->compact_defer[zid][2] = (uint32_t)get_max(in, PA_NR_PAGE_ORDERS);
+    }
+    m->kcompactd_wanted = (uint32_t)get_max(in, 1);
+    m->kcompactd_max_order = (uint32_t)get_max(in, PA_MAX_PAGE_ORDER);
+    m->kcompactd_highest = (uint32_t)get_max(in, PA_MAX_NR_ZONES - 1);
+    CHECK();
+    return PA_OK;
+}
+
 typedef int (*section_loader)(pa_machine *m, struct snap_in *in);
 
 /* the sections in the order of the layout (pyalloc/model/snapshot.py), each
@@ -1664,7 +1690,7 @@ typedef int (*section_loader)(pa_machine *m, struct snap_in *in);
 static const section_loader load_sections[] = {
     load_machine, load_pgd, load_pageblocks, load_zones, load_reclaim, load_descriptors, load_rmap,
     load_caches, load_cache_order, load_kmalloc, load_slabs, link_cache_slabs, load_mms, load_swap,
-    load_slab_random, load_percpu, load_pcp, load_kthreads, load_writeback,
+    load_slab_random, load_percpu, load_pcp, load_kthreads, load_writeback, load_compaction,
 };
 
 static int load_core(pa_machine *m, struct snap_in *in)

@@ -10,7 +10,7 @@ default for a whole run.
 """
 
 from .errors import (
-    PyallocError, KernelBug, OutOfMemory, GFPError, InvalidArgument, PageFault,
+    PyallocError, KernelBug, OutOfMemory, AllocationWouldLoop, GFPError, InvalidArgument, PageFault,
     MachineClosed, DoubleFree, InvalidFree, SlabCorruption, CacheInUse, CacheExists, InvariantBroken, SnapshotError,
     PyallocWarning,
 )
@@ -34,7 +34,7 @@ from ._abi import __version__
 
 __all__ = [
     "Machine", "GFP", "SLAB", "Cache", "Stream", "StreamResult", "read_trace", "sweep",
-    "PyallocError", "KernelBug", "OutOfMemory", "GFPError", "InvalidArgument", "PageFault",
+    "PyallocError", "KernelBug", "OutOfMemory", "AllocationWouldLoop", "GFPError", "InvalidArgument", "PageFault",
     "MachineClosed", "DoubleFree", "InvalidFree", "SlabCorruption", "CacheInUse", "CacheExists", "InvariantBroken",
     "SnapshotError", "PyallocWarning",
     "PAGE_SIZE", "PAGE_SHIFT", "PAGE_OFFSET", "VMALLOC_START", "VMALLOC_END", "ZERO_SIZE_PTR",

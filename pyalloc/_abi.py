@@ -49,8 +49,9 @@ EINVALFREE = -1002   # free of something that is not the start of a live allocat
 ECORRUPT = -1003     # slub_debug found a damaged red zone, poison or free pointer
 EOOM = -1005         # allocation failed and the OOM killer should run (Machine does it)
 ECLOSED = -1006      # the machine was closed (by another thread, mid-call)
+ELOOP = -1007        # a !__GFP_FS request only the OOM killer could satisfy: 6.18 retries for ever
 STATUS_CODES = ("OK", "E2BIG", "ENOMEM", "EFAULT", "EBUSY", "EINVAL", "EDOUBLEFREE", "EINVALFREE",
-                "ECORRUPT", "EOOM", "ECLOSED")
+                "ECORRUPT", "EOOM", "ECLOSED", "ELOOP")
 STATUS_NAMES = {globals()[name]: "PA_" + name for name in STATUS_CODES}
 
 # -- the allocators' sizes, limits, flags and private codes ------------------------------------
@@ -336,6 +337,9 @@ COUNTER_TABLE = (
     ("psi_avg10", None), ("psi_avg60", None), ("psi_avg300", None),
     # writeback (mm/vmscan.c, mm/page-writeback.c); /proc/vmstat prints them in vmstat_text[] order
     ("nr_vmscan_immediate_reclaim", NODE_STAT), ("nr_throttled_written", NODE_STAT),
+    # kcompactd (mm/compaction.c kcompactd_do_work); /proc/vmstat prints them after compact_success
+    ("compact_daemon_wake", VM_EVENT), ("compact_daemon_migrate_scanned", VM_EVENT),
+    ("compact_daemon_free_scanned", VM_EVENT),
 )
 COUNTERS = tuple(name for name, _ in COUNTER_TABLE)
 CTR = {name: i for i, name in enumerate(COUNTERS)}
@@ -346,7 +350,8 @@ NODE_STAT_COUNTERS = tuple(name for name, shown in COUNTER_TABLE if shown == NOD
 # What the most recent allocating call cost (Machine.last_alloc); "seq" says
 # which call the rest belongs to.  New costs go at the end, as counters do.
 COSTS = ("seq", "slept", "scanned", "reclaimed", "written_back", "swapped_out",
-         "compacted", "reserves", "kswapd_woken", "stall_us", "oom_needed", "oom_gfp", "oom_order")
+         "compacted", "reserves", "kswapd_woken", "stall_us", "oom_needed", "oom_gfp", "oom_order",
+         "would_loop")
 COST = {name: i for i, name in enumerate(COSTS)}
 NR_COSTS = len(COSTS)
 

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 # Status codes: defined once, in pyalloc/_abi.py (the C core's enum pa_status is generated from it)
 from ._abi import (  # noqa: F401  (errors.X is how the package names them)
-    OK, E2BIG, ENOMEM, EFAULT, EBUSY, EINVAL, EDOUBLEFREE, EINVALFREE, ECORRUPT, EOOM, ECLOSED, STATUS_NAMES,
+    OK, E2BIG, ENOMEM, EFAULT, EBUSY, EINVAL, EDOUBLEFREE, EINVALFREE, ECORRUPT, EOOM, ECLOSED, ELOOP, STATUS_NAMES,
 )
 
 
@@ -54,6 +54,18 @@ class OutOfMemory(PyallocError, MemoryError):
     kernel would loop forever); a read or write of a process's memory or a file whose
     pages do not fit (at once) in the machine's memory; or, at Machine(swap=...), a
     swap device the host cannot back."""
+
+
+class AllocationWouldLoop(OutOfMemory):
+    """A request without __GFP_FS (GFP_NOFS, GFP_NOIO) that only the OOM killer could satisfy.
+
+    6.18's out_of_memory() kills nothing for such a request and returns true ("the OOM killer
+    does not compensate for IO-less reclaim"), so __alloc_pages_slowpath() counts that as
+    progress and retries for ever: no "page allocation failure" report, no OOM report, no NULL.
+    pyalloc cannot loop for ever, and returning None would claim a failure the kernel never
+    reports, so the call raises this instead, after the retry rounds it ran (their reclaim,
+    compaction and counters stay done).  dmesg gets nothing, as on the real machine.
+    """
 
 
 class GFPError(PyallocError, ValueError):
@@ -118,6 +130,7 @@ EXCEPTIONS = {
     ECORRUPT: SlabCorruption,
     EOOM: OutOfMemory,      # only if a caller forgot to run the OOM killer
     ECLOSED: MachineClosed,
+    ELOOP: AllocationWouldLoop,
 }
 
 

@@ -17,7 +17,7 @@ import pytest
 import pyalloc
 from pyalloc import _abi
 from pyalloc.machine import snapshot
-from pyalloc.model.snapshot import EMPTY_SLAB_RANDOM, EMPTY_WRITEBACK, MACHINE_SCALARS, V2_NR_COSTS, V2_NR_CTRS, V3_MACHINE_WORDS, _ZONE_WORDS
+from pyalloc.model.snapshot import EMPTY_COMPACTION, EMPTY_SLAB_RANDOM, EMPTY_WRITEBACK, MACHINE_SCALARS, V2_NR_COSTS, V2_NR_CTRS, V3_MACHINE_WORDS, _ZONE_WORDS
 from pyalloc.text import procfs
 from conftest import c_core_available
 
@@ -122,9 +122,10 @@ def _as_v3(core: bytes, m) -> bytes:
     """Today's CORE section of a machine with every kconfig option off and drained pcp lists, in
     format 3's layout: without the machine scalars and the sections format 4 added (slab_random
     and the per-cpu section, both empty here, then PCP)."""
-    assert core.endswith(EMPTY_WRITEBACK)      # format 5's writeback section, empty here
-    core = core[:len(core) - len(EMPTY_WRITEBACK)]
-    core = core[:len(core) - 8 * _pcp_section_words(m)]
+    for empty in (EMPTY_COMPACTION, EMPTY_WRITEBACK):     # format 5's sections, empty here
+        assert core.endswith(empty)
+        core = core[:len(core) - len(empty)]
+    core = core[:len(core) - 8 * (_abi.NR_KTHREAD_INFO + _pcp_section_words(m))]    # kswapd's words, the pcp
     tail = EMPTY_SLAB_RANDOM + bytes(8)
     assert core.endswith(tail)
     return core[:V3_MACHINE_WORDS * 8] + core[len(MACHINE_SCALARS) * 8:len(core) - len(tail)]

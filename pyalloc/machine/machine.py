@@ -446,6 +446,9 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, StreamAPI, TraceAPI, ViewsAPI, Ho
         self._log.emit(self._clock_ns(), warn_text(0, PID, COMM, location, function))
 
     def _warn_alloc(self, flags: int, what: str) -> None:
+        if self._oom_panicked:
+            self._oom_panicked = False      # the call's dmesg ended with the panic (oom.retry)
+            return
         if flags & _NOWARN:
             return
         go, suppressed = self._nopage_rs.ratelimit(jiffies(self._core.vm_info()["ticks"]))

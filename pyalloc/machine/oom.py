@@ -108,12 +108,32 @@ def kill_report(snap: dict, tasks: list, victim: dict, gfp: int, order: int, com
     return "\n".join(lines) + "\n"
 
 
+PANIC_MESSAGE = "System is deadlocked on memory"
+PANIC_FRAMES = ("dump_stack_lvl", "vpanic", "panic", "out_of_memory",
+                "__alloc_pages_slowpath.constprop.0", "__alloc_frozen_pages_noprof", "alloc_pages_mpol")
+
+
+def panic_lines(message: str, comm: str, pid: int, frames) -> list[str]:
+    """vpanic() (kernel/panic.c): the message without its newline, the stack
+    (CONFIG_DEBUG_BUGVERBOSE), the x86 panic notifier's kernel offset (no
+    KASLR: "disabled") and the closing line."""
+    lines = ["Kernel panic - not syncing: " + message]
+    lines += dump_stack_lines(0, pid, comm, frames)
+    lines.append("Kernel Offset: disabled")
+    lines.append("---[ end Kernel panic - not syncing: %s ]---" % message)
+    return lines
+
+
 def no_victim_report(snap: dict, tasks: list, gfp: int, order: int, comm: str, pid: int,
                      current_adj: int = 0) -> str:
-    """out_of_memory() with nothing to kill: the header, then the line before the
-    kernel's panic ("System is deadlocked on memory"), which pyalloc does not do."""
+    """out_of_memory() with nothing to kill: the header, "Out of memory and no
+    killable processes...", then panic("System is deadlocked on memory\n"), the
+    last lines the kernel prints.  pyalloc's machine goes on after them (the
+    caller gets no page, or the reserves for __GFP_NOFAIL) and prints nothing
+    more for that call."""
     lines = dump_header(snap, tasks, gfp, order, comm, pid, NO_VICTIM_FRAMES, current_adj)
     lines.append("Out of memory and no killable processes...")
+    lines += panic_lines(PANIC_MESSAGE, comm, pid, PANIC_FRAMES)
     return "\n".join(lines) + "\n"
 
 
@@ -129,10 +149,12 @@ def retry(m, call, failed, comm: str, pid, user_fault: bool, *, stop=None, last=
     Returns (the last answer, what the last out_of_memory() returned).
     """
     victim = None
+    m._oom_panicked = False
     r = call()
     while failed(r):
         victim = m._out_of_memory(comm, pid, user_fault)
         if victim is None:
+            m._oom_panicked = True      # the panic lines end dmesg: no warn_alloc after them
             m._core.set_oom_mode(1)
             try:
                 r = (last or call)()

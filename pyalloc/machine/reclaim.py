@@ -95,6 +95,7 @@ class ReclaimAPI(MachineState):
         self._files: dict[str, int] = {}
         self._next_pid = FIRST_PID
         self._oom_victim = None
+        self._oom_panicked = False          # oom.retry: out_of_memory() found no victim and panicked
         if swap_bytes >> PAGE_SHIFT > MAX_SWAP_PAGES:
             raise InvalidArgument(f"swap must be less than 16 TiB ({MAX_SWAP_PAGES} pages at most), "
                                   f"not {show(swap_bytes)} bytes")

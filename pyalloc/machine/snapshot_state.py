@@ -212,6 +212,7 @@ def _reclaim_state(m, s: dict) -> None:
                              _int(adj, -1000, 1000, "oom_score_adj"))
     victim = s["oom_victim"]
     m._oom_victim = None if victim is None else _int(victim, 0, PID_MAX, "oom_victim")
+    m._oom_panicked = False
     files: dict[str, int] = {}
     for path, mid in _list(s["files"], "files", 2):
         _str(path, "a file path")

@@ -164,6 +164,7 @@ class MachineState:
     _procs: dict[int, Process]            # pid -> simulated task
     _next_pid: int
     _oom_victim: Optional[int]            # the pid the last OOM kill chose
+    _oom_panicked: bool                   # the last OOM turn found no victim (dmesg ends with the panic)
     _files: dict[str, int]                # path -> page cache mm
 
     # -- vmalloc (vmalloc.py, vmap_area.py) -----------------------------------------

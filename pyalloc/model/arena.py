@@ -160,6 +160,10 @@ class Arena:
     kt: KThreads                          # kthread.KThreads: kswapd on the clock, PSI "some"
     rw_pin: "tuple[int, int, int, int, int] | None"   # (mm id, first, last, offset, end) while a read or write faults its pages in
     wb: "Wb"                              # the flusher (page_writeback.py), set by page_writeback.init()
+    compact_defer: list[list[int]]        # [zid] -> [compact_considered, compact_defer_shift, compact_order_failed]
+    kcompactd_wanted: int
+    kcompactd_max_order: int
+    kcompactd_highest: int
     pcp: list                             # [zid][cpu] -> pcp.Pcp (per_cpu_pages), set by pcp.init()
 
     def __init__(self, nr_pages: int, cpus: int, min_free_kbytes: int) -> None:

@@ -44,7 +44,7 @@ from .._abi import (
     PAGE_ALLOC_COSTLY_ORDER, PAGE_SHIFT, PAGE_STATE_ALLOCATED,
     PAGE_STATE_FREE, PAGE_STATE_INTERIOR, PAGE_STATE_OUT_OF_RANGE,
     PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER, PG_ALLOC, PG_BUDDY, PG_FREED, PG_HEAD,
-    PG_MOVABLE, ZONE_NORMAL, ALLOC_WMARK_HIGH, GFP_FS, GFP_NORETRY, KIND_ANON, KIND_FILE,
+    PG_MOVABLE, ZONE_NORMAL, ALLOC_WMARK_HIGH, GFP_FS, GFP_IO, GFP_NORETRY, KIND_ANON, KIND_FILE,
 )
 from .._abi import COST, CTR
 from . import compaction, kthread, pcp, reclaim
@@ -345,7 +345,13 @@ def reserve_highatomic_pageblock(a: Arena, z: Zone, pfn: int, order: int) -> Non
 # -- watermarks --------------------------------------------------------------------
 
 def zone_watermark_ok(z: Zone, order: int, mark: int, highest: int, alloc_flags: int) -> bool:
-    free = z.nr_free_pages - ((1 << order) - 1)
+    return zone_watermark_ok_free(z, order, mark, highest, alloc_flags, z.nr_free_pages)
+
+
+def zone_watermark_ok_free(z: Zone, order: int, mark: int, highest: int, alloc_flags: int,
+                           free_pages: int) -> bool:
+    """__zone_watermark_ok() with the caller's count of free pages."""
+    free = free_pages - ((1 << order) - 1)
     if not alloc_flags & ALLOC_RESERVES:
         free -= z.nr_free_mt_pages[MIGRATE_HIGHATOMIC]
     wmin = mark
@@ -421,36 +427,81 @@ def cost_begin(a: Arena) -> None:
         a.cost[_COST_SEQ] = a.alloc_seq
 
 
-def alloc_pages_direct_compact(a: Arena, gfp: int, order: int, alloc_flags: int, highest: int, mt: int):
-    """(pfn or NIL, progress)"""
+def alloc_pages_direct_compact(a: Arena, gfp: int, order: int, alloc_flags: int, highest: int, mt: int,
+                               prio: int):
+    """(pfn or NIL, compact_result): see alloc_pages_direct_compact() in csrc/buddy.c."""
     if not order:
-        return NIL, False
-    ran, progress = compaction.try_to_compact_pages(a, gfp, order, highest)
-    if not ran:
-        return NIL, progress
+        return NIL, compaction.COMPACT_SKIPPED
+    result = compaction.try_to_compact_pages(a, gfp, order, alloc_flags, highest, prio)
+    if result == compaction.COMPACT_SKIPPED:
+        return NIL, result
+    a.ctr[CTR["compact_stall"]] += 1
+    a.cost[COST["slept"]] = 1
     pfn = get_page_from_freelist(a, order, alloc_flags, highest, mt)
-    a.ctr[CTR["compact_success" if pfn != NIL else "compact_fail"]] += 1
-    return pfn, progress
+    if pfn != NIL:
+        compaction.compaction_defer_reset(a, a.zone_of(pfn), order, True)
+        a.ctr[CTR["compact_success"]] += 1
+    else:
+        a.ctr[CTR["compact_fail"]] += 1
+    return pfn, result
 
 
-def should_reclaim_retry(a: Arena, gfp: int, order: int, highest: int, progress: bool, loops: list) -> bool:
-    if progress:
+def unreserve_highatomic_pageblock(a: Arena, highest: int, mt: int, force: bool) -> bool:
+    """unreserve_highatomic_pageblock(): see csrc/buddy.c."""
+    for zid in range(highest, -1, -1):
+        z = a.zones[zid]
+        if not z.managed or (not force and z.nr_reserved_highatomic <= PAGEBLOCK_NR_PAGES):
+            continue
+        for order in range(NR_PAGE_ORDERS):
+            pfn = get_page_from_free_area(a, z, order, MIGRATE_HIGHATOMIC)
+            if pfn == NIL:
+                continue
+            size = PAGEBLOCK_NR_PAGES if order < PAGEBLOCK_ORDER else 1 << order
+            z.nr_reserved_highatomic -= min(size, z.nr_reserved_highatomic)
+            if order < PAGEBLOCK_ORDER:
+                move_freepages_block(a, z, pfn & ~(PAGEBLOCK_NR_PAGES - 1), MIGRATE_HIGHATOMIC, mt)
+            else:
+                move_to_free_list(a, z, pfn, order, MIGRATE_HIGHATOMIC, mt)
+                change_pageblock_range(a, z, pfn, order, mt)
+            return True
+    return False
+
+
+def should_reclaim_retry(a: Arena, gfp: int, order: int, alloc_flags: int, highest: int, mt: int,
+                         progress: bool, loops: list) -> bool:
+    """should_reclaim_retry(): see csrc/buddy.c."""
+    if progress and order <= PAGE_ALLOC_COSTLY_ORDER:
         loops[0] = 0
     else:
         loops[0] += 1
-    if loops[0] > MAX_RECLAIM_RETRIES:
+    if loops[0] <= MAX_RECLAIM_RETRIES:
+        for zid in range(highest, -1, -1):
+            z = a.zones[zid]
+            if not z.managed:
+                continue
+            available = compaction.zone_reclaimable_pages(a, z) + z.nr_free_pages
+            if zone_watermark_ok_free(z, order, z.wmark[0], highest, alloc_flags, available):
+                return True
+    return unreserve_highatomic_pageblock(a, highest, mt, True)
+
+
+def should_compact_retry(a: Arena, order: int, highest: int, result: int, state: list) -> bool:
+    """should_compact_retry(): state[2] is the priority, state[3] the retries; see csrc/buddy.c."""
+    if not order:
         return False
-    anon = a.ctr[CTR["nr_swap_free"]] > 0
-    for zid in range(highest, -1, -1):
-        z = a.zones[zid]
-        if not z.managed:
-            continue
-        reclaimable = z.nr_lru[2] + z.nr_lru[3]
-        if anon:
-            reclaimable += z.nr_lru[0] + z.nr_lru[1]
-        available = z.nr_free_pages + reclaimable - ((1 << order) - 1)
-        if available > z.wmark[0] + z.lowmem_reserve[highest]:
+    if result == compaction.COMPACT_SKIPPED:
+        return compaction.compaction_zonelist_suitable(a, order, highest)
+    if result == compaction.COMPACT_SUCCESS:
+        max_retries = MAX_COMPACT_RETRIES // 4 if order > PAGE_ALLOC_COSTLY_ORDER else MAX_COMPACT_RETRIES
+        state[3] += 1
+        if state[3] <= max_retries:
             return True
+    min_priority = (compaction.COMPACT_PRIO_SYNC_LIGHT if order > PAGE_ALLOC_COSTLY_ORDER
+                    else compaction.COMPACT_PRIO_SYNC_FULL)
+    if state[2] > min_priority:
+        state[2] -= 1
+        state[3] = 0
+        return True
     return False
 
 
@@ -467,7 +518,8 @@ def alloc_pages_slowpath(a: Arena, gfp: int, order: int, highest: int, mt: int) 
     costly = order > PAGE_ALLOC_COSTLY_ORDER
     pfmemalloc = bool(gfp & GFP_MEMALLOC) and not gfp & GFP_NOMEMALLOC
     alloc_flags = gfp_to_alloc_flags(gfp, order)
-    loops = [0, 0, 0]   # rounds without reclaim progress, compaction retries, drained
+    # rounds without reclaim progress, drained, compact priority, compaction retries
+    loops = [0, 0, compaction.COMPACT_PRIO_SYNC_LIGHT, 0]
     pfn = _slowpath_attempts(a, gfp, order, highest, mt, can_direct_reclaim, costly, pfmemalloc,
                              alloc_flags, loops)
     if pfn == _OOM:
@@ -488,17 +540,26 @@ _OOM = -2
 
 
 def _slowpath_attempts(a, gfp, order, highest, mt, can_direct_reclaim, costly, pfmemalloc, alloc_flags, loops):
+    can_compact = bool(gfp & GFP_IO)        # gfp_compaction_allowed()
     if alloc_flags & ALLOC_KSWAPD:
         reclaim.wakeup_kswapd(a, order, highest)
+        # wakeup_kswapd(): a node kswapd leaves alone may still be too fragmented
+        if not can_direct_reclaim and not a.kswapd_wanted:
+            compaction.wakeup_kcompactd(a, order, highest)
     pfn = get_page_from_freelist(a, order, alloc_flags, highest, mt)
     if pfn != NIL:
         return pfn
-    if can_direct_reclaim and (costly or (order > 0 and mt != MIGRATE_MOVABLE)) and not pfmemalloc:
-        pfn, compacted = alloc_pages_direct_compact(a, gfp, order, alloc_flags, highest, mt)
+    result = compaction.COMPACT_SKIPPED
+    if can_direct_reclaim and can_compact and (costly or (order > 0 and mt != MIGRATE_MOVABLE)) \
+            and not pfmemalloc:
+        pfn, result = alloc_pages_direct_compact(a, gfp, order, alloc_flags, highest, mt,
+                                                 compaction.COMPACT_PRIO_ASYNC)
         if pfn != NIL:
             return pfn
-        if costly and gfp & GFP_NORETRY and not compacted:
-            return NIL
+        if costly and gfp & GFP_NORETRY:
+            if result in (compaction.COMPACT_SKIPPED, compaction.COMPACT_DEFERRED):
+                return NIL
+            loops[2] = compaction.COMPACT_PRIO_ASYNC
     while True:
         flags = ALLOC_NO_WATERMARKS | (alloc_flags & ALLOC_KSWAPD) if pfmemalloc else alloc_flags
         pfn = get_page_from_freelist(a, order, flags, highest, mt)
@@ -508,33 +569,36 @@ def _slowpath_attempts(a, gfp, order, highest, mt, can_direct_reclaim, costly, p
             return NIL
         progress = reclaim.try_to_free_pages(a, gfp, order, highest)
         pfn = get_page_from_freelist(a, order, alloc_flags, highest, mt)
-        # __alloc_pages_direct_reclaim(): pages may sit on the pcp lists: drain and retry once
-        if pfn == NIL and not loops[2]:
+        # __alloc_pages_direct_reclaim(): pages may sit on the pcp lists or in a high-atomic
+        # block: release those and retry once
+        if pfn == NIL and not loops[1]:
+            unreserve_highatomic_pageblock(a, highest, mt, False)
             pcp.drain_all_pages(a, None)
-            loops[2] = 1
+            loops[1] = 1
             pfn = get_page_from_freelist(a, order, alloc_flags, highest, mt)
         if pfn != NIL:
             return pfn
-        pfn, compacted = alloc_pages_direct_compact(a, gfp, order, alloc_flags, highest, mt)
+        pfn, result = alloc_pages_direct_compact(a, gfp, order, alloc_flags, highest, mt, loops[2])
         if pfn != NIL:
             return pfn
         if gfp & GFP_NORETRY:
             return NIL
-        if costly and not gfp & GFP_RETRY_MAYFAIL:
+        if costly and (not can_compact or not gfp & GFP_RETRY_MAYFAIL):
             return NIL
-        if should_reclaim_retry(a, gfp, order, highest, bool(progress), loops):
+        if should_reclaim_retry(a, gfp, order, alloc_flags, highest, mt, bool(progress), loops):
             continue
-        if compacted and loops[1] < MAX_COMPACT_RETRIES:
-            loops[1] += 1
+        if progress and can_compact and should_compact_retry(a, order, highest, result, loops):
             continue
         break
+    pfn = get_page_from_freelist(a, order, ALLOC_WMARK_HIGH | ALLOC_CPUSET, highest, mt)
+    if pfn != NIL:
+        return pfn
     if oom_allowed(gfp, order, highest):
-        pfn = get_page_from_freelist(a, order, ALLOC_WMARK_HIGH | ALLOC_CPUSET, highest, mt)
-        if pfn != NIL:
-            return pfn
         if not gfp & GFP_FS:
-            return NIL
-        if not a.oom_mode:
+            if not gfp & GFP_NOFAIL:
+                a.cost[COST["would_loop"]] = 1
+                return _OOM
+        elif not a.oom_mode:
             a.cost[_COST_OOM] = 1
             a.cost[COST["oom_gfp"]] = gfp
             a.cost[COST["oom_order"]] = order

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from ..machine import psi
 from .._abi import CTR, EINVAL, MAX_IDLE_US, OK, NR_KTHREAD_INFO
-from . import page_writeback
+from . import compaction, page_writeback
 
 _SOME = 0       # KThreads.words: PSI "some" at this index, six words
 
@@ -86,14 +86,21 @@ _NR_DIRTY = CTR["nr_dirty"]
 
 def kthreads_catch_up(a) -> None:
     kswapd_catch_up(a)
-    if a.ctr[_NR_DIRTY]:
-        page_writeback.flusher_catch_up(a)
+    if a.kcompactd_wanted:
+        compaction.kcompactd_run(a)
 
 
 def kthreads_run(a) -> None:
     """The kernel threads take their turn (csrc/internal.h kthreads_run())."""
-    if a.kswapd_wanted or a.ctr[_NR_DIRTY]:
+    if a.kswapd_wanted or a.kcompactd_wanted:
         kthreads_catch_up(a)
+
+
+def call_done(a) -> None:
+    """pa_call_done(): the kernel threads catch up at the end of a call, the flusher too."""
+    kthreads_run(a)
+    if a.ctr[_NR_DIRTY]:
+        page_writeback.flusher_catch_up(a)
 
 
 def kthread_info(a) -> list:
@@ -105,5 +112,5 @@ def idle(a, us) -> int:
     if type(us) is not int or not 0 <= us <= MAX_IDLE_US:
         return EINVAL
     a.ticks += us
-    kthreads_run(a)
+    call_done(a)
     return OK

@@ -28,6 +28,7 @@ from .._abi import (
     WRITEBACK_US,
 )
 from .arena import NIL, Arena
+from . import compaction
 from .._abi import (
     EFAULT, EINVAL, ENOMEM, FAULT_WRITE, GFP_DIRECT_RECLAIM, GFP_FS, GFP_IO, GFP_KSWAPD_RECLAIM, GFP_WRITE, KIND_ANON,
     KIND_FILE, OK, PAGE_SHIFT, PAGE_SIZE, PG_ACTIVE, PG_ALLOC, PG_LRU, PG_REFERENCED,
@@ -98,6 +99,8 @@ def init(a: Arena) -> None:
     kthread.init(a)
     a.rw_pin = None         # (mm id, first, last, offset, end) while mm_rw faults its pages in
     page_writeback.init(a)
+    a.compact_defer = [[0, 0, 0] for _ in a.zones]   # compaction.py: considered, defer_shift, order_failed
+    a.kcompactd_wanted = a.kcompactd_max_order = a.kcompactd_highest = 0
 
 
 # -- PSI ---------------------------------------------------------------------------
@@ -393,11 +396,14 @@ def _mm_fault(a: Arena, mid: int, start: int, nr: int, gfp: int, flags: int, don
 
 
 def call_end(a: Arena, r: int) -> int:
-    """pa_call_end(): ENOMEM becomes EOOM when the slow path asked for the OOM killer; kswapd runs."""
-    from .._abi import ENOMEM as _ENOMEM, EOOM
+    """pa_call_end(): ENOMEM becomes EOOM when the slow path asked for the OOM killer, ELOOP when
+    6.18 would retry for ever; kswapd (and kcompactd) run."""
+    from .._abi import ELOOP, ENOMEM as _ENOMEM, EOOM
     if r == _ENOMEM and a.cost[COST["oom_needed"]] and a.cost[COST["seq"]] == a.alloc_seq:
         r = EOOM
-    kthread.kthreads_run(a)
+    if r == _ENOMEM and a.cost[COST["would_loop"]] and a.cost[COST["seq"]] == a.alloc_seq:
+        r = ELOOP
+    kthread.call_done(a)
     return r
 
 
@@ -762,6 +768,8 @@ def balance_pgdat_done(a: Arena) -> None:
         a.ctr[_KSWAPD_FAILURES] += 1
     kt.priority = 0
     if prepare_kswapd_sleep(a):
+        # kswapd_try_to_sleep(): a balanced node hands the order to kcompactd first
+        compaction.wakeup_kcompactd(a, a.kswapd_order, a.kswapd_highest)
         kt.nap_until = kt.clock + KSWAPD_NAP_US
     else:
         a.ctr[CTR["kswapd_high_wmark_hit_quickly"]] += 1

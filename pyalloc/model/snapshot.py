@@ -215,18 +215,20 @@ def upgrade_v3(data) -> bytes:
 
 # the writeback section of a machine whose flusher never ran: five zero words, no file
 EMPTY_WRITEBACK = bytes(6 * 8)
+COMPACTION_WORDS = 3 * MAX_NR_ZONES + 3
 
 
 def upgrade_v4(data) -> bytes:
     """A CORE section of snapshot format 4 in today's layout.  Format 5 appends the state of
     reclaim over time; a format-4 machine loads with that state empty (vm sysctls at their
     defaults, nothing dirty-timed, no shadow entries), which is how it behaved."""
-    return bytes(data) + EMPTY_KTHREADS + EMPTY_WRITEBACK
+    return bytes(data) + EMPTY_KTHREADS + EMPTY_WRITEBACK + EMPTY_COMPACTION
 
 
 # the kthreads section of a machine whose kswapd sleeps and whose PSI "some" is its "full"
 EMPTY_KTHREADS = bytes(8 * NR_KTHREAD_INFO)
-
+# the compaction section: no zone deferred, kcompactd asleep
+EMPTY_COMPACTION = bytes(8 * COMPACTION_WORDS)
 
 
 def _nil(v: int) -> int:
@@ -412,6 +414,13 @@ def save_percpu(a: Arena, w: Writer) -> None:
         w.put(s.barn_empty)
 
 
+def save_compaction(a: Arena, w: Writer) -> None:
+    """Each zone's compaction deferral, then kcompactd's pending work."""
+    for d in a.compact_defer:
+        w.many(d)
+    w.many((a.kcompactd_wanted, a.kcompactd_max_order, a.kcompactd_highest))
+
+
 def save_pcp(a: Arena, w: Writer) -> None:
     w.put(sum(z.below_high << zid for zid, z in enumerate(a.zones)))
     recs = [(zid, cpu, p) for zid, row in enumerate(a.pcp) for cpu, p in enumerate(row) if not p.is_boot()]
@@ -440,7 +449,7 @@ def save_writeback(a: Arena, w: Writer) -> None:
 
 SAVE_SECTIONS = (save_machine, save_pgd, save_pageblocks, save_zones, save_reclaim, save_descriptors, save_rmap,
                  save_caches, save_cache_order, save_kmalloc, save_slabs, save_mms, save_swap, save_slab_random,
-                 save_percpu, save_pcp, save_kthreads, save_writeback)
+                 save_percpu, save_pcp, save_kthreads, save_writeback, save_compaction)
 
 
 def save(a: Arena) -> bytes:
@@ -726,9 +735,15 @@ def load_writeback(a: Arena, r: Reader) -> None:
         a.mms[mid].dirtied_when, a.mms[mid].wb_index = when, index
 
 
+def load_compaction(a: Arena, r: Reader) -> None:
+    """(validated by snapshot_check)"""
+    a.compact_defer = [list(r.many(3)) for _ in range(MAX_NR_ZONES)]
+    a.kcompactd_wanted, a.kcompactd_max_order, a.kcompactd_highest = r.many(3)
+
+
 LOAD_SECTIONS = (load_machine, load_pgd, load_pageblocks, load_zones, load_reclaim, load_descriptors, load_rmap,
                  load_caches, load_cache_order, load_kmalloc, load_slabs, load_mms, load_swap, load_slab_random,
-                 load_percpu, load_pcp, load_kthreads, load_writeback)
+                 load_percpu, load_pcp, load_kthreads, load_writeback, load_compaction)
 
 
 def load(a: Arena, data: bytes) -> None:

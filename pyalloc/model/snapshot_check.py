@@ -167,6 +167,18 @@ def _check_slab_random(r: Reader, kconfig: int, caches: list) -> None:
             _fail(f"cache {cid}: the random sequence is not a permutation of its {objects} objects")
 
 
+def _check_compaction(r: Reader) -> None:
+    """Deferral within the kernel's bounds (COMPACT_MAX_DEFER_SHIFT 6, compact_considered at most
+    1 << shift, compact_order_failed at most NR_PAGE_ORDERS); kcompactd woken only with an order."""
+    for zid in range(MAX_NR_ZONES):
+        considered, shift, failed = r.many(3)
+        if shift > 6 or considered > 1 << shift or failed > NR_PAGE_ORDERS:
+            _fail(f"compaction deferral of zone {zid} out of range")
+    wanted, order, highest = r.many(3)
+    if wanted > 1 or order > MAX_PAGE_ORDER or highest >= MAX_NR_ZONES or (wanted and not order):
+        _fail("kcompactd state out of range")
+
+
 def _check_pcp(r: Reader, zones: list, pages: dict, cpus: int) -> None:
     """The pcp section: every listed pfn a free pcp block of the list's order in the pcp's zone,
     listed once, and every pcp descriptor listed."""
@@ -490,6 +502,7 @@ def validate(data, nr_pages: int, cpus: int, swap_pages: int) -> None:
     _check_pcp(r, zones, pages, cpus)
     _check_kthreads(r, sc, nr_pages)
     _check_writeback(r, sc["ticks"], nr_pages, file_mms, nmms)
+    _check_compaction(r)
     if r.i != len(r.w):
         _fail("words left over after the core section")
 
