@@ -89,7 +89,7 @@ static bool migrate_page(pa_machine *m, struct compact_control *cc, uint64_t pfn
     return true;
 }
 
-static uint64_t compact_zone(pa_machine *m, struct pa_zone *z, unsigned order)
+uint64_t compact_zone(pa_machine *m, struct pa_zone *z, unsigned order)
 {
     struct compact_control cc = {.zone = z, .order = order};
     uint64_t last = z->end_pfn - 1;
