@@ -28,6 +28,8 @@ from .stream import StreamAPI
 from .trace import TraceAPI
 from .vmalloc import VmallocAPI, is_vmalloc_addr
 from .reclaim import ReclaimAPI
+from .memory import MemoryAPI
+from .sysctl import SysctlAPI
 from .views import ViewsAPI
 from .buddy import GfpLike, HotPathAPI, _hot_paths
 from .snapshot import SnapshotAPI
@@ -118,7 +120,7 @@ def _bad_free_reason(status, state, horder, order, pflags) -> str:
 
 
 class Machine(SlabAPI, VmallocAPI, ReclaimAPI, StreamAPI, TraceAPI, ViewsAPI, HotPathAPI, SnapshotAPI, CoreView,
-              OnCpuAPI):
+              OnCpuAPI, MemoryAPI, SysctlAPI):
     """A simulated x86-64 machine running Linux 6.18's allocators.
 
     ``alloc_pages(gfp, order=0)`` and ``free_pages(pfn, order=0)`` are set per

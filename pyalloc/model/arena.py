@@ -181,6 +181,7 @@ class Arena:
         self.rand_state = 0       # the random stream's position
         # vm sysctls, in the order of _abi.VM_SYSCTLS
         self.vm_sysctl = [default for _, default, _, _ in VM_SYSCTLS]
+        self.drop_caches_stfu = 0     # a write of 4 to drop_caches silenced its pr_info (sysctl.py)
         # slab state (slab.py)
         self.slab_merge = False
         self.caches: list = []            # by cache id; None marks a destroyed cache's slot
