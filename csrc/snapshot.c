@@ -513,6 +513,14 @@ static void save_pcp(const pa_machine *m, struct snap_out *o)
         }
 }
 
+/* the vm sysctls (vm_sysctl[], in the order of _abi.VM_SYSCTLS) and drop_caches' silence */
+static void save_sysctl(const pa_machine *m, struct snap_out *o)
+{
+    for (int i = 0; i < PA_NR_VM_SYSCTLS; i++)
+        put(o, m->vm_sysctl[i]);
+    put(o, m->drop_caches_stfu);
+}
+
 /* the sections in the order of the layout (pyalloc/model/snapshot.py) */
 /* with HARDENED or RANDOM every live cache has random state; without, none */
 static bool caches_have_random(const pa_machine *m)
@@ -619,6 +627,7 @@ static void save_core(pa_machine *m, struct snap_out *o, bool exhaustive)
     save_slab_random(m, o);
     save_percpu(m, o);
     save_pcp(m, o);
+    save_sysctl(m, o);
 }
 
 /* The canonical core section into buf (cap bytes); the answer is its size in
@@ -1565,6 +1574,21 @@ static int load_pcp(pa_machine *m, struct snap_in *in)
     return PA_OK;
 }
 
+/* each knob within the kernel's range (the watermarks were loaded with the zones) */
+static int load_sysctl(pa_machine *m, struct snap_in *in)
+{
+    for (int i = 0; i < PA_NR_VM_SYSCTLS; i++) {
+        uint64_t v = get_max(in, (uint64_t)pa_vm_sysctl_max[i]);
+        CHECK();
+        if (v < (uint64_t)pa_vm_sysctl_min[i])
+            BAD();
+        m->vm_sysctl[i] = v;
+    }
+    m->drop_caches_stfu = (uint32_t)get_max(in, 1);
+    CHECK();
+    return PA_OK;
+}
+
 typedef int (*section_loader)(pa_machine *m, struct snap_in *in);
 
 /* the sections in the order of the layout (pyalloc/model/snapshot.py), each
@@ -1572,7 +1596,7 @@ typedef int (*section_loader)(pa_machine *m, struct snap_in *in);
 static const section_loader load_sections[] = {
     load_machine, load_pgd, load_pageblocks, load_zones, load_reclaim, load_descriptors, load_rmap,
     load_caches, load_cache_order, load_kmalloc, load_slabs, link_cache_slabs, load_mms, load_swap,
-    load_slab_random, load_percpu, load_pcp,
+    load_slab_random, load_percpu, load_pcp, load_sysctl,
 };
 
 static int load_core(pa_machine *m, struct snap_in *in)

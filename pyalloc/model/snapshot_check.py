@@ -33,6 +33,7 @@ from .snapshot import (
     caches_have_random,
 )
 from .._abi import (
+    VM_SYSCTLS,
     DMA32_END_PFN,
     DMA_END_PFN,
     KCONFIG_MASK,
@@ -194,6 +195,15 @@ def _check_pcp(r: Reader, zones: list, pages: dict, cpus: int) -> None:
                 seen.add(pfn)
     if any(d[2] == KIND_PCP and not d[0] & PG_ALLOC and pfn not in seen for pfn, d in pages.items()):
         _fail("a pcp page is on no pcp list")
+
+
+def _check_sysctl(r: Reader) -> None:
+    """The sysctl section: every knob within the kernel's range, drop_caches_stfu 0 or 1."""
+    for (name, _, lo, hi), v in zip(VM_SYSCTLS, r.many(len(VM_SYSCTLS))):
+        if not lo <= v <= hi:
+            _fail(f"sysctl vm.{name} = {v}: outside {lo}..{hi}")
+    if r.get() > 1:
+        _fail("sysctl: drop_caches_stfu is not 0 or 1")
 
 
 def validate(data, nr_pages: int, cpus: int, swap_pages: int) -> None:
@@ -454,6 +464,7 @@ def validate(data, nr_pages: int, cpus: int, swap_pages: int) -> None:
     _check_slab_random(r, sc["kconfig"], caches)
     _validate_percpu(r, caches, slabs, slab_order, sheaf_held, sc["kconfig"], nr_pages, cpus)
     _check_pcp(r, zones, pages, cpus)
+    _check_sysctl(r)
     if r.i != len(r.w):
         _fail("words left over after the core section")
 
