@@ -389,6 +389,7 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, StreamAPI, TraceAPI, ViewsAPI, Ho
             "slab_caches": self.slab_snapshot(),
             "vmalloc": self.vmalloc_snapshot(),
             "reclaim": reclaim,
+            "sysctl": self.sysctls(),
             "vm": {
                 "pgfree": vm["pgfree"],
                 "nr_slab_reclaimable": vm["nr_slab_reclaimable"],
