@@ -17,7 +17,7 @@ import pytest
 import pyalloc
 from pyalloc import _abi
 from pyalloc.machine import snapshot
-from pyalloc.model.snapshot import EMPTY_SLAB_RANDOM, MACHINE_SCALARS, V2_NR_COSTS, V2_NR_CTRS, V3_MACHINE_WORDS, _ZONE_WORDS
+from pyalloc.model.snapshot import EMPTY_SLAB_RANDOM, EMPTY_SYSCTL, MACHINE_SCALARS, V2_NR_COSTS, V2_NR_CTRS, V3_MACHINE_WORDS, _ZONE_WORDS
 from pyalloc.text import procfs
 from conftest import c_core_available
 
@@ -121,7 +121,10 @@ def _pcp_section_words(m) -> int:
 def _as_v3(core: bytes, m) -> bytes:
     """Today's CORE section of a machine with every kconfig option off and drained pcp lists, in
     format 3's layout: without the machine scalars and the sections format 4 added (slab_random
-    and the per-cpu section, both empty here, then PCP)."""
+    and the per-cpu section, both empty here, then PCP) and the one format 5 added (the vm sysctls,
+    at their defaults here)."""
+    assert core.endswith(EMPTY_SYSCTL)
+    core = core[:len(core) - len(EMPTY_SYSCTL)]
     core = core[:len(core) - 8 * _pcp_section_words(m)]
     tail = EMPTY_SLAB_RANDOM + bytes(8)
     assert core.endswith(tail)
