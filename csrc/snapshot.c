@@ -418,9 +418,9 @@ static void save_mm(const struct pa_mm *mm, struct snap_out *o)
     put(o, mm->rss);
     put(o, mm->swapents);
     put(o, mm->nr_dirty);
-    uint64_t n = mm->cap;
-    while (n && !mm->ent[n - 1])
-        n--;
+    /* every entry of the mapping, holes included (munmap, MADV_DONTNEED and truncate
+     * leave zeros below nr_pages); none past it */
+    uint64_t n = mm->nr_pages;
     put(o, n);
     for (uint64_t i = 0; i < n; i++)
         put(o, mm->ent[i]);

@@ -246,3 +246,21 @@ def test_sysctl_survives_a_snapshot(m, backend, tmp_path):
         m2.sysctl("vm.min_free_kbytes", m2.sysctl("vm.min_free_kbytes"))    # recomputed from the loaded factor
         assert m2.snapshot()["zones"] == m.snapshot()["zones"]
         m2.close()
+
+
+def test_holes_survive_a_snapshot(m, tmp_path):
+    """munmap, MADV_DONTNEED of the tail and a longer truncate leave empty entries below the
+    mapping's end: a snapshot keeps them, on both backends."""
+    pid = m.spawn("a")
+    m.touch(pid, 30)
+    m.madvise(pid, 20, 10, "MADV_DONTNEED")
+    m.munmap(pid, 0, 5)
+    m.read_file("/f", 1)
+    m.truncate("/f", 3)
+    m.save(tmp_path / "m.snap")
+    for b in ("c", "model"):
+        m2 = pyalloc.Machine.load(tmp_path / "m.snap", backend=b)
+        m2.check()
+        assert m2.processes() == m.processes() and m2.file_info("/f") == m.file_info("/f")
+        assert m2.touch(pid, 30) == 30
+        m2.close()

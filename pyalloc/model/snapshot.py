@@ -31,8 +31,8 @@ little-endian 64-bit words; NIL (no pfn, no slot, no cache) is 2**64-1; a
     kmalloc   4 x 14 cache ids
     slabs     n, n x (pfn cache order objects inuse freelist frozen on_partial, blob(chain: u16
               next-slot per slot, 0xffff ends), blob(state: a byte per slot)), ascending pfn
-    mms       n, n x (alive is_file nr_pages size rss swapents nr_dirty, n + n entries (trailing
-              zeros dropped), n + n x (page index, blob(4096 bytes)) of the file's disk)
+    mms       n, n x (alive is_file nr_pages size rss swapents nr_dirty, n + n entries (n =
+              nr_pages), n + n x (page index, blob(4096 bytes)) of the file's disk)
     swap      n + n free slots (stack order, bottom first), n + n x (slot, blob(4096 bytes)) of the
               slots in use, ascending slot
     slab_random  random_kmalloc_seed, 15 x 14 cache ids (the kmalloc-rnd-NN rows), n caches (every
@@ -342,12 +342,11 @@ def save_slabs(a: Arena, w: Writer) -> None:
 
 def save_mm(mm: Mm, w: Writer) -> None:
     w.many((mm.alive, mm.is_file, mm.nr_pages, mm.size, mm.rss, mm.swapents, mm.nr_dirty))
-    ent = mm.ent
-    n = len(ent)
-    while n and not ent[n - 1]:
-        n -= 1
+    # every entry of the mapping, holes included (munmap, MADV_DONTNEED and truncate leave zeros
+    # below nr_pages); none past it
+    n = mm.nr_pages
     w.put(n)
-    w.many(ent[:n])
+    w.many(mm.ent[:n])
     w.put(len(mm.disk))
     for idx in sorted(mm.disk):
         w.put(idx)
