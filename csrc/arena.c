@@ -31,7 +31,6 @@
 #include "trace.h"
 
 static const uint32_t lowmem_reserve_ratio[PA_MAX_NR_ZONES] = {256, 256, 32, 0, 0};
-#define WATERMARK_SCALE_FACTOR 10
 
 int pa_abi_version(void)
 {
@@ -84,7 +83,7 @@ void arena_setup_watermarks(pa_machine *m)
             wmin = z->managed / 1024;
             wmin = wmin < 32 ? 32 : wmin > 128 ? 128 : wmin;
         }
-        uint64_t tmp = mult_frac(z->managed, WATERMARK_SCALE_FACTOR, 10000);
+        uint64_t tmp = mult_frac(z->managed, m->vm_sysctl[PA_SYSCTL_WATERMARK_SCALE_FACTOR], 10000);
         if (share >> 2 > tmp)
             tmp = share >> 2;
         z->wmark[0] = wmin;

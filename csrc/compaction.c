@@ -294,6 +294,22 @@ static int compact_zone(pa_machine *m, struct compact_control *cc)
     return ret;
 }
 
+/* compact_node() for a write to /proc/sys/vm/compact_memory: order -1 (no
+ * free block ends a zone early), sync, every zone whole; the scanners are
+ * counted, no stall (the writer is not an allocation) */
+void compact_node(pa_machine *m)
+{
+    for (int zid = 0; zid < PA_MAX_NR_ZONES; zid++) {
+        struct pa_zone *z = &m->zones[zid];
+        if (!z->managed)
+            continue;
+        struct compact_control cc = {.zone = z, .order = PA_NR_PAGE_ORDERS, .highest = (unsigned)zid};
+        compact_zone_scan(m, &cc);
+        m->ctr[PA_CTR_COMPACT_MIGRATE_SCANNED] += cc.migrate_scanned;
+        m->ctr[PA_CTR_COMPACT_FREE_SCANNED] += cc.free_scanned;
+    }
+}
+
 /* try_to_compact_pages(): the best result over the zones, highest first */
 int try_to_compact_pages(pa_machine *m, uint32_t gfp, unsigned order, unsigned alloc_flags, unsigned highest,
                          int prio)

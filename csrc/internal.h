@@ -230,6 +230,7 @@ struct pa_machine {
     uint32_t cpus;
     uint64_t min_free_kbytes;
     uint64_t vm_sysctl[PA_NR_VM_SYSCTLS]; /* vm sysctls, in the order of _abi.VM_SYSCTLS */
+    uint32_t drop_caches_stfu;          /* a write of 4 to drop_caches silenced its pr_info (sysctl.c) */
     unsigned char *mem;                 /* the simulated bytes, phys 0 at mem[0] */
     struct pa_page *pages;              /* one descriptor per pfn, lazily touched */
     uint8_t *pageblock_mt;              /* migratetype per pageblock */
@@ -437,6 +438,28 @@ void psi_account(uint64_t *psi, uint64_t start, uint64_t end);
 void lru_replace_page(pa_machine *m, uint64_t old_pfn, uint64_t new_pfn);
 int writeback_page(pa_machine *m, struct pa_mm *mm, uint64_t idx);
 bool mm_page_dirty(const struct pa_mm *mm, uint64_t idx);
+/* the mm entry encoding (an entry: value << 3 | state) and the LRU/mm
+ * helpers of reclaim.c that memory.c shares */
+#define ENT_NONE 0u
+#define ENT_PRESENT 1u
+#define ENT_SWAP 2u
+#define ENT_DISK 3u
+#define ENT_DIRTY 4u
+#define ENT_STATE(e) ((unsigned)((e) & 3u))
+#define ENT_VAL(e) ((e) >> 3)
+#define MK_ENT(v, st) (((uint64_t)(v) << 3) | (st))
+struct pa_mm *mm_get(pa_machine *m, int64_t id);
+int mm_reserve(struct pa_mm *mm, uint64_t nr);
+int mm_range_ok(int64_t start, int64_t nr);
+void mm_truncate(pa_machine *m, struct pa_mm *mm, uint64_t nr_pages);
+void lru_add(pa_machine *m, uint64_t pfn, unsigned lru);
+void lru_del(pa_machine *m, uint64_t pfn);
+void lru_move(pa_machine *m, uint64_t pfn, unsigned lru);
+uint64_t swap_slot_alloc(pa_machine *m);
+void swap_slot_free(pa_machine *m, uint64_t slot);
+unsigned char *page_mem(pa_machine *m, uint64_t pfn);
+void release_page(pa_machine *m, uint64_t pfn);
+int64_t pa_drop_caches_locked(pa_machine *m);
 
 /* "page_writeback.c": the flushers, dirty limits and dirty throttling */
 void flusher_catch_up(pa_machine *m);
@@ -491,6 +514,7 @@ void compaction_defer_reset(pa_machine *m, const struct pa_zone *z, unsigned ord
 bool compaction_zonelist_suitable(pa_machine *m, unsigned order, unsigned highest);
 uint64_t zone_reclaimable_pages(const pa_machine *m, const struct pa_zone *z);
 void wakeup_kcompactd(pa_machine *m, unsigned order, unsigned highest);
+void compact_node(pa_machine *m);
 
 /* "pgtable.c" */
 int pgt_check(pa_machine *m, char *msg, size_t msglen);

@@ -173,6 +173,12 @@ int pa_set_oom_mode(pa_machine *m, int64_t mode);
 /* kthread.c: kernel threads on the simulated clock */
 int pa_kthread_info(pa_machine *m, uint64_t *out, int64_t n);
 int pa_idle(pa_machine *m, int64_t us);
+/* memory.c: processes and files give memory back */
+int pa_munmap(pa_machine *m, int64_t id, int64_t start, int64_t nr);
+int pa_madvise(pa_machine *m, int64_t id, int64_t start, int64_t nr, int64_t advice);
+int pa_mm_truncate(pa_machine *m, int64_t id, int64_t nr_pages);
+/* sysctl.c: read (value = PA_VM_SYSCTL_READ) or write one vm sysctl */
+int64_t pa_sysctl(pa_machine *m, int64_t index, int64_t value);
 /* read-only walks (introspect.c), for drgn-style helpers and /sys/kernel/slab */
 struct pa_slab_view {
     int64_t cache;                      /* cache id */

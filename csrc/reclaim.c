@@ -37,14 +37,7 @@
 
 #include "internal.h"
 
-#define ENT_NONE 0u
-#define ENT_PRESENT 1u
-#define ENT_SWAP 2u
-#define ENT_DISK 3u
-#define ENT_DIRTY 4u
-#define ENT_STATE(e) ((unsigned)((e) & 3u))
-#define ENT_VAL(e) ((e) >> 3)
-#define MK_ENT(v, st) (((uint64_t)(v) << 3) | (st))
+/* the mm entry encoding (ENT_*) is in internal.h: memory.c reads it too */
 
 #define SWAP_CLUSTER_MAX 32u
 #define DEF_PRIORITY 12
@@ -162,14 +155,14 @@ void reclaim_stall(pa_machine *m, uint64_t us)
 
 /* -- mms ---------------------------------------------------------------------------- */
 
-static struct pa_mm *mm_get(pa_machine *m, int64_t id)
+struct pa_mm *mm_get(pa_machine *m, int64_t id)
 {
     if (id < 0 || (uint64_t)id >= m->nr_mms || !m->mms[id].alive)
         return NULL;
     return &m->mms[id];
 }
 
-static int mm_reserve(struct pa_mm *mm, uint64_t nr)
+int mm_reserve(struct pa_mm *mm, uint64_t nr)
 {
     if (nr <= mm->cap)
         return PA_OK;
@@ -231,7 +224,7 @@ static void lru_account(pa_machine *m, uint64_t pfn, unsigned lru, int64_t delta
     pa_zone_of(m, pfn)->nr_lru[lru] += (uint64_t)delta;
 }
 
-static void lru_add(pa_machine *m, uint64_t pfn, unsigned lru)
+void lru_add(pa_machine *m, uint64_t pfn, unsigned lru)
 {
     struct pa_page *p = &m->pages[pfn];
     struct pa_lru *l = &m->lru[lru];
@@ -250,7 +243,7 @@ static void lru_add(pa_machine *m, uint64_t pfn, unsigned lru)
     lru_account(m, pfn, lru, 1);
 }
 
-static void lru_del(pa_machine *m, uint64_t pfn)
+void lru_del(pa_machine *m, uint64_t pfn)
 {
     struct pa_page *p = &m->pages[pfn];
     unsigned lru = page_lru(p);
@@ -268,7 +261,7 @@ static void lru_del(pa_machine *m, uint64_t pfn)
     lru_account(m, pfn, lru, -1);
 }
 
-static void lru_move(pa_machine *m, uint64_t pfn, unsigned lru)
+void lru_move(pa_machine *m, uint64_t pfn, unsigned lru)
 {
     uint8_t referenced = m->pages[pfn].flags & PA_PG_REFERENCED;
     lru_del(m, pfn);
@@ -333,20 +326,20 @@ PA_ENTRY(int, pa_set_swap, (pa_machine *m, int64_t nr_pages), (m, nr_pages))
     return PA_OK;
 }
 
-static uint64_t swap_slot_alloc(pa_machine *m)
+uint64_t swap_slot_alloc(pa_machine *m)
 {
     if (m->nr_swap_free_stack)
         return m->swap_free[--m->nr_swap_free_stack];
     return m->swap_next < m->swap_pages ? m->swap_next++ : PA_NIL;
 }
 
-static void swap_slot_free(pa_machine *m, uint64_t slot)
+void swap_slot_free(pa_machine *m, uint64_t slot)
 {
     m->swap_free[m->nr_swap_free_stack++] = (uint32_t)slot;
     m->ctr[PA_CTR_NR_SWAP_FREE]++;
 }
 
-static unsigned char *page_mem(pa_machine *m, uint64_t pfn)
+unsigned char *page_mem(pa_machine *m, uint64_t pfn)
 {
     return m->mem + (pfn << PA_PAGE_SHIFT);
 }
@@ -395,7 +388,7 @@ int writeback_page(pa_machine *m, struct pa_mm *mm, uint64_t idx)
 }
 
 /* a page leaves memory; its entry already says where it went */
-static void release_page(pa_machine *m, uint64_t pfn)
+void release_page(pa_machine *m, uint64_t pfn)
 {
     struct pa_page *p = &m->pages[pfn];
     unsigned kind = p->kind;
@@ -480,7 +473,7 @@ static int fault_in(pa_machine *m, int64_t id, uint64_t idx, uint32_t gfp)
 /* a failed write gives back what it added past the file's old end: the
  * pages it faulted in (or that reclaim dropped again) return to "never
  * touched", so the file is as it was */
-static void mm_truncate(pa_machine *m, struct pa_mm *mm, uint64_t nr_pages)
+void mm_truncate(pa_machine *m, struct pa_mm *mm, uint64_t nr_pages)
 {
     for (uint64_t idx = nr_pages; idx < mm->nr_pages; idx++) {
         uint64_t e = mm->ent[idx];
@@ -500,7 +493,7 @@ static void mm_truncate(pa_machine *m, struct pa_mm *mm, uint64_t nr_pages)
     mm->nr_pages = nr_pages;
 }
 
-static int mm_range_ok(int64_t start, int64_t nr)
+int mm_range_ok(int64_t start, int64_t nr)
 {
     return start >= 0 && nr >= 0 && (uint64_t)start <= MAX_MM_PAGES && (uint64_t)nr <= MAX_MM_PAGES - (uint64_t)start;
 }

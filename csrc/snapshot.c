@@ -418,9 +418,9 @@ static void save_mm(const struct pa_mm *mm, struct snap_out *o)
     put(o, mm->rss);
     put(o, mm->swapents);
     put(o, mm->nr_dirty);
-    uint64_t n = mm->cap;
-    while (n && !mm->ent[n - 1])
-        n--;
+    /* every entry of the mapping, holes included (munmap, MADV_DONTNEED and truncate
+     * leave zeros below nr_pages); none past it */
+    uint64_t n = mm->nr_pages;
     put(o, n);
     for (uint64_t i = 0; i < n; i++)
         put(o, mm->ent[i]);
@@ -522,6 +522,14 @@ static void save_pcp(const pa_machine *m, struct snap_out *o)
                     put(o, pfn);
             }
         }
+}
+
+/* the vm sysctls (vm_sysctl[], in the order of _abi.VM_SYSCTLS) and drop_caches' silence */
+static void save_sysctl(const pa_machine *m, struct snap_out *o)
+{
+    for (int i = 0; i < PA_NR_VM_SYSCTLS; i++)
+        put(o, m->vm_sysctl[i]);
+    put(o, m->drop_caches_stfu);
 }
 
 /* the sections in the order of the layout (pyalloc/model/snapshot.py) */
@@ -671,6 +679,7 @@ static void save_core(pa_machine *m, struct snap_out *o, bool exhaustive)
     save_kthreads(m, o);
     save_writeback(m, o);
     save_compaction(m, o);
+    save_sysctl(m, o);
 }
 
 /* The canonical core section into buf (cap bytes); the answer is its size in
@@ -1683,6 +1692,21 @@ static int load_compaction(pa_machine *m, struct snap_in *in)
     return PA_OK;
 }
 
+/* each knob within the kernel's range (the watermarks were loaded with the zones) */
+static int load_sysctl(pa_machine *m, struct snap_in *in)
+{
+    for (int i = 0; i < PA_NR_VM_SYSCTLS; i++) {
+        uint64_t v = get_max(in, (uint64_t)pa_vm_sysctl_max[i]);
+        CHECK();
+        if (v < (uint64_t)pa_vm_sysctl_min[i])
+            BAD();
+        m->vm_sysctl[i] = v;
+    }
+    m->drop_caches_stfu = (uint32_t)get_max(in, 1);
+    CHECK();
+    return PA_OK;
+}
+
 typedef int (*section_loader)(pa_machine *m, struct snap_in *in);
 
 /* the sections in the order of the layout (pyalloc/model/snapshot.py), each
@@ -1690,7 +1714,7 @@ typedef int (*section_loader)(pa_machine *m, struct snap_in *in);
 static const section_loader load_sections[] = {
     load_machine, load_pgd, load_pageblocks, load_zones, load_reclaim, load_descriptors, load_rmap,
     load_caches, load_cache_order, load_kmalloc, load_slabs, link_cache_slabs, load_mms, load_swap,
-    load_slab_random, load_percpu, load_pcp, load_kthreads, load_writeback, load_compaction,
+    load_slab_random, load_percpu, load_pcp, load_kthreads, load_writeback, load_compaction, load_sysctl,
 };
 
 static int load_core(pa_machine *m, struct snap_in *in)

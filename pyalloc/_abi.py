@@ -340,6 +340,8 @@ COUNTER_TABLE = (
     # kcompactd (mm/compaction.c kcompactd_do_work); /proc/vmstat prints them after compact_success
     ("compact_daemon_wake", VM_EVENT), ("compact_daemon_migrate_scanned", VM_EVENT),
     ("compact_daemon_free_scanned", VM_EVENT),
+    # echo 2 (or 3) > /proc/sys/vm/drop_caches (fs/drop_caches.c)
+    ("drop_slab", VM_EVENT),
 )
 COUNTERS = tuple(name for name, _ in COUNTER_TABLE)
 CTR = {name: i for i, name in enumerate(COUNTERS)}
@@ -405,6 +407,19 @@ VM_SYSCTLS = (
 VM_SYSCTL = {name: i for i, (name, _, _, _) in enumerate(VM_SYSCTLS)}
 globals().update({"SYSCTL_" + name.upper(): i for name, i in VM_SYSCTL.items()})
 NR_VM_SYSCTLS = len(VM_SYSCTLS)
+# pa_sysctl()'s indexes past the table: min_free_kbytes (m->min_free_kbytes; 0..INT_MAX as
+# mm/page_alloc.c's extra1 = SYSCTL_ZERO), and the write-only compact_memory (must be 1,
+# mm/compaction.c sysctl_compaction_handler) and drop_caches (1..4, fs/drop_caches.c)
+VM_SYSCTL_MIN_FREE_KBYTES = NR_VM_SYSCTLS
+VM_SYSCTL_COMPACT_MEMORY = NR_VM_SYSCTLS + 1
+VM_SYSCTL_DROP_CACHES = NR_VM_SYSCTLS + 2
+VM_SYSCTL_READ = -1         # pa_sysctl(m, index, VM_SYSCTL_READ) reads
+
+# madvise() advice the core takes (include/uapi/asm-generic/mman-common.h values)
+MADV_DONTNEED = 4
+MADV_COLD = 20
+MADV_PAGEOUT = 21
+MADV_ADVICE = {"MADV_DONTNEED": MADV_DONTNEED, "MADV_COLD": MADV_COLD, "MADV_PAGEOUT": MADV_PAGEOUT}
 
 
 # -- what the C core gets ----------------------------------------------------------------------
@@ -472,6 +487,9 @@ C_ENUMS = (
     ("why a slab report is printed", None,
      tuple(n for n in globals() if n.startswith("SLAB_ERR_"))),
     ("pa_mm_fault() flags", None, ("FAULT_WRITE",)),
+    ("vm sysctls past the table, and madvise() advice (memory.c, sysctl.c)", None,
+     ("VM_SYSCTL_MIN_FREE_KBYTES", "VM_SYSCTL_COMPACT_MEMORY", "VM_SYSCTL_DROP_CACHES", "VM_SYSCTL_READ",
+      "MADV_DONTNEED", "MADV_COLD", "MADV_PAGEOUT")),
     ("operation streams: op kinds, object states, the record size", None,
      ("OP_KMALLOC", "OP_KFREE", "OP_KREALLOC", "OP_KMEM_CACHE_ALLOC", "OP_KMEM_CACHE_FREE", "OP_ALLOC_PAGES",
       "OP_FREE_PAGES", "OP_VMALLOC", "OP_VFREE", "OP_SPAWN", "OP_TOUCH", "OP_EXIT", "OP_READ_FILE",

@@ -9,7 +9,7 @@ same meaning, so the shared layer cannot tell them apart.
 from __future__ import annotations
 
 from . import _abi, errors
-from ._abi import CACHE_INFO_FIELDS, KCONFIG_DEFAULT, clamp64
+from ._abi import CACHE_INFO_FIELDS, KCONFIG_DEFAULT, VM_SYSCTL_READ, clamp64
 from .model.sheaf import cpu_slab_dict
 
 MM_INFO_FIELDS = ("alive", "is_file", "nr_pages", "size", "rss", "swapents", "nr_dirty", "pgtables_bytes")
@@ -309,6 +309,22 @@ class CCore:
 
     def drop_caches(self) -> int:
         return lib.pa_drop_caches(self._m)
+
+    # -- memory.c, sysctl.c ------------------------------------------------------------
+
+    def munmap(self, mid: int, start: int, nr: int) -> int:
+        return lib.pa_munmap(self._m, clamp64(mid), clamp64(start), clamp64(nr))
+
+    def madvise(self, mid: int, start: int, nr: int, advice: int) -> int:
+        return lib.pa_madvise(self._m, clamp64(mid), clamp64(start), clamp64(nr), clamp64(advice))
+
+    def mm_truncate(self, mid: int, nr_pages: int) -> int:
+        return lib.pa_mm_truncate(self._m, clamp64(mid), clamp64(nr_pages))
+
+    def sysctl(self, index: int, value: int) -> int:
+        # a negative write stays a bad write: it must not become VM_SYSCTL_READ
+        v = value if not isinstance(value, int) or value >= VM_SYSCTL_READ else VM_SYSCTL_READ - 1
+        return lib.pa_sysctl(self._m, clamp64(index), clamp64(v) if v >= 0 else v)
 
     def counters(self) -> list:
         out = self._ctr

@@ -25,7 +25,7 @@ GFPS = [
     "GFP_KERNEL|__GFP_RETRY_MAYFAIL", "GFP_KERNEL_ACCOUNT", "GFP_TRANSHUGE",
 ]
 VIEWS = ("buddyinfo", "pagetypeinfo", "zoneinfo", "meminfo", "vmstat", "slabinfo", "vmallocinfo",
-         "pressure/memory")
+         "pressure/memory", "sys/vm/min_free_kbytes", "sys/vm/watermark_scale_factor")
 PATHS = ["/var/log/syslog", "/data/db", "/tmp/x"]
 VSIZES = [0, 1, 4096, 4097, 3 * 4096, 64 << 10, 600 * 4096, 30 << 20]
 KGFPS = ["GFP_KERNEL", "GFP_KERNEL|__GFP_ZERO", "GFP_KERNEL_ACCOUNT", "GFP_KERNEL|__GFP_RECLAIMABLE",
@@ -290,6 +290,40 @@ class TwoBackends(RuleBasedStateMachine):
         self.both("touch", pid, pages)
         assert self.c.last_alloc == self.py.last_alloc
         assert self.c.processes() == self.py.processes()
+
+    @rule(pid=pids, start=st.sampled_from([0, 5, 300, 1500, 4000]), pages=st.sampled_from([0, 1, 64, 700]))
+    def touch_range(self, pid, start, pages):
+        self.both("touch", pid, pages, start)
+        assert self.c.processes() == self.py.processes()
+
+    @rule(pid=pids, start=st.integers(-1, 5000), pages=st.sampled_from([-1, 0, 1, 33, 500, 7000]),
+          how=st.sampled_from(["munmap", "MADV_DONTNEED", "MADV_COLD", "MADV_PAGEOUT", "MADV_FREE"]))
+    def give_back(self, pid, start, pages, how):
+        """munmap and madvise, good and bad ranges and advice (memory.c / model/memory.py)."""
+        if how == "munmap":
+            self.both("munmap", pid, start, pages)
+        else:
+            self.both("madvise", pid, start, pages, how)
+        assert self.c.processes() == self.py.processes()
+        assert self.c.reclaim_counters() == self.py.reclaim_counters()
+
+    @rule(path=st.sampled_from(PATHS + ["/nope"]), pages=st.sampled_from([-1, 0, 3, 100, 2000]), unlink=st.booleans())
+    def truncate_or_unlink(self, path, pages, unlink):
+        if unlink:
+            self.both("unlink", path)
+        else:
+            self.both("truncate", path, pages)
+            if path in self.c._files:
+                assert self.c.file_info(path) == self.py.file_info(path)
+
+    @rule(name=st.sampled_from(["vm.swappiness", "vm/min_free_kbytes", "vm.watermark_scale_factor",
+                                "vm.dirty_ratio", "vm.extfrag_threshold", "vm.compact_memory", "vm.drop_caches",
+                                "vm.nope", "kernel.swappiness"]),
+          value=st.sampled_from([None, -1, 0, 1, 2, 3, 4, 5, 100, 200, 201, 1000, 3001, 60000]))
+    def sysctl(self, name, value):
+        self.both("sysctl", name, value)
+        assert self.c.sysctls() == self.py.sysctls()
+        assert self.c.snapshot()["zones"] == self.py.snapshot()["zones"]
 
     @rule(pid=pids)
     def exit_process(self, pid):

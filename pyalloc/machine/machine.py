@@ -28,6 +28,8 @@ from .stream import StreamAPI
 from .trace import TraceAPI
 from .vmalloc import VmallocAPI, is_vmalloc_addr
 from .reclaim import ReclaimAPI
+from .memory import MemoryAPI
+from .sysctl import SysctlAPI
 from .views import ViewsAPI
 from .buddy import GfpLike, HotPathAPI, _hot_paths
 from .snapshot import SnapshotAPI
@@ -120,7 +122,7 @@ def _bad_free_reason(status, state, horder, order, pflags) -> str:
 
 
 class Machine(SlabAPI, VmallocAPI, ReclaimAPI, StreamAPI, TraceAPI, ViewsAPI, HotPathAPI, SnapshotAPI, CoreView,
-              OnCpuAPI):
+              OnCpuAPI, MemoryAPI, SysctlAPI):
     """A simulated x86-64 machine running Linux 6.18's allocators.
 
     ``alloc_pages(gfp, order=0)`` and ``free_pages(pfn, order=0)`` are set per
@@ -391,6 +393,7 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, StreamAPI, TraceAPI, ViewsAPI, Ho
             "slab_caches": self.slab_snapshot(),
             "vmalloc": self.vmalloc_snapshot(),
             "reclaim": reclaim,
+            "sysctl": self.sysctls(),
             "vm": {
                 "pgfree": vm["pgfree"],
                 "nr_slab_reclaimable": vm["nr_slab_reclaimable"],

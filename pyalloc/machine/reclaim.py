@@ -167,16 +167,21 @@ class ReclaimAPI(MachineState):
             raise InvalidArgument(f"{what}: no process with pid {show(pid)}")
         return proc
 
-    def touch(self, pid: int, pages: int) -> int:
-        """Access pages [0, pages) of the process's anonymous memory: present
-        pages are marked referenced, swapped-out ones come back, new ones are
-        faulted in (GFP_HIGHUSER_MOVABLE).  Returns how many it got; fewer if
-        memory ran out or the OOM killer chose this very process."""
+    def touch(self, pid: int, pages: int, start: int = 0) -> int:
+        """Access pages [start, start+pages) of the process's anonymous memory:
+        present pages are marked referenced, swapped-out ones come back, new
+        ones (past the end, or in a hole munmap/MADV_DONTNEED left) are faulted
+        in as zero pages (GFP_HIGHUSER_MOVABLE); the mapping grows to cover the
+        range.  Growing a process by k pages is touch(pid, k, start=old_size).
+        Returns how many it got; fewer if memory ran out or the OOM killer
+        chose this very process."""
         proc = self._proc(pid, "touch")
         _check_int(pages, "pages")
-        if not 0 <= pages <= MAX_PAGES:
-            raise InvalidArgument(f"touch: pages must be in 0..{MAX_PAGES}, not {show(pages)}")
-        return self._fault_range(proc.mm, 0, pages, GFP_ANON_FAULT, 0, proc.name, pid, True)
+        _check_int(start, "start")
+        if not 0 <= start <= MAX_PAGES or not 0 <= pages <= MAX_PAGES - start:
+            raise InvalidArgument(f"touch: start and pages must be >= 0 with start + pages <= {MAX_PAGES}, "
+                                  f"not {show(start)} and {show(pages)}")
+        return self._fault_range(proc.mm, start, pages, GFP_ANON_FAULT, 0, proc.name, pid, True)
 
     def exit(self, pid: int) -> None:
         """The process exits: its pages and swap slots are freed."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 
-from . import buddy, introspect, kthread, oncpu, pcp, pgtable, reclaim, sheaf, slab, slab_random, snapshot, stream, trace
+from . import buddy, introspect, kthread, memory, oncpu, pcp, pgtable, reclaim, sheaf, slab, slab_random, snapshot, stream, sysctl, trace
 from ..threads import locked_entry, retarget, serialize
 from .arena import Arena, clamp64
 from ..errors import ECLOSED
@@ -237,6 +237,20 @@ class ModelCore:
 
     def drop_caches(self) -> int:
         return reclaim.drop_caches(self._a)
+
+    # -- memory.py, sysctl.py ----------------------------------------------------------
+
+    def munmap(self, mid: int, start: int, nr: int) -> int:
+        return memory.munmap(self._a, mid, start, nr)
+
+    def madvise(self, mid: int, start: int, nr: int, advice: int) -> int:
+        return memory.madvise(self._a, mid, start, nr, advice)
+
+    def mm_truncate(self, mid: int, nr_pages: int) -> int:
+        return memory.mm_truncate_file(self._a, mid, nr_pages)
+
+    def sysctl(self, index: int, value: int) -> int:
+        return sysctl.sysctl(self._a, index, value)
 
     def counters(self) -> list:
         return list(self._a.ctr)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from .._abi import (
     DMA32_END_PFN, DMA_END_PFN, MAX_NR_ZONES, MAX_PAGE_ORDER, MIGRATE_MOVABLE, NR_KMALLOC_TABLE,
     MIGRATE_TYPES, NR_PAGE_ORDERS, PAGE_SHIFT, PAGE_SIZE, PAGEBLOCK_ORDER,
-    ZONE_DMA, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, EFAULT, EINVAL, OK, VM_SYSCTLS,
+    ZONE_DMA, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, EFAULT, EINVAL, OK, VM_SYSCTL, VM_SYSCTLS,
     INT64_MAX, clamp64,  # noqa: F401  (re-exported: the model's modules take them from here)
 )
 
@@ -41,7 +41,6 @@ ZONE_NAMES = ("DMA", "DMA32", "Normal", "Movable", "Device")
 
 # lowmem_reserve_ratio, per zone (mm/page_alloc.c)
 LOWMEM_RESERVE_RATIO = (256, 256, 32, 0, 0)
-WATERMARK_SCALE_FACTOR = 10
 
 
 INT64_MIN = -(1 << 63)
@@ -190,6 +189,7 @@ class Arena:
         self.rand_state = 0       # the random stream's position
         # vm sysctls, in the order of _abi.VM_SYSCTLS
         self.vm_sysctl = [default for _, default, _, _ in VM_SYSCTLS]
+        self.drop_caches_stfu = 0     # a write of 4 to drop_caches silenced its pr_info (sysctl.py)
         # slab state (slab.py)
         self.slab_merge = False
         self.caches: list = []            # by cache id; None marks a destroyed cache's slot
@@ -258,7 +258,7 @@ class Arena:
             if z.zid == ZONE_MOVABLE:
                 # not lowmem: a small fixed reserve, even for an empty zone
                 wmin = min(max(z.managed // 1024, 32), 128)
-            tmp = max(share >> 2, _mult_frac(z.managed, WATERMARK_SCALE_FACTOR, 10000))
+            tmp = max(share >> 2, _mult_frac(z.managed, self.vm_sysctl[VM_SYSCTL["watermark_scale_factor"]], 10000))
             z.wmark = [wmin, wmin + tmp, wmin + 2 * tmp, wmin + 3 * tmp]
 
     def setup_per_zone_lowmem_reserve(self) -> None:

@@ -225,6 +225,17 @@ def compact_zone(a: Arena, cc: CompactControl) -> int:
     return ret
 
 
+def compact_node(a: Arena) -> None:
+    """compact_node() for a write to /proc/sys/vm/compact_memory (csrc/compaction.c)."""
+    for zid, z in enumerate(a.zones):
+        if not z.managed:
+            continue
+        cc = CompactControl(z, NR_PAGE_ORDERS, zid, 0, 0, False, False)
+        compact_zone_scan(a, cc)
+        a.ctr[CTR["compact_migrate_scanned"]] += cc.migrate_scanned
+        a.ctr[CTR["compact_free_scanned"]] += cc.free_scanned
+
+
 def try_to_compact_pages(a: Arena, gfp: int, order: int, alloc_flags: int, highest: int, prio: int) -> int:
     """The best compact_result over the zones, highest first."""
     from .reclaim import reclaim_stall

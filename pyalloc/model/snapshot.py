@@ -31,8 +31,8 @@ little-endian 64-bit words; NIL (no pfn, no slot, no cache) is 2**64-1; a
     kmalloc   4 x 14 cache ids
     slabs     n, n x (pfn cache order objects inuse freelist frozen on_partial, blob(chain: u16
               next-slot per slot, 0xffff ends), blob(state: a byte per slot)), ascending pfn
-    mms       n, n x (alive is_file nr_pages size rss swapents nr_dirty, n + n entries (trailing
-              zeros dropped), n + n x (page index, blob(4096 bytes)) of the file's disk)
+    mms       n, n x (alive is_file nr_pages size rss swapents nr_dirty, n + n entries (n =
+              nr_pages), n + n x (page index, blob(4096 bytes)) of the file's disk)
     swap      n + n free slots (stack order, bottom first), n + n x (slot, blob(4096 bytes)) of the
               slots in use, ascending slot
     slab_random  random_kmalloc_seed, 15 x 14 cache ids (the kmalloc-rnd-NN rows), n caches (every
@@ -47,6 +47,7 @@ little-endian 64-bit words; NIL (no pfn, no slot, no cache) is 2**64-1; a
               NR_PCP_LISTS x (n + n pfns, head first)) for each per_cpu_pages not in its boot
               state, ascending (zid, cpu); batch, high_min and high_max follow from the zone.
               A pcp page's descriptor carries NIL links (its list is here).
+    sysctl    vm_sysctl[] (the knobs of _abi.VM_SYSCTLS, in order), drop_caches_stfu (format 5)
 
 Memory is not here: the snapshot file carries the touched pages apart
 (:func:`touched_pages`), a page that reads as zeros is never written.
@@ -64,7 +65,7 @@ from .slab import Cache, CpuSlab, Slab
 from .._abi import CTR, NR_KTHREAD_INFO
 from .._abi import (KCONFIG_SLAB_FREELIST_HARDENED, KCONFIG_SLAB_FREELIST_RANDOM, KIND_PCP, MAX_NR_ZONES,
                     MIGRATE_TYPES, NR_COSTS, NR_CTRS, NR_KMALLOC_TYPES, NR_PAGE_ORDERS, NR_PCP_LISTS, PAGE_SIZE,
-                    PG_ALLOC, RANDOM_KMALLOC_CACHES_NR)
+                    PG_ALLOC, RANDOM_KMALLOC_CACHES_NR, VM_SYSCTLS)
 
 VERSION = 1
 MASK = (1 << 64) - 1
@@ -201,6 +202,11 @@ def caches_have_random(kconfig: int) -> bool:
 EMPTY_SLAB_RANDOM = bytes(8) + b"\xff" * (8 * RANDOM_KMALLOC_CACHES_NR * NR_KMALLOC_INDEX) + bytes(8)
 
 
+# the sysctl section of a machine that never wrote one: every knob at its default, drop_caches
+# not silenced
+EMPTY_SYSCTL = b"".join(default.to_bytes(8, "little") for _, default, _, _ in VM_SYSCTLS) + bytes(8)
+
+
 def upgrade_v3(data) -> bytes:
     """A CORE section of snapshot format 3 in today's layout.  A format-3 machine had none of the
     per-CPU layers and no kernel options: it loads as seed 0 with every KCONFIG option off, which
@@ -222,7 +228,7 @@ def upgrade_v4(data) -> bytes:
     """A CORE section of snapshot format 4 in today's layout.  Format 5 appends the state of
     reclaim over time; a format-4 machine loads with that state empty (vm sysctls at their
     defaults, nothing dirty-timed, no shadow entries), which is how it behaved."""
-    return bytes(data) + EMPTY_KTHREADS + EMPTY_WRITEBACK + EMPTY_COMPACTION
+    return bytes(data) + EMPTY_KTHREADS + EMPTY_WRITEBACK + EMPTY_COMPACTION + EMPTY_SYSCTL
 
 
 # the kthreads section of a machine whose kswapd sleeps and whose PSI "some" is its "full"
@@ -347,12 +353,11 @@ def save_slabs(a: Arena, w: Writer) -> None:
 
 def save_mm(mm: Mm, w: Writer) -> None:
     w.many((mm.alive, mm.is_file, mm.nr_pages, mm.size, mm.rss, mm.swapents, mm.nr_dirty))
-    ent = mm.ent
-    n = len(ent)
-    while n and not ent[n - 1]:
-        n -= 1
+    # every entry of the mapping, holes included (munmap, MADV_DONTNEED and truncate leave zeros
+    # below nr_pages); none past it
+    n = mm.nr_pages
     w.put(n)
-    w.many(ent[:n])
+    w.many(mm.ent[:n])
     w.put(len(mm.disk))
     for idx in sorted(mm.disk):
         w.put(idx)
@@ -447,9 +452,14 @@ def save_writeback(a: Arena, w: Writer) -> None:
         w.many(rec)
 
 
+def save_sysctl(a: Arena, w: Writer) -> None:
+    w.many(a.vm_sysctl)
+    w.put(a.drop_caches_stfu)
+
+
 SAVE_SECTIONS = (save_machine, save_pgd, save_pageblocks, save_zones, save_reclaim, save_descriptors, save_rmap,
                  save_caches, save_cache_order, save_kmalloc, save_slabs, save_mms, save_swap, save_slab_random,
-                 save_percpu, save_pcp, save_kthreads, save_writeback, save_compaction)
+                 save_percpu, save_pcp, save_kthreads, save_writeback, save_compaction, save_sysctl)
 
 
 def save(a: Arena) -> bytes:
@@ -741,9 +751,15 @@ def load_compaction(a: Arena, r: Reader) -> None:
     a.kcompactd_wanted, a.kcompactd_max_order, a.kcompactd_highest = r.many(3)
 
 
+def load_sysctl(a: Arena, r: Reader) -> None:
+    """The vm sysctls (validated by snapshot_check)."""
+    a.vm_sysctl = list(r.many(len(VM_SYSCTLS)))
+    a.drop_caches_stfu = r.get()
+
+
 LOAD_SECTIONS = (load_machine, load_pgd, load_pageblocks, load_zones, load_reclaim, load_descriptors, load_rmap,
                  load_caches, load_cache_order, load_kmalloc, load_slabs, load_mms, load_swap, load_slab_random,
-                 load_percpu, load_pcp, load_kthreads, load_writeback, load_compaction)
+                 load_percpu, load_pcp, load_kthreads, load_writeback, load_compaction, load_sysctl)
 
 
 def load(a: Arena, data: bytes) -> None:

@@ -34,6 +34,7 @@ from .snapshot import (
 )
 from .._abi import KTHREAD_INFO, NR_KTHREAD_INFO
 from .._abi import (
+    VM_SYSCTLS,
     DMA32_END_PFN,
     DMA_END_PFN,
     KCONFIG_MASK,
@@ -237,6 +238,15 @@ def _check_writeback(r: Reader, ticks: int, nr_pages: int, file_mms: set, nmms: 
         if mid <= last or mid not in file_mms or when > ticks or index > MAX_MM_PAGES:
             _fail(f"writeback: file {mid} out of order, not a live file, or out of range")
         last = mid
+
+
+def _check_sysctl(r: Reader) -> None:
+    """The sysctl section: every knob within the kernel's range, drop_caches_stfu 0 or 1."""
+    for (name, _, lo, hi), v in zip(VM_SYSCTLS, r.many(len(VM_SYSCTLS))):
+        if not lo <= v <= hi:
+            _fail(f"sysctl vm.{name} = {v}: outside {lo}..{hi}")
+    if r.get() > 1:
+        _fail("sysctl: drop_caches_stfu is not 0 or 1")
 
 
 def validate(data, nr_pages: int, cpus: int, swap_pages: int) -> None:
@@ -503,6 +513,7 @@ def validate(data, nr_pages: int, cpus: int, swap_pages: int) -> None:
     _check_kthreads(r, sc, nr_pages)
     _check_writeback(r, sc["ticks"], nr_pages, file_mms, nmms)
     _check_compaction(r)
+    _check_sysctl(r)
     if r.i != len(r.w):
         _fail("words left over after the core section")
 

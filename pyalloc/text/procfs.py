@@ -43,7 +43,7 @@ from typing import Callable
 
 from ..errors import InvalidArgument
 from ..errors import show
-from .._abi import MAX_NR_ZONES, NODE_STAT_COUNTERS, NR_PAGE_ORDERS, PAGE_SHIFT, PAGE_SIZE, PAGEBLOCK_ORDER, VM_EVENT_COUNTERS, ZONE_MOVABLE
+from .._abi import VM_SYSCTLS, MAX_NR_ZONES, NODE_STAT_COUNTERS, NR_PAGE_ORDERS, PAGE_SHIFT, PAGE_SIZE, PAGEBLOCK_ORDER, VM_EVENT_COUNTERS, ZONE_MOVABLE
 
 ZONE_NAMES = ("DMA", "DMA32", "Normal", "Movable", "Device")
 MIGRATETYPE_NAMES = ("Unmovable", "Movable", "Reclaimable", "HighAtomic", "Isolate")
@@ -216,8 +216,8 @@ def si_mem_available(snap: dict) -> int:
 
 
 def global_dirty_limits(snap: dict) -> tuple[int, int]:
-    """mm/page-writeback.c global_dirty_limits() with the default sysctls
-    (dirty_ratio 20, dirty_background_ratio 10, no *_bytes): returns
+    """mm/page-writeback.c global_dirty_limits() with the machine's sysctls
+    (snap["sysctl"]; default dirty_ratio 20, dirty_background_ratio 10; no *_bytes): returns
     (nr_dirty_threshold, nr_dirty_background_threshold) in pages.
 
     global_dirtyable_memory() = free - min(free, totalreserve) + file LRU + 1.
@@ -226,8 +226,9 @@ def global_dirty_limits(snap: dict) -> tuple[int, int]:
     free = _total_free(snap)
     _, _, inactive_file, active_file = _lru(snap)
     available = free - min(free, totalreserve_pages(snap)) + inactive_file + active_file + 1
-    ratio = VM_DIRTY_RATIO * PAGE_SIZE // 100
-    bg_ratio = DIRTY_BACKGROUND_RATIO * PAGE_SIZE // 100
+    knobs = snap.get("sysctl") or {}
+    ratio = knobs.get("dirty_ratio", VM_DIRTY_RATIO) * PAGE_SIZE // 100
+    bg_ratio = knobs.get("dirty_background_ratio", DIRTY_BACKGROUND_RATIO) * PAGE_SIZE // 100
     thresh = ratio * available // PAGE_SIZE
     bg_thresh = bg_ratio * available // PAGE_SIZE
     if bg_thresh >= thresh:
@@ -673,6 +674,25 @@ def render_stat(snap: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+# The readable vm sysctls (/proc/sys/vm/<name>, mode 0644): proc_dointvec() prints "%d\n".  The
+# write-only compact_memory and drop_caches (mode 0200: even root cannot read them) are not views.
+SYSCTL_VIEWS = ("swappiness", "dirty_ratio", "dirty_background_ratio", "dirty_expire_centisecs",
+                "dirty_writeback_centisecs", "min_free_kbytes", "watermark_scale_factor", "extfrag_threshold")
+
+
+def _render_sysctl(name: str) -> Callable[[dict], str]:
+    def render_sysctl(snap: dict) -> str:
+        knobs = snap.get("sysctl") or {}
+        value = knobs.get(name)
+        if value is None:       # a snapshot dict without the knobs: the kernel's defaults
+            value = snap["min_free_kbytes"] if name == "min_free_kbytes" else _SYSCTL_DEFAULTS[name]
+        return "%d\n" % value
+    render_sysctl.__doc__ = f"/proc/sys/vm/{name}: the value and a newline."
+    return render_sysctl
+
+
+_SYSCTL_DEFAULTS = {name: default for name, default, _, _ in VM_SYSCTLS}
+
 RENDERERS: dict[str, Callable[[dict], str]] = {
     "pressure/memory": render_pressure_memory,
     "pressure/cpu": render_pressure_idle,
@@ -685,6 +705,7 @@ RENDERERS: dict[str, Callable[[dict], str]] = {
     "slabinfo": render_slabinfo,
     "vmallocinfo": render_vmallocinfo,
     "stat": render_stat,
+    **{"sys/vm/" + name: _render_sysctl(name) for name in SYSCTL_VIEWS},
 }
 
 

@@ -3,6 +3,8 @@
 ``export(m, root)`` lays out what a monitoring tool reads on a real machine::
 
     root/proc/buddyinfo, pagetypeinfo, zoneinfo, meminfo, vmstat, slabinfo, vmallocinfo, ...
+    root/proc/sys/vm/swappiness, min_free_kbytes, ... (the readable vm sysctls; the write-only
+                     compact_memory and drop_caches, mode 0200, are not exported)
     root/sys/kernel/slab/<cache>/<attribute>          (sysfs.py)
     root/sys/kernel/debug/extfrag/unusable_index, extfrag_index   (debugfs.py)
 
