@@ -23,7 +23,9 @@ The core loop stops at anything but a plain success and hands the op back
 (csrc/stream.c explains when); :meth:`StreamAPI.run` then does here what the
 per-call API does -- the same warnings in dmesg, the same exceptions -- and
 resumes at the next op.  Operations whose state lives in Python (vmalloc,
-vfree) and masks whose per-call path warns first always take that route.
+vfree) and masks whose per-call path may warn first (the slab bug mask,
+__GFP_NOFAIL above order 1) always take that route; other __GFP_NOFAIL ops
+stay in the core loop.
 """
 
 from __future__ import annotations
@@ -601,6 +603,8 @@ class StreamAPI(MachineState):
             self._free_failed(status, addr, None)
         elif kind == ops_.OP_KMEM_CACHE_FREE:
             self._free_failed(status, addr, cache_obj)
+        elif kind == ops_.OP_ALLOC_PAGES and gfp & gfpmod.GFP_NOFAIL:
+            self._alloc_nofail_failed(status, gfp, arg)
         elif kind == ops_.OP_ALLOC_PAGES:
             self._alloc_failed_slow(status, gfp, arg)
         elif kind == ops_.OP_FREE_PAGES:
