@@ -68,13 +68,15 @@ def capture(tmp_path_factory):
 
 
 def per_call(m, stream):
-    """The stream's ops as per-call closures' arguments (built outside the timing)."""
-    caches = {spec[0]: m._stream_cache(*spec) for spec in stream.caches}   # as m.run makes them
+    """The stream's ops as per-call closures' arguments (built outside the timing); a
+    cache is made right before its first op, as m.run makes a trace's."""
+    first = {f: stream.caches[c] for c, f in stream.cache_first_op.items()}
     ops = []
     for i in range(len(stream)):
         op = stream.op(i)
-        kind, h = op["kind"], op["handle"]
-        ops.append((kind, op["arg"], op["gfp"], op["cpu"], op["caller"], caches.get(op["cache"]), h))
+        if i in first:
+            ops.append(("create", first[i], None, None, None, None, None))
+        ops.append((op["kind"], op["arg"], op["gfp"], op["cpu"], op["caller"], op["cache"], op["handle"]))
     return ops
 
 
@@ -83,7 +85,13 @@ def replay_per_call(m, ops) -> list:
     append = out.append
     kmalloc, kfree, calloc, cfree = m.kmalloc, m.kfree, m.kmem_cache_alloc, m.kmem_cache_free
     alloc_pages, free_pages = m.alloc_pages, m.free_pages
+    caches: dict = {}
     for kind, arg, gfp, cpu, caller, cache, h in ops:
+        if cache is not None:
+            cache = caches[cache]
+        if kind == "create":
+            caches[arg[0]] = m._stream_cache(*arg)
+            continue
         if kind == "kmalloc":
             append(kmalloc(arg, gfp, cpu, caller))
         elif kind == "kmem_cache_alloc":
