@@ -14,6 +14,7 @@ import pyalloc
 from pyalloc import errors
 from pyalloc.gfp import GFP_NOFAIL
 from pyalloc.machine.stream_chunks import run_chunks
+from pyalloc.machine import trace as trace_mod
 from pyalloc.machine.trace import read_trace, trace_chunks
 from pyalloc.tools.replay import replay_chunked
 
@@ -188,10 +189,25 @@ def test_zeroed_pages_and_anon_faults_cost_the_host_nothing_new():
 # -- chunk by chunk ------------------------------------------------------------------------
 
 @pytest.fixture
-def trace_file(tmp_path):
+def trace_file(tmp_path, monkeypatch):
+    """A trace whose later caches are made at their first op (a small CACHES_UPFRONT)."""
+    monkeypatch.setattr(trace_mod, "CACHES_UPFRONT", 300)
     path = tmp_path / "t.txt"
     path.write_text(synthetic_trace(1500))
+    s = read_trace(path)
+    assert s.cache_first_op and min(s.cache_first_op.values()) >= 300
     return path
+
+
+def test_a_short_traces_caches_are_made_before_its_first_op(tmp_path, make_machine):
+    path = tmp_path / "t.txt"
+    path.write_text(synthetic_trace(600))
+    s = read_trace(path)
+    assert s.cache_first_op == {} and len(s.caches) == 2
+    m, first = make_machine(mem="64M"), make_machine(mem="64M")
+    for spec in s.caches:
+        first._stream_cache(*spec)
+    assert end_state(m, s, m.run(s)) == end_state(first, s, first.run(s))
 
 
 def test_chunked_replay_ends_as_one_run(trace_file, backend):
@@ -203,7 +219,7 @@ def test_chunked_replay_ends_as_one_run(trace_file, backend):
         with pyalloc.Machine(mem="64M", cpus=2, backend=backend) as m:
             runs = list(run_chunks(m, trace_chunks(trace_file, chunk=chunk)))
             stream, result = runs[-1]
-            assert len(runs) == (1 if chunk > len(s1) else len(runs)) and (chunk > len(s1) or len(runs) > 2)
+            assert len(runs) == 1 if chunk > len(s1) else len(runs) > 2
             assert end_state(m, stream, result) == want, chunk
             assert stream.trace_stats == s1.trace_stats and stream.trace_expect == s1.trace_expect
             m.check()
@@ -236,7 +252,8 @@ def test_cli_replay_is_chunked_and_agrees(trace_file, capsys):
     assert "the replay agrees" in out and "with 2 CPUs" in out
 
 
-def test_a_cpu_past_the_first_chunks_machine_is_a_documented_error(tmp_path):
+def test_a_cpu_past_the_first_chunks_machine_is_a_documented_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(trace_mod, "CACHES_UPFRONT", 50)
     text = synthetic_trace(300, header=False).replace("[001]", "[000]")
     text += line(5, 9_000_000, "kmalloc", "call_site=x+0x1/0x2 ptr=ffff888077000000 bytes_req=8 bytes_alloc=8 "
                  "gfp_flags=GFP_KERNEL node=-1 accounted=false")
@@ -251,7 +268,8 @@ def test_a_cpu_past_the_first_chunks_machine_is_a_documented_error(tmp_path):
     rep.machine.close()
 
 
-def test_memory_stays_bounded_however_long_the_capture(tmp_path):
+def test_memory_stays_bounded_however_long_the_capture(tmp_path, monkeypatch):
+    monkeypatch.setattr(trace_mod, "CACHES_UPFRONT", 500)
     backend = "c" if pyalloc._testing.c_core_available() else "model"
     # both traces span several of the reader's chunks (trace.CHUNK bytes), whose buffers set the peak
     peaks = []

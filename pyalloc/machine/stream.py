@@ -455,7 +455,8 @@ class StreamAPI(MachineState):
         first_op = getattr(stream, "cache_first_op", None) or {}
         later = sorted(f for c, f in first_op.items() if type(c) is int and len(caches) <= c < len(stream.caches)
                        and type(f) is int and f < end)
-        final, end = end, min([end] + later[:1])
+        final: int = end
+        stop = min([final] + later[:1])
         tracer = getattr(self, "_tracer", None)
         limit = TRACE_LIMIT if tracer is not None else 0
         core = self._core
@@ -463,7 +464,7 @@ class StreamAPI(MachineState):
 
         def run_on() -> int:
             nonlocal pos
-            status, pos = core.stream_run(stream._rec, result.raw, result.state, callers, caches, pos, end, limit)
+            status, pos = core.stream_run(stream._rec, result.raw, result.state, callers, caches, pos, stop, limit)
             if tracer is not None:
                 self._trace_drain()
             return status
@@ -483,12 +484,12 @@ class StreamAPI(MachineState):
             # the OOM killer's turn, as in the per-call path: kill, then run op pos again
             status, _ = oom.retry(self, run_on, lambda s: s == _EOOM, self._comm, self._pid, False, last=run_op)
             if status == 0:
-                if pos >= end:
-                    if end == final:
+                if pos >= stop:
+                    if stop == final:
                         break
                     later.pop(0)
                     caches.append(self._stream_cache(*stream.caches[len(caches)])._id)
-                    end = min([final] + later[:1])
+                    stop = min([final] + later[:1])
                 continue            # paused so the trace could be drained, or past a helpless op
             result.pos = pos
             pos = self._stream_stop(stream, result, pos, status, errors)

@@ -663,6 +663,11 @@ _F_PAGE, _F_ACCOUNTED, _F_NULL, _F_ALLOC = (_abi.TPARSE_F_PAGE, _abi.TPARSE_F_AC
                                       _abi.TPARSE_F_ALLOC)
 _F_SITE, _F_GFP, _F_NAME = _abi.TPARSE_F_SITE, _abi.TPARSE_F_GFP, _abi.TPARSE_F_NAME
 CHUNK = 1 << 19                     # bytes read (after decompression) per step
+# A capture's caches existed before it began, so the caches a trace uses in its first
+# CACHES_UPFRONT operations are created before its first op runs; a cache first used later
+# is created right before that op (cache_first_op): a chunked replay cannot know it sooner,
+# and one m.run of the whole trace does the same, so the two end alike.
+CACHES_UPFRONT = 1 << 20
 PREFETCH = 2                        # chunks decompressed ahead of the parser
 _BAD_PROBLEMS = {
     _abi.TPARSE_BAD_LONG: f"longer than {MAX_LINE} characters",
@@ -819,10 +824,12 @@ def trace_chunks(path, skip_bad: bool = False, progress=None, chunk: int | None 
     Yields a stream every *chunk* operations, each after the first beginning with
     ``len(stream.carried)`` copies of the records of the allocations the previous one left
     live (``stream.carried`` holds their handles there; the trace's frees name the copies,
-    and run_chunks() gives them the previous run's results without running them).  Every
-    stream notes the op where each cache it declares is first used (``cache_first_op``):
-    ``m.run`` creates the cache there, not before the stream's first op, so the replay's
-    results depend neither on *chunk* nor on where a run starts.  The last stream carries
+    and run_chunks() gives them the previous run's results without running them); the
+    first holds at least the trace's first CACHES_UPFRONT operations, whose caches ``m.run``
+    creates before any op.  A cache first used later is noted with that op
+    (``cache_first_op``), and ``m.run`` creates it there: the replay's results depend
+    neither on *chunk* nor on where a run starts, and equal read_trace()'s in one
+    ``m.run``, which follows the same rule.  The last stream carries
     ``trace_stats``, ``trace_expect`` and ``trace_bad`` as read_trace()'s does; every
     stream shares the ``trace_stats`` dict as it fills (``header_cpus``: the header's
     ``#P:``, and ``cpus`` once the trace ends).  ``chunk=None``: one stream, read_trace()'s.
@@ -831,6 +838,7 @@ def trace_chunks(path, skip_bad: bool = False, progress=None, chunk: int | None 
     s.carried = array("q")
     s.trace_stats = stats = dict.fromkeys(TRACE_STAT_KEYS, 0)
     s.cache_first_op = {}
+    done = 0                                      # operations in the streams before s
     stats["cpus"] = 1
     bad: list = []
     # trace pointer -> (handle, stream cache or -1, bytes_alloc, gfp)
@@ -891,7 +899,8 @@ def trace_chunks(path, skip_bad: bool = False, progress=None, chunk: int | None 
 
     def cut() -> Stream:
         # a new stream carries the live allocations over (see the docstring); the old is done
-        nonlocal s
+        nonlocal s, done
+        done += len(s) - len(s.carried)
         old, s = s, Stream()
         s.callers, s._caller_index, s.caches, s._cache_index = old.callers, old._caller_index, old.caches, \
             old._cache_index
@@ -916,7 +925,8 @@ def trace_chunks(path, skip_bad: bool = False, progress=None, chunk: int | None 
     parser = _line_parser()
     for recs, text in _records(path, parser, progress):
         for k in range(0, len(recs), _WORDS):
-            if chunk is not None and len(s) - len(s.carried) >= chunk:
+            if chunk is not None and len(s) - len(s.carried) >= chunk and \
+                    done + len(s) - len(s.carried) >= CACHES_UPFRONT:
                 yield cut()
             kind, lineno, cpu, ptr, a, b, flags = recs[k:k + 7]
             if kind > MM_PAGE_FREE:
@@ -983,7 +993,8 @@ def trace_chunks(path, skip_bad: bool = False, progress=None, chunk: int | None 
                         if cache < 0:
                             if not flags & _F_ALLOC:
                                 raise KeyError("bytes_alloc")
-                            s.cache_first_op[len(s.caches)] = len(s)      # m.run makes it there
+                            if done + len(s) - len(s.carried) >= CACHES_UPFRONT:
+                                s.cache_first_op[len(s.caches)] = len(s)      # m.run makes it there
                             cache = _trace_cache(s, name, a, b, gfp, bool(flags & _F_ACCOUNTED))
                         h = s.kmem_cache_alloc(name, gfp, cpu=cpu, caller=site)
                     if ptr is not None:
