@@ -68,10 +68,11 @@ def capture(tmp_path_factory):
 
 
 def per_call(m, stream):
-    """The stream's ops as per-call closures' arguments (built outside the timing); a
-    cache is made right before its first op, as m.run makes a trace's."""
+    """The stream's ops as per-call closures' arguments (built outside the timing); the
+    caches are made when m.run makes a trace's: first, or right before their first op."""
     first = {f: stream.caches[c] for c, f in stream.cache_first_op.items()}
-    ops = []
+    ops = [("create", spec, None, None, None, None, None) for c, spec in enumerate(stream.caches)
+           if c not in stream.cache_first_op]
     for i in range(len(stream)):
         op = stream.op(i)
         if i in first:
@@ -87,11 +88,11 @@ def replay_per_call(m, ops) -> list:
     alloc_pages, free_pages = m.alloc_pages, m.free_pages
     caches: dict = {}
     for kind, arg, gfp, cpu, caller, cache, h in ops:
-        if cache is not None:
-            cache = caches[cache]
         if kind == "create":
             caches[arg[0]] = m._stream_cache(*arg)
             continue
+        if cache is not None:
+            cache = caches[cache]
         if kind == "kmalloc":
             append(kmalloc(arg, gfp, cpu, caller))
         elif kind == "kmem_cache_alloc":
