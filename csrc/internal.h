@@ -233,6 +233,7 @@ struct pa_machine {
     uint32_t drop_caches_stfu;          /* a write of 4 to drop_caches silenced its pr_info (sysctl.c) */
     unsigned char *mem;                 /* the simulated bytes, phys 0 at mem[0] */
     struct pa_page *pages;              /* one descriptor per pfn, lazily touched */
+    uint64_t *touched;                  /* a bit per pfn: the page may hold non-zero bytes (arena.c) */
     uint8_t *pageblock_mt;              /* migratetype per pageblock */
     uint64_t nr_pageblocks;
     struct pa_zone zones[PA_MAX_NR_ZONES];
@@ -404,6 +405,11 @@ bool buddy_zone_watermark_ok(const struct pa_zone *z, unsigned order, int64_t ma
 bool buddy_zone_watermark_ok_free(const struct pa_zone *z, unsigned order, int64_t mark, unsigned highest,
                                   unsigned alloc_flags, int64_t free_pages);
 uint64_t buddy_take_free_page(pa_machine *m, struct pa_zone *z, uint64_t pfn);
+
+/* first touch (arena.c): a page never handed out nor written since boot still holds
+ * the mapping's zeros, so zeroing it would only make the host fault it in */
+void arena_touch(pa_machine *m, uint64_t pfn, uint64_t nr);
+void arena_hand_out(pa_machine *m, uint64_t pfn, uint64_t nr, bool zero);
 uint64_t buddy_rmqueue_mode(pa_machine *m, struct pa_zone *z, unsigned order, unsigned mt, int *mode);
 void buddy_free_one_page(pa_machine *m, struct pa_zone *z, uint64_t pfn, unsigned order, unsigned mt);
 

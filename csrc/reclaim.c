@@ -459,7 +459,8 @@ static int fault_in(pa_machine *m, int64_t id, uint64_t idx, uint32_t gfp)
             else
                 m->ticks += READ_PAGE_US;
         } else {
-            memset(dst, 0, PA_PAGE_SIZE);
+            if (!(gfp & GFP_ZERO_BIT))      /* else prep_new_page() zeroed it (if it had to) */
+                memset(dst, 0, PA_PAGE_SIZE);
             m->ctr[PA_CTR_PGFAULT]++;
         }
         break;

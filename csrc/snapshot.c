@@ -799,8 +799,10 @@ PA_ENTRY(int, pa_snapshot_put_pages, (pa_machine *m, const int64_t *pfns, const 
     for (int64_t i = 0; i < n; i++)
         if (pfns[i] < 0 || (uint64_t)pfns[i] >= m->nr_pages)
             return PA_EINVAL;
-    for (int64_t i = 0; i < n; i++)
+    for (int64_t i = 0; i < n; i++) {
+        arena_touch(m, (uint64_t)pfns[i], 1);
         memcpy(m->mem + ((uint64_t)pfns[i] << PA_PAGE_SHIFT), buf + (uint64_t)i * PA_PAGE_SIZE, PA_PAGE_SIZE);
+    }
     return PA_OK;
 }
 
