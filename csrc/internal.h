@@ -242,6 +242,9 @@ struct pa_machine {
     uint64_t alloc_seq;                 /* allocating calls so far: cost[] belongs to one */
     uint32_t kswapd_wanted, kswapd_order, kswapd_highest;
     uint32_t oom_mode;                  /* 1: the OOM killer has no victim, do not ask again */
+    /* workingset.c */
+    uint8_t *lru_ext;                   /* per pfn: PA_PGX_* (allocated with pg_index) */
+    uint64_t *swap_shadow;              /* per swap slot: the shadow its page left (0: none) */
     /* trace.c: NULL while tracing is off */
     struct pa_trace *trace;
     /* slab_random.c */
@@ -389,6 +392,16 @@ void kswapd_run(pa_machine *m);
 bool reclaim_can_make_progress(pa_machine *m, uint32_t gfp);
 void reclaim_stall(pa_machine *m, uint64_t us);
 void lru_replace_page(pa_machine *m, uint64_t old_pfn, uint64_t new_pfn);
+
+/* "workingset.c" */
+#define WORKINGSET_REFAULT_ACTIVATE 1u  /* workingset_refault(): the folio goes to the active list */
+#define WORKINGSET_REFAULT_RESTORE 2u   /* ... and was active when evicted: PG_workingset, a stall */
+void workingset_age_nonresident(pa_machine *m, uint64_t nr_pages);
+uint64_t workingset_eviction(pa_machine *m, uint64_t pfn);
+unsigned workingset_refault(pa_machine *m, uint64_t shadow, bool file);
+bool workingset_shadow_valid(uint64_t shadow);
+void workingset_swap_shadow_set(pa_machine *m, uint64_t slot, uint64_t shadow);
+uint64_t workingset_swap_shadow_take(pa_machine *m, uint64_t slot);
 
 /* end of a public call that may have woken kswapd: it runs now, while the
  * machine is otherwise idle, so the outcome is deterministic */

@@ -107,6 +107,9 @@ PG_MOVABLE = 0x10    # allocated with a movable migratetype (counts as movable f
 PG_LRU = 0x20        # on an LRU list (reclaim.py)
 PG_ACTIVE = 0x40     # on the active list of its type
 PG_REFERENCED = 0x80  # accessed since reclaim last looked
+# more per-page LRU state, one byte per page beside the descriptors (csrc/reclaim.c lru_ext[])
+PGX_YOUNG = 0x01      # a pte maps it with the accessed bit set (no hardware: set by every access)
+PGX_WORKINGSET = 0x02  # PG_workingset: deactivated from the active list, or restored by a refault
 
 # what a live allocation belongs to: which free function may release it
 KIND_PAGES = 1
@@ -333,6 +336,14 @@ COUNTER_TABLE = (
     # stall, and the three averages in FIXED_1 = 2048 fixed point
     ("psi_total_us", None), ("psi_period", None), ("psi_period_stall_us", None),
     ("psi_avg10", None), ("psi_avg60", None), ("psi_avg300", None),
+    # LRU aging (mm/workingset.c, mm/vmscan.c): the working-set counters, pgskip_<zone>
+    # (isolate_lru_folios), and the lruvec's nonresident_age and anon/file costs (lru_note_cost)
+    ("workingset_nodes", NODE_STAT), ("workingset_activate_anon", NODE_STAT),
+    ("workingset_activate_file", NODE_STAT), ("workingset_restore_anon", NODE_STAT),
+    ("workingset_restore_file", NODE_STAT), ("workingset_nodereclaim", NODE_STAT),
+    ("pgskip_dma", VM_EVENT), ("pgskip_dma32", VM_EVENT), ("pgskip_normal", VM_EVENT),
+    ("pgskip_movable", VM_EVENT), ("pgskip_device", VM_EVENT),
+    ("nonresident_age", None), ("anon_cost", None), ("file_cost", None),
 )
 COUNTERS = tuple(name for name, _ in COUNTER_TABLE)
 CTR = {name: i for i, name in enumerate(COUNTERS)}
@@ -426,6 +437,7 @@ C_ENUMS = (
      ("PAGE_STATE_ALLOCATED", "PAGE_STATE_INTERIOR", "PAGE_STATE_FREE", "PAGE_STATE_OUT_OF_RANGE")),
     ("page descriptor flags", None,
      ("PG_BUDDY", "PG_ALLOC", "PG_HEAD", "PG_FREED", "PG_MOVABLE", "PG_LRU", "PG_ACTIVE", "PG_REFERENCED")),
+    ("per-page LRU state beside the descriptors (lru_ext[])", None, ("PGX_YOUNG", "PGX_WORKINGSET")),
     ("what a live allocation belongs to", None,
      ("KIND_PAGES", "KIND_SLAB", "KIND_LARGE_KMALLOC", "KIND_VMALLOC", "KIND_PGTABLE", "KIND_ANON", "KIND_FILE", "KIND_PCP")),
     ("x86-64 page table entry bits and the protections vmalloc uses", None, ("PTE_PRESENT", "KERNPG_TABLE")),

@@ -25,19 +25,27 @@ from .._abi import (
 from .arena import NIL, Arena
 from .._abi import (
     EFAULT, EINVAL, ENOMEM, FAULT_WRITE, GFP_DIRECT_RECLAIM, GFP_FS, GFP_IO, GFP_KSWAPD_RECLAIM, KIND_ANON,
-    KIND_FILE, OK, PAGE_SHIFT, PAGE_SIZE, PG_ACTIVE, PG_ALLOC, PG_LRU, PG_REFERENCED,
+    KIND_FILE, OK, PAGE_SHIFT, PAGE_SIZE, PG_ACTIVE, PG_ALLOC, PG_LRU, PG_REFERENCED, PGX_WORKINGSET, PGX_YOUNG,
+    MAX_NR_ZONES, VM_SYSCTL,
 )
+from . import workingset
+from .workingset import WORKINGSET_REFAULT_ACTIVATE, WORKINGSET_REFAULT_RESTORE
 
 ENT_NONE, ENT_PRESENT, ENT_SWAP, ENT_DISK = 0, 1, 2, 3
 ENT_DIRTY = 4
 SWAP_CLUSTER_MAX = 32
+SWAP_CLUSTER_MAX_SKIPPED = SWAP_CLUSTER_MAX << 10
+MAX_SWAPPINESS = 200
+FAULT_RW_WRITE = 0x100          # _mm_fault() for mm_rw's write: dirtied later, never by the fault
+FOLIOREF_RECLAIM, FOLIOREF_RECLAIM_CLEAN, FOLIOREF_KEEP, FOLIOREF_ACTIVATE = range(4)
 DEF_PRIORITY = 12
 MAX_MM_PAGES = 1 << 30
-SWAPPINESS = 60
 UINT32_MAX = (1 << 32) - 1
 
 _NR_INACTIVE_ANON = CTR["nr_inactive_anon"]
 _KSWAPD_FAILURES = CTR["kswapd_failures"]
+_ANON_COST = CTR["anon_cost"]
+_FILE_COST = CTR["file_cost"]
 MAX_RECLAIM_RETRIES = 16
 _LRU_NAMES = ("inactive_anon", "active_anon", "inactive_file", "active_file")
 
@@ -63,11 +71,12 @@ class Mm:
 
 class ScanControl:
     __slots__ = ("gfp", "is_kswapd", "may_writepage", "may_swap", "nr_to_reclaim", "nr_scanned",
-                 "nr_reclaimed", "written", "swapped", "work_us")
+                 "nr_reclaimed", "written", "swapped", "work_us", "reclaim_idx")
 
     def __init__(self, a: Arena, gfp: int, kswapd: bool) -> None:
         self.gfp = gfp
         self.is_kswapd = kswapd
+        self.reclaim_idx = MAX_NR_ZONES - 1
         self.may_writepage = kswapd or bool(gfp & GFP_IO and gfp & GFP_FS)
         self.may_swap = (kswapd or bool(gfp & GFP_IO)) and a.ctr[CTR["nr_swap_free"]] > 0
         self.nr_to_reclaim = self.nr_scanned = self.nr_reclaimed = 0
@@ -88,6 +97,8 @@ def init(a: Arena) -> None:
     a.kswapd_wanted = a.kswapd_order = a.kswapd_highest = 0
     a.oom_mode = 0
     a.rw_pin = None         # (mm id, first, last) while mm_rw faults its pages in
+    a.lru_ext = {}          # pfn -> PGX_* bits (workingset.py)
+    a.swap_shadow = {}      # swap slot -> the shadow its page left
 
 
 # -- PSI ---------------------------------------------------------------------------
@@ -207,6 +218,9 @@ def lru_replace_page(a: Arena, old: int, new: int) -> None:
     n.kind = o.kind
     mid, idx = a.rmap.pop(old)
     a.rmap[new] = (mid, idx)
+    ext = a.lru_ext.pop(old, 0)
+    if ext:
+        a.lru_ext[new] = ext
     mm = a.mms[mid]
     e = mm.ent[idx]
     mm.ent[idx] = mk_ent(new, e & 7)
@@ -240,6 +254,7 @@ def swap_slot_alloc(a: Arena) -> int:
 
 def swap_slot_free(a: Arena, slot: int) -> None:
     a.swap_free.append(slot)
+    a.swap_shadow.pop(slot, None)
     a.swap.pop(slot, None)
     a.ctr[CTR["nr_swap_free"]] += 1
 
@@ -280,8 +295,49 @@ def release_page(a: Arena, pfn: int) -> None:
     kind = p.kind
     lru_del(a, pfn)
     p.flags &= ~PG_REFERENCED
+    a.lru_ext.pop(pfn, None)
     a.rmap.pop(pfn, None)
     buddy.free_pages(a, pfn, 0, kind)
+
+
+def lru_note_cost(a: Arena, file: bool, nr_io: int, nr_rotated: int) -> None:
+    """lru_note_cost(): reclaim's IO and rotations on one type, a floating average."""
+    cost = nr_io * SWAP_CLUSTER_MAX + nr_rotated
+    if not cost:
+        return
+    c = a.ctr
+    c[_FILE_COST if file else _ANON_COST] += cost
+    lrusize = c[_NR_INACTIVE_ANON] + c[_NR_INACTIVE_ANON + 1] + c[_NR_INACTIVE_ANON + 2] + c[_NR_INACTIVE_ANON + 3]
+    if c[_FILE_COST] + c[_ANON_COST] > lrusize // 4:
+        c[_FILE_COST] //= 2
+        c[_ANON_COST] //= 2
+
+
+def refault_wait(a: Arena, ws: int, us: int) -> None:
+    """Only a refault of the workingset is a memory stall (refault_wait())."""
+    if ws & WORKINGSET_REFAULT_RESTORE:
+        reclaim_stall(a, us)
+    else:
+        a.ticks += us
+
+
+def folio_mark_accessed(a: Arena, pfn: int) -> None:
+    p = a.pages[pfn]
+    if not p.flags & PG_REFERENCED:
+        p.flags |= PG_REFERENCED
+    elif not p.flags & PG_ACTIVE:
+        lru_move(a, pfn, page_lru(p) + 1)
+        a.ctr[CTR["pgactivate"]] += 1
+        p.flags &= ~PG_REFERENCED
+        workingset.workingset_age_nonresident(a, 1)
+
+
+def mark_accessed(a: Arena, mm: Mm, pfn: int, flags: int) -> None:
+    """An access to a present page (mark_accessed() in csrc/reclaim.c)."""
+    if not mm.is_file:
+        a.lru_ext[pfn] = a.lru_ext.get(pfn, 0) | PGX_YOUNG
+    elif not flags & (FAULT_WRITE | FAULT_RW_WRITE):
+        folio_mark_accessed(a, pfn)
 
 
 def fault_in(a: Arena, mid: int, idx: int, gfp: int) -> int:
@@ -296,33 +352,35 @@ def fault_in(a: Arena, mid: int, idx: int, gfp: int) -> int:
     a.rmap[pfn] = (mid, idx)
     state = e & 3
     ctr = a.ctr
+    ws = 0
     if state == ENT_SWAP:
         slot = e >> 3
+        shadow = workingset.swap_shadow_take(a, slot)
         a.write(pfn << PAGE_SHIFT, a.swap[slot])
         swap_slot_free(a, slot)
         mm.swapents -= 1
         ctr[CTR["pswpin"]] += 1
         ctr[CTR["pgmajfault"]] += 1
         ctr[CTR["pgpgin"]] += PAGE_SIZE // 1024
-        ctr[CTR["workingset_refault_anon"]] += 1
-        reclaim_stall(a, SWAP_IN_US)
+        ws = workingset.workingset_refault(a, shadow, False) if shadow else 0
+        refault_wait(a, ws, SWAP_IN_US)
     else:
-        if state == ENT_DISK:
-            ctr[CTR["workingset_refault_file"]] += 1
+        if state == ENT_DISK and e >> 3:
+            ws = workingset.workingset_refault(a, e >> 3, True)
         if mm.is_file:
             data = mm.disk.get(idx)
             a.write(pfn << PAGE_SHIFT, data if data is not None else bytes(PAGE_SIZE))
             ctr[CTR["pgpgin"]] += PAGE_SIZE // 1024
-            if state == ENT_DISK:
-                reclaim_stall(a, READ_PAGE_US)
-            else:
-                a.ticks += READ_PAGE_US
+            refault_wait(a, ws, READ_PAGE_US)
         else:
             a.memset(pfn << PAGE_SHIFT, 0, PAGE_SIZE)
             ctr[CTR["pgfault"]] += 1
     mm.ent[idx] = mk_ent(pfn, ENT_PRESENT)
     mm.rss += 1
-    lru_add(a, pfn, LRU_INACTIVE_FILE if mm.is_file else LRU_INACTIVE_ANON)
+    lru_add(a, pfn, (LRU_INACTIVE_FILE if mm.is_file else LRU_INACTIVE_ANON) + (1 if ws & WORKINGSET_REFAULT_ACTIVATE else 0))
+    if ws & WORKINGSET_REFAULT_RESTORE:
+        a.lru_ext[pfn] = a.lru_ext.get(pfn, 0) | PGX_WORKINGSET
+        lru_note_cost(a, mm.is_file, 1, 0)
     return OK
 
 
@@ -338,13 +396,11 @@ def _mm_fault(a: Arena, mid: int, start: int, nr: int, gfp: int, flags: int, don
     for idx in range(start, start + nr):
         if idx >= len(ent):
             mm_reserve(mm, idx + 1)     # grows only as pages are backed, as in C
-        e = ent[idx]
-        if e & 3 == ENT_PRESENT:
-            a.pages[e >> 3].flags |= PG_REFERENCED
-        else:
+        if ent[idx] & 3 != ENT_PRESENT:
             rc = fault_in(a, mid, idx, gfp)
             if rc:
                 return rc
+        mark_accessed(a, mm, ent[idx] >> 3, flags)
         if idx >= mm.nr_pages:
             mm.nr_pages = idx + 1
         if mm.is_file and flags & FAULT_WRITE:
@@ -402,7 +458,7 @@ def mm_rw(a: Arena, mid, offset, n, buf, write, gfp) -> int:
     done = [0]
     a.rw_pin = (mid, first, last)
     try:
-        rc = _mm_fault(a, mid, first, last - first + 1, gfp, 0, done)
+        rc = _mm_fault(a, mid, first, last - first + 1, gfp, FAULT_RW_WRITE if write else 0, done)
     finally:
         a.rw_pin = None
     if rc:
@@ -518,33 +574,78 @@ def inactive_is_low(a: Arena, inactive_lru: int) -> bool:
     return inactive * ratio < active
 
 
-def shrink_active_list(a: Arena, nr: int, active_lru: int) -> None:
+def lru_skip(a: Arena, sc: ScanControl, skipped: list, pfn: int) -> bool:
+    """isolate_lru_folios() passes over a page of a zone above sc.reclaim_idx (lru_skip())."""
+    zid = a.zone_of(pfn).zid
+    if zid <= sc.reclaim_idx or len(skipped) >= SWAP_CLUSTER_MAX_SKIPPED:
+        return False
+    lru_del(a, pfn)
+    skipped.append(pfn)
+    a.ctr[CTR["pgskip_dma"] + zid] += 1
+    return True
+
+
+def lru_skipped_putback(a: Arena, skipped: list, lru: int) -> None:
+    for pfn in skipped:
+        lru_add(a, pfn, lru)
+
+
+def folio_referenced(a: Arena, pfn: int) -> bool:
+    ext = a.lru_ext.get(pfn, 0)
+    if not ext & PGX_YOUNG:
+        return False
+    ext &= ~PGX_YOUNG
+    if ext:
+        a.lru_ext[pfn] = ext
+    else:
+        del a.lru_ext[pfn]
+    return True
+
+
+def shrink_active_list(a: Arena, sc: ScanControl, nr: int, active_lru: int) -> None:
     pfn = a.lru[active_lru][1]
+    skipped: list = []
     i = 0
     while i < nr and pfn != NIL:
         prev = a.pages[pfn].prev
-        a.pages[pfn].flags &= ~PG_REFERENCED
-        lru_move(a, pfn, active_lru - 1)
         a.ctr[CTR["pgrefill"]] += 1
-        a.ctr[CTR["pgdeactivate"]] += 1
+        if not lru_skip(a, sc, skipped, pfn):
+            folio_referenced(a, pfn)
+            a.lru_ext[pfn] = a.lru_ext.get(pfn, 0) | PGX_WORKINGSET
+            lru_move(a, pfn, active_lru - 1)
+            a.ctr[CTR["pgdeactivate"]] += 1
+            i += 1
         pfn = prev
-        i += 1
+    lru_skipped_putback(a, skipped, active_lru)
+
+
+def folio_check_references(a: Arena, pfn: int, file: bool) -> int:
+    p = a.pages[pfn]
+    referenced_ptes = folio_referenced(a, pfn)
+    referenced_folio = bool(p.flags & PG_REFERENCED)
+    p.flags &= ~PG_REFERENCED
+    if referenced_ptes:
+        p.flags |= PG_REFERENCED
+        return FOLIOREF_ACTIVATE if referenced_folio else FOLIOREF_KEEP
+    return FOLIOREF_RECLAIM_CLEAN if referenced_folio and file else FOLIOREF_RECLAIM
 
 
 def shrink_folio(a: Arena, sc: ScanControl, pfn: int, lru: int) -> bool:
-    p = a.pages[pfn]
     file = lru == LRU_INACTIVE_FILE
-    if p.flags & PG_REFERENCED:
-        p.flags &= ~PG_REFERENCED
-        lru_move(a, pfn, lru + 1)
-        a.ctr[CTR["pgactivate"]] += 1
-        return False
     mid, idx = a.rmap[pfn]
     mm = a.mms[mid]
     e = mm.ent[idx]
     pin = a.rw_pin
     if pin is not None and pin[0] == mid and pin[1] <= idx <= pin[2]:
         lru_move(a, pfn, lru)           # in use by the read or write: keep
+        return False
+    ref = folio_check_references(a, pfn, file)
+    if ref == FOLIOREF_ACTIVATE:
+        lru_move(a, pfn, lru + 1)
+        a.ctr[CTR["pgactivate"]] += 1
+        return False
+    if ref == FOLIOREF_KEEP:
+        lru_move(a, pfn, lru)
         return False
     if not file:
         slot = swap_slot_alloc(a) if sc.may_swap else NIL
@@ -554,6 +655,7 @@ def shrink_folio(a: Arena, sc: ScanControl, pfn: int, lru: int) -> bool:
         a.swap[slot] = page_bytes(a, pfn)
         a.ctr[CTR["nr_swap_free"]] -= 1
         mm.ent[idx] = mk_ent(slot, ENT_SWAP)
+        workingset.swap_shadow_set(a, slot, workingset.workingset_eviction(a, pfn))
         mm.rss -= 1
         mm.swapents += 1
         a.ctr[CTR["pswpout"]] += 1
@@ -569,7 +671,7 @@ def shrink_folio(a: Arena, sc: ScanControl, pfn: int, lru: int) -> bool:
             a.ctr[CTR["nr_vmscan_write"]] += 1
             sc.written += 1
             sc.work_us += WRITEBACK_US
-        mm.ent[idx] = mk_ent(0, ENT_DISK)
+        mm.ent[idx] = mk_ent(workingset.workingset_eviction(a, pfn), ENT_DISK)
         mm.rss -= 1
     release_page(a, pfn)
     a.ctr[CTR["pgsteal_file" if file else "pgsteal_anon"]] += 1
@@ -582,38 +684,68 @@ def shrink_inactive_list(a: Arena, sc: ScanControl, nr: int, lru: int) -> None:
     i = 0
     scan_kind = CTR["pgscan_file" if lru == LRU_INACTIVE_FILE else "pgscan_anon"]
     scan_who = CTR["pgscan_kswapd" if sc.is_kswapd else "pgscan_direct"]
+    skipped: list = []
+    scanned = reclaimed = 0
+    io = sc.written + sc.swapped
     while i < nr and pfn != NIL:
         prev = a.pages[pfn].prev
         sc.nr_scanned += 1
+        scanned += 1
         a.ctr[scan_kind] += 1
         a.ctr[scan_who] += 1
-        if shrink_folio(a, sc, pfn, lru):
-            sc.nr_reclaimed += 1
+        if not lru_skip(a, sc, skipped, pfn):
+            i += 1
+            if shrink_folio(a, sc, pfn, lru):
+                sc.nr_reclaimed += 1
+                reclaimed += 1
         pfn = prev
-        i += 1
+    lru_skipped_putback(a, skipped, lru)
+    lru_note_cost(a, lru == LRU_INACTIVE_FILE, sc.written + sc.swapped - io, scanned - reclaimed)
+
+
+def lruvec_lru_size(a: Arena, lru: int, zone_idx: int) -> int:
+    return sum(z.nr_lru[lru] for z in a.zones[:zone_idx + 1])
+
+
+def file_is_tiny(a: Arena, priority: int) -> bool:
+    free = sum(z.nr_free_pages for z in a.zones)
+    total_high_wmark = sum(z.wmark[2] for z in a.zones if z.managed)
+    file = lru_size(a, LRU_ACTIVE_FILE) + lru_size(a, LRU_INACTIVE_FILE)
+    return (file + free <= total_high_wmark and not inactive_is_low(a, LRU_INACTIVE_ANON)
+            and bool(lru_size(a, LRU_INACTIVE_ANON) >> priority))
 
 
 def get_scan_count(a: Arena, sc: ScanControl, priority: int) -> list:
-    file = lru_size(a, LRU_INACTIVE_FILE) + lru_size(a, LRU_ACTIVE_FILE)
+    swappiness = a.vm_sysctl[VM_SYSCTL["swappiness"]]
     if not sc.may_swap:
         balance = "file"
-    elif not file:
+    elif not priority and swappiness:
+        balance = "equal"
+    elif file_is_tiny(a, priority):
         balance = "anon"
     elif lru_size(a, LRU_INACTIVE_FILE) >> priority and not inactive_is_low(a, LRU_INACTIVE_FILE):
         balance = "file"
     else:
         balance = "fract"
+    fraction, denominator = (0, 0), 1
+    if balance == "fract":
+        total_cost = a.ctr[_ANON_COST] + a.ctr[_FILE_COST]
+        anon_cost = total_cost + a.ctr[_ANON_COST]
+        file_cost = total_cost + a.ctr[_FILE_COST]
+        total_cost = anon_cost + file_cost
+        fraction = (swappiness * (total_cost + 1) // (anon_cost + 1),
+                    (MAX_SWAPPINESS - swappiness) * (total_cost + 1) // (file_cost + 1))
+        denominator = fraction[0] + fraction[1]
     nr = []
     for lru in range(4):
         is_file = lru >= LRU_INACTIVE_FILE
-        size = lru_size(a, lru)
-        scan = size >> priority if priority else size
+        scan = lruvec_lru_size(a, lru, sc.reclaim_idx) >> priority
         if balance == "file":
             scan = scan if is_file else 0
         elif balance == "anon":
             scan = 0 if is_file else scan
-        else:
-            scan = scan * ((200 - SWAPPINESS) if is_file else SWAPPINESS) // 200
+        elif balance == "fract":
+            scan = scan * fraction[is_file] // denominator
         nr.append(scan)
     return nr
 
@@ -629,13 +761,13 @@ def shrink_node(a: Arena, sc: ScanControl, priority: int) -> None:
             nr[lru] -= batch
             if lru & 1:
                 if inactive_is_low(a, lru - 1):
-                    shrink_active_list(a, batch, lru)
+                    shrink_active_list(a, sc, batch, lru)
             else:
                 shrink_inactive_list(a, sc, batch, lru)
         if sc.nr_reclaimed >= sc.nr_to_reclaim:
             break
     if sc.may_swap and inactive_is_low(a, LRU_INACTIVE_ANON):
-        shrink_active_list(a, SWAP_CLUSTER_MAX, LRU_ACTIVE_ANON)
+        shrink_active_list(a, sc, SWAP_CLUSTER_MAX, LRU_ACTIVE_ANON)
     if sc.nr_reclaimed > reclaimed:
         a.ctr[_KSWAPD_FAILURES] = 0
 
@@ -643,6 +775,7 @@ def shrink_node(a: Arena, sc: ScanControl, priority: int) -> None:
 def try_to_free_pages(a: Arena, gfp: int, order: int, highest: int) -> int:
     sc = ScanControl(a, gfp, False)
     sc.nr_to_reclaim = SWAP_CLUSTER_MAX
+    sc.reclaim_idx = highest
     a.ctr[CTR["allocstall_dma"] + highest] += 1
     a.cost[COST["slept"]] = 1
     for priority in range(DEF_PRIORITY, -1, -1):
@@ -695,6 +828,7 @@ def kswapd_run(a: Arena) -> None:
         if z.managed:
             nr_to_reclaim += max(z.wmark[2], SWAP_CLUSTER_MAX)
     sc = ScanControl(a, GFP_IO | GFP_FS | GFP_DIRECT_RECLAIM | GFP_KSWAPD_RECLAIM, True)
+    sc.reclaim_idx = highest
     work = reclaimed = 0
     for priority in range(DEF_PRIORITY, 0, -1):
         if pgdat_balanced(a, 0, highest):
