@@ -156,6 +156,8 @@ class Arena:
     kswapd_highest: int
     oom_mode: int
     rw_pin: "tuple[int, int, int] | None"   # (mm id, first, last) while a read or write faults its pages in
+    lru_ext: dict[int, int]               # pfn -> PGX_* bits, absent = 0 (workingset.py)
+    swap_shadow: dict[int, int]           # swap slot -> the shadow its page left
     pcp: list                             # [zid][cpu] -> pcp.Pcp (per_cpu_pages), set by pcp.init()
 
     def __init__(self, nr_pages: int, cpus: int, min_free_kbytes: int) -> None:
