@@ -118,11 +118,17 @@ def _pcp_section_words(m) -> int:
     return 2 + records * (6 + _abi.NR_PCP_LISTS)
 
 
+def _workingset_section_words(m) -> int:
+    """The words of the workingset section (format 5) the machine writes, read off a model twin."""
+    a = snapshot.read(snapshot.to_bytes(m), "model")._core._a
+    return 2 + 2 * len(a.lru_ext) + 2 * len(a.swap_shadow)
+
+
 def _as_v3(core: bytes, m) -> bytes:
     """Today's CORE section of a machine with every kconfig option off and drained pcp lists, in
     format 3's layout: without the machine scalars and the sections format 4 added (slab_random
-    and the per-cpu section, both empty here, then PCP)."""
-    core = core[:len(core) - 8 * _pcp_section_words(m)]
+    and the per-cpu section, both empty here, then PCP) and those format 5 added (workingset)."""
+    core = core[:len(core) - 8 * (_pcp_section_words(m) + _workingset_section_words(m))]
     tail = EMPTY_SLAB_RANDOM + bytes(8)
     assert core.endswith(tail)
     return core[:V3_MACHINE_WORDS * 8] + core[len(MACHINE_SCALARS) * 8:len(core) - len(tail)]
