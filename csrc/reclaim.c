@@ -56,6 +56,8 @@
 #define SWAP_CLUSTER_MAX 32u
 #define SWAP_CLUSTER_MAX_SKIPPED (SWAP_CLUSTER_MAX << 10)
 #define MAX_SWAPPINESS 200u
+#define DEACTIVATE_ANON 1u
+#define DEACTIVATE_FILE 2u
 #define FAULT_RW_WRITE 0x100            /* mm_fault() for pa_mm_rw's write: dirtied later, never by the fault */
 #define DEF_PRIORITY 12
 #define MAX_MM_PAGES (1ull << 30)       /* 4 TiB per process or file */
@@ -71,6 +73,7 @@ struct scan_control {
     uint32_t gfp;
     bool is_kswapd, may_writepage, may_swap;
     unsigned reclaim_idx;               /* the highest zone whose pages may be reclaimed */
+    unsigned may_deactivate;            /* DEACTIVATE_ANON, DEACTIVATE_FILE: for this shrink_node() */
     uint64_t nr_to_reclaim, nr_scanned, nr_reclaimed;
     uint64_t written, swapped, work_us;
 };
@@ -951,7 +954,7 @@ static uint64_t lruvec_lru_size(const pa_machine *m, unsigned lru, unsigned zone
  * are below the high watermarks, and anon has enough inactive pages to take
  * the pressure instead (the cache trap: a tiny thrashing file LRU would
  * otherwise draw all the scanning) */
-static bool file_is_tiny(const pa_machine *m, int priority)
+static bool file_is_tiny(const pa_machine *m, const struct scan_control *sc, int priority)
 {
     uint64_t free = 0, total_high_wmark = 0;
     for (int zid = 0; zid < PA_MAX_NR_ZONES; zid++) {
@@ -960,8 +963,28 @@ static bool file_is_tiny(const pa_machine *m, int priority)
             total_high_wmark += m->zones[zid].wmark[2];
     }
     uint64_t file = lru_size(m, LRU_ACTIVE_FILE) + lru_size(m, LRU_INACTIVE_FILE);
-    return file + free <= total_high_wmark && !inactive_is_low(m, LRU_INACTIVE_ANON)
+    return file + free <= total_high_wmark && !(sc->may_deactivate & DEACTIVATE_ANON)
            && (lru_size(m, LRU_INACTIVE_ANON) >> priority);
+}
+
+/* prepare_scan_control()'s may_deactivate: age a type's active list when its
+ * inactive list is low, or when refaults activated pages since the last
+ * reclaim run (a new workingset is forming: the old active pages are stale) */
+static void prepare_scan_control(const pa_machine *m, struct scan_control *sc)
+{
+    const uint64_t *c = m->ctr;
+    sc->may_deactivate = 0;
+    if (c[PA_CTR_WORKINGSET_ACTIVATE_ANON] != c[PA_CTR_REFAULTS_ANON] || inactive_is_low(m, LRU_INACTIVE_ANON))
+        sc->may_deactivate |= DEACTIVATE_ANON;
+    if (c[PA_CTR_WORKINGSET_ACTIVATE_FILE] != c[PA_CTR_REFAULTS_FILE] || inactive_is_low(m, LRU_INACTIVE_FILE))
+        sc->may_deactivate |= DEACTIVATE_FILE;
+}
+
+/* snapshot_refaults(): a reclaim run ended */
+static void snapshot_refaults(pa_machine *m)
+{
+    m->ctr[PA_CTR_REFAULTS_ANON] = m->ctr[PA_CTR_WORKINGSET_ACTIVATE_ANON];
+    m->ctr[PA_CTR_REFAULTS_FILE] = m->ctr[PA_CTR_WORKINGSET_ACTIVATE_FILE];
 }
 
 /* get_scan_count(): how many pages of each list to look at this round.  No
@@ -977,9 +1000,9 @@ static void get_scan_count(pa_machine *m, struct scan_control *sc, int priority,
         balance = SCAN_FILE;
     else if (!priority && swappiness)
         balance = SCAN_EQUAL;
-    else if (file_is_tiny(m, priority))
+    else if (file_is_tiny(m, sc, priority))
         balance = SCAN_ANON;
-    else if ((lru_size(m, LRU_INACTIVE_FILE) >> priority) && !inactive_is_low(m, LRU_INACTIVE_FILE))
+    else if ((lru_size(m, LRU_INACTIVE_FILE) >> priority) && !(sc->may_deactivate & DEACTIVATE_FILE))
         balance = SCAN_FILE;        /* cache_trim_mode: plenty of inactive cache to trim */
     if (balance == SCAN_FRACT) {
         uint64_t total_cost = m->ctr[PA_CTR_ANON_COST] + m->ctr[PA_CTR_FILE_COST];
@@ -1014,6 +1037,7 @@ static void get_scan_count(pa_machine *m, struct scan_control *sc, int priority,
 static void shrink_node(pa_machine *m, struct scan_control *sc, int priority)
 {
     uint64_t nr[NR_LRU_LISTS], reclaimed = sc->nr_reclaimed;
+    prepare_scan_control(m, sc);
     get_scan_count(m, sc, priority, nr);
     while (nr[LRU_INACTIVE_ANON] || nr[LRU_ACTIVE_FILE] || nr[LRU_INACTIVE_FILE]) {
         for (unsigned lru = 0; lru < NR_LRU_LISTS; lru++) {
@@ -1022,7 +1046,7 @@ static void shrink_node(pa_machine *m, struct scan_control *sc, int priority)
             uint64_t batch = nr[lru] < SWAP_CLUSTER_MAX ? nr[lru] : SWAP_CLUSTER_MAX;
             nr[lru] -= batch;
             if (lru & 1) {
-                if (inactive_is_low(m, lru - 1))
+                if (sc->may_deactivate & (lru >= LRU_INACTIVE_FILE ? DEACTIVATE_FILE : DEACTIVATE_ANON))
                     shrink_active_list(m, sc, batch, lru);
             } else {
                 shrink_inactive_list(m, sc, batch, lru);
@@ -1070,6 +1094,7 @@ uint64_t try_to_free_pages(pa_machine *m, uint32_t gfp, unsigned order, unsigned
     m->cost[PA_COST_RECLAIMED] += sc.nr_reclaimed;
     m->cost[PA_COST_WRITTEN_BACK] += sc.written;
     m->cost[PA_COST_SWAPPED_OUT] += sc.swapped;
+    snapshot_refaults(m);
     reclaim_stall(m, 1 + sc.work_us);
     (void)order;
     return sc.nr_reclaimed;
@@ -1136,6 +1161,7 @@ void kswapd_run(pa_machine *m)
     }
     if (!reclaimed && !pgdat_balanced(m, 0, highest))
         m->ctr[PA_CTR_KSWAPD_FAILURES]++;
+    snapshot_refaults(m);
     /* kswapd works while the machine is otherwise idle: time passes, nobody stalls */
     m->ticks += work;
 }

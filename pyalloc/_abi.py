@@ -344,6 +344,8 @@ COUNTER_TABLE = (
     ("pgskip_dma", VM_EVENT), ("pgskip_dma32", VM_EVENT), ("pgskip_normal", VM_EVENT),
     ("pgskip_movable", VM_EVENT), ("pgskip_device", VM_EVENT),
     ("nonresident_age", None), ("anon_cost", None), ("file_cost", None),
+    # lruvec->refaults[]: workingset_activate_anon/_file when the last reclaim run ended (snapshot_refaults)
+    ("refaults_anon", None), ("refaults_file", None),
 )
 COUNTERS = tuple(name for name, _ in COUNTER_TABLE)
 CTR = {name: i for i, name in enumerate(COUNTERS)}

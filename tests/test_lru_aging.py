@@ -207,6 +207,7 @@ def test_get_scan_count_modes():
     m.touch(p, 6000)
     m.read_file("/f", 6000)
     sc = mreclaim.ScanControl(a, 0xcc0, False)
+    mreclaim.prepare_scan_control(a, sc)
     assert sc.may_swap
     # priority 0 with swappiness: SCAN_EQUAL, every list by size
     sizes = [mreclaim.lru_size(a, lru) for lru in range(4)]
@@ -231,8 +232,9 @@ def test_get_scan_count_fract_follows_costs_and_swappiness():
     m.read_file("/f", 3000)
     m.read_file("/f", 3000)           # the cache is active: no cache_trim_mode
     sc = mreclaim.ScanControl(a, 0xcc0, False)
+    mreclaim.prepare_scan_control(a, sc)
     prio = 6
-    assert not mreclaim.file_is_tiny(a, prio)
+    assert not mreclaim.file_is_tiny(a, sc, prio)
     equal = mreclaim.get_scan_count(a, sc, prio)
     a.ctr[CTR["anon_cost"]] = 1000    # anon reclaim has been costly: scan it less
     costly = mreclaim.get_scan_count(a, sc, prio)
@@ -251,9 +253,27 @@ def test_file_is_tiny_scans_anon():
     while m.alloc_pages("__GFP_NOWARN") is not None:     # down to the min watermark, no reclaim
         pass
     sc = mreclaim.ScanControl(a, 0xcc0, False)
-    assert mreclaim.file_is_tiny(a, 4)
+    mreclaim.prepare_scan_control(a, sc)
+    assert mreclaim.file_is_tiny(a, sc, 4)
     nr = mreclaim.get_scan_count(a, sc, 4)
     assert nr[2] == nr[3] == 0 and nr[0] > 0            # SCAN_ANON
+    m.close()
+
+
+def test_refaults_since_the_last_run_deactivate():
+    m, a = _model_arena(mem="64M")
+    m.read_file("/f", 3000)
+    m.read_file("/f", 3000)           # all active, the inactive list empty: low
+    sc = mreclaim.ScanControl(a, 0xcc0, False)
+    mreclaim.prepare_scan_control(a, sc)
+    assert sc.may_deactivate & mreclaim.DEACTIVATE_FILE
+    m.read_file("/g", 9000)           # a big inactive list: not low
+    mreclaim.snapshot_refaults(a)
+    mreclaim.prepare_scan_control(a, sc)
+    assert not sc.may_deactivate & mreclaim.DEACTIVATE_FILE
+    a.ctr[CTR["workingset_activate_file"]] += 1     # a refault activated a page since: a new workingset
+    mreclaim.prepare_scan_control(a, sc)
+    assert sc.may_deactivate & mreclaim.DEACTIVATE_FILE
     m.close()
 
 

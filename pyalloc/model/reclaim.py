@@ -38,6 +38,7 @@ SWAP_CLUSTER_MAX_SKIPPED = SWAP_CLUSTER_MAX << 10
 MAX_SWAPPINESS = 200
 FAULT_RW_WRITE = 0x100          # _mm_fault() for mm_rw's write: dirtied later, never by the fault
 FOLIOREF_RECLAIM, FOLIOREF_RECLAIM_CLEAN, FOLIOREF_KEEP, FOLIOREF_ACTIVATE = range(4)
+DEACTIVATE_ANON, DEACTIVATE_FILE = 1, 2
 DEF_PRIORITY = 12
 MAX_MM_PAGES = 1 << 30
 UINT32_MAX = (1 << 32) - 1
@@ -71,12 +72,13 @@ class Mm:
 
 class ScanControl:
     __slots__ = ("gfp", "is_kswapd", "may_writepage", "may_swap", "nr_to_reclaim", "nr_scanned",
-                 "nr_reclaimed", "written", "swapped", "work_us", "reclaim_idx")
+                 "nr_reclaimed", "written", "swapped", "work_us", "reclaim_idx", "may_deactivate")
 
     def __init__(self, a: Arena, gfp: int, kswapd: bool) -> None:
         self.gfp = gfp
         self.is_kswapd = kswapd
         self.reclaim_idx = MAX_NR_ZONES - 1
+        self.may_deactivate = 0
         self.may_writepage = kswapd or bool(gfp & GFP_IO and gfp & GFP_FS)
         self.may_swap = (kswapd or bool(gfp & GFP_IO)) and a.ctr[CTR["nr_swap_free"]] > 0
         self.nr_to_reclaim = self.nr_scanned = self.nr_reclaimed = 0
@@ -707,12 +709,28 @@ def lruvec_lru_size(a: Arena, lru: int, zone_idx: int) -> int:
     return sum(z.nr_lru[lru] for z in a.zones[:zone_idx + 1])
 
 
-def file_is_tiny(a: Arena, priority: int) -> bool:
+def file_is_tiny(a: Arena, sc: ScanControl, priority: int) -> bool:
     free = sum(z.nr_free_pages for z in a.zones)
     total_high_wmark = sum(z.wmark[2] for z in a.zones if z.managed)
     file = lru_size(a, LRU_ACTIVE_FILE) + lru_size(a, LRU_INACTIVE_FILE)
-    return (file + free <= total_high_wmark and not inactive_is_low(a, LRU_INACTIVE_ANON)
+    return (file + free <= total_high_wmark and not sc.may_deactivate & DEACTIVATE_ANON
             and bool(lru_size(a, LRU_INACTIVE_ANON) >> priority))
+
+
+def prepare_scan_control(a: Arena, sc: ScanControl) -> None:
+    """may_deactivate (prepare_scan_control() in csrc/reclaim.c)."""
+    c = a.ctr
+    sc.may_deactivate = 0
+    if c[CTR["workingset_activate_anon"]] != c[CTR["refaults_anon"]] or inactive_is_low(a, LRU_INACTIVE_ANON):
+        sc.may_deactivate |= DEACTIVATE_ANON
+    if c[CTR["workingset_activate_file"]] != c[CTR["refaults_file"]] or inactive_is_low(a, LRU_INACTIVE_FILE):
+        sc.may_deactivate |= DEACTIVATE_FILE
+
+
+def snapshot_refaults(a: Arena) -> None:
+    c = a.ctr
+    c[CTR["refaults_anon"]] = c[CTR["workingset_activate_anon"]]
+    c[CTR["refaults_file"]] = c[CTR["workingset_activate_file"]]
 
 
 def get_scan_count(a: Arena, sc: ScanControl, priority: int) -> list:
@@ -721,9 +739,9 @@ def get_scan_count(a: Arena, sc: ScanControl, priority: int) -> list:
         balance = "file"
     elif not priority and swappiness:
         balance = "equal"
-    elif file_is_tiny(a, priority):
+    elif file_is_tiny(a, sc, priority):
         balance = "anon"
-    elif lru_size(a, LRU_INACTIVE_FILE) >> priority and not inactive_is_low(a, LRU_INACTIVE_FILE):
+    elif lru_size(a, LRU_INACTIVE_FILE) >> priority and not sc.may_deactivate & DEACTIVATE_FILE:
         balance = "file"
     else:
         balance = "fract"
@@ -751,6 +769,7 @@ def get_scan_count(a: Arena, sc: ScanControl, priority: int) -> list:
 
 
 def shrink_node(a: Arena, sc: ScanControl, priority: int) -> None:
+    prepare_scan_control(a, sc)
     nr = get_scan_count(a, sc, priority)
     reclaimed = sc.nr_reclaimed
     while nr[LRU_INACTIVE_ANON] or nr[LRU_ACTIVE_FILE] or nr[LRU_INACTIVE_FILE]:
@@ -760,7 +779,7 @@ def shrink_node(a: Arena, sc: ScanControl, priority: int) -> None:
             batch = min(nr[lru], SWAP_CLUSTER_MAX)
             nr[lru] -= batch
             if lru & 1:
-                if inactive_is_low(a, lru - 1):
+                if sc.may_deactivate & (DEACTIVATE_FILE if lru >= LRU_INACTIVE_FILE else DEACTIVATE_ANON):
                     shrink_active_list(a, sc, batch, lru)
             else:
                 shrink_inactive_list(a, sc, batch, lru)
@@ -788,6 +807,7 @@ def try_to_free_pages(a: Arena, gfp: int, order: int, highest: int) -> int:
     cost[COST["reclaimed"]] += sc.nr_reclaimed
     cost[COST["written_back"]] += sc.written
     cost[COST["swapped_out"]] += sc.swapped
+    snapshot_refaults(a)
     reclaim_stall(a, 1 + sc.work_us)
     return sc.nr_reclaimed
 
@@ -842,6 +862,7 @@ def kswapd_run(a: Arena) -> None:
         sc.work_us = 0
     if not reclaimed and not pgdat_balanced(a, 0, highest):
         a.ctr[_KSWAPD_FAILURES] += 1
+    snapshot_refaults(a)
     a.ticks += work
 
 
