@@ -283,6 +283,9 @@ struct pa_machine {
      * compact_order_failed) and kcompactd's pending work (pgdat->kcompactd_*) */
     uint32_t compact_defer[PA_MAX_NR_ZONES][3];
     uint32_t kcompactd_wanted, kcompactd_max_order, kcompactd_highest;
+    /* workingset.c */
+    uint8_t *lru_ext;                   /* per pfn: PA_PGX_* (allocated with pg_index) */
+    uint64_t *swap_shadow;              /* per swap slot: the shadow its page left (0: none) */
     /* trace.c: NULL while tracing is off */
     struct pa_trace *trace;
     /* slab_random.c */
@@ -466,6 +469,16 @@ void swap_slot_free(pa_machine *m, uint64_t slot);
 unsigned char *page_mem(pa_machine *m, uint64_t pfn);
 void release_page(pa_machine *m, uint64_t pfn);
 int64_t pa_drop_caches_locked(pa_machine *m);
+
+/* "workingset.c" */
+#define WORKINGSET_REFAULT_ACTIVATE 1u  /* workingset_refault(): the folio goes to the active list */
+#define WORKINGSET_REFAULT_RESTORE 2u   /* ... and was active when evicted: PG_workingset, a stall */
+void workingset_age_nonresident(pa_machine *m, uint64_t nr_pages);
+uint64_t workingset_eviction(pa_machine *m, uint64_t pfn);
+unsigned workingset_refault(pa_machine *m, uint64_t shadow, bool file);
+bool workingset_shadow_valid(uint64_t shadow);
+void workingset_swap_shadow_set(pa_machine *m, uint64_t slot, uint64_t shadow);
+uint64_t workingset_swap_shadow_take(pa_machine *m, uint64_t slot);
 
 /* "page_writeback.c": the flushers, dirty limits and dirty throttling */
 void flusher_catch_up(pa_machine *m);

@@ -658,6 +658,31 @@ static void save_writeback(const pa_machine *m, struct snap_out *o)
         }
 }
 
+/* workingset: n + n x (pfn, PGX_* bits) of the LRU pages with bits, ascending pfn; n + n x
+ * (slot, shadow) of the swap slots with a shadow, ascending slot.  A file's shadows ride in its
+ * mm entries; the clock and the costs are counters. */
+static void save_workingset(const pa_machine *m, struct snap_out *o)
+{
+    uint64_t n = 0;
+    for (uint64_t pfn = 0; m->lru_ext && pfn < m->nr_pages; pfn++)
+        n += m->lru_ext[pfn] != 0;
+    put(o, n);
+    for (uint64_t pfn = 0; n && pfn < m->nr_pages; pfn++)
+        if (m->lru_ext[pfn]) {
+            put(o, pfn);
+            put(o, m->lru_ext[pfn]);
+        }
+    n = 0;
+    for (uint64_t slot = 0; m->swap_shadow && slot < m->swap_pages; slot++)
+        n += m->swap_shadow[slot] != 0;
+    put(o, n);
+    for (uint64_t slot = 0; n && slot < m->swap_pages; slot++)
+        if (m->swap_shadow[slot]) {
+            put(o, slot);
+            put(o, m->swap_shadow[slot]);
+        }
+}
+
 static void save_core(pa_machine *m, struct snap_out *o, bool exhaustive)
 {
     save_machine(m, o);
@@ -680,6 +705,7 @@ static void save_core(pa_machine *m, struct snap_out *o, bool exhaustive)
     save_writeback(m, o);
     save_compaction(m, o);
     save_sysctl(m, o);
+    save_workingset(m, o);
 }
 
 /* The canonical core section into buf (cap bytes); the answer is its size in
@@ -1323,7 +1349,7 @@ static int load_mm(pa_machine *m, struct pa_mm *mm, struct snap_in *in)
         if (st == 0u ? e != 0
             : st == 1u ? val >= m->nr_pages || (dirty && !mm->is_file)
             : st == 2u ? mm->is_file || dirty || val >= m->swap_next || in->swap_used[val]
-            : !mm->is_file || e != 3u)
+            : !mm->is_file || (e != 3u && (dirty || !workingset_shadow_valid(val))))
             BAD();
         if (st == 2u)
             in->swap_used[val] = 1;
@@ -1709,6 +1735,41 @@ static int load_sysctl(pa_machine *m, struct snap_in *in)
     return PA_OK;
 }
 
+/* the bits go on LRU pages only (those the rmap named), the shadows on slots an mm entry names */
+static int load_workingset(pa_machine *m, struct snap_in *in)
+{
+    if (m->pg_index && !m->lru_ext && !(m->lru_ext = calloc(m->nr_pages, sizeof(*m->lru_ext))))
+        return PA_ENOMEM;
+    uint64_t n = get_max(in, m->nr_pages), last = U64_NIL;
+    CHECK();
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t pfn = get_max(in, m->nr_pages - 1), bits = get(in);
+        CHECK();
+        const struct pa_page *p = &m->pages[pfn];
+        if (!m->lru_ext || (p->flags & (PA_PG_LRU | PA_PG_ALLOC)) != (PA_PG_LRU | PA_PG_ALLOC)
+            || (p->kind != PA_KIND_ANON && p->kind != PA_KIND_FILE) || !bits
+            || (bits & ~(uint64_t)(PA_PGX_YOUNG | PA_PGX_WORKINGSET)) || (last != U64_NIL && pfn <= last))
+            BAD();
+        m->lru_ext[pfn] = (uint8_t)bits;
+        last = pfn;
+    }
+    n = get_max(in, m->swap_pages);
+    last = U64_NIL;
+    CHECK();
+    if (n && !(m->swap_shadow = calloc(m->swap_pages, sizeof(*m->swap_shadow))))
+        return PA_ENOMEM;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t slot = get_max(in, m->swap_pages - 1), shadow = get(in);
+        CHECK();
+        if (!in->swap_used || in->swap_used[slot] != 1 || !workingset_shadow_valid(shadow)
+            || (last != U64_NIL && slot <= last))
+            BAD();
+        m->swap_shadow[slot] = shadow;
+        last = slot;
+    }
+    return PA_OK;
+}
+
 typedef int (*section_loader)(pa_machine *m, struct snap_in *in);
 
 /* the sections in the order of the layout (pyalloc/model/snapshot.py), each
@@ -1717,6 +1778,7 @@ static const section_loader load_sections[] = {
     load_machine, load_pgd, load_pageblocks, load_zones, load_reclaim, load_descriptors, load_rmap,
     load_caches, load_cache_order, load_kmalloc, load_slabs, link_cache_slabs, load_mms, load_swap,
     load_slab_random, load_percpu, load_pcp, load_kthreads, load_writeback, load_compaction, load_sysctl,
+    load_workingset,
 };
 
 static int load_core(pa_machine *m, struct snap_in *in)

@@ -48,6 +48,9 @@ little-endian 64-bit words; NIL (no pfn, no slot, no cache) is 2**64-1; a
               state, ascending (zid, cpu); batch, high_min and high_max follow from the zone.
               A pcp page's descriptor carries NIL links (its list is here).
     sysctl    vm_sysctl[] (the knobs of _abi.VM_SYSCTLS, in order), drop_caches_stfu (format 5)
+    workingset  n + n x (pfn, PGX_* bits) of the LRU pages with bits, ascending pfn; n + n x (slot,
+              shadow) of the swap slots with a shadow, ascending slot (a file page's shadow is its
+              ENT_DISK entry's value; the clock and the LRU costs are counters)
 
 Memory is not here: the snapshot file carries the touched pages apart
 (:func:`touched_pages`), a page that reads as zeros is never written.
@@ -228,13 +231,16 @@ def upgrade_v4(data) -> bytes:
     """A CORE section of snapshot format 4 in today's layout.  Format 5 appends the state of
     reclaim over time; a format-4 machine loads with that state empty (vm sysctls at their
     defaults, nothing dirty-timed, no shadow entries), which is how it behaved."""
-    return bytes(data) + EMPTY_KTHREADS + EMPTY_WRITEBACK + EMPTY_COMPACTION + EMPTY_SYSCTL
+    return bytes(data) + EMPTY_KTHREADS + EMPTY_WRITEBACK + EMPTY_COMPACTION + EMPTY_SYSCTL + EMPTY_WORKINGSET
 
 
 # the kthreads section of a machine whose kswapd sleeps and whose PSI "some" is its "full"
 EMPTY_KTHREADS = bytes(8 * NR_KTHREAD_INFO)
 # the compaction section: no zone deferred, kcompactd asleep
 EMPTY_COMPACTION = bytes(8 * COMPACTION_WORDS)
+
+
+EMPTY_WORKINGSET = bytes(2 * 8)     # no page with LRU bits, no swap shadow
 
 
 def _nil(v: int) -> int:
@@ -457,9 +463,19 @@ def save_sysctl(a: Arena, w: Writer) -> None:
     w.put(a.drop_caches_stfu)
 
 
+def save_workingset(a: Arena, w: Writer) -> None:
+    w.put(len(a.lru_ext))
+    for pfn in sorted(a.lru_ext):
+        w.many((pfn, a.lru_ext[pfn]))
+    w.put(len(a.swap_shadow))
+    for slot in sorted(a.swap_shadow):
+        w.many((slot, a.swap_shadow[slot]))
+
+
 SAVE_SECTIONS = (save_machine, save_pgd, save_pageblocks, save_zones, save_reclaim, save_descriptors, save_rmap,
                  save_caches, save_cache_order, save_kmalloc, save_slabs, save_mms, save_swap, save_slab_random,
-                 save_percpu, save_pcp, save_kthreads, save_writeback, save_compaction, save_sysctl)
+                 save_percpu, save_pcp, save_kthreads, save_writeback, save_compaction, save_sysctl,
+                 save_workingset)
 
 
 def save(a: Arena) -> bytes:
@@ -757,9 +773,21 @@ def load_sysctl(a: Arena, r: Reader) -> None:
     a.drop_caches_stfu = r.get()
 
 
+def load_workingset(a: Arena, r: Reader) -> None:
+    a.lru_ext = {}
+    for _ in range(r.count(a.nr_pages, "LRU bits")):
+        pfn, bits = r.many(2)
+        a.lru_ext[pfn] = bits
+    a.swap_shadow = {}
+    for _ in range(r.count(a.swap_pages, "swap shadows")):
+        slot, shadow = r.many(2)
+        a.swap_shadow[slot] = shadow
+
+
 LOAD_SECTIONS = (load_machine, load_pgd, load_pageblocks, load_zones, load_reclaim, load_descriptors, load_rmap,
                  load_caches, load_cache_order, load_kmalloc, load_slabs, load_mms, load_swap, load_slab_random,
-                 load_percpu, load_pcp, load_kthreads, load_writeback, load_compaction, load_sysctl)
+                 load_percpu, load_pcp, load_kthreads, load_writeback, load_compaction, load_sysctl,
+                 load_workingset)
 
 
 def load(a: Arena, data: bytes) -> None:
