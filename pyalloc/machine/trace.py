@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import lzma
 import os
 import queue
@@ -686,15 +687,15 @@ def _line_parser():
     return LineParser()
 
 
-def _records(path, parser, progress):
+def _records(path, parser, progress, feed=None):
     """(records, text) of each chunk of the capture at *path*; progress gets the bytes read
-    from the file (compressed, as they are on disk)."""
+    from the file (compressed, as they are on disk).  *feed* (data, final) replaces parser.feed."""
     binary, source = open_binary(path)
     reported = 0
     chunks = _read_chunks(binary) if isinstance(source, _Positioned) else _prefetched(binary)
     try:
         for data in chunks:
-            yield parser.feed(data, final=not data)
+            yield (feed or parser.feed)(data, final=not data)
             if progress is not None and source.read_bytes > reported:
                 progress(source.read_bytes - reported)
                 reported = source.read_bytes
@@ -913,6 +914,19 @@ def trace_chunks(path, skip_bad: bool = False, progress=None, chunk: int | None 
             pages[pfn] = (s._carry(old._rec, h), order)
         return old
 
+    def cut_fast(handles) -> Stream:
+        # cut() for the C builder, which holds the maps: the new stream's first ops copy *handles*
+        nonlocal s, done
+        done += len(s) - len(s.carried)
+        old, s = s, Stream()
+        s.callers, s._caller_index, s.caches, s._cache_index = old.callers, old._caller_index, old.caches, \
+            old._cache_index
+        s.trace_stats, s.carried, s.cache_first_op = stats, array("q"), {}
+        for h in handles:
+            s.carried.append(h)
+            s._carry(old._rec, h)
+        return old
+
     def bad_line(lineno: int, problem: str) -> None:
         if not skip_bad:
             raise TraceFormatError(f"line {lineno}: {problem}")
@@ -923,7 +937,14 @@ def trace_chunks(path, skip_bad: bool = False, progress=None, chunk: int | None 
     strings: dict[bytes, str] = {}          # call sites and cache names: a trace has few
     gfps: dict[bytes, int] = {}
     parser = _line_parser()
-    for recs, text in _records(path, parser, progress):
+    source = None
+    if FAST_BUILD and hasattr(parser, "_p"):
+        # the loop below, in C (csrc/trace_build.c), until a line needs Python's general parser
+        fast = _FastBuild(parser, stats, bad_line)
+        source = yield from fast.run(path, progress, chunk, lambda: (s, done), cut_fast)
+        fast.export(objects, pages, internal, pending)
+        max_cpu = fast.max_cpu
+    for recs, text in (_records(path, parser, progress) if source is None else source):
         for k in range(0, len(recs), _WORDS):
             if chunk is not None and len(s) - len(s.carried) >= chunk and \
                     done + len(s) - len(s.carried) >= CACHES_UPFRONT:
@@ -1029,6 +1050,156 @@ def trace_chunks(path, skip_bad: bool = False, progress=None, chunk: int | None 
     s.trace_expect = _expected(objects, pages, s.caches)
     s.trace_bad = bad
     yield s
+
+
+FAST_BUILD = True                   # trace_chunks builds streams in C when the core is built
+
+
+class _FastBuild:
+    """The C core's stream builder (csrc/trace_build.c) fed straight from the line parser's
+    buffers: the record loop of trace_chunks() with the same ops, tables and counts.  A line
+    for Python's general parser (TPARSE_RAW) or a mask the stream refuses hands the rest of
+    the capture, with the maps, back to the Python loop."""
+
+    def __init__(self, parser, stats: dict, bad_line) -> None:
+        from .._cbackend import ffi, lib
+        self.ffi, self.lib, self.parser, self.stats, self.bad_line = ffi, lib, parser, stats, bad_line
+        self.b = ffi.gc(lib.pa_tbuild_new(SLAB_PAGE_MASK, USER_PAGE_BITS), lib.pa_tbuild_free)
+        if self.b == ffi.NULL:
+            raise MemoryError("pa_tbuild_new")
+        self.why = ffi.new("int64_t *")
+        self.st = ffi.new("int64_t[16]")
+        self.pn, self.pf, self.po = ffi.new("int64_t **"), ffi.new("int64_t **"), ffi.new("uint64_t **")
+        self.sids: dict[str, int] = {}
+        self.sid_strs: list[str] = []
+        self.max_cpu = 0
+
+    def _set(self, table: int, raw: bytes, v: int, first: int = 0) -> None:
+        if self.lib.pa_tbuild_set(self.b, table, raw, len(raw), v, first):
+            raise MemoryError("pa_tbuild_set")
+
+    def take(self, s: Stream, done: int) -> None:
+        """The ops built so far into s, with their callers, first ops of caches and counts."""
+        ffi, lib, st = self.ffi, self.lib, self.st
+        n = lib.pa_tbuild_out(self.b, self.po)
+        lib.pa_tbuild_state(self.b, st, self.pn, self.pf)
+        for i in range(st[11]):
+            name = self.sid_strs[self.pn[0][i]]
+            s._caller_index[name] = len(s.callers)
+            s.callers.append(name)
+        if n:
+            s._rec.frombytes(ffi.buffer(self.po[0], 32 * n))
+            s._checked = len(s)
+            s._checked_sizes = (len(s.callers), len(s.caches), len(s.names))
+            top, top_op = st[9], st[10]
+            if top > s._checked_cpu[0]:
+                s._checked_cpu = (top, top_op)
+            if top > s.max_cpu:
+                s.max_cpu = top
+        firsts = self.pf[0]
+        for i in range(0, st[12], 2):
+            if done + firsts[i + 1] - len(s.carried) >= CACHES_UPFRONT:
+                s.cache_first_op[firsts[i]] = firsts[i + 1]
+        for i, key in enumerate(("events", "unmatched_frees", "slab_pages", "implied_frees", "implied_page_frees",
+                                 "not_slab_user", "not_slab_flags", "not_slab_order")):
+            self.stats[key] = st[i]
+        self.max_cpu = st[8]
+        lib.pa_tbuild_taken(self.b)
+
+    def _entries(self, which: int) -> list:
+        n = self.lib.pa_tbuild_export(self.b, which, self.ffi.NULL, 0)
+        buf = self.ffi.new("int64_t[]", 5 * n + 1)
+        self.lib.pa_tbuild_export(self.b, which, buf, n)
+        return [tuple(buf[5 * i:5 * i + 5]) for i in range(n)]
+
+    def export(self, objects: dict, pages: dict, internal: set, pending: list) -> None:
+        m = (1 << 64) - 1
+        for key, h, cache, b, gfp in self._entries(0):
+            objects[key & m] = (h, cache, b, gfp)
+        for key, h, _c, order, _g in self._entries(1):
+            pages[key & m] = (h, order)
+        internal.update(e[0] & m for e in self._entries(2))
+        for cpu, pfn, order, gfp, has in self._entries(3):
+            pending.append((cpu, pfn & m if has else None, order, gfp))
+
+    def run(self, path, progress, chunk, current, cut):
+        """Yields the streams cut from the capture; returns None at its end, or the (records,
+        text) still to build when the rest is the Python loop's."""
+        ffi, lib, parser, b, why = self.ffi, self.lib, self.parser, self.b, self.why
+        words = _WORDS
+        raw_mode = [True]
+
+        def feed(data, final):
+            return (data, final) if raw_mode[0] else parser.feed(data, final)
+        gen = _records(path, parser, progress, feed)
+        rec, textbuf, counts, view = parser._rec, parser._text, parser._counts, \
+            parser._rec_view
+        text_view = parser._text_view
+        for data, final in gen:
+            src = ffi.from_buffer(data)
+            pos, n = 0, len(data)
+            while True:
+                used = lib.pa_tparse_feed(parser._p, src + pos, n - pos, int(final), rec, parser.REC_CAP,
+                                          textbuf, parser.TEXT_CAP, counts, counts + 1)
+                nrec, k = counts[0], 0
+                while k < nrec:
+                    s, done = current()
+                    cut_at = -1 if chunk is None else len(s.carried) + max(chunk, CACHES_UPFRONT - done)
+                    k = lib.pa_tbuild_run(b, rec, nrec, textbuf, k, cut_at, why)
+                    w = why[0]
+                    if w == 0:
+                        break
+                    if k < 0:
+                        raise MemoryError("pa_tbuild_run")
+                    r = view[k * words:(k + 1) * words]
+                    if w == 5:          # a chunk is full
+                        self.take(s, done)
+                        handles = [e[1] for e in self._entries(0)] + [e[1] for e in self._entries(1)]
+                        yield cut(handles)
+                        lib.pa_tbuild_recarry(b)
+                    elif w == 1:
+                        raw = bytes(text_view[r[7]:r[7] + r[8]])
+                        name = raw.decode("utf-8", "replace")
+                        sid = self.sids.get(name)
+                        if sid is None:
+                            sid = self.sids[name] = len(self.sid_strs)
+                            self.sid_strs.append(name)
+                        self._set(0, raw, sid)
+                    elif w == 2:
+                        raw = bytes(text_view[r[9]:r[9] + r[10]]) if r[6] & _F_GFP else b"none"
+                        self._set(1, raw, parse_gfp(raw.decode("utf-8", "replace")))
+                    elif w == 3:
+                        self._new_cache(s, r, text_view)
+                    elif r[0] == _CPUS:
+                        self.stats["header_cpus"] = r[2]
+                        k += 1
+                    elif r[0] != _RAW and r[0] > MM_PAGE_FREE:
+                        keep = bytes(text_view[r[7]:r[7] + r[8]])
+                        self.bad_line(r[1], _bad_problem(r[2], keep))
+                        k += 1
+                    else:               # the rest is the Python loop's
+                        self.take(s, done)
+                        raw_mode[0] = False
+                        rest = (view[k * words:nrec * words].tolist(), bytes(text_view[:counts[1]]))
+                        more = parser.feed(data[pos + used:], final)
+                        return itertools.chain([rest, more], gen)
+                pos += used
+                if pos >= n and not (final and lib.pa_tparse_pending(parser._p)):
+                    break
+        s, done = current()
+        self.take(s, done)
+        return iter(())
+
+    def _new_cache(self, s: Stream, r, text_view) -> None:
+        raw = bytes(text_view[r[11]:r[11] + r[12]]) if r[6] & _F_NAME and r[12] else f"trace-{r[4]}".encode()
+        name = raw.decode("utf-8", "replace")
+        index = s._cache_index.get(name, -1)
+        if index >= 0:
+            self._set(2, raw, index)
+            return
+        graw = bytes(text_view[r[9]:r[9] + r[10]]) if r[6] & _F_GFP else b"none"
+        gfp = parse_gfp(graw.decode("utf-8", "replace"))
+        self._set(2, raw, _trace_cache(s, name, r[4], r[5], gfp, bool(r[6] & _F_ACCOUNTED)), 1)
 
 
 def _expected(objects: dict, pages: dict, caches: list) -> dict:
