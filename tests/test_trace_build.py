@@ -1,0 +1,103 @@
+"""The C stream builder (csrc/trace_build.c) against the Python record loop of trace_chunks():
+the same streams (ops, callers, caches, carried ops, first ops of caches), trace_stats,
+trace_expect and trace_bad, on the fixture and on synthetic and fuzzed captures."""
+
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+from pyalloc.machine import trace as T
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE = ROOT / "tests" / "fixtures" / "ftrace-kmem.txt"
+pytest.importorskip("pyalloc._core")
+
+
+def _dump(path, chunk, fast: bool, monkeypatch):
+    monkeypatch.setattr(T, "FAST_BUILD", fast)
+    out = []
+    for s in T.trace_chunks(path, True, None, chunk):
+        out.append((bytes(s._rec), list(s.callers), dict(s._caller_index), list(s.caches), s.max_cpu, s._checked,
+                    s._checked_sizes, s._checked_cpu, list(s.carried), dict(s.cache_first_op),
+                    dict(s.trace_stats)))
+    return out, s.trace_expect, s.trace_bad
+
+
+def _synthetic(tmp_path: Path, lines: int) -> Path:
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        from bench_trace_parse import synthesize
+    finally:
+        sys.path.pop(0)
+    path = tmp_path / "syn.txt"
+    synthesize(path, lines)
+    return path
+
+
+def _fuzzed(src: Path, dst: Path, seed: int) -> Path:
+    rng = random.Random(seed)
+    ls = src.read_text().splitlines(True)
+    for _ in range(150):
+        i = rng.randrange(len(ls))
+        op = rng.randrange(6)
+        if op == 0:
+            ls[i] = ls[i].replace("kmalloc", "kmalloc_node")        # a raw line: the Python loop goes on
+        elif op == 1:
+            ls[i] = ls[i][:rng.randrange(len(ls[i]))] + "\n"
+        elif op == 2:
+            ls[i] = ls[i].replace("gfp_flags=", "gfp_flags=0x1ffffffff|")
+        elif op == 3:
+            ls.insert(i, ls[rng.randrange(len(ls))])
+        elif op == 4:
+            ls[i] = ls[i].replace("name=", "name=\xff")
+        else:
+            ls[i] = ls[i].replace("call_site=", "call_site=\xfe")
+    dst.write_text("".join(ls))
+    return dst
+
+
+@pytest.mark.parametrize("chunk", [None, 1000, 97])
+def test_fixture_and_synthetic(tmp_path, monkeypatch, chunk):
+    monkeypatch.setattr(T, "CACHES_UPFRONT", 300)
+    for path in (FIXTURE, _synthetic(tmp_path, 12000)):
+        assert _dump(path, chunk, True, monkeypatch) == _dump(path, chunk, False, monkeypatch)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fuzzed(tmp_path, monkeypatch, seed):
+    monkeypatch.setattr(T, "CACHES_UPFRONT", 300)
+    path = _fuzzed(_synthetic(tmp_path, 6000), tmp_path / "fz.txt", seed)
+    for chunk in (None, 211):
+        assert _dump(path, chunk, True, monkeypatch) == _dump(path, chunk, False, monkeypatch)
+
+
+def test_fuzzed_fast_lines_only(tmp_path, monkeypatch):
+    # no raw lines: the C builder reads all of it (bad lines skipped, odd masks and names)
+    monkeypatch.setattr(T, "CACHES_UPFRONT", 300)
+    src = _synthetic(tmp_path, 6000)
+    rng = random.Random(9)
+    ls = src.read_text().splitlines(True)
+    for _ in range(100):
+        i = rng.randrange(len(ls))
+        ls[i] = rng.choice([ls[i][:rng.randrange(len(ls[i]))] + "\n", ls[i].replace("name=", "name=\xff"),
+                            ls[i].replace("call_site=", "call_site=x"), "garbage\n", ls[rng.randrange(len(ls))]])
+    path = tmp_path / "fast.txt"
+    path.write_text("".join(ls))
+    for chunk in (None, 150):
+        assert _dump(path, chunk, True, monkeypatch) == _dump(path, chunk, False, monkeypatch)
+
+
+def test_bad_line_raises_alike(tmp_path, monkeypatch):
+    path = tmp_path / "bad.txt"
+    path.write_text(FIXTURE.read_text() + "not a trace line\n")
+    msgs = []
+    for fast in (True, False):
+        monkeypatch.setattr(T, "FAST_BUILD", fast)
+        with pytest.raises(T.TraceFormatError) as exc:
+            T.read_trace(path)
+        msgs.append(str(exc.value))
+    assert msgs[0] == msgs[1]
