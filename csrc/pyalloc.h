@@ -263,6 +263,8 @@ void pa_tbuild_taken(pa_tbuild *b);
 void pa_tbuild_state(pa_tbuild *b, int64_t *st, int64_t **notes, int64_t **firsts);
 int64_t pa_tbuild_export(pa_tbuild *b, int which, int64_t *out, int64_t cap);
 void pa_tbuild_recarry(pa_tbuild *b);
+int pa_tbuild_finish(pa_tbuild *b);
+int64_t pa_tbuild_expect(pa_tbuild *b, int which, int64_t *out, int64_t cap);
 /* PA_CDEF_END */
 
 _Static_assert(sizeof(struct pa_op) == 8 * PA_OP_RECORD_WORDS, "struct pa_op is OP_RECORD_WORDS words");

@@ -576,3 +576,52 @@ void pa_tbuild_recarry(pa_tbuild *b)
     b->nout = 0;
     b->top_cpu = b->top_op = -1;
 }
+
+/* the capture's end: the page allocations still waiting are the callers' (flush_pages(None)) */
+int pa_tbuild_finish(pa_tbuild *b)
+{
+    return flush_pages(b, 0, 0, 0, 0, 0);
+}
+
+/* trace.py _expected(): the live objects per (cache or -1, bytes_alloc, gfp for kmalloc) and
+ * the live pages per order (which 1), in the order each group first occurs; four words per
+ * group (cache, bytes, gfp, count), returns the groups; cap: at least the live entries */
+int64_t pa_tbuild_expect(pa_tbuild *b, int which, int64_t *out, int64_t cap)
+{
+    const struct omap *m = which ? &b->pages : &b->objects;
+    size_t size = 64;
+    while (size < 2 * (m->live + 1))
+        size *= 2;
+    int32_t *idx = malloc(size * sizeof(int32_t));
+    if (!idx)
+        return -1;
+    memset(idx, 0xff, size * sizeof(int32_t));
+    int64_t n = 0;
+    for (size_t i = 0; i < m->n; i++) {
+        const struct ent *e = &m->e[i];
+        if (!e->alive)
+            continue;
+        int64_t c = which ? 0 : e->cache, by = (int64_t)e->b, g = which || e->cache >= 0 ? 0 : (int64_t)e->gfp;
+        size_t s = mix((uint64_t)c * 0x9e3779b97f4a7c15ull ^ mix((uint64_t)by) ^ ((uint64_t)g << 1)) & (size - 1);
+        for (;;) {
+            int32_t j = idx[s];
+            if (j < 0) {
+                idx[s] = (int32_t)n;
+                if (n < cap) {
+                    int64_t *w = out + 4 * n;
+                    w[0] = c; w[1] = by; w[2] = g; w[3] = 1;
+                }
+                n++;
+                break;
+            }
+            int64_t *w = out + 4 * j;
+            if (j < cap && w[0] == c && w[1] == by && w[2] == g) {
+                w[3]++;
+                break;
+            }
+            s = (s + 1) & (size - 1);
+        }
+    }
+    free(idx);
+    return n;
+}

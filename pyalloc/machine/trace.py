@@ -938,13 +938,17 @@ def trace_chunks(path, skip_bad: bool = False, progress=None, chunk: int | None 
     gfps: dict[bytes, int] = {}
     parser = _line_parser()
     source = None
+    fast: _FastBuild | None = None
     if FAST_BUILD and hasattr(parser, "_p"):
         # the loop below, in C (csrc/trace_build.c), until a line needs Python's general parser
         fast = _FastBuild(parser, stats, bad_line)
         source = yield from fast.run(path, progress, chunk, lambda: (s, done), cut_fast)
-        fast.export(objects, pages, internal, pending)
-        max_cpu = fast.max_cpu
-    for recs, text in (_records(path, parser, progress) if source is None else source):
+        if source is not None:
+            fast.export(objects, pages, internal, pending)
+            max_cpu = fast.max_cpu
+            fast = None
+    for recs, text in (() if source is None and fast is not None else
+                       _records(path, parser, progress) if source is None else source):
         for k in range(0, len(recs), _WORDS):
             if chunk is not None and len(s) - len(s.carried) >= chunk and \
                     done + len(s) - len(s.carried) >= CACHES_UPFRONT:
@@ -1045,9 +1049,14 @@ def trace_chunks(path, skip_bad: bool = False, progress=None, chunk: int | None 
                 bad_line(lineno, f"{event}: {what}")
     stats["lines"] = parser.lineno
     stats["ignored_events"] = parser.ignored
-    flush_pages(None)
+    if fast is not None:
+        expect = fast.finish(s, done)
+        max_cpu = fast.max_cpu
+    else:
+        flush_pages(None)
+        expect = _expected(objects, pages, s.caches)
     stats["cpus"] = max(max_cpu + 1, min(stats.pop("header_cpus", 0), OP_CPU_CURRENT))
-    s.trace_expect = _expected(objects, pages, s.caches)
+    s.trace_expect = expect
     s.trace_bad = bad
     yield s
 
@@ -1186,9 +1195,27 @@ class _FastBuild:
                 pos += used
                 if pos >= n and not (final and lib.pa_tparse_pending(parser._p)):
                     break
-        s, done = current()
+        return None
+
+    def finish(self, s: Stream, done: int) -> dict:
+        """The end of the capture (flush_pages(None)); what it implies is live (_expected())."""
+        if self.lib.pa_tbuild_finish(self.b):
+            raise MemoryError("pa_tbuild_finish")
         self.take(s, done)
-        return iter(())
+        out: list[dict] = []
+        for which in (0, 1):
+            n = self.lib.pa_tbuild_export(self.b, which, self.ffi.NULL, 0)
+            buf = self.ffi.new("int64_t[]", 4 * n + 4)
+            groups = self.lib.pa_tbuild_expect(self.b, which, buf, n)
+            if groups < 0:
+                raise MemoryError("pa_tbuild_expect")
+            w = buf[0:4 * groups]
+            if which:
+                out.append({w[i + 1]: w[i + 3] for i in range(0, len(w), 4)})
+            else:
+                out.append({(("kmalloc", w[i + 1], w[i + 2]) if w[i] < 0 else (s.caches[w[i]][0], w[i + 1], 0)):
+                            w[i + 3] for i in range(0, len(w), 4)})
+        return {"objects": out[0], "pages": out[1]}
 
     def _new_cache(self, s: Stream, r, text_view) -> None:
         raw = bytes(text_view[r[11]:r[11] + r[12]]) if r[6] & _F_NAME and r[12] else f"trace-{r[4]}".encode()
