@@ -1161,24 +1161,17 @@ class _FastBuild:
                     if k < 0:
                         raise MemoryError("pa_tbuild_run")
                     r = view[k * words:(k + 1) * words]
+                    if w == 4 and r[0] == _RAW:
+                        if self._cooked(s, r, text_view):
+                            k += 1
+                            continue
                     if w == 5:          # a chunk is full
                         self.take(s, done)
                         handles = [e[1] for e in self._entries(0)] + [e[1] for e in self._entries(1)]
                         yield cut(handles)
                         lib.pa_tbuild_recarry(b)
-                    elif w == 1:
-                        raw = bytes(text_view[r[7]:r[7] + r[8]])
-                        name = raw.decode("utf-8", "replace")
-                        sid = self.sids.get(name)
-                        if sid is None:
-                            sid = self.sids[name] = len(self.sid_strs)
-                            self.sid_strs.append(name)
-                        self._set(0, raw, sid)
-                    elif w == 2:
-                        raw = bytes(text_view[r[9]:r[9] + r[10]]) if r[6] & _F_GFP else b"none"
-                        self._set(1, raw, parse_gfp(raw.decode("utf-8", "replace")))
-                    elif w == 3:
-                        self._new_cache(s, r, text_view)
+                    elif w in (1, 2, 3):
+                        self._resolve(w, s, r, text_view)
                     elif r[0] == _CPUS:
                         self.stats["header_cpus"] = r[2]
                         k += 1
@@ -1217,16 +1210,81 @@ class _FastBuild:
                             w[i + 3] for i in range(0, len(w), 4)})
         return {"objects": out[0], "pages": out[1]}
 
-    def _new_cache(self, s: Stream, r, text_view) -> None:
+    def _resolve(self, w: int, s: Stream, r, text_view) -> bool:
+        """Tell the builder the call site (w 1), mask (2) or cache (3) record r names; False
+        when the Python loop must go on (a new cache of a raw line without bytes_alloc)."""
+        if w == 1:
+            raw = bytes(text_view[r[7]:r[7] + r[8]])
+            name = raw.decode("utf-8", "replace")
+            sid = self.sids.get(name)
+            if sid is None:
+                sid = self.sids[name] = len(self.sid_strs)
+                self.sid_strs.append(name)
+            self._set(0, raw, sid)
+        elif w == 2:
+            raw = bytes(text_view[r[9]:r[9] + r[10]]) if r[6] & _F_GFP else b"none"
+            self._set(1, raw, parse_gfp(raw.decode("utf-8", "replace")))
+        else:
+            return self._new_cache(s, r, text_view)
+        return True
+
+    def _cooked(self, s: Stream, r, text_view) -> bool:
+        """A raw line (TPARSE_RAW) parsed here as the Python loop does and built in C when no
+        rule of the loop can fail on it; False: the Python loop takes over at this line."""
+        off = r[7]
+        line = bytes(text_view[off:off + r[8]])
+        kind, (cpu, _event, f) = r[2], _raw_head(line)
+        if cpu >= OP_CPU_CURRENT:
+            return False
+        try:
+            ptr, a, b, flags, site, gfp, name = _raw_fields(kind, f)
+            if kind == MM_PAGE_FREE:
+                a = _int(a)
+        except (KeyError, ValueError):
+            return False
+        top = 1 << 63
+        if not (0 <= a < top and 0 <= b < top and (ptr is None or 0 <= ptr < 1 << 64)
+                and (gfp is None or gfp <= 0xffffffff) and (kind != MM_PAGE_ALLOC or a < 64)):
+            return False
+        text = bytearray()
+        rec = [kind, r[1], cpu, ptr or 0, a, b, flags, 0, 0, 0, 0, 0, 0]
+        if ptr is None:
+            rec[6] |= _F_NULL
+        elif kind == MM_PAGE_ALLOC:
+            rec[6] |= _F_PAGE
+        for word, flag, value in ((7, _F_SITE, site), (9, _F_GFP, f.get("gfp_flags")), (11, _F_NAME, name)):
+            if value is not None and (flag != _F_GFP or gfp is not None):
+                raw = value.encode("utf-8")
+                rec[word], rec[word + 1] = len(text), len(raw)
+                text += raw
+                rec[6] |= flag
+        ffi, lib = self.ffi, self.lib
+        crec = ffi.new("uint64_t[]", rec)
+        ctext = ffi.from_buffer(bytes(text) + b"\0")
+        view = memoryview(bytes(text))
+        while True:
+            lib.pa_tbuild_run(self.b, crec, 1, ctext, 0, -1, self.why)
+            w = self.why[0]
+            if w == 0:
+                return True
+            if w == 6:
+                raise MemoryError("pa_tbuild_run")
+            if w == 4 or not self._resolve(w, s, rec, view):
+                return False
+
+    def _new_cache(self, s: Stream, r, text_view) -> bool:
         raw = bytes(text_view[r[11]:r[11] + r[12]]) if r[6] & _F_NAME and r[12] else f"trace-{r[4]}".encode()
         name = raw.decode("utf-8", "replace")
         index = s._cache_index.get(name, -1)
         if index >= 0:
             self._set(2, raw, index)
-            return
+            return True
+        if not r[6] & _F_ALLOC:
+            return False            # the Python loop's KeyError("bytes_alloc")
         graw = bytes(text_view[r[9]:r[9] + r[10]]) if r[6] & _F_GFP else b"none"
         gfp = parse_gfp(graw.decode("utf-8", "replace"))
         self._set(2, raw, _trace_cache(s, name, r[4], r[5], gfp, bool(r[6] & _F_ACCOUNTED)), 1)
+        return True
 
 
 def _expected(objects: dict, pages: dict, caches: list) -> dict:
