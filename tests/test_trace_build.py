@@ -131,3 +131,35 @@ def test_raw_lines(tmp_path, monkeypatch, seed):
     path.write_text("".join(ls))
     for chunk in (None, 173):
         assert _dump(path, chunk, True, monkeypatch) == _dump(path, chunk, False, monkeypatch)
+
+
+@pytest.mark.parametrize("where", [0.1, 0.6, 0.97])
+def test_handover_late(tmp_path, monkeypatch, where):
+    # a line only the Python loop may read, chunks into the capture: the maps go over to it
+    monkeypatch.setattr(T, "CACHES_UPFRONT", 300)
+    ls = _synthetic(tmp_path, 30000).read_text().splitlines(True)
+    i = int(len(ls) * where)
+    while "mm_page_free:" not in ls[i]:
+        i += 1
+    ls[i] = ls[i].replace("order=", "order=x")
+    path = tmp_path / "late.txt"
+    path.write_text("".join(ls))
+    for chunk in (None, 2000):
+        assert _dump(path, chunk, True, monkeypatch) == _dump(path, chunk, False, monkeypatch)
+
+
+def test_damaged_gz_alike(tmp_path, monkeypatch):
+    import gzip
+    data = gzip.compress(_synthetic(tmp_path, 20000).read_bytes())
+    path = tmp_path / "cut.gz"
+    path.write_bytes(data[:len(data) * 2 // 3])
+    seen = []
+    for fast in (True, False):
+        monkeypatch.setattr(T, "FAST_BUILD", fast)
+        monkeypatch.setattr(T, "CACHES_UPFRONT", 300)
+        got = []
+        with pytest.raises(T.TraceFormatError) as exc:
+            for s in T.trace_chunks(path, True, None, 500):
+                got.append(bytes(s._rec))
+        seen.append((got, str(exc.value)))
+    assert seen[0] == seen[1]

@@ -32,6 +32,7 @@ import sys
 import threading
 import zlib
 from array import array
+from concurrent.futures import ThreadPoolExecutor
 
 from .. import _abi, gfp as gfpmod
 from ..model import trace_parse as _tparse
@@ -1082,6 +1083,7 @@ class _FastBuild:
         self.sids: dict[str, int] = {}
         self.sid_strs: list[str] = []
         self.max_cpu = 0
+        self._pool: list = []               # the parsing thread's spare buffers
 
     def _set(self, table: int, raw: bytes, v: int, first: int = 0) -> None:
         if self.lib.pa_tbuild_set(self.b, table, raw, len(raw), v, first):
@@ -1131,63 +1133,118 @@ class _FastBuild:
         for cpu, pfn, order, gfp, has in self._entries(3):
             pending.append((cpu, pfn & m if has else None, order, gfp))
 
+    def _buffers(self):
+        ffi, parser = self.ffi, self.parser
+        if self._pool:
+            return self._pool.pop()
+        rec = ffi.new("uint64_t[]", parser.REC_CAP * _WORDS)
+        text = ffi.new("uint8_t[]", parser.TEXT_CAP)
+        return [rec, text, ffi.new("int64_t[2]"), memoryview(ffi.buffer(rec)).cast("B").cast("Q"),
+                ffi.buffer(text)]
+
+    def _parse(self, data: bytes, final: bool) -> list:
+        """The parser's records of one chunk, in buffers of their own (on the parsing thread)."""
+        ffi, lib, parser = self.ffi, self.lib, self.parser
+        batches = []
+        src = ffi.from_buffer(data)
+        pos, n = 0, len(data)
+        while True:
+            buf = self._buffers()
+            rec, text, counts = buf[0], buf[1], buf[2]
+            used = lib.pa_tparse_feed(parser._p, src + pos, n - pos, int(final), rec, parser.REC_CAP,
+                                      text, parser.TEXT_CAP, counts, counts + 1)
+            if used < 0:
+                raise AssertionError("pa_tparse_feed: capacities")     # pragma: no cover
+            batches.append(buf)
+            pos += used
+            if pos >= n and not (final and lib.pa_tparse_pending(parser._p)):
+                return batches
+
     def run(self, path, progress, chunk, current, cut):
         """Yields the streams cut from the capture; returns None at its end, or the (records,
-        text) still to build when the rest is the Python loop's."""
-        ffi, lib, parser, b, why = self.ffi, self.lib, self.parser, self.b, self.why
-        words = _WORDS
+        text) still to build when the rest is the Python loop's.  The parser reads the next
+        chunk on a thread of its own while this one is built (both in C, without the GIL);
+        a damaged file's error comes out after the chunks before it are built, as it would."""
+        parser = self.parser
         raw_mode = [True]
 
         def feed(data, final):
             return (data, final) if raw_mode[0] else parser.feed(data, final)
         gen = _records(path, parser, progress, feed)
-        rec, textbuf, counts, view = parser._rec, parser._text, parser._counts, \
-            parser._rec_view
-        text_view = parser._text_view
-        for data, final in gen:
-            src = ffi.from_buffer(data)
-            pos, n = 0, len(data)
-            while True:
-                used = lib.pa_tparse_feed(parser._p, src + pos, n - pos, int(final), rec, parser.REC_CAP,
-                                          textbuf, parser.TEXT_CAP, counts, counts + 1)
-                nrec, k = counts[0], 0
-                while k < nrec:
-                    s, done = current()
-                    cut_at = -1 if chunk is None else len(s.carried) + max(chunk, CACHES_UPFRONT - done)
-                    k = lib.pa_tbuild_run(b, rec, nrec, textbuf, k, cut_at, why)
-                    w = why[0]
-                    if w == 0:
-                        break
-                    if k < 0:
-                        raise MemoryError("pa_tbuild_run")
-                    r = view[k * words:(k + 1) * words]
-                    if w == 4 and r[0] == _RAW:
-                        if self._cooked(s, r, text_view):
-                            k += 1
-                            continue
-                    if w == 5:          # a chunk is full
-                        self.take(s, done)
-                        handles = [e[1] for e in self._entries(0)] + [e[1] for e in self._entries(1)]
-                        yield cut(handles)
-                        lib.pa_tbuild_recarry(b)
-                    elif w in (1, 2, 3):
-                        self._resolve(w, s, r, text_view)
-                    elif r[0] == _CPUS:
-                        self.stats["header_cpus"] = r[2]
-                        k += 1
-                    elif r[0] != _RAW and r[0] > MM_PAGE_FREE:
-                        keep = bytes(text_view[r[7]:r[7] + r[8]])
-                        self.bad_line(r[1], _bad_problem(r[2], keep))
-                        k += 1
-                    else:               # the rest is the Python loop's
-                        self.take(s, done)
+
+        def next_data():
+            try:
+                return next(gen), None
+            except StopIteration:
+                return None, None
+            except BaseException as exc:       # raised once the chunks before it are built
+                return None, exc
+
+        def as_lists(batches) -> list:
+            return [(buf[3][:buf[2][0] * _WORDS].tolist(), bytes(buf[4][:buf[2][1]])) for buf in batches]
+
+        def raising(exc):
+            raise exc
+            yield                           # pragma: no cover
+
+        with ThreadPoolExecutor(1, thread_name_prefix="read_trace") as ex:
+            item, exc = next_data()
+            fut = ex.submit(self._parse, *item) if item is not None else None
+            while fut is not None:
+                batches = fut.result()
+                fut = None
+                if exc is None:
+                    item, exc = next_data()
+                    if item is not None:
+                        fut = ex.submit(self._parse, *item)
+                for i, buf in enumerate(batches):
+                    rest = yield from self._build(buf, chunk, current, cut)
+                    if rest is not None:            # the rest is the Python loop's
                         raw_mode[0] = False
-                        rest = (view[k * words:nrec * words].tolist(), bytes(text_view[:counts[1]]))
-                        more = parser.feed(data[pos + used:], final)
-                        return itertools.chain([rest, more], gen)
-                pos += used
-                if pos >= n and not (final and lib.pa_tparse_pending(parser._p)):
-                    break
+                        later = as_lists(batches[i + 1:]) + (as_lists(fut.result()) if fut is not None else [])
+                        return itertools.chain([rest], later, gen if exc is None else raising(exc))
+                    self._pool.append(buf)
+        if exc is not None:
+            raise exc
+        return None
+
+    def _build(self, buf, chunk, current, cut):
+        """Builds one batch of records; None, or the (records, text) from the line the Python
+        loop must take over at."""
+        lib, b, why, words = self.lib, self.b, self.why, _WORDS
+        rec, textbuf, counts, view, text_view = buf
+        nrec, k = counts[0], 0
+        while k < nrec:
+            s, done = current()
+            cut_at = -1 if chunk is None else len(s.carried) + max(chunk, CACHES_UPFRONT - done)
+            k = lib.pa_tbuild_run(b, rec, nrec, textbuf, k, cut_at, why)
+            w = why[0]
+            if w == 0:
+                break
+            if k < 0:
+                raise MemoryError("pa_tbuild_run")
+            r = view[k * words:(k + 1) * words]
+            if w == 4 and r[0] == _RAW:
+                if self._cooked(s, r, text_view):
+                    k += 1
+                    continue
+            if w == 5:          # a chunk is full
+                self.take(s, done)
+                handles = [e[1] for e in self._entries(0)] + [e[1] for e in self._entries(1)]
+                yield cut(handles)
+                lib.pa_tbuild_recarry(b)
+            elif w in (1, 2, 3):
+                self._resolve(w, s, r, text_view)
+            elif r[0] == _CPUS:
+                self.stats["header_cpus"] = r[2]
+                k += 1
+            elif r[0] != _RAW and r[0] > MM_PAGE_FREE:
+                keep = bytes(text_view[r[7]:r[7] + r[8]])
+                self.bad_line(r[1], _bad_problem(r[2], keep))
+                k += 1
+            else:
+                self.take(s, done)
+                return view[k * words:nrec * words].tolist(), bytes(text_view[:counts[1]])
         return None
 
     def finish(self, s: Stream, done: int) -> dict:
