@@ -163,3 +163,17 @@ def test_damaged_gz_alike(tmp_path, monkeypatch):
                 got.append(bytes(s._rec))
         seen.append((got, str(exc.value)))
     assert seen[0] == seen[1]
+
+
+def test_stopped_early(tmp_path, monkeypatch):
+    # a caller that stops after the first stream: the parsing thread ends, the file is closed
+    import threading
+    monkeypatch.setattr(T, "CACHES_UPFRONT", 300)
+    path = _synthetic(tmp_path, 30000)
+    before = threading.active_count()
+    with open(path, "rb") as f:
+        chunks = T.trace_chunks(f, True, None, 500)
+        first = next(chunks)
+        chunks.close()
+        assert not f.closed             # the caller's file stays open
+    assert len(first) >= 500 and threading.active_count() == before

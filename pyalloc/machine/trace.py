@@ -16,7 +16,11 @@ In: :func:`read_trace` parses a capture (6.18, and the 3.x/4.x spellings:
 named caches are declared as 6.18 creates them when the catalogue
 (pyalloc/data/slab_caches.json) knows the name (object size, align, flags,
 sheaf_capacity), else with the object size the trace shows, and frees of
-objects allocated before the capture began are counted, not run.
+objects allocated before the capture began are counted, not run.  With the C core
+built, the parser's records go straight into its stream builder (csrc/trace_build.c,
+:class:`_FastBuild`); the record loop of :func:`trace_chunks` is its Python twin (and
+takes over from it at a line only that loop can judge), and the two give the same
+streams, counts and errors (tests/test_trace_build.py).
 """
 
 from __future__ import annotations
