@@ -251,6 +251,20 @@ int64_t pa_tparse_feed(pa_tparse *p, const uint8_t *data, int64_t n, int final, 
 uint64_t pa_tparse_lineno(const pa_tparse *p);
 uint64_t pa_tparse_ignored(const pa_tparse *p);
 int pa_tparse_pending(const pa_tparse *p);
+/* trace_build.c: those records into stream ops (the rules: pyalloc/machine/trace.py trace_chunks) */
+typedef struct pa_tbuild pa_tbuild;
+pa_tbuild *pa_tbuild_new(uint64_t slab_mask, uint64_t user_bits);
+void pa_tbuild_free(pa_tbuild *b);
+int pa_tbuild_set(pa_tbuild *b, int table, const uint8_t *s, int64_t n, int64_t v, int first);
+int64_t pa_tbuild_run(pa_tbuild *b, const uint64_t *recs, int64_t nrec, const uint8_t *text, int64_t start,
+                      int64_t cut_at, int64_t *why);
+int64_t pa_tbuild_out(pa_tbuild *b, uint64_t **out);
+void pa_tbuild_taken(pa_tbuild *b);
+void pa_tbuild_state(pa_tbuild *b, int64_t *st, int64_t **notes, int64_t **firsts);
+int64_t pa_tbuild_export(pa_tbuild *b, int which, int64_t *out, int64_t cap);
+void pa_tbuild_recarry(pa_tbuild *b);
+int pa_tbuild_finish(pa_tbuild *b);
+int64_t pa_tbuild_expect(pa_tbuild *b, int which, int64_t *out, int64_t cap);
 /* PA_CDEF_END */
 
 _Static_assert(sizeof(struct pa_op) == 8 * PA_OP_RECORD_WORDS, "struct pa_op is OP_RECORD_WORDS words");

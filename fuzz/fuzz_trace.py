@@ -7,7 +7,8 @@ A finding is:
 
 * differ       -- the two parsers gave other records, line counts or ignored counts;
 * read_trace   -- read_trace(skip_bad=True) raised, or gave another stream with the Python
-                  parser than with the C one.
+                  parser and record loop than with the C ones (csrc/trace_parse.c and the
+                  stream builder csrc/trace_build.c, which runs with the C parser).
 
 Two ways to run it:
 

@@ -16,13 +16,18 @@ In: :func:`read_trace` parses a capture (6.18, and the 3.x/4.x spellings:
 named caches are declared as 6.18 creates them when the catalogue
 (pyalloc/data/slab_caches.json) knows the name (object size, align, flags,
 sheaf_capacity), else with the object size the trace shows, and frees of
-objects allocated before the capture began are counted, not run.
+objects allocated before the capture began are counted, not run.  With the C core
+built, the parser's records go straight into its stream builder (csrc/trace_build.c,
+:class:`_FastBuild`); the record loop of :func:`trace_chunks` is its Python twin (and
+takes over from it at a line only that loop can judge), and the two give the same
+streams, counts and errors (tests/test_trace_build.py).
 """
 
 from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import lzma
 import os
 import queue
@@ -31,6 +36,7 @@ import sys
 import threading
 import zlib
 from array import array
+from concurrent.futures import ThreadPoolExecutor
 
 from .. import _abi, gfp as gfpmod
 from ..model import trace_parse as _tparse
@@ -686,15 +692,15 @@ def _line_parser():
     return LineParser()
 
 
-def _records(path, parser, progress):
+def _records(path, parser, progress, feed=None):
     """(records, text) of each chunk of the capture at *path*; progress gets the bytes read
-    from the file (compressed, as they are on disk)."""
+    from the file (compressed, as they are on disk).  *feed* (data, final) replaces parser.feed."""
     binary, source = open_binary(path)
     reported = 0
     chunks = _read_chunks(binary) if isinstance(source, _Positioned) else _prefetched(binary)
     try:
         for data in chunks:
-            yield parser.feed(data, final=not data)
+            yield (feed or parser.feed)(data, final=not data)
             if progress is not None and source.read_bytes > reported:
                 progress(source.read_bytes - reported)
                 reported = source.read_bytes
@@ -913,6 +919,19 @@ def trace_chunks(path, skip_bad: bool = False, progress=None, chunk: int | None 
             pages[pfn] = (s._carry(old._rec, h), order)
         return old
 
+    def cut_fast(handles) -> Stream:
+        # cut() for the C builder, which holds the maps: the new stream's first ops copy *handles*
+        nonlocal s, done
+        done += len(s) - len(s.carried)
+        old, s = s, Stream()
+        s.callers, s._caller_index, s.caches, s._cache_index = old.callers, old._caller_index, old.caches, \
+            old._cache_index
+        s.trace_stats, s.carried, s.cache_first_op = stats, array("q"), {}
+        for h in handles:
+            s.carried.append(h)
+            s._carry(old._rec, h)
+        return old
+
     def bad_line(lineno: int, problem: str) -> None:
         if not skip_bad:
             raise TraceFormatError(f"line {lineno}: {problem}")
@@ -923,7 +942,18 @@ def trace_chunks(path, skip_bad: bool = False, progress=None, chunk: int | None 
     strings: dict[bytes, str] = {}          # call sites and cache names: a trace has few
     gfps: dict[bytes, int] = {}
     parser = _line_parser()
-    for recs, text in _records(path, parser, progress):
+    source = None
+    fast: _FastBuild | None = None
+    if FAST_BUILD and hasattr(parser, "_p"):
+        # the loop below, in C (csrc/trace_build.c), until a line needs Python's general parser
+        fast = _FastBuild(parser, stats, bad_line)
+        source = yield from fast.run(path, progress, chunk, lambda: (s, done), cut_fast)
+        if source is not None:
+            fast.export(objects, pages, internal, pending)
+            max_cpu = fast.max_cpu
+            fast = None
+    for recs, text in (() if source is None and fast is not None else
+                       _records(path, parser, progress) if source is None else source):
         for k in range(0, len(recs), _WORDS):
             if chunk is not None and len(s) - len(s.carried) >= chunk and \
                     done + len(s) - len(s.carried) >= CACHES_UPFRONT:
@@ -1024,11 +1054,298 @@ def trace_chunks(path, skip_bad: bool = False, progress=None, chunk: int | None 
                 bad_line(lineno, f"{event}: {what}")
     stats["lines"] = parser.lineno
     stats["ignored_events"] = parser.ignored
-    flush_pages(None)
+    if fast is not None:
+        expect = fast.finish(s, done)
+        max_cpu = fast.max_cpu
+    else:
+        flush_pages(None)
+        expect = _expected(objects, pages, s.caches)
     stats["cpus"] = max(max_cpu + 1, min(stats.pop("header_cpus", 0), OP_CPU_CURRENT))
-    s.trace_expect = _expected(objects, pages, s.caches)
+    s.trace_expect = expect
     s.trace_bad = bad
     yield s
+
+
+FAST_BUILD = True                   # trace_chunks builds streams in C when the core is built
+
+
+class _FastBuild:
+    """The C core's stream builder (csrc/trace_build.c) fed straight from the line parser's
+    buffers: the record loop of trace_chunks() with the same ops, tables and counts.  A line
+    for Python's general parser (TPARSE_RAW) or a mask the stream refuses hands the rest of
+    the capture, with the maps, back to the Python loop."""
+
+    def __init__(self, parser, stats: dict, bad_line) -> None:
+        from .._cbackend import ffi, lib
+        self.ffi, self.lib, self.parser, self.stats, self.bad_line = ffi, lib, parser, stats, bad_line
+        self.b = ffi.gc(lib.pa_tbuild_new(SLAB_PAGE_MASK, USER_PAGE_BITS), lib.pa_tbuild_free)
+        if self.b == ffi.NULL:
+            raise MemoryError("pa_tbuild_new")
+        self.why = ffi.new("int64_t *")
+        self.st = ffi.new("int64_t[16]")
+        self.pn, self.pf, self.po = ffi.new("int64_t **"), ffi.new("int64_t **"), ffi.new("uint64_t **")
+        self.sids: dict[str, int] = {}
+        self.sid_strs: list[str] = []
+        self.max_cpu = 0
+        self._pool: list = []               # the parsing thread's spare buffers
+
+    def _set(self, table: int, raw: bytes, v: int, first: int = 0) -> None:
+        if self.lib.pa_tbuild_set(self.b, table, raw, len(raw), v, first):
+            raise MemoryError("pa_tbuild_set")
+
+    def take(self, s: Stream, done: int) -> None:
+        """The ops built so far into s, with their callers, first ops of caches and counts."""
+        ffi, lib, st = self.ffi, self.lib, self.st
+        n = lib.pa_tbuild_out(self.b, self.po)
+        lib.pa_tbuild_state(self.b, st, self.pn, self.pf)
+        for i in range(st[11]):
+            name = self.sid_strs[self.pn[0][i]]
+            s._caller_index[name] = len(s.callers)
+            s.callers.append(name)
+        if n:
+            s._rec.frombytes(ffi.buffer(self.po[0], 32 * n))
+            s._checked = len(s)
+            s._checked_sizes = (len(s.callers), len(s.caches), len(s.names))
+            top, top_op = st[9], st[10]
+            if top > s._checked_cpu[0]:
+                s._checked_cpu = (top, top_op)
+            if top > s.max_cpu:
+                s.max_cpu = top
+        firsts = self.pf[0]
+        for i in range(0, st[12], 2):
+            if done + firsts[i + 1] - len(s.carried) >= CACHES_UPFRONT:
+                s.cache_first_op[firsts[i]] = firsts[i + 1]
+        for i, key in enumerate(("events", "unmatched_frees", "slab_pages", "implied_frees", "implied_page_frees",
+                                 "not_slab_user", "not_slab_flags", "not_slab_order")):
+            self.stats[key] = st[i]
+        self.max_cpu = st[8]
+        lib.pa_tbuild_taken(self.b)
+
+    def _entries(self, which: int) -> list:
+        n = self.lib.pa_tbuild_export(self.b, which, self.ffi.NULL, 0)
+        buf = self.ffi.new("int64_t[]", 5 * n + 1)
+        self.lib.pa_tbuild_export(self.b, which, buf, n)
+        return [tuple(buf[5 * i:5 * i + 5]) for i in range(n)]
+
+    def export(self, objects: dict, pages: dict, internal: set, pending: list) -> None:
+        m = (1 << 64) - 1
+        for key, h, cache, b, gfp in self._entries(0):
+            objects[key & m] = (h, cache, b, gfp)
+        for key, h, _c, order, _g in self._entries(1):
+            pages[key & m] = (h, order)
+        internal.update(e[0] & m for e in self._entries(2))
+        for cpu, pfn, order, gfp, has in self._entries(3):
+            pending.append((cpu, pfn & m if has else None, order, gfp))
+
+    def _buffers(self):
+        ffi, parser = self.ffi, self.parser
+        if self._pool:
+            return self._pool.pop()
+        rec = ffi.new("uint64_t[]", parser.REC_CAP * _WORDS)
+        text = ffi.new("uint8_t[]", parser.TEXT_CAP)
+        return [rec, text, ffi.new("int64_t[2]"), memoryview(ffi.buffer(rec)).cast("B").cast("Q"),
+                ffi.buffer(text)]
+
+    def _parse(self, data: bytes, final: bool) -> list:
+        """The parser's records of one chunk, in buffers of their own (on the parsing thread)."""
+        ffi, lib, parser = self.ffi, self.lib, self.parser
+        batches = []
+        src = ffi.from_buffer(data)
+        pos, n = 0, len(data)
+        while True:
+            buf = self._buffers()
+            rec, text, counts = buf[0], buf[1], buf[2]
+            used = lib.pa_tparse_feed(parser._p, src + pos, n - pos, int(final), rec, parser.REC_CAP,
+                                      text, parser.TEXT_CAP, counts, counts + 1)
+            if used < 0:
+                raise AssertionError("pa_tparse_feed: capacities")     # pragma: no cover
+            batches.append(buf)
+            pos += used
+            if pos >= n and not (final and lib.pa_tparse_pending(parser._p)):
+                return batches
+
+    def run(self, path, progress, chunk, current, cut):
+        """Yields the streams cut from the capture; returns None at its end, or the (records,
+        text) still to build when the rest is the Python loop's.  The parser reads the next
+        chunk on a thread of its own while this one is built (both in C, without the GIL);
+        a damaged file's error comes out after the chunks before it are built, as it would."""
+        parser = self.parser
+        raw_mode = [True]
+
+        def feed(data, final):
+            return (data, final) if raw_mode[0] else parser.feed(data, final)
+        gen = _records(path, parser, progress, feed)
+
+        def next_data():
+            try:
+                return next(gen), None
+            except StopIteration:
+                return None, None
+            except BaseException as exc:       # raised once the chunks before it are built
+                return None, exc
+
+        def as_lists(batches) -> list:
+            return [(buf[3][:buf[2][0] * _WORDS].tolist(), bytes(buf[4][:buf[2][1]])) for buf in batches]
+
+        def raising(exc):
+            raise exc
+            yield                           # pragma: no cover
+
+        with ThreadPoolExecutor(1, thread_name_prefix="read_trace") as ex:
+            item, exc = next_data()
+            fut = ex.submit(self._parse, *item) if item is not None else None
+            while fut is not None:
+                batches = fut.result()
+                fut = None
+                if exc is None:
+                    item, exc = next_data()
+                    if item is not None:
+                        fut = ex.submit(self._parse, *item)
+                for i, buf in enumerate(batches):
+                    rest = yield from self._build(buf, chunk, current, cut)
+                    if rest is not None:            # the rest is the Python loop's
+                        raw_mode[0] = False
+                        later = as_lists(batches[i + 1:]) + (as_lists(fut.result()) if fut is not None else [])
+                        return itertools.chain([rest], later, gen if exc is None else raising(exc))
+                    self._pool.append(buf)
+        if exc is not None:
+            raise exc
+        return None
+
+    def _build(self, buf, chunk, current, cut):
+        """Builds one batch of records; None, or the (records, text) from the line the Python
+        loop must take over at."""
+        lib, b, why, words = self.lib, self.b, self.why, _WORDS
+        rec, textbuf, counts, view, text_view = buf
+        nrec, k = counts[0], 0
+        while k < nrec:
+            s, done = current()
+            cut_at = -1 if chunk is None else len(s.carried) + max(chunk, CACHES_UPFRONT - done)
+            k = lib.pa_tbuild_run(b, rec, nrec, textbuf, k, cut_at, why)
+            w = why[0]
+            if w == 0:
+                break
+            if k < 0:
+                raise MemoryError("pa_tbuild_run")
+            r = view[k * words:(k + 1) * words]
+            if w == 4 and r[0] == _RAW:
+                if self._cooked(s, r, text_view):
+                    k += 1
+                    continue
+            if w == 5:          # a chunk is full
+                self.take(s, done)
+                handles = [e[1] for e in self._entries(0)] + [e[1] for e in self._entries(1)]
+                yield cut(handles)
+                lib.pa_tbuild_recarry(b)
+            elif w in (1, 2, 3):
+                self._resolve(w, s, r, text_view)
+            elif r[0] == _CPUS:
+                self.stats["header_cpus"] = r[2]
+                k += 1
+            elif r[0] != _RAW and r[0] > MM_PAGE_FREE:
+                keep = bytes(text_view[r[7]:r[7] + r[8]])
+                self.bad_line(r[1], _bad_problem(r[2], keep))
+                k += 1
+            else:
+                self.take(s, done)
+                return view[k * words:nrec * words].tolist(), bytes(text_view[:counts[1]])
+        return None
+
+    def finish(self, s: Stream, done: int) -> dict:
+        """The end of the capture (flush_pages(None)); what it implies is live (_expected())."""
+        if self.lib.pa_tbuild_finish(self.b):
+            raise MemoryError("pa_tbuild_finish")
+        self.take(s, done)
+        out: list[dict] = []
+        for which in (0, 1):
+            n = self.lib.pa_tbuild_export(self.b, which, self.ffi.NULL, 0)
+            buf = self.ffi.new("int64_t[]", 4 * n + 4)
+            groups = self.lib.pa_tbuild_expect(self.b, which, buf, n)
+            if groups < 0:
+                raise MemoryError("pa_tbuild_expect")
+            w = buf[0:4 * groups]
+            if which:
+                out.append({w[i + 1]: w[i + 3] for i in range(0, len(w), 4)})
+            else:
+                out.append({(("kmalloc", w[i + 1], w[i + 2]) if w[i] < 0 else (s.caches[w[i]][0], w[i + 1], 0)):
+                            w[i + 3] for i in range(0, len(w), 4)})
+        return {"objects": out[0], "pages": out[1]}
+
+    def _resolve(self, w: int, s: Stream, r, text_view) -> bool:
+        """Tell the builder the call site (w 1), mask (2) or cache (3) record r names; False
+        when the Python loop must go on (a new cache of a raw line without bytes_alloc)."""
+        if w == 1:
+            raw = bytes(text_view[r[7]:r[7] + r[8]])
+            name = raw.decode("utf-8", "replace")
+            sid = self.sids.get(name)
+            if sid is None:
+                sid = self.sids[name] = len(self.sid_strs)
+                self.sid_strs.append(name)
+            self._set(0, raw, sid)
+        elif w == 2:
+            raw = bytes(text_view[r[9]:r[9] + r[10]]) if r[6] & _F_GFP else b"none"
+            self._set(1, raw, parse_gfp(raw.decode("utf-8", "replace")))
+        else:
+            return self._new_cache(s, r, text_view)
+        return True
+
+    def _cooked(self, s: Stream, r, text_view) -> bool:
+        """A raw line (TPARSE_RAW) parsed here as the Python loop does and built in C when no
+        rule of the loop can fail on it; False: the Python loop takes over at this line."""
+        off = r[7]
+        line = bytes(text_view[off:off + r[8]])
+        kind, (cpu, _event, f) = r[2], _raw_head(line)
+        if cpu >= OP_CPU_CURRENT:
+            return False
+        try:
+            ptr, a, b, flags, site, gfp, name = _raw_fields(kind, f)
+            if kind == MM_PAGE_FREE:
+                a = _int(a)
+        except (KeyError, ValueError):
+            return False
+        top = 1 << 63
+        if not (0 <= a < top and 0 <= b < top and (ptr is None or 0 <= ptr < 1 << 64)
+                and (gfp is None or gfp <= 0xffffffff) and (kind != MM_PAGE_ALLOC or a < 64)):
+            return False
+        text = bytearray()
+        rec = [kind, r[1], cpu, ptr or 0, a, b, flags, 0, 0, 0, 0, 0, 0]
+        if ptr is None:
+            rec[6] |= _F_NULL
+        elif kind == MM_PAGE_ALLOC:
+            rec[6] |= _F_PAGE
+        for word, flag, value in ((7, _F_SITE, site), (9, _F_GFP, f.get("gfp_flags")), (11, _F_NAME, name)):
+            if value is not None and (flag != _F_GFP or gfp is not None):
+                raw = value.encode("utf-8")
+                rec[word], rec[word + 1] = len(text), len(raw)
+                text += raw
+                rec[6] |= flag
+        ffi, lib = self.ffi, self.lib
+        crec = ffi.new("uint64_t[]", rec)
+        ctext = ffi.from_buffer(bytes(text) + b"\0")
+        view = memoryview(bytes(text))
+        while True:
+            lib.pa_tbuild_run(self.b, crec, 1, ctext, 0, -1, self.why)
+            w = self.why[0]
+            if w == 0:
+                return True
+            if w == 6:
+                raise MemoryError("pa_tbuild_run")
+            if w == 4 or not self._resolve(w, s, rec, view):
+                return False
+
+    def _new_cache(self, s: Stream, r, text_view) -> bool:
+        raw = bytes(text_view[r[11]:r[11] + r[12]]) if r[6] & _F_NAME and r[12] else f"trace-{r[4]}".encode()
+        name = raw.decode("utf-8", "replace")
+        index = s._cache_index.get(name, -1)
+        if index >= 0:
+            self._set(2, raw, index)
+            return True
+        if not r[6] & _F_ALLOC:
+            return False            # the Python loop's KeyError("bytes_alloc")
+        graw = bytes(text_view[r[9]:r[9] + r[10]]) if r[6] & _F_GFP else b"none"
+        gfp = parse_gfp(graw.decode("utf-8", "replace"))
+        self._set(2, raw, _trace_cache(s, name, r[4], r[5], gfp, bool(r[6] & _F_ACCOUNTED)), 1)
+        return True
 
 
 def _expected(objects: dict, pages: dict, caches: list) -> dict:
