@@ -93,6 +93,12 @@ def read(data: bytes, parser) -> tuple:
     trace_mod._line_parser = parser
     try:
         s = trace_mod.read_trace(io.BytesIO(data), skip_bad=True)
+    except trace_mod.TraceFormatError as exc:
+        # documented: an input that starts with a compressor's magic bytes is read as that
+        # format, and a damaged one says so (both parsers must say the same)
+        if "the compressed file is damaged" not in str(exc):
+            raise Finding("read_trace", traceback.format_exc(limit=4)) from None
+        return ("damaged", str(exc))
     except Exception:
         raise Finding("read_trace", traceback.format_exc(limit=4)) from None
     finally:
