@@ -433,6 +433,11 @@ static inline bool pcp_allowed_order(unsigned order)
     return order <= PAGE_ALLOC_COSTLY_ORDER || order == PA_PCP_THP_ORDER;
 }
 
+/* reclaim's batch, its priority scale, reclaim_throttle()'s HZ / 10 (_abi.py) */
+#define SWAP_CLUSTER_MAX ((unsigned)PA_SWAP_CLUSTER_MAX)
+#define DEF_PRIORITY PA_DEF_PRIORITY
+#define THROTTLE_WRITEBACK_US ((uint64_t)PA_THROTTLE_WRITEBACK_US)
+
 /* "reclaim.c" */
 void reclaim_machine_free(pa_machine *m);
 int reclaim_check(pa_machine *m, char *msg, size_t msglen);

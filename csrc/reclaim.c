@@ -46,13 +46,11 @@
 
 /* the mm entry encoding (ENT_*) is in internal.h: memory.c reads it too */
 
-#define SWAP_CLUSTER_MAX 32u
 #define SWAP_CLUSTER_MAX_SKIPPED (SWAP_CLUSTER_MAX << 10)
 #define MAX_SWAPPINESS 200u
 #define DEACTIVATE_ANON 1u
 #define DEACTIVATE_FILE 2u
 #define FAULT_RW_WRITE 0x100            /* mm_fault() for pa_mm_rw's write: dirtied later, never by the fault */
-#define DEF_PRIORITY 12
 #define MAX_MM_PAGES (1ull << 30)       /* 4 TiB per process or file */
 #define MAX_RECLAIM_RETRIES 16
 

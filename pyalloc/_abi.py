@@ -391,6 +391,11 @@ KSWAPD_NAP_US = 100_000 # kswapd_try_to_sleep(): the HZ/10 nap before kswapd sle
 
 PSI_PERIOD_US = 2_000_000   # psi_avgs_work runs every 2 s
 
+# mm/vmscan.c: reclaim's batch, its priority scale, and reclaim_throttle()'s HZ / 10
+SWAP_CLUSTER_MAX = 32
+DEF_PRIORITY = 12
+THROTTLE_WRITEBACK_US = 100_000
+
 # The kernel threads' state on the simulated clock (kthread.c / model/kthread.py), in the
 # order pa_kthread_info() returns it and the snapshot's kthreads section stores it.  The
 # counter block's psi_* words are PSI memory "full" (the caller's own stalls); kswapd's time
@@ -501,6 +506,8 @@ C_ENUMS = (
     ("why a slab report is printed", None,
      tuple(n for n in globals() if n.startswith("SLAB_ERR_"))),
     ("pa_mm_fault() flags", None, ("FAULT_WRITE",)),
+    ("reclaim's batch, priority scale and writeback throttle", None,
+     ("SWAP_CLUSTER_MAX", "DEF_PRIORITY", "THROTTLE_WRITEBACK_US")),
     ("vm sysctls past the table, and madvise() advice (memory.c, sysctl.c)", None,
      ("VM_SYSCTL_MIN_FREE_KBYTES", "VM_SYSCTL_COMPACT_MEMORY", "VM_SYSCTL_DROP_CACHES", "VM_SYSCTL_READ",
       "MADV_DONTNEED", "MADV_COLD", "MADV_PAGEOUT")),

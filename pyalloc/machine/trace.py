@@ -903,14 +903,19 @@ def trace_chunks(path, skip_bad: bool = False, progress=None, chunk: int | None 
         else:
             s.kmem_cache_free(s.caches[cache][0], h, cpu=cpu, caller=site)
 
-    def cut() -> Stream:
-        # a new stream carries the live allocations over (see the docstring); the old is done
+    def next_stream() -> Stream:
+        # the stream that follows: the same call sites and caches; the old one is done
         nonlocal s, done
         done += len(s) - len(s.carried)
         old, s = s, Stream()
         s.callers, s._caller_index, s.caches, s._cache_index = old.callers, old._caller_index, old.caches, \
             old._cache_index
         s.trace_stats, s.carried, s.cache_first_op = stats, array("q"), {}
+        return old
+
+    def cut() -> Stream:
+        # a new stream carries the live allocations over (see the docstring)
+        old = next_stream()
         for ptr, found in objects.items():
             s.carried.append(found[0])
             objects[ptr] = (s._carry(old._rec, found[0]),) + found[1:]
@@ -921,12 +926,7 @@ def trace_chunks(path, skip_bad: bool = False, progress=None, chunk: int | None 
 
     def cut_fast(handles) -> Stream:
         # cut() for the C builder, which holds the maps: the new stream's first ops copy *handles*
-        nonlocal s, done
-        done += len(s) - len(s.carried)
-        old, s = s, Stream()
-        s.callers, s._caller_index, s.caches, s._cache_index = old.callers, old._caller_index, old.caches, \
-            old._cache_index
-        s.trace_stats, s.carried, s.cache_first_op = stats, array("q"), {}
+        old = next_stream()
         for h in handles:
             s.carried.append(h)
             s._carry(old._rec, h)

@@ -7,13 +7,12 @@ same algorithm, function for function, with the flusher's state in ``a.wb``.
 
 from __future__ import annotations
 
-from .._abi import COST, CTR, MAX_NR_ZONES, PAGE_SIZE, VM_SYSCTL, WRITEBACK_US
+from .._abi import (COST, CTR, MAX_NR_ZONES, PAGE_SIZE, SWAP_CLUSTER_MAX, THROTTLE_WRITEBACK_US, VM_SYSCTL,
+                    WRITEBACK_US)
 from .arena import Arena
 
 CENTISEC_US = 10000
 MAX_PAUSE_US = 200000               # MAX_PAUSE: HZ / 5
-THROTTLE_WRITEBACK_US = 100000      # reclaim_throttle() VMSCAN_THROTTLE_WRITEBACK: HZ / 10
-SWAP_CLUSTER_MAX = 32
 _UINT64_MAX = (1 << 64) - 1
 
 _NR_DIRTY = CTR["nr_dirty"]

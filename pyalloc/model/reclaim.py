@@ -13,6 +13,7 @@ from ..machine import psi
 from . import page_writeback
 from . import kthread
 from .._abi import (
+    SWAP_CLUSTER_MAX, DEF_PRIORITY,
     KSWAPD_NAP_US,
     RECLAIM_PAGE_US,
     SCAN_PAGE_US,
@@ -39,13 +40,11 @@ from .workingset import WORKINGSET_REFAULT_ACTIVATE, WORKINGSET_REFAULT_RESTORE
 
 ENT_NONE, ENT_PRESENT, ENT_SWAP, ENT_DISK = 0, 1, 2, 3
 ENT_DIRTY = 4
-SWAP_CLUSTER_MAX = 32
 SWAP_CLUSTER_MAX_SKIPPED = SWAP_CLUSTER_MAX << 10
 MAX_SWAPPINESS = 200
 FAULT_RW_WRITE = 0x100          # _mm_fault() for mm_rw's write: dirtied later, never by the fault
 FOLIOREF_RECLAIM, FOLIOREF_RECLAIM_CLEAN, FOLIOREF_KEEP, FOLIOREF_ACTIVATE = range(4)
 DEACTIVATE_ANON, DEACTIVATE_FILE = 1, 2
-DEF_PRIORITY = 12
 MAX_MM_PAGES = 1 << 30
 UINT32_MAX = (1 << 32) - 1
 
