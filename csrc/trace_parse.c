@@ -308,19 +308,13 @@ static int fast_ptr(struct span v, uint64_t *out, uint64_t *flags)
  * -1 an older name (3.x page frees, the _node events until 6.2), whose lines are raw */
 static int event_kind(const uint8_t *e, size_t n, int *spelling)
 {
-    static const struct { const char *name; int kind, spelling; } events[] = {
-        /* the most frequent first */
-        {"kmalloc", PA_TRACE_KMALLOC, 0}, {"kmalloc_node", PA_TRACE_KMALLOC, -1},
-        {"kmem_cache_alloc", PA_TRACE_KMEM_CACHE_ALLOC, 0}, {"kmem_cache_alloc_node", PA_TRACE_KMEM_CACHE_ALLOC, -1},
-        {"kfree", PA_TRACE_KFREE, 0}, {"kmem_cache_free", PA_TRACE_KMEM_CACHE_FREE, 0},
-        {"mm_page_alloc", PA_TRACE_MM_PAGE_ALLOC, 0}, {"mm_page_free", PA_TRACE_MM_PAGE_FREE, 0},
-        {"mm_page_free_batched", PA_TRACE_MM_PAGE_FREE, 1}, {"mm_page_free_direct", PA_TRACE_MM_PAGE_FREE, -1},
-        {"mm_pagevec_free", PA_TRACE_MM_PAGE_FREE, -1},
-    };
-    for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++) {
-        if (events[i].name[0] == e[0] && strlen(events[i].name) == n && memcmp(events[i].name, e, n) == 0) {
-            *spelling = events[i].spelling;
-            return events[i].kind;
+    /* _abi.TRACE_EVENT_SPELLINGS, the most frequent first */
+    const size_t nr_events = sizeof(pa_trace_event_spellings) / sizeof(pa_trace_event_spellings[0]);
+    for (size_t i = 0; i < nr_events; i++) {
+        const char *name = pa_trace_event_spellings[i].name;
+        if (name[0] == e[0] && strlen(name) == n && memcmp(name, e, n) == 0) {
+            *spelling = pa_trace_event_spellings[i].spelling;
+            return pa_trace_event_spellings[i].kind;
         }
     }
     return 0;

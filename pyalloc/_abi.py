@@ -262,6 +262,18 @@ TRACE_MM_PAGE_ALLOC = 5
 TRACE_MM_PAGE_FREE = 6
 TRACE_EVENT_NAMES = ("", "kmalloc", "kmem_cache_alloc", "kfree", "kmem_cache_free", "mm_page_alloc", "mm_page_free")
 TRACE_NIL = 0xffffffff      # PA_NIL: the pfn in the record of a failed page allocation
+# Every name the kernel has printed these events under, the most frequent first: (name, TRACE_*
+# kind, spelling) with spelling 0 for 6.18's own name, 1 for mm_page_free_batched (word 5 of its
+# record), -1 for an older name (3.x page frees, the _node events until 6.2) whose lines the
+# readers leave raw.  csrc/trace_parse.c gets this table generated; model/trace_parse.py reads it.
+TRACE_EVENT_SPELLINGS = (
+    ("kmalloc", TRACE_KMALLOC, 0), ("kmalloc_node", TRACE_KMALLOC, -1),
+    ("kmem_cache_alloc", TRACE_KMEM_CACHE_ALLOC, 0), ("kmem_cache_alloc_node", TRACE_KMEM_CACHE_ALLOC, -1),
+    ("kfree", TRACE_KFREE, 0), ("kmem_cache_free", TRACE_KMEM_CACHE_FREE, 0),
+    ("mm_page_alloc", TRACE_MM_PAGE_ALLOC, 0), ("mm_page_free", TRACE_MM_PAGE_FREE, 0),
+    ("mm_page_free_batched", TRACE_MM_PAGE_FREE, 1), ("mm_page_free_direct", TRACE_MM_PAGE_FREE, -1),
+    ("mm_pagevec_free", TRACE_MM_PAGE_FREE, -1),
+)
 
 # reading a capture (csrc/trace_parse.c <-> model/trace_parse.py): one record of
 # TPARSE_WORDS 64-bit words per line that matters; word 0 is a TRACE_* event above or one of
@@ -550,6 +562,9 @@ def _c_body(cdef: bool) -> str:
                        [("SYSCTL_" + n.upper(), i) for i, (n, _, _, _) in enumerate(VM_SYSCTLS)]
                        + [("NR_VM_SYSCTLS", NR_VM_SYSCTLS)]))
     if not cdef:
+        parts.append("/* the kmem events by every name the kernel printed them under (TRACE_EVENT_SPELLINGS) */\n"
+                     "static const struct { const char *name; int kind, spelling; } pa_trace_event_spellings[] = {\n"
+                     + "".join(f'    {{"{n}", {k}, {sp}}},\n' for n, k, sp in TRACE_EVENT_SPELLINGS) + "};\n")
         parts.append("/* vm sysctl defaults and bounds, in the order of VM_SYSCTLS */\n"
                      + "".join(f"static const int64_t pa_vm_sysctl_{col}[] = {{"
                                + ", ".join(str(row[k]) for row in VM_SYSCTLS) + "};\n"

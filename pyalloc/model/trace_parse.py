@@ -30,8 +30,8 @@ import re
 from .._abi import (
     OP_CPU_CURRENT, TPARSE_BAD, TPARSE_BAD_CPU, TPARSE_BAD_LINE, TPARSE_BAD_LONG, TPARSE_BAD_NUL, TPARSE_CPUS,
     TPARSE_F_ACCOUNTED, TPARSE_F_ALLOC, TPARSE_F_GFP, TPARSE_F_NAME, TPARSE_F_NULL, TPARSE_F_PAGE,
-    TPARSE_F_SITE, TPARSE_KEEP, TPARSE_MAX_DIGITS, TPARSE_MAX_LINE, TPARSE_RAW, TRACE_KFREE, TRACE_KMALLOC,
-    TRACE_KMEM_CACHE_ALLOC, TRACE_KMEM_CACHE_FREE, TRACE_MM_PAGE_ALLOC, TRACE_MM_PAGE_FREE,
+    TPARSE_F_SITE, TPARSE_KEEP, TPARSE_MAX_DIGITS, TPARSE_MAX_LINE, TPARSE_RAW, TRACE_KMALLOC,
+    TRACE_KMEM_CACHE_ALLOC, TRACE_MM_PAGE_ALLOC, TRACE_MM_PAGE_FREE, TRACE_EVENT_SPELLINGS,
 )
 
 HEAD = re.compile(rb"-\d+\s+(?:\(\s*[-\d]+\)\s+)?\[(\d+)\]\s+(?:\S{4,5}\s+)?(\d+\.\d+):\s+(\w+):")
@@ -41,15 +41,8 @@ NULLS = frozenset({b"0000000000000000", b"(null)", b"0", b"00000000", b"0x0"})
 # the page-free events of 3.x were mm_page_free_direct and mm_pagevec_free; the _node events
 # went in 6.2.  Lines of these are raw (their own name goes into messages), but for
 # mm_page_free_batched, which 6.18 prints: word 5 of its record is 1.
-FAST = (b"kmalloc", b"kmem_cache_alloc", b"kfree", b"kmem_cache_free", b"mm_page_alloc", b"mm_page_free",
-        b"mm_page_free_batched")
-EVENTS = {
-    b"kmalloc": TRACE_KMALLOC, b"kmalloc_node": TRACE_KMALLOC, b"kmem_cache_alloc": TRACE_KMEM_CACHE_ALLOC,
-    b"kmem_cache_alloc_node": TRACE_KMEM_CACHE_ALLOC, b"kfree": TRACE_KFREE,
-    b"kmem_cache_free": TRACE_KMEM_CACHE_FREE, b"mm_page_alloc": TRACE_MM_PAGE_ALLOC,
-    b"mm_page_free": TRACE_MM_PAGE_FREE, b"mm_page_free_batched": TRACE_MM_PAGE_FREE,
-    b"mm_page_free_direct": TRACE_MM_PAGE_FREE, b"mm_pagevec_free": TRACE_MM_PAGE_FREE,
-}
+FAST = tuple(name.encode() for name, _kind, spelling in TRACE_EVENT_SPELLINGS if spelling >= 0)
+EVENTS = {name.encode(): kind for name, kind, _spelling in TRACE_EVENT_SPELLINGS}
 _DEC = re.compile(rb"[0-9]{1,18}")
 _HEX = re.compile(rb"0[xX][0-9a-fA-F]{1,15}")
 _PTR = re.compile(rb"[0-9a-fA-F]{1,16}")
