@@ -342,6 +342,13 @@ COUNTER_TABLE = (
     ("compact_daemon_free_scanned", VM_EVENT),
     # echo 2 (or 3) > /proc/sys/vm/drop_caches (fs/drop_caches.c)
     ("drop_slab", VM_EVENT),
+    # mlock (mm/mlock.c): the unevictable LRU's size (a gauge; NR_MLOCK equals it here), then the
+    # events; /proc/vmstat prints them in vmstat_text[] order
+    ("nr_unevictable", NODE_STAT),
+    ("unevictable_pgs_culled", VM_EVENT), ("unevictable_pgs_scanned", VM_EVENT),
+    ("unevictable_pgs_rescued", VM_EVENT), ("unevictable_pgs_mlocked", VM_EVENT),
+    ("unevictable_pgs_munlocked", VM_EVENT), ("unevictable_pgs_cleared", VM_EVENT),
+    ("unevictable_pgs_stranded", VM_EVENT),
 )
 COUNTERS = tuple(name for name, _ in COUNTER_TABLE)
 CTR = {name: i for i, name in enumerate(COUNTERS)}
@@ -359,6 +366,7 @@ NR_COSTS = len(COSTS)
 
 # LRU list numbers, as enum lru_list
 LRU_INACTIVE_ANON, LRU_ACTIVE_ANON, LRU_INACTIVE_FILE, LRU_ACTIVE_FILE = range(4)
+LRU_UNEVICTABLE = 4     # mlock.c; reclaim scans only the four above (for_each_evictable_lru)
 
 # Simulated cost of the slow work, in microseconds of the machine's clock (one
 # core operation is 1 us).  A 4 KiB page at ~40 MB/s of disk is ~100 us.

@@ -292,7 +292,7 @@ def save_reclaim(a: Arena, w: Writer) -> None:
     for block in (a.ctr, a.cost):
         w.put(len(block))
         w.many(block)
-    for head, tail in a.lru:
+    for head, tail in a.lru[:4]:
         w.many((_nil(head), _nil(tail)))
 
 
@@ -540,7 +540,7 @@ def load_zones(a: Arena, r: Reader) -> None:
 def load_reclaim(a: Arena, r: Reader) -> None:
     a.ctr = _counter_block(r, NR_CTRS)
     a.cost = _counter_block(r, NR_COSTS)
-    a.lru = [[_pfn(r, a), _pfn(r, a)] for _ in range(4)]
+    a.lru = [[_pfn(r, a), _pfn(r, a)] for _ in range(4)] + [[NIL, NIL]]
 
 
 def load_descriptors(a: Arena, r: Reader) -> None:
