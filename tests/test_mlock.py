@@ -246,3 +246,19 @@ def test_save_load_continues_identically(backend, other, tmp_path):
             workload(m2, pids, True)
             assert state(m2) == state(m1)
             m2.check()
+
+
+def test_readme_mlock_example_runs(backend, monkeypatch):
+    import re
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "m.mlock(db" in b)
+    block = block.replace('pyalloc.Machine(mem="64M", swap="16M")',
+                          f'pyalloc.Machine(mem="64M", swap="16M", backend={backend!r})')
+    ns: dict = {"pyalloc": pyalloc}
+    exec(compile(block.replace("m.exit(db)", "m.check()\nm.exit(db)"), "README.md", "exec"), ns)
+    m = ns["m"]
+    c = counters(m)
+    assert (c["unevictable_pgs_munlocked"], c["unevictable_pgs_rescued"], c["nr_unevictable"]) == (3000, 3000, 0)
+    assert c["unevictable_pgs_mlocked"] == 3000 and c["pswpin"] >= 1000
+    m.check()
