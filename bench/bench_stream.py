@@ -140,7 +140,8 @@ def capture(tmp_path_factory):
 
 def per_call_ops(m: pyalloc.Machine, stream: pyalloc.Stream):
     """The stream as a list of bound per-call functions and their arguments (built outside the timing)."""
-    caches = {name: m.kmem_cache_create(name, size, align, flags) for name, size, align, flags in stream.caches}
+    caches = {name: m.kmem_cache_create(name, size, align, flags, sheaf_capacity=cap)
+              for name, size, align, flags, cap in stream.caches}
     ops = []
     for i in range(len(stream)):
         op = stream.op(i)

@@ -146,7 +146,8 @@ int arena_init(pa_machine *m)
     m->mem = pa_map_noreserve(n << PA_PAGE_SHIFT);
     m->pages = pa_map_noreserve(n * sizeof(struct pa_page));
     m->pageblock_mt = malloc(m->nr_pageblocks);
-    if (!m->mem || !m->pages || !m->pageblock_mt)
+    m->touched = pa_map_noreserve((n + 63) / 64 * sizeof(uint64_t));
+    if (!m->mem || !m->pages || !m->pageblock_mt || !m->touched)
         return PA_ENOMEM;
     memset(m->pageblock_mt, MIGRATE_MOVABLE, m->nr_pageblocks);
 
@@ -172,10 +173,52 @@ void arena_free(pa_machine *m)
         munmap(m->mem, m->nr_pages << PA_PAGE_SHIFT);
     if (m->pages)
         munmap(m->pages, m->nr_pages * sizeof(struct pa_page));
+    if (m->touched)
+        munmap(m->touched, (m->nr_pages + 63) / 64 * sizeof(uint64_t));
     free(m->pageblock_mt);
+    m->touched = NULL;
     m->mem = NULL;
     m->pages = NULL;
     m->pageblock_mt = NULL;
+}
+
+/* -- first touch ------------------------------------------------------------
+ *
+ * m->touched has a bit per page, clear while the page holds the zeros the
+ * mapping started with: set when the page is handed out (everything that
+ * writes the arena writes pages it was handed, or marks them itself: pa_write,
+ * pa_memset, compaction's copy, a snapshot's pages).  A __GFP_ZERO allocation
+ * or an anonymous fault of a clear page need not memset it, which would only
+ * make the host fault in a page of zeros: a replay's memory then costs the
+ * host what the simulated machine really wrote.  The bit never changes a
+ * result (the model zeroes every such page and reads the same bytes), so no
+ * snapshot carries it: a loaded machine marks the pages it writes back. */
+
+void arena_touch(pa_machine *m, uint64_t pfn, uint64_t nr)
+{
+    for (uint64_t q = pfn; q < pfn + nr; q++)
+        m->touched[q >> 6] |= 1ull << (q & 63);
+}
+
+void arena_hand_out(pa_machine *m, uint64_t pfn, uint64_t nr, bool zero)
+{
+    for (uint64_t q = pfn; q < pfn + nr; q++) {
+        uint64_t *w = &m->touched[q >> 6], bit = 1ull << (q & 63);
+        if (*w & bit) {
+            if (zero)
+                memset(m->mem + (q << PA_PAGE_SHIFT), 0, PA_PAGE_SIZE);
+        } else {
+            *w |= bit;
+        }
+    }
+}
+
+/* the pages of [phys, phys + n) */
+static void touch_range(pa_machine *m, int64_t phys, int64_t n)
+{
+    if (n > 0)
+        arena_touch(m, (uint64_t)phys >> PA_PAGE_SHIFT,
+                    (((uint64_t)phys + (uint64_t)n - 1) >> PA_PAGE_SHIFT) - ((uint64_t)phys >> PA_PAGE_SHIFT) + 1);
 }
 
 /* -- memory access through physical addresses ------------------------------ */
@@ -202,6 +245,7 @@ PA_ENTRY(int, pa_write, (pa_machine *m, int64_t phys, const unsigned char *data,
         return PA_EINVAL;
     if (!phys_range_ok(m, phys, n))
         return PA_EFAULT;
+    touch_range(m, phys, n);
     memcpy(m->mem + phys, data, (size_t)n);
     return PA_OK;
 }
@@ -212,6 +256,7 @@ PA_ENTRY(int, pa_memset, (pa_machine *m, int64_t phys, int64_t byte, int64_t n),
         return PA_EINVAL;
     if (!phys_range_ok(m, phys, n))
         return PA_EFAULT;
+    touch_range(m, phys, n);
     memset(m->mem + phys, (int)byte, (size_t)n);
     return PA_OK;
 }

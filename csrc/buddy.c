@@ -744,8 +744,7 @@ static void prep_new_page(pa_machine *m, uint64_t pfn, unsigned order, uint32_t 
     /* the block is handed out again: none of its pages counts as freed now */
     for (uint64_t q = pfn + 1; q < pfn + (1ull << order); q++)
         m->pages[q].flags &= (uint8_t)~PA_PG_FREED;
-    if (gfp & GFP_ZERO_BIT)
-        memset(m->mem + (pfn << PA_PAGE_SHIFT), 0, (size_t)PA_PAGE_SIZE << order);
+    arena_hand_out(m, pfn, 1ull << order, gfp & GFP_ZERO_BIT);
 }
 
 int64_t buddy_alloc_pages(pa_machine *m, int64_t gfp, int64_t order)

@@ -231,6 +231,7 @@ static bool migrate_page(pa_machine *m, struct compact_control *cc, uint64_t pfn
     uint64_t target = isolate_freepage(m, cc, migrate_block);
     if (target == PA_NIL)
         return false;
+    arena_touch(m, target, 1);
     memcpy(m->mem + (target << PA_PAGE_SHIFT), m->mem + (pfn << PA_PAGE_SHIFT), PA_PAGE_SIZE);
     unsigned kind = m->pages[pfn].kind;
     lru_replace_page(m, pfn, target);

@@ -238,6 +238,7 @@ struct pa_machine {
     uint32_t drop_caches_stfu;          /* a write of 4 to drop_caches silenced its pr_info (sysctl.c) */
     unsigned char *mem;                 /* the simulated bytes, phys 0 at mem[0] */
     struct pa_page *pages;              /* one descriptor per pfn, lazily touched */
+    uint64_t *touched;                  /* a bit per pfn: the page may hold non-zero bytes (arena.c) */
     uint8_t *pageblock_mt;              /* migratetype per pageblock */
     uint64_t nr_pageblocks;
     struct pa_zone zones[PA_MAX_NR_ZONES];
@@ -287,6 +288,9 @@ struct pa_machine {
      * compact_order_failed) and kcompactd's pending work (pgdat->kcompactd_*) */
     uint32_t compact_defer[PA_MAX_NR_ZONES][3];
     uint32_t kcompactd_wanted, kcompactd_max_order, kcompactd_highest;
+    /* workingset.c */
+    uint8_t *lru_ext;                   /* per pfn: PA_PGX_* (allocated with pg_index) */
+    uint64_t *swap_shadow;              /* per swap slot: the shadow its page left (0: none) */
     /* trace.c: NULL while tracing is off */
     struct pa_trace *trace;
     /* slab_random.c */
@@ -409,6 +413,11 @@ bool buddy_zone_watermark_ok(const struct pa_zone *z, unsigned order, int64_t ma
 bool buddy_zone_watermark_ok_free(const struct pa_zone *z, unsigned order, int64_t mark, unsigned highest,
                                   unsigned alloc_flags, int64_t free_pages);
 uint64_t buddy_take_free_page(pa_machine *m, struct pa_zone *z, uint64_t pfn);
+
+/* first touch (arena.c): a page never handed out nor written since boot still holds
+ * the mapping's zeros, so zeroing it would only make the host fault it in */
+void arena_touch(pa_machine *m, uint64_t pfn, uint64_t nr);
+void arena_hand_out(pa_machine *m, uint64_t pfn, uint64_t nr, bool zero);
 uint64_t buddy_rmqueue_mode(pa_machine *m, struct pa_zone *z, unsigned order, unsigned mt, int *mode);
 void buddy_free_one_page(pa_machine *m, struct pa_zone *z, uint64_t pfn, unsigned order, unsigned mt);
 
@@ -468,6 +477,16 @@ void swap_slot_free(pa_machine *m, uint64_t slot);
 unsigned char *page_mem(pa_machine *m, uint64_t pfn);
 void release_page(pa_machine *m, uint64_t pfn);
 int64_t pa_drop_caches_locked(pa_machine *m);
+
+/* "workingset.c" */
+#define WORKINGSET_REFAULT_ACTIVATE 1u  /* workingset_refault(): the folio goes to the active list */
+#define WORKINGSET_REFAULT_RESTORE 2u   /* ... and was active when evicted: PG_workingset, a stall */
+void workingset_age_nonresident(pa_machine *m, uint64_t nr_pages);
+uint64_t workingset_eviction(pa_machine *m, uint64_t pfn);
+unsigned workingset_refault(pa_machine *m, uint64_t shadow, bool file);
+bool workingset_shadow_valid(uint64_t shadow);
+void workingset_swap_shadow_set(pa_machine *m, uint64_t slot, uint64_t shadow);
+uint64_t workingset_swap_shadow_take(pa_machine *m, uint64_t slot);
 
 /* "mlock.c": VM_LOCKED ranges and the unevictable LRU */
 static inline bool page_mlocked(const pa_machine *m, uint64_t pfn)

@@ -13,11 +13,18 @@
  * change (the kernel's rmap).
  *
  * LRU lists (one node): new pages enter at the head of the inactive list of
- * their type; reclaim takes pages from the tail.  An access to a page already
- * present sets PG_referenced; a referenced page met by reclaim on the
- * inactive list loses the bit and moves to the active list (its second
- * chance), an unreferenced one is reclaimed.  Active pages age back to the
- * inactive list when it is low (inactive_is_low).
+ * their type (or of the active one, for a refault of the workingset:
+ * workingset.c); reclaim takes pages from the tail.  References, as 6.18
+ * without MGLRU: a page cache read marks the folio accessed
+ * (folio_mark_accessed: PG_referenced first, the active list at the second
+ * read); a process's access sets its pte's accessed bit (lru_ext[] PGX_YOUNG;
+ * set by every touch, user_read and user_write, and by the fault that maps
+ * the page).  folio_check_references() gives a page with a referenced pte
+ * one more trip around the inactive list and activates it when it is
+ * referenced again; a cache page read once is reclaimed.  Active pages age
+ * back to the inactive list when it is low (inactive_is_low), becoming
+ * PG_workingset.  Reclaim for a request limited to lower zones skips the
+ * pages of higher zones (pgskip_<zone>).
  *
  * What reclaim may do (sc->may_*): clean file pages are always dropped; a
  * dirty file page is never written here (6.18's pageout() writes no
@@ -40,9 +47,13 @@
 /* the mm entry encoding (ENT_*) is in internal.h: memory.c reads it too */
 
 #define SWAP_CLUSTER_MAX 32u
+#define SWAP_CLUSTER_MAX_SKIPPED (SWAP_CLUSTER_MAX << 10)
+#define MAX_SWAPPINESS 200u
+#define DEACTIVATE_ANON 1u
+#define DEACTIVATE_FILE 2u
+#define FAULT_RW_WRITE 0x100            /* mm_fault() for pa_mm_rw's write: dirtied later, never by the fault */
 #define DEF_PRIORITY 12
 #define MAX_MM_PAGES (1ull << 30)       /* 4 TiB per process or file */
-#define SWAPPINESS 60
 #define MAX_RECLAIM_RETRIES 16
 
 #define WRITEBACK_US 100
@@ -54,6 +65,8 @@
 struct scan_control {
     uint32_t gfp;
     bool is_kswapd, may_writepage, may_swap;
+    unsigned reclaim_idx;               /* the highest zone whose pages may be reclaimed */
+    unsigned may_deactivate;            /* DEACTIVATE_ANON, DEACTIVATE_FILE: for this shrink_node() */
     uint64_t nr_to_reclaim, nr_scanned, nr_reclaimed;
     uint64_t written, swapped, work_us;
 };
@@ -204,6 +217,8 @@ PA_ENTRY(int64_t, pa_mm_new, (pa_machine *m, int64_t is_file), (m, is_file))
         if (!m->pg_index)
             return PA_ENOMEM;
     }
+    if (!m->lru_ext && !(m->lru_ext = calloc(m->nr_pages, sizeof(*m->lru_ext))))
+        return PA_ENOMEM;
     struct pa_mm *mm = &m->mms[m->nr_mms];
     memset(mm, 0, sizeof(*mm));
     mm->alive = 1;
@@ -297,6 +312,8 @@ void lru_replace_page(pa_machine *m, uint64_t old_pfn, uint64_t new_pfn)
     n->kind = o->kind;
     n->priv = o->priv;
     m->pg_index[new_pfn] = m->pg_index[old_pfn];
+    m->lru_ext[new_pfn] = m->lru_ext[old_pfn];
+    m->lru_ext[old_pfn] = 0;
     struct pa_mm *mm = &m->mms[o->priv];
     uint64_t *e = &mm->ent[m->pg_index[old_pfn]];
     *e = MK_ENT(new_pfn, (*e & 7u));
@@ -344,6 +361,8 @@ uint64_t swap_slot_alloc(pa_machine *m)
 void swap_slot_free(pa_machine *m, uint64_t slot)
 {
     m->swap_free[m->nr_swap_free_stack++] = (uint32_t)slot;
+    if (m->swap_shadow)
+        m->swap_shadow[slot] = 0;
     m->ctr[PA_CTR_NR_SWAP_FREE]++;
 }
 
@@ -402,6 +421,7 @@ void release_page(pa_machine *m, uint64_t pfn)
     unsigned kind = p->kind;
     lru_del(m, pfn);
     p->flags &= (uint8_t)~PA_PG_REFERENCED;
+    m->lru_ext[pfn] = 0;
     buddy_free_pages(m, (int64_t)pfn, 0, kind);
 }
 
@@ -421,6 +441,62 @@ static bool fault_reads_page(const pa_machine *m, const struct pa_mm *mm, int64_
     return rw_pin.offset > lo || rw_pin.end < lo + PA_PAGE_SIZE;
 }
 
+/* lru_note_cost(): reclaim's IO (nr_io pages written) and CPU (nr_rotated
+ * pages kept) on one type, decayed as a floating average against the LRU size */
+static void lru_note_cost(pa_machine *m, bool file, uint64_t nr_io, uint64_t nr_rotated)
+{
+    uint64_t cost = nr_io * SWAP_CLUSTER_MAX + nr_rotated, *c = m->ctr;
+    if (!cost)
+        return;
+    c[file ? PA_CTR_FILE_COST : PA_CTR_ANON_COST] += cost;
+    uint64_t lrusize = c[PA_CTR_NR_INACTIVE_ANON] + c[PA_CTR_NR_ACTIVE_ANON] + c[PA_CTR_NR_INACTIVE_FILE]
+                       + c[PA_CTR_NR_ACTIVE_FILE];
+    if (c[PA_CTR_FILE_COST] + c[PA_CTR_ANON_COST] > lrusize / 4) {
+        c[PA_CTR_FILE_COST] /= 2;
+        c[PA_CTR_ANON_COST] /= 2;
+    }
+}
+
+/* The task waits for a page's IO.  Only a refault of the workingset (a folio
+ * with PG_workingset: swap_read_folio(), filemap_read_folio()) is a memory
+ * stall for PSI; any other read is plain IO time. */
+static void refault_wait(pa_machine *m, unsigned ws, uint64_t us)
+{
+    if (ws & WORKINGSET_REFAULT_RESTORE)
+        reclaim_stall(m, us);
+    else
+        m->ticks += us;
+}
+
+/* folio_mark_accessed() (mm/swap.c) for a page cache read: the first access
+ * sets PG_referenced, the second activates an inactive folio */
+static void folio_mark_accessed(pa_machine *m, uint64_t pfn)
+{
+    struct pa_page *p = &m->pages[pfn];
+    if (!(p->flags & PA_PG_REFERENCED)) {
+        p->flags |= PA_PG_REFERENCED;
+    } else if (!(p->flags & PA_PG_ACTIVE)) {
+        lru_move(m, pfn, page_lru(m, pfn) + 1);      /* folio_activate() */
+        m->ctr[PA_CTR_PGACTIVATE]++;
+        p->flags &= (uint8_t)~PA_PG_REFERENCED;
+        workingset_age_nonresident(m, 1);       /* workingset_activation() */
+    }
+}
+
+/* An access to page pfn of mm, present now.  A process's page is mapped: the
+ * access sets its pte's accessed bit (no hardware here sets it: every touch,
+ * user_read and user_write does), which folio_referenced() reads and clears.
+ * A file is read and written through the page cache (read(), write(), no
+ * mmap): filemap_read() marks the folio accessed, a write does not
+ * (FGP_WRITEBEGIN has no FGP_ACCESSED). */
+static void mark_accessed(pa_machine *m, const struct pa_mm *mm, uint64_t pfn, int64_t flags)
+{
+    if (!mm->is_file)
+        m->lru_ext[pfn] |= PA_PGX_YOUNG;
+    else if (!(flags & (PA_FAULT_WRITE | FAULT_RW_WRITE)))
+        folio_mark_accessed(m, pfn);
+}
+
 /* bring page idx of mm into memory: a new zeroed page, a page read from
  * swap or from the disk; PA_ENOMEM (or the like) when no page can be had */
 static int fault_in(pa_machine *m, int64_t id, uint64_t idx, uint32_t gfp)
@@ -435,9 +511,10 @@ static int fault_in(pa_machine *m, int64_t id, uint64_t idx, uint32_t gfp)
     p->priv = (uint32_t)id;
     m->pg_index[pfn] = (uint32_t)idx;
     unsigned char *dst = page_mem(m, (uint64_t)pfn);
+    unsigned ws = 0;
     switch (ENT_STATE(e)) {
     case ENT_SWAP: {
-        uint64_t slot = ENT_VAL(e);
+        uint64_t slot = ENT_VAL(e), shadow = workingset_swap_shadow_take(m, slot);
         memcpy(dst, m->swap + (slot << PA_PAGE_SHIFT), PA_PAGE_SIZE);
         swap_slot_free(m, slot);
         mm->swapents--;
@@ -445,13 +522,14 @@ static int fault_in(pa_machine *m, int64_t id, uint64_t idx, uint32_t gfp)
         m->ctr[PA_CTR_PGFAULT]++;           /* handle_mm_fault() counts every fault */
         m->ctr[PA_CTR_PGMAJFAULT]++;
         m->ctr[PA_CTR_PGPGIN] += PA_PAGE_SIZE / 1024;
-        m->ctr[PA_CTR_WORKINGSET_REFAULT_ANON]++;
-        reclaim_stall(m, SWAP_IN_US);
+        ws = shadow ? workingset_refault(m, shadow, false) : 0;
+        refault_wait(m, ws, SWAP_IN_US);
         break;
     }
     case ENT_DISK:
-        /* a cache page that reclaim dropped comes back: a refault */
-        m->ctr[PA_CTR_WORKINGSET_REFAULT_FILE]++;
+        /* a cache page that reclaim evicted comes back: its shadow says how recently */
+        if (ENT_VAL(e))
+            ws = workingset_refault(m, ENT_VAL(e), true);
         /* fall through */
     default:
         if (mm->is_file) {
@@ -462,12 +540,10 @@ static int fault_in(pa_machine *m, int64_t id, uint64_t idx, uint32_t gfp)
             if (!fault_reads_page(m, mm, id, idx, gfp))
                 break;
             m->ctr[PA_CTR_PGPGIN] += PA_PAGE_SIZE / 1024;
-            if (ENT_STATE(e) == ENT_DISK)
-                reclaim_stall(m, READ_PAGE_US);
-            else
-                m->ticks += READ_PAGE_US;
+            refault_wait(m, ws, READ_PAGE_US);
         } else {
-            memset(dst, 0, PA_PAGE_SIZE);
+            if (!(gfp & GFP_ZERO_BIT))      /* else prep_new_page() zeroed it (if it had to) */
+                memset(dst, 0, PA_PAGE_SIZE);
             m->ctr[PA_CTR_PGFAULT]++;
         }
         break;
@@ -477,7 +553,11 @@ static int fault_in(pa_machine *m, int64_t id, uint64_t idx, uint32_t gfp)
     if (mm->ent[idx] & ENT_MLOCKED && !mm->is_file)
         mlock_new_page(m, (uint64_t)pfn);
     else
-        lru_add(m, (uint64_t)pfn, mm->is_file ? LRU_INACTIVE_FILE : LRU_INACTIVE_ANON);
+        lru_add(m, (uint64_t)pfn, (mm->is_file ? LRU_INACTIVE_FILE : LRU_INACTIVE_ANON) + !!(ws & WORKINGSET_REFAULT_ACTIVATE));
+    if (ws & WORKINGSET_REFAULT_RESTORE) {
+        m->lru_ext[pfn] |= PA_PGX_WORKINGSET;
+        lru_note_cost(m, mm->is_file, 1, 0);    /* lru_note_cost_refault() */
+    }
     return PA_OK;
 }
 
@@ -524,13 +604,9 @@ static int mm_fault(pa_machine *m, int64_t id, uint64_t start, uint64_t nr, uint
         if (idx >= mm->cap && (rc = mm_reserve(mm, idx + 1)))
             return rc;
         uint64_t e = mm->ent[idx];
-        if (ENT_STATE(e) == ENT_PRESENT) {
-            m->pages[ENT_VAL(e)].flags |= PA_PG_REFERENCED;
-        } else {
-            rc = fault_in(m, id, idx, gfp);
-            if (rc)
-                return rc;
-        }
+        if (ENT_STATE(e) != ENT_PRESENT && (rc = fault_in(m, id, idx, gfp)))
+            return rc;
+        mark_accessed(m, mm, ENT_VAL(mm->ent[idx]), flags);
         if (idx >= mm->nr_pages)
             mm->nr_pages = idx + 1;
         if (mm->is_file && (flags & PA_FAULT_WRITE))
@@ -590,7 +666,7 @@ PA_ENTRY(int, pa_mm_rw, (pa_machine *m, int64_t id, int64_t offset, int64_t n, u
     rw_pin.last = last;
     rw_pin.offset = (uint64_t)offset;
     rw_pin.end = end;
-    int rc = mm_fault(m, id, first, last - first + 1, (uint32_t)gfp, 0, &done);
+    int rc = mm_fault(m, id, first, last - first + 1, (uint32_t)gfp, write ? FAULT_RW_WRITE : 0, &done);
     rw_pin.m = NULL;
     if (rc) {
         if (write && mm->is_file)
@@ -757,18 +833,86 @@ static bool inactive_is_low(const pa_machine *m, unsigned inactive_lru)
     return inactive * ratio < active;
 }
 
-/* shrink_active_list(): age nr pages from the active tail to the inactive head */
-static void shrink_active_list(pa_machine *m, uint64_t nr, unsigned active_lru)
+/* Pages of zones above sc->reclaim_idx that isolate_lru_folios() passes over:
+ * off the list while the scan goes on, back at its head afterwards (as the
+ * kernel splices folios_skipped), counted in pgskip_<zone>. */
+struct lru_skipped {
+    uint64_t head, tail, nr;
+};
+
+static bool lru_skip(pa_machine *m, const struct scan_control *sc, struct lru_skipped *sk, uint64_t pfn)
 {
+    unsigned zid = (unsigned)(pa_zone_of(m, pfn) - m->zones);
+    if (zid <= sc->reclaim_idx || sk->nr >= SWAP_CLUSTER_MAX_SKIPPED)
+        return false;
+    lru_del(m, pfn);
+    m->pages[pfn].next = PA_NIL;
+    if (sk->tail == PA_NIL)
+        sk->head = pfn;
+    else
+        m->pages[sk->tail].next = (uint32_t)pfn;
+    sk->tail = pfn;
+    sk->nr++;
+    m->ctr[PA_CTR_PGSKIP_DMA + zid]++;
+    return true;
+}
+
+static void lru_skipped_putback(pa_machine *m, struct lru_skipped *sk, unsigned lru)
+{
+    for (uint64_t pfn = sk->head, next; pfn != PA_NIL; pfn = next) {
+        next = m->pages[pfn].next;
+        lru_add(m, pfn, lru);
+    }
+}
+
+/* folio_referenced() of a page mapped at most once: test and clear its pte's accessed bit */
+static bool folio_referenced(pa_machine *m, uint64_t pfn)
+{
+    bool young = m->lru_ext[pfn] & PA_PGX_YOUNG;
+    m->lru_ext[pfn] &= (uint8_t)~PA_PGX_YOUNG;
+    return young;
+}
+
+/* shrink_active_list(): age nr pages from the active tail to the inactive
+ * head.  Their pte references are cleared (no VM_EXEC file pages to rotate),
+ * PG_referenced stays, and they become PG_workingset: a refault after their
+ * eviction is thrashing. */
+static void shrink_active_list(pa_machine *m, const struct scan_control *sc, uint64_t nr, unsigned active_lru)
+{
+    struct lru_skipped sk = {PA_NIL, PA_NIL, 0};
     uint64_t pfn = m->lru[active_lru].tail;
-    for (uint64_t i = 0; i < nr && pfn != PA_NIL; i++) {
+    for (uint64_t i = 0; i < nr && pfn != PA_NIL;) {
         uint64_t prev = m->pages[pfn].prev;
-        m->pages[pfn].flags &= (uint8_t)~PA_PG_REFERENCED;
-        lru_move(m, pfn, active_lru - 1);
         m->ctr[PA_CTR_PGREFILL]++;
-        m->ctr[PA_CTR_PGDEACTIVATE]++;
+        if (!lru_skip(m, sc, &sk, pfn)) {
+            folio_referenced(m, pfn);
+            m->lru_ext[pfn] |= PA_PGX_WORKINGSET;
+            lru_move(m, pfn, active_lru - 1);
+            m->ctr[PA_CTR_PGDEACTIVATE]++;
+            i++;
+        }
         pfn = prev;
     }
+    lru_skipped_putback(m, &sk, active_lru);
+}
+
+enum folio_references { FOLIOREF_RECLAIM, FOLIOREF_RECLAIM_CLEAN, FOLIOREF_KEEP, FOLIOREF_ACTIVATE };
+
+/* folio_check_references(): a mapped page referenced since the last scan gets
+ * another trip around the inactive list (it starts out referenced by the
+ * fault that mapped it), and is activated if it is referenced again; a page
+ * cache page marked accessed once is still reclaimed */
+static enum folio_references folio_check_references(pa_machine *m, uint64_t pfn, bool file)
+{
+    struct pa_page *p = &m->pages[pfn];
+    bool referenced_ptes = folio_referenced(m, pfn);
+    bool referenced_folio = p->flags & PA_PG_REFERENCED;
+    p->flags &= (uint8_t)~PA_PG_REFERENCED;
+    if (referenced_ptes) {
+        p->flags |= PA_PG_REFERENCED;
+        return referenced_folio ? FOLIOREF_ACTIVATE : FOLIOREF_KEEP;
+    }
+    return referenced_folio && file ? FOLIOREF_RECLAIM_CLEAN : FOLIOREF_RECLAIM;
 }
 
 /* shrink_folio_list() for one page taken from an inactive tail: true if it
@@ -777,17 +921,21 @@ static bool shrink_folio(pa_machine *m, struct scan_control *sc, uint64_t pfn, u
 {
     struct pa_page *p = &m->pages[pfn];
     bool file = lru == LRU_INACTIVE_FILE;
-    if (p->flags & PA_PG_REFERENCED) {
-        p->flags &= (uint8_t)~PA_PG_REFERENCED;
-        lru_move(m, pfn, lru + 1);
-        m->ctr[PA_CTR_PGACTIVATE]++;
-        return false;
-    }
     struct pa_mm *mm = &m->mms[p->priv];
     uint64_t idx = m->pg_index[pfn];
     uint64_t *e = &mm->ent[idx];
     if (rw_pinned(m, p->priv, idx)) {
         lru_move(m, pfn, lru);              /* in use by the read or write: keep */
+        return false;
+    }
+    enum folio_references ref = folio_check_references(m, pfn, file);
+    if (ref == FOLIOREF_ACTIVATE) {
+        lru_move(m, pfn, lru + 1);
+        m->ctr[PA_CTR_PGACTIVATE]++;
+        return false;
+    }
+    if (ref == FOLIOREF_KEEP) {
+        lru_move(m, pfn, lru);
         return false;
     }
     if (!file) {
@@ -799,6 +947,7 @@ static bool shrink_folio(pa_machine *m, struct scan_control *sc, uint64_t pfn, u
         memcpy(m->swap + (slot << PA_PAGE_SHIFT), page_mem(m, pfn), PA_PAGE_SIZE);
         m->ctr[PA_CTR_NR_SWAP_FREE]--;
         *e = MK_ENT(slot, ENT_SWAP);
+        workingset_swap_shadow_set(m, slot, workingset_eviction(m, pfn));
         mm->rss--;
         mm->swapents++;
         m->ctr[PA_CTR_PSWPOUT]++;
@@ -815,7 +964,7 @@ static bool shrink_folio(pa_machine *m, struct scan_control *sc, uint64_t pfn, u
             m->ctr[PA_CTR_PGACTIVATE]++;
             return false;
         }
-        *e = MK_ENT(0, ENT_DISK);
+        *e = MK_ENT(workingset_eviction(m, pfn), ENT_DISK);   /* the shadow takes the page's slot */
         mm->rss--;
     }
     release_page(m, pfn);
@@ -824,24 +973,36 @@ static bool shrink_folio(pa_machine *m, struct scan_control *sc, uint64_t pfn, u
     return true;
 }
 
+/* shrink_inactive_list(): skipped pages count as scanned (isolate_lru_folios'
+ * total_scan); the pages written and the pages kept are the list's cost */
 static void shrink_inactive_list(pa_machine *m, struct scan_control *sc, uint64_t nr, unsigned lru)
 {
-    uint64_t pfn = m->lru[lru].tail, taken = 0, unqueued_dirty = 0;
-    for (uint64_t i = 0; i < nr && pfn != PA_NIL; i++) {
+    struct lru_skipped sk = {PA_NIL, PA_NIL, 0};
+    uint64_t pfn = m->lru[lru].tail, scanned = 0, reclaimed = 0, io = sc->written + sc->swapped;
+    uint64_t taken = 0, unqueued_dirty = 0;
+    for (uint64_t i = 0; i < nr && pfn != PA_NIL;) {
         uint64_t prev = m->pages[pfn].prev;
-        taken++;
-        /* folio_check_dirty_writeback(): only file folios count, before their references */
-        unqueued_dirty += lru == LRU_INACTIVE_FILE && mm_page_dirty(&m->mms[m->pages[pfn].priv], m->pg_index[pfn]);
         sc->nr_scanned++;
+        scanned++;
         m->ctr[lru == LRU_INACTIVE_FILE ? PA_CTR_PGSCAN_FILE : PA_CTR_PGSCAN_ANON]++;
         m->ctr[sc->is_kswapd ? PA_CTR_PGSCAN_KSWAPD : PA_CTR_PGSCAN_DIRECT]++;
         sc->work_us += PA_SCAN_PAGE_US;
-        if (shrink_folio(m, sc, pfn, lru)) {
-            sc->nr_reclaimed++;
-            sc->work_us += PA_RECLAIM_PAGE_US;
+        if (!lru_skip(m, sc, &sk, pfn)) {
+            i++;
+            taken++;
+            /* folio_check_dirty_writeback(): only file folios count, before their references */
+            unqueued_dirty += lru == LRU_INACTIVE_FILE
+                              && mm_page_dirty(&m->mms[m->pages[pfn].priv], m->pg_index[pfn]);
+            if (shrink_folio(m, sc, pfn, lru)) {
+                sc->nr_reclaimed++;
+                reclaimed++;
+                sc->work_us += PA_RECLAIM_PAGE_US;
+            }
         }
         pfn = prev;
     }
+    lru_skipped_putback(m, &sk, lru);
+    lru_note_cost(m, lru == LRU_INACTIVE_FILE, sc->written + sc->swapped - io, scanned - reclaimed);
     /* "the flushers are not doing their job": nudge them (shrink_inactive_list()) */
     if (taken && unqueued_dirty == taken) {
         wakeup_flusher_threads(m);
@@ -850,21 +1011,81 @@ static void shrink_inactive_list(pa_machine *m, struct scan_control *sc, uint64_
     }
 }
 
-/* get_scan_count(): how many pages of each list to look at this round */
+/* lruvec_lru_size(): the pages of a list in the zones up to zone_idx */
+static uint64_t lruvec_lru_size(const pa_machine *m, unsigned lru, unsigned zone_idx)
+{
+    uint64_t size = 0;
+    for (unsigned zid = 0; zid <= zone_idx && zid < PA_MAX_NR_ZONES; zid++)
+        size += m->zones[zid].nr_lru[lru];
+    return size;
+}
+
+/* prepare_scan_control()'s file_is_tiny: the cache and free memory together
+ * are below the high watermarks, and anon has enough inactive pages to take
+ * the pressure instead (the cache trap: a tiny thrashing file LRU would
+ * otherwise draw all the scanning) */
+static bool file_is_tiny(const pa_machine *m, const struct scan_control *sc, int priority)
+{
+    uint64_t free = 0, total_high_wmark = 0;
+    for (int zid = 0; zid < PA_MAX_NR_ZONES; zid++) {
+        free += m->zones[zid].nr_free_pages;
+        if (m->zones[zid].managed)
+            total_high_wmark += m->zones[zid].wmark[2];
+    }
+    uint64_t file = lru_size(m, LRU_ACTIVE_FILE) + lru_size(m, LRU_INACTIVE_FILE);
+    return file + free <= total_high_wmark && !(sc->may_deactivate & DEACTIVATE_ANON)
+           && (lru_size(m, LRU_INACTIVE_ANON) >> priority);
+}
+
+/* prepare_scan_control()'s may_deactivate: age a type's active list when its
+ * inactive list is low, or when refaults activated pages since the last
+ * reclaim run (a new workingset is forming: the old active pages are stale) */
+static void prepare_scan_control(const pa_machine *m, struct scan_control *sc)
+{
+    const uint64_t *c = m->ctr;
+    sc->may_deactivate = 0;
+    if (c[PA_CTR_WORKINGSET_ACTIVATE_ANON] != c[PA_CTR_REFAULTS_ANON] || inactive_is_low(m, LRU_INACTIVE_ANON))
+        sc->may_deactivate |= DEACTIVATE_ANON;
+    if (c[PA_CTR_WORKINGSET_ACTIVATE_FILE] != c[PA_CTR_REFAULTS_FILE] || inactive_is_low(m, LRU_INACTIVE_FILE))
+        sc->may_deactivate |= DEACTIVATE_FILE;
+}
+
+/* snapshot_refaults(): a reclaim run ended */
+static void snapshot_refaults(pa_machine *m)
+{
+    m->ctr[PA_CTR_REFAULTS_ANON] = m->ctr[PA_CTR_WORKINGSET_ACTIVATE_ANON];
+    m->ctr[PA_CTR_REFAULTS_FILE] = m->ctr[PA_CTR_WORKINGSET_ACTIVATE_FILE];
+}
+
+/* get_scan_count(): how many pages of each list to look at this round.  No
+ * swap: file only; priority 0 (close to OOM): both by size; a tiny file LRU:
+ * anon only; plenty of inactive cache (cache_trim_mode): file only; else in
+ * proportion to swappiness and inversely to each type's recent cost
+ * (lru_note_cost), a third of the pressure at least. */
 static void get_scan_count(pa_machine *m, struct scan_control *sc, int priority, uint64_t nr[NR_LRU_LISTS])
 {
-    uint64_t file = lru_size(m, LRU_INACTIVE_FILE) + lru_size(m, LRU_ACTIVE_FILE);
     enum { SCAN_EQUAL, SCAN_FRACT, SCAN_ANON, SCAN_FILE } balance = SCAN_FRACT;
+    uint64_t swappiness = m->vm_sysctl[PA_SYSCTL_SWAPPINESS], fraction[2] = {0, 0}, denominator = 1;
     if (!sc->may_swap)
         balance = SCAN_FILE;
-    else if (!file)
+    else if (!priority && swappiness)
+        balance = SCAN_EQUAL;
+    else if (file_is_tiny(m, sc, priority))
         balance = SCAN_ANON;
-    else if ((lru_size(m, LRU_INACTIVE_FILE) >> priority) && !inactive_is_low(m, LRU_INACTIVE_FILE))
+    else if ((lru_size(m, LRU_INACTIVE_FILE) >> priority) && !(sc->may_deactivate & DEACTIVATE_FILE))
         balance = SCAN_FILE;        /* cache_trim_mode: plenty of inactive cache to trim */
+    if (balance == SCAN_FRACT) {
+        uint64_t total_cost = m->ctr[PA_CTR_ANON_COST] + m->ctr[PA_CTR_FILE_COST];
+        uint64_t anon_cost = total_cost + m->ctr[PA_CTR_ANON_COST];
+        uint64_t file_cost = total_cost + m->ctr[PA_CTR_FILE_COST];
+        total_cost = anon_cost + file_cost;
+        fraction[0] = swappiness * (total_cost + 1) / (anon_cost + 1);
+        fraction[1] = (MAX_SWAPPINESS - swappiness) * (total_cost + 1) / (file_cost + 1);
+        denominator = fraction[0] + fraction[1];
+    }
     for (unsigned lru = 0; lru < NR_LRU_LISTS; lru++) {
         bool is_file = lru >= LRU_INACTIVE_FILE;
-        uint64_t size = lru_size(m, lru);
-        uint64_t scan = priority ? size >> priority : size;
+        uint64_t scan = lruvec_lru_size(m, lru, sc->reclaim_idx) >> priority;
         switch (balance) {
         case SCAN_FILE:
             scan = is_file ? scan : 0;
@@ -873,8 +1094,7 @@ static void get_scan_count(pa_machine *m, struct scan_control *sc, int priority,
             scan = is_file ? 0 : scan;
             break;
         case SCAN_FRACT:
-            /* equal recent costs: anon gets swappiness, file 200 - swappiness */
-            scan = scan * (is_file ? 200 - SWAPPINESS : SWAPPINESS) / 200;
+            scan = scan * fraction[is_file] / denominator;
             break;
         default:
             break;
@@ -897,8 +1117,8 @@ static void shrink_lruvec_batch(pa_machine *m, struct scan_control *sc, uint64_t
         uint64_t batch = nr[lru] < SWAP_CLUSTER_MAX ? nr[lru] : SWAP_CLUSTER_MAX;
         nr[lru] -= batch;
         if (lru & 1) {
-            if (inactive_is_low(m, lru - 1))
-                shrink_active_list(m, batch, lru);
+            if (sc->may_deactivate & (lru >= LRU_INACTIVE_FILE ? DEACTIVATE_FILE : DEACTIVATE_ANON))
+                shrink_active_list(m, sc, batch, lru);
         } else {
             shrink_inactive_list(m, sc, batch, lru);
         }
@@ -910,7 +1130,7 @@ static void shrink_node_done(pa_machine *m, struct scan_control *sc, bool progre
 {
     /* keep aging anonymous pages even when only the cache was scanned */
     if (sc->may_swap && inactive_is_low(m, LRU_INACTIVE_ANON))
-        shrink_active_list(m, SWAP_CLUSTER_MAX, LRU_ACTIVE_ANON);
+        shrink_active_list(m, sc, SWAP_CLUSTER_MAX, LRU_ACTIVE_ANON);
     /* any progress makes the node worth kswapd's time again */
     if (progress)
         m->ctr[PA_CTR_KSWAPD_FAILURES] = 0;
@@ -920,6 +1140,7 @@ static void shrink_node_done(pa_machine *m, struct scan_control *sc, bool progre
 static void shrink_node(pa_machine *m, struct scan_control *sc, int priority)
 {
     uint64_t nr[NR_LRU_LISTS], reclaimed = sc->nr_reclaimed;
+    prepare_scan_control(m, sc);
     get_scan_count(m, sc, priority, nr);
     while (scan_left(nr)) {
         shrink_lruvec_batch(m, sc, nr);
@@ -934,6 +1155,7 @@ static void scan_control_init(pa_machine *m, struct scan_control *sc, uint32_t g
     memset(sc, 0, sizeof(*sc));
     sc->gfp = gfp;
     sc->is_kswapd = kswapd;
+    sc->reclaim_idx = PA_MAX_NR_ZONES - 1;
     sc->may_writepage = kswapd || ((gfp & GFP_IO_BIT) && (gfp & GFP_FS_BIT));
     sc->may_swap = (kswapd || (gfp & GFP_IO_BIT)) && m->ctr[PA_CTR_NR_SWAP_FREE] > 0;
 }
@@ -945,6 +1167,7 @@ uint64_t try_to_free_pages(pa_machine *m, uint32_t gfp, unsigned order, unsigned
     struct scan_control sc;
     scan_control_init(m, &sc, gfp, false);
     sc.nr_to_reclaim = SWAP_CLUSTER_MAX;
+    sc.reclaim_idx = highest;               /* gfp_zone(): the request's zones only */
     m->ctr[PA_CTR_ALLOCSTALL_DMA + highest]++;
     m->cost[PA_COST_SLEPT] = 1;
     for (int priority = DEF_PRIORITY; priority >= 0; priority--) {
@@ -958,6 +1181,7 @@ uint64_t try_to_free_pages(pa_machine *m, uint32_t gfp, unsigned order, unsigned
     m->cost[PA_COST_RECLAIMED] += sc.nr_reclaimed;
     m->cost[PA_COST_WRITTEN_BACK] += sc.written;
     m->cost[PA_COST_SWAPPED_OUT] += sc.swapped;
+    snapshot_refaults(m);
     reclaim_stall(m, 1 + sc.work_us);
     (void)order;
     return sc.nr_reclaimed;
@@ -1016,6 +1240,7 @@ static void balance_pgdat_done(pa_machine *m)
     struct pa_kswapd *k = &m->kt.kswapd;
     if (!k->run_reclaimed && !pgdat_balanced(m, 0, m->kswapd_highest))
         m->ctr[PA_CTR_KSWAPD_FAILURES]++;
+    snapshot_refaults(m);
     k->priority = 0;
     if (prepare_kswapd_sleep(m)) {
         /* kswapd_try_to_sleep(): a balanced node hands the order to kcompactd first */
@@ -1055,6 +1280,8 @@ uint64_t balance_pgdat_batch(pa_machine *m)
     }
     struct scan_control sc;
     scan_control_init(m, &sc, GFP_IO_BIT | GFP_FS_BIT | GFP_DIRECT_RECLAIM_BIT | GFP_KSWAPD_RECLAIM_BIT, true);
+    sc.reclaim_idx = highest;
+    prepare_scan_control(m, &sc);       /* per batch: the kernel's is per round */
     for (unsigned zid = 0; zid <= highest && zid < PA_MAX_NR_ZONES; zid++) {
         const struct pa_zone *z = &m->zones[zid];
         if (z->managed)
@@ -1130,12 +1357,16 @@ void reclaim_machine_free(pa_machine *m)
     }
     free(m->mms);
     free(m->pg_index);
+    free(m->lru_ext);
+    free(m->swap_shadow);
     free(m->swap_free);
     if (m->swap)
         pa_unmap(m->swap, m->swap_pages << PA_PAGE_SHIFT);
     m->mms = NULL;
     m->nr_mms = m->cap_mms = 0;
     m->pg_index = NULL;
+    m->lru_ext = NULL;
+    m->swap_shadow = NULL;
     m->swap_free = NULL;
     m->swap = NULL;
     m->swap_pages = 0;

@@ -667,6 +667,31 @@ static void save_writeback(const pa_machine *m, struct snap_out *o)
         }
 }
 
+/* workingset: n + n x (pfn, PGX_* bits) of the LRU pages with bits, ascending pfn; n + n x
+ * (slot, shadow) of the swap slots with a shadow, ascending slot.  A file's shadows ride in its
+ * mm entries; the clock and the costs are counters. */
+static void save_workingset(const pa_machine *m, struct snap_out *o)
+{
+    uint64_t n = 0;
+    for (uint64_t pfn = 0; m->lru_ext && pfn < m->nr_pages; pfn++)
+        n += m->lru_ext[pfn] != 0;
+    put(o, n);
+    for (uint64_t pfn = 0; n && pfn < m->nr_pages; pfn++)
+        if (m->lru_ext[pfn]) {
+            put(o, pfn);
+            put(o, m->lru_ext[pfn]);
+        }
+    n = 0;
+    for (uint64_t slot = 0; m->swap_shadow && slot < m->swap_pages; slot++)
+        n += m->swap_shadow[slot] != 0;
+    put(o, n);
+    for (uint64_t slot = 0; n && slot < m->swap_pages; slot++)
+        if (m->swap_shadow[slot]) {
+            put(o, slot);
+            put(o, m->swap_shadow[slot]);
+        }
+}
+
 static void save_core(pa_machine *m, struct snap_out *o, bool exhaustive)
 {
     save_machine(m, o);
@@ -689,6 +714,7 @@ static void save_core(pa_machine *m, struct snap_out *o, bool exhaustive)
     save_writeback(m, o);
     save_compaction(m, o);
     save_sysctl(m, o);
+    save_workingset(m, o);
     save_mlock(m, o);
 }
 
@@ -809,8 +835,10 @@ PA_ENTRY(int, pa_snapshot_put_pages, (pa_machine *m, const int64_t *pfns, const 
     for (int64_t i = 0; i < n; i++)
         if (pfns[i] < 0 || (uint64_t)pfns[i] >= m->nr_pages)
             return PA_EINVAL;
-    for (int64_t i = 0; i < n; i++)
+    for (int64_t i = 0; i < n; i++) {
+        arena_touch(m, (uint64_t)pfns[i], 1);
         memcpy(m->mem + ((uint64_t)pfns[i] << PA_PAGE_SHIFT), buf + (uint64_t)i * PA_PAGE_SIZE, PA_PAGE_SIZE);
+    }
     return PA_OK;
 }
 
@@ -1327,11 +1355,12 @@ static int load_mm(pa_machine *m, struct pa_mm *mm, struct snap_in *in)
         uint64_t e = get(in);
         unsigned st = (unsigned)(e & 3u);
         uint64_t val = e >> 3;
+        bool dirty = (e & 4u) != 0;
         /* bit 2 is a file page's dirty bit and an anonymous page's mlock (ENT_MLOCKED) */
         if (st == 0u ? e != 0 && (mm->is_file || e != ENT_MLOCKED)
             : st == 1u ? val >= m->nr_pages
             : st == 2u ? mm->is_file || val >= m->swap_next || in->swap_used[val]
-            : !mm->is_file || e != 3u)
+            : !mm->is_file || (e != 3u && (dirty || !workingset_shadow_valid(val))))
             BAD();
         if (st == 2u)
             in->swap_used[val] = 1;
@@ -1717,6 +1746,41 @@ static int load_sysctl(pa_machine *m, struct snap_in *in)
     return PA_OK;
 }
 
+/* the bits go on LRU pages only (those the rmap named), the shadows on slots an mm entry names */
+static int load_workingset(pa_machine *m, struct snap_in *in)
+{
+    if (m->pg_index && !m->lru_ext && !(m->lru_ext = calloc(m->nr_pages, sizeof(*m->lru_ext))))
+        return PA_ENOMEM;
+    uint64_t n = get_max(in, m->nr_pages), last = U64_NIL;
+    CHECK();
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t pfn = get_max(in, m->nr_pages - 1), bits = get(in);
+        CHECK();
+        const struct pa_page *p = &m->pages[pfn];
+        if (!m->lru_ext || (p->flags & (PA_PG_LRU | PA_PG_ALLOC)) != (PA_PG_LRU | PA_PG_ALLOC)
+            || (p->kind != PA_KIND_ANON && p->kind != PA_KIND_FILE) || !bits
+            || (bits & ~(uint64_t)(PA_PGX_YOUNG | PA_PGX_WORKINGSET)) || (last != U64_NIL && pfn <= last))
+            BAD();
+        m->lru_ext[pfn] = (uint8_t)bits;
+        last = pfn;
+    }
+    n = get_max(in, m->swap_pages);
+    last = U64_NIL;
+    CHECK();
+    if (n && !(m->swap_shadow = calloc(m->swap_pages, sizeof(*m->swap_shadow))))
+        return PA_ENOMEM;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t slot = get_max(in, m->swap_pages - 1), shadow = get(in);
+        CHECK();
+        if (!in->swap_used || in->swap_used[slot] != 1 || !workingset_shadow_valid(shadow)
+            || (last != U64_NIL && slot <= last))
+            BAD();
+        m->swap_shadow[slot] = shadow;
+        last = slot;
+    }
+    return PA_OK;
+}
+
 /* the unevictable LRU; reclaim_check() then walks it against the zones' counts */
 static int load_mlock(pa_machine *m, struct snap_in *in)
 {
@@ -1738,6 +1802,7 @@ static const section_loader load_sections[] = {
     load_machine, load_pgd, load_pageblocks, load_zones, load_reclaim, load_descriptors, load_rmap,
     load_caches, load_cache_order, load_kmalloc, load_slabs, link_cache_slabs, load_mms, load_swap,
     load_slab_random, load_percpu, load_pcp, load_kthreads, load_writeback, load_compaction, load_sysctl,
+    load_workingset,
     load_mlock,
 };
 

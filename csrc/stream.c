@@ -14,8 +14,12 @@
  *    path would write, raises or records it, and resumes at pos + 1;
  *  - PA_EDEFER: an operation this loop does not do itself (vmalloc and vfree,
  *    whose address space lives in Python; any kind added later; masks whose
- *    per-call path prints a warning first, __GFP_NOFAIL and the slab bug
- *    mask).  Python performs it through the per-call API and resumes;
+ *    per-call path may print what the loop cannot: the slab bug mask, and
+ *    __GFP_NOFAIL above order 1, which __alloc_pages_slowpath() warns about).
+ *    Python performs it through the per-call API and resumes.  Any other
+ *    __GFP_NOFAIL op runs here: the core already has its semantics (the
+ *    reserves once the OOM killer is helpless, buddy.c), and its failure
+ *    stops the loop like any other, for Python's report;
  *  - any status a newer core returns (PA_EOOM from reclaim, say) is passed up
  *    the same way, untouched.
  * It also pauses with PA_OK when the trace buffer holds run->trace_limit
@@ -123,7 +127,7 @@ static int64_t run_op(pa_machine *m, struct pa_run *r, int64_t i, const struct p
     int64_t phys;
     switch (op->kind) {
     case PA_OP_KMALLOC:
-        if (pa_unlikely(op->gfp & (OP_SLAB_BUG_MASK | GFP_NOFAIL_BIT)))
+        if (pa_unlikely(op->gfp & OP_SLAB_BUG_MASK))
             return PA_EDEFER;
         return slab_kmalloc(m, op->arg, op->gfp, caller);
     case PA_OP_KFREE:
@@ -142,14 +146,14 @@ static int64_t run_op(pa_machine *m, struct pa_run *r, int64_t i, const struct p
             return phys;
         return freed(r, op->handle, slab_kfree(m, phys, caller));
     case PA_OP_KREALLOC:
-        if (pa_unlikely(op->gfp & (OP_SLAB_BUG_MASK | GFP_NOFAIL_BIT)))
+        if (pa_unlikely(op->gfp & OP_SLAB_BUG_MASK))
             return PA_EDEFER;
         return stream_krealloc(m, r, i, op, caller);
     case PA_OP_KMEM_CACHE_ALLOC:
         /* the cache first: the per-call path that a deferral takes must get a real one */
         if (op->cache < 0 || op->cache >= r->nr_caches)
             return PA_EINVAL;
-        if (pa_unlikely(op->gfp & (OP_SLAB_BUG_MASK | GFP_NOFAIL_BIT)))
+        if (pa_unlikely(op->gfp & OP_SLAB_BUG_MASK))
             return PA_EDEFER;
         return slab_cache_alloc(m, r->caches[op->cache], op->gfp, caller);
     case PA_OP_KMEM_CACHE_FREE:
@@ -162,7 +166,7 @@ static int64_t run_op(pa_machine *m, struct pa_run *r, int64_t i, const struct p
             return phys;
         return freed(r, op->handle, slab_cache_free(m, r->caches[op->cache], phys, caller));
     case PA_OP_ALLOC_PAGES:
-        if (pa_unlikely(op->gfp & GFP_NOFAIL_BIT))
+        if (pa_unlikely((op->gfp & GFP_NOFAIL_BIT) && (uint64_t)op->arg > 1))
             return PA_EDEFER;
         return buddy_alloc_pages(m, op->gfp, op->arg);
     case PA_OP_FREE_PAGES:

@@ -108,6 +108,9 @@ PG_MOVABLE = 0x10    # allocated with a movable migratetype (counts as movable f
 PG_LRU = 0x20        # on an LRU list (reclaim.py)
 PG_ACTIVE = 0x40     # on the active list of its type
 PG_REFERENCED = 0x80  # accessed since reclaim last looked
+# more per-page LRU state, one byte per page beside the descriptors (csrc/reclaim.c lru_ext[])
+PGX_YOUNG = 0x01      # a pte maps it with the accessed bit set (no hardware: set by every access)
+PGX_WORKINGSET = 0x02  # PG_workingset: deactivated from the active list, or restored by a refault
 
 # what a live allocation belongs to: which free function may release it
 KIND_PAGES = 1
@@ -342,6 +345,16 @@ COUNTER_TABLE = (
     ("compact_daemon_free_scanned", VM_EVENT),
     # echo 2 (or 3) > /proc/sys/vm/drop_caches (fs/drop_caches.c)
     ("drop_slab", VM_EVENT),
+    # LRU aging (mm/workingset.c, mm/vmscan.c): the working-set counters, pgskip_<zone>
+    # (isolate_lru_folios), and the lruvec's nonresident_age and anon/file costs (lru_note_cost)
+    ("workingset_nodes", NODE_STAT), ("workingset_activate_anon", NODE_STAT),
+    ("workingset_activate_file", NODE_STAT), ("workingset_restore_anon", NODE_STAT),
+    ("workingset_restore_file", NODE_STAT), ("workingset_nodereclaim", NODE_STAT),
+    ("pgskip_dma", VM_EVENT), ("pgskip_dma32", VM_EVENT), ("pgskip_normal", VM_EVENT),
+    ("pgskip_movable", VM_EVENT), ("pgskip_device", VM_EVENT),
+    ("nonresident_age", None), ("anon_cost", None), ("file_cost", None),
+    # lruvec->refaults[]: workingset_activate_anon/_file when the last reclaim run ended (snapshot_refaults)
+    ("refaults_anon", None), ("refaults_file", None),
     # mlock (mm/mlock.c): the unevictable LRU's size (a gauge; NR_MLOCK equals it here), then the
     # events; /proc/vmstat prints them in vmstat_text[] order
     ("nr_unevictable", NODE_STAT),
@@ -479,6 +492,7 @@ C_ENUMS = (
      ("PAGE_STATE_ALLOCATED", "PAGE_STATE_INTERIOR", "PAGE_STATE_FREE", "PAGE_STATE_OUT_OF_RANGE")),
     ("page descriptor flags", None,
      ("PG_BUDDY", "PG_ALLOC", "PG_HEAD", "PG_FREED", "PG_MOVABLE", "PG_LRU", "PG_ACTIVE", "PG_REFERENCED")),
+    ("per-page LRU state beside the descriptors (lru_ext[])", None, ("PGX_YOUNG", "PGX_WORKINGSET")),
     ("what a live allocation belongs to", None,
      ("KIND_PAGES", "KIND_SLAB", "KIND_LARGE_KMALLOC", "KIND_VMALLOC", "KIND_PGTABLE", "KIND_ANON", "KIND_FILE", "KIND_PCP")),
     ("x86-64 page table entry bits and the protections vmalloc uses", None, ("PTE_PRESENT", "KERNPG_TABLE")),

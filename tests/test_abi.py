@@ -118,11 +118,20 @@ def _pcp_section_words(m) -> int:
     return 2 + records * (6 + _abi.NR_PCP_LISTS)
 
 
+def _workingset_section_words(m) -> int:
+    """The words of the workingset section (format 5) the machine writes, read off a model twin."""
+    a = snapshot.read(snapshot.to_bytes(m), "model")._core._a
+    return 2 + 2 * len(a.lru_ext) + 2 * len(a.swap_shadow)
+
+
 def _as_v3(core: bytes, m) -> bytes:
     """Today's CORE section of a machine with every kconfig option off and drained pcp lists, in
     format 3's layout: without the machine scalars and the sections format 4 added (slab_random
-    and the per-cpu section, both empty here, then PCP)."""
-    for empty in (EMPTY_MLOCK, EMPTY_SYSCTL, EMPTY_COMPACTION, EMPTY_WRITEBACK):     # format 5's sections, empty here
+    and the per-cpu section, both empty here, then PCP) and those format 5 added."""
+    assert core.endswith(EMPTY_MLOCK)
+    core = core[:len(core) - len(EMPTY_MLOCK)]
+    core = core[:len(core) - 8 * _workingset_section_words(m)]
+    for empty in (EMPTY_SYSCTL, EMPTY_COMPACTION, EMPTY_WRITEBACK):     # format 5's sections, empty here
         assert core.endswith(empty)
         core = core[:len(core) - len(empty)]
     core = core[:len(core) - 8 * (_abi.NR_KTHREAD_INFO + _pcp_section_words(m))]    # kswapd's words, the pcp

@@ -183,7 +183,12 @@ def test_with_swap_memory_is_swapped_not_killed_and_comes_back(make_machine):
 @pytest.mark.parametrize("gfp,ok", [("GFP_KERNEL", True), ("GFP_NOFS", True), ("GFP_NOIO", False)])
 def test_swapping_needs_io(make_machine, gfp, ok):
     m, small, big = anon_machine(make_machine, swap="64M")
-    assert (m.alloc_pages(gfp) is not None) == ok
+    if ok:
+        assert m.alloc_pages(gfp) is not None
+    else:
+        # no swap-out without __GFP_IO, and no OOM kill without __GFP_FS: 6.18 retries for ever
+        with pytest.raises(pyalloc.AllocationWouldLoop):
+            m.alloc_pages(gfp)
     assert (m.last_alloc.swapped_out > 0) == ok
     assert m.last_alloc.oom_victim is None
     m.check()
@@ -285,8 +290,12 @@ def test_meminfo_vmstat_and_psi(make_machine):
     m.touch(p, 6000)
     m.write_file("/log", 2000)
     m.read_file("/lib", 3000)
+    # MemAvailable counts the part of the cache above the low watermarks
+    info = dict(re.findall(r"^([\w()]+):\s+(\d+)", m.proc("meminfo"), re.M))
+    assert int(info["MemAvailable"]) > int(info["MemFree"])
     q = m.spawn("other")
-    m.touch(q, 9000)
+    # more than the use-once cache can give: 6.18 reclaims it before the young anon pages, then swaps
+    m.touch(q, 11000)
     info = dict(re.findall(r"^([\w()]+):\s+(\d+)", m.proc("meminfo"), re.M))
     vm = dict(line.split() for line in m.proc("vmstat").splitlines())
     c = counters(m)
@@ -303,8 +312,6 @@ def test_meminfo_vmstat_and_psi(make_machine):
     zoneinfo = m.proc("zoneinfo")
     per_zone = sum(int(v) for v in re.findall(r"nr_zone_inactive_anon (\d+)", zoneinfo))
     assert per_zone == c["nr_inactive_anon"]
-    # MemAvailable counts the part of the cache above the low watermarks
-    assert int(info["MemAvailable"]) > int(info["MemFree"])
     psi = m.proc("pressure/memory")
     assert re.fullmatch(r"some avg10=\d+\.\d\d avg60=\d+\.\d\d avg300=\d+\.\d\d total=(\d+)\n"
                         r"full avg10=\d+\.\d\d avg60=\d+\.\d\d avg300=\d+\.\d\d total=(\d+)\n", psi)

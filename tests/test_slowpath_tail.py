@@ -10,7 +10,16 @@ import pytest
 import pyalloc
 from pyalloc import AllocationWouldLoop
 
-from test_reclaim import counters, drain, dirty_cache_machine
+from test_reclaim import counters, drain
+
+
+def anon_full_machine(make_machine):
+    """Memory full of one process's anonymous pages and no swap: reclaim frees nothing, only
+    the OOM killer could help."""
+    m = make_machine(mem="64M")
+    m.touch(m.spawn("hog"), 12000)
+    drain(m)
+    return m
 
 
 def fragmented_cache_machine(make_machine):
@@ -70,7 +79,7 @@ def test_costly_noio_retry_mayfail_gives_up_at_once(make_machine):
 
 @pytest.mark.parametrize("gfp", ["GFP_NOFS", "GFP_NOIO"])
 def test_nofs_that_only_the_oom_killer_could_satisfy_would_loop(make_machine, gfp):
-    m = dirty_cache_machine(make_machine)
+    m = anon_full_machine(make_machine)
     before = len(m.dmesg())
     with pytest.raises(AllocationWouldLoop) as e:
         m.alloc_pages(gfp)
@@ -80,7 +89,7 @@ def test_nofs_that_only_the_oom_killer_could_satisfy_would_loop(make_machine, gf
 
 
 def test_nofs_nofail_still_takes_the_reserves(make_machine):
-    m = dirty_cache_machine(make_machine)
+    m = anon_full_machine(make_machine)
     assert m.alloc_pages("GFP_NOFS|__GFP_NOFAIL") is not None
     assert m.last_alloc.reserves
 
@@ -162,6 +171,9 @@ def test_kcompactd_compacts_for_a_request_that_cannot_reclaim(make_machine):
     c0 = counters(m)
     psi0 = c0["psi_total_us"]
     m.alloc_pages("GFP_ATOMIC|__GFP_NOWARN", order=2)
+    # the node is not balanced at order 2, so kswapd is woken; it balances at order 0, finds
+    # nothing to do and hands the order to kcompactd as it goes to sleep (kswapd_try_to_sleep)
+    m.idle(1_000)
     c = counters(m)
     assert c["compact_daemon_wake"] == c0["compact_daemon_wake"] + 1
     assert c["compact_daemon_migrate_scanned"] > 0 and c["compact_daemon_free_scanned"] > 0

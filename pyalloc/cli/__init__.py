@@ -80,46 +80,36 @@ def cmd_proc(args) -> int:
 
 
 def cmd_replay(args) -> int:
-    from .. import read_trace
+    from ..tools.replay import replay_chunked
     t0 = time.perf_counter()
     try:
         size = None if args.trace == "-" else os.path.getsize(args.trace)
     except OSError:
         size = None
     bar = manners.progress(size, "B", force=args.progress, unit_scale=True, unit_divisor=1024)
-    stream = read_trace(args.trace, skip_bad=args.skip_bad, progress=None if bar is None else bar.update)
+
+    def machine(cpus: int) -> Machine:
+        cpus = cpus if args.cpus is None else max(args.cpus, cpus)
+        return Machine(mem=args.mem or "1G", cpus=cpus, backend=args.backend, slub_debug=args.slub_debug,
+                       swap=args.swap or 0, seed=args.seed)
+
+    # the capture is read and run a chunk at a time: memory follows its live objects, not its length
+    rep = replay_chunked(machine, args.trace, skip_bad=args.skip_bad, progress=None if bar is None else bar.update)
     if bar is not None:
         bar.close()
-    parse_s = time.perf_counter() - t0
-    st = stream.trace_stats
-    cpus = st["cpus"] if args.cpus is None else max(args.cpus, st["cpus"])
-    with Machine(mem=args.mem or "1G", cpus=cpus, backend=args.backend, slub_debug=args.slub_debug,
-                 swap=args.swap or 0, seed=args.seed) as m:
-        bar = manners.progress(len(stream), "op", force=args.progress, unit_scale=True)
-        n, chunk = len(stream), max(1, len(stream) // 200)
-        result = None
-        t0 = time.perf_counter()
-        for start in range(0, n, chunk if bar is not None else max(n, 1)):
-            end = min(n, start + (chunk if bar is not None else n))
-            result = m.run(stream, errors="record", start=start, end=end, result=result)
-            if bar is not None:
-                bar.update(end - start)
-        if result is None:
-            result = m.run(stream, errors="record")
-        run_s = time.perf_counter() - t0
-        if bar is not None:
-            bar.close()
-        failed = sum(1 for i in range(n) if result.raw[i] == -12)
+    m, stream, result, st, n = rep.machine, rep.stream, rep.result, rep.stream.trace_stats, rep.ops
+    with m:
+        parse_s, run_s = time.perf_counter() - t0 - rep.run_s, rep.run_s
         print(f"# {args.trace}: {st['lines']} lines, {st['events']} kmem events "
               f"({st['ignored_events']} other events, {st['bad_lines']} bad lines skipped) "
               f"parsed in {parse_s:.3f} s")
-        print(f"# {n} operations on a {m.mem >> 20} MiB machine with {cpus} CPUs, backend {m.backend}: "
+        print(f"# {n} operations on a {m.mem >> 20} MiB machine with {m.cpus} CPUs, backend {m.backend}: "
               f"{run_s:.3f} s ({n / run_s / 1e6 if run_s else 0:.2f} M ops/s)")
         print(f"# frees of objects allocated before the capture: {st['unmatched_frees']}; "
               f"the slab allocator's own page events: {st['slab_pages']}; "
-              f"allocations that failed here: {failed}; errors: {len(result.errors)}")
+              f"allocations that failed here: {rep.failed}; errors: {rep.nr_errors}")
         _replay_inference(st, stream.trace_bad)
-        for i, exc in result.errors[:10]:
+        for i, exc in rep.errors:
             print(f"#   op {i}: {type(exc).__name__}: {exc}")
         if args.verify:
             from ..tools import replay_verify

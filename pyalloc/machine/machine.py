@@ -495,6 +495,10 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, StreamAPI, TraceAPI, ViewsAPI, Ho
                             "__alloc_pages_slowpath.constprop.0")
         if r >= 0:
             return r
+        return self._alloc_nofail_failed(r, flags, order)
+
+    def _alloc_nofail_failed(self, r: int, flags: int, order):
+        """A __GFP_NOFAIL alloc_pages() failed (also a stream's, which ran in the core loop)."""
         if r == errors.ENOMEM and flags & _DIRECT_RECLAIM:
             self._log.emit(self._clock_ns(), (
                 f"{COMM}: __GFP_NOFAIL allocation of order:{show(order)}, mode:{flags:#x}"
@@ -575,7 +579,7 @@ class Machine(SlabAPI, VmallocAPI, ReclaimAPI, StreamAPI, TraceAPI, ViewsAPI, Ho
 # one thread at a time in the shared layer (threads.py); these touch only the core
 serialize(Machine, exclude=("read", "write", "memset", "page_address", "virt_to_phys", "virt_to_page",
                             "phys_to_virt", "is_vmalloc_addr", "on_cpu"),
-          also=("_alloc_failed_slow", "_alloc_pages_nofail", "_free_failed_slow", "_kmalloc_slow",
+          also=("_alloc_failed_slow", "_alloc_pages_nofail", "_alloc_nofail_failed", "_free_failed_slow", "_kmalloc_slow",
                 "_kmalloc_failed", "_cache_alloc_slow", "_cache_alloc_failed", "_free_slow", "_free_failed",
                 "_fault", "_kmalloc_on_failed", "_cache_alloc_on_failed", "_free_on_failed",
                 "_alloc_pages_on_failed", "_free_pages_on_failed", "_alloc_pages_on_slow", "_free_pages_on_slow"))

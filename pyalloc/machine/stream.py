@@ -23,7 +23,9 @@ The core loop stops at anything but a plain success and hands the op back
 (csrc/stream.c explains when); :meth:`StreamAPI.run` then does here what the
 per-call API does -- the same warnings in dmesg, the same exceptions -- and
 resumes at the next op.  Operations whose state lives in Python (vmalloc,
-vfree) and masks whose per-call path warns first always take that route.
+vfree) and masks whose per-call path may warn first (the slab bug mask,
+__GFP_NOFAIL above order 1) always take that route; other __GFP_NOFAIL ops
+stay in the core loop.
 """
 
 from __future__ import annotations
@@ -86,6 +88,8 @@ class Stream:
     trace_stats: dict[str, int]     # a stream read_trace() made: what it kept and skipped (trace.py)
     trace_expect: dict              # ... and what the trace implies is live at its end
     trace_bad: list                 # ... and the first bad lines it skipped: (line number, problem)
+    carried: array                  # trace_chunks(): the handles in the previous stream of its first ops
+    cache_first_op: dict            # a trace's: cache index -> its first op here (run() makes it there)
 
     def __init__(self) -> None:
         self._rec = array("Q")
@@ -137,6 +141,22 @@ class Stream:
             self._checked_sizes = (len(self.callers), len(self.caches), len(self.names))
             if cpu_v != ops_.OP_CPU_CURRENT and cpu_v > self._checked_cpu[0]:
                 self._checked_cpu = (cpu_v, index)
+        return index
+
+    def _carry(self, rec: array, h: int) -> int:
+        """A copy of record h of *rec*, a stream with this one's tables (trace_chunks: an
+        allocation an earlier stream left live); its handle."""
+        index = len(self._rec) >> 2
+        words = rec[4 * h:4 * h + 4]
+        self._rec.extend(words)
+        cpu = (words[0] >> 16) & 0xffff
+        if cpu != ops_.OP_CPU_CURRENT and cpu > self.max_cpu:
+            self.max_cpu = cpu
+        if self._checked == index:      # a checked record of the same tables stays checked
+            self._checked = index + 1
+            self._checked_sizes = (len(self.callers), len(self.caches), len(self.names))
+            if cpu != ops_.OP_CPU_CURRENT and cpu > self._checked_cpu[0]:
+                self._checked_cpu = (cpu, index)
         return index
 
     def _handle(self, h, kinds, what: str) -> int:
@@ -429,7 +449,14 @@ class StreamAPI(MachineState):
         self._stream_check_records(stream, end)
         # nothing has changed yet; from here on the machine learns the stream's names
         callers = array("q", [0] + [self._caller_id(name, None) for name in stream.callers[1:]])
-        caches = self._stream_caches(stream)
+        caches = self._stream_caches(stream, start)
+        # a trace's caches are made right before their first ops (cache_first_op), so
+        # where a run starts and stops changes nothing: the loop stops there to make one
+        first_op = getattr(stream, "cache_first_op", None) or {}
+        later = sorted(f for c, f in first_op.items() if type(c) is int and len(caches) <= c < len(stream.caches)
+                       and type(f) is int and f < end)
+        final: int = end
+        stop = min([final] + later[:1])
         tracer = getattr(self, "_tracer", None)
         limit = TRACE_LIMIT if tracer is not None else 0
         core = self._core
@@ -437,7 +464,7 @@ class StreamAPI(MachineState):
 
         def run_on() -> int:
             nonlocal pos
-            status, pos = core.stream_run(stream._rec, result.raw, result.state, callers, caches, pos, end, limit)
+            status, pos = core.stream_run(stream._rec, result.raw, result.state, callers, caches, pos, stop, limit)
             if tracer is not None:
                 self._trace_drain()
             return status
@@ -457,12 +484,16 @@ class StreamAPI(MachineState):
             # the OOM killer's turn, as in the per-call path: kill, then run op pos again
             status, _ = oom.retry(self, run_on, lambda s: s == _EOOM, self._comm, self._pid, False, last=run_op)
             if status == 0:
-                if pos >= end:
-                    break
+                if pos >= stop:
+                    if stop == final:
+                        break
+                    later.pop(0)
+                    caches.append(self._stream_cache(*stream.caches[len(caches)])._id)
+                    stop = min([final] + later[:1])
                 continue            # paused so the trace could be drained, or past a helpless op
             result.pos = pos
             pos = self._stream_stop(stream, result, pos, status, errors)
-        result.pos = end
+        result.pos = final
         return result
 
     # -- checks before the first op ----------------------------------------------------
@@ -515,13 +546,18 @@ class StreamAPI(MachineState):
             raise _bad_record(top_i, KIND_NAMES[stream.kind(top_i)],
                               f"cpu {top} is not a CPU of this machine ({self.cpus} CPUs)")
 
-    def _stream_caches(self, stream: Stream) -> array:
+    def _stream_caches(self, stream: Stream, start: int = 0) -> array:
         """The core ids of the stream's caches, created here when new; if one cannot be
-        created, the ones this call created are destroyed again."""
+        created, the ones this call created are destroyed again.  A cache whose first op
+        (``stream.cache_first_op``, a trace's) is at or after *start* is left for run()
+        to make there, and so are all after it."""
         made: list = []
         ids = array("q")
+        first_op = getattr(stream, "cache_first_op", None) or {}
         try:
-            for spec in stream.caches:
+            for index, spec in enumerate(stream.caches):
+                if first_op.get(index, -1) >= start:
+                    break
                 cache = self._stream_cache(*spec, made=made)
                 ids.append(cache._id)
         except BaseException:
@@ -601,6 +637,8 @@ class StreamAPI(MachineState):
             self._free_failed(status, addr, None)
         elif kind == ops_.OP_KMEM_CACHE_FREE:
             self._free_failed(status, addr, cache_obj)
+        elif kind == ops_.OP_ALLOC_PAGES and gfp & gfpmod.GFP_NOFAIL:
+            self._alloc_nofail_failed(status, gfp, arg)
         elif kind == ops_.OP_ALLOC_PAGES:
             self._alloc_failed_slow(status, gfp, arg)
         elif kind == ops_.OP_FREE_PAGES:

@@ -30,6 +30,7 @@ import re
 import sys
 import threading
 import zlib
+from array import array
 
 from .. import _abi, gfp as gfpmod
 from ..model import trace_parse as _tparse
@@ -662,6 +663,11 @@ _F_PAGE, _F_ACCOUNTED, _F_NULL, _F_ALLOC = (_abi.TPARSE_F_PAGE, _abi.TPARSE_F_AC
                                       _abi.TPARSE_F_ALLOC)
 _F_SITE, _F_GFP, _F_NAME = _abi.TPARSE_F_SITE, _abi.TPARSE_F_GFP, _abi.TPARSE_F_NAME
 CHUNK = 1 << 19                     # bytes read (after decompression) per step
+# A capture's caches existed before it began, so the caches a trace uses in its first
+# CACHES_UPFRONT operations are created before its first op runs; a cache first used later
+# is created right before that op (cache_first_op): a chunked replay cannot know it sooner,
+# and one m.run of the whole trace does the same, so the two end alike.
+CACHES_UPFRONT = 1 << 20
 PREFETCH = 2                        # chunks decompressed ahead of the parser
 _BAD_PROBLEMS = {
     _abi.TPARSE_BAD_LONG: f"longer than {MAX_LINE} characters",
@@ -806,8 +812,33 @@ def read_trace(path, skip_bad: bool = False, progress=None) -> Stream:
     first bad lines skipped.  A malformed line raises :class:`TraceFormatError` naming its
     number, unless ``skip_bad``.  ``progress`` is called with line counts as parsing goes on.
     """
+    for s in trace_chunks(path, skip_bad, progress, chunk=None):
+        return s
+    raise AssertionError("trace_chunks yields a last stream")      # pragma: no cover
+
+
+def trace_chunks(path, skip_bad: bool = False, progress=None, chunk: int | None = 1 << 20):
+    """read_trace() a piece at a time, for :func:`pyalloc.machine.stream_chunks.run_chunks`,
+    so a capture of any length replays in memory bounded by its live objects, not its length.
+
+    Yields a stream every *chunk* operations, each after the first beginning with
+    ``len(stream.carried)`` copies of the records of the allocations the previous one left
+    live (``stream.carried`` holds their handles there; the trace's frees name the copies,
+    and run_chunks() gives them the previous run's results without running them); the
+    first holds at least the trace's first CACHES_UPFRONT operations, whose caches ``m.run``
+    creates before any op.  A cache first used later is noted with that op
+    (``cache_first_op``), and ``m.run`` creates it there: the replay's results depend
+    neither on *chunk* nor on where a run starts, and equal read_trace()'s in one
+    ``m.run``, which follows the same rule.  The last stream carries
+    ``trace_stats``, ``trace_expect`` and ``trace_bad`` as read_trace()'s does; every
+    stream shares the ``trace_stats`` dict as it fills (``header_cpus``: the header's
+    ``#P:``, and ``cpus`` once the trace ends).  ``chunk=None``: one stream, read_trace()'s.
+    """
     s = Stream()
-    stats = dict.fromkeys(TRACE_STAT_KEYS, 0)
+    s.carried = array("q")
+    s.trace_stats = stats = dict.fromkeys(TRACE_STAT_KEYS, 0)
+    s.cache_first_op = {}
+    done = 0                                      # operations in the streams before s
     stats["cpus"] = 1
     bad: list = []
     # trace pointer -> (handle, stream cache or -1, bytes_alloc, gfp)
@@ -866,6 +897,22 @@ def read_trace(path, skip_bad: bool = False, progress=None) -> Stream:
         else:
             s.kmem_cache_free(s.caches[cache][0], h, cpu=cpu, caller=site)
 
+    def cut() -> Stream:
+        # a new stream carries the live allocations over (see the docstring); the old is done
+        nonlocal s, done
+        done += len(s) - len(s.carried)
+        old, s = s, Stream()
+        s.callers, s._caller_index, s.caches, s._cache_index = old.callers, old._caller_index, old.caches, \
+            old._cache_index
+        s.trace_stats, s.carried, s.cache_first_op = stats, array("q"), {}
+        for ptr, found in objects.items():
+            s.carried.append(found[0])
+            objects[ptr] = (s._carry(old._rec, found[0]),) + found[1:]
+        for pfn, (h, order) in pages.items():
+            s.carried.append(h)
+            pages[pfn] = (s._carry(old._rec, h), order)
+        return old
+
     def bad_line(lineno: int, problem: str) -> None:
         if not skip_bad:
             raise TraceFormatError(f"line {lineno}: {problem}")
@@ -878,6 +925,9 @@ def read_trace(path, skip_bad: bool = False, progress=None) -> Stream:
     parser = _line_parser()
     for recs, text in _records(path, parser, progress):
         for k in range(0, len(recs), _WORDS):
+            if chunk is not None and len(s) - len(s.carried) >= chunk and \
+                    done + len(s) - len(s.carried) >= CACHES_UPFRONT:
+                yield cut()
             kind, lineno, cpu, ptr, a, b, flags = recs[k:k + 7]
             if kind > MM_PAGE_FREE:
                 off = recs[k + 7]
@@ -943,6 +993,8 @@ def read_trace(path, skip_bad: bool = False, progress=None) -> Stream:
                         if cache < 0:
                             if not flags & _F_ALLOC:
                                 raise KeyError("bytes_alloc")
+                            if done + len(s) - len(s.carried) >= CACHES_UPFRONT:
+                                s.cache_first_op[len(s.caches)] = len(s)      # m.run makes it there
                             cache = _trace_cache(s, name, a, b, gfp, bool(flags & _F_ACCOUNTED))
                         h = s.kmem_cache_alloc(name, gfp, cpu=cpu, caller=site)
                     if ptr is not None:
@@ -974,10 +1026,9 @@ def read_trace(path, skip_bad: bool = False, progress=None) -> Stream:
     stats["ignored_events"] = parser.ignored
     flush_pages(None)
     stats["cpus"] = max(max_cpu + 1, min(stats.pop("header_cpus", 0), OP_CPU_CURRENT))
-    s.trace_stats = stats
     s.trace_expect = _expected(objects, pages, s.caches)
     s.trace_bad = bad
-    return s
+    yield s
 
 
 def _expected(objects: dict, pages: dict, caches: list) -> dict:

@@ -165,6 +165,8 @@ class Arena:
     kcompactd_wanted: int
     kcompactd_max_order: int
     kcompactd_highest: int
+    lru_ext: dict[int, int]               # pfn -> PGX_* bits, absent = 0 (workingset.py)
+    swap_shadow: dict[int, int]           # swap slot -> the shadow its page left
     pcp: list                             # [zid][cpu] -> pcp.Pcp (per_cpu_pages), set by pcp.init()
 
     def __init__(self, nr_pages: int, cpus: int, min_free_kbytes: int) -> None:

@@ -32,21 +32,30 @@ from .arena import NIL, Arena
 from . import compaction, mlock
 from .._abi import (
     EFAULT, EINVAL, ENOMEM, FAULT_WRITE, GFP_DIRECT_RECLAIM, GFP_FS, GFP_IO, GFP_KSWAPD_RECLAIM, GFP_WRITE, KIND_ANON,
-    KIND_FILE, OK, PAGE_SHIFT, PAGE_SIZE, PG_ACTIVE, PG_ALLOC, PG_LRU, PG_REFERENCED,
+    KIND_FILE, OK, PAGE_SHIFT, PAGE_SIZE, PG_ACTIVE, PG_ALLOC, PG_LRU, PG_REFERENCED, PGX_WORKINGSET, PGX_YOUNG,
+    MAX_NR_ZONES, VM_SYSCTL,
 )
+from . import workingset
+from .workingset import WORKINGSET_REFAULT_ACTIVATE, WORKINGSET_REFAULT_RESTORE
 
 ENT_NONE, ENT_PRESENT, ENT_SWAP, ENT_DISK = 0, 1, 2, 3
 ENT_DIRTY = 4
 ENT_MLOCKED = 4     # the same bit of an anonymous entry: the page lies in an mlocked range (mlock.py)
 SWAP_CLUSTER_MAX = 32
+SWAP_CLUSTER_MAX_SKIPPED = SWAP_CLUSTER_MAX << 10
+MAX_SWAPPINESS = 200
+FAULT_RW_WRITE = 0x100          # _mm_fault() for mm_rw's write: dirtied later, never by the fault
+FOLIOREF_RECLAIM, FOLIOREF_RECLAIM_CLEAN, FOLIOREF_KEEP, FOLIOREF_ACTIVATE = range(4)
+DEACTIVATE_ANON, DEACTIVATE_FILE = 1, 2
 DEF_PRIORITY = 12
 MAX_MM_PAGES = 1 << 30
-SWAPPINESS = 60
 UINT32_MAX = (1 << 32) - 1
 
 _NR_INACTIVE_ANON = CTR["nr_inactive_anon"]
 _KSWAPD_FAILURES = CTR["kswapd_failures"]
 _NR_DIRTY = CTR["nr_dirty"]
+_ANON_COST = CTR["anon_cost"]
+_FILE_COST = CTR["file_cost"]
 MAX_RECLAIM_RETRIES = 16
 _LRU_NAMES = ("inactive_anon", "active_anon", "inactive_file", "active_file", "unevictable")
 _NR_UNEVICTABLE = CTR["nr_unevictable"]
@@ -75,11 +84,13 @@ class Mm:
 
 class ScanControl:
     __slots__ = ("gfp", "is_kswapd", "may_writepage", "may_swap", "nr_to_reclaim", "nr_scanned",
-                 "nr_reclaimed", "written", "swapped", "work_us")
+                 "nr_reclaimed", "written", "swapped", "work_us", "reclaim_idx", "may_deactivate")
 
     def __init__(self, a: Arena, gfp: int, kswapd: bool) -> None:
         self.gfp = gfp
         self.is_kswapd = kswapd
+        self.reclaim_idx = MAX_NR_ZONES - 1
+        self.may_deactivate = 0
         self.may_writepage = kswapd or bool(gfp & GFP_IO and gfp & GFP_FS)
         self.may_swap = (kswapd or bool(gfp & GFP_IO)) and a.ctr[CTR["nr_swap_free"]] > 0
         self.nr_to_reclaim = self.nr_scanned = self.nr_reclaimed = 0
@@ -104,6 +115,8 @@ def init(a: Arena) -> None:
     page_writeback.init(a)
     a.compact_defer = [[0, 0, 0] for _ in a.zones]   # compaction.py: considered, defer_shift, order_failed
     a.kcompactd_wanted = a.kcompactd_max_order = a.kcompactd_highest = 0
+    a.lru_ext = {}          # pfn -> PGX_* bits (workingset.py)
+    a.swap_shadow = {}      # swap slot -> the shadow its page left
 
 
 # -- PSI ---------------------------------------------------------------------------
@@ -240,6 +253,9 @@ def lru_replace_page(a: Arena, old: int, new: int) -> None:
     n.kind = o.kind
     mid, idx = a.rmap.pop(old)
     a.rmap[new] = (mid, idx)
+    ext = a.lru_ext.pop(old, 0)
+    if ext:
+        a.lru_ext[new] = ext
     mm = a.mms[mid]
     e = mm.ent[idx]
     mm.ent[idx] = mk_ent(new, e & 7)
@@ -273,6 +289,7 @@ def swap_slot_alloc(a: Arena) -> int:
 
 def swap_slot_free(a: Arena, slot: int) -> None:
     a.swap_free.append(slot)
+    a.swap_shadow.pop(slot, None)
     a.swap.pop(slot, None)
     a.ctr[CTR["nr_swap_free"]] += 1
 
@@ -322,6 +339,7 @@ def release_page(a: Arena, pfn: int) -> None:
     kind = p.kind
     lru_del(a, pfn)
     p.flags &= ~PG_REFERENCED
+    a.lru_ext.pop(pfn, None)
     a.rmap.pop(pfn, None)
     buddy.free_pages(a, pfn, 0, kind)
 
@@ -342,6 +360,46 @@ def fault_reads_page(a: Arena, mm, mid: int, idx: int, gfp: int) -> bool:
     return pin[3] > lo or pin[4] < lo + PAGE_SIZE
 
 
+def lru_note_cost(a: Arena, file: bool, nr_io: int, nr_rotated: int) -> None:
+    """lru_note_cost(): reclaim's IO and rotations on one type, a floating average."""
+    cost = nr_io * SWAP_CLUSTER_MAX + nr_rotated
+    if not cost:
+        return
+    c = a.ctr
+    c[_FILE_COST if file else _ANON_COST] += cost
+    lrusize = c[_NR_INACTIVE_ANON] + c[_NR_INACTIVE_ANON + 1] + c[_NR_INACTIVE_ANON + 2] + c[_NR_INACTIVE_ANON + 3]
+    if c[_FILE_COST] + c[_ANON_COST] > lrusize // 4:
+        c[_FILE_COST] //= 2
+        c[_ANON_COST] //= 2
+
+
+def refault_wait(a: Arena, ws: int, us: int) -> None:
+    """Only a refault of the workingset is a memory stall (refault_wait())."""
+    if ws & WORKINGSET_REFAULT_RESTORE:
+        reclaim_stall(a, us)
+    else:
+        a.ticks += us
+
+
+def folio_mark_accessed(a: Arena, pfn: int) -> None:
+    p = a.pages[pfn]
+    if not p.flags & PG_REFERENCED:
+        p.flags |= PG_REFERENCED
+    elif not p.flags & PG_ACTIVE:
+        lru_move(a, pfn, page_lru(a, pfn) + 1)
+        a.ctr[CTR["pgactivate"]] += 1
+        p.flags &= ~PG_REFERENCED
+        workingset.workingset_age_nonresident(a, 1)
+
+
+def mark_accessed(a: Arena, mm: Mm, pfn: int, flags: int) -> None:
+    """An access to a present page (mark_accessed() in csrc/reclaim.c)."""
+    if not mm.is_file:
+        a.lru_ext[pfn] = a.lru_ext.get(pfn, 0) | PGX_YOUNG
+    elif not flags & (FAULT_WRITE | FAULT_RW_WRITE):
+        folio_mark_accessed(a, pfn)
+
+
 def fault_in(a: Arena, mid: int, idx: int, gfp: int) -> int:
     from . import buddy
     mm = a.mms[mid]
@@ -354,8 +412,10 @@ def fault_in(a: Arena, mid: int, idx: int, gfp: int) -> int:
     a.rmap[pfn] = (mid, idx)
     state = e & 3
     ctr = a.ctr
+    ws = 0
     if state == ENT_SWAP:
         slot = e >> 3
+        shadow = workingset.swap_shadow_take(a, slot)
         a.write(pfn << PAGE_SHIFT, a.swap[slot])
         swap_slot_free(a, slot)
         mm.swapents -= 1
@@ -363,20 +423,17 @@ def fault_in(a: Arena, mid: int, idx: int, gfp: int) -> int:
         ctr[CTR["pgfault"]] += 1          # handle_mm_fault() counts every fault
         ctr[CTR["pgmajfault"]] += 1
         ctr[CTR["pgpgin"]] += PAGE_SIZE // 1024
-        ctr[CTR["workingset_refault_anon"]] += 1
-        reclaim_stall(a, SWAP_IN_US)
+        ws = workingset.workingset_refault(a, shadow, False) if shadow else 0
+        refault_wait(a, ws, SWAP_IN_US)
     else:
-        if state == ENT_DISK:
-            ctr[CTR["workingset_refault_file"]] += 1
+        if state == ENT_DISK and e >> 3:
+            ws = workingset.workingset_refault(a, e >> 3, True)
         if mm.is_file:
             data = mm.disk.get(idx)
             a.write(pfn << PAGE_SHIFT, data if data is not None else bytes(PAGE_SIZE))
             if fault_reads_page(a, mm, mid, idx, gfp):
                 ctr[CTR["pgpgin"]] += PAGE_SIZE // 1024
-                if state == ENT_DISK:
-                    reclaim_stall(a, READ_PAGE_US)
-                else:
-                    a.ticks += READ_PAGE_US
+                refault_wait(a, ws, READ_PAGE_US)
         else:
             a.memset(pfn << PAGE_SHIFT, 0, PAGE_SIZE)
             ctr[CTR["pgfault"]] += 1
@@ -385,7 +442,10 @@ def fault_in(a: Arena, mid: int, idx: int, gfp: int) -> int:
     if mm.ent[idx] & ENT_MLOCKED and not mm.is_file:
         mlock.mlock_new_page(a, pfn)
     else:
-        lru_add(a, pfn, LRU_INACTIVE_FILE if mm.is_file else LRU_INACTIVE_ANON)
+        lru_add(a, pfn, (LRU_INACTIVE_FILE if mm.is_file else LRU_INACTIVE_ANON) + (1 if ws & WORKINGSET_REFAULT_ACTIVATE else 0))
+    if ws & WORKINGSET_REFAULT_RESTORE:
+        a.lru_ext[pfn] = a.lru_ext.get(pfn, 0) | PGX_WORKINGSET
+        lru_note_cost(a, mm.is_file, 1, 0)
     return OK
 
 
@@ -401,13 +461,11 @@ def _mm_fault(a: Arena, mid: int, start: int, nr: int, gfp: int, flags: int, don
     for idx in range(start, start + nr):
         if idx >= len(ent):
             mm_reserve(mm, idx + 1)     # grows only as pages are backed, as in C
-        e = ent[idx]
-        if e & 3 == ENT_PRESENT:
-            a.pages[e >> 3].flags |= PG_REFERENCED
-        else:
+        if ent[idx] & 3 != ENT_PRESENT:
             rc = fault_in(a, mid, idx, gfp)
             if rc:
                 return rc
+        mark_accessed(a, mm, ent[idx] >> 3, flags)
         if idx >= mm.nr_pages:
             mm.nr_pages = idx + 1
         if mm.is_file and flags & FAULT_WRITE:
@@ -467,7 +525,7 @@ def mm_rw(a: Arena, mid, offset, n, buf, write, gfp) -> int:
     done = [0]
     a.rw_pin = (mid, first, last, offset, end)
     try:
-        rc = _mm_fault(a, mid, first, last - first + 1, gfp, 0, done)
+        rc = _mm_fault(a, mid, first, last - first + 1, gfp, FAULT_RW_WRITE if write else 0, done)
     finally:
         a.rw_pin = None
     if rc:
@@ -588,33 +646,78 @@ def inactive_is_low(a: Arena, inactive_lru: int) -> bool:
     return inactive * ratio < active
 
 
-def shrink_active_list(a: Arena, nr: int, active_lru: int) -> None:
+def lru_skip(a: Arena, sc: ScanControl, skipped: list, pfn: int) -> bool:
+    """isolate_lru_folios() passes over a page of a zone above sc.reclaim_idx (lru_skip())."""
+    zid = a.zone_of(pfn).zid
+    if zid <= sc.reclaim_idx or len(skipped) >= SWAP_CLUSTER_MAX_SKIPPED:
+        return False
+    lru_del(a, pfn)
+    skipped.append(pfn)
+    a.ctr[CTR["pgskip_dma"] + zid] += 1
+    return True
+
+
+def lru_skipped_putback(a: Arena, skipped: list, lru: int) -> None:
+    for pfn in skipped:
+        lru_add(a, pfn, lru)
+
+
+def folio_referenced(a: Arena, pfn: int) -> bool:
+    ext = a.lru_ext.get(pfn, 0)
+    if not ext & PGX_YOUNG:
+        return False
+    ext &= ~PGX_YOUNG
+    if ext:
+        a.lru_ext[pfn] = ext
+    else:
+        del a.lru_ext[pfn]
+    return True
+
+
+def shrink_active_list(a: Arena, sc: ScanControl, nr: int, active_lru: int) -> None:
     pfn = a.lru[active_lru][1]
+    skipped: list = []
     i = 0
     while i < nr and pfn != NIL:
         prev = a.pages[pfn].prev
-        a.pages[pfn].flags &= ~PG_REFERENCED
-        lru_move(a, pfn, active_lru - 1)
         a.ctr[CTR["pgrefill"]] += 1
-        a.ctr[CTR["pgdeactivate"]] += 1
+        if not lru_skip(a, sc, skipped, pfn):
+            folio_referenced(a, pfn)
+            a.lru_ext[pfn] = a.lru_ext.get(pfn, 0) | PGX_WORKINGSET
+            lru_move(a, pfn, active_lru - 1)
+            a.ctr[CTR["pgdeactivate"]] += 1
+            i += 1
         pfn = prev
-        i += 1
+    lru_skipped_putback(a, skipped, active_lru)
+
+
+def folio_check_references(a: Arena, pfn: int, file: bool) -> int:
+    p = a.pages[pfn]
+    referenced_ptes = folio_referenced(a, pfn)
+    referenced_folio = bool(p.flags & PG_REFERENCED)
+    p.flags &= ~PG_REFERENCED
+    if referenced_ptes:
+        p.flags |= PG_REFERENCED
+        return FOLIOREF_ACTIVATE if referenced_folio else FOLIOREF_KEEP
+    return FOLIOREF_RECLAIM_CLEAN if referenced_folio and file else FOLIOREF_RECLAIM
 
 
 def shrink_folio(a: Arena, sc: ScanControl, pfn: int, lru: int) -> bool:
-    p = a.pages[pfn]
     file = lru == LRU_INACTIVE_FILE
-    if p.flags & PG_REFERENCED:
-        p.flags &= ~PG_REFERENCED
-        lru_move(a, pfn, lru + 1)
-        a.ctr[CTR["pgactivate"]] += 1
-        return False
     mid, idx = a.rmap[pfn]
     mm = a.mms[mid]
     e = mm.ent[idx]
     pin = a.rw_pin
     if pin is not None and pin[0] == mid and pin[1] <= idx <= pin[2]:
         lru_move(a, pfn, lru)           # in use by the read or write: keep
+        return False
+    ref = folio_check_references(a, pfn, file)
+    if ref == FOLIOREF_ACTIVATE:
+        lru_move(a, pfn, lru + 1)
+        a.ctr[CTR["pgactivate"]] += 1
+        return False
+    if ref == FOLIOREF_KEEP:
+        lru_move(a, pfn, lru)
         return False
     if not file:
         slot = swap_slot_alloc(a) if sc.may_swap else NIL
@@ -624,6 +727,7 @@ def shrink_folio(a: Arena, sc: ScanControl, pfn: int, lru: int) -> bool:
         a.swap[slot] = page_bytes(a, pfn)
         a.ctr[CTR["nr_swap_free"]] -= 1
         mm.ent[idx] = mk_ent(slot, ENT_SWAP)
+        workingset.swap_shadow_set(a, slot, workingset.workingset_eviction(a, pfn))
         mm.rss -= 1
         mm.swapents += 1
         a.ctr[CTR["pswpout"]] += 1
@@ -638,7 +742,7 @@ def shrink_folio(a: Arena, sc: ScanControl, pfn: int, lru: int) -> bool:
             lru_move(a, pfn, lru + 1)
             a.ctr[CTR["pgactivate"]] += 1
             return False
-        mm.ent[idx] = mk_ent(0, ENT_DISK)
+        mm.ent[idx] = mk_ent(workingset.workingset_eviction(a, pfn), ENT_DISK)
         mm.rss -= 1
     release_page(a, pfn)
     a.ctr[CTR["pgsteal_file" if file else "pgsteal_anon"]] += 1
@@ -651,48 +755,94 @@ def shrink_inactive_list(a: Arena, sc: ScanControl, nr: int, lru: int) -> None:
     i = 0
     scan_kind = CTR["pgscan_file" if lru == LRU_INACTIVE_FILE else "pgscan_anon"]
     scan_who = CTR["pgscan_kswapd" if sc.is_kswapd else "pgscan_direct"]
-    unqueued_dirty = 0
+    skipped: list = []
+    scanned = reclaimed = taken = unqueued_dirty = 0
+    io = sc.written + sc.swapped
     while i < nr and pfn != NIL:
         prev = a.pages[pfn].prev
-        if lru == LRU_INACTIVE_FILE:    # folio_check_dirty_writeback(): file folios, before references
-            mid, idx = a.rmap[pfn]
-            unqueued_dirty += mm_page_dirty(a.mms[mid], idx)
         sc.nr_scanned += 1
+        scanned += 1
         a.ctr[scan_kind] += 1
         a.ctr[scan_who] += 1
         sc.work_us += SCAN_PAGE_US
-        if shrink_folio(a, sc, pfn, lru):
-            sc.nr_reclaimed += 1
-            sc.work_us += RECLAIM_PAGE_US
+        if not lru_skip(a, sc, skipped, pfn):
+            i += 1
+            taken += 1
+            if lru == LRU_INACTIVE_FILE:    # folio_check_dirty_writeback(): file folios, before references
+                mid, idx = a.rmap[pfn]
+                unqueued_dirty += mm_page_dirty(a.mms[mid], idx)
+            if shrink_folio(a, sc, pfn, lru):
+                sc.nr_reclaimed += 1
+                reclaimed += 1
+                sc.work_us += RECLAIM_PAGE_US
         pfn = prev
-        i += 1
-    if i and unqueued_dirty == i:       # "the flushers are not doing their job": nudge them
+    lru_skipped_putback(a, skipped, lru)
+    lru_note_cost(a, lru == LRU_INACTIVE_FILE, sc.written + sc.swapped - io, scanned - reclaimed)
+    if taken and unqueued_dirty == taken:   # "the flushers are not doing their job": nudge them
         page_writeback.wakeup_flusher_threads(a)
         if not sc.is_kswapd:
             page_writeback.reclaim_throttle_writeback(a)
 
 
+def lruvec_lru_size(a: Arena, lru: int, zone_idx: int) -> int:
+    return sum(z.nr_lru[lru] for z in a.zones[:zone_idx + 1])
+
+
+def file_is_tiny(a: Arena, sc: ScanControl, priority: int) -> bool:
+    free = sum(z.nr_free_pages for z in a.zones)
+    total_high_wmark = sum(z.wmark[2] for z in a.zones if z.managed)
+    file = lru_size(a, LRU_ACTIVE_FILE) + lru_size(a, LRU_INACTIVE_FILE)
+    return (file + free <= total_high_wmark and not sc.may_deactivate & DEACTIVATE_ANON
+            and bool(lru_size(a, LRU_INACTIVE_ANON) >> priority))
+
+
+def prepare_scan_control(a: Arena, sc: ScanControl) -> None:
+    """may_deactivate (prepare_scan_control() in csrc/reclaim.c)."""
+    c = a.ctr
+    sc.may_deactivate = 0
+    if c[CTR["workingset_activate_anon"]] != c[CTR["refaults_anon"]] or inactive_is_low(a, LRU_INACTIVE_ANON):
+        sc.may_deactivate |= DEACTIVATE_ANON
+    if c[CTR["workingset_activate_file"]] != c[CTR["refaults_file"]] or inactive_is_low(a, LRU_INACTIVE_FILE):
+        sc.may_deactivate |= DEACTIVATE_FILE
+
+
+def snapshot_refaults(a: Arena) -> None:
+    c = a.ctr
+    c[CTR["refaults_anon"]] = c[CTR["workingset_activate_anon"]]
+    c[CTR["refaults_file"]] = c[CTR["workingset_activate_file"]]
+
+
 def get_scan_count(a: Arena, sc: ScanControl, priority: int) -> list:
-    file = lru_size(a, LRU_INACTIVE_FILE) + lru_size(a, LRU_ACTIVE_FILE)
+    swappiness = a.vm_sysctl[VM_SYSCTL["swappiness"]]
     if not sc.may_swap:
         balance = "file"
-    elif not file:
+    elif not priority and swappiness:
+        balance = "equal"
+    elif file_is_tiny(a, sc, priority):
         balance = "anon"
-    elif lru_size(a, LRU_INACTIVE_FILE) >> priority and not inactive_is_low(a, LRU_INACTIVE_FILE):
+    elif lru_size(a, LRU_INACTIVE_FILE) >> priority and not sc.may_deactivate & DEACTIVATE_FILE:
         balance = "file"
     else:
         balance = "fract"
+    fraction, denominator = (0, 0), 1
+    if balance == "fract":
+        total_cost = a.ctr[_ANON_COST] + a.ctr[_FILE_COST]
+        anon_cost = total_cost + a.ctr[_ANON_COST]
+        file_cost = total_cost + a.ctr[_FILE_COST]
+        total_cost = anon_cost + file_cost
+        fraction = (swappiness * (total_cost + 1) // (anon_cost + 1),
+                    (MAX_SWAPPINESS - swappiness) * (total_cost + 1) // (file_cost + 1))
+        denominator = fraction[0] + fraction[1]
     nr = []
     for lru in range(4):
         is_file = lru >= LRU_INACTIVE_FILE
-        size = lru_size(a, lru)
-        scan = size >> priority if priority else size
+        scan = lruvec_lru_size(a, lru, sc.reclaim_idx) >> priority
         if balance == "file":
             scan = scan if is_file else 0
         elif balance == "anon":
             scan = 0 if is_file else scan
-        else:
-            scan = scan * ((200 - SWAPPINESS) if is_file else SWAPPINESS) // 200
+        elif balance == "fract":
+            scan = scan * fraction[is_file] // denominator
         nr.append(scan)
     return nr
 
@@ -709,20 +859,21 @@ def shrink_lruvec_batch(a: Arena, sc: ScanControl, nr: list) -> None:
         batch = min(nr[lru], SWAP_CLUSTER_MAX)
         nr[lru] -= batch
         if lru & 1:
-            if inactive_is_low(a, lru - 1):
-                shrink_active_list(a, batch, lru)
+            if sc.may_deactivate & (DEACTIVATE_FILE if lru >= LRU_INACTIVE_FILE else DEACTIVATE_ANON):
+                shrink_active_list(a, sc, batch, lru)
         else:
             shrink_inactive_list(a, sc, batch, lru)
 
 
 def shrink_node_done(a: Arena, sc: ScanControl, progress: bool) -> None:
     if sc.may_swap and inactive_is_low(a, LRU_INACTIVE_ANON):
-        shrink_active_list(a, SWAP_CLUSTER_MAX, LRU_ACTIVE_ANON)
+        shrink_active_list(a, sc, SWAP_CLUSTER_MAX, LRU_ACTIVE_ANON)
     if progress:
         a.ctr[_KSWAPD_FAILURES] = 0
 
 
 def shrink_node(a: Arena, sc: ScanControl, priority: int) -> None:
+    prepare_scan_control(a, sc)
     nr = get_scan_count(a, sc, priority)
     reclaimed = sc.nr_reclaimed
     while scan_left(nr):
@@ -735,6 +886,7 @@ def shrink_node(a: Arena, sc: ScanControl, priority: int) -> None:
 def try_to_free_pages(a: Arena, gfp: int, order: int, highest: int) -> int:
     sc = ScanControl(a, gfp, False)
     sc.nr_to_reclaim = SWAP_CLUSTER_MAX
+    sc.reclaim_idx = highest
     a.ctr[CTR["allocstall_dma"] + highest] += 1
     a.cost[COST["slept"]] = 1
     for priority in range(DEF_PRIORITY, -1, -1):
@@ -747,6 +899,7 @@ def try_to_free_pages(a: Arena, gfp: int, order: int, highest: int) -> int:
     cost[COST["reclaimed"]] += sc.nr_reclaimed
     cost[COST["written_back"]] += sc.written
     cost[COST["swapped_out"]] += sc.swapped
+    snapshot_refaults(a)
     reclaim_stall(a, 1 + sc.work_us)
     return sc.nr_reclaimed
 
@@ -792,6 +945,7 @@ def balance_pgdat_done(a: Arena) -> None:
     kt = a.kt
     if not kt.run_reclaimed and not pgdat_balanced(a, 0, a.kswapd_highest):
         a.ctr[_KSWAPD_FAILURES] += 1
+    snapshot_refaults(a)
     kt.priority = 0
     if prepare_kswapd_sleep(a):
         # kswapd_try_to_sleep(): a balanced node hands the order to kcompactd first
@@ -819,6 +973,8 @@ def balance_pgdat_batch(a: Arena) -> int:
         kt.run_reclaimed = 0
         kt.in_round = 0
     sc = ScanControl(a, GFP_IO | GFP_FS | GFP_DIRECT_RECLAIM | GFP_KSWAPD_RECLAIM, True)
+    sc.reclaim_idx = highest
+    prepare_scan_control(a, sc)         # per batch: the kernel's is per round
     for zid in range(min(highest, len(a.zones) - 1) + 1):
         z = a.zones[zid]
         if z.managed:

@@ -48,6 +48,9 @@ little-endian 64-bit words; NIL (no pfn, no slot, no cache) is 2**64-1; a
               state, ascending (zid, cpu); batch, high_min and high_max follow from the zone.
               A pcp page's descriptor carries NIL links (its list is here).
     sysctl    vm_sysctl[] (the knobs of _abi.VM_SYSCTLS, in order), drop_caches_stfu (format 5)
+    workingset  n + n x (pfn, PGX_* bits) of the LRU pages with bits, ascending pfn; n + n x (slot,
+              shadow) of the swap slots with a shadow, ascending slot (a file page's shadow is its
+              ENT_DISK entry's value; the clock and the LRU costs are counters)
     mlock     the unevictable LRU's head and tail, 5 x nr_unevictable (by zone).  A locked range
               is bit 2 of its anonymous mm entries (mlock.py)
 
@@ -230,7 +233,7 @@ def upgrade_v4(data) -> bytes:
     """A CORE section of snapshot format 4 in today's layout.  Format 5 appends the state of
     reclaim over time; a format-4 machine loads with that state empty (vm sysctls at their
     defaults, nothing dirty-timed, no shadow entries), which is how it behaved."""
-    return bytes(data) + EMPTY_KTHREADS + EMPTY_WRITEBACK + EMPTY_COMPACTION + EMPTY_SYSCTL + EMPTY_MLOCK
+    return bytes(data) + EMPTY_KTHREADS + EMPTY_WRITEBACK + EMPTY_COMPACTION + EMPTY_SYSCTL + EMPTY_WORKINGSET + EMPTY_MLOCK
 
 
 # the kthreads section of a machine whose kswapd sleeps and whose PSI "some" is its "full"
@@ -239,6 +242,9 @@ EMPTY_KTHREADS = bytes(8 * NR_KTHREAD_INFO)
 EMPTY_COMPACTION = bytes(8 * COMPACTION_WORDS)
 # the mlock section: nothing locked, the unevictable LRU empty
 EMPTY_MLOCK = b"\xff" * 16 + bytes(8 * MAX_NR_ZONES)
+
+
+EMPTY_WORKINGSET = bytes(2 * 8)     # no page with LRU bits, no swap shadow
 
 
 def _nil(v: int) -> int:
@@ -461,6 +467,15 @@ def save_sysctl(a: Arena, w: Writer) -> None:
     w.put(a.drop_caches_stfu)
 
 
+def save_workingset(a: Arena, w: Writer) -> None:
+    w.put(len(a.lru_ext))
+    for pfn in sorted(a.lru_ext):
+        w.many((pfn, a.lru_ext[pfn]))
+    w.put(len(a.swap_shadow))
+    for slot in sorted(a.swap_shadow):
+        w.many((slot, a.swap_shadow[slot]))
+
+
 def save_mlock(a: Arena, w: Writer) -> None:
     """The unevictable LRU (mlock.py): head, tail, then each zone's nr_unevictable."""
     w.many((_nil(a.lru[4][0]), _nil(a.lru[4][1])))
@@ -470,7 +485,7 @@ def save_mlock(a: Arena, w: Writer) -> None:
 SAVE_SECTIONS = (save_machine, save_pgd, save_pageblocks, save_zones, save_reclaim, save_descriptors, save_rmap,
                  save_caches, save_cache_order, save_kmalloc, save_slabs, save_mms, save_swap, save_slab_random,
                  save_percpu, save_pcp, save_kthreads, save_writeback, save_compaction, save_sysctl,
-                 save_mlock)
+                 save_workingset, save_mlock)
 
 
 def save(a: Arena) -> bytes:
@@ -768,6 +783,17 @@ def load_sysctl(a: Arena, r: Reader) -> None:
     a.drop_caches_stfu = r.get()
 
 
+def load_workingset(a: Arena, r: Reader) -> None:
+    a.lru_ext = {}
+    for _ in range(r.count(a.nr_pages, "LRU bits")):
+        pfn, bits = r.many(2)
+        a.lru_ext[pfn] = bits
+    a.swap_shadow = {}
+    for _ in range(r.count(a.swap_pages, "swap shadows")):
+        slot, shadow = r.many(2)
+        a.swap_shadow[slot] = shadow
+
+
 def load_mlock(a: Arena, r: Reader) -> None:
     """The unevictable LRU (validated by snapshot_check; check() walks it)."""
     a.lru[4] = [_pfn(r, a), _pfn(r, a)]
@@ -778,7 +804,7 @@ def load_mlock(a: Arena, r: Reader) -> None:
 LOAD_SECTIONS = (load_machine, load_pgd, load_pageblocks, load_zones, load_reclaim, load_descriptors, load_rmap,
                  load_caches, load_cache_order, load_kmalloc, load_slabs, load_mms, load_swap, load_slab_random,
                  load_percpu, load_pcp, load_kthreads, load_writeback, load_compaction, load_sysctl,
-                 load_mlock)
+                 load_workingset, load_mlock)
 
 
 def load(a: Arena, data: bytes) -> None:

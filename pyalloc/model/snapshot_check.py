@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import NoReturn
 
 from . import slab as mslab
+from .workingset import shadow_valid
 from .snapshot import (
     CACHE_FIELDS,
     MACHINE_SCALARS,
@@ -61,6 +62,9 @@ from .._abi import (
     PAGEBLOCK_ORDER,
     PG_ALLOC,
     PG_BUDDY,
+    PG_LRU,
+    PGX_WORKINGSET,
+    PGX_YOUNG,
     KIND_PCP,
     NR_LOWORDER_PCP_LISTS,
     NR_PCP_LISTS,
@@ -491,7 +495,7 @@ def validate(data, nr_pages: int, cpus: int, swap_pages: int) -> None:
                 ok = not is_file and val < sc["swap_next"] and val not in swap_used
                 swap_used.add(val)
             else:
-                ok = is_file and e == ENT_DISK
+                ok = is_file and (e == ENT_DISK or (not e & ENT_DIRTY and shadow_valid(val)))
             if not ok:
                 _fail(f"{what} page {idx}: bad entry {e:#x}")
         last = -1
@@ -527,9 +531,29 @@ def validate(data, nr_pages: int, cpus: int, swap_pages: int) -> None:
     _check_writeback(r, sc["ticks"], nr_pages, file_mms, nmms)
     _check_compaction(r)
     _check_sysctl(r)
+    _check_workingset(r, pages, swap_used, nr_pages, swap_pages)
     _check_mlock(r, zones, nr_pages)
     if r.i != len(r.w):
         _fail("words left over after the core section")
+
+
+def _check_workingset(r: Reader, pages: dict, swap_used: set, nr_pages: int, swap_pages: int) -> None:
+    """LRU bits only on LRU pages of processes and files, known bits, ascending pfn; swap shadows
+    only on slots an mm entry names, well-formed, ascending slot."""
+    last = -1
+    for _ in range(r.count(nr_pages, "LRU bits")):
+        pfn, bits = r.many(2)
+        d = pages.get(pfn)
+        if (pfn <= last or d is None or d[0] & (PG_LRU | PG_ALLOC) != PG_LRU | PG_ALLOC
+                or d[2] not in (KIND_ANON, KIND_FILE) or not bits or bits & ~(PGX_YOUNG | PGX_WORKINGSET)):
+            _fail(f"LRU bits {bits:#x} for pfn {pfn:#x}: not an LRU page, unknown bits, or out of order")
+        last = pfn
+    last = -1
+    for _ in range(r.count(swap_pages, "swap shadows")):
+        slot, shadow = r.many(2)
+        if slot <= last or slot not in swap_used or not shadow_valid(shadow):
+            _fail(f"swap slot {slot}: shadow {shadow:#x} on a slot not in use, malformed, or out of order")
+        last = slot
 
 
 def _validate_percpu(r: Reader, caches: list, slabs: dict, slab_order: dict, held: dict, kconfig: int,

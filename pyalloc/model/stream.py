@@ -112,7 +112,7 @@ def _krealloc(a, r: Run, i, h, size, gfp, caller) -> int:
 
 def run_op(a, r: Run, i: int, kind, gfp, cache, h, arg, caller) -> int:
     if kind == OP_KMALLOC:
-        if gfp & (SLAB_BUG_MASK | GFP_NOFAIL):
+        if gfp & SLAB_BUG_MASK:
             return EDEFER
         return slab.slab_kmalloc(a, arg, gfp, caller)
     if kind == OP_KFREE:
@@ -127,14 +127,14 @@ def run_op(a, r: Run, i: int, kind, gfp, cache, h, arg, caller) -> int:
             return phys
         return _freed(r, h, slab.kfree(a, phys, caller))
     if kind == OP_KREALLOC:
-        if gfp & (SLAB_BUG_MASK | GFP_NOFAIL):
+        if gfp & SLAB_BUG_MASK:
             return EDEFER
         return _krealloc(a, r, i, h, arg, gfp, caller)
     if kind == OP_KMEM_CACHE_ALLOC:
         # the cache first: the per-call path that a deferral takes must get a real one
         if not 0 <= cache < len(r.caches):
             return EINVAL
-        if gfp & (SLAB_BUG_MASK | GFP_NOFAIL):
+        if gfp & SLAB_BUG_MASK:
             return EDEFER
         return slab.slab_cache_alloc(a, r.caches[cache], gfp, caller)
     if kind == OP_KMEM_CACHE_FREE:
@@ -147,8 +147,8 @@ def run_op(a, r: Run, i: int, kind, gfp, cache, h, arg, caller) -> int:
             return phys
         return _freed(r, h, slab.kmem_cache_free(a, r.caches[cache], phys, caller))
     if kind == OP_ALLOC_PAGES:
-        if gfp & GFP_NOFAIL:
-            return EDEFER
+        if gfp & GFP_NOFAIL and not 0 <= arg <= 1:
+            return EDEFER           # __alloc_pages_slowpath() may warn (csrc/stream.c)
         return buddy.alloc(a, gfp, arg)
     if kind == OP_FREE_PAGES:
         phys = _handle_phys(r, i, h)
