@@ -164,9 +164,12 @@ static void pcp_list_del(pa_machine *m, struct pa_pcp *pcp, unsigned pindex, uin
 
 /* -- allocation ---------------------------------------------------------------- */
 
+/* include/linux/minmax.h __clamp(): hi is tested first, which decides the
+ * answer when lo > hi (a pcp's high_min passes its high_max once a large
+ * min_free_kbytes raises the low watermark of a small zone) */
 static inline int32_t clamp32(int32_t x, int32_t lo, int32_t hi)
 {
-    return x < lo ? lo : x > hi ? hi : x;
+    return x >= hi ? hi : x <= lo ? lo : x;
 }
 
 static int32_t nr_pcp_alloc(struct pa_pcp *pcp, const struct pa_zone *z, unsigned order)

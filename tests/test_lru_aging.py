@@ -66,16 +66,18 @@ def test_mapped_anon_used_again_is_activated(make_machine):
     hot = m.spawn("hot")
     m.touch(hot, 2000)
     q = m.spawn("q")
-    m.touch(q, 6000)                  # one look at every page (kept), 114 of hot's swapped
+    m.touch(q, 6000)                  # one look at every page (kept), the oldest of hot's swapped
     assert counters(m)["pgactivate"] == 0
-    assert m.processes()[0]["rss"] == 1886
-    m.user_read(hot, 114 * 4096, 1886 * 4096)     # the resident part used again: ptes young
+    resident = m.processes()[0]["rss"]
+    assert 1000 < resident < 2000     # how many depends on kswapd's and the caller's timing
+    swapped = 2000 - resident
+    m.user_read(hot, swapped * 4096, resident * 4096)     # the resident part used again: ptes young
     r = m.spawn("r")
     m.touch(r, 3000)
     c = counters(m)
     # referenced pte and PG_referenced from the last look: FOLIOREF_ACTIVATE
-    assert c["pgactivate"] == c["nr_active_anon"] == 1886
-    assert m.processes()[0]["rss"] == 1886         # the used pages stayed, the others went
+    assert c["pgactivate"] == c["nr_active_anon"] == resident
+    assert m.processes()[0]["rss"] == resident     # the used pages stayed, the others went
     m.check()
 
 

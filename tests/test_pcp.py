@@ -131,3 +131,22 @@ def test_snapshot_round_trip_continues(backend):
             assert m2._core.pcp_info(zid, cpu) == m._core.pcp_info(zid, cpu)
     for o in (0, 1, 3, 9, 0, 0):
         assert m.alloc_pages("GFP_KERNEL", o) == m2.alloc_pages("GFP_KERNEL", o)
+
+
+def test_high_min_above_high_max_clamps_as_the_kernel():
+    """A large vm.min_free_kbytes raises a small zone's low watermark, so zone_highsize() gives a
+    high_min above high_max; clamp() (include/linux/minmax.h __clamp) then answers high_max for a
+    value at or above it, on both backends alike."""
+    states = []
+    for backend in ("c", "model"):
+        with pyalloc.Machine(mem=(16 << 20) + (8 << 20) + 3 * 4096, cpus=2, backend=backend) as m:
+            m.sysctl("vm.min_free_kbytes", 3001)
+            p = [m._core.pcp_info(z, 0) for z in range(2)]
+            assert any(i["high_min"] > i["high_max"] for i in p)
+            got = [m.alloc_pages("GFP_DMA32", 0) for _ in range(6)]
+            for pfn in got:
+                m.free_pages(pfn, 0)
+            info = m._core.pcp_info(1, 0)
+            assert info["high"] == info["high_max"] < info["high_min"]
+            states.append([m._core.pcp_info(z, c) for z in range(2) for c in range(2)])
+    assert states[0] == states[1]

@@ -258,11 +258,11 @@ def test_snapshot_round_trip(backend, kconfig, tmp_path):
 
 
 def _after_slab_random(a) -> int:
-    """Bytes of CORE after the slab_random section: the per-cpu and PCP sections, as written now."""
-    from pyalloc.model.snapshot import Writer, save_pcp, save_percpu
+    """Bytes of CORE after the slab_random section: every section written after it, as written now."""
+    from pyalloc.model.snapshot import SAVE_SECTIONS, Writer, save_slab_random
     w = Writer()
-    save_percpu(a, w)
-    save_pcp(a, w)
+    for section in SAVE_SECTIONS[SAVE_SECTIONS.index(save_slab_random) + 1:]:
+        section(a, w)
     return len(w.w) * 8
 
 

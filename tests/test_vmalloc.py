@@ -131,7 +131,10 @@ def test_zero_and_oversized_requests(m):
 def test_page_shortage_gives_everything_back(m):
     before = (m.proc("buddyinfo"), meminfo(m)["MemFree"])
     assert m.vmalloc(63 << 20) is None                                  # fits the machine, not the free memory
-    assert any("vmalloc error: size" in l and "failed to allocate pages" in l for l in m.dmesg())
+    # the page allocator found nothing to reclaim and nobody to kill: 6.18 panics there (dmesg ends
+    # with it, so no "vmalloc error" report follows); pyalloc goes on and gives the pages back
+    assert m.dmesg()[-1].endswith("---[ end Kernel panic - not syncing: System is deadlocked on memory ]---")
+    assert not any("vmalloc error: size" in l for l in m.dmesg())
     # the page array came from kmalloc (a vmalloc'ed one here) and went back too
     assert vinfo(m) == []
     assert meminfo(m)["VmallocUsed"] == 0

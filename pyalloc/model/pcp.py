@@ -51,6 +51,11 @@ class Pcp:
         return not (self.count or self.high or self.free_count or self.flags or self.alloc_factor)
 
 
+
+def clamp(x: int, lo: int, hi: int) -> int:
+    """include/linux/minmax.h __clamp(): hi is tested first (csrc/pcp.c clamp32())."""
+    return hi if x >= hi else lo if x <= lo else x
+
 def pcp_allowed_order(order: int) -> bool:
     return order <= PAGE_ALLOC_COSTLY_ORDER or order == PCP_THP_ORDER
 
@@ -107,7 +112,7 @@ def init(a) -> None:
 
 def nr_pcp_alloc(pcp: Pcp, z, order: int) -> int:
     base_batch, high_min, high_max = pcp.batch, pcp.high_min, pcp.high_max
-    high = pcp.high = min(max(pcp.high, high_min), high_max)
+    high = pcp.high = clamp(pcp.high, high_min, high_max)
     if high < base_batch:
         return 1
     batch = base_batch if order else base_batch << pcp.alloc_factor
@@ -188,12 +193,12 @@ def nr_pcp_free(pcp: Pcp, batch: int, high: int, free_high: bool) -> int:
     if high < batch:
         return 1
     # as many as were freed in a row, leaving at least batch
-    return min(max(pcp.free_count, batch), high - batch)
+    return clamp(pcp.free_count, batch, high - batch)
 
 
 def nr_pcp_high(pcp: Pcp, z, batch: int, free_high: bool) -> int:
     high_min, high_max = pcp.high_min, pcp.high_max
-    high = pcp.high = min(max(pcp.high, high_min), high_max)
+    high = pcp.high = clamp(pcp.high, high_min, high_max)
     if not high:
         return 0
     if free_high:
@@ -208,7 +213,7 @@ def nr_pcp_high(pcp: Pcp, z, batch: int, free_high: bool) -> int:
         need_high = pcp.free_count + batch
         # room for the pages freed in a row
         if pcp.high < need_high:
-            pcp.high = min(max(need_high, high_min), high_max)
+            pcp.high = clamp(need_high, high_min, high_max)
     return high
 
 
