@@ -298,6 +298,7 @@ PA_ENTRY(int, pa_zone_info, (pa_machine *m, int64_t zid, struct pa_zone_info *ou
     out->numa_hit = z->numa_hit;
     memcpy(out->nr_lru, z->nr_lru, sizeof(out->nr_lru));
     out->nr_dirty = z->nr_dirty;
+    out->nr_unevictable = z->nr_unevictable;
     return PA_OK;
 }
 

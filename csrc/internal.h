@@ -89,6 +89,7 @@ struct pa_zone {
     uint64_t pageblocks[PA_MIGRATE_TYPES];
     uint64_t pgalloc, numa_hit;
     uint64_t nr_lru[4];                 /* LRU pages in this zone, by enum lru_list */
+    uint64_t nr_unevictable;            /* pages on LRU_UNEVICTABLE (mlock.c) */
     uint64_t nr_dirty;
     uint8_t below_high;                 /* ZONE_BELOW_HIGH: free pages fell under the high mark */
 };
@@ -164,6 +165,10 @@ struct pa_cache {
 };
 
 enum lru_list { LRU_INACTIVE_ANON, LRU_ACTIVE_ANON, LRU_INACTIVE_FILE, LRU_ACTIVE_FILE, NR_LRU_LISTS };
+/* The kernel's fifth list (mlock.c).  NR_LRU_LISTS above counts the evictable
+ * lists only (the kernel's for_each_evictable_lru()), so every loop over it is
+ * one reclaim may scan and the snapshot's reclaim section keeps its layout. */
+#define LRU_UNEVICTABLE NR_LRU_LISTS
 
 /* an LRU list, threaded through the page descriptors' next/prev: new pages
  * go to the head, reclaim takes from the tail (the oldest) */
@@ -265,7 +270,7 @@ struct pa_machine {
     uint64_t pgd[512];
     uint64_t nr_page_table_pages, nr_pgtable_pages_all, vmalloc_pages;
     /* reclaim.c */
-    struct pa_lru lru[NR_LRU_LISTS];
+    struct pa_lru lru[NR_LRU_LISTS + 1];        /* LRU_UNEVICTABLE last */
     uint32_t *pg_index;                 /* per pfn: page index inside its mm (LRU pages) */
     struct pa_mm *mms;                  /* by id; a page's priv names its mm */
     uint32_t nr_mms, cap_mms;
@@ -454,14 +459,17 @@ int writeback_page(pa_machine *m, struct pa_mm *mm, uint64_t idx);
 bool mm_page_dirty(const struct pa_mm *mm, uint64_t idx);
 /* the mm entry encoding (an entry: value << 3 | state) and the LRU/mm
  * helpers of reclaim.c that memory.c shares */
-#define ENT_NONE 0u
-#define ENT_PRESENT 1u
-#define ENT_SWAP 2u
-#define ENT_DISK 3u
-#define ENT_DIRTY 4u
+#define ENT_NONE ((unsigned)PA_ENT_NONE)
+#define ENT_PRESENT ((unsigned)PA_ENT_PRESENT)
+#define ENT_SWAP ((unsigned)PA_ENT_SWAP)
+#define ENT_DISK ((unsigned)PA_ENT_DISK)
+#define ENT_DIRTY ((unsigned)PA_ENT_DIRTY)
 #define ENT_STATE(e) ((unsigned)((e) & 3u))
-#define ENT_VAL(e) ((e) >> 3)
-#define MK_ENT(v, st) (((uint64_t)(v) << 3) | (st))
+#define ENT_VAL(e) ((e) >> PA_ENT_SHIFT)
+#define MK_ENT(v, st) (((uint64_t)(v) << PA_ENT_SHIFT) | (st))
+/* bit 2 of an anonymous entry (ENT_DIRTY is a file's): the page lies in an
+ * mlocked range (VM_LOCKED), whatever its state (mlock.c) */
+#define ENT_MLOCKED ((unsigned)PA_ENT_MLOCKED)
 struct pa_mm *mm_get(pa_machine *m, int64_t id);
 int mm_reserve(struct pa_mm *mm, uint64_t nr);
 int mm_range_ok(int64_t start, int64_t nr);
@@ -484,6 +492,17 @@ unsigned workingset_refault(pa_machine *m, uint64_t shadow, bool file);
 bool workingset_shadow_valid(uint64_t shadow);
 void workingset_swap_shadow_set(pa_machine *m, uint64_t slot, uint64_t shadow);
 uint64_t workingset_swap_shadow_take(pa_machine *m, uint64_t slot);
+
+/* "mlock.c": VM_LOCKED ranges and the unevictable LRU */
+static inline bool page_mlocked(const pa_machine *m, uint64_t pfn)
+{
+    const struct pa_page *p = &m->pages[pfn];
+    return p->kind == PA_KIND_ANON && (m->mms[p->priv].ent[m->pg_index[pfn]] & ENT_MLOCKED);
+}
+void mlock_new_page(pa_machine *m, uint64_t pfn);
+void munlock_page(pa_machine *m, struct pa_mm *mm, uint64_t idx);
+void munlock_mm(pa_machine *m, struct pa_mm *mm);
+bool mm_range_mlocked(const struct pa_mm *mm, uint64_t start, uint64_t nr);
 
 /* "page_writeback.c": the flushers, dirty limits and dirty throttling */
 void flusher_catch_up(pa_machine *m);

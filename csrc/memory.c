@@ -51,6 +51,11 @@ static void zap_page_range(pa_machine *m, struct pa_mm *mm, uint64_t start, uint
 {
     for (uint64_t idx = start; idx < start + nr; idx++) {
         uint64_t e = mm->ent[idx];
+        if (e & ENT_MLOCKED) {
+            /* __folio_remove_rmap() -> munlock_vma_folio() */
+            munlock_page(m, mm, idx);
+            e = mm->ent[idx];
+        }
         if (ENT_STATE(e) == ENT_PRESENT) {
             mm->rss--;
             release_page(m, ENT_VAL(e));
@@ -114,6 +119,9 @@ PA_ENTRY(int, pa_madvise, (pa_machine *m, int64_t id, int64_t start, int64_t nr,
 {
     struct pa_mm *mm = anon_range(m, id, start, nr);
     if (!mm || (advice != PA_MADV_DONTNEED && advice != PA_MADV_COLD && advice != PA_MADV_PAGEOUT))
+        return PA_EINVAL;
+    /* madvise_dontneed_free_valid_vma(), can_madv_lru_vma(): not on VM_LOCKED */
+    if (mm_range_mlocked(mm, (uint64_t)start, (uint64_t)nr))
         return PA_EINVAL;
     m->ticks++;
     if (advice == PA_MADV_DONTNEED) {

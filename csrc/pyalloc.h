@@ -81,6 +81,7 @@ struct pa_zone_info {
     uint64_t numa_hit;                  /* allocations served by this zone */
     uint64_t nr_lru[4];                 /* LRU pages of this zone, by enum lru_list */
     uint64_t nr_dirty;                  /* dirty file pages of this zone (write_pending) */
+    uint64_t nr_unevictable;            /* pages on the unevictable LRU, all mlocked (nr_zone_unevictable, nr_mlock) */
 };
 
 /* machine-wide counters */
@@ -176,6 +177,8 @@ int pa_idle(pa_machine *m, int64_t us);
 /* memory.c: processes and files give memory back */
 int pa_munmap(pa_machine *m, int64_t id, int64_t start, int64_t nr);
 int pa_madvise(pa_machine *m, int64_t id, int64_t start, int64_t nr, int64_t advice);
+int pa_mlock(pa_machine *m, int64_t id, int64_t start, int64_t nr);
+int pa_munlock(pa_machine *m, int64_t id, int64_t start, int64_t nr);
 int pa_mm_truncate(pa_machine *m, int64_t id, int64_t nr_pages);
 /* sysctl.c: read (value = PA_VM_SYSCTL_READ) or write one vm sysctl */
 int64_t pa_sysctl(pa_machine *m, int64_t index, int64_t value);

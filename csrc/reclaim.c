@@ -226,13 +226,21 @@ PA_ENTRY(int64_t, pa_mm_new, (pa_machine *m, int64_t is_file), (m, is_file))
 
 /* -- LRU lists ------------------------------------------------------------------------ */
 
-static inline unsigned page_lru(const struct pa_page *p)
+static inline unsigned page_lru(const pa_machine *m, uint64_t pfn)
 {
+    const struct pa_page *p = &m->pages[pfn];
+    if (page_mlocked(m, pfn))
+        return LRU_UNEVICTABLE;
     return (p->kind == PA_KIND_FILE ? LRU_INACTIVE_FILE : LRU_INACTIVE_ANON) + !!(p->flags & PA_PG_ACTIVE);
 }
 
 static void lru_account(pa_machine *m, uint64_t pfn, unsigned lru, int64_t delta)
 {
+    if (lru == LRU_UNEVICTABLE) {
+        m->ctr[PA_CTR_NR_UNEVICTABLE] += (uint64_t)delta;
+        pa_zone_of(m, pfn)->nr_unevictable += (uint64_t)delta;
+        return;
+    }
     m->ctr[PA_CTR_NR_INACTIVE_ANON + lru] += (uint64_t)delta;
     pa_zone_of(m, pfn)->nr_lru[lru] += (uint64_t)delta;
 }
@@ -259,7 +267,7 @@ void lru_add(pa_machine *m, uint64_t pfn, unsigned lru)
 void lru_del(pa_machine *m, uint64_t pfn)
 {
     struct pa_page *p = &m->pages[pfn];
-    unsigned lru = page_lru(p);
+    unsigned lru = page_lru(m, pfn);
     struct pa_lru *l = &m->lru[lru];
     if (p->prev == PA_NIL)
         l->head = p->next;
@@ -286,7 +294,7 @@ void lru_move(pa_machine *m, uint64_t pfn, unsigned lru)
 void lru_replace_page(pa_machine *m, uint64_t old_pfn, uint64_t new_pfn)
 {
     struct pa_page *o = &m->pages[old_pfn], *n = &m->pages[new_pfn];
-    unsigned lru = page_lru(o);
+    unsigned lru = page_lru(m, old_pfn);
     struct pa_lru *l = &m->lru[lru];
     n->prev = o->prev;
     n->next = o->next;
@@ -307,7 +315,7 @@ void lru_replace_page(pa_machine *m, uint64_t old_pfn, uint64_t new_pfn)
     struct pa_mm *mm = &m->mms[o->priv];
     uint64_t *e = &mm->ent[m->pg_index[old_pfn]];
     *e = MK_ENT(new_pfn, (*e & 7u));
-    if (*e & ENT_DIRTY) {
+    if (mm->is_file && (*e & ENT_DIRTY)) {
         pa_zone_of(m, old_pfn)->nr_dirty--;
         pa_zone_of(m, new_pfn)->nr_dirty++;
     }
@@ -466,7 +474,7 @@ static void folio_mark_accessed(pa_machine *m, uint64_t pfn)
     if (!(p->flags & PA_PG_REFERENCED)) {
         p->flags |= PA_PG_REFERENCED;
     } else if (!(p->flags & PA_PG_ACTIVE)) {
-        lru_move(m, pfn, page_lru(p) + 1);      /* folio_activate() */
+        lru_move(m, pfn, page_lru(m, pfn) + 1);      /* folio_activate() */
         m->ctr[PA_CTR_PGACTIVATE]++;
         p->flags &= (uint8_t)~PA_PG_REFERENCED;
         workingset_age_nonresident(m, 1);       /* workingset_activation() */
@@ -538,9 +546,12 @@ static int fault_in(pa_machine *m, int64_t id, uint64_t idx, uint32_t gfp)
         }
         break;
     }
-    mm->ent[idx] = MK_ENT(pfn, ENT_PRESENT);
+    mm->ent[idx] = MK_ENT(pfn, ENT_PRESENT) | (mm->is_file ? 0 : e & ENT_MLOCKED);
     mm->rss++;
-    lru_add(m, (uint64_t)pfn, (mm->is_file ? LRU_INACTIVE_FILE : LRU_INACTIVE_ANON) + !!(ws & WORKINGSET_REFAULT_ACTIVATE));
+    if (mm->ent[idx] & ENT_MLOCKED && !mm->is_file)
+        mlock_new_page(m, (uint64_t)pfn);
+    else
+        lru_add(m, (uint64_t)pfn, (mm->is_file ? LRU_INACTIVE_FILE : LRU_INACTIVE_ANON) + !!(ws & WORKINGSET_REFAULT_ACTIVATE));
     if (ws & WORKINGSET_REFAULT_RESTORE) {
         m->lru_ext[pfn] |= PA_PGX_WORKINGSET;
         lru_note_cost(m, mm->is_file, 1, 0);    /* lru_note_cost_refault() */
@@ -718,6 +729,7 @@ PA_ENTRY(int, pa_mm_release, (pa_machine *m, int64_t id), (m, id))
     if (!mm)
         return PA_EINVAL;
     m->ticks++;
+    munlock_mm(m, mm);
     mm_free_pages(m, mm);
     /* the newest slots are given back, so creating an mm and releasing it
      * again (a failed call undoing itself) leaves nothing behind */
@@ -796,7 +808,12 @@ PA_ENTRY(int64_t, pa_drop_caches, (pa_machine *m), (m))
 
 static uint64_t lru_size(const pa_machine *m, unsigned lru)
 {
-    return m->ctr[PA_CTR_NR_INACTIVE_ANON + lru];
+    return m->ctr[lru == LRU_UNEVICTABLE ? PA_CTR_NR_UNEVICTABLE : PA_CTR_NR_INACTIVE_ANON + lru];
+}
+
+static uint64_t zone_lru_size(const struct pa_zone *z, unsigned lru)
+{
+    return lru == LRU_UNEVICTABLE ? z->nr_unevictable : z->nr_lru[lru];
 }
 
 /* inactive_is_low(): the inactive list should hold at least 1/ratio of the type */
@@ -1357,9 +1374,10 @@ void reclaim_machine_free(pa_machine *m)
 
 int reclaim_check(pa_machine *m, char *msg, size_t msglen)
 {
-    static const char *const names[NR_LRU_LISTS] = {"inactive_anon", "active_anon", "inactive_file", "active_file"};
-    uint64_t zone_lru[PA_MAX_NR_ZONES][NR_LRU_LISTS] = {{0}};
-    for (unsigned lru = 0; lru < NR_LRU_LISTS; lru++) {
+    static const char *const names[NR_LRU_LISTS + 1] = {"inactive_anon", "active_anon", "inactive_file",
+                                                         "active_file", "unevictable"};
+    uint64_t zone_lru[PA_MAX_NR_ZONES][NR_LRU_LISTS + 1] = {{0}};
+    for (unsigned lru = 0; lru <= LRU_UNEVICTABLE; lru++) {
         uint64_t n = 0, prev = PA_NIL;
         for (uint64_t pfn = m->lru[lru].head; pfn != PA_NIL; pfn = m->pages[pfn].next) {
             if (pfn >= m->nr_pages || ++n > m->nr_pages)
@@ -1367,7 +1385,7 @@ int reclaim_check(pa_machine *m, char *msg, size_t msglen)
             const struct pa_page *p = &m->pages[pfn];
             if (p->prev != prev)
                 FAIL("LRU %s: pfn 0x%llx has a bad prev link", names[lru], (unsigned long long)pfn);
-            if (!(p->flags & PA_PG_LRU) || !(p->flags & PA_PG_ALLOC) || page_lru(p) != lru)
+            if (!(p->flags & PA_PG_LRU) || !(p->flags & PA_PG_ALLOC) || page_lru(m, pfn) != lru)
                 FAIL("LRU %s: pfn 0x%llx is not a page of this list", names[lru], (unsigned long long)pfn);
             if (p->priv >= m->nr_mms || !m->mms[p->priv].alive || !m->pg_index)
                 FAIL("LRU %s: pfn 0x%llx belongs to no live process or file", names[lru], (unsigned long long)pfn);
@@ -1385,10 +1403,10 @@ int reclaim_check(pa_machine *m, char *msg, size_t msglen)
                  (unsigned long long)lru_size(m, lru));
     }
     for (int zid = 0; zid < PA_MAX_NR_ZONES; zid++)
-        for (unsigned lru = 0; lru < NR_LRU_LISTS; lru++)
-            if (zone_lru[zid][lru] != m->zones[zid].nr_lru[lru])
+        for (unsigned lru = 0; lru <= LRU_UNEVICTABLE; lru++)
+            if (zone_lru[zid][lru] != zone_lru_size(&m->zones[zid], lru))
                 FAIL("zone %d counts %llu %s pages, the list holds %llu", zid,
-                     (unsigned long long)m->zones[zid].nr_lru[lru], names[lru],
+                     (unsigned long long)zone_lru_size(&m->zones[zid], lru), names[lru],
                      (unsigned long long)zone_lru[zid][lru]);
     uint64_t swapents = 0, dirty = 0;
     for (uint32_t id = 0; id < m->nr_mms; id++) {
@@ -1403,7 +1421,7 @@ int reclaim_check(pa_machine *m, char *msg, size_t msglen)
             uint64_t e = mm->ent[idx];
             if (ENT_STATE(e) == ENT_PRESENT) {
                 rss++;
-                drt += !!(e & ENT_DIRTY);
+                drt += mm->is_file && (e & ENT_DIRTY);
                 uint64_t pfn = ENT_VAL(e);
                 if (pfn >= m->nr_pages || !m->pg_index || m->pages[pfn].priv != id || m->pg_index[pfn] != idx
                     || !(m->pages[pfn].flags & PA_PG_LRU))

@@ -532,6 +532,15 @@ static void save_sysctl(const pa_machine *m, struct snap_out *o)
     put(o, m->drop_caches_stfu);
 }
 
+/* the unevictable LRU (mlock.c): head, tail, then each zone's nr_unevictable */
+static void save_mlock(const pa_machine *m, struct snap_out *o)
+{
+    put_nil32(o, m->lru[LRU_UNEVICTABLE].head);
+    put_nil32(o, m->lru[LRU_UNEVICTABLE].tail);
+    for (int zi = 0; zi < PA_MAX_NR_ZONES; zi++)
+        put(o, m->zones[zi].nr_unevictable);
+}
+
 /* the sections in the order of the layout (pyalloc/model/snapshot.py) */
 /* with HARDENED or RANDOM every live cache has random state; without, none */
 static bool caches_have_random(const pa_machine *m)
@@ -706,6 +715,7 @@ static void save_core(pa_machine *m, struct snap_out *o, bool exhaustive)
     save_compaction(m, o);
     save_sysctl(m, o);
     save_workingset(m, o);
+    save_mlock(m, o);
 }
 
 /* The canonical core section into buf (cap bytes); the answer is its size in
@@ -1346,9 +1356,10 @@ static int load_mm(pa_machine *m, struct pa_mm *mm, struct snap_in *in)
         unsigned st = (unsigned)(e & 3u);
         uint64_t val = e >> 3;
         bool dirty = (e & 4u) != 0;
-        if (st == 0u ? e != 0
-            : st == 1u ? val >= m->nr_pages || (dirty && !mm->is_file)
-            : st == 2u ? mm->is_file || dirty || val >= m->swap_next || in->swap_used[val]
+        /* bit 2 is a file page's dirty bit and an anonymous page's mlock (ENT_MLOCKED) */
+        if (st == 0u ? e != 0 && (mm->is_file || e != ENT_MLOCKED)
+            : st == 1u ? val >= m->nr_pages
+            : st == 2u ? mm->is_file || val >= m->swap_next || in->swap_used[val]
             : !mm->is_file || (e != 3u && (dirty || !workingset_shadow_valid(val))))
             BAD();
         if (st == 2u)
@@ -1770,6 +1781,19 @@ static int load_workingset(pa_machine *m, struct snap_in *in)
     return PA_OK;
 }
 
+/* the unevictable LRU; reclaim_check() then walks it against the zones' counts */
+static int load_mlock(pa_machine *m, struct snap_in *in)
+{
+    m->lru[LRU_UNEVICTABLE].head = get_pfn(in, m);
+    m->lru[LRU_UNEVICTABLE].tail = get_pfn(in, m);
+    for (int zi = 0; zi < PA_MAX_NR_ZONES; zi++)
+        m->zones[zi].nr_unevictable = get_max(in, m->zones[zi].managed);
+    CHECK();
+    if ((m->lru[LRU_UNEVICTABLE].head == PA_NIL) != (m->lru[LRU_UNEVICTABLE].tail == PA_NIL))
+        BAD();
+    return PA_OK;
+}
+
 typedef int (*section_loader)(pa_machine *m, struct snap_in *in);
 
 /* the sections in the order of the layout (pyalloc/model/snapshot.py), each
@@ -1779,6 +1803,7 @@ static const section_loader load_sections[] = {
     load_caches, load_cache_order, load_kmalloc, load_slabs, link_cache_slabs, load_mms, load_swap,
     load_slab_random, load_percpu, load_pcp, load_kthreads, load_writeback, load_compaction, load_sysctl,
     load_workingset,
+    load_mlock,
 };
 
 static int load_core(pa_machine *m, struct snap_in *in)

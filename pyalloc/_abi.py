@@ -367,6 +367,13 @@ COUNTER_TABLE = (
     ("nonresident_age", None), ("anon_cost", None), ("file_cost", None),
     # lruvec->refaults[]: workingset_activate_anon/_file when the last reclaim run ended (snapshot_refaults)
     ("refaults_anon", None), ("refaults_file", None),
+    # mlock (mm/mlock.c): the unevictable LRU's size (a gauge; NR_MLOCK equals it here), then the
+    # events; /proc/vmstat prints them in vmstat_text[] order
+    ("nr_unevictable", NODE_STAT),
+    ("unevictable_pgs_culled", VM_EVENT), ("unevictable_pgs_scanned", VM_EVENT),
+    ("unevictable_pgs_rescued", VM_EVENT), ("unevictable_pgs_mlocked", VM_EVENT),
+    ("unevictable_pgs_munlocked", VM_EVENT), ("unevictable_pgs_cleared", VM_EVENT),
+    ("unevictable_pgs_stranded", VM_EVENT),
 )
 COUNTERS = tuple(name for name, _ in COUNTER_TABLE)
 CTR = {name: i for i, name in enumerate(COUNTERS)}
@@ -384,6 +391,7 @@ NR_COSTS = len(COSTS)
 
 # LRU list numbers, as enum lru_list
 LRU_INACTIVE_ANON, LRU_ACTIVE_ANON, LRU_INACTIVE_FILE, LRU_ACTIVE_FILE = range(4)
+LRU_UNEVICTABLE = 4     # mlock.c; reclaim scans only the four above (for_each_evictable_lru)
 
 # Simulated cost of the slow work, in microseconds of the machine's clock (one
 # core operation is 1 us).  A 4 KiB page at ~40 MB/s of disk is ~100 us.
@@ -402,6 +410,13 @@ RECLAIM_PAGE_US = 1     # a page unmapped and freed
 KSWAPD_NAP_US = 100_000 # kswapd_try_to_sleep(): the HZ/10 nap before kswapd sleeps for good
 
 PSI_PERIOD_US = 2_000_000   # psi_avgs_work runs every 2 s
+
+# A process's or file's page entry (struct pa_mm): value << ENT_SHIFT | state, the state in the
+# low two bits; bit 2 is a file page's dirty bit, and an anonymous page's mlocked bit (VM_LOCKED).
+ENT_NONE, ENT_PRESENT, ENT_SWAP, ENT_DISK = 0, 1, 2, 3
+ENT_DIRTY = 4
+ENT_MLOCKED = 4
+ENT_SHIFT = 3
 
 # mm/vmscan.c: reclaim's batch, its priority scale, and reclaim_throttle()'s HZ / 10
 SWAP_CLUSTER_MAX = 32
@@ -518,6 +533,8 @@ C_ENUMS = (
     ("why a slab report is printed", None,
      tuple(n for n in globals() if n.startswith("SLAB_ERR_"))),
     ("pa_mm_fault() flags", None, ("FAULT_WRITE",)),
+    ("a page entry of struct pa_mm: its states and bits", None,
+     ("ENT_NONE", "ENT_PRESENT", "ENT_SWAP", "ENT_DISK", "ENT_DIRTY", "ENT_MLOCKED", "ENT_SHIFT")),
     ("reclaim's batch, priority scale and writeback throttle", None,
      ("SWAP_CLUSTER_MAX", "DEF_PRIORITY", "THROTTLE_WRITEBACK_US")),
     ("vm sysctls past the table, and madvise() advice (memory.c, sysctl.c)", None,

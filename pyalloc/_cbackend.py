@@ -318,6 +318,12 @@ class CCore:
     def madvise(self, mid: int, start: int, nr: int, advice: int) -> int:
         return lib.pa_madvise(self._m, clamp64(mid), clamp64(start), clamp64(nr), clamp64(advice))
 
+    def mlock(self, mid: int, start: int, nr: int) -> int:
+        return lib.pa_mlock(self._m, clamp64(mid), clamp64(start), clamp64(nr))
+
+    def munlock(self, mid: int, start: int, nr: int) -> int:
+        return lib.pa_munlock(self._m, clamp64(mid), clamp64(start), clamp64(nr))
+
     def mm_truncate(self, mid: int, nr_pages: int) -> int:
         return lib.pa_mm_truncate(self._m, clamp64(mid), clamp64(nr_pages))
 

@@ -17,7 +17,7 @@ import pytest
 import pyalloc
 from pyalloc import _abi
 from pyalloc.machine import snapshot
-from pyalloc.model.snapshot import EMPTY_COMPACTION, EMPTY_SLAB_RANDOM, EMPTY_SYSCTL, EMPTY_WRITEBACK, MACHINE_SCALARS, V2_NR_COSTS, V2_NR_CTRS, V3_MACHINE_WORDS, _ZONE_WORDS
+from pyalloc.model.snapshot import EMPTY_COMPACTION, EMPTY_MLOCK, EMPTY_SLAB_RANDOM, EMPTY_SYSCTL, EMPTY_WRITEBACK, MACHINE_SCALARS, V2_NR_COSTS, V2_NR_CTRS, V3_MACHINE_WORDS, _ZONE_WORDS
 from pyalloc.text import procfs
 from conftest import c_core_available
 
@@ -128,6 +128,8 @@ def _as_v3(core: bytes, m) -> bytes:
     """Today's CORE section of a machine with every kconfig option off and drained pcp lists, in
     format 3's layout: without the machine scalars and the sections format 4 added (slab_random
     and the per-cpu section, both empty here, then PCP) and those format 5 added."""
+    assert core.endswith(EMPTY_MLOCK)
+    core = core[:len(core) - len(EMPTY_MLOCK)]
     core = core[:len(core) - 8 * _workingset_section_words(m)]
     for empty in (EMPTY_SYSCTL, EMPTY_COMPACTION, EMPTY_WRITEBACK):     # format 5's sections, empty here
         assert core.endswith(empty)

@@ -307,6 +307,14 @@ class TwoBackends(RuleBasedStateMachine):
         assert self.c.processes() == self.py.processes()
         assert self.c.reclaim_counters() == self.py.reclaim_counters()
 
+    @rule(pid=pids, start=st.integers(-1, 5000), pages=st.sampled_from([-1, 0, 1, 33, 500, 7000]),
+          lock=st.booleans())
+    def lock_or_unlock(self, pid, start, pages, lock):
+        """mlock and munlock, good and bad ranges (mlock.c / model/mlock.py)."""
+        self.both("mlock" if lock else "munlock", pid, start, pages)
+        assert self.c.processes() == self.py.processes()
+        assert self.c.reclaim_counters() == self.py.reclaim_counters()
+
     @rule(path=st.sampled_from(PATHS + ["/nope"]), pages=st.sampled_from([-1, 0, 3, 100, 2000]), unlink=st.booleans())
     def truncate_or_unlink(self, path, pages, unlink):
         if unlink:

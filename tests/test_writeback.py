@@ -183,11 +183,11 @@ def test_sync_writes_everything_at_once(backend):
 
 def test_a_flusher_clock_ahead_of_the_machine_is_refused(backend, tmp_path):
     from pyalloc.machine import snapshot
-    from pyalloc.model.snapshot import EMPTY_COMPACTION, EMPTY_SYSCTL, EMPTY_WORKINGSET, EMPTY_WRITEBACK
+    from pyalloc.model.snapshot import EMPTY_COMPACTION, EMPTY_MLOCK, EMPTY_SYSCTL, EMPTY_WORKINGSET, EMPTY_WRITEBACK
     with pyalloc.Machine(mem="16M", backend=backend) as m:
         data = snapshot.to_bytes(m)
     core = bytes(snapshot._read_sections(data, "test")[b"CORE"][0])
-    after = EMPTY_COMPACTION + EMPTY_SYSCTL + EMPTY_WORKINGSET   # the sections format 5 writes after writeback's
+    after = EMPTY_COMPACTION + EMPTY_SYSCTL + EMPTY_WORKINGSET + EMPTY_MLOCK   # format 5's sections after writeback's
     assert core.endswith(EMPTY_WRITEBACK + after)
     at = len(core) - len(after) - len(EMPTY_WRITEBACK)
     bad = core[:at] + (1 << 50).to_bytes(8, "little") + EMPTY_WRITEBACK[8:] + after

@@ -100,6 +100,7 @@ def _zone_dict(z, name: str) -> dict:
         "free_area": [list(row) for row in z.nr_free],
         "pageblocks": list(z.pageblocks), "pgalloc": z.pgalloc, "numa_hit": z.numa_hit,
         "nr_lru": tuple(z.nr_lru), "nr_dirty": z.nr_dirty,
+        "nr_unevictable": z.nr_unevictable,
     }
 
 

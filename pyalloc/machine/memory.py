@@ -1,6 +1,7 @@
 """Processes and files give memory back: the Machine methods munmap,
-madvise, truncate and unlink, shared by both backends (the core work is
-csrc/memory.c <-> pyalloc/model/memory.py).
+madvise, mlock, munlock, truncate and unlink, shared by both backends (the
+core work is csrc/memory.c <-> pyalloc/model/memory.py and csrc/mlock.c <->
+pyalloc/model/mlock.py).
 
 Every call checks all its arguments before the core sees them and raises
 InvalidArgument (a ValueError) for a bad one -- an unknown pid or path, a
@@ -16,13 +17,14 @@ from __future__ import annotations
 
 from .. import errors
 from .._abi import MADV_ADVICE
+from .reclaim import GFP_ANON_FAULT
 from ..errors import InvalidArgument, show
 from .reclaim import _check_int
 from .state import MachineState
 
 
 class MemoryAPI(MachineState):
-    """Mixin of :class:`pyalloc.Machine`: munmap, madvise, truncate, unlink."""
+    """Mixin of :class:`pyalloc.Machine`: munmap, madvise, mlock, munlock, truncate, unlink."""
 
     def _anon_range(self, pid, start, pages, what: str) -> int:
         """The process's mm, after checking [start, start+pages) lies inside its mapping."""
@@ -63,6 +65,37 @@ class MemoryAPI(MachineState):
         r = self._core.madvise(mid, start, pages, code)
         if r:
             errors.raise_for(r, "madvise")
+
+    def mlock(self, pid: int, start: int, pages: int) -> int:
+        """mlock(): pages [start, start+pages) of the process's anonymous memory
+        are locked in memory (mm/mlock.c).  Present pages move to the
+        unevictable LRU (unevictable_pgs_mlocked, unevictable_pgs_culled), then
+        the range is populated as __mm_populate() does -- swapped-out pages come
+        back, holes are faulted in as zero pages, each mlocked as it arrives --
+        and so is any page of the range faulted in later.  Reclaim never takes
+        a locked page; MADV_DONTNEED, MADV_COLD and MADV_PAGEOUT on a range
+        holding one raise InvalidArgument (EINVAL, as 6.18 answers for a
+        VM_LOCKED vma).  Locking a locked page again changes nothing.  Returns
+        how many pages of the range are in memory afterwards: fewer if memory
+        ran out (the range stays locked, as VM_LOCKED is set before 6.18
+        populates; they are mlocked when touched) or 0 if the OOM killer chose
+        this very process."""
+        mid = self._anon_range(pid, start, pages, "mlock")
+        r = self._core.mlock(mid, start, pages)
+        if r:
+            errors.raise_for(r, "mlock")
+        proc = self._procs[pid]
+        return self._fault_range(mid, start, pages, GFP_ANON_FAULT, 0, proc.name, pid, True)
+
+    def munlock(self, pid: int, start: int, pages: int) -> None:
+        """munlock(): pages [start, start+pages) are unlocked; each locked page
+        goes back to the head of the inactive anon list
+        (unevictable_pgs_munlocked, unevictable_pgs_rescued).  munmap() and
+        exit() munlock the locked pages they take away the same way."""
+        mid = self._anon_range(pid, start, pages, "munlock")
+        r = self._core.munlock(mid, start, pages)
+        if r:
+            errors.raise_for(r, "munlock")
 
     def truncate(self, path: str, pages: int) -> None:
         """truncate(): the file becomes ``pages`` pages long.  Page cache and data

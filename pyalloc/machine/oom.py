@@ -67,7 +67,8 @@ def dump_tasks(tasks: list) -> list[str]:
 def unreclaimable_slab(snap: dict, reclaimable: AbstractSet[str] = frozenset()) -> list[str]:
     """dump_unreclaimable_slab(), printed when unreclaimable slab outweighs the LRU lists."""
     rc = snap["reclaim"]
-    nr_lru = rc["nr_inactive_anon"] + rc["nr_active_anon"] + rc["nr_inactive_file"] + rc["nr_active_file"]
+    nr_lru = (rc["nr_inactive_anon"] + rc["nr_active_anon"] + rc["nr_inactive_file"] + rc["nr_active_file"]
+              + rc.get("nr_unevictable", 0))
     if snap["vm"]["nr_slab_unreclaimable"] <= nr_lru:
         return []
     lines = ["Unreclaimable slab info:", "Name                      Used          Total"]

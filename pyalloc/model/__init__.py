@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 
-from . import buddy, introspect, kthread, memory, oncpu, pcp, pgtable, reclaim, sheaf, slab, slab_random, snapshot, stream, sysctl, trace
+from . import buddy, introspect, kthread, memory, mlock, oncpu, pcp, pgtable, reclaim, sheaf, slab, slab_random, snapshot, stream, sysctl, trace
 from ..threads import locked_entry, retarget, serialize
 from .arena import Arena, clamp64
 from ..errors import ECLOSED
@@ -245,6 +245,12 @@ class ModelCore:
 
     def madvise(self, mid: int, start: int, nr: int, advice: int) -> int:
         return memory.madvise(self._a, mid, start, nr, advice)
+
+    def mlock(self, mid: int, start: int, nr: int) -> int:
+        return mlock.mlock(self._a, mid, start, nr)
+
+    def munlock(self, mid: int, start: int, nr: int) -> int:
+        return mlock.munlock(self._a, mid, start, nr)
 
     def mm_truncate(self, mid: int, nr_pages: int) -> int:
         return memory.mm_truncate_file(self._a, mid, nr_pages)

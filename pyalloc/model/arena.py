@@ -87,6 +87,7 @@ class Zone:
         "head", "tail", "nr_free", "nr_free_mt_pages", "nr_free_pages",
         "nr_free_blocks_pages", "nr_reserved_highatomic", "wmark",
         "lowmem_reserve", "pageblocks", "pgalloc", "numa_hit", "nr_lru", "nr_dirty", "below_high",
+        "nr_unevictable",
     )
 
     def __init__(self, zid: int, start: int, end: int) -> None:
@@ -112,6 +113,7 @@ class Zone:
         self.nr_lru = [0, 0, 0, 0]                    # LRU pages here, by lru list
         self.nr_dirty = 0
         self.below_high = 0                           # ZONE_BELOW_HIGH
+        self.nr_unevictable = 0                       # pages on LRU_UNEVICTABLE (mlock.py)
         # whole order-10 blocks never touched: [pristine_next, pristine_end)
         block = 1 << MAX_PAGE_ORDER
         self.pristine_next = self.start_pfn

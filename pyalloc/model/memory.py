@@ -12,8 +12,9 @@ from .._abi import (
     PAGE_SIZE, PG_ACTIVE, PG_REFERENCED, SWAP_OUT_US,
 )
 from .arena import NIL, Arena
+from .mlock import mm_range_mlocked, munlock_page
 from .reclaim import (
-    ENT_PRESENT, ENT_SWAP, Mm, _range_ok, lru_move, mk_ent, mm_get, mm_reserve, mm_truncate, page_bytes,
+    ENT_MLOCKED, ENT_PRESENT, ENT_SWAP, Mm, _range_ok, lru_move, mk_ent, mm_get, mm_reserve, mm_truncate, page_bytes,
     release_page, swap_slot_alloc, swap_slot_free,
 )
 
@@ -29,6 +30,9 @@ def zap_page_range(a: Arena, mm: Mm, start: int, nr: int) -> None:
     """zap_pte_range(): every page of [start, start+nr) leaves the process."""
     for idx in range(start, start + nr):
         e = mm.ent[idx]
+        if e & ENT_MLOCKED:
+            munlock_page(a, mm, idx)        # __folio_remove_rmap() -> munlock_vma_folio()
+            e = mm.ent[idx]
         if e & 3 == ENT_PRESENT:
             mm.rss -= 1
             release_page(a, e >> 3)
@@ -83,6 +87,8 @@ def pageout_page(a: Arena, mm: Mm, idx: int) -> None:
 def madvise(a: Arena, mid, start, nr, advice) -> int:
     mm = _anon_range(a, mid, start, nr)
     if mm is None or advice not in (MADV_DONTNEED, MADV_COLD, MADV_PAGEOUT) or type(advice) is not int:
+        return EINVAL
+    if mm_range_mlocked(mm, start, nr):     # madvise_dontneed_free_valid_vma(), can_madv_lru_vma()
         return EINVAL
     a.ticks += 1
     if advice == MADV_DONTNEED:

@@ -23,13 +23,14 @@ from .._abi import (
     LRU_ACTIVE_FILE,
     LRU_INACTIVE_ANON,
     LRU_INACTIVE_FILE,
+    LRU_UNEVICTABLE,
     READ_PAGE_US,
     SWAP_IN_US,
     SWAP_OUT_US,
     WRITEBACK_US,
 )
 from .arena import NIL, Arena
-from . import compaction
+from . import compaction, mlock
 from .._abi import (
     EFAULT, EINVAL, ENOMEM, FAULT_WRITE, GFP_DIRECT_RECLAIM, GFP_FS, GFP_IO, GFP_KSWAPD_RECLAIM, GFP_WRITE, KIND_ANON,
     KIND_FILE, OK, PAGE_SHIFT, PAGE_SIZE, PG_ACTIVE, PG_ALLOC, PG_LRU, PG_REFERENCED, PGX_WORKINGSET, PGX_YOUNG,
@@ -38,8 +39,7 @@ from .._abi import (
 from . import workingset
 from .workingset import WORKINGSET_REFAULT_ACTIVATE, WORKINGSET_REFAULT_RESTORE
 
-ENT_NONE, ENT_PRESENT, ENT_SWAP, ENT_DISK = 0, 1, 2, 3
-ENT_DIRTY = 4
+from .._abi import ENT_NONE, ENT_PRESENT, ENT_SWAP, ENT_DISK, ENT_DIRTY, ENT_MLOCKED  # noqa: F401 (shared)
 SWAP_CLUSTER_MAX_SKIPPED = SWAP_CLUSTER_MAX << 10
 MAX_SWAPPINESS = 200
 FAULT_RW_WRITE = 0x100          # _mm_fault() for mm_rw's write: dirtied later, never by the fault
@@ -54,7 +54,8 @@ _NR_DIRTY = CTR["nr_dirty"]
 _ANON_COST = CTR["anon_cost"]
 _FILE_COST = CTR["file_cost"]
 MAX_RECLAIM_RETRIES = 16
-_LRU_NAMES = ("inactive_anon", "active_anon", "inactive_file", "active_file")
+_LRU_NAMES = ("inactive_anon", "active_anon", "inactive_file", "active_file", "unevictable")
+_NR_UNEVICTABLE = CTR["nr_unevictable"]
 
 
 def mk_ent(val: int, state: int) -> int:
@@ -95,7 +96,7 @@ class ScanControl:
 
 def init(a: Arena) -> None:
     """The reclaim part of the machine state (called by Arena users at boot)."""
-    a.lru = [[NIL, NIL] for _ in range(4)]     # head, tail
+    a.lru = [[NIL, NIL] for _ in range(5)]     # head, tail; LRU_UNEVICTABLE last
     a.mms = []
     a.rmap = {}
     a.swap = {}
@@ -165,11 +166,26 @@ def mm_truncate(a: Arena, mm: Mm, nr_pages: int) -> None:
 
 # -- LRU lists -------------------------------------------------------------------------
 
-def page_lru(p) -> int:
+def page_mlocked(a: Arena, pfn: int) -> bool:
+    """PageMlocked(): an anonymous page of a VM_LOCKED range, on LRU_UNEVICTABLE."""
+    if a.pages[pfn].kind != KIND_ANON:
+        return False
+    mid, idx = a.rmap[pfn]
+    return bool(a.mms[mid].ent[idx] & ENT_MLOCKED)
+
+
+def page_lru(a: Arena, pfn: int) -> int:
+    p = a.pages[pfn]
+    if page_mlocked(a, pfn):
+        return LRU_UNEVICTABLE
     return (LRU_INACTIVE_FILE if p.kind == KIND_FILE else LRU_INACTIVE_ANON) + (1 if p.flags & PG_ACTIVE else 0)
 
 
 def lru_account(a: Arena, pfn: int, lru: int, delta: int) -> None:
+    if lru == LRU_UNEVICTABLE:
+        a.ctr[_NR_UNEVICTABLE] += delta
+        a.zone_of(pfn).nr_unevictable += delta
+        return
     a.ctr[_NR_INACTIVE_ANON + lru] += delta
     a.zone_of(pfn).nr_lru[lru] += delta
 
@@ -194,7 +210,7 @@ def lru_add(a: Arena, pfn: int, lru: int) -> None:
 
 def lru_del(a: Arena, pfn: int) -> None:
     p = a.pages[pfn]
-    lru = page_lru(p)
+    lru = page_lru(a, pfn)
     head = a.lru[lru]
     if p.prev == NIL:
         head[0] = p.next
@@ -219,7 +235,7 @@ def lru_move(a: Arena, pfn: int, lru: int) -> None:
 def lru_replace_page(a: Arena, old: int, new: int) -> None:
     """Compaction moved a page: the new one takes the old one's place everywhere."""
     o, n = a.pages[old], a.pages[new]
-    lru = page_lru(o)
+    lru = page_lru(a, old)
     head = a.lru[lru]
     n.prev, n.next = o.prev, o.next
     if o.prev == NIL:
@@ -240,7 +256,7 @@ def lru_replace_page(a: Arena, old: int, new: int) -> None:
     mm = a.mms[mid]
     e = mm.ent[idx]
     mm.ent[idx] = mk_ent(new, e & 7)
-    if e & ENT_DIRTY:
+    if mm.is_file and e & ENT_DIRTY:
         a.zone_of(old).nr_dirty -= 1
         a.zone_of(new).nr_dirty += 1
     lru_account(a, old, lru, -1)
@@ -367,7 +383,7 @@ def folio_mark_accessed(a: Arena, pfn: int) -> None:
     if not p.flags & PG_REFERENCED:
         p.flags |= PG_REFERENCED
     elif not p.flags & PG_ACTIVE:
-        lru_move(a, pfn, page_lru(p) + 1)
+        lru_move(a, pfn, page_lru(a, pfn) + 1)
         a.ctr[CTR["pgactivate"]] += 1
         p.flags &= ~PG_REFERENCED
         workingset.workingset_age_nonresident(a, 1)
@@ -418,9 +434,12 @@ def fault_in(a: Arena, mid: int, idx: int, gfp: int) -> int:
         else:
             a.memset(pfn << PAGE_SHIFT, 0, PAGE_SIZE)
             ctr[CTR["pgfault"]] += 1
-    mm.ent[idx] = mk_ent(pfn, ENT_PRESENT)
+    mm.ent[idx] = mk_ent(pfn, ENT_PRESENT) | (0 if mm.is_file else e & ENT_MLOCKED)
     mm.rss += 1
-    lru_add(a, pfn, (LRU_INACTIVE_FILE if mm.is_file else LRU_INACTIVE_ANON) + (1 if ws & WORKINGSET_REFAULT_ACTIVATE else 0))
+    if mm.ent[idx] & ENT_MLOCKED and not mm.is_file:
+        mlock.mlock_new_page(a, pfn)
+    else:
+        lru_add(a, pfn, (LRU_INACTIVE_FILE if mm.is_file else LRU_INACTIVE_ANON) + (1 if ws & WORKINGSET_REFAULT_ACTIVATE else 0))
     if ws & WORKINGSET_REFAULT_RESTORE:
         a.lru_ext[pfn] = a.lru_ext.get(pfn, 0) | PGX_WORKINGSET
         lru_note_cost(a, mm.is_file, 1, 0)
@@ -549,6 +568,7 @@ def mm_release(a: Arena, mid) -> int:
     if mm is None:
         return EINVAL
     a.ticks += 1
+    mlock.munlock_mm(a, mm)
     _mm_free_pages(a, mm)
     while a.mms and not a.mms[-1].alive:
         a.mms.pop()
@@ -604,7 +624,11 @@ def drop_caches(a: Arena) -> int:
 # -- shrinking the LRU lists -------------------------------------------------------------------
 
 def lru_size(a: Arena, lru: int) -> int:
-    return a.ctr[_NR_INACTIVE_ANON + lru]
+    return a.ctr[_NR_UNEVICTABLE if lru == LRU_UNEVICTABLE else _NR_INACTIVE_ANON + lru]
+
+
+def zone_lru_size(z, lru: int) -> int:
+    return z.nr_unevictable if lru == LRU_UNEVICTABLE else z.nr_lru[lru]
 
 
 def inactive_is_low(a: Arena, inactive_lru: int) -> bool:
@@ -994,8 +1018,8 @@ def set_oom_mode(a: Arena, mode) -> int:
 
 def check(a: Arena):
     """None, or a message naming the first broken invariant (reclaim_check())."""
-    zone_lru = [[0] * 4 for _ in a.zones]
-    for lru in range(4):
+    zone_lru = [[0] * 5 for _ in a.zones]
+    for lru in range(LRU_UNEVICTABLE + 1):
         n, prev = 0, NIL
         pfn = a.lru[lru][0]
         while pfn != NIL:
@@ -1005,7 +1029,7 @@ def check(a: Arena):
                 return f"LRU {_LRU_NAMES[lru]} is corrupt"
             if p.prev != prev:
                 return f"LRU {_LRU_NAMES[lru]}: pfn {pfn:#x} has a bad prev link"
-            if not p.flags & PG_LRU or not p.flags & PG_ALLOC or page_lru(p) != lru:
+            if not p.flags & PG_LRU or not p.flags & PG_ALLOC or page_lru(a, pfn) != lru:
                 return f"LRU {_LRU_NAMES[lru]}: pfn {pfn:#x} is not a page of this list"
             owner = a.rmap.get(pfn)
             if owner is None or not a.mms[owner[0]].alive:
@@ -1021,9 +1045,9 @@ def check(a: Arena):
         if n != lru_size(a, lru):
             return f"LRU {_LRU_NAMES[lru]} holds {n} pages but counts {lru_size(a, lru)}"
     for z in a.zones:
-        for lru in range(4):
-            if zone_lru[z.zid][lru] != z.nr_lru[lru]:
-                return (f"zone {z.zid} counts {z.nr_lru[lru]} {_LRU_NAMES[lru]} pages, "
+        for lru in range(LRU_UNEVICTABLE + 1):
+            if zone_lru[z.zid][lru] != zone_lru_size(z, lru):
+                return (f"zone {z.zid} counts {zone_lru_size(z, lru)} {_LRU_NAMES[lru]} pages, "
                         f"the list holds {zone_lru[z.zid][lru]}")
     swapents = dirty = 0
     for mid, mm in enumerate(a.mms):
@@ -1035,7 +1059,7 @@ def check(a: Arena):
             state = e & 3
             if state == ENT_PRESENT:
                 rss += 1
-                drt += 1 if e & ENT_DIRTY else 0
+                drt += 1 if mm.is_file and e & ENT_DIRTY else 0
                 pfn = e >> 3
                 p = a.pages.get(pfn)
                 if a.rmap.get(pfn) != (mid, idx) or p is None or not p.flags & PG_LRU:

@@ -51,6 +51,8 @@ little-endian 64-bit words; NIL (no pfn, no slot, no cache) is 2**64-1; a
     workingset  n + n x (pfn, PGX_* bits) of the LRU pages with bits, ascending pfn; n + n x (slot,
               shadow) of the swap slots with a shadow, ascending slot (a file page's shadow is its
               ENT_DISK entry's value; the clock and the LRU costs are counters)
+    mlock     the unevictable LRU's head and tail, 5 x nr_unevictable (by zone).  A locked range
+              is bit 2 of its anonymous mm entries (mlock.py)
 
 Memory is not here: the snapshot file carries the touched pages apart
 (:func:`touched_pages`), a page that reads as zeros is never written.
@@ -231,13 +233,15 @@ def upgrade_v4(data) -> bytes:
     """A CORE section of snapshot format 4 in today's layout.  Format 5 appends the state of
     reclaim over time; a format-4 machine loads with that state empty (vm sysctls at their
     defaults, nothing dirty-timed, no shadow entries), which is how it behaved."""
-    return bytes(data) + EMPTY_KTHREADS + EMPTY_WRITEBACK + EMPTY_COMPACTION + EMPTY_SYSCTL + EMPTY_WORKINGSET
+    return bytes(data) + EMPTY_KTHREADS + EMPTY_WRITEBACK + EMPTY_COMPACTION + EMPTY_SYSCTL + EMPTY_WORKINGSET + EMPTY_MLOCK
 
 
 # the kthreads section of a machine whose kswapd sleeps and whose PSI "some" is its "full"
 EMPTY_KTHREADS = bytes(8 * NR_KTHREAD_INFO)
 # the compaction section: no zone deferred, kcompactd asleep
 EMPTY_COMPACTION = bytes(8 * COMPACTION_WORDS)
+# the mlock section: nothing locked, the unevictable LRU empty
+EMPTY_MLOCK = b"\xff" * 16 + bytes(8 * MAX_NR_ZONES)
 
 
 EMPTY_WORKINGSET = bytes(2 * 8)     # no page with LRU bits, no swap shadow
@@ -298,7 +302,7 @@ def save_reclaim(a: Arena, w: Writer) -> None:
     for block in (a.ctr, a.cost):
         w.put(len(block))
         w.many(block)
-    for head, tail in a.lru:
+    for head, tail in a.lru[:4]:
         w.many((_nil(head), _nil(tail)))
 
 
@@ -472,10 +476,16 @@ def save_workingset(a: Arena, w: Writer) -> None:
         w.many((slot, a.swap_shadow[slot]))
 
 
+def save_mlock(a: Arena, w: Writer) -> None:
+    """The unevictable LRU (mlock.py): head, tail, then each zone's nr_unevictable."""
+    w.many((_nil(a.lru[4][0]), _nil(a.lru[4][1])))
+    w.many(z.nr_unevictable for z in a.zones)
+
+
 SAVE_SECTIONS = (save_machine, save_pgd, save_pageblocks, save_zones, save_reclaim, save_descriptors, save_rmap,
                  save_caches, save_cache_order, save_kmalloc, save_slabs, save_mms, save_swap, save_slab_random,
                  save_percpu, save_pcp, save_kthreads, save_writeback, save_compaction, save_sysctl,
-                 save_workingset)
+                 save_workingset, save_mlock)
 
 
 def save(a: Arena) -> bytes:
@@ -556,7 +566,7 @@ def load_zones(a: Arena, r: Reader) -> None:
 def load_reclaim(a: Arena, r: Reader) -> None:
     a.ctr = _counter_block(r, NR_CTRS)
     a.cost = _counter_block(r, NR_COSTS)
-    a.lru = [[_pfn(r, a), _pfn(r, a)] for _ in range(4)]
+    a.lru = [[_pfn(r, a), _pfn(r, a)] for _ in range(4)] + [[NIL, NIL]]
 
 
 def load_descriptors(a: Arena, r: Reader) -> None:
@@ -784,10 +794,17 @@ def load_workingset(a: Arena, r: Reader) -> None:
         a.swap_shadow[slot] = shadow
 
 
+def load_mlock(a: Arena, r: Reader) -> None:
+    """The unevictable LRU (validated by snapshot_check; check() walks it)."""
+    a.lru[4] = [_pfn(r, a), _pfn(r, a)]
+    for z in a.zones:
+        z.nr_unevictable = r.get()
+
+
 LOAD_SECTIONS = (load_machine, load_pgd, load_pageblocks, load_zones, load_reclaim, load_descriptors, load_rmap,
                  load_caches, load_cache_order, load_kmalloc, load_slabs, load_mms, load_swap, load_slab_random,
                  load_percpu, load_pcp, load_kthreads, load_writeback, load_compaction, load_sysctl,
-                 load_workingset)
+                 load_workingset, load_mlock)
 
 
 def load(a: Arena, data: bytes) -> None:

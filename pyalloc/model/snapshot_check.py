@@ -78,7 +78,7 @@ __all__ = ["Corrupt", "validate"]
 
 MAX_KIND = 8                # KIND_PCP: a free page on a per-cpu page list
 OBJ_STATES = frozenset((0, 1, 2, 4, 5))   # never used, live, freed, held by a sheaf, pinned by a vmalloc area
-ENT_NONE, ENT_PRESENT, ENT_SWAP, ENT_DISK, ENT_DIRTY = 0, 1, 2, 3, 4
+from .._abi import ENT_NONE, ENT_PRESENT, ENT_SWAP, ENT_DISK, ENT_DIRTY, ENT_MLOCKED  # noqa: F401,E402
 MAX_MM_PAGES = 1 << 30
 MAX_CACHES = 1 << 16
 MAX_MMS = 1 << 24
@@ -251,6 +251,17 @@ def _check_sysctl(r: Reader) -> None:
             _fail(f"sysctl vm.{name} = {v}: outside {lo}..{hi}")
     if r.get() > 1:
         _fail("sysctl: drop_caches_stfu is not 0 or 1")
+
+
+def _check_mlock(r: Reader, zones: list, nr_pages: int) -> None:
+    """The mlock section: the unevictable LRU's ends (both NIL or both pfns), each zone counting
+    at most its managed pages; the list itself is walked by check() after loading."""
+    ends = r.many(2)
+    if any(v != U64_NIL and v >= nr_pages for v in ends) or (ends[0] == U64_NIL) != (ends[1] == U64_NIL):
+        _fail("mlock: the unevictable LRU's ends")
+    for zi, (_, _, managed) in enumerate(zones):
+        if r.get() > managed:
+            _fail(f"mlock: zone {zi} counts more unevictable pages than it manages")
 
 
 def validate(data, nr_pages: int, cpus: int, swap_pages: int) -> None:
@@ -474,12 +485,13 @@ def validate(data, nr_pages: int, cpus: int, swap_pages: int) -> None:
             _fail(f"{what}: {nent} entries for {npages} pages")
         for idx, e in enumerate(many(nent)):
             st, val = e & 3, e >> 3
+            # bit 2 is a file page's dirty bit and an anonymous page's mlock (ENT_MLOCKED)
             if st == ENT_NONE:
-                ok = e == 0
+                ok = e == 0 or (not is_file and e == ENT_MLOCKED)
             elif st == ENT_PRESENT:
-                ok = val < nr_pages and (is_file or not e & ENT_DIRTY)
+                ok = val < nr_pages
             elif st == ENT_SWAP:
-                ok = not is_file and not e & ENT_DIRTY and val < sc["swap_next"] and val not in swap_used
+                ok = not is_file and val < sc["swap_next"] and val not in swap_used
                 swap_used.add(val)
             else:
                 ok = is_file and (e == ENT_DISK or (not e & ENT_DIRTY and shadow_valid(val)))
@@ -519,6 +531,7 @@ def validate(data, nr_pages: int, cpus: int, swap_pages: int) -> None:
     _check_compaction(r)
     _check_sysctl(r)
     _check_workingset(r, pages, swap_used, nr_pages, swap_pages)
+    _check_mlock(r, zones, nr_pages)
     if r.i != len(r.w):
         _fail("words left over after the core section")
 

@@ -320,6 +320,11 @@ def _lru(snap: dict) -> tuple:
                                               "nr_inactive_file", "nr_active_file"))
 
 
+def _unevictable(snap: dict) -> int:
+    """NR_UNEVICTABLE; every such page is an mlocked anonymous one, so it is NR_MLOCK too."""
+    return _reclaim(snap).get("nr_unevictable", 0)
+
+
 def _node_unreclaimable(snap: dict) -> int:
     """pgdat->kswapd_failures >= MAX_RECLAIM_RETRIES: kswapd gave up on the node."""
     return int(_reclaim(snap).get("kswapd_failures", 0) >= 16)
@@ -335,7 +340,8 @@ def _node_stats(snap: dict) -> dict:
         **{name: rc.get(name, 0) for name in NODE_STAT_COUNTERS},
         "nr_slab_reclaimable": vm["nr_slab_reclaimable"],
         "nr_slab_unreclaimable": vm["nr_slab_unreclaimable"],
-        "nr_anon_pages": ia + aa, "nr_file_pages": if_ + af,
+        # every unevictable page is an mlocked anonymous one (csrc/mlock.c)
+        "nr_anon_pages": ia + aa + rc.get("nr_unevictable", 0), "nr_file_pages": if_ + af,
         "nr_kernel_stack": vm["nr_kernel_stack_kb"],       # NR_KERNEL_STACK_KB: in kB
         "nr_page_table_pages": vm["nr_page_table_pages"],
     }
@@ -347,7 +353,9 @@ def _zone_stats(zone: dict) -> dict:
             "nr_free_pages_blocks": zone["nr_free_pages_blocks"],
             "nr_zone_inactive_anon": lru[0], "nr_zone_active_anon": lru[1],
             "nr_zone_inactive_file": lru[2], "nr_zone_active_file": lru[3],
-            "nr_zone_write_pending": zone.get("nr_dirty", 0)}
+            "nr_zone_write_pending": zone.get("nr_dirty", 0),
+            # NR_MLOCK equals the unevictable LRU page for page here (csrc/mlock.c)
+            "nr_zone_unevictable": zone.get("nr_unevictable", 0), "nr_mlock": zone.get("nr_unevictable", 0)}
 
 
 def _numa_stats(zone: dict) -> dict:
@@ -462,7 +470,8 @@ def meminfo_values(snap: dict) -> dict:
         "Active(anon)": _kb(aa), "Inactive(anon)": _kb(ia),
         "Active(file)": _kb(af), "Inactive(file)": _kb(if_),
         "Dirty": _kb(_reclaim(snap).get("nr_dirty", 0)),
-        "AnonPages": _kb(ia + aa),
+        "AnonPages": _kb(ia + aa + _unevictable(snap)),
+        "Unevictable": _kb(_unevictable(snap)), "Mlocked": _kb(_unevictable(snap)),
         "MemTotal": _kb(totalram),
         "MemFree": _kb(_total_free(snap)),
         "MemAvailable": _kb(si_mem_available(snap)),
@@ -740,7 +749,7 @@ def show_mem(snap: dict, max_zone_idx: int = MAX_NR_ZONES - 1) -> list[str]:
     lines += [
         "active_anon:%d inactive_anon:%d isolated_anon:0" % (aa, ia),
         " active_file:%d inactive_file:%d isolated_file:0" % (af, if_),
-        " unevictable:0 dirty:%d writeback:0" % dirty,
+        " unevictable:%d dirty:%d writeback:0" % (_unevictable(snap), dirty),
         " slab_reclaimable:%d slab_unreclaimable:%d"
         % (vm["nr_slab_reclaimable"], vm["nr_slab_unreclaimable"]),
         " mapped:0 shmem:0 pagetables:%d" % vm["nr_page_table_pages"],
@@ -751,11 +760,11 @@ def show_mem(snap: dict, max_zone_idx: int = MAX_NR_ZONES - 1) -> list[str]:
     if any(z["managed"] for z in zones[:max_zone_idx + 1]):     # node_has_managed_zones()
         lines.append(
             "Node 0 active_anon:%dkB inactive_anon:%dkB active_file:%dkB inactive_file:%dkB"
-            " unevictable:0kB isolated(anon):0kB isolated(file):0kB mapped:0kB dirty:%dkB"
+            " unevictable:%dkB isolated(anon):0kB isolated(file):0kB mapped:0kB dirty:%dkB"
             " writeback:0kB shmem:0kB shmem_thp:0kB shmem_pmdmapped:0kB anon_thp:0kB"
             " kernel_stack:%dkB pagetables:%dkB sec_pagetables:0kB"
             " all_unreclaimable? %s Balloon:0kB"
-            % (_kb(aa), _kb(ia), _kb(af), _kb(if_), _kb(dirty),
+            % (_kb(aa), _kb(ia), _kb(af), _kb(if_), _kb(_unevictable(snap)), _kb(dirty),
                vm["nr_kernel_stack_kb"], _kb(vm["nr_page_table_pages"]),
                "yes" if _node_unreclaimable(snap) else "no"))
     for zone in shown:
@@ -765,13 +774,14 @@ def show_mem(snap: dict, max_zone_idx: int = MAX_NR_ZONES - 1) -> list[str]:
             "Node 0 %s free:%dkB boost:%dkB min:%dkB low:%dkB high:%dkB"
             " reserved_highatomic:%dKB free_highatomic:%dKB"
             " active_anon:%dkB inactive_anon:%dkB active_file:%dkB inactive_file:%dkB"
-            " unevictable:0kB writepending:%dkB zspages:0kB present:%dkB managed:%dkB"
-            " mlocked:0kB bounce:0kB free_pcp:%dkB local_pcp:%dkB free_cma:0kB"
+            " unevictable:%dkB writepending:%dkB zspages:0kB present:%dkB managed:%dkB"
+            " mlocked:%dkB bounce:0kB free_pcp:%dkB local_pcp:%dkB free_cma:0kB"
             % (zone["name"], _kb(zone["nr_free_pages"]), _kb(zone["boost"]),
                _kb(_wmark(zone, 0)), _kb(_wmark(zone, 1)), _kb(_wmark(zone, 2)),
                _kb(zone["nr_reserved_highatomic"]), _kb(free_highatomic),
-               _kb(zl[1]), _kb(zl[0]), _kb(zl[3]), _kb(zl[2]), _kb(zone.get("nr_dirty", 0)),
-               _kb(zone["present"]), _kb(zone["managed"]), _kb(_free_pcp(zone)),
+               _kb(zl[1]), _kb(zl[0]), _kb(zl[3]), _kb(zl[2]), _kb(zone.get("nr_unevictable", 0)),
+               _kb(zone.get("nr_dirty", 0)), _kb(zone["present"]), _kb(zone["managed"]),
+               _kb(zone.get("nr_unevictable", 0)), _kb(_free_pcp(zone)),
                _kb(_local_pcp(zone, snap))))
         lines.append("lowmem_reserve[]: " + " ".join(str(r) for r in zone["lowmem_reserve"]))
     for zone in shown:
