@@ -718,6 +718,7 @@ static void mm_free_pages(pa_machine *m, struct pa_mm *mm)
     mm->disk = NULL;
     mm->cap = mm->nr_pages = 0;
     mm->rss = mm->swapents = mm->nr_dirty = 0;
+    mm->dirtied_when = mm->wb_index = 0;    /* the inode is gone from the flusher's lists */
     mm->alive = 0;
 }
 

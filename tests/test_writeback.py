@@ -201,3 +201,17 @@ def test_a_flusher_clock_ahead_of_the_machine_is_refused(backend, tmp_path):
     (tmp_path / "bad.snap").write_bytes(f.getvalue())
     with pytest.raises(pyalloc.SnapshotError, match="writeback"):
         pyalloc.Machine.load(tmp_path / "bad.snap", backend=backend)
+
+
+def test_an_unlinked_dirty_file_leaves_no_writeback_state(backend, tmp_path):
+    """unlink of a file with dirty pages: its inode leaves the flusher's lists, and a snapshot of
+    the machine loads (a dead file's dirty time was saved and refused)."""
+    with pyalloc.Machine(mem="16M", backend=backend) as m:
+        m.file_write("/var/log/syslog", 14298, b"dirty")
+        m.file_write("/tmp/x", 4790, b"dirty too")      # a later file keeps the first one's slot
+        m.unlink("/var/log/syslog")
+        m.save(str(tmp_path / "m.snap"))
+        again = pyalloc.Machine.load(str(tmp_path / "m.snap"), backend=backend)
+        again.check()
+        assert again.proc("meminfo") == m.proc("meminfo")
+        again.close()

@@ -560,6 +560,7 @@ def _mm_free_pages(a: Arena, mm: Mm) -> None:
     mm.disk = {}
     mm.nr_pages = 0
     mm.rss = mm.swapents = mm.nr_dirty = 0
+    mm.dirtied_when = mm.wb_index = 0   # the inode is gone from the flusher's lists
     mm.alive = False
 
 
