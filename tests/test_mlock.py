@@ -193,20 +193,6 @@ def test_bad_input_changes_nothing(m, call):
     m.check()
 
 
-@pytest.mark.parametrize("call", [
-    lambda m, pid: m.mlock(pid, "0", 5),
-    lambda m, pid: m.mlock(pid, 0, 1.5),
-    lambda m, pid: m.munlock("1", 0, 1),
-])
-def test_wrong_types(m, call):
-    pid = m.spawn("a")
-    m.touch(pid, 10)
-    before = state(m)
-    with pytest.raises(TypeError):
-        call(m, pid)
-    assert state(m) == before
-
-
 def test_core_validates_what_crosses(m):
     pid = m.spawn("a")
     m.touch(pid, 10)

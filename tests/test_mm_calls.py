@@ -164,6 +164,9 @@ def test_bad_input_changes_nothing(m, call):
     lambda m, pid: m.sysctl("vm.swappiness", 1.5),
     lambda m, pid: m.sysctl("vm.swappiness", True),
     lambda m, pid: m.sysctl(b"vm.swappiness"),
+    lambda m, pid: m.mlock(pid, "0", 5),
+    lambda m, pid: m.mlock(pid, 0, 1.5),
+    lambda m, pid: m.munlock("1", 0, 1),
 ])
 def test_wrong_types(m, call):
     pid = m.spawn("a")
