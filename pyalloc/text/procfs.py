@@ -54,8 +54,7 @@ MIGRATETYPE_LETTERS = "UMEHI"
 VMALLOC_TOTAL_KB = ((32 << 40) - 1) >> 10   # 32 TiB vmalloc range minus one byte (34359738367)
 HPAGE_PMD_KB = 2048
 HPAGE_PUD_KB = 1 << 20
-VM_DIRTY_RATIO = 20                 # /proc/sys/vm/dirty_ratio default
-DIRTY_BACKGROUND_RATIO = 10         # /proc/sys/vm/dirty_background_ratio default
+_SYSCTL_DEFAULT = {name: default for name, default, _, _ in VM_SYSCTLS}    # for a snapshot without "sysctl"
 OVERCOMMIT_RATIO = 50               # /proc/sys/vm/overcommit_ratio default
 MIN_PERCPU_PAGELIST_HIGH_FRACTION = 8
 
@@ -227,8 +226,8 @@ def global_dirty_limits(snap: dict) -> tuple[int, int]:
     _, _, inactive_file, active_file = _lru(snap)
     available = free - min(free, totalreserve_pages(snap)) + inactive_file + active_file + 1
     knobs = snap.get("sysctl") or {}
-    ratio = knobs.get("dirty_ratio", VM_DIRTY_RATIO) * PAGE_SIZE // 100
-    bg_ratio = knobs.get("dirty_background_ratio", DIRTY_BACKGROUND_RATIO) * PAGE_SIZE // 100
+    ratio = knobs.get("dirty_ratio", _SYSCTL_DEFAULT["dirty_ratio"]) * PAGE_SIZE // 100
+    bg_ratio = knobs.get("dirty_background_ratio", _SYSCTL_DEFAULT["dirty_background_ratio"]) * PAGE_SIZE // 100
     thresh = ratio * available // PAGE_SIZE
     bg_thresh = bg_ratio * available // PAGE_SIZE
     if bg_thresh >= thresh:
