@@ -34,8 +34,7 @@
 
 #include "internal.h"
 
-#define MIGRATE_US 2
-#define COMPACT_MAX_DEFER_SHIFT 6
+#define COMPACT_MAX_DEFER_SHIFT PA_COMPACT_MAX_DEFER_SHIFT
 #define DEF_CONSIDERED 0
 #define DEF_SHIFT 1
 #define DEF_ORDER_FAILED 2

@@ -442,6 +442,14 @@ static inline bool pcp_allowed_order(unsigned order)
 #define SWAP_CLUSTER_MAX ((unsigned)PA_SWAP_CLUSTER_MAX)
 #define DEF_PRIORITY PA_DEF_PRIORITY
 #define THROTTLE_WRITEBACK_US ((uint64_t)PA_THROTTLE_WRITEBACK_US)
+#define MAX_PAUSE_US ((uint64_t)PA_MAX_PAUSE_US)
+#define CENTISEC_US ((uint64_t)PA_CENTISEC_US)
+/* the simulated cost of IO and migration (_abi.py) */
+#define WRITEBACK_US ((uint64_t)PA_WRITEBACK_US)
+#define SWAP_OUT_US ((uint64_t)PA_SWAP_OUT_US)
+#define SWAP_IN_US ((uint64_t)PA_SWAP_IN_US)
+#define READ_PAGE_US ((uint64_t)PA_READ_PAGE_US)
+#define MIGRATE_US ((uint64_t)PA_MIGRATE_US)
 
 /* "reclaim.c" */
 void reclaim_machine_free(pa_machine *m);

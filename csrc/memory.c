@@ -35,7 +35,6 @@
 
 #include "internal.h"
 
-#define SWAP_OUT_US 100
 
 /* an anonymous mm and a range inside its mapping, or NULL */
 static struct pa_mm *anon_range(pa_machine *m, int64_t id, int64_t start, int64_t nr)

@@ -36,9 +36,6 @@
 
 #include "internal.h"
 
-#define WRITEBACK_US 100                    /* _abi.WRITEBACK_US */
-#define CENTISEC_US 10000ull
-#define MAX_PAUSE_US 200000ull              /* MAX_PAUSE: HZ / 5 */
 
 /* global_dirtyable_memory() + domain_dirty_limits() with the ratios, no *_bytes */
 void domain_dirty_limits(const pa_machine *m, uint64_t *thresh, uint64_t *bg_thresh)

@@ -54,11 +54,7 @@
 #define MAX_MM_PAGES (1ull << 30)       /* 4 TiB per process or file */
 #define MAX_RECLAIM_RETRIES 16
 
-#define WRITEBACK_US 100
-#define SWAP_OUT_US 100
-#define SWAP_IN_US 100
-#define READ_PAGE_US 100
-#define PSI_PERIOD_US 2000000ull
+#define PSI_PERIOD_US ((uint64_t)PA_PSI_PERIOD_US)
 
 struct scan_control {
     uint32_t gfp;

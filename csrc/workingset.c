@@ -28,7 +28,7 @@
 
 /* BITS_PER_LONG - (1 xa value bit + WORKINGSET_SHIFT 1 + NODES_SHIFT 10 + MEM_CGROUP_ID_SHIFT 16),
  * with the captured 6.18 config (CONFIG_NODES_SHIFT=10, CONFIG_MEMCG=y) */
-#define EVICTION_BITS 36u
+#define EVICTION_BITS ((unsigned)PA_EVICTION_BITS)
 #define EVICTION_MASK ((1ull << EVICTION_BITS) - 1)
 
 static unsigned fls64_(uint64_t x)

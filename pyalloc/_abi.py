@@ -422,6 +422,10 @@ ENT_SHIFT = 3
 SWAP_CLUSTER_MAX = 32
 DEF_PRIORITY = 12
 THROTTLE_WRITEBACK_US = 100_000
+MAX_PAUSE_US = 200_000      # mm/page-writeback.c MAX_PAUSE: HZ / 5, a writer's longest sleep
+CENTISEC_US = 10_000        # the unit of vm.dirty_*_centisecs
+EVICTION_BITS = 36          # mm/workingset.c: a shadow's timestamp bits (NODES_SHIFT 10, MEMCG=y)
+COMPACT_MAX_DEFER_SHIFT = 6 # mm/compaction.c: a zone skips at most 1 << 6 attempts
 
 # The kernel threads' state on the simulated clock (kthread.c / model/kthread.py), in the
 # order pa_kthread_info() returns it and the snapshot's kthreads section stores it.  The
@@ -536,7 +540,10 @@ C_ENUMS = (
     ("a page entry of struct pa_mm: its states and bits", None,
      ("ENT_NONE", "ENT_PRESENT", "ENT_SWAP", "ENT_DISK", "ENT_DIRTY", "ENT_MLOCKED", "ENT_SHIFT")),
     ("reclaim's batch, priority scale and writeback throttle", None,
-     ("SWAP_CLUSTER_MAX", "DEF_PRIORITY", "THROTTLE_WRITEBACK_US")),
+     ("SWAP_CLUSTER_MAX", "DEF_PRIORITY", "THROTTLE_WRITEBACK_US", "MAX_PAUSE_US", "CENTISEC_US")),
+    ("the simulated cost of IO and migration, in us of the clock", None,
+     ("WRITEBACK_US", "SWAP_OUT_US", "SWAP_IN_US", "READ_PAGE_US", "MIGRATE_US", "PSI_PERIOD_US")),
+    ("working-set shadows and compaction deferral", None, ("EVICTION_BITS", "COMPACT_MAX_DEFER_SHIFT")),
     ("vm sysctls past the table, and madvise() advice (memory.c, sysctl.c)", None,
      ("VM_SYSCTL_MIN_FREE_KBYTES", "VM_SYSCTL_COMPACT_MEMORY", "VM_SYSCTL_DROP_CACHES", "VM_SYSCTL_READ",
       "MADV_DONTNEED", "MADV_COLD", "MADV_PAGEOUT")),

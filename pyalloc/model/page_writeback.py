@@ -7,12 +7,10 @@ same algorithm, function for function, with the flusher's state in ``a.wb``.
 
 from __future__ import annotations
 
-from .._abi import (COST, CTR, MAX_NR_ZONES, PAGE_SIZE, SWAP_CLUSTER_MAX, THROTTLE_WRITEBACK_US, VM_SYSCTL,
-                    WRITEBACK_US)
+from .._abi import (CENTISEC_US, COST, CTR, MAX_NR_ZONES, MAX_PAUSE_US, PAGE_SIZE, SWAP_CLUSTER_MAX,
+                    THROTTLE_WRITEBACK_US, VM_SYSCTL, WRITEBACK_US)
 from .arena import Arena
 
-CENTISEC_US = 10000
-MAX_PAUSE_US = 200000               # MAX_PAUSE: HZ / 5
 _UINT64_MAX = (1 << 64) - 1
 
 _NR_DIRTY = CTR["nr_dirty"]

@@ -8,11 +8,9 @@ LRU bits (PGX_YOUNG, PGX_WORKINGSET) in ``a.lru_ext[pfn]`` (absent = 0).
 
 from __future__ import annotations
 
-from .._abi import CTR, PGX_WORKINGSET
+from .._abi import CTR, EVICTION_BITS, PGX_WORKINGSET
 from .arena import Arena
 
-# BITS_PER_LONG - (1 + WORKINGSET_SHIFT + NODES_SHIFT 10 + MEM_CGROUP_ID_SHIFT 16)
-EVICTION_BITS = 36
 EVICTION_MASK = (1 << EVICTION_BITS) - 1
 WORKINGSET_REFAULT_ACTIVATE = 1
 WORKINGSET_REFAULT_RESTORE = 2
